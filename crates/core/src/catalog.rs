@@ -1,0 +1,611 @@
+//! The versioned catalog: append-only numbered versions of named items on any object store.
+//!
+//! Training-set versions, model versions and pipeline definitions all rest on this one
+//! primitive. Data files are written first under unique names and never changed; a version
+//! becomes visible only when its manifest is created with `PutMode::Create`, the atomic
+//! create-if-absent that local disks, NFS and S3 offer. Two writers racing for the same
+//! number cannot both win: the loser re-reads and retries with jittered backoff, up to a
+//! bound, then reports [`Error::VersionConflict`]. Nothing rests on locks.
+//!
+//! Layout under the catalog root:
+//!
+//! ```text
+//! items/<item>/versions/<00000000000000000001>.json   manifests, one per version
+//! items/<item>/versions/_latest                        a hint: some committed version, maybe stale
+//! items/<item>/data/<unique>-<file name>               data files, immutable
+//! items/<item>/tags/<tag>.json                         fixed pointers, created once
+//! items/<item>/aliases/<alias>/<00000000000000000001>.json   movable pointers; each move appends
+//! ```
+//!
+//! The newest entry of a numbered sequence is found without listing: start from the hint (or
+//! 1), probe forward by doubling steps, then bisect. Sequences have no gaps, because an entry
+//! is only ever created right after the newest one seen.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::ids::{DatasetName, TagName, UserName, Version};
+use crate::progress::Progress;
+use crate::storage::{ObjectStoreRef, probe_create_if_absent};
+use crate::time::Timestamp;
+
+/// The manifest format this code writes and understands.
+const MANIFEST_FORMAT: u32 = 1;
+
+/// One immutable data file of a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the catalog root.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+}
+
+/// What a committed version records. Immutable once written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub item: DatasetName,
+    pub version: Version,
+    pub parent: Option<Version>,
+    pub author: UserName,
+    pub created_at: Timestamp,
+    pub files: Vec<FileEntry>,
+    /// Free metadata, e.g. lineage and quality of a training set.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+/// Where a new version may land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// Take the next free number, whatever was committed meanwhile.
+    #[default]
+    Append,
+    /// Only directly on top of this version (`None`: only as the first version); anything
+    /// else committed meanwhile is a real conflict and fails at once.
+    OnTopOf(Option<Version>),
+}
+
+/// A version about to be committed.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub author: UserName,
+    pub files: Vec<FileEntry>,
+    pub metadata: serde_json::Value,
+    pub mode: CommitMode,
+}
+
+impl NewVersion {
+    /// An appended version by `author` with no files and null metadata.
+    pub fn new(author: UserName) -> Self {
+        NewVersion {
+            author,
+            files: Vec::new(),
+            metadata: serde_json::Value::Null,
+            mode: CommitMode::Append,
+        }
+    }
+}
+
+/// One position of an alias: which version it pointed at, since when, set by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasEntry {
+    pub alias: TagName,
+    pub seq: u64,
+    pub version: Version,
+    pub author: UserName,
+    pub set_at: Timestamp,
+}
+
+/// A fixed tag on a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagEntry {
+    pub tag: TagName,
+    pub version: Version,
+    pub author: UserName,
+    pub created_at: Timestamp,
+}
+
+/// Retry bound and backoff for contended commits.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 64,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(400),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a random delay up to `base · 2^attempt`, capped.
+    fn delay(&self, attempt: u32) -> Duration {
+        let cap = self.base_delay.saturating_mul(1 << attempt.min(16)).min(self.max_delay);
+        let millis = rand::random_range(0..=cap.as_millis().max(1) as u64);
+        Duration::from_millis(millis)
+    }
+}
+
+/// Versioned items on one object store.
+///
+/// ```
+/// use std::sync::Arc;
+/// use trainstore_core::{Catalog, DatasetName, NewVersion, UserName};
+/// use trainstore_core::object_store::memory::InMemory;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let catalog = Catalog::open(Arc::new(InMemory::new()), "memory://doc").await.unwrap();
+/// let item = DatasetName::new("vibration").unwrap();
+/// let author = UserName::new("alice").unwrap();
+/// let v1 = catalog.commit(&item, NewVersion::new(author.clone())).await.unwrap();
+/// let v2 = catalog.commit(&item, NewVersion::new(author)).await.unwrap();
+/// assert_eq!((v1.version.get(), v2.version.get()), (1, 2));
+/// assert_eq!(v2.parent, Some(v1.version));
+/// assert_eq!(catalog.latest(&item).await.unwrap().unwrap().version, v2.version);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    store: ObjectStoreRef,
+    url: String,
+    retry: RetryPolicy,
+}
+
+impl Catalog {
+    /// Opens the catalog rooted at `store` (described by `url` in errors), after checking that
+    /// the store really refuses to overwrite on create-if-absent writes.
+    pub async fn open(store: ObjectStoreRef, url: &str) -> Result<Self> {
+        probe_create_if_absent(store.as_ref(), &Path::from("_probe"), url).await?;
+        Ok(Catalog {
+            store,
+            url: url.to_owned(),
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Replaces the retry policy for contended commits.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The URL the catalog was opened at.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn item_dir(item: &DatasetName) -> Path {
+        Path::from_iter(["items", item.as_str()])
+    }
+
+    fn versions(item: &DatasetName) -> Sequence {
+        Sequence {
+            dir: Self::item_dir(item).join("versions"),
+            hinted: true,
+        }
+    }
+
+    fn aliases(item: &DatasetName, alias: &TagName) -> Sequence {
+        Sequence {
+            dir: Self::item_dir(item).join("aliases").join(alias.as_str()),
+            hinted: false,
+        }
+    }
+
+    /// Writes one data file for a future version of `item` under a unique name and returns
+    /// its entry (size and hash) for [`NewVersion::files`]. Never overwrites anything.
+    pub async fn put_file(&self, item: &DatasetName, file_name: &str, content: Bytes) -> Result<FileEntry> {
+        let base = file_name.rsplit('/').next().unwrap_or(file_name);
+        let safe: String = base
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+            .collect();
+        let unique: u128 = rand::random();
+        let path = Self::item_dir(item).join("data").join(format!("{unique:032x}-{safe}"));
+        let entry = FileEntry {
+            path: path.to_string(),
+            size: content.len() as u64,
+            sha256: hex_sha256(&content),
+        };
+        self.store
+            .put_opts(&path, PutPayload::from_bytes(content), PutMode::Create.into())
+            .await
+            .map_err(|e| Error::storage("write data file", &path, e))?;
+        Ok(entry)
+    }
+
+    /// Reads a data file of a version.
+    pub async fn read_file(&self, entry: &FileEntry) -> Result<Bytes> {
+        let path = Path::parse(&entry.path).map_err(|e| Error::Corrupt {
+            path: entry.path.clone(),
+            reason: e.to_string(),
+        })?;
+        read_bytes(self.store.as_ref(), &path, "data file").await
+    }
+
+    /// Commits a new version of `item`; returns its manifest.
+    ///
+    /// Every listed file must exist with its recorded size. Under contention the commit
+    /// retries with jittered backoff; in [`CommitMode::OnTopOf`] a newer version is a conflict
+    /// at once.
+    pub async fn commit(&self, item: &DatasetName, new: NewVersion) -> Result<Manifest> {
+        for f in &new.files {
+            let path = Path::parse(&f.path).map_err(|e| Error::invalid("file path", &f.path, e.to_string()))?;
+            let meta = self.store.head(&path).await.map_err(|e| Error::storage("check data file", &path, e))?;
+            if meta.size != f.size {
+                return Err(Error::Corrupt {
+                    path: f.path.clone(),
+                    reason: format!("manifest says {} bytes, store has {}", f.size, meta.size),
+                });
+            }
+        }
+        let seq = Self::versions(item);
+        let mut last_tried = Version::FIRST;
+        for attempt in 0..self.retry.max_attempts {
+            let latest = seq.latest(self.store.as_ref()).await?.map(Version::new).transpose()?;
+            if let CommitMode::OnTopOf(base) = new.mode
+                && base != latest
+            {
+                return Err(Error::VersionConflict {
+                    item: item.to_string(),
+                    version: latest.map_or(0, Version::get),
+                    attempts: attempt + 1,
+                });
+            }
+            let version = match latest {
+                Some(v) => v.next()?,
+                None => Version::FIRST,
+            };
+            last_tried = version;
+            let manifest = Manifest {
+                format: MANIFEST_FORMAT,
+                item: item.clone(),
+                version,
+                parent: latest,
+                author: new.author.clone(),
+                created_at: Timestamp::now(),
+                files: new.files.clone(),
+                metadata: new.metadata.clone(),
+            };
+            if seq.create(self.store.as_ref(), version.get(), &manifest).await? {
+                tracing::debug!(item = %item, version = %version, attempt, "committed");
+                return Ok(manifest);
+            }
+            tracing::debug!(item = %item, version = %version, attempt, "commit lost a race; retrying");
+            tokio::time::sleep(self.retry.delay(attempt)).await;
+        }
+        Err(Error::VersionConflict {
+            item: item.to_string(),
+            version: last_tried.get(),
+            attempts: self.retry.max_attempts,
+        })
+    }
+
+    /// The manifest of one version.
+    pub async fn get(&self, item: &DatasetName, version: Version) -> Result<Manifest> {
+        Self::versions(item)
+            .read(self.store.as_ref(), version.get())
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "version",
+                name: format!("{item}@{version}"),
+            })
+    }
+
+    /// The newest manifest of `item`, or `None` when it has no version yet.
+    pub async fn latest(&self, item: &DatasetName) -> Result<Option<Manifest>> {
+        match Self::versions(item).latest(self.store.as_ref()).await? {
+            Some(n) => Ok(Some(self.get(item, Version::new(n)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every version number of `item`, ascending.
+    pub async fn versions_of(&self, item: &DatasetName) -> Result<Vec<Version>> {
+        let numbers = Self::versions(item).list(self.store.as_ref()).await?;
+        numbers.into_iter().map(Version::new).collect()
+    }
+
+    /// The names of all items with at least one version, sorted.
+    pub async fn items(&self) -> Result<Vec<DatasetName>> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&Path::from("items")))
+            .await
+            .map_err(|e| Error::storage("list items", "items", e))?;
+        let mut names: Vec<DatasetName> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().and_then(|n| DatasetName::new(n).ok()))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Resolves `latest`, `v3`, `3`, a tag or an alias to a version of `item`.
+    pub async fn resolve(&self, item: &DatasetName, reference: &str) -> Result<Version> {
+        let not_found = || Error::NotFound {
+            what: "version",
+            name: format!("{item}@{reference}"),
+        };
+        if reference == "latest" {
+            return Ok(self.latest(item).await?.ok_or_else(not_found)?.version);
+        }
+        if let Ok(v) = reference.parse::<Version>() {
+            self.get(item, v).await?;
+            return Ok(v);
+        }
+        let name = TagName::new(reference)?;
+        if let Some(tag) = self.tag(item, &name).await? {
+            return Ok(tag.version);
+        }
+        if let Some(alias) = self.alias(item, &name).await? {
+            return Ok(alias.version);
+        }
+        Err(not_found())
+    }
+
+    /// Tags `version` of `item` as `tag`, once and for all.
+    pub async fn create_tag(&self, item: &DatasetName, tag: &TagName, version: Version, author: &UserName) -> Result<TagEntry> {
+        self.get(item, version).await?;
+        if self.alias(item, tag).await?.is_some() {
+            return Err(Error::AlreadyExists {
+                what: "alias with the tag's name",
+                name: format!("{item}@{tag}"),
+            });
+        }
+        let entry = TagEntry {
+            tag: tag.clone(),
+            version,
+            author: author.clone(),
+            created_at: Timestamp::now(),
+        };
+        let path = self.tag_path(item, tag);
+        if !create_json(self.store.as_ref(), &path, &entry).await? {
+            return Err(Error::AlreadyExists {
+                what: "tag",
+                name: format!("{item}@{tag}"),
+            });
+        }
+        Ok(entry)
+    }
+
+    /// The tag `tag` of `item`, if it exists.
+    pub async fn tag(&self, item: &DatasetName, tag: &TagName) -> Result<Option<TagEntry>> {
+        read_json(self.store.as_ref(), &self.tag_path(item, tag)).await
+    }
+
+    fn tag_path(&self, item: &DatasetName, tag: &TagName) -> Path {
+        Self::item_dir(item).join("tags").join(format!("{tag}.json"))
+    }
+
+    /// Points alias `alias` of `item` at `version`, keeping the previous positions as history.
+    pub async fn set_alias(&self, item: &DatasetName, alias: &TagName, version: Version, author: &UserName) -> Result<AliasEntry> {
+        self.get(item, version).await?;
+        if self.tag(item, alias).await?.is_some() {
+            return Err(Error::AlreadyExists {
+                what: "tag with the alias's name",
+                name: format!("{item}@{alias}"),
+            });
+        }
+        let seq = Self::aliases(item, alias);
+        for attempt in 0..self.retry.max_attempts {
+            let next = seq.latest(self.store.as_ref()).await?.unwrap_or(0) + 1;
+            let entry = AliasEntry {
+                alias: alias.clone(),
+                seq: next,
+                version,
+                author: author.clone(),
+                set_at: Timestamp::now(),
+            };
+            if seq.create(self.store.as_ref(), next, &entry).await? {
+                return Ok(entry);
+            }
+            tokio::time::sleep(self.retry.delay(attempt)).await;
+        }
+        Err(Error::VersionConflict {
+            item: format!("{item}@{alias}"),
+            version: version.get(),
+            attempts: self.retry.max_attempts,
+        })
+    }
+
+    /// Where alias `alias` of `item` points now.
+    pub async fn alias(&self, item: &DatasetName, alias: &TagName) -> Result<Option<AliasEntry>> {
+        let seq = Self::aliases(item, alias);
+        match seq.latest(self.store.as_ref()).await? {
+            Some(n) => seq.read(self.store.as_ref(), n).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Every position alias `alias` of `item` has had, oldest first.
+    pub async fn alias_history(&self, item: &DatasetName, alias: &TagName) -> Result<Vec<AliasEntry>> {
+        let seq = Self::aliases(item, alias);
+        let mut out = Vec::new();
+        for n in seq.list(self.store.as_ref()).await? {
+            out.extend(seq.read::<AliasEntry>(self.store.as_ref(), n).await?);
+        }
+        Ok(out)
+    }
+
+    /// Re-reads every file of a version and checks its size and hash, reporting bytes read.
+    pub async fn verify(&self, item: &DatasetName, version: Version, progress: &dyn Progress) -> Result<Manifest> {
+        let manifest = self.get(item, version).await?;
+        let total = manifest.files.iter().map(|f| f.size).sum();
+        progress.begin(&format!("verifying {item}@{version}"), Some(total));
+        let result = async {
+            for f in &manifest.files {
+                let content = self.read_file(f).await?;
+                let actual = hex_sha256(&content);
+                if content.len() as u64 != f.size || actual != f.sha256 {
+                    return Err(Error::Corrupt {
+                        path: f.path.clone(),
+                        reason: format!(
+                            "expected {} bytes with sha256 {}, found {} bytes with sha256 {actual}",
+                            f.size,
+                            f.sha256,
+                            content.len()
+                        ),
+                    });
+                }
+                progress.advance(f.size);
+            }
+            Ok(())
+        }
+        .await;
+        progress.finish();
+        result.map(|()| manifest)
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        use std::fmt::Write;
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// A gap-free numbered sequence of JSON entries `<dir>/<n:020>.json`, numbered from 1.
+struct Sequence {
+    dir: Path,
+    /// Whether a `_latest` hint is kept to shorten the search for the newest entry.
+    hinted: bool,
+}
+
+impl Sequence {
+    fn path(&self, n: u64) -> Path {
+        self.dir.clone().join(format!("{n:020}.json"))
+    }
+
+    fn hint_path(&self) -> Path {
+        self.dir.clone().join("_latest")
+    }
+
+    async fn exists(&self, store: &dyn ObjectStore, n: u64) -> Result<bool> {
+        let path = self.path(n);
+        match store.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::storage("look up", &path, e)),
+        }
+    }
+
+    /// The newest entry's number: gallop forward from the hint, then bisect.
+    async fn latest(&self, store: &dyn ObjectStore) -> Result<Option<u64>> {
+        let mut known = 0u64; // highest number known to exist (0: none)
+        if self.hinted
+            && let Some(hint) = read_bytes_opt(store, &self.hint_path()).await?
+            && let Ok(n) = std::str::from_utf8(&hint).unwrap_or_default().trim().parse::<u64>()
+            && n > 0
+            && self.exists(store, n).await?
+        {
+            known = n;
+        }
+        let mut step = 1u64;
+        let mut missing = loop {
+            let probe = known.saturating_add(step);
+            if !self.exists(store, probe).await? {
+                break probe;
+            }
+            known = probe;
+            step = step.saturating_mul(2);
+        };
+        while missing - known > 1 {
+            let mid = known + (missing - known) / 2;
+            if self.exists(store, mid).await? {
+                known = mid;
+            } else {
+                missing = mid;
+            }
+        }
+        Ok((known > 0).then_some(known))
+    }
+
+    /// Creates entry `n`; `false` if it exists already (someone else won the race).
+    async fn create<T: Serialize>(&self, store: &dyn ObjectStore, n: u64, entry: &T) -> Result<bool> {
+        let created = create_json(store, &self.path(n), entry).await?;
+        if created && self.hinted {
+            // Best effort: a stale or lost hint only costs a few extra lookups.
+            let _ = store
+                .put(&self.hint_path(), PutPayload::from(n.to_string().into_bytes()))
+                .await;
+        }
+        Ok(created)
+    }
+
+    async fn read<T: DeserializeOwned>(&self, store: &dyn ObjectStore, n: u64) -> Result<Option<T>> {
+        read_json(store, &self.path(n)).await
+    }
+
+    /// Every entry number present, ascending.
+    async fn list(&self, store: &dyn ObjectStore) -> Result<Vec<u64>> {
+        let metas: Vec<_> = store
+            .list(Some(&self.dir))
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("list", &self.dir, e))?;
+        let mut numbers: Vec<u64> = metas
+            .iter()
+            .filter_map(|m| m.location.filename()?.strip_suffix(".json")?.parse().ok())
+            .collect();
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+}
+
+async fn create_json<T: Serialize>(store: &dyn ObjectStore, path: &Path, value: &T) -> Result<bool> {
+    let body = serde_json::to_vec_pretty(value).expect("catalog entries serialize");
+    let opts = PutOptions::from(PutMode::Create);
+    match store.put_opts(path, PutPayload::from(body), opts).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(Error::storage("create", path, e)),
+    }
+}
+
+async fn read_bytes_opt(store: &dyn ObjectStore, path: &Path) -> Result<Option<Bytes>> {
+    match store.get(path).await {
+        Ok(r) => Ok(Some(r.bytes().await.map_err(|e| Error::storage("read", path, e))?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::storage("read", path, e)),
+    }
+}
+
+async fn read_bytes(store: &dyn ObjectStore, path: &Path, what: &'static str) -> Result<Bytes> {
+    read_bytes_opt(store, path).await?.ok_or_else(|| Error::NotFound {
+        what,
+        name: path.to_string(),
+    })
+}
+
+async fn read_json<T: DeserializeOwned>(store: &dyn ObjectStore, path: &Path) -> Result<Option<T>> {
+    let Some(bytes) = read_bytes_opt(store, path).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Corrupt {
+        path: path.to_string(),
+        reason: format!("unreadable catalog entry: {e}"),
+    })
+}

@@ -1,0 +1,124 @@
+//! The one error type shared by every trainstore crate.
+//!
+//! Variants are structured so callers can match on what happened, and [`Error::retryable`] is the
+//! single place that decides whether repeating an operation may succeed; backoff loops ask it
+//! rather than guessing from messages.
+
+use std::time::Duration;
+
+/// Result alias used throughout trainstore.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in trainstore.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value given by the caller is malformed; `what` names the parameter, `reason` says why.
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidInput {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    /// A named thing does not exist.
+    #[error("{what} not found: {name}")]
+    NotFound { what: &'static str, name: String },
+
+    /// A named thing exists already and may not be replaced.
+    #[error("{what} already exists: {name}")]
+    AlreadyExists { what: &'static str, name: String },
+
+    /// Another writer committed the same version first, and retrying did not get through.
+    #[error("version conflict on {item}: gave up after {attempts} attempts (last tried version {version})")]
+    VersionConflict {
+        item: String,
+        version: u64,
+        attempts: u32,
+    },
+
+    /// The store behind a URL lacks a guarantee trainstore relies on (e.g. create-if-absent).
+    #[error("store {url} cannot be used: {reason}")]
+    UnsupportedStore { url: String, reason: String },
+
+    /// A workspace was written by a newer trainstore than this one.
+    #[error(
+        "workspace {url} has layout version {found}, but this trainstore understands up to {supported}; upgrade trainstore"
+    )]
+    UnsupportedLayout {
+        url: String,
+        found: u32,
+        supported: u32,
+    },
+
+    /// An optional capability that this implementation does not offer.
+    #[error("{operation} is not supported by {implementer}")]
+    NotSupported {
+        operation: &'static str,
+        implementer: String,
+    },
+
+    /// Configuration is missing or malformed.
+    #[error("configuration {key:?}: {reason}")]
+    Config { key: String, reason: String },
+
+    /// Stored data does not match what its manifest promised.
+    #[error("corrupt data at {path}: {reason}")]
+    Corrupt { path: String, reason: String },
+
+    /// An object store operation failed.
+    #[error("storage error during {operation} of {path}: {source}")]
+    Storage {
+        operation: &'static str,
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// An operation did not finish in time.
+    #[error("{operation} timed out after {after:?}")]
+    Timeout {
+        operation: &'static str,
+        after: Duration,
+    },
+
+    /// Arrow rejected data (schema mismatch, bad batch).
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// The operation was cancelled by the caller (e.g. Ctrl-C in a notebook).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// Whether repeating the same operation may succeed: transient I/O and timeouts.
+    ///
+    /// Conflicts are not retryable here: the catalog handles them itself by re-reading, and
+    /// once it gives up, repeating blindly would only race again.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Error::Timeout { .. } => true,
+            Error::Storage { source, .. } => matches!(source, object_store::Error::Generic { .. }),
+            _ => false,
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(what: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            what,
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Wraps an object store error with the operation and path it concerned.
+    pub fn storage(operation: &'static str, path: impl ToString, source: object_store::Error) -> Self {
+        Error::Storage {
+            operation,
+            path: path.to_string(),
+            source,
+        }
+    }
+}

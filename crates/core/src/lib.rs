@@ -1,0 +1,37 @@
+//! The shared vocabulary of trainstore, depended on by every other crate and depending on none.
+//!
+//! - [`error`]: the one error type, with [`Error::retryable`].
+//! - [`time`]: [`Timestamp`] and the half-open [`TimeRange`].
+//! - [`ids`]: validated names and version numbers.
+//! - [`source`]: the [`DataSource`] trait and its reference [`MemorySource`].
+//! - [`config`]: configuration and secret providers, and the redacting [`Secret`].
+//! - [`storage`]: mounts over `object_store` ([`MountTable`], [`StorageProvider`]).
+//! - [`catalog`]: append-only numbered versions of named items, on any mount.
+//! - [`progress`]: the one interface long operations report progress through.
+
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod progress;
+pub mod source;
+pub mod storage;
+pub mod time;
+
+pub use catalog::{Catalog, FileEntry, Manifest, NewVersion};
+pub use config::{
+    ConfigChain, ConfigProvider, ConfigProviderRef, DirConfig, EnvConfig, Secret, YamlConfig, expand_references,
+};
+pub use error::{Error, Result};
+pub use ids::{DatasetName, TagName, UserName, Version};
+pub use progress::{NoProgress, Progress, ProgressRef};
+pub use source::{DataSource, DataSourceRef, Filter, MemorySource, Predicate, RecordBatchStream, Scalar, ScanRequest};
+pub use storage::{
+    Mount, MountTable, ObjectStoreRef, ResolvedStore, StorageOptions, StorageProvider, StorageProviderRef,
+    probe_create_if_absent,
+};
+pub use time::{TimeRange, Timestamp};
+
+/// Re-exported so dependants use the same versions.
+pub use arrow;
+pub use object_store;

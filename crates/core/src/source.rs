@@ -1,0 +1,346 @@
+//! The `DataSource` trait: anything that streams Arrow record batches for a scan request.
+//!
+//! Doris (MySQL protocol or Flight SQL), snapshot files and in-memory tables all implement it,
+//! so the feature store and the training-set builder never care where rows come from. A
+//! request carries a time range, typed filters, a projection and a limit; sources push as much
+//! of it down as they can, and [`MemorySource`] is the reference for what the result must be.
+
+use std::fmt;
+use std::ops::Bound;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, Scalar as ArrowScalar};
+use arrow::array::{BooleanArray as Bools, Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::compute::kernels::{boolean, cmp};
+use arrow::compute::{cast, filter_record_batch, is_not_null, is_null};
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::time::{TimeRange, Timestamp};
+
+/// A stream of record batches that can be sent across threads.
+pub type RecordBatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
+
+/// Shared handle to a data source.
+pub type DataSourceRef = Arc<dyn DataSource>;
+
+/// A table of snapshots that can be scanned as Arrow batches.
+///
+/// Implementers must return, for a given [`ScanRequest`], exactly the rows whose time column
+/// lies in the request's range and that pass every filter, with the requested columns in the
+/// requested order, and no more than `limit` rows. Order of rows is not specified.
+#[async_trait]
+pub trait DataSource: Send + Sync + fmt::Debug {
+    /// A short description for logs and errors; never includes credentials.
+    fn describe(&self) -> String;
+
+    /// The schema of an unprojected scan.
+    async fn schema(&self) -> Result<SchemaRef>;
+
+    /// Streams the rows matching `request`.
+    async fn scan(&self, request: &ScanRequest) -> Result<RecordBatchStream>;
+}
+
+/// A typed value in a filter. Values are never spliced into query text; each source encodes
+/// them with its own literal encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Boolean(bool),
+    Int64(i64),
+    Float64(f64),
+    Utf8(String),
+    Timestamp(Timestamp),
+}
+
+impl From<&str> for Scalar {
+    fn from(v: &str) -> Self {
+        Scalar::Utf8(v.to_owned())
+    }
+}
+impl From<String> for Scalar {
+    fn from(v: String) -> Self {
+        Scalar::Utf8(v)
+    }
+}
+impl From<i64> for Scalar {
+    fn from(v: i64) -> Self {
+        Scalar::Int64(v)
+    }
+}
+impl From<f64> for Scalar {
+    fn from(v: f64) -> Self {
+        Scalar::Float64(v)
+    }
+}
+impl From<bool> for Scalar {
+    fn from(v: bool) -> Self {
+        Scalar::Boolean(v)
+    }
+}
+impl From<Timestamp> for Scalar {
+    fn from(v: Timestamp) -> Self {
+        Scalar::Timestamp(v)
+    }
+}
+
+/// What a filter requires of a column's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicate {
+    /// Equal to the value (never matches null).
+    Eq(Scalar),
+    /// Equal to one of the values (never matches null).
+    In(Vec<Scalar>),
+    /// Between the bounds, each included, excluded or absent.
+    Range { lower: Bound<Scalar>, upper: Bound<Scalar> },
+    /// The value is null.
+    IsNull,
+    /// The value is not null.
+    IsNotNull,
+}
+
+/// A predicate on one named column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub column: String,
+    pub predicate: Predicate,
+}
+
+impl Filter {
+    /// `column = value`.
+    pub fn eq(column: impl Into<String>, value: impl Into<Scalar>) -> Self {
+        Filter {
+            column: column.into(),
+            predicate: Predicate::Eq(value.into()),
+        }
+    }
+
+    /// `column IN (values…)`.
+    pub fn is_in(column: impl Into<String>, values: impl IntoIterator<Item = impl Into<Scalar>>) -> Self {
+        Filter {
+            column: column.into(),
+            predicate: Predicate::In(values.into_iter().map(Into::into).collect()),
+        }
+    }
+
+    /// `lower <= column < upper`, with either side optional.
+    pub fn range(column: impl Into<String>, lower: Bound<Scalar>, upper: Bound<Scalar>) -> Self {
+        Filter {
+            column: column.into(),
+            predicate: Predicate::Range { lower, upper },
+        }
+    }
+
+    /// `column IS NULL`.
+    pub fn is_null(column: impl Into<String>) -> Self {
+        Filter {
+            column: column.into(),
+            predicate: Predicate::IsNull,
+        }
+    }
+}
+
+/// What to read from a source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanRequest {
+    /// Rows whose time column lies in this half-open range; all rows when absent.
+    pub time_range: Option<TimeRange>,
+    /// Every filter must hold (conjunction).
+    pub filters: Vec<Filter>,
+    /// The columns to return, in this order; all columns when absent.
+    pub projection: Option<Vec<String>>,
+    /// At most this many rows.
+    pub limit: Option<usize>,
+}
+
+/// An in-memory table: the reference implementation of [`DataSource`], used in tests and for
+/// small data handed over from Python.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use arrow::array::{Int64Array, StringArray, RecordBatch};
+/// # use arrow::datatypes::{DataType, Field, Schema};
+/// use trainstore_core::{DataSource, Filter, MemorySource, ScanRequest};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let schema = Arc::new(Schema::new(vec![
+///     Field::new("nodeId", DataType::Utf8, false),
+///     Field::new("time", DataType::Int64, false),
+/// ]));
+/// let batch = RecordBatch::try_new(schema.clone(), vec![
+///     Arc::new(StringArray::from(vec!["1465", "1466"])),
+///     Arc::new(Int64Array::from(vec![1, 2])),
+/// ]).unwrap();
+/// let source = MemorySource::new(schema, vec![batch], Some("time")).unwrap();
+/// let request = ScanRequest { filters: vec![Filter::eq("nodeId", "1466")], ..Default::default() };
+/// let rows = source.scan_all(&request).await.unwrap();
+/// assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemorySource {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    time_column: Option<String>,
+}
+
+impl MemorySource {
+    /// A source over `batches`, all of `schema`; `time_column` (Int64 epoch ms or a timestamp
+    /// type) is what time ranges apply to.
+    pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>, time_column: Option<&str>) -> Result<Self> {
+        if let Some(b) = batches.iter().find(|b| b.schema() != schema) {
+            return Err(Error::invalid(
+                "batch",
+                format!("{:?}", b.schema()),
+                "schema differs from the source's",
+            ));
+        }
+        if let Some(name) = time_column {
+            column_index(&schema, name, "time column")?;
+        }
+        Ok(MemorySource {
+            schema,
+            batches,
+            time_column: time_column.map(str::to_owned),
+        })
+    }
+
+    /// Collects a whole scan into memory.
+    pub async fn scan_all(&self, request: &ScanRequest) -> Result<Vec<RecordBatch>> {
+        use futures::TryStreamExt;
+        self.scan(request).await?.try_collect().await
+    }
+
+    fn filter_batch(&self, batch: &RecordBatch, request: &ScanRequest) -> Result<RecordBatch> {
+        let mut mask: Option<BooleanArray> = None;
+        let mut and = |m: BooleanArray| -> Result<()> {
+            mask = Some(match mask.take() {
+                Some(prev) => boolean::and(&prev, &m)?,
+                None => m,
+            });
+            Ok(())
+        };
+        if let (Some(range), Some(col)) = (&request.time_range, &self.time_column) {
+            let column = batch.column(column_index(&self.schema, col, "time column")?);
+            let lower = Bound::Included(Scalar::Timestamp(range.start()));
+            let upper = Bound::Excluded(Scalar::Timestamp(range.end()));
+            and(range_mask(col, column, &lower, &upper)?)?;
+        }
+        for f in &request.filters {
+            let column = batch.column(column_index(&self.schema, &f.column, "filter column")?);
+            and(predicate_mask(&f.column, column, &f.predicate)?)?;
+        }
+        let batch = match mask {
+            Some(m) => filter_record_batch(batch, &m)?,
+            None => batch.clone(),
+        };
+        Ok(batch)
+    }
+}
+
+#[async_trait]
+impl DataSource for MemorySource {
+    fn describe(&self) -> String {
+        format!("memory table of {} batches", self.batches.len())
+    }
+
+    async fn schema(&self) -> Result<SchemaRef> {
+        Ok(self.schema.clone())
+    }
+
+    async fn scan(&self, request: &ScanRequest) -> Result<RecordBatchStream> {
+        if request.time_range.is_some() && self.time_column.is_none() {
+            return Err(Error::NotSupported {
+                operation: "a time range",
+                implementer: "a memory table without a time column".into(),
+            });
+        }
+        for f in &request.filters {
+            column_index(&self.schema, &f.column, "filter column")?;
+        }
+        let projection = match &request.projection {
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|n| column_index(&self.schema, n, "projected column"))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
+        let mut remaining = request.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        for batch in &self.batches {
+            if remaining == 0 {
+                break;
+            }
+            let mut b = self.filter_batch(batch, request)?;
+            if b.num_rows() > remaining {
+                b = b.slice(0, remaining);
+            }
+            remaining -= b.num_rows();
+            if let Some(p) = &projection {
+                b = b.project(p)?;
+            }
+            out.push(Ok(b));
+        }
+        Ok(Box::pin(futures::stream::iter(out)))
+    }
+}
+
+fn column_index(schema: &SchemaRef, name: &str, what: &'static str) -> Result<usize> {
+    schema.index_of(name).map_err(|_| {
+        let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        Error::invalid(what, name, format!("no such column; columns are {known:?}"))
+    })
+}
+
+fn predicate_mask(name: &str, column: &ArrayRef, predicate: &Predicate) -> Result<BooleanArray> {
+    Ok(match predicate {
+        Predicate::Eq(v) => cmp::eq(column, &scalar_like(name, column, v)?)?,
+        Predicate::In(values) => {
+            let mut mask = Bools::from(vec![false; column.len()]);
+            for v in values {
+                mask = boolean::or(&mask, &cmp::eq(column, &scalar_like(name, column, v)?)?)?;
+            }
+            mask
+        }
+        Predicate::Range { lower, upper } => range_mask(name, column, lower, upper)?,
+        Predicate::IsNull => is_null(column)?,
+        Predicate::IsNotNull => is_not_null(column)?,
+    })
+}
+
+fn range_mask(name: &str, column: &ArrayRef, lower: &Bound<Scalar>, upper: &Bound<Scalar>) -> Result<BooleanArray> {
+    let mut mask = is_not_null(column)?;
+    match lower {
+        Bound::Included(v) => mask = boolean::and(&mask, &cmp::gt_eq(column, &scalar_like(name, column, v)?)?)?,
+        Bound::Excluded(v) => mask = boolean::and(&mask, &cmp::gt(column, &scalar_like(name, column, v)?)?)?,
+        Bound::Unbounded => {}
+    }
+    match upper {
+        Bound::Included(v) => mask = boolean::and(&mask, &cmp::lt_eq(column, &scalar_like(name, column, v)?)?)?,
+        Bound::Excluded(v) => mask = boolean::and(&mask, &cmp::lt(column, &scalar_like(name, column, v)?)?)?,
+        Bound::Unbounded => {}
+    }
+    Ok(mask)
+}
+
+/// The filter value as a one-element Arrow scalar of the column's type.
+fn scalar_like(name: &str, column: &ArrayRef, value: &Scalar) -> Result<ArrowScalar<ArrayRef>> {
+    let single: ArrayRef = match value {
+        Scalar::Boolean(v) => Arc::new(Bools::from(vec![*v])),
+        Scalar::Int64(v) => Arc::new(Int64Array::from(vec![*v])),
+        Scalar::Float64(v) => Arc::new(Float64Array::from(vec![*v])),
+        Scalar::Utf8(v) => Arc::new(StringArray::from(vec![v.as_str()])),
+        Scalar::Timestamp(v) => Arc::new(TimestampMillisecondArray::from(vec![v.as_millis()])),
+    };
+    let target = column.data_type();
+    let typed = cast(&single, target)
+        .ok()
+        .filter(|a| a.is_valid(0))
+        .ok_or_else(|| Error::invalid("filter value", format!("{value:?}"), format!("cannot compare with column {name:?} of type {target}")))?;
+    Ok(ArrowScalar::new(typed))
+}
