@@ -1,1 +1,20 @@
+//! trainstore: point-in-time-correct, versioned training sets from Doris feature snapshots.
+//!
+//! This facade is the one API over every trainstore crate. Open a [`Workspace`] on any mount
+//! (a local directory, `memory://`, `s3://`, or a named `mount://`), then work through it.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let ws = trainstore::Workspace::open("memory://quickstart").await?;
+//! println!("workspace at {}", ws.url());
+//! # Ok::<_, trainstore::Error>(())
+//! # }).unwrap();
+//! ```
 
+pub mod settings;
+pub mod workspace;
+
+pub use settings::Settings;
+pub use trainstore_core as core;
+pub use trainstore_core::{Error, Result};
+pub use workspace::{LAYOUT_VERSION, Workspace, WorkspaceConfig, WorkspaceInfo};

@@ -1,0 +1,180 @@
+//! A workspace: one root on any mount holding the catalog and, later, feature data, training
+//! sets, models and pipeline runs.
+//!
+//! A small config file at the root records the layout version, so a newer trainstore can
+//! migrate and an older one refuses what it does not understand instead of corrupting it.
+
+use std::sync::Arc;
+
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStoreExt, PutMode, PutPayload};
+use serde::{Deserialize, Serialize};
+use trainstore_core::{
+    Catalog, DatasetName, Error, MountTable, ObjectStoreRef, Result, StorageOptions, Timestamp, Version,
+};
+
+/// The layout this trainstore writes and understands.
+pub const LAYOUT_VERSION: u32 = 1;
+
+const CONFIG_FILE: &str = "trainstore.json";
+
+/// What the workspace's config file records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceConfig {
+    pub layout_version: u32,
+    pub created_at: Timestamp,
+    /// The trainstore version that created the workspace.
+    pub created_by: String,
+}
+
+/// An opened workspace.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let ws = trainstore::Workspace::open("memory://doc-ws").await.unwrap();
+/// assert_eq!(ws.config().layout_version, trainstore::LAYOUT_VERSION);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    url: String,
+    store: ObjectStoreRef,
+    config: WorkspaceConfig,
+    catalog: Catalog,
+}
+
+/// A summary of a workspace, for `workspace info`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkspaceInfo {
+    pub url: String,
+    pub layout_version: u32,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    /// Each versioned item with its newest version.
+    pub items: Vec<(DatasetName, Version)>,
+}
+
+impl Workspace {
+    /// Creates or reopens the workspace at `location` (a path, URL or `mount://` reference),
+    /// with `AWS_*`-style settings taken from the environment.
+    pub async fn open(location: &str) -> Result<Self> {
+        Self::open_with(location, &MountTable::default(), &StorageOptions::new()).await
+    }
+
+    /// Creates or reopens the workspace at `location`, resolved through `mounts` with extra
+    /// store `options`.
+    pub async fn open_with(location: &str, mounts: &MountTable, options: &StorageOptions) -> Result<Self> {
+        Self::open_inner(location, mounts, options, true).await
+    }
+
+    /// Opens the workspace at `location`; fails with [`Error::NotFound`] if there is none.
+    pub async fn open_existing(location: &str, mounts: &MountTable, options: &StorageOptions) -> Result<Self> {
+        Self::open_inner(location, mounts, options, false).await
+    }
+
+    async fn open_inner(location: &str, mounts: &MountTable, options: &StorageOptions, create: bool) -> Result<Self> {
+        let resolved = mounts.resolve_with(location, options)?;
+        let store = resolved.store;
+        let url = resolved.url;
+        let config = match read_config(&store, &url).await? {
+            Some(config) => config,
+            None if create => create_config(&store, &url).await?,
+            None => {
+                return Err(Error::NotFound {
+                    what: "workspace",
+                    name: url,
+                });
+            }
+        };
+        if config.layout_version > LAYOUT_VERSION {
+            return Err(Error::UnsupportedLayout {
+                url,
+                found: config.layout_version,
+                supported: LAYOUT_VERSION,
+            });
+        }
+        let catalog_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), "catalog"));
+        let catalog = Catalog::open(catalog_store, &format!("{url}/catalog")).await?;
+        tracing::info!(%url, layout = config.layout_version, "workspace opened");
+        Ok(Workspace {
+            url,
+            store,
+            config,
+            catalog,
+        })
+    }
+
+    /// Where the workspace lives.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The workspace's recorded configuration.
+    pub fn config(&self) -> &WorkspaceConfig {
+        &self.config
+    }
+
+    /// The versioned catalog of this workspace.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The object store rooted at the workspace.
+    pub fn store(&self) -> &ObjectStoreRef {
+        &self.store
+    }
+
+    /// A summary: layout, creation, and every versioned item with its newest version.
+    pub async fn info(&self) -> Result<WorkspaceInfo> {
+        let mut items = Vec::new();
+        for item in self.catalog.items().await? {
+            if let Some(m) = self.catalog.latest(&item).await? {
+                items.push((item, m.version));
+            }
+        }
+        Ok(WorkspaceInfo {
+            url: self.url.clone(),
+            layout_version: self.config.layout_version,
+            created_at: self.config.created_at,
+            created_by: self.config.created_by.clone(),
+            items,
+        })
+    }
+}
+
+async fn read_config(store: &ObjectStoreRef, url: &str) -> Result<Option<WorkspaceConfig>> {
+    let path = Path::from(CONFIG_FILE);
+    let bytes = match store.get(&path).await {
+        Ok(r) => r.bytes().await.map_err(|e| Error::storage("read", &path, e))?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(Error::storage("read", format!("{url}/{CONFIG_FILE}"), e)),
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Corrupt {
+        path: format!("{url}/{CONFIG_FILE}"),
+        reason: format!("not a trainstore workspace config: {e}"),
+    })
+}
+
+/// Writes a fresh config with create-if-absent; if another process created the workspace at
+/// the same moment, theirs wins and is returned.
+async fn create_config(store: &ObjectStoreRef, url: &str) -> Result<WorkspaceConfig> {
+    let config = WorkspaceConfig {
+        layout_version: LAYOUT_VERSION,
+        created_at: Timestamp::now(),
+        created_by: format!("trainstore {}", env!("CARGO_PKG_VERSION")),
+    };
+    let body = serde_json::to_vec_pretty(&config).expect("config serializes");
+    let path = Path::from(CONFIG_FILE);
+    match store.put_opts(&path, PutPayload::from(body), PutMode::Create.into()).await {
+        Ok(_) => {
+            tracing::info!(%url, "workspace created");
+            Ok(config)
+        }
+        Err(object_store::Error::AlreadyExists { .. }) => read_config(store, url).await?.ok_or_else(|| Error::Corrupt {
+            path: format!("{url}/{CONFIG_FILE}"),
+            reason: "exists but cannot be read".into(),
+        }),
+        Err(e) => Err(Error::storage("create", format!("{url}/{CONFIG_FILE}"), e)),
+    }
+}

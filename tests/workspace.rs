@@ -1,0 +1,126 @@
+//! End-to-end tests of the facade: workspaces on every backend kind, and the CLI.
+
+use std::process::Command;
+
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use trainstore::core::{MountTable, StorageOptions};
+use trainstore::{Error, LAYOUT_VERSION, Workspace};
+
+#[tokio::test]
+async fn open_creates_then_reopens_the_same_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("ws");
+    let first = Workspace::open(location.to_str().unwrap()).await.unwrap();
+    assert_eq!(first.config().layout_version, LAYOUT_VERSION);
+    assert!(location.join("trainstore.json").exists());
+    let again = Workspace::open(&format!("file://{}", location.display())).await.unwrap();
+    assert_eq!(again.config(), first.config(), "reopening must not rewrite the config");
+    let existing = Workspace::open_existing(location.to_str().unwrap(), &MountTable::default(), &StorageOptions::new()).await;
+    assert!(existing.is_ok());
+}
+
+#[tokio::test]
+async fn open_existing_refuses_an_empty_location() {
+    let err = Workspace::open_existing("memory://never-created", &MountTable::default(), &StorageOptions::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { what: "workspace", .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_workspace_from_a_newer_trainstore_is_refused() {
+    let ws = Workspace::open("memory://future-ws").await.unwrap();
+    let future = format!(
+        r#"{{"layout_version": {}, "created_at": 0, "created_by": "trainstore 99"}}"#,
+        LAYOUT_VERSION + 1
+    );
+    ws.store().put(&Path::from("trainstore.json"), PutPayload::from(future.into_bytes())).await.unwrap();
+    let err = Workspace::open("memory://future-ws").await.unwrap_err();
+    assert!(matches!(err, Error::UnsupportedLayout { found, .. } if found == LAYOUT_VERSION + 1), "{err}");
+    assert!(err.to_string().contains("upgrade trainstore"), "{err}");
+}
+
+#[tokio::test]
+async fn a_corrupt_config_is_an_error_not_a_fresh_workspace() {
+    let ws = Workspace::open("memory://corrupt-ws").await.unwrap();
+    ws.store().put(&Path::from("trainstore.json"), PutPayload::from_static(b"not json")).await.unwrap();
+    let err = Workspace::open("memory://corrupt-ws").await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_opens_agree_on_one_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("ws").to_str().unwrap().to_owned();
+    let opens: Vec<_> = (0..8)
+        .map(|_| {
+            let location = location.clone();
+            tokio::spawn(async move { Workspace::open(&location).await.unwrap().config().clone() })
+        })
+        .collect();
+    let mut configs = Vec::new();
+    for o in opens {
+        configs.push(o.await.unwrap());
+    }
+    assert!(configs.windows(2).all(|w| w[0] == w[1]), "{configs:?}");
+}
+
+fn cli(args: &[&str], config: &std::path::Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_trainstore"))
+        .args(args)
+        .env("TRAINSTORE_CONFIG", config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_manages_mounts_and_workspaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let data = dir.path().join("data");
+    let (ok, out, _) = cli(&["mounts", "add", "local", data.to_str().unwrap()], &config);
+    assert!(ok, "{out}");
+    let (ok, out, _) = cli(
+        &["mounts", "add", "lake", "s3://bucket/x", "-o", "aws_secret_access_key=hunter2hunter2"],
+        &config,
+    );
+    assert!(ok, "{out}");
+    let (ok, out, _) = cli(&["mounts", "list"], &config);
+    assert!(ok && out.contains("local") && out.contains("lake"), "{out}");
+    assert!(!out.contains("hunter2"), "secret shown by mounts list: {out}");
+
+    let (ok, out, err) = cli(&["workspace", "init", "mount://local/ws"], &config);
+    assert!(ok, "{out}{err}");
+    assert!(data.join("ws/trainstore.json").exists());
+    let (ok, out, _) = cli(&["workspace", "info", "mount://local/ws", "--json"], &config);
+    assert!(ok, "{out}");
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["layout_version"], LAYOUT_VERSION);
+
+    let (ok, _, err) = cli(&["mounts", "check", "local"], &config);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&["workspace", "info", "mount://nowhere/ws"], &config);
+    assert!(!ok && err.contains("mount not found: nowhere"), "{err}");
+    let (ok, _, err) = cli(&["mounts", "add", "bad name", "/tmp"], &config);
+    assert!(!ok && err.contains("mount name"), "{err}");
+    let (ok, _, _) = cli(&["mounts", "remove", "lake"], &config);
+    assert!(ok);
+    let (_, out, _) = cli(&["mounts", "list"], &config);
+    assert!(!out.contains("lake"), "{out}");
+}
+
+#[test]
+fn cli_demo_runs_the_main_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("demo");
+    let (ok, out, err) = cli(&["demo", "--workspace", ws.to_str().unwrap()], &dir.path().join("c.yaml"));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("demo-artifact@v1") && out.contains("verified"), "{out}");
+    assert!(err.contains("100%"), "progress should reach 100%: {err}");
+}
