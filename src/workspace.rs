@@ -77,6 +77,10 @@ impl Workspace {
         let resolved = mounts.resolve_with(location, options)?;
         let store = resolved.store;
         let url = resolved.url;
+        // The catalog's probe runs first, so nothing is written to a store that cannot
+        // guarantee create-if-absent.
+        let catalog_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), "catalog"));
+        let catalog = Catalog::open(catalog_store, &format!("{url}/catalog")).await?;
         let config = match read_config(&store, &url).await? {
             Some(config) => config,
             None if create => create_config(&store, &url).await?,
@@ -94,8 +98,6 @@ impl Workspace {
                 supported: LAYOUT_VERSION,
             });
         }
-        let catalog_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), "catalog"));
-        let catalog = Catalog::open(catalog_store, &format!("{url}/catalog")).await?;
         tracing::info!(%url, layout = config.layout_version, "workspace opened");
         Ok(Workspace {
             url,

@@ -1,1 +1,175 @@
+//! `trainstore._native`: the Rust side of the Python package.
+//!
+//! Thin wrappers only; the documented Python API lives in `python/trainstore`. Every call that
+//! does I/O releases the GIL and runs on the one process-wide runtime ([`runtime`]).
 
+mod errors;
+mod logging;
+mod progress;
+mod runtime;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use trainstore::core::{MountTable as CoreMountTable, StorageOptions};
+use trainstore::{Settings, Workspace as CoreWorkspace};
+
+use errors::to_py;
+use runtime::run;
+
+fn options(map: Option<BTreeMap<String, String>>) -> StorageOptions {
+    map.unwrap_or_default().into_iter().collect()
+}
+
+/// Named storage mounts, loaded from and saved to the settings file.
+#[pyclass(module = "trainstore._native")]
+struct MountTable {
+    path: PathBuf,
+    settings: Settings,
+    table: CoreMountTable,
+}
+
+#[pymethods]
+impl MountTable {
+    #[staticmethod]
+    #[pyo3(signature = (path=None))]
+    fn load(path: Option<PathBuf>) -> PyResult<Self> {
+        let path = path.unwrap_or_else(Settings::default_path);
+        let settings = Settings::load(&path).map_err(to_py)?;
+        let table = settings.mount_table(&path).map_err(to_py)?;
+        Ok(MountTable { path, settings, table })
+    }
+
+    #[getter]
+    fn path(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    #[pyo3(signature = (name, url, options=None))]
+    fn add(&mut self, name: &str, url: &str, options: Option<BTreeMap<String, String>>) -> PyResult<()> {
+        let mut settings = self.settings.clone();
+        settings.add_mount(name, url, self::options(options)).map_err(to_py)?;
+        let table = settings.mount_table(&self.path).map_err(to_py)?;
+        settings.save(&self.path).map_err(to_py)?;
+        (self.settings, self.table) = (settings, table);
+        Ok(())
+    }
+
+    fn remove(&mut self, name: &str) -> PyResult<bool> {
+        let mut settings = self.settings.clone();
+        if settings.mounts.remove(name).is_none() {
+            return Ok(false);
+        }
+        let table = settings.mount_table(&self.path).map_err(to_py)?;
+        settings.save(&self.path).map_err(to_py)?;
+        (self.settings, self.table) = (settings, table);
+        Ok(true)
+    }
+
+    /// name -> (url, options as shown, secrets redacted)
+    fn list(&self) -> BTreeMap<String, (String, String)> {
+        self.settings
+            .mounts
+            .iter()
+            .map(|(name, m)| (name.clone(), (m.url.clone(), m.options.to_string())))
+            .collect()
+    }
+
+    #[pyo3(signature = (location, options=None, progress=None))]
+    fn check(
+        &self,
+        py: Python<'_>,
+        location: &str,
+        options: Option<BTreeMap<String, String>>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let resolved = self.table.resolve_with(location, &self::options(options)).map_err(to_py)?;
+        let sink = progress::sink(progress);
+        run(py, async move {
+            trainstore::core::check_store(resolved.store.as_ref(), &resolved.url, sink.as_ref()).await?;
+            Ok(resolved.url)
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("MountTable({} mounts from {})", self.settings.mounts.len(), self.path.display())
+    }
+}
+
+/// An opened workspace.
+#[pyclass(module = "trainstore._native", frozen)]
+struct Workspace {
+    inner: CoreWorkspace,
+}
+
+#[pymethods]
+impl Workspace {
+    #[staticmethod]
+    #[pyo3(signature = (location, storage_options=None, mounts=None, create=true))]
+    fn open(
+        py: Python<'_>,
+        location: String,
+        storage_options: Option<BTreeMap<String, String>>,
+        mounts: Option<PyRef<'_, MountTable>>,
+        create: bool,
+    ) -> PyResult<Self> {
+        let table = mounts.map(|m| m.table.clone()).unwrap_or_default();
+        let options = options(storage_options);
+        let inner = run(py, async move {
+            if create {
+                CoreWorkspace::open_with(&location, &table, &options).await
+            } else {
+                CoreWorkspace::open_existing(&location, &table, &options).await
+            }
+        })?;
+        Ok(Workspace { inner })
+    }
+
+    #[getter]
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+
+    #[getter]
+    fn layout_version(&self) -> u32 {
+        self.inner.config().layout_version
+    }
+
+    /// Creation time as epoch milliseconds (UTC).
+    #[getter]
+    fn created_at_ms(&self) -> i64 {
+        self.inner.config().created_at.as_millis()
+    }
+
+    #[getter]
+    fn created_by(&self) -> &str {
+        &self.inner.config().created_by
+    }
+
+    /// Versioned items with their newest version number.
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let ws = self.inner.clone();
+        let info = run(py, async move { ws.info().await })?;
+        let out = PyDict::new(py);
+        for (item, version) in info.items {
+            out.set_item(item.as_str(), version.get())?;
+        }
+        Ok(out)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Workspace({:?}, layout_version={})", self.inner.url(), self.inner.config().layout_version)
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("LAYOUT_VERSION", trainstore::LAYOUT_VERSION)?;
+    m.add_class::<Workspace>()?;
+    m.add_class::<MountTable>()?;
+    logging::install(m.py())?;
+    Ok(())
+}

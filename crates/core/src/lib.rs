@@ -28,7 +28,7 @@ pub use progress::{NoProgress, Progress, ProgressRef};
 pub use source::{DataSource, DataSourceRef, Filter, MemorySource, Predicate, RecordBatchStream, Scalar, ScanRequest};
 pub use storage::{
     Mount, MountTable, ObjectStoreRef, ResolvedStore, StorageOptions, StorageProvider, StorageProviderRef,
-    probe_create_if_absent,
+    check_store, probe_create_if_absent,
 };
 pub use time::{TimeRange, Timestamp};
 

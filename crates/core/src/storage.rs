@@ -381,6 +381,37 @@ fn install_crypto_provider() {
     });
 }
 
+/// Checks a store end to end, reporting each step: write, read back, delete, and atomic
+/// create-if-absent. Used by `trainstore mounts check` and Python's `MountTable.check`.
+pub async fn check_store(store: &dyn ObjectStore, url: &str, progress: &dyn crate::progress::Progress) -> Result<()> {
+    progress.begin(&format!("checking {url}"), Some(4));
+    let result = async {
+        let path = Path::from(format!(".trainstore-check-{:016x}", rand::random::<u64>()));
+        store
+            .put(&path, PutPayload::from_static(b"check"))
+            .await
+            .map_err(|e| Error::storage("write", &path, e))?;
+        progress.advance(1);
+        let back = store.get(&path).await.map_err(|e| Error::storage("read", &path, e))?;
+        let bytes = back.bytes().await.map_err(|e| Error::storage("read", &path, e))?;
+        if bytes.as_ref() != b"check" {
+            return Err(Error::Corrupt {
+                path: path.to_string(),
+                reason: "read back different bytes than written".into(),
+            });
+        }
+        progress.advance(1);
+        store.delete(&path).await.map_err(|e| Error::storage("delete", &path, e))?;
+        progress.advance(1);
+        probe_create_if_absent(store, &Path::from(".trainstore-probe"), url).await?;
+        progress.advance(1);
+        Ok(())
+    }
+    .await;
+    progress.finish();
+    result
+}
+
 /// Checks that `store` really refuses to overwrite on `PutMode::Create`, which every versioned
 /// write relies on. Writes one probe object under `dir`, tries to create it again, and removes it.
 pub async fn probe_create_if_absent(store: &dyn ObjectStore, dir: &Path, url: &str) -> Result<()> {

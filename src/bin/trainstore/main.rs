@@ -7,10 +7,8 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
-use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 use trainstore::core::catalog::NewVersion;
-use trainstore::core::{DatasetName, Error, MountTable, Progress, Result, StorageOptions, TagName, UserName};
+use trainstore::core::{DatasetName, Error, MountTable, Result, StorageOptions, TagName, UserName};
 use trainstore::{Settings, Workspace};
 
 use progress::TerminalProgress;
@@ -178,29 +176,9 @@ async fn check_mount(mounts: &MountTable, at: &Location) -> Result<()> {
     } else {
         format!("mount://{}", at.location)
     };
-    let progress = TerminalProgress::new();
-    progress.begin(&format!("checking {location}"), Some(3));
-    let result = async {
-        let resolved = mounts.resolve_with(&location, &options(at))?;
-        let store = resolved.store;
-        let path = Path::from(format!(".trainstore-check-{:016x}", std::process::id()));
-        store
-            .put(&path, PutPayload::from_static(b"check"))
-            .await
-            .map_err(|e| Error::storage("write", &path, e))?;
-        let back = store.get(&path).await.map_err(|e| Error::storage("read", &path, e))?;
-        back.bytes().await.map_err(|e| Error::storage("read", &path, e))?;
-        store.delete(&path).await.map_err(|e| Error::storage("delete", &path, e))?;
-        progress.advance(1);
-        trainstore::core::probe_create_if_absent(store.as_ref(), &Path::from(".trainstore-probe"), &resolved.url)
-            .await?;
-        progress.advance(2);
-        Ok::<_, Error>(resolved.url)
-    }
-    .await;
-    progress.finish();
-    let url = result?;
-    println!("{url}: read, write, delete and atomic create-if-absent all work");
+    let resolved = mounts.resolve_with(&location, &options(at))?;
+    trainstore::core::check_store(resolved.store.as_ref(), &resolved.url, &TerminalProgress::new()).await?;
+    println!("{}: write, read, delete and atomic create-if-absent all work", resolved.url);
     Ok(())
 }
 

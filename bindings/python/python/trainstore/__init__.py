@@ -1,0 +1,174 @@
+"""trainstore: point-in-time-correct, versioned training sets from Doris feature snapshots.
+
+>>> import trainstore as ts
+>>> ws = ts.Workspace.open("memory://example")
+>>> ws.layout_version == ts.LAYOUT_VERSION
+True
+
+Locations are local paths, URLs (``file://``, ``memory://``, ``s3://bucket/prefix``) or named
+mounts (``mount://name/path``, see :class:`MountTable`). Rust logs reach the ``trainstore``
+logger of :mod:`logging`; set ``TRAINSTORE_LOG`` (e.g. ``debug``) before import to see more.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+from . import _native
+from .exceptions import (
+    AlreadyExistsError,
+    CancelledError,
+    ConfigError,
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+    NotSupportedError,
+    StorageError,
+    TimeoutError,
+    TrainstoreError,
+    UnsupportedLayoutError,
+    UnsupportedStoreError,
+    VersionConflictError,
+)
+from .progress import ProgressBar
+
+__version__: str = _native.__version__
+LAYOUT_VERSION: int = _native.LAYOUT_VERSION
+
+
+class MountTable:
+    """Named storage mounts kept in the settings file.
+
+    The file is ``$TRAINSTORE_CONFIG``, else ``~/.config/trainstore/config.yaml``; the CLI's
+    ``trainstore mounts`` commands edit the same file. Option values may reference secrets as
+    ``${NAME}`` (environment, the settings' ``secrets_dir``, or the file itself).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self._native = _native.MountTable.load(None if path is None else os.fspath(path))
+
+    @property
+    def path(self) -> str:
+        """The settings file these mounts are read from and saved to."""
+        return os.fspath(self._native.path)
+
+    def add(self, name: str, url: str, options: Mapping[str, str] | None = None) -> None:
+        """Defines (or redefines) mount ``name`` at ``url`` and saves the settings."""
+        self._native.add(name, url, dict(options) if options else None)
+
+    def remove(self, name: str) -> bool:
+        """Removes mount ``name``; returns whether it existed."""
+        return self._native.remove(name)
+
+    def list(self) -> dict[str, tuple[str, str]]:
+        """``name -> (url, options)``, with secret option values redacted."""
+        return self._native.list()
+
+    def check(
+        self,
+        location: str,
+        options: Mapping[str, str] | None = None,
+        progress: bool = True,
+    ) -> str:
+        """Writes, reads and deletes a probe object and checks atomic create-if-absent.
+
+        Returns the resolved URL; raises :class:`UnsupportedStoreError` if the store cannot be
+        used for versioned writes.
+        """
+        bar = ProgressBar() if progress else None
+        return self._native.check(location, dict(options) if options else None, bar)
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class Workspace:
+    """A trainstore workspace on any mount: it holds the catalog of versioned items."""
+
+    def __init__(self, native: _native.Workspace) -> None:
+        self._native = native
+
+    @classmethod
+    def open(
+        cls,
+        location: str | os.PathLike[str],
+        storage_options: Mapping[str, str] | None = None,
+        mounts: MountTable | None = None,
+        create: bool = True,
+    ) -> Workspace:
+        """Creates or reopens the workspace at ``location``.
+
+        ``storage_options`` are store settings such as ``aws_endpoint`` or
+        ``aws_secret_access_key``; ``mounts`` resolves ``mount://`` locations. With
+        ``create=False`` a missing workspace raises :class:`NotFoundError`.
+        """
+        native = _native.Workspace.open(
+            os.fspath(location),
+            dict(storage_options) if storage_options else None,
+            None if mounts is None else mounts._native,
+            create,
+        )
+        return cls(native)
+
+    @property
+    def url(self) -> str:
+        """Where the workspace lives."""
+        return self._native.url
+
+    @property
+    def layout_version(self) -> int:
+        """The on-disk layout version recorded in the workspace."""
+        return self._native.layout_version
+
+    @property
+    def created_at(self) -> datetime:
+        """When the workspace was created (UTC)."""
+        return datetime.fromtimestamp(self._native.created_at_ms / 1000, tz=timezone.utc)
+
+    @property
+    def created_by(self) -> str:
+        """The trainstore version that created the workspace."""
+        return self._native.created_by
+
+    def items(self) -> dict[str, int]:
+        """Every versioned item with its newest version number."""
+        return self._native.items()
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>v{version}</td></tr>"
+            for name, version in sorted(self.items().items())
+        )
+        return (
+            f"<b>trainstore workspace</b> <code>{html.escape(self.url)}</code>"
+            f" (layout {self.layout_version}, created {self.created_at:%Y-%m-%d %H:%M} UTC)"
+            f"<table><tr><th>item</th><th>latest</th></tr>{rows}</table>"
+        )
+
+
+__all__ = [
+    "LAYOUT_VERSION",
+    "AlreadyExistsError",
+    "CancelledError",
+    "ConfigError",
+    "CorruptDataError",
+    "InvalidInputError",
+    "MountTable",
+    "NotFoundError",
+    "NotSupportedError",
+    "ProgressBar",
+    "StorageError",
+    "TimeoutError",
+    "TrainstoreError",
+    "UnsupportedLayoutError",
+    "UnsupportedStoreError",
+    "VersionConflictError",
+    "Workspace",
+    "__version__",
+]

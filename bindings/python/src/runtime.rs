@@ -1,0 +1,72 @@
+//! One tokio runtime per process, entered with the GIL released.
+//!
+//! The runtime is rebuilt after `fork` (PyTorch DataLoader workers fork), and Ctrl-C in a
+//! notebook cancels the running operation: signals are checked every 100 ms while Rust works.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use tokio::runtime::Runtime;
+use trainstore::Error;
+
+use crate::errors::to_py;
+
+fn runtime() -> Arc<Runtime> {
+    static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
+    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = std::process::id();
+    match slot.as_ref() {
+        Some((owner, rt)) if *owner == pid => rt.clone(),
+        _ => {
+            let rt = Arc::new(
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .thread_name("trainstore")
+                    .build()
+                    .expect("tokio runtime"),
+            );
+            // A runtime inherited through fork has no threads; forget it without dropping.
+            if let Some((_, stale)) = slot.replace((pid, rt.clone())) {
+                std::mem::forget(stale);
+            }
+            rt
+        }
+    }
+}
+
+/// Runs `future` to completion with the GIL released, mapping errors to Python exceptions.
+pub fn run<T, F>(py: Python<'_>, future: F) -> PyResult<T>
+where
+    F: Future<Output = trainstore::Result<T>> + Send,
+    T: Send,
+{
+    let rt = runtime();
+    let outcome = py.detach(|| {
+        rt.block_on(async {
+            tokio::pin!(future);
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    result = &mut future => return result.map_err(Interrupt::Failed),
+                    _ = tick.tick() => {
+                        if let Err(e) = Python::attach(|py| py.check_signals()) {
+                            return Err(Interrupt::Signal(e));
+                        }
+                    }
+                }
+            }
+        })
+    });
+    match outcome {
+        Ok(v) => Ok(v),
+        Err(Interrupt::Failed(e)) => Err(to_py(e)),
+        Err(Interrupt::Signal(e)) => Err(e),
+    }
+}
+
+enum Interrupt {
+    Failed(Error),
+    Signal(PyErr),
+}
