@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use trainstore_core::{
-    ConfigChain, ConfigProviderRef, DirConfig, EnvConfig, Error, Mount, MountTable, Result, StorageOptions,
-    YamlConfig,
+    ConfigChain, ConfigProviderRef, DirConfig, EnvConfig, Error, Mount, MountTable, Result,
+    StorageOptions, YamlConfig,
 };
 
 /// The settings file's content.
@@ -121,13 +121,26 @@ mod tests {
         let path = dir.path().join("cfg/config.yaml");
         assert_eq!(Settings::load(&path).unwrap(), Settings::default());
         let mut s = Settings::default();
-        s.add_mount("scratch", "memory://settings-test", StorageOptions::new()).unwrap();
+        s.add_mount("scratch", "memory://settings-test", StorageOptions::new())
+            .unwrap();
         s.save(&path).unwrap();
         let loaded = Settings::load(&path).unwrap();
         assert_eq!(loaded, s);
-        assert!(loaded.mount_table(&path).unwrap().resolve("mount://scratch/a").is_ok());
-        assert!(s.add_mount("bad name", "memory://x", StorageOptions::new()).is_err());
-        assert!(s.add_mount("x", "gopher://x", StorageOptions::new()).is_err());
+        assert!(
+            loaded
+                .mount_table(&path)
+                .unwrap()
+                .resolve("mount://scratch/a")
+                .is_ok()
+        );
+        assert!(
+            s.add_mount("bad name", "memory://x", StorageOptions::new())
+                .is_err()
+        );
+        assert!(
+            s.add_mount("x", "gopher://x", StorageOptions::new())
+                .is_err()
+        );
         std::fs::write(&path, "mounts: [").unwrap();
         assert!(Settings::load(&path).is_err());
         std::fs::write(&path, "unknown_key: 1").unwrap();

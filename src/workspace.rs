@@ -11,7 +11,8 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 use trainstore_core::{
-    Catalog, DatasetName, Error, MountTable, ObjectStoreRef, Result, StorageOptions, Timestamp, Version,
+    Catalog, DatasetName, Error, MountTable, ObjectStoreRef, Result, StorageOptions, Timestamp,
+    Version,
 };
 
 /// The layout this trainstore writes and understands.
@@ -64,16 +65,29 @@ impl Workspace {
 
     /// Creates or reopens the workspace at `location`, resolved through `mounts` with extra
     /// store `options`.
-    pub async fn open_with(location: &str, mounts: &MountTable, options: &StorageOptions) -> Result<Self> {
+    pub async fn open_with(
+        location: &str,
+        mounts: &MountTable,
+        options: &StorageOptions,
+    ) -> Result<Self> {
         Self::open_inner(location, mounts, options, true).await
     }
 
     /// Opens the workspace at `location`; fails with [`Error::NotFound`] if there is none.
-    pub async fn open_existing(location: &str, mounts: &MountTable, options: &StorageOptions) -> Result<Self> {
+    pub async fn open_existing(
+        location: &str,
+        mounts: &MountTable,
+        options: &StorageOptions,
+    ) -> Result<Self> {
         Self::open_inner(location, mounts, options, false).await
     }
 
-    async fn open_inner(location: &str, mounts: &MountTable, options: &StorageOptions, create: bool) -> Result<Self> {
+    async fn open_inner(
+        location: &str,
+        mounts: &MountTable,
+        options: &StorageOptions,
+        create: bool,
+    ) -> Result<Self> {
         let resolved = mounts.resolve_with(location, options)?;
         let store = resolved.store;
         let url = resolved.url;
@@ -148,14 +162,19 @@ impl Workspace {
 async fn read_config(store: &ObjectStoreRef, url: &str) -> Result<Option<WorkspaceConfig>> {
     let path = Path::from(CONFIG_FILE);
     let bytes = match store.get(&path).await {
-        Ok(r) => r.bytes().await.map_err(|e| Error::storage("read", &path, e))?,
+        Ok(r) => r
+            .bytes()
+            .await
+            .map_err(|e| Error::storage("read", &path, e))?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(Error::storage("read", format!("{url}/{CONFIG_FILE}"), e)),
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Corrupt {
-        path: format!("{url}/{CONFIG_FILE}"),
-        reason: format!("not a trainstore workspace config: {e}"),
-    })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Corrupt {
+            path: format!("{url}/{CONFIG_FILE}"),
+            reason: format!("not a trainstore workspace config: {e}"),
+        })
 }
 
 /// Writes a fresh config with create-if-absent; if another process created the workspace at
@@ -168,15 +187,20 @@ async fn create_config(store: &ObjectStoreRef, url: &str) -> Result<WorkspaceCon
     };
     let body = serde_json::to_vec_pretty(&config).expect("config serializes");
     let path = Path::from(CONFIG_FILE);
-    match store.put_opts(&path, PutPayload::from(body), PutMode::Create.into()).await {
+    match store
+        .put_opts(&path, PutPayload::from(body), PutMode::Create.into())
+        .await
+    {
         Ok(_) => {
             tracing::info!(%url, "workspace created");
             Ok(config)
         }
-        Err(object_store::Error::AlreadyExists { .. }) => read_config(store, url).await?.ok_or_else(|| Error::Corrupt {
-            path: format!("{url}/{CONFIG_FILE}"),
-            reason: "exists but cannot be read".into(),
-        }),
+        Err(object_store::Error::AlreadyExists { .. }) => read_config(store, url)
+            .await?
+            .ok_or_else(|| Error::Corrupt {
+                path: format!("{url}/{CONFIG_FILE}"),
+                reason: "exists but cannot be read".into(),
+            }),
         Err(e) => Err(Error::storage("create", format!("{url}/{CONFIG_FILE}"), e)),
     }
 }

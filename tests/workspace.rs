@@ -14,18 +14,42 @@ async fn open_creates_then_reopens_the_same_workspace() {
     let first = Workspace::open(location.to_str().unwrap()).await.unwrap();
     assert_eq!(first.config().layout_version, LAYOUT_VERSION);
     assert!(location.join("trainstore.json").exists());
-    let again = Workspace::open(&format!("file://{}", location.display())).await.unwrap();
-    assert_eq!(again.config(), first.config(), "reopening must not rewrite the config");
-    let existing = Workspace::open_existing(location.to_str().unwrap(), &MountTable::default(), &StorageOptions::new()).await;
+    let again = Workspace::open(&format!("file://{}", location.display()))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.config(),
+        first.config(),
+        "reopening must not rewrite the config"
+    );
+    let existing = Workspace::open_existing(
+        location.to_str().unwrap(),
+        &MountTable::default(),
+        &StorageOptions::new(),
+    )
+    .await;
     assert!(existing.is_ok());
 }
 
 #[tokio::test]
 async fn open_existing_refuses_an_empty_location() {
-    let err = Workspace::open_existing("memory://never-created", &MountTable::default(), &StorageOptions::new())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::NotFound { what: "workspace", .. }), "{err}");
+    let err = Workspace::open_existing(
+        "memory://never-created",
+        &MountTable::default(),
+        &StorageOptions::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotFound {
+                what: "workspace",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -35,16 +59,31 @@ async fn a_workspace_from_a_newer_trainstore_is_refused() {
         r#"{{"layout_version": {}, "created_at": 0, "created_by": "trainstore 99"}}"#,
         LAYOUT_VERSION + 1
     );
-    ws.store().put(&Path::from("trainstore.json"), PutPayload::from(future.into_bytes())).await.unwrap();
+    ws.store()
+        .put(
+            &Path::from("trainstore.json"),
+            PutPayload::from(future.into_bytes()),
+        )
+        .await
+        .unwrap();
     let err = Workspace::open("memory://future-ws").await.unwrap_err();
-    assert!(matches!(err, Error::UnsupportedLayout { found, .. } if found == LAYOUT_VERSION + 1), "{err}");
+    assert!(
+        matches!(err, Error::UnsupportedLayout { found, .. } if found == LAYOUT_VERSION + 1),
+        "{err}"
+    );
     assert!(err.to_string().contains("upgrade trainstore"), "{err}");
 }
 
 #[tokio::test]
 async fn a_corrupt_config_is_an_error_not_a_fresh_workspace() {
     let ws = Workspace::open("memory://corrupt-ws").await.unwrap();
-    ws.store().put(&Path::from("trainstore.json"), PutPayload::from_static(b"not json")).await.unwrap();
+    ws.store()
+        .put(
+            &Path::from("trainstore.json"),
+            PutPayload::from_static(b"not json"),
+        )
+        .await
+        .unwrap();
     let err = Workspace::open("memory://corrupt-ws").await.unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 }
@@ -87,18 +126,31 @@ fn cli_manages_mounts_and_workspaces() {
     let (ok, out, _) = cli(&["mounts", "add", "local", data.to_str().unwrap()], &config);
     assert!(ok, "{out}");
     let (ok, out, _) = cli(
-        &["mounts", "add", "lake", "s3://bucket/x", "-o", "aws_secret_access_key=hunter2hunter2"],
+        &[
+            "mounts",
+            "add",
+            "lake",
+            "s3://bucket/x",
+            "-o",
+            "aws_secret_access_key=hunter2hunter2",
+        ],
         &config,
     );
     assert!(ok, "{out}");
     let (ok, out, _) = cli(&["mounts", "list"], &config);
     assert!(ok && out.contains("local") && out.contains("lake"), "{out}");
-    assert!(!out.contains("hunter2"), "secret shown by mounts list: {out}");
+    assert!(
+        !out.contains("hunter2"),
+        "secret shown by mounts list: {out}"
+    );
 
     let (ok, out, err) = cli(&["workspace", "init", "mount://local/ws"], &config);
     assert!(ok, "{out}{err}");
     assert!(data.join("ws/trainstore.json").exists());
-    let (ok, out, _) = cli(&["workspace", "info", "mount://local/ws", "--json"], &config);
+    let (ok, out, _) = cli(
+        &["workspace", "info", "mount://local/ws", "--json"],
+        &config,
+    );
     assert!(ok, "{out}");
     let info: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(info["layout_version"], LAYOUT_VERSION);
@@ -119,8 +171,14 @@ fn cli_manages_mounts_and_workspaces() {
 fn cli_demo_runs_the_main_job() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("demo");
-    let (ok, out, err) = cli(&["demo", "--workspace", ws.to_str().unwrap()], &dir.path().join("c.yaml"));
+    let (ok, out, err) = cli(
+        &["demo", "--workspace", ws.to_str().unwrap()],
+        &dir.path().join("c.yaml"),
+    );
     assert!(ok, "{out}{err}");
-    assert!(out.contains("demo-artifact@v1") && out.contains("verified"), "{out}");
+    assert!(
+        out.contains("demo-artifact@v1") && out.contains("verified"),
+        "{out}"
+    );
     assert!(err.contains("100%"), "progress should reach 100%: {err}");
 }

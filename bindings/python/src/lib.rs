@@ -39,7 +39,11 @@ impl MountTable {
         let path = path.unwrap_or_else(Settings::default_path);
         let settings = Settings::load(&path).map_err(to_py)?;
         let table = settings.mount_table(&path).map_err(to_py)?;
-        Ok(MountTable { path, settings, table })
+        Ok(MountTable {
+            path,
+            settings,
+            table,
+        })
     }
 
     #[getter]
@@ -48,9 +52,16 @@ impl MountTable {
     }
 
     #[pyo3(signature = (name, url, options=None))]
-    fn add(&mut self, name: &str, url: &str, options: Option<BTreeMap<String, String>>) -> PyResult<()> {
+    fn add(
+        &mut self,
+        name: &str,
+        url: &str,
+        options: Option<BTreeMap<String, String>>,
+    ) -> PyResult<()> {
         let mut settings = self.settings.clone();
-        settings.add_mount(name, url, self::options(options)).map_err(to_py)?;
+        settings
+            .add_mount(name, url, self::options(options))
+            .map_err(to_py)?;
         let table = settings.mount_table(&self.path).map_err(to_py)?;
         settings.save(&self.path).map_err(to_py)?;
         (self.settings, self.table) = (settings, table);
@@ -85,16 +96,24 @@ impl MountTable {
         options: Option<BTreeMap<String, String>>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<String> {
-        let resolved = self.table.resolve_with(location, &self::options(options)).map_err(to_py)?;
+        let resolved = self
+            .table
+            .resolve_with(location, &self::options(options))
+            .map_err(to_py)?;
         let sink = progress::sink(progress);
         run(py, async move {
-            trainstore::core::check_store(resolved.store.as_ref(), &resolved.url, sink.as_ref()).await?;
+            trainstore::core::check_store(resolved.store.as_ref(), &resolved.url, sink.as_ref())
+                .await?;
             Ok(resolved.url)
         })
     }
 
     fn __repr__(&self) -> String {
-        format!("MountTable({} mounts from {})", self.settings.mounts.len(), self.path.display())
+        format!(
+            "MountTable({} mounts from {})",
+            self.settings.mounts.len(),
+            self.path.display()
+        )
     }
 }
 
@@ -160,7 +179,11 @@ impl Workspace {
     }
 
     fn __repr__(&self) -> String {
-        format!("Workspace({:?}, layout_version={})", self.inner.url(), self.inner.config().layout_version)
+        format!(
+            "Workspace({:?}, layout_version={})",
+            self.inner.url(),
+            self.inner.config().layout_version
+        )
     }
 }
 

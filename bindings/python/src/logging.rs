@@ -47,16 +47,19 @@ impl<S: Subscriber> Layer<S> for PythonLogging {
         event.record(&mut message);
         let target = event.metadata().target();
         Python::attach(|py| {
-            let _ = self
-                .logger
-                .call_method1(py, "log", (level, format!("{}: {}", target, message.0)));
+            let _ =
+                self.logger
+                    .call_method1(py, "log", (level, format!("{}: {}", target, message.0)));
         });
     }
 }
 
 /// Installs the bridge as the process's tracing subscriber (once; later calls do nothing).
 pub fn install(py: Python<'_>) -> PyResult<()> {
-    let logger = py.import("logging")?.call_method1("getLogger", ("trainstore",))?.unbind();
+    let logger = py
+        .import("logging")?
+        .call_method1("getLogger", ("trainstore",))?
+        .unbind();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAINSTORE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::registry()

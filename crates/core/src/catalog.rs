@@ -138,7 +138,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Full jitter: a random delay up to `base · 2^attempt`, capped.
     fn delay(&self, attempt: u32) -> Duration {
-        let cap = self.base_delay.saturating_mul(1 << attempt.min(16)).min(self.max_delay);
+        let cap = self
+            .base_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_delay);
         let millis = rand::random_range(0..=cap.as_millis().max(1) as u64);
         Duration::from_millis(millis)
     }
@@ -211,21 +214,38 @@ impl Catalog {
 
     /// Writes one data file for a future version of `item` under a unique name and returns
     /// its entry (size and hash) for [`NewVersion::files`]. Never overwrites anything.
-    pub async fn put_file(&self, item: &DatasetName, file_name: &str, content: Bytes) -> Result<FileEntry> {
+    pub async fn put_file(
+        &self,
+        item: &DatasetName,
+        file_name: &str,
+        content: Bytes,
+    ) -> Result<FileEntry> {
         let base = file_name.rsplit('/').next().unwrap_or(file_name);
         let safe: String = base
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let unique: u128 = rand::random();
-        let path = Self::item_dir(item).join("data").join(format!("{unique:032x}-{safe}"));
+        let path = Self::item_dir(item)
+            .join("data")
+            .join(format!("{unique:032x}-{safe}"));
         let entry = FileEntry {
             path: path.to_string(),
             size: content.len() as u64,
             sha256: hex_sha256(&content),
         };
         self.store
-            .put_opts(&path, PutPayload::from_bytes(content), PutMode::Create.into())
+            .put_opts(
+                &path,
+                PutPayload::from_bytes(content),
+                PutMode::Create.into(),
+            )
             .await
             .map_err(|e| Error::storage("write data file", &path, e))?;
         Ok(entry)
@@ -247,8 +267,13 @@ impl Catalog {
     /// at once.
     pub async fn commit(&self, item: &DatasetName, new: NewVersion) -> Result<Manifest> {
         for f in &new.files {
-            let path = Path::parse(&f.path).map_err(|e| Error::invalid("file path", &f.path, e.to_string()))?;
-            let meta = self.store.head(&path).await.map_err(|e| Error::storage("check data file", &path, e))?;
+            let path = Path::parse(&f.path)
+                .map_err(|e| Error::invalid("file path", &f.path, e.to_string()))?;
+            let meta = self
+                .store
+                .head(&path)
+                .await
+                .map_err(|e| Error::storage("check data file", &path, e))?;
             if meta.size != f.size {
                 return Err(Error::Corrupt {
                     path: f.path.clone(),
@@ -259,7 +284,11 @@ impl Catalog {
         let seq = Self::versions(item);
         let mut last_tried = Version::FIRST;
         for attempt in 0..self.retry.max_attempts {
-            let latest = seq.latest(self.store.as_ref()).await?.map(Version::new).transpose()?;
+            let latest = seq
+                .latest(self.store.as_ref())
+                .await?
+                .map(Version::new)
+                .transpose()?;
             if let CommitMode::OnTopOf(base) = new.mode
                 && base != latest
             {
@@ -284,7 +313,10 @@ impl Catalog {
                 files: new.files.clone(),
                 metadata: new.metadata.clone(),
             };
-            if seq.create(self.store.as_ref(), version.get(), &manifest).await? {
+            if seq
+                .create(self.store.as_ref(), version.get(), &manifest)
+                .await?
+            {
                 tracing::debug!(item = %item, version = %version, attempt, "committed");
                 return Ok(manifest);
             }
@@ -363,7 +395,13 @@ impl Catalog {
     }
 
     /// Tags `version` of `item` as `tag`, once and for all.
-    pub async fn create_tag(&self, item: &DatasetName, tag: &TagName, version: Version, author: &UserName) -> Result<TagEntry> {
+    pub async fn create_tag(
+        &self,
+        item: &DatasetName,
+        tag: &TagName,
+        version: Version,
+        author: &UserName,
+    ) -> Result<TagEntry> {
         self.get(item, version).await?;
         if self.alias(item, tag).await?.is_some() {
             return Err(Error::AlreadyExists {
@@ -393,11 +431,19 @@ impl Catalog {
     }
 
     fn tag_path(&self, item: &DatasetName, tag: &TagName) -> Path {
-        Self::item_dir(item).join("tags").join(format!("{tag}.json"))
+        Self::item_dir(item)
+            .join("tags")
+            .join(format!("{tag}.json"))
     }
 
     /// Points alias `alias` of `item` at `version`, keeping the previous positions as history.
-    pub async fn set_alias(&self, item: &DatasetName, alias: &TagName, version: Version, author: &UserName) -> Result<AliasEntry> {
+    pub async fn set_alias(
+        &self,
+        item: &DatasetName,
+        alias: &TagName,
+        version: Version,
+        author: &UserName,
+    ) -> Result<AliasEntry> {
         self.get(item, version).await?;
         if self.tag(item, alias).await?.is_some() {
             return Err(Error::AlreadyExists {
@@ -437,7 +483,11 @@ impl Catalog {
     }
 
     /// Every position alias `alias` of `item` has had, oldest first.
-    pub async fn alias_history(&self, item: &DatasetName, alias: &TagName) -> Result<Vec<AliasEntry>> {
+    pub async fn alias_history(
+        &self,
+        item: &DatasetName,
+        alias: &TagName,
+    ) -> Result<Vec<AliasEntry>> {
         let seq = Self::aliases(item, alias);
         let mut out = Vec::new();
         for n in seq.list(self.store.as_ref()).await? {
@@ -447,7 +497,12 @@ impl Catalog {
     }
 
     /// Re-reads every file of a version and checks its size and hash, reporting bytes read.
-    pub async fn verify(&self, item: &DatasetName, version: Version, progress: &dyn Progress) -> Result<Manifest> {
+    pub async fn verify(
+        &self,
+        item: &DatasetName,
+        version: Version,
+        progress: &dyn Progress,
+    ) -> Result<Manifest> {
         let manifest = self.get(item, version).await?;
         let total = manifest.files.iter().map(|f| f.size).sum();
         progress.begin(&format!("verifying {item}@{version}"), Some(total));
@@ -517,7 +572,10 @@ impl Sequence {
         let mut known = 0u64; // highest number known to exist (0: none)
         if self.hinted
             && let Some(hint) = read_bytes_opt(store, &self.hint_path()).await?
-            && let Ok(n) = std::str::from_utf8(&hint).unwrap_or_default().trim().parse::<u64>()
+            && let Ok(n) = std::str::from_utf8(&hint)
+                .unwrap_or_default()
+                .trim()
+                .parse::<u64>()
             && n > 0
             && self.exists(store, n).await?
         {
@@ -544,18 +602,30 @@ impl Sequence {
     }
 
     /// Creates entry `n`; `false` if it exists already (someone else won the race).
-    async fn create<T: Serialize>(&self, store: &dyn ObjectStore, n: u64, entry: &T) -> Result<bool> {
+    async fn create<T: Serialize>(
+        &self,
+        store: &dyn ObjectStore,
+        n: u64,
+        entry: &T,
+    ) -> Result<bool> {
         let created = create_json(store, &self.path(n), entry).await?;
         if created && self.hinted {
             // Best effort: a stale or lost hint only costs a few extra lookups.
             let _ = store
-                .put(&self.hint_path(), PutPayload::from(n.to_string().into_bytes()))
+                .put(
+                    &self.hint_path(),
+                    PutPayload::from(n.to_string().into_bytes()),
+                )
                 .await;
         }
         Ok(created)
     }
 
-    async fn read<T: DeserializeOwned>(&self, store: &dyn ObjectStore, n: u64) -> Result<Option<T>> {
+    async fn read<T: DeserializeOwned>(
+        &self,
+        store: &dyn ObjectStore,
+        n: u64,
+    ) -> Result<Option<T>> {
         read_json(store, &self.path(n)).await
     }
 
@@ -575,7 +645,11 @@ impl Sequence {
     }
 }
 
-async fn create_json<T: Serialize>(store: &dyn ObjectStore, path: &Path, value: &T) -> Result<bool> {
+async fn create_json<T: Serialize>(
+    store: &dyn ObjectStore,
+    path: &Path,
+    value: &T,
+) -> Result<bool> {
     let body = serde_json::to_vec_pretty(value).expect("catalog entries serialize");
     let opts = PutOptions::from(PutMode::Create);
     match store.put_opts(path, PutPayload::from(body), opts).await {
@@ -587,25 +661,33 @@ async fn create_json<T: Serialize>(store: &dyn ObjectStore, path: &Path, value: 
 
 async fn read_bytes_opt(store: &dyn ObjectStore, path: &Path) -> Result<Option<Bytes>> {
     match store.get(path).await {
-        Ok(r) => Ok(Some(r.bytes().await.map_err(|e| Error::storage("read", path, e))?)),
+        Ok(r) => Ok(Some(
+            r.bytes()
+                .await
+                .map_err(|e| Error::storage("read", path, e))?,
+        )),
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(Error::storage("read", path, e)),
     }
 }
 
 async fn read_bytes(store: &dyn ObjectStore, path: &Path, what: &'static str) -> Result<Bytes> {
-    read_bytes_opt(store, path).await?.ok_or_else(|| Error::NotFound {
-        what,
-        name: path.to_string(),
-    })
+    read_bytes_opt(store, path)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what,
+            name: path.to_string(),
+        })
 }
 
 async fn read_json<T: DeserializeOwned>(store: &dyn ObjectStore, path: &Path) -> Result<Option<T>> {
     let Some(bytes) = read_bytes_opt(store, path).await? else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Corrupt {
-        path: path.to_string(),
-        reason: format!("unreadable catalog entry: {e}"),
-    })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Corrupt {
+            path: path.to_string(),
+            reason: format!("unreadable catalog entry: {e}"),
+        })
 }

@@ -135,10 +135,11 @@ impl YamlConfig {
 
     /// Parses YAML text; `source` names it in errors.
     pub fn from_str(source: &str, text: &str) -> Result<Self> {
-        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| Error::Config {
-            key: source.into(),
-            reason: format!("invalid YAML: {e}"),
-        })?;
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| Error::Config {
+                key: source.into(),
+                reason: format!("invalid YAML: {e}"),
+            })?;
         let mut values = BTreeMap::new();
         flatten("", &doc, &mut values);
         Ok(YamlConfig {
@@ -150,13 +151,22 @@ impl YamlConfig {
 
 fn flatten(prefix: &str, value: &serde_yaml_ng::Value, out: &mut BTreeMap<String, Secret>) {
     use serde_yaml_ng::Value;
-    let key = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
+    let key = |k: &str| {
+        if prefix.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
     match value {
         Value::Mapping(map) => {
             for (k, v) in map {
                 let k = match k {
                     Value::String(s) => s.clone(),
-                    other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_owned(),
+                    other => serde_yaml_ng::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned(),
                 };
                 flatten(&key(&k), v, out);
             }
@@ -278,7 +288,10 @@ mod tests {
     #[test]
     fn references_expand_and_escape() {
         let cfg = YamlConfig::from_str("t", "a: 1").unwrap();
-        assert_eq!(expand_references("x${a}y$${a}$", &cfg).unwrap().expose(), "x1y${a}$");
+        assert_eq!(
+            expand_references("x${a}y$${a}$", &cfg).unwrap().expose(),
+            "x1y${a}$"
+        );
         let err = expand_references("${nope}", &cfg).unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
         assert!(expand_references("${a", &cfg).is_err());

@@ -30,7 +30,9 @@ pub enum Error {
     AlreadyExists { what: &'static str, name: String },
 
     /// Another writer committed the same version first, and retrying did not get through.
-    #[error("version conflict on {item}: gave up after {attempts} attempts (last tried version {version})")]
+    #[error(
+        "version conflict on {item}: gave up after {attempts} attempts (last tried version {version})"
+    )]
     VersionConflict {
         item: String,
         version: u64,
@@ -105,7 +107,11 @@ impl Error {
     }
 
     /// Shorthand for [`Error::InvalidInput`].
-    pub fn invalid(what: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid(
+        what: &'static str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::InvalidInput {
             what,
             value: value.into(),
@@ -114,7 +120,11 @@ impl Error {
     }
 
     /// Wraps an object store error with the operation and path it concerned.
-    pub fn storage(operation: &'static str, path: impl ToString, source: object_store::Error) -> Self {
+    pub fn storage(
+        operation: &'static str,
+        path: impl ToString,
+        source: object_store::Error,
+    ) -> Self {
         Error::Storage {
             operation,
             path: path.to_string(),

@@ -184,11 +184,30 @@ mod tests {
     #[test]
     fn rejects_names_that_could_escape_a_path_or_query() {
         for bad in [
-            "", "-x", ".hidden", "a/b", "a..b", "a b", "it's", "a;drop", "é", "a\0b", "x\\y",
+            "",
+            "-x",
+            ".hidden",
+            "a/b",
+            "a..b",
+            "a b",
+            "it's",
+            "a;drop",
+            "é",
+            "a\0b",
+            "x\\y",
             &"x".repeat(129),
         ] {
             let err = DatasetName::new(bad).unwrap_err();
-            assert!(matches!(err, Error::InvalidInput { what: "dataset name", .. }), "{bad:?}");
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidInput {
+                        what: "dataset name",
+                        ..
+                    }
+                ),
+                "{bad:?}"
+            );
         }
     }
 

@@ -20,15 +20,19 @@ pub mod time;
 
 pub use catalog::{Catalog, FileEntry, Manifest, NewVersion};
 pub use config::{
-    ConfigChain, ConfigProvider, ConfigProviderRef, DirConfig, EnvConfig, Secret, YamlConfig, expand_references,
+    ConfigChain, ConfigProvider, ConfigProviderRef, DirConfig, EnvConfig, Secret, YamlConfig,
+    expand_references,
 };
 pub use error::{Error, Result};
 pub use ids::{DatasetName, TagName, UserName, Version};
 pub use progress::{NoProgress, Progress, ProgressRef};
-pub use source::{DataSource, DataSourceRef, Filter, MemorySource, Predicate, RecordBatchStream, Scalar, ScanRequest};
+pub use source::{
+    DataSource, DataSourceRef, Filter, MemorySource, Predicate, RecordBatchStream, Scalar,
+    ScanRequest,
+};
 pub use storage::{
-    Mount, MountTable, ObjectStoreRef, ResolvedStore, StorageOptions, StorageProvider, StorageProviderRef,
-    check_store, probe_create_if_absent,
+    Mount, MountTable, ObjectStoreRef, ResolvedStore, StorageOptions, StorageProvider,
+    StorageProviderRef, check_store, probe_create_if_absent,
 };
 pub use time::{TimeRange, Timestamp};
 

@@ -11,10 +11,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, Scalar as ArrowScalar};
-use arrow::array::{BooleanArray as Bools, Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::array::{
+    BooleanArray as Bools, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+};
 use arrow::compute::kernels::{boolean, cmp};
 use arrow::compute::{cast, filter_record_batch, is_not_null, is_null};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
@@ -96,7 +98,10 @@ pub enum Predicate {
     /// Equal to one of the values (never matches null).
     In(Vec<Scalar>),
     /// Between the bounds, each included, excluded or absent.
-    Range { lower: Bound<Scalar>, upper: Bound<Scalar> },
+    Range {
+        lower: Bound<Scalar>,
+        upper: Bound<Scalar>,
+    },
     /// The value is null.
     IsNull,
     /// The value is not null.
@@ -120,7 +125,10 @@ impl Filter {
     }
 
     /// `column IN (values…)`.
-    pub fn is_in(column: impl Into<String>, values: impl IntoIterator<Item = impl Into<Scalar>>) -> Self {
+    pub fn is_in(
+        column: impl Into<String>,
+        values: impl IntoIterator<Item = impl Into<Scalar>>,
+    ) -> Self {
         Filter {
             column: column.into(),
             predicate: Predicate::In(values.into_iter().map(Into::into).collect()),
@@ -190,7 +198,11 @@ pub struct MemorySource {
 impl MemorySource {
     /// A source over `batches`, all of `schema`; `time_column` (Int64 epoch ms or a timestamp
     /// type) is what time ranges apply to.
-    pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>, time_column: Option<&str>) -> Result<Self> {
+    pub fn new(
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        time_column: Option<&str>,
+    ) -> Result<Self> {
         if let Some(b) = batches.iter().find(|b| b.schema() != schema) {
             return Err(Error::invalid(
                 "batch",
@@ -313,16 +325,29 @@ fn predicate_mask(name: &str, column: &ArrayRef, predicate: &Predicate) -> Resul
     })
 }
 
-fn range_mask(name: &str, column: &ArrayRef, lower: &Bound<Scalar>, upper: &Bound<Scalar>) -> Result<BooleanArray> {
+fn range_mask(
+    name: &str,
+    column: &ArrayRef,
+    lower: &Bound<Scalar>,
+    upper: &Bound<Scalar>,
+) -> Result<BooleanArray> {
     let mut mask = is_not_null(column)?;
     match lower {
-        Bound::Included(v) => mask = boolean::and(&mask, &cmp::gt_eq(column, &scalar_like(name, column, v)?)?)?,
-        Bound::Excluded(v) => mask = boolean::and(&mask, &cmp::gt(column, &scalar_like(name, column, v)?)?)?,
+        Bound::Included(v) => {
+            mask = boolean::and(&mask, &cmp::gt_eq(column, &scalar_like(name, column, v)?)?)?
+        }
+        Bound::Excluded(v) => {
+            mask = boolean::and(&mask, &cmp::gt(column, &scalar_like(name, column, v)?)?)?
+        }
         Bound::Unbounded => {}
     }
     match upper {
-        Bound::Included(v) => mask = boolean::and(&mask, &cmp::lt_eq(column, &scalar_like(name, column, v)?)?)?,
-        Bound::Excluded(v) => mask = boolean::and(&mask, &cmp::lt(column, &scalar_like(name, column, v)?)?)?,
+        Bound::Included(v) => {
+            mask = boolean::and(&mask, &cmp::lt_eq(column, &scalar_like(name, column, v)?)?)?
+        }
+        Bound::Excluded(v) => {
+            mask = boolean::and(&mask, &cmp::lt(column, &scalar_like(name, column, v)?)?)?
+        }
         Bound::Unbounded => {}
     }
     Ok(mask)
@@ -335,12 +360,185 @@ fn scalar_like(name: &str, column: &ArrayRef, value: &Scalar) -> Result<ArrowSca
         Scalar::Int64(v) => Arc::new(Int64Array::from(vec![*v])),
         Scalar::Float64(v) => Arc::new(Float64Array::from(vec![*v])),
         Scalar::Utf8(v) => Arc::new(StringArray::from(vec![v.as_str()])),
-        Scalar::Timestamp(v) => Arc::new(TimestampMillisecondArray::from(vec![v.as_millis()])),
+        Scalar::Timestamp(v) => {
+            // Same instant, labelled with the column's zone: a cast from a zoneless timestamp
+            // would instead reinterpret wall-clock time.
+            let zone = match column.data_type() {
+                DataType::Timestamp(_, zone) => zone.clone(),
+                _ => None,
+            };
+            Arc::new(TimestampMillisecondArray::from(vec![v.as_millis()]).with_timezone_opt(zone))
+        }
     };
     let target = column.data_type();
     let typed = cast(&single, target)
         .ok()
         .filter(|a| a.is_valid(0))
-        .ok_or_else(|| Error::invalid("filter value", format!("{value:?}"), format!("cannot compare with column {name:?} of type {target}")))?;
+        .ok_or_else(|| {
+            Error::invalid(
+                "filter value",
+                format!("{value:?}"),
+                format!("cannot compare with column {name:?} of type {target}"),
+            )
+        })?;
     Ok(ArrowScalar::new(typed))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Field, Int64Type, Schema, TimeUnit};
+
+    use super::*;
+
+    /// uuid, nodeId, time (ms, UTC), meanLf (nullable), in two batches.
+    fn source() -> MemorySource {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("uuid", DataType::Utf8, false),
+            Field::new("nodeId", DataType::Utf8, false),
+            Field::new(
+                "time",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("meanLf", DataType::Float64, true),
+        ]));
+        let batch =
+            |uuids: Vec<&str>, nodes: Vec<&str>, times: Vec<i64>, values: Vec<Option<f64>>| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from(uuids)),
+                        Arc::new(StringArray::from(nodes)),
+                        Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC")),
+                        Arc::new(Float64Array::from(values)),
+                    ],
+                )
+                .unwrap()
+            };
+        let b1 = batch(
+            vec!["a", "a", "b"],
+            vec!["1", "2", "1"],
+            vec![10, 20, 30],
+            vec![Some(1.0), None, Some(3.0)],
+        );
+        let b2 = batch(
+            vec!["b", "c"],
+            vec!["2", "1"],
+            vec![40, 50],
+            vec![Some(4.0), Some(5.0)],
+        );
+        MemorySource::new(schema, vec![b1, b2], Some("time")).unwrap()
+    }
+
+    async fn times(request: ScanRequest) -> Vec<i64> {
+        let batches = source().scan_all(&request).await.unwrap();
+        let mut out = Vec::new();
+        for b in batches {
+            let col = b.column_by_name("time").expect("time projected");
+            let col = arrow::compute::cast(col, &DataType::Int64).unwrap();
+            out.extend(col.as_primitive::<Int64Type>().values().iter().copied());
+        }
+        out
+    }
+
+    fn range(start: i64, end: i64) -> Option<TimeRange> {
+        Some(TimeRange::new(Timestamp::from_millis(start), Timestamp::from_millis(end)).unwrap())
+    }
+
+    #[tokio::test]
+    async fn time_range_is_half_open() {
+        let r = ScanRequest {
+            time_range: range(20, 40),
+            ..Default::default()
+        };
+        assert_eq!(times(r).await, [20, 30]);
+    }
+
+    #[tokio::test]
+    async fn filters_combine_as_a_conjunction() {
+        let eq = ScanRequest {
+            filters: vec![Filter::eq("uuid", "b")],
+            ..Default::default()
+        };
+        assert_eq!(times(eq).await, [30, 40]);
+        let both = ScanRequest {
+            filters: vec![Filter::is_in("uuid", ["a", "c"]), Filter::eq("nodeId", "1")],
+            ..Default::default()
+        };
+        assert_eq!(times(both).await, [10, 50]);
+        let null = ScanRequest {
+            filters: vec![Filter::is_null("meanLf")],
+            ..Default::default()
+        };
+        assert_eq!(times(null).await, [20]);
+        let numeric = ScanRequest {
+            filters: vec![Filter::range(
+                "meanLf",
+                Bound::Excluded(1.0.into()),
+                Bound::Included(4.into()),
+            )],
+            ..Default::default()
+        };
+        assert_eq!(times(numeric).await, [30, 40]);
+        let hostile = ScanRequest {
+            filters: vec![Filter::eq("uuid", "a' OR '1'='1")],
+            ..Default::default()
+        };
+        assert_eq!(times(hostile).await, Vec::<i64>::new());
+    }
+
+    #[tokio::test]
+    async fn projection_and_limit() {
+        let request = ScanRequest {
+            projection: Some(vec!["time".into(), "uuid".into()]),
+            limit: Some(4),
+            ..Default::default()
+        };
+        let batches = source().scan_all(&request).await.unwrap();
+        assert!(
+            batches
+                .iter()
+                .all(|b| b.schema().field(0).name() == "time" && b.num_columns() == 2)
+        );
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+        let none = ScanRequest {
+            limit: Some(0),
+            ..Default::default()
+        };
+        assert!(times(none).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn bad_requests_name_the_problem() {
+        let unknown = ScanRequest {
+            filters: vec![Filter::eq("nope", "x")],
+            ..Default::default()
+        };
+        let err = source().scan(&unknown).await.err().unwrap().to_string();
+        assert!(err.contains("nope") && err.contains("uuid"), "{err}");
+        let projection = ScanRequest {
+            projection: Some(vec!["ghost".into()]),
+            ..Default::default()
+        };
+        assert!(source().scan(&projection).await.is_err());
+        let mismatch = ScanRequest {
+            filters: vec![Filter::eq("meanLf", "not a number")],
+            ..Default::default()
+        };
+        let err = source().scan_all(&mismatch).await.unwrap_err().to_string();
+        assert!(err.contains("meanLf"), "{err}");
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let untimed = MemorySource::new(schema.clone(), vec![], None).unwrap();
+        let err = untimed
+            .scan(&ScanRequest {
+                time_range: range(0, 1),
+                ..Default::default()
+            })
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::NotSupported { .. }), "{err}");
+        assert!(MemorySource::new(schema, vec![], Some("time")).is_err());
+    }
 }

@@ -38,7 +38,14 @@ pub trait StorageProvider: Send + Sync + fmt::Debug {
 }
 
 /// Option keys whose values are never shown (matched case-insensitively as substrings).
-const SENSITIVE: &[&str] = &["secret", "password", "token", "credential", "private", "session"];
+const SENSITIVE: &[&str] = &[
+    "secret",
+    "password",
+    "token",
+    "credential",
+    "private",
+    "session",
+];
 
 fn is_sensitive(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
@@ -79,7 +86,11 @@ impl StorageOptions {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for StorageOptions {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        StorageOptions(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        StorageOptions(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -88,7 +99,11 @@ impl fmt::Debug for StorageOptions {
         f.write_str("{")?;
         for (i, (k, v)) in self.0.iter().enumerate() {
             let sep = if i == 0 { "" } else { ", " };
-            let shown = if is_sensitive(k) && !v.starts_with("${") { "***" } else { v };
+            let shown = if is_sensitive(k) && !v.starts_with("${") {
+                "***"
+            } else {
+                v
+            };
             write!(f, "{sep}{k}={shown}")?;
         }
         f.write_str("}")
@@ -152,7 +167,11 @@ impl MountTable {
     pub fn new(config: ConfigProviderRef) -> Self {
         MountTable {
             mounts: BTreeMap::new(),
-            providers: vec![Arc::new(LocalProvider), Arc::new(MemoryProvider), Arc::new(S3Provider)],
+            providers: vec![
+                Arc::new(LocalProvider),
+                Arc::new(MemoryProvider),
+                Arc::new(S3Provider),
+            ],
             config,
         }
     }
@@ -169,7 +188,11 @@ impl MountTable {
         })?;
         let parsed = parse_location(url)?;
         if parsed.scheme() == "mount" {
-            return Err(Error::invalid("mount url", url, "a mount cannot point at another mount"));
+            return Err(Error::invalid(
+                "mount url",
+                url,
+                "a mount cannot point at another mount",
+            ));
         }
         self.provider_for(&parsed)?;
         self.mounts.insert(
@@ -206,7 +229,8 @@ impl MountTable {
                 what: "mount",
                 name: name.to_owned(),
             })?;
-            let mut url = Url::parse(&mount.url).map_err(|e| Error::invalid("mount url", &mount.url, e.to_string()))?;
+            let mut url = Url::parse(&mount.url)
+                .map_err(|e| Error::invalid("mount url", &mount.url, e.to_string()))?;
             let joined = join_paths(url.path(), parsed.path());
             url.set_path(&joined);
             (url, mount.options.clone())
@@ -228,7 +252,11 @@ impl MountTable {
             .find(|p| p.schemes().contains(&url.scheme()))
             .ok_or_else(|| {
                 let known: Vec<_> = self.providers.iter().flat_map(|p| p.schemes()).collect();
-                Error::invalid("storage url", url.as_str(), format!("unknown scheme; known: {known:?} and mount"))
+                Error::invalid(
+                    "storage url",
+                    url.as_str(),
+                    format!("unknown scheme; known: {known:?} and mount"),
+                )
             })
     }
 }
@@ -236,7 +264,11 @@ impl MountTable {
 fn join_paths(base: &str, rest: &str) -> String {
     let base = base.trim_end_matches('/');
     let rest = rest.trim_start_matches('/');
-    if rest.is_empty() { base.to_owned() } else { format!("{base}/{rest}") }
+    if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}/{rest}")
+    }
 }
 
 /// Parses a URL, or turns a local path (relative or absolute) into a `file://` URL.
@@ -245,7 +277,8 @@ fn parse_location(location: &str) -> Result<Url> {
         return Err(Error::invalid("storage location", location, "empty"));
     }
     if location.contains("://") {
-        let url = Url::parse(location).map_err(|e| Error::invalid("storage url", location, e.to_string()))?;
+        let url = Url::parse(location)
+            .map_err(|e| Error::invalid("storage url", location, e.to_string()))?;
         if !url.username().is_empty() || url.password().is_some() {
             // Never echo the URL: it holds a credential.
             return Err(Error::invalid(
@@ -256,13 +289,18 @@ fn parse_location(location: &str) -> Result<Url> {
         }
         // Url normalises `..` away silently; a path that tries to climb is refused instead.
         if location.split(['/', '?', '#']).any(|seg| seg == "..") {
-            return Err(Error::invalid("storage url", location, "'..' is not allowed in a path"));
+            return Err(Error::invalid(
+                "storage url",
+                location,
+                "'..' is not allowed in a path",
+            ));
         }
         return Ok(url);
     }
     let path = std::path::absolute(location)
         .map_err(|e| Error::invalid("storage location", location, e.to_string()))?;
-    Url::from_file_path(&path).map_err(|_| Error::invalid("storage location", location, "not a usable local path"))
+    Url::from_file_path(&path)
+        .map_err(|_| Error::invalid("storage location", location, "not a usable local path"))
 }
 
 fn unknown_options(scheme: &str, options: &BTreeMap<String, Secret>) -> Result<()> {
@@ -276,8 +314,13 @@ fn unknown_options(scheme: &str, options: &BTreeMap<String, Secret>) -> Result<(
 }
 
 fn rooted(store: ObjectStoreRef, path: &str) -> Result<ObjectStoreRef> {
-    let prefix = Path::parse(path.trim_matches('/')).map_err(|e| Error::invalid("storage path", path, e.to_string()))?;
-    Ok(if prefix.as_ref().is_empty() { store } else { Arc::new(PrefixStore::new(store, prefix)) })
+    let prefix = Path::parse(path.trim_matches('/'))
+        .map_err(|e| Error::invalid("storage path", path, e.to_string()))?;
+    Ok(if prefix.as_ref().is_empty() {
+        store
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    })
 }
 
 /// Local directories: `file:///abs/dir` (also hostPath, PVC and NFS mounts). The directory is
@@ -295,8 +338,9 @@ impl StorageProvider for LocalProvider {
         let dir = url
             .to_file_path()
             .map_err(|_| Error::invalid("file url", url.as_str(), "not a local path"))?;
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::invalid("local directory", dir.display().to_string(), e.to_string()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Error::invalid("local directory", dir.display().to_string(), e.to_string())
+        })?;
         let store = LocalFileSystem::new_with_prefix(&dir)
             .map_err(|e| Error::storage("open", dir.display(), e))?;
         Ok(Arc::new(store))
@@ -383,7 +427,11 @@ fn install_crypto_provider() {
 
 /// Checks a store end to end, reporting each step: write, read back, delete, and atomic
 /// create-if-absent. Used by `trainstore mounts check` and Python's `MountTable.check`.
-pub async fn check_store(store: &dyn ObjectStore, url: &str, progress: &dyn crate::progress::Progress) -> Result<()> {
+pub async fn check_store(
+    store: &dyn ObjectStore,
+    url: &str,
+    progress: &dyn crate::progress::Progress,
+) -> Result<()> {
     progress.begin(&format!("checking {url}"), Some(4));
     let result = async {
         let path = Path::from(format!(".trainstore-check-{:016x}", rand::random::<u64>()));
@@ -392,8 +440,14 @@ pub async fn check_store(store: &dyn ObjectStore, url: &str, progress: &dyn crat
             .await
             .map_err(|e| Error::storage("write", &path, e))?;
         progress.advance(1);
-        let back = store.get(&path).await.map_err(|e| Error::storage("read", &path, e))?;
-        let bytes = back.bytes().await.map_err(|e| Error::storage("read", &path, e))?;
+        let back = store
+            .get(&path)
+            .await
+            .map_err(|e| Error::storage("read", &path, e))?;
+        let bytes = back
+            .bytes()
+            .await
+            .map_err(|e| Error::storage("read", &path, e))?;
         if bytes.as_ref() != b"check" {
             return Err(Error::Corrupt {
                 path: path.to_string(),
@@ -401,7 +455,10 @@ pub async fn check_store(store: &dyn ObjectStore, url: &str, progress: &dyn crat
             });
         }
         progress.advance(1);
-        store.delete(&path).await.map_err(|e| Error::storage("delete", &path, e))?;
+        store
+            .delete(&path)
+            .await
+            .map_err(|e| Error::storage("delete", &path, e))?;
         progress.advance(1);
         probe_create_if_absent(store, &Path::from(".trainstore-probe"), url).await?;
         progress.advance(1);
@@ -431,7 +488,9 @@ pub async fn probe_create_if_absent(store: &dyn ObjectStore, dir: &Path, url: &s
             }
             other => Error::storage("probe write", &probe, other),
         })?;
-    let second = store.put_opts(&probe, PutPayload::from_static(b"second"), create).await;
+    let second = store
+        .put_opts(&probe, PutPayload::from_static(b"second"), create)
+        .await;
     let _ = store.delete(&probe).await;
     match second {
         Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
@@ -463,7 +522,9 @@ mod tests {
 
     #[test]
     fn credentials_in_urls_are_refused_without_echoing_them() {
-        let err = parse_location("s3://AKIA:hunter2@bucket/x").unwrap_err().to_string();
+        let err = parse_location("s3://AKIA:hunter2@bucket/x")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.contains("options"), "{err}");
     }

@@ -221,7 +221,12 @@ mod tests {
             let err = Timestamp::parse(text).unwrap_err().to_string();
             assert!(err.contains("timestamp"), "{err}");
         }
-        assert!(Timestamp::parse("12a").unwrap_err().to_string().contains("12a"));
+        assert!(
+            Timestamp::parse("12a")
+                .unwrap_err()
+                .to_string()
+                .contains("12a")
+        );
     }
 
     #[test]
@@ -252,7 +257,13 @@ mod tests {
         for w in parts.windows(2) {
             assert_eq!(w[0].end(), w[1].start());
         }
-        assert_eq!(TimeRange::new(Timestamp(0), Timestamp(2)).unwrap().split(8).len(), 2);
+        assert_eq!(
+            TimeRange::new(Timestamp(0), Timestamp(2))
+                .unwrap()
+                .split(8)
+                .len(),
+            2
+        );
     }
 
     #[test]

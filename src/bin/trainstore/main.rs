@@ -101,7 +101,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAINSTORE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,12 +141,19 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Mounts(MountsCommand::Add { name, at }) => {
             settings.add_mount(&name, &at.location, options(&at))?;
             settings.save(&settings_path)?;
-            println!("mount {name} -> {} saved in {}", at.location, settings_path.display());
+            println!(
+                "mount {name} -> {} saved in {}",
+                at.location,
+                settings_path.display()
+            );
             Ok(())
         }
         Command::Mounts(MountsCommand::Remove { name }) => {
             if settings.mounts.remove(&name).is_none() {
-                return Err(Error::NotFound { what: "mount", name });
+                return Err(Error::NotFound {
+                    what: "mount",
+                    name,
+                });
             }
             settings.save(&settings_path)?;
             println!("mount {name} removed");
@@ -157,12 +167,18 @@ async fn run(cli: Cli) -> Result<()> {
 async fn print_info(ws: &Workspace, json: bool) -> Result<()> {
     let info = ws.info().await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&info).expect("info serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info).expect("info serializes")
+        );
         return Ok(());
     }
     println!("  url            {}", info.url);
     println!("  layout version {}", info.layout_version);
-    println!("  created        {} by {}", info.created_at, info.created_by);
+    println!(
+        "  created        {} by {}",
+        info.created_at, info.created_by
+    );
     println!("  items          {}", info.items.len());
     for (item, version) in &info.items {
         println!("    {item:<24} latest {version}");
@@ -171,14 +187,24 @@ async fn print_info(ws: &Workspace, json: bool) -> Result<()> {
 }
 
 async fn check_mount(mounts: &MountTable, at: &Location) -> Result<()> {
-    let location = if at.location.contains("://") || at.location.contains('/') || at.location.starts_with('.') {
-        at.location.clone()
-    } else {
-        format!("mount://{}", at.location)
-    };
+    let location =
+        if at.location.contains("://") || at.location.contains('/') || at.location.starts_with('.')
+        {
+            at.location.clone()
+        } else {
+            format!("mount://{}", at.location)
+        };
     let resolved = mounts.resolve_with(&location, &options(at))?;
-    trainstore::core::check_store(resolved.store.as_ref(), &resolved.url, &TerminalProgress::new()).await?;
-    println!("{}: write, read, delete and atomic create-if-absent all work", resolved.url);
+    trainstore::core::check_store(
+        resolved.store.as_ref(),
+        &resolved.url,
+        &TerminalProgress::new(),
+    )
+    .await?;
+    println!(
+        "{}: write, read, delete and atomic create-if-absent all work",
+        resolved.url
+    );
     Ok(())
 }
 
@@ -190,8 +216,12 @@ async fn demo(location: &str) -> Result<()> {
     let catalog = ws.catalog();
     let item = DatasetName::new("demo-artifact")?;
     let author = UserName::new(whoami())?;
-    let content: Vec<u8> = (0..4_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-    let file = catalog.put_file(&item, "payload.bin", Bytes::from(content)).await?;
+    let content: Vec<u8> = (0..4_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let file = catalog
+        .put_file(&item, "payload.bin", Bytes::from(content))
+        .await?;
     let mut new = NewVersion::new(author.clone());
     new.files.push(file);
     new.metadata = serde_json::json!({"description": "demo artefact written by `trainstore demo`"});
@@ -202,9 +232,18 @@ async fn demo(location: &str) -> Result<()> {
         manifest.files[0].size,
         &manifest.files[0].sha256[..12]
     );
-    catalog.set_alias(&item, &TagName::new("latest-demo")?, manifest.version, &author).await?;
+    catalog
+        .set_alias(
+            &item,
+            &TagName::new("latest-demo")?,
+            manifest.version,
+            &author,
+        )
+        .await?;
     println!("3. alias latest-demo -> {}", manifest.version);
-    catalog.verify(&item, manifest.version, &TerminalProgress::new()).await?;
+    catalog
+        .verify(&item, manifest.version, &TerminalProgress::new())
+        .await?;
     println!("4. verified every file's size and hash");
     println!("5. workspace now holds:");
     print_info(&ws, false).await
@@ -212,6 +251,13 @@ async fn demo(location: &str) -> Result<()> {
 
 fn whoami() -> String {
     let raw = std::env::var("USER").unwrap_or_else(|_| "anonymous".into());
-    let cleaned: String = raw.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')).collect();
-    if UserName::new(cleaned.as_str()).is_ok() { cleaned } else { "anonymous".into() }
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect();
+    if UserName::new(cleaned.as_str()).is_ok() {
+        cleaned
+    } else {
+        "anonymous".into()
+    }
 }

@@ -70,7 +70,9 @@ impl Progress for TerminalProgress {
         let mut s = self.state.lock().expect("progress state");
         s.done += delta;
         if self.tty {
-            if s.last_draw.is_none_or(|t| t.elapsed() > Duration::from_millis(100)) {
+            if s.last_draw
+                .is_none_or(|t| t.elapsed() > Duration::from_millis(100))
+            {
                 s.last_draw = Some(Instant::now());
                 self.draw(&s, false);
             }

@@ -10,7 +10,8 @@ use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use trainstore_core::catalog::CommitMode;
 use trainstore_core::{
-    Catalog, DatasetName, Error, MountTable, NewVersion, NoProgress, StorageOptions, TagName, UserName, Version,
+    Catalog, DatasetName, Error, MountTable, NewVersion, NoProgress, StorageOptions, TagName,
+    UserName, Version,
 };
 
 use crate::support::{self, Backend};
@@ -33,40 +34,89 @@ async fn versions_tags_aliases_and_references() {
     let catalog = Catalog::open(backend.store(), &backend.url).await.unwrap();
     assert!(catalog.latest(&item()).await.unwrap().is_none());
 
-    let file = catalog.put_file(&item(), "part-0.parquet", Bytes::from_static(b"rows")).await.unwrap();
+    let file = catalog
+        .put_file(&item(), "part-0.parquet", Bytes::from_static(b"rows"))
+        .await
+        .unwrap();
     assert_eq!(file.size, 4);
     let mut new = NewVersion::new(alice());
     new.files.push(file.clone());
     new.metadata = serde_json::json!({"description": "first"});
     let v1 = catalog.commit(&item(), new).await.unwrap();
     assert_eq!((v1.version, v1.parent), (v(1), None));
-    let v2 = catalog.commit(&item(), NewVersion::new(alice())).await.unwrap();
+    let v2 = catalog
+        .commit(&item(), NewVersion::new(alice()))
+        .await
+        .unwrap();
     assert_eq!((v2.version, v2.parent), (v(2), Some(v(1))));
 
     assert_eq!(catalog.get(&item(), v(1)).await.unwrap(), v1);
     assert_eq!(catalog.versions_of(&item()).await.unwrap(), [v(1), v(2)]);
     assert_eq!(catalog.items().await.unwrap(), [item()]);
     assert_eq!(catalog.read_file(&file).await.unwrap().as_ref(), b"rows");
-    assert!(matches!(catalog.get(&item(), v(3)).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        catalog.get(&item(), v(3)).await,
+        Err(Error::NotFound { .. })
+    ));
 
     let stable = TagName::new("stable").unwrap();
-    catalog.create_tag(&item(), &stable, v(1), &alice()).await.unwrap();
+    catalog
+        .create_tag(&item(), &stable, v(1), &alice())
+        .await
+        .unwrap();
     let again = catalog.create_tag(&item(), &stable, v(2), &alice()).await;
-    assert!(matches!(again, Err(Error::AlreadyExists { .. })), "tags are immutable: {again:?}");
+    assert!(
+        matches!(again, Err(Error::AlreadyExists { .. })),
+        "tags are immutable: {again:?}"
+    );
 
     let champion = TagName::new("champion").unwrap();
-    catalog.set_alias(&item(), &champion, v(2), &alice()).await.unwrap();
-    catalog.set_alias(&item(), &champion, v(1), &alice()).await.unwrap();
-    let history: Vec<_> = catalog.alias_history(&item(), &champion).await.unwrap().iter().map(|a| a.version).collect();
+    catalog
+        .set_alias(&item(), &champion, v(2), &alice())
+        .await
+        .unwrap();
+    catalog
+        .set_alias(&item(), &champion, v(1), &alice())
+        .await
+        .unwrap();
+    let history: Vec<_> = catalog
+        .alias_history(&item(), &champion)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.version)
+        .collect();
     assert_eq!(history, [v(2), v(1)]);
-    assert!(matches!(catalog.set_alias(&item(), &stable, v(2), &alice()).await, Err(Error::AlreadyExists { .. })));
-    assert!(matches!(catalog.set_alias(&item(), &champion, v(9), &alice()).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        catalog.set_alias(&item(), &stable, v(2), &alice()).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        catalog.set_alias(&item(), &champion, v(9), &alice()).await,
+        Err(Error::NotFound { .. })
+    ));
 
-    for (reference, expected) in [("latest", 2), ("v1", 1), ("2", 2), ("stable", 1), ("champion", 1)] {
-        assert_eq!(catalog.resolve(&item(), reference).await.unwrap(), v(expected), "{reference}");
+    for (reference, expected) in [
+        ("latest", 2),
+        ("v1", 1),
+        ("2", 2),
+        ("stable", 1),
+        ("champion", 1),
+    ] {
+        assert_eq!(
+            catalog.resolve(&item(), reference).await.unwrap(),
+            v(expected),
+            "{reference}"
+        );
     }
-    assert!(matches!(catalog.resolve(&item(), "nope").await, Err(Error::NotFound { .. })));
-    assert!(matches!(catalog.resolve(&item(), "../x").await, Err(Error::InvalidInput { .. })));
+    assert!(matches!(
+        catalog.resolve(&item(), "nope").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        catalog.resolve(&item(), "../x").await,
+        Err(Error::InvalidInput { .. })
+    ));
 }
 
 #[tokio::test]
@@ -77,7 +127,10 @@ async fn a_committer_on_top_of_an_old_version_gets_a_conflict() {
     first.mode = CommitMode::OnTopOf(None);
     catalog.commit(&item(), first.clone()).await.unwrap();
     let err = catalog.commit(&item(), first).await.unwrap_err();
-    assert!(matches!(err, Error::VersionConflict { version: 1, .. }), "{err}");
+    assert!(
+        matches!(err, Error::VersionConflict { version: 1, .. }),
+        "{err}"
+    );
     let mut second = NewVersion::new(alice());
     second.mode = CommitMode::OnTopOf(Some(v(1)));
     assert_eq!(catalog.commit(&item(), second).await.unwrap().version, v(2));
@@ -89,15 +142,37 @@ async fn latest_survives_a_lost_or_stale_hint() {
     let store = backend.store();
     let catalog = Catalog::open(store.clone(), &backend.url).await.unwrap();
     for _ in 0..37 {
-        catalog.commit(&item(), NewVersion::new(alice())).await.unwrap();
+        catalog
+            .commit(&item(), NewVersion::new(alice()))
+            .await
+            .unwrap();
     }
     let hint = Path::from("items/vibration/versions/_latest");
-    store.put(&hint, PutPayload::from_static(b"3")).await.unwrap();
-    assert_eq!(catalog.latest(&item()).await.unwrap().unwrap().version, v(37));
+    store
+        .put(&hint, PutPayload::from_static(b"3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog.latest(&item()).await.unwrap().unwrap().version,
+        v(37)
+    );
     store.delete(&hint).await.unwrap();
-    assert_eq!(catalog.latest(&item()).await.unwrap().unwrap().version, v(37));
-    store.put(&hint, PutPayload::from_static(b"garbage")).await.unwrap();
-    assert_eq!(catalog.commit(&item(), NewVersion::new(alice())).await.unwrap().version, v(38));
+    assert_eq!(
+        catalog.latest(&item()).await.unwrap().unwrap().version,
+        v(37)
+    );
+    store
+        .put(&hint, PutPayload::from_static(b"garbage"))
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog
+            .commit(&item(), NewVersion::new(alice()))
+            .await
+            .unwrap()
+            .version,
+        v(38)
+    );
 }
 
 #[tokio::test]
@@ -105,21 +180,41 @@ async fn verify_detects_a_tampered_file_and_a_commit_refuses_a_missing_one() {
     let backend = support::local();
     let store = backend.store();
     let catalog = Catalog::open(store.clone(), &backend.url).await.unwrap();
-    let file = catalog.put_file(&item(), "data.bin", Bytes::from_static(b"0123456789")).await.unwrap();
+    let file = catalog
+        .put_file(&item(), "data.bin", Bytes::from_static(b"0123456789"))
+        .await
+        .unwrap();
     let mut new = NewVersion::new(alice());
     new.files.push(file.clone());
     catalog.commit(&item(), new).await.unwrap();
     catalog.verify(&item(), v(1), &NoProgress).await.unwrap();
 
-    store.put(&Path::parse(&file.path).unwrap(), PutPayload::from_static(b"01234x6789")).await.unwrap();
-    let err = catalog.verify(&item(), v(1), &NoProgress).await.unwrap_err();
+    store
+        .put(
+            &Path::parse(&file.path).unwrap(),
+            PutPayload::from_static(b"01234x6789"),
+        )
+        .await
+        .unwrap();
+    let err = catalog
+        .verify(&item(), v(1), &NoProgress)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("sha256"), "{err}");
 
     let mut ghost = NewVersion::new(alice());
-    ghost.files.push(trainstore_core::FileEntry { path: "items/vibration/data/none".into(), size: 1, sha256: String::new() });
+    ghost.files.push(trainstore_core::FileEntry {
+        path: "items/vibration/data/none".into(),
+        size: 1,
+        sha256: String::new(),
+    });
     assert!(catalog.commit(&item(), ghost).await.is_err());
-    assert_eq!(catalog.versions_of(&item()).await.unwrap(), [v(1)], "a failed commit must not add a version");
+    assert_eq!(
+        catalog.versions_of(&item()).await.unwrap(),
+        [v(1)],
+        "a failed commit must not add a version"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +223,10 @@ async fn a_corrupt_manifest_is_reported_not_hidden() {
     let store = backend.store();
     let catalog = Catalog::open(store.clone(), &backend.url).await.unwrap();
     store
-        .put(&Path::from("items/vibration/versions/00000000000000000001.json"), PutPayload::from_static(b"{"))
+        .put(
+            &Path::from("items/vibration/versions/00000000000000000001.json"),
+            PutPayload::from_static(b"{"),
+        )
         .await
         .unwrap();
     let err = catalog.latest(&item()).await.unwrap_err();
@@ -145,7 +243,11 @@ struct Mark {
 async fn commit_marks(catalog: &Catalog, writer: &str, count: u32) {
     for seq in 0..count {
         let mut new = NewVersion::new(alice());
-        new.metadata = serde_json::to_value(Mark { writer: writer.into(), seq }).unwrap();
+        new.metadata = serde_json::to_value(Mark {
+            writer: writer.into(),
+            seq,
+        })
+        .unwrap();
         catalog.commit(&item(), new).await.unwrap();
     }
 }
@@ -154,7 +256,11 @@ async fn commit_marks(catalog: &Catalog, writer: &str, count: u32) {
 async fn assert_contiguous(catalog: &Catalog, expected: BTreeSet<Mark>) {
     let versions = catalog.versions_of(&item()).await.unwrap();
     let n = expected.len() as u64;
-    assert_eq!(versions, (1..=n).map(v).collect::<Vec<_>>(), "versions must be contiguous");
+    assert_eq!(
+        versions,
+        (1..=n).map(v).collect::<Vec<_>>(),
+        "versions must be contiguous"
+    );
     let mut seen = BTreeSet::new();
     for version in versions {
         let m = catalog.get(&item(), version).await.unwrap();
@@ -163,7 +269,10 @@ async fn assert_contiguous(catalog: &Catalog, expected: BTreeSet<Mark>) {
         assert!(seen.insert(mark.clone()), "duplicated commit {mark:?}");
     }
     assert_eq!(seen, expected, "lost commits");
-    assert_eq!(catalog.latest(&item()).await.unwrap().unwrap().version, v(n));
+    assert_eq!(
+        catalog.latest(&item()).await.unwrap().unwrap().version,
+        v(n)
+    );
 }
 
 async fn many_tasks(backend: Backend) {
@@ -180,7 +289,12 @@ async fn many_tasks(backend: Backend) {
         h.await.unwrap();
     }
     let expected = (0..TASKS)
-        .flat_map(|t| (0..EACH).map(move |seq| Mark { writer: format!("task{t}"), seq }))
+        .flat_map(|t| {
+            (0..EACH).map(move |seq| Mark {
+                writer: format!("task{t}"),
+                seq,
+            })
+        })
         .collect();
     assert_contiguous(&catalog, expected).await;
 }
@@ -214,9 +328,14 @@ struct WorkerSpec {
 /// an ordinary test run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_worker() {
-    let Ok(spec) = std::env::var(WORKER_ENV) else { return };
+    let Ok(spec) = std::env::var(WORKER_ENV) else {
+        return;
+    };
     let spec: WorkerSpec = serde_json::from_str(&spec).unwrap();
-    let store = MountTable::default().resolve_with(&spec.url, &spec.options).unwrap().store;
+    let store = MountTable::default()
+        .resolve_with(&spec.url, &spec.options)
+        .unwrap()
+        .store;
     let catalog = Catalog::open(store, &spec.url).await.unwrap();
     commit_marks(&catalog, &spec.writer, spec.count).await;
 }
@@ -234,7 +353,12 @@ async fn many_processes(backend: Backend) {
                 count: EACH,
             };
             tokio::process::Command::new(&exe)
-                .args(["catalog::process_worker", "--exact", "--nocapture", "--test-threads=1"])
+                .args([
+                    "catalog::process_worker",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env(WORKER_ENV, serde_json::to_string(&spec).unwrap())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -250,11 +374,19 @@ async fn many_processes(backend: Backend) {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"), "the worker did not run");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "the worker did not run"
+        );
     }
     let catalog = Catalog::open(backend.store(), &backend.url).await.unwrap();
     let expected = (0..PROCESSES)
-        .flat_map(|p| (0..EACH).map(move |seq| Mark { writer: format!("process{p}"), seq }))
+        .flat_map(|p| {
+            (0..EACH).map(move |seq| Mark {
+                writer: format!("process{p}"),
+                seq,
+            })
+        })
         .collect();
     assert_contiguous(&catalog, expected).await;
 }
@@ -279,8 +411,14 @@ async fn a_store_without_create_if_absent_is_refused() {
         assert!(matches!(err, Error::UnsupportedStore { .. }), "{err}");
     }
     let backend = support::s3().await;
-    let disabled = backend.options.clone().with("aws_conditional_put", "disabled");
-    let store = MountTable::default().resolve_with(&backend.url, &disabled).unwrap().store;
+    let disabled = backend
+        .options
+        .clone()
+        .with("aws_conditional_put", "disabled");
+    let store = MountTable::default()
+        .resolve_with(&backend.url, &disabled)
+        .unwrap()
+        .store;
     let err = Catalog::open(store, &backend.url).await.unwrap_err();
     assert!(err.to_string().contains("create-if-absent"), "{err}");
 }

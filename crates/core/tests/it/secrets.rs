@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use object_store::path::Path;
 use object_store::ObjectStoreExt;
+use object_store::path::Path;
 use trainstore_core::{Catalog, ConfigChain, DirConfig, EnvConfig, MountTable, StorageOptions};
 
 use crate::support;
@@ -41,24 +41,36 @@ fn an_s3_secret_never_appears_in_logs_errors_or_debug() {
         rt.block_on(async {
             let backend = support::s3().await;
             // Once by reference to a Kubernetes-style secret file, once as a literal option.
-            let config = Arc::new(ConfigChain::new(vec![Arc::new(EnvConfig), Arc::new(DirConfig::new(secrets.path()))]));
+            let config = Arc::new(ConfigChain::new(vec![
+                Arc::new(EnvConfig),
+                Arc::new(DirConfig::new(secrets.path())),
+            ]));
             let mut mounts = MountTable::new(config);
             let by_ref = support::s3_options().with("aws_secret_access_key", "${s3-secret}");
             mounts.add("lake", &backend.url, by_ref).unwrap();
             let literal = support::s3_options().with("aws_secret_access_key", SECRET);
-            mounts.add("literal", &backend.url, literal.clone()).unwrap();
+            mounts
+                .add("literal", &backend.url, literal.clone())
+                .unwrap();
             shown.push(format!("{mounts:?}"));
             shown.push(format!("{literal:?} {literal}"));
 
             for name in ["lake", "literal"] {
                 let resolved = mounts.resolve(&format!("mount://{name}/x")).unwrap();
-                shown.push(format!("{resolved:?} {:?} {}", resolved.store, resolved.store));
+                shown.push(format!(
+                    "{resolved:?} {:?} {}",
+                    resolved.store, resolved.store
+                ));
                 // The wrong secret makes the server refuse; the error must still not echo it.
                 let err = resolved.store.put(&Path::from("f"), "x".into()).await;
                 if let Err(e) = err {
                     shown.push(format!("{e} {e:?}"));
                 }
-                let missing = resolved.store.get(&Path::from("missing")).await.unwrap_err();
+                let missing = resolved
+                    .store
+                    .get(&Path::from("missing"))
+                    .await
+                    .unwrap_err();
                 shown.push(format!("{missing} {missing:?}"));
                 match Catalog::open(resolved.store.clone(), &resolved.url).await {
                     Ok(c) => shown.push(format!("{c:?}")),
@@ -73,16 +85,23 @@ fn an_s3_secret_never_appears_in_logs_errors_or_debug() {
             let bad = literal.clone().with("aws_not_an_option", SECRET);
             let e = mounts.resolve_with(&backend.url, &bad).unwrap_err();
             shown.push(format!("{e} {e:?}"));
-            let missing_ref = StorageOptions::new().with("aws_secret_access_key", "${no-such-secret}");
+            let missing_ref =
+                StorageOptions::new().with("aws_secret_access_key", "${no-such-secret}");
             let e = mounts.resolve_with(&backend.url, &missing_ref).unwrap_err();
             shown.push(format!("{e} {e:?}"));
         });
     });
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(!logs.is_empty(), "expected trace output from the S3 client to check");
+    assert!(
+        !logs.is_empty(),
+        "expected trace output from the S3 client to check"
+    );
     shown.push(logs);
     for text in &shown {
         assert!(!text.contains(SECRET), "secret leaked in: {text}");
-        assert!(!text.contains("MDENG"), "part of the secret leaked in: {text}");
+        assert!(
+            !text.contains("MDENG"),
+            "part of the secret leaked in: {text}"
+        );
     }
 }

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMode,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trainstore_core::{MountTable, ObjectStoreRef, StorageOptions};
@@ -44,15 +44,18 @@ pub fn memory() -> Backend {
 pub fn local() -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
     Backend {
-        url: url::Url::from_directory_path(dir.path()).unwrap().to_string(),
+        url: url::Url::from_directory_path(dir.path())
+            .unwrap()
+            .to_string(),
         options: StorageOptions::new(),
         _dir: Some(dir),
     }
 }
 
 pub fn s3_endpoint() -> String {
-    std::env::var("TRAINSTORE_TEST_S3_ENDPOINT")
-        .expect("TRAINSTORE_TEST_S3_ENDPOINT is not set: run `eval \"$(scripts/test-services)\"` first")
+    std::env::var("TRAINSTORE_TEST_S3_ENDPOINT").expect(
+        "TRAINSTORE_TEST_S3_ENDPOINT is not set: run `eval \"$(scripts/test-services)\"` first",
+    )
 }
 
 pub fn s3_options() -> StorageOptions {
@@ -79,12 +82,19 @@ pub async fn s3() -> Backend {
 async fn create_bucket(bucket: &str) {
     let endpoint = s3_endpoint();
     let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(authority).await.expect("S3 server reachable");
-    let request = format!("PUT /{bucket} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("S3 server reachable");
+    let request = format!(
+        "PUT /{bucket} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "bucket creation failed: {response}");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "bucket creation failed: {response}"
+    );
 }
 
 /// A store whose create-if-absent silently overwrites, like a gateway that ignores
@@ -100,17 +110,33 @@ impl fmt::Display for IgnoresCreate {
 
 #[async_trait]
 impl ObjectStore for IgnoresCreate {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, mut opts: PutOptions) -> object_store::Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        mut opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         opts.mode = PutMode::Overwrite;
         self.0.put_opts(location, payload, opts).await
     }
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
         self.0.put_multipart_opts(location, opts).await
     }
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         self.0.get_opts(location, options).await
     }
-    fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
         self.0.delete_stream(locations)
     }
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -119,7 +145,12 @@ impl ObjectStore for IgnoresCreate {
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         self.0.list_with_delimiter(prefix).await
     }
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
         self.0.copy_opts(from, to, options).await
     }
 }
