@@ -9,6 +9,10 @@ use trainstore_core::{Error, MountTable, ObjectStoreRef, StorageOptions, probe_c
 
 use crate::support::{self, Backend};
 
+async fn read(store: &ObjectStoreRef, path: &Path) -> bytes::Bytes {
+    store.get(path).await.unwrap().bytes().await.unwrap()
+}
+
 /// Runs every check; panics on the first that fails.
 async fn conformance(store: ObjectStoreRef) {
     round_trip(&store).await;
@@ -146,7 +150,7 @@ async fn racing_creates_have_one_winner(store: &ObjectStoreRef) {
         1,
         "exactly one racing create must win, got {winners:?}"
     );
-    let content = store.get(&path).await.unwrap().bytes().await.unwrap();
+    let content = read(store, &path).await;
     assert_eq!(
         content.as_ref(),
         vec![winners[0]; 64],
