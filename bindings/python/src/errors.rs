@@ -18,6 +18,7 @@ fn class_for(error: &Error) -> &'static str {
         Error::NotSupported { .. } => "NotSupportedError",
         Error::Config { .. } => "ConfigError",
         Error::Corrupt { .. } => "CorruptDataError",
+        Error::Malformed { .. } => "MalformedDataError",
         Error::Storage { .. } => "StorageError",
         Error::Timeout { .. } => "TimeoutError",
         Error::Cancelled => "CancelledError",

@@ -64,6 +64,15 @@ pub enum Error {
     #[error("configuration {key:?}: {reason}")]
     Config { key: String, reason: String },
 
+    /// A record's value could not be read as its declared type (strict parsing).
+    #[error("malformed {field} in row {row}: {reason}")]
+    Malformed {
+        /// The row's identity as far as it could be read (e.g. `uuid=… nodeId=… time=…`).
+        row: String,
+        field: String,
+        reason: String,
+    },
+
     /// Stored data does not match what its manifest promised.
     #[error("corrupt data at {path}: {reason}")]
     Corrupt { path: String, reason: String },

@@ -52,6 +52,11 @@ class CorruptDataError(TrainstoreError):
     """Stored data does not match what its manifest promised."""
 
 
+class MalformedDataError(TrainstoreError, ValueError):
+    """A record's value could not be read as its declared type (strict parsing); the message
+    names the row (uuid, nodeId, time) and the field."""
+
+
 class StorageError(TrainstoreError, OSError):
     """An object store operation failed."""
 
@@ -70,6 +75,7 @@ __all__ = [
     "ConfigError",
     "CorruptDataError",
     "InvalidInputError",
+    "MalformedDataError",
     "NotFoundError",
     "NotSupportedError",
     "StorageError",
