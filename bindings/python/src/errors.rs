@@ -20,6 +20,7 @@ fn class_for(error: &Error) -> &'static str {
         Error::Corrupt { .. } => "CorruptDataError",
         Error::Malformed { .. } => "MalformedDataError",
         Error::Storage { .. } => "StorageError",
+        Error::Remote { .. } => "RemoteError",
         Error::Timeout { .. } => "TimeoutError",
         Error::Cancelled => "CancelledError",
         _ => "TrainstoreError",

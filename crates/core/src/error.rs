@@ -86,6 +86,16 @@ pub enum Error {
         source: object_store::Error,
     },
 
+    /// A remote service (database, Flight server) failed; `transient` when a retry may succeed
+    /// (dropped connection, server restarting).
+    #[error("{service} {operation} failed: {reason}")]
+    Remote {
+        service: String,
+        operation: &'static str,
+        reason: String,
+        transient: bool,
+    },
+
     /// An operation did not finish in time.
     #[error("{operation} timed out after {after:?}")]
     Timeout {
@@ -110,6 +120,7 @@ impl Error {
     pub fn retryable(&self) -> bool {
         match self {
             Error::Timeout { .. } => true,
+            Error::Remote { transient, .. } => *transient,
             Error::Storage { source, .. } => matches!(source, object_store::Error::Generic { .. }),
             _ => false,
         }

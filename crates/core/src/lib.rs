@@ -28,7 +28,7 @@ pub use ids::{DatasetName, TagName, UserName, Version};
 pub use progress::{NoProgress, Progress, ProgressRef};
 pub use source::{
     DataSource, DataSourceRef, Filter, MemorySource, Predicate, RecordBatchStream, Scalar,
-    ScanRequest,
+    ScanRequest, apply_filters,
 };
 pub use storage::{
     Mount, MountTable, ObjectStoreRef, ResolvedStore, StorageOptions, StorageProvider,

@@ -227,30 +227,35 @@ impl MemorySource {
     }
 
     fn filter_batch(&self, batch: &RecordBatch, request: &ScanRequest) -> Result<RecordBatch> {
-        let mut mask: Option<BooleanArray> = None;
-        let mut and = |m: BooleanArray| -> Result<()> {
-            mask = Some(match mask.take() {
-                Some(prev) => boolean::and(&prev, &m)?,
-                None => m,
-            });
-            Ok(())
-        };
+        let mut filters = request.filters.clone();
         if let (Some(range), Some(col)) = (&request.time_range, &self.time_column) {
-            let column = batch.column(column_index(&self.schema, col, "time column")?);
-            let lower = Bound::Included(Scalar::Timestamp(range.start()));
-            let upper = Bound::Excluded(Scalar::Timestamp(range.end()));
-            and(range_mask(col, column, &lower, &upper)?)?;
+            filters.push(Filter::range(
+                col.clone(),
+                Bound::Included(Scalar::Timestamp(range.start())),
+                Bound::Excluded(Scalar::Timestamp(range.end())),
+            ));
         }
-        for f in &request.filters {
-            let column = batch.column(column_index(&self.schema, &f.column, "filter column")?);
-            and(predicate_mask(&f.column, column, &f.predicate)?)?;
-        }
-        let batch = match mask {
-            Some(m) => filter_record_batch(batch, &m)?,
-            None => batch.clone(),
-        };
-        Ok(batch)
+        apply_filters(batch, &filters)
     }
+}
+
+/// The rows of `batch` passing every filter: the reference semantics every source must match,
+/// and what sources use for filters they cannot push down.
+pub fn apply_filters(batch: &RecordBatch, filters: &[Filter]) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let mut mask: Option<BooleanArray> = None;
+    for f in filters {
+        let column = batch.column(column_index(&schema, &f.column, "filter column")?);
+        let m = predicate_mask(&f.column, column, &f.predicate)?;
+        mask = Some(match mask {
+            Some(prev) => boolean::and(&prev, &m)?,
+            None => m,
+        });
+    }
+    Ok(match mask {
+        Some(m) => filter_record_batch(batch, &m)?,
+        None => batch.clone(),
+    })
 }
 
 #[async_trait]

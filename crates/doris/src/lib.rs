@@ -3,10 +3,19 @@
 //!
 //! - [`schema`]: [`SnapshotSchema`], the design document's layout or a flat table.
 //! - [`parse`]: [`SnapshotParser`] and its [`ParseReport`].
+//! - [`mysql`]: [`DorisSource`], Doris (or MariaDB/MySQL) over the MySQL protocol.
+//! - [`sql`]: validated identifiers and the literal encoder.
+//! - [`synth`]: [`SnapshotGenerator`], seeded synthetic snapshots for tests, benchmarks and demos.
 
+pub mod load;
+pub mod mysql;
 pub mod parse;
 mod scan;
 pub mod schema;
+pub mod sql;
+pub mod synth;
 
+pub use mysql::{Dialect, DorisSource, ReadOptions};
 pub use parse::{ColumnReport, ParseIssue, ParseReport, SnapshotParser};
 pub use schema::{FeatureField, FeatureKind, SnapshotSchema, SnapshotSchemaBuilder};
+pub use synth::{SnapshotGenerator, SynthConfig};

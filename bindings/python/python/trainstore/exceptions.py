@@ -61,6 +61,10 @@ class StorageError(TrainstoreError, OSError):
     """An object store operation failed."""
 
 
+class RemoteError(TrainstoreError, ConnectionError):
+    """A remote service (database, Flight server) failed; see ``retryable``."""
+
+
 class TimeoutError(TrainstoreError, builtins.TimeoutError):
     """An operation did not finish in time."""
 
@@ -78,6 +82,7 @@ __all__ = [
     "MalformedDataError",
     "NotFoundError",
     "NotSupportedError",
+    "RemoteError",
     "StorageError",
     "TimeoutError",
     "TrainstoreError",

@@ -1,0 +1,517 @@
+//! The Doris source over the MySQL protocol, against the real MariaDB on loopback.
+
+use std::ops::Bound;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, TimestampMillisecondType};
+use futures::TryStreamExt;
+use mysql_async::prelude::Queryable;
+use trainstore_core::{
+    DataSource, Error, Filter, Scalar, ScanRequest, Secret, TimeRange, Timestamp,
+};
+use trainstore_doris::load::load_design_doc_rows;
+use trainstore_doris::{
+    DorisSource, FeatureKind, ReadOptions, SnapshotGenerator, SnapshotParser, SnapshotSchema,
+    SynthConfig,
+};
+
+use crate::support::TestDb;
+
+fn config() -> SynthConfig {
+    SynthConfig {
+        devices: 6,
+        nodes_per_device: 2,
+        snapshots: 60,
+        malformed_rate: 0.02,
+        ..SynthConfig::default()
+    }
+}
+
+/// uuid, nodeId, time (ms) and meanLf (bits) of one row.
+type Identity = (Option<String>, Option<String>, Option<i64>, Option<u64>);
+
+/// The identity of every row, sorted: a canonical form to compare.
+fn identities(batches: &[RecordBatch]) -> Vec<Identity> {
+    let mut out = Vec::new();
+    for b in batches {
+        let uuid = b.column_by_name("uuid").unwrap().as_string::<i32>();
+        let node = b.column_by_name("nodeId").unwrap().as_string::<i32>();
+        let time = b
+            .column_by_name("time")
+            .unwrap()
+            .as_primitive::<TimestampMillisecondType>();
+        let mean = b
+            .column_by_name("meanLf")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        for r in 0..b.num_rows() {
+            out.push((
+                uuid.is_valid(r).then(|| uuid.value(r).to_owned()),
+                node.is_valid(r).then(|| node.value(r).to_owned()),
+                time.is_valid(r).then(|| time.value(r)),
+                mean.is_valid(r).then(|| mean.value(r).to_bits()),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn loaded() -> (TestDb, Vec<RecordBatch>) {
+    loaded_with(config()).await
+}
+
+async fn loaded_with(config: SynthConfig) -> (TestDb, Vec<RecordBatch>) {
+    let db = TestDb::new().await;
+    let raw: Vec<RecordBatch> = SnapshotGenerator::new(config.clone())
+        .unwrap()
+        .batches(500)
+        .collect();
+    let written = load_design_doc_rows(&db.url(), "snapshots", raw.clone())
+        .await
+        .unwrap();
+    assert_eq!(written, config.rows() as u64);
+    (db, raw)
+}
+
+async fn source(db: &TestDb, options: ReadOptions) -> DorisSource {
+    DorisSource::connect(
+        &db.url(),
+        "snapshots",
+        SnapshotSchema::design_doc(),
+        options,
+    )
+    .await
+    .unwrap()
+}
+
+async fn read(source: &DorisSource, request: &ScanRequest) -> Vec<RecordBatch> {
+    source
+        .scan(request)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_what_the_local_parser_reads_in_parallel_parts() {
+    let (db, raw) = loaded().await;
+    let parser = SnapshotParser::new(SnapshotSchema::design_doc());
+    let mut local = Vec::new();
+    let mut local_report = trainstore_doris::ParseReport::default();
+    for b in &raw {
+        let (typed, report) = parser.parse(b).unwrap();
+        local.push(typed);
+        local_report.merge(&report);
+    }
+    let src = source(
+        &db,
+        ReadOptions {
+            partitions: 3,
+            batch_rows: 97,
+            ..ReadOptions::default()
+        },
+    )
+    .await;
+    let remote = read(&src, &ScanRequest::default()).await;
+    assert_eq!(identities(&remote), identities(&local));
+    let report = src.parse_report();
+    assert_eq!(report.rows, local_report.rows);
+    assert_eq!(report.columns, local_report.columns);
+    assert!(
+        report.malformed() > 0,
+        "the generator injects malformed values"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_ranges_are_half_open_whatever_the_partitioning() {
+    let (db, raw) = loaded().await;
+    let times = raw[0]
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>();
+    let (start, end) = (times.value(10), times.value(200));
+    let range = TimeRange::new(Timestamp::from_millis(start), Timestamp::from_millis(end)).unwrap();
+    let request = ScanRequest {
+        time_range: Some(range),
+        ..ScanRequest::default()
+    };
+    let one = read(
+        &source(
+            &db,
+            ReadOptions {
+                partitions: 1,
+                ..ReadOptions::default()
+            },
+        )
+        .await,
+        &request,
+    )
+    .await;
+    let four = read(
+        &source(
+            &db,
+            ReadOptions {
+                partitions: 4,
+                batch_rows: 13,
+                ..ReadOptions::default()
+            },
+        )
+        .await,
+        &request,
+    )
+    .await;
+    let ids = identities(&one);
+    assert_eq!(ids, identities(&four));
+    assert!(ids.iter().any(|r| r.2 == Some(start)), "start is included");
+    assert!(
+        ids.iter()
+            .all(|r| r.2.is_some_and(|t| t >= start && t < end)),
+        "end is excluded"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_fields_filter_project_and_limit() {
+    let (db, _) = loaded().await;
+    let src = source(&db, ReadOptions::default()).await;
+    let request = ScanRequest {
+        filters: vec![
+            Filter::eq("nodeId", "1466"),
+            Filter::is_in("uuid", Vec::<String>::new()),
+        ],
+        ..ScanRequest::default()
+    };
+    assert!(read(&src, &request).await.iter().all(|b| b.num_rows() == 0));
+    let request = ScanRequest {
+        filters: vec![Filter::eq("nodeId", "1466")],
+        projection: Some(vec!["nodeId".into(), "temperature".into()]),
+        ..ScanRequest::default()
+    };
+    let rows = read(&src, &request).await;
+    let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+    assert!(total > 0 && total < config().rows(), "{total}");
+    for b in &rows {
+        assert_eq!(b.num_columns(), 2);
+        let node = b.column(0).as_string::<i32>();
+        assert!((0..b.num_rows()).all(|r| node.value(r) == "1466"));
+    }
+    let limited = read(
+        &src,
+        &ScanRequest {
+            limit: Some(25),
+            ..ScanRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(limited.iter().map(RecordBatch::num_rows).sum::<usize>(), 25);
+    let err = src
+        .scan(&ScanRequest {
+            filters: vec![Filter::eq("nope", "x")],
+            ..Default::default()
+        })
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("nope"), "{err}");
+    db.drop_db().await;
+}
+
+const HOSTILE: &[&str] = &[
+    "a' OR '1'='1",
+    "' OR 1=1 -- ",
+    "x'; DROP TABLE flat; --",
+    "back\\slash\\",
+    "\\' OR 1=1 #",
+    "quote\"double",
+    "nul\0byte",
+    "/* comment */ x",
+    "ünïcødé 设备 🚀",
+    "%_wildcards%",
+];
+
+async fn flat_table(db: &TestDb) -> Vec<String> {
+    let mut conn = db.conn().await;
+    conn.query_drop(
+        "CREATE TABLE flat (uuid VARCHAR(6000) CHARACTER SET utf8mb4 NOT NULL, time BIGINT NOT NULL, meanLf DOUBLE, KEY (time))",
+    )
+    .await
+    .unwrap();
+    let long = "L".repeat(5000);
+    let mut values: Vec<String> = HOSTILE.iter().map(|s| s.to_string()).collect();
+    values.push(long);
+    values.push("plain".into());
+    for (i, v) in values.iter().enumerate() {
+        // Test setup through the driver's own parameter binding, independent of our encoder.
+        conn.exec_drop(
+            "INSERT INTO flat VALUES (?, ?, ?)",
+            (v.as_bytes(), 1_000 + i as i64, i as f64),
+        )
+        .await
+        .unwrap();
+    }
+    conn.disconnect().await.unwrap();
+    values
+}
+
+fn flat_schema() -> SnapshotSchema {
+    SnapshotSchema::builder()
+        .flat()
+        .keys(["uuid"])
+        .time("time")
+        .feature("meanLf", FeatureKind::Number)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_filter_values_match_exactly_and_inject_nothing() {
+    let db = TestDb::new().await;
+    let values = flat_table(&db).await;
+    let src = DorisSource::connect(&db.url(), "flat", flat_schema(), ReadOptions::default())
+        .await
+        .unwrap();
+    for value in &values {
+        for request in [
+            ScanRequest {
+                filters: vec![Filter::eq("uuid", value.as_str())],
+                ..Default::default()
+            },
+            ScanRequest {
+                filters: vec![Filter::is_in("uuid", [value.as_str(), "absent"])],
+                ..Default::default()
+            },
+            ScanRequest {
+                filters: vec![Filter::eq("uuid", value.as_str())],
+                ..Default::default()
+            },
+        ] {
+            let rows = read(&src, &request).await;
+            let got: Vec<String> = rows
+                .iter()
+                .flat_map(|b| {
+                    let c = b.column_by_name("uuid").unwrap().as_string::<i32>().clone();
+                    (0..c.len())
+                        .map(move |r| c.value(r).to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            assert_eq!(got, vec![value.clone()], "filter on {value:?}");
+        }
+        let raw: Vec<RecordBatch> = src
+            .scan_raw(&ScanRequest {
+                filters: vec![Filter::eq("uuid", value.as_str())],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            raw.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            1,
+            "raw filter on {value:?}"
+        );
+    }
+    // The table survived every attempt.
+    let all = read(&src, &ScanRequest::default()).await;
+    assert_eq!(
+        all.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        values.len()
+    );
+    let range = ScanRequest {
+        filters: vec![Filter::range(
+            "meanLf",
+            Bound::Included(Scalar::Float64(2.0)),
+            Bound::Excluded(Scalar::Int64(4)),
+        )],
+        ..Default::default()
+    };
+    assert_eq!(
+        read(&src, &range)
+            .await
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        2
+    );
+
+    for table in [
+        "flat`; DROP TABLE flat; --",
+        "flat where 1=1",
+        "../flat",
+        "",
+    ] {
+        let err = DorisSource::connect(&db.url(), table, flat_schema(), ReadOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidInput { .. }),
+            "{table:?}: {err}"
+        );
+    }
+    let err = src
+        .scan(&ScanRequest {
+            filters: vec![Filter::eq("uuid` = uuid OR 1=1 -- ", "x")],
+            ..Default::default()
+        })
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    let bad_column = SnapshotSchema::builder()
+        .flat()
+        .keys(["uuid`x"])
+        .time("time")
+        .build()
+        .unwrap();
+    let err = DorisSource::connect(&db.url(), "flat", bad_column, ReadOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_is_retried_without_repeating_or_losing_rows() {
+    // About 20 MB of rows: more than loopback socket buffers hold, so the server is still
+    // sending when the reader pauses after its first batch.
+    let big = SynthConfig {
+        devices: 20,
+        snapshots: 200,
+        array_len: (64, 64),
+        ..config()
+    };
+    let (db, raw) = loaded_with(big).await;
+    let clean = read(
+        &source(
+            &db,
+            ReadOptions {
+                partitions: 1,
+                ..ReadOptions::default()
+            },
+        )
+        .await,
+        &ScanRequest::default(),
+    )
+    .await;
+    let src = source(
+        &db,
+        ReadOptions {
+            partitions: 1,
+            batch_rows: 50,
+            ..ReadOptions::default()
+        },
+    )
+    .await;
+    let mut stream = src.scan(&ScanRequest::default()).await.unwrap();
+    let mut got = vec![stream.try_next().await.unwrap().unwrap()];
+    // Kill the connection serving the scan while it is still sending rows.
+    let mut admin = db.conn().await;
+    let ids: Vec<u64> = admin
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'SELECT%ORDER BY%' AND ID <> CONNECTION_ID()",
+            (db.name.as_str(),),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1, "the scan's query should still be running");
+    admin.query_drop(format!("KILL {}", ids[0])).await.unwrap();
+    admin.disconnect().await.unwrap();
+    while let Some(b) = stream.try_next().await.unwrap() {
+        got.push(b);
+    }
+    assert_eq!(identities(&got), identities(&clean));
+    assert_eq!(
+        identities(&got).len(),
+        raw.iter().map(RecordBatch::num_rows).sum::<usize>()
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_query_times_out() {
+    let (db, _) = loaded().await;
+    let mut conn = db.conn().await;
+    conn.query_drop(
+        "CREATE VIEW slow AS SELECT time, feature, SLEEP(0.5) AS z FROM snapshots LIMIT 40",
+    )
+    .await
+    .unwrap();
+    conn.disconnect().await.unwrap();
+    let options = ReadOptions {
+        partitions: 1,
+        query_timeout: Duration::from_secs(1),
+        max_retries: 0,
+        ..ReadOptions::default()
+    };
+    let src = DorisSource::connect(&db.url(), "slow", SnapshotSchema::design_doc(), options)
+        .await
+        .unwrap();
+    let result: Result<Vec<RecordBatch>, Error> =
+        async { src.scan(&ScanRequest::default()).await?.try_collect().await }.await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { .. } | Error::Remote { .. }),
+        "{err}"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_connections_and_tables_are_clear_errors_without_the_password() {
+    let db = TestDb::new().await;
+    let url =
+        crate::support::server_url().replacen("mysql://root", "mysql://root:hunter2secret", 1);
+    let err = DorisSource::connect(
+        &Secret::new(format!("{url}/{}", db.name)),
+        "snapshots",
+        SnapshotSchema::design_doc(),
+        ReadOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        !format!("{err} {err:?}").contains("hunter2secret"),
+        "{err:?}"
+    );
+    let err = DorisSource::connect(
+        &Secret::new("mysql://root:hunter2secret@[bad"),
+        "t",
+        SnapshotSchema::design_doc(),
+        ReadOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        !format!("{err} {err:?}").contains("hunter2secret"),
+        "{err:?}"
+    );
+    let err = DorisSource::connect(
+        &db.url(),
+        "missing",
+        SnapshotSchema::design_doc(),
+        ReadOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { what: "table", .. }),
+        "{err}"
+    );
+    let src = DorisSource::connect(
+        &db.url(),
+        "missing",
+        SnapshotSchema::design_doc(),
+        ReadOptions::default(),
+    )
+    .await;
+    assert!(src.is_err());
+    db.drop_db().await;
+}
