@@ -4,17 +4,21 @@
 //! - [`schema`]: [`SnapshotSchema`], the design document's layout or a flat table.
 //! - [`parse`]: [`SnapshotParser`] and its [`ParseReport`].
 //! - [`mysql`]: [`DorisSource`], Doris (or MariaDB/MySQL) over the MySQL protocol.
+//! - [`file`]: [`FileSource`], Parquet, CSV and JSON-lines snapshot files on any mount.
 //! - [`sql`]: validated identifiers and the literal encoder.
 //! - [`synth`]: [`SnapshotGenerator`], seeded synthetic snapshots for tests, benchmarks and demos.
 
+pub mod file;
 pub mod load;
 pub mod mysql;
 pub mod parse;
 mod scan;
 pub mod schema;
 pub mod sql;
+mod stream;
 pub mod synth;
 
+pub use file::{FileFormat, FileSource, write_snapshot_file};
 pub use mysql::{Dialect, DorisSource, ReadOptions};
 pub use parse::{ColumnReport, ParseIssue, ParseReport, SnapshotParser};
 pub use schema::{FeatureField, FeatureKind, SnapshotSchema, SnapshotSchemaBuilder};

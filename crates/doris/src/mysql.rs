@@ -29,6 +29,7 @@ use trainstore_core::{
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::schema::SnapshotSchema;
 use crate::sql::{Ident, Literals, TableRef};
+use crate::stream::limited;
 
 /// How reads are run.
 #[derive(Debug, Clone, PartialEq)]
@@ -352,22 +353,7 @@ impl DorisSource {
             });
         }
         drop(tx);
-        let limit = request.limit.unwrap_or(usize::MAX);
-        let stream = futures::stream::unfold((rx, limit), |(mut rx, remaining)| async move {
-            if remaining == 0 {
-                return None;
-            }
-            let item = rx.recv().await?;
-            Some(match item {
-                Ok(b) if b.num_rows() > remaining => (Ok(b.slice(0, remaining)), (rx, 0)),
-                Ok(b) => {
-                    let left = remaining - b.num_rows();
-                    (Ok(b), (rx, left))
-                }
-                Err(e) => (Err(e), (rx, 0)),
-            })
-        });
-        Ok(Box::pin(stream))
+        Ok(limited(rx, request.limit))
     }
 }
 

@@ -3,6 +3,7 @@
 //! MySQL-protocol tests need the MariaDB from `scripts/test-services`
 //! (`TRAINSTORE_TEST_MYSQL_URL`); each test works in a database of its own.
 
+mod file;
 mod mysql;
 mod parse;
 mod support;
