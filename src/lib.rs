@@ -12,9 +12,12 @@
 //! ```
 
 pub mod settings;
+pub mod snapshots;
 pub mod workspace;
 
 pub use settings::Settings;
+pub use snapshots::SnapshotSummary;
 pub use trainstore_core as core;
 pub use trainstore_core::{Error, Result};
+pub use trainstore_doris as doris;
 pub use workspace::{LAYOUT_VERSION, Workspace, WorkspaceConfig, WorkspaceInfo};

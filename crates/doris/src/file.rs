@@ -254,8 +254,9 @@ fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
     }
 }
 
-/// What one scan does to each raw batch.
+/// What one scan does to each raw batch: parse (unless `raw`), filter, project.
 struct Job {
+    raw: bool,
     filters: Vec<Filter>,
     projection: Option<Vec<usize>>,
 }
@@ -267,6 +268,9 @@ impl Job {
         tx: &mpsc::Sender<Result<RecordBatch>>,
         raw: RecordBatch,
     ) -> Result<bool> {
+        if self.raw {
+            return Ok(tx.send(Ok(raw)).await.is_ok());
+        }
         let (typed, report) = source.parser.parse(&raw)?;
         source
             .last_report
@@ -323,12 +327,33 @@ impl DataSource for FileSource {
             None => None,
         };
         *self.last_report.lock().expect("report lock") = ParseReport::default();
+        Ok(self.run(
+            Job {
+                raw: false,
+                filters,
+                projection,
+            },
+            request.limit,
+        ))
+    }
+}
+
+impl FileSource {
+    /// The files' rows as stored, unparsed (e.g. to load them into Doris).
+    pub fn scan_raw(&self) -> RecordBatchStream {
+        self.run(
+            Job {
+                raw: true,
+                filters: Vec::new(),
+                projection: None,
+            },
+            None,
+        )
+    }
+
+    fn run(&self, job: Job, limit: Option<usize>) -> RecordBatchStream {
         let (tx, rx) = mpsc::channel(2);
         let source = self.clone();
-        let job = Job {
-            filters,
-            projection,
-        };
         tokio::spawn(async move {
             for (path, size, format) in &source.files {
                 match source.read_file(path, *size, *format, &tx, &job).await {
@@ -341,7 +366,7 @@ impl DataSource for FileSource {
                 }
             }
         });
-        Ok(limited(rx, request.limit))
+        limited(rx, limit)
     }
 }
 

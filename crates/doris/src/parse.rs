@@ -287,7 +287,7 @@ impl SnapshotParser {
                         builders[i].append_null();
                         let value = match (&inputs[i], cells[i]) {
                             (Some(input), _) => input.show(row),
-                            (None, Some(raw)) => shorten(&String::from_utf8_lossy(raw.text)),
+                            (None, Some(raw)) => show_raw(raw),
                             (None, None) => String::new(),
                         };
                         self.problem(&mut report, row, &cells, &inputs, &t.name, value, reason)?;
@@ -378,10 +378,7 @@ impl SnapshotParser {
             }
             let shown = match (&inputs[i], cells[i]) {
                 (Some(input), _) => input.show(row),
-                (None, Some(raw)) => match raw.kind {
-                    Kind::String { .. } => shorten(&String::from_utf8_lossy(raw.string_content())),
-                    _ => shorten(&String::from_utf8_lossy(raw.text)),
-                },
+                (None, Some(raw)) => show_raw(raw),
                 (None, None) => "?".into(),
             };
             parts.push(format!("{}={shown}", t.name));
@@ -394,6 +391,15 @@ impl SnapshotParser {
 fn utf8(bytes: &[u8]) -> &str {
     // Slices of a valid UTF-8 document cut at ASCII delimiters are valid UTF-8.
     std::str::from_utf8(bytes).expect("slices of UTF-8 text at ASCII boundaries")
+}
+
+/// A document value as a person would write it: strings without their quotes.
+fn show_raw(raw: Raw<'_>) -> String {
+    let bytes = match raw.kind {
+        Kind::String { .. } => raw.string_content(),
+        _ => raw.text,
+    };
+    shorten(&String::from_utf8_lossy(bytes))
 }
 
 fn shorten(text: &str) -> String {

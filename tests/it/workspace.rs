@@ -1,11 +1,11 @@
-//! End-to-end tests of the facade: workspaces on every backend kind, and the CLI.
-
-use std::process::Command;
+//! Workspaces on every backend kind, and the CLI's workspace, mounts and demo commands.
 
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use trainstore::core::{MountTable, StorageOptions};
 use trainstore::{Error, LAYOUT_VERSION, Workspace};
+
+use crate::cli;
 
 #[tokio::test]
 async fn open_creates_then_reopens_the_same_workspace() {
@@ -105,19 +105,6 @@ async fn racing_opens_agree_on_one_config() {
     assert!(configs.windows(2).all(|w| w[0] == w[1]), "{configs:?}");
 }
 
-fn cli(args: &[&str], config: &std::path::Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_trainstore"))
-        .args(args)
-        .env("TRAINSTORE_CONFIG", config)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn cli_manages_mounts_and_workspaces() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,9 +163,13 @@ fn cli_demo_runs_the_main_job() {
         &dir.path().join("c.yaml"),
     );
     assert!(ok, "{out}{err}");
-    assert!(
-        out.contains("demo-artifact@v1") && out.contains("verified"),
-        "{out}"
-    );
+    for expected in [
+        "6000 design-document snapshots",
+        "6000 rows from 40 devices",
+        "raw-snapshots@v1",
+        "verified",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
     assert!(err.contains("100%"), "progress should reach 100%: {err}");
 }

@@ -1,0 +1,288 @@
+//! `trainstore snapshots generate|load|query`: synthetic snapshots, loading them into Doris,
+//! and reading snapshots from Doris or files through the parser.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use trainstore::SnapshotSummary;
+use trainstore::core::{
+    DataSource, Error, Filter, MountTable, Result, ScanRequest, Secret, StorageOptions, TimeRange,
+    Timestamp,
+};
+use trainstore::doris::load::load_design_doc_rows;
+use trainstore::doris::{
+    DorisSource, FileFormat, FileSource, ReadOptions, SnapshotGenerator, SnapshotSchema,
+    SynthConfig, write_snapshot_file,
+};
+
+#[derive(Subcommand)]
+pub enum SnapshotsCommand {
+    /// Generate synthetic design-document snapshots into files or a MySQL-protocol table
+    Generate {
+        /// Directory (path, URL or mount://) to write snapshot files into
+        #[arg(long, value_name = "LOCATION", required_unless_present = "table")]
+        to: Option<String>,
+        /// File format
+        #[arg(long, default_value = "parquet", value_parser = parse_format)]
+        format: FileFormat,
+        #[command(flatten)]
+        db: Database,
+        #[command(flatten)]
+        synth: Synth,
+    },
+    /// Load snapshot files (design-document layout: time, feature) into a MySQL-protocol table
+    Load {
+        /// File or directory (path, URL or mount://)
+        from: String,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Read snapshots from Doris (--table) or from files, parsed, and summarise them
+    Query {
+        /// File or directory to read instead of a database table
+        #[arg(required_unless_present = "table")]
+        location: Option<String>,
+        #[command(flatten)]
+        db: Database,
+        /// First time included (ISO-8601 or epoch ms)
+        #[arg(long)]
+        start: Option<String>,
+        /// First time excluded
+        #[arg(long)]
+        end: Option<String>,
+        /// Keep rows where COLUMN equals VALUE; repeatable
+        #[arg(long = "filter", value_name = "COLUMN=VALUE", value_parser = parse_filter)]
+        filters: Vec<(String, String)>,
+        /// At most this many rows
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Snapshot schema (YAML); the design document's layout by default
+        #[arg(long, value_name = "FILE")]
+        schema: Option<PathBuf>,
+        /// Fail on the first malformed value, naming its row
+        #[arg(long)]
+        strict: bool,
+        /// Rows to print
+        #[arg(long, default_value_t = 5)]
+        show: usize,
+    },
+}
+
+/// Where a MySQL-protocol table is.
+#[derive(Args)]
+pub struct Database {
+    /// Table (db.table, or a table of the URL's database)
+    #[arg(long)]
+    table: Option<String>,
+    /// mysql://user:password@host:port/db (prefer the environment variable: it stays out of `ps`)
+    #[arg(long, env = "TRAINSTORE_DORIS_URL", hide_env_values = true)]
+    url: Option<String>,
+}
+
+impl Database {
+    fn target(&self) -> Result<Option<(Secret, &str)>> {
+        match (&self.table, &self.url) {
+            (Some(table), Some(url)) => Ok(Some((Secret::new(url.clone()), table.as_str()))),
+            (Some(_), None) => Err(Error::Config {
+                key: "TRAINSTORE_DORIS_URL".into(),
+                reason: "--table needs --url or TRAINSTORE_DORIS_URL".into(),
+            }),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct Synth {
+    #[arg(long, default_value_t = 10)]
+    devices: usize,
+    /// Sensor nodes per device
+    #[arg(long, default_value_t = 2)]
+    nodes: usize,
+    /// Snapshots per (device, node)
+    #[arg(long, default_value_t = 100)]
+    snapshots: usize,
+    /// First snapshot time (ISO-8601 or epoch ms)
+    #[arg(long, default_value = "2022-12-07T00:00:00Z")]
+    start: String,
+    /// Mean spacing between a series' snapshots, in milliseconds
+    #[arg(long, default_value_t = 600_000)]
+    interval_ms: i64,
+    /// Share of values written malformed
+    #[arg(long, default_value_t = 0.005)]
+    malformed_rate: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl Synth {
+    fn config(&self) -> Result<SynthConfig> {
+        Ok(SynthConfig {
+            devices: self.devices,
+            nodes_per_device: self.nodes,
+            snapshots: self.snapshots,
+            start: Timestamp::parse(&self.start)?,
+            interval_ms: self.interval_ms,
+            malformed_rate: self.malformed_rate,
+            seed: self.seed,
+            ..SynthConfig::default()
+        })
+    }
+}
+
+fn parse_format(text: &str) -> std::result::Result<FileFormat, String> {
+    FileFormat::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_filter(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| "expected COLUMN=VALUE".into())
+}
+
+pub async fn run(command: SnapshotsCommand, mounts: &MountTable) -> Result<()> {
+    match command {
+        SnapshotsCommand::Generate {
+            to,
+            format,
+            db,
+            synth,
+        } => {
+            let config = synth.config()?;
+            let generator = SnapshotGenerator::new(config.clone())?;
+            if let Some(to) = to {
+                let store = mounts.resolve(&to)?;
+                let path = Path::from(format!("snapshots-{}.{format}", config.seed));
+                let bytes = write_snapshot_file(
+                    store.store.clone(),
+                    &path,
+                    format,
+                    generator.batches(8192),
+                )
+                .await?;
+                println!(
+                    "wrote {} rows ({bytes} bytes) to {}/{path}",
+                    config.rows(),
+                    store.url
+                );
+            }
+            if let Some((url, table)) = db.target()? {
+                let rows = load_design_doc_rows(&url, table, generator.batches(8192)).await?;
+                println!("loaded {rows} rows into {table}");
+            }
+            Ok(())
+        }
+        SnapshotsCommand::Load { from, db } => {
+            let (url, table) = db
+                .target()?
+                .ok_or_else(|| Error::invalid("load target", "", "--table is required"))?;
+            let source = FileSource::open(
+                mounts,
+                &from,
+                &StorageOptions::new(),
+                None,
+                SnapshotSchema::design_doc(),
+                false,
+            )
+            .await?;
+            let raw: Vec<_> = source.scan_raw().try_collect().await?;
+            let rows = load_design_doc_rows(&url, table, raw).await?;
+            println!(
+                "loaded {rows} rows from {} files into {table}",
+                source.files().len()
+            );
+            Ok(())
+        }
+        SnapshotsCommand::Query {
+            location,
+            db,
+            start,
+            end,
+            filters,
+            limit,
+            schema,
+            strict,
+            show,
+        } => {
+            let schema =
+                match schema {
+                    Some(path) => SnapshotSchema::from_yaml(
+                        &std::fs::read_to_string(&path).map_err(|e| Error::Config {
+                            key: path.display().to_string(),
+                            reason: e.to_string(),
+                        })?,
+                    )?,
+                    None => SnapshotSchema::design_doc(),
+                };
+            let time_range = match (start, end) {
+                (Some(s), Some(e)) => Some(TimeRange::parse(&s, &e)?),
+                (None, None) => None,
+                _ => {
+                    return Err(Error::invalid(
+                        "time range",
+                        "",
+                        "give both --start and --end",
+                    ));
+                }
+            };
+            let request = ScanRequest {
+                time_range,
+                filters: filters.into_iter().map(|(k, v)| Filter::eq(k, v)).collect(),
+                projection: None,
+                limit,
+            };
+            let (batches, report) = match (db.target()?, location) {
+                (Some((url, table)), _) => {
+                    let options = ReadOptions {
+                        strict,
+                        query_timeout: Duration::from_secs(600),
+                        ..ReadOptions::default()
+                    };
+                    let source = DorisSource::connect(&url, table, schema.clone(), options).await?;
+                    let batches: Vec<_> = source.scan(&request).await?.try_collect().await?;
+                    (batches, source.parse_report())
+                }
+                (None, Some(location)) => {
+                    let source = FileSource::open(
+                        mounts,
+                        &location,
+                        &StorageOptions::new(),
+                        None,
+                        schema.clone(),
+                        strict,
+                    )
+                    .await?;
+                    let batches = source.scan_all(&request).await?;
+                    (batches, source.parse_report())
+                }
+                (None, None) => unreachable!("clap requires a location or --table"),
+            };
+            let summary = SnapshotSummary::of(&schema, &batches, report);
+            println!("{summary}");
+            print_rows(&batches, show)?;
+            Ok(())
+        }
+    }
+}
+
+/// Prints the first `n` rows as a table.
+pub fn print_rows(batches: &[arrow::array::RecordBatch], n: usize) -> Result<()> {
+    let mut left = n;
+    let mut shown = Vec::new();
+    for b in batches {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(b.num_rows());
+        shown.push(b.slice(0, take));
+        left -= take;
+    }
+    if !shown.is_empty() {
+        let table = arrow::util::pretty::pretty_format_batches(&shown)?;
+        println!("{table}");
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! `trainstore snapshots`: generate into files and into MariaDB, query both back.
+
+use mysql_async::prelude::Queryable;
+
+use crate::{cli, cli_with_env};
+
+#[test]
+fn generate_files_then_query_them_with_a_range_and_a_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    let data = dir.path().join("snaps");
+    let (ok, out, err) = cli(
+        &[
+            "snapshots",
+            "generate",
+            "--to",
+            data.to_str().unwrap(),
+            "--devices",
+            "3",
+            "--snapshots",
+            "20",
+        ],
+        &config,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("wrote 120 rows"), "{out}");
+    let (ok, out, err) = cli(&["snapshots", "query", data.to_str().unwrap()], &config);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("120 rows from 6 devices"), "{out}");
+    let (ok, out, err) = cli(
+        &[
+            "snapshots",
+            "query",
+            data.to_str().unwrap(),
+            "--filter",
+            "nodeId=1466",
+            "--start",
+            "2022-12-07",
+            "--end",
+            "2022-12-07T01:00:00Z",
+        ],
+        &config,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("from 3 devices") && out.contains("| 1466"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(
+        &[
+            "snapshots",
+            "query",
+            data.to_str().unwrap(),
+            "--start",
+            "2022-12-08",
+            "--end",
+            "2022-12-07",
+        ],
+        &config,
+    );
+    assert!(!ok && err.contains("start must be before end"), "{err}");
+    let (ok, _, err) = cli(
+        &["snapshots", "query", data.to_str().unwrap(), "--strict"],
+        &config,
+    );
+    assert!(ok || err.contains("malformed"), "{err}");
+}
+
+#[test]
+fn generate_into_mariadb_and_query_through_the_mysql_protocol() {
+    let server = std::env::var("TRAINSTORE_TEST_MYSQL_URL").expect(
+        "TRAINSTORE_TEST_MYSQL_URL is not set: run `eval \"$(scripts/test-services)\"` first",
+    );
+    let db = format!("ts_cli_{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut conn = mysql_async::Conn::from_url(server.as_str()).await.unwrap();
+        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}`"))
+            .await
+            .unwrap();
+        conn.disconnect().await.unwrap();
+    });
+    let url = format!("{}/{db}", server.trim_end_matches('/'));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    let env = [("TRAINSTORE_DORIS_URL", url.as_str())];
+    let (ok, out, err) = cli_with_env(
+        &[
+            "snapshots",
+            "generate",
+            "--table",
+            "feature_snapshots",
+            "--devices",
+            "4",
+            "--snapshots",
+            "25",
+        ],
+        &config,
+        &env,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("loaded 200 rows"), "{out}");
+    let (ok, out, err) = cli_with_env(
+        &[
+            "snapshots",
+            "query",
+            "--table",
+            "feature_snapshots",
+            "--filter",
+            "nodeId=1465",
+            "--limit",
+            "30",
+        ],
+        &config,
+        &env,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("30 rows from 4 devices"), "{out}");
+    assert!(
+        !out.contains(&url) || !url.contains('@'),
+        "the URL must not be printed"
+    );
+    rt.block_on(async {
+        let mut conn = mysql_async::Conn::from_url(server.as_str()).await.unwrap();
+        conn.query_drop(format!("DROP DATABASE `{db}`"))
+            .await
+            .unwrap();
+        conn.disconnect().await.unwrap();
+    });
+}
