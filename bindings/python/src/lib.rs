@@ -7,6 +7,7 @@ mod errors;
 mod logging;
 mod progress;
 mod runtime;
+mod sources;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,16 +20,16 @@ use trainstore::{Settings, Workspace as CoreWorkspace};
 use errors::to_py;
 use runtime::run;
 
-fn options(map: Option<BTreeMap<String, String>>) -> StorageOptions {
+pub(crate) fn options(map: Option<BTreeMap<String, String>>) -> StorageOptions {
     map.unwrap_or_default().into_iter().collect()
 }
 
 /// Named storage mounts, loaded from and saved to the settings file.
 #[pyclass(module = "trainstore._native")]
-struct MountTable {
+pub(crate) struct MountTable {
     path: PathBuf,
     settings: Settings,
-    table: CoreMountTable,
+    pub(crate) table: CoreMountTable,
 }
 
 #[pymethods]
@@ -193,6 +194,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LAYOUT_VERSION", trainstore::LAYOUT_VERSION)?;
     m.add_class::<Workspace>()?;
     m.add_class::<MountTable>()?;
+    m.add_class::<sources::SnapshotSchema>()?;
+    m.add_class::<sources::DorisSource>()?;
+    m.add_class::<sources::FileSource>()?;
+    m.add_class::<sources::BatchIterator>()?;
+    m.add_function(wrap_pyfunction!(sources::synthetic_snapshots, m)?)?;
+    m.add_function(wrap_pyfunction!(sources::load_snapshots, m)?)?;
     logging::install(m.py())?;
     Ok(())
 }

@@ -24,8 +24,10 @@ from .exceptions import (
     ConfigError,
     CorruptDataError,
     InvalidInputError,
+    MalformedDataError,
     NotFoundError,
     NotSupportedError,
+    RemoteError,
     StorageError,
     TimeoutError,
     TrainstoreError,
@@ -34,6 +36,15 @@ from .exceptions import (
     VersionConflictError,
 )
 from .progress import ProgressBar
+from .sources import (
+    ColumnReport,
+    DorisSource,
+    FileSource,
+    ParseReport,
+    SnapshotSchema,
+    load_snapshots,
+    synthetic_snapshots,
+)
 
 __version__: str = _native.__version__
 LAYOUT_VERSION: int = _native.LAYOUT_VERSION
@@ -156,13 +167,20 @@ __all__ = [
     "LAYOUT_VERSION",
     "AlreadyExistsError",
     "CancelledError",
+    "ColumnReport",
     "ConfigError",
     "CorruptDataError",
+    "DorisSource",
+    "FileSource",
     "InvalidInputError",
+    "MalformedDataError",
     "MountTable",
     "NotFoundError",
     "NotSupportedError",
+    "ParseReport",
     "ProgressBar",
+    "RemoteError",
+    "SnapshotSchema",
     "StorageError",
     "TimeoutError",
     "TrainstoreError",
@@ -171,4 +189,6 @@ __all__ = [
     "VersionConflictError",
     "Workspace",
     "__version__",
+    "load_snapshots",
+    "synthetic_snapshots",
 ]

@@ -1,8 +1,21 @@
 """Type stubs of the private native module; the public API is in ``trainstore``."""
 
-from typing import Protocol, final
+from typing import Any, Protocol, final
 
-__all__ = ["LAYOUT_VERSION", "MountTable", "Workspace", "__version__"]
+import pyarrow as pa
+
+__all__ = [
+    "LAYOUT_VERSION",
+    "BatchIterator",
+    "DorisSource",
+    "FileSource",
+    "MountTable",
+    "SnapshotSchema",
+    "Workspace",
+    "__version__",
+    "load_snapshots",
+    "synthetic_snapshots",
+]
 
 __version__: str
 LAYOUT_VERSION: int
@@ -46,3 +59,89 @@ class Workspace:
     @property
     def created_by(self) -> str: ...
     def items(self) -> dict[str, int]: ...
+
+@final
+class SnapshotSchema:
+    @staticmethod
+    def design_doc() -> SnapshotSchema: ...
+    @staticmethod
+    def from_yaml(text: str) -> SnapshotSchema: ...
+    def to_yaml(self) -> str: ...
+    def output_schema(self) -> pa.Schema: ...
+
+@final
+class BatchIterator:
+    def __iter__(self) -> BatchIterator: ...
+    def __next__(self) -> pa.RecordBatch: ...
+
+@final
+class DorisSource:
+    def __new__(
+        cls,
+        url: str,
+        table: str,
+        schema: SnapshotSchema | None = None,
+        partitions: int = 2,
+        batch_rows: int = 8192,
+        query_timeout: float = 300.0,
+        max_retries: int = 3,
+        strict: bool = False,
+    ) -> DorisSource: ...
+    def query(
+        self,
+        start: str | None = None,
+        end: str | None = None,
+        filters: dict[str, Any] | None = None,
+        columns: list[str] | None = None,
+        limit: int | None = None,
+    ) -> pa.Table: ...
+    def stream(
+        self,
+        start: str | None = None,
+        end: str | None = None,
+        filters: dict[str, Any] | None = None,
+        columns: list[str] | None = None,
+        limit: int | None = None,
+    ) -> BatchIterator: ...
+    def parse_report_json(self) -> str: ...
+
+@final
+class FileSource:
+    def __new__(
+        cls,
+        location: str,
+        schema: SnapshotSchema | None = None,
+        format: str | None = None,
+        storage_options: dict[str, str] | None = None,
+        mounts: MountTable | None = None,
+        strict: bool = False,
+    ) -> FileSource: ...
+    def query(
+        self,
+        start: str | None = None,
+        end: str | None = None,
+        filters: dict[str, Any] | None = None,
+        columns: list[str] | None = None,
+        limit: int | None = None,
+    ) -> pa.Table: ...
+    def stream(
+        self,
+        start: str | None = None,
+        end: str | None = None,
+        filters: dict[str, Any] | None = None,
+        columns: list[str] | None = None,
+        limit: int | None = None,
+    ) -> BatchIterator: ...
+    def parse_report_json(self) -> str: ...
+    def files(self) -> list[str]: ...
+
+def synthetic_snapshots(
+    devices: int = 10,
+    nodes_per_device: int = 2,
+    snapshots: int = 100,
+    start: str = "2022-12-07T00:00:00Z",
+    interval_ms: int = 600000,
+    malformed_rate: float = 0.005,
+    seed: int = 42,
+) -> pa.Table: ...
+def load_snapshots(url: str, table: str, data: Any) -> int: ...

@@ -1,0 +1,272 @@
+"""Feature-snapshot sources: Doris over the MySQL protocol, and snapshot files on any mount.
+
+Both parse raw snapshots (the design document's ``time`` + JSON ``feature`` layout, or a flat
+table described by a :class:`SnapshotSchema`) into typed Arrow and return ``pyarrow`` tables or
+record batches, handed over without copies. A value that cannot be read becomes null and is
+counted in :attr:`DorisSource.parse_report`; with ``strict=True`` the first one raises
+:class:`~trainstore.MalformedDataError` naming the row (uuid, nodeId, time) and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from . import _native
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from . import MountTable
+
+TimeLike = str | int | datetime
+FilterValue = str | int | float | bool | None | Sequence[str | int | float | bool]
+
+
+def _time_text(value: TimeLike | None) -> str | None:
+    """ISO-8601 text, epoch milliseconds, or a datetime (naive means UTC) as text for Rust."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        return str(round(aware.timestamp() * 1000))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"expected a time as str, int (epoch ms) or datetime, got {value!r}")
+
+
+def _filter_dict(filters: Mapping[str, FilterValue] | None) -> dict[str, Any] | None:
+    if filters is None:
+        return None
+    out: dict[str, Any] = {}
+    for column, value in filters.items():
+        out[column] = list(value) if isinstance(value, (list, tuple, set)) else value
+    return out
+
+
+class SnapshotSchema:
+    """Which fields snapshots have, of what kind, and where they are read from.
+
+    >>> SnapshotSchema(keys=["device"], time="ts", features={"rms": "number"},
+    ...                document_column=None).output_schema.names
+    ['device', 'ts', 'rms']
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        time: str = "time",
+        tag: str | None = None,
+        features: Mapping[str, str] | None = None,
+        document_column: str | None = "feature",
+        unknown_column: str = "_unknown",
+    ) -> None:
+        spec: dict[str, Any] = {
+            "document_column": document_column,
+            "keys": list(keys),
+            "time": time,
+            "tag": tag,
+            "features": [{"name": n, "type": t} for n, t in (features or {}).items()],
+            "unknown_column": unknown_column,
+        }
+        self._native = _native.SnapshotSchema.from_yaml(json.dumps(spec))
+
+    @classmethod
+    def _wrap(cls, native: _native.SnapshotSchema) -> SnapshotSchema:
+        schema = cls.__new__(cls)
+        schema._native = native
+        return schema
+
+    @classmethod
+    def design_doc(cls) -> SnapshotSchema:
+        """The design document's layout (the default everywhere)."""
+        return cls._wrap(_native.SnapshotSchema.design_doc())
+
+    @classmethod
+    def from_yaml(cls, text: str) -> SnapshotSchema:
+        """A schema from YAML (see the Rust ``SnapshotSchema::from_yaml`` for the format)."""
+        return cls._wrap(_native.SnapshotSchema.from_yaml(text))
+
+    def to_yaml(self) -> str:
+        return self._native.to_yaml()
+
+    @property
+    def output_schema(self) -> pa.Schema:
+        """The typed pyarrow schema of parsed snapshots."""
+        return self._native.output_schema()
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+@dataclass(frozen=True)
+class ColumnReport:
+    malformed: int
+    missing: int
+
+
+@dataclass(frozen=True)
+class ParseReport:
+    """What a query found: rows parsed, and per column the malformed and missing values."""
+
+    rows: int = 0
+    columns: dict[str, ColumnReport] = field(default_factory=dict)
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def malformed(self) -> int:
+        """Malformed values over all columns."""
+        return sum(c.malformed for c in self.columns.values())
+
+    @classmethod
+    def _from_json(cls, text: str) -> ParseReport:
+        raw = json.loads(text)
+        columns = {name: ColumnReport(**c) for name, c in raw["columns"].items()}
+        return cls(rows=raw["rows"], columns=columns, examples=raw["examples"])
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{n}</td><td>{c.malformed}</td><td>{c.missing}</td></tr>"
+            for n, c in self.columns.items()
+            if c.malformed or c.missing
+        )
+        return (
+            f"<b>parse report</b>: {self.rows} rows, {self.malformed} malformed values"
+            f"<table><tr><th>column</th><th>malformed</th><th>missing</th></tr>{rows}</table>"
+        )
+
+
+class _Source:
+    _native: _native.DorisSource | _native.FileSource
+
+    def query(
+        self,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        filters: Mapping[str, FilterValue] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        """Snapshots with time in ``[start, end)`` passing every filter, as a pyarrow.Table.
+
+        ``filters`` maps a column to a value (equality), a list (membership) or None (is
+        null). Filters on table columns run in the database; others after parsing.
+        """
+        return self._native.query(
+            _time_text(start),
+            _time_text(end),
+            _filter_dict(filters),
+            None if columns is None else list(columns),
+            limit,
+        )
+
+    def stream(
+        self,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        filters: Mapping[str, FilterValue] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """Like :meth:`query`, one ``pyarrow.RecordBatch`` at a time (memory stays flat)."""
+        return iter(
+            self._native.stream(
+                _time_text(start),
+                _time_text(end),
+                _filter_dict(filters),
+                None if columns is None else list(columns),
+                limit,
+            )
+        )
+
+    @property
+    def parse_report(self) -> ParseReport:
+        """The parse report of the latest query (complete once its stream is exhausted)."""
+        return ParseReport._from_json(self._native.parse_report_json())
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class DorisSource(_Source):
+    """A snapshot table in Doris (or any MySQL-protocol server), read over the MySQL protocol.
+
+    Reads split the time range into ``partitions`` parts read in parallel; a dropped
+    connection is retried from the first time not yet returned, so no row is repeated or lost.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        table: str,
+        schema: SnapshotSchema | None = None,
+        partitions: int = 2,
+        batch_rows: int = 8192,
+        query_timeout: float = 300.0,
+        max_retries: int = 3,
+        strict: bool = False,
+    ) -> None:
+        self._native = _native.DorisSource(
+            url,
+            table,
+            None if schema is None else schema._native,
+            partitions,
+            batch_rows,
+            query_timeout,
+            max_retries,
+            strict,
+        )
+
+
+class FileSource(_Source):
+    """Snapshot files (Parquet, CSV, JSON lines): one file, or a directory of them, on any mount."""
+
+    _native: _native.FileSource
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        schema: SnapshotSchema | None = None,
+        format: str | None = None,
+        storage_options: Mapping[str, str] | None = None,
+        mounts: MountTable | None = None,
+        strict: bool = False,
+    ) -> None:
+        self._native = _native.FileSource(
+            os.fspath(location),
+            None if schema is None else schema._native,
+            format,
+            dict(storage_options) if storage_options else None,
+            None if mounts is None else mounts._native,
+            strict,
+        )
+
+    @property
+    def files(self) -> list[str]:
+        """The files read, in order."""
+        return self._native.files()
+
+
+def synthetic_snapshots(
+    devices: int = 10,
+    nodes_per_device: int = 2,
+    snapshots: int = 100,
+    start: str = "2022-12-07T00:00:00Z",
+    interval_ms: int = 600_000,
+    malformed_rate: float = 0.005,
+    seed: int = 42,
+) -> pa.Table:
+    """Seeded synthetic snapshots in the design document's raw layout (``time``, ``feature``)."""
+    return _native.synthetic_snapshots(
+        devices, nodes_per_device, snapshots, start, interval_ms, malformed_rate, seed
+    )
+
+
+def load_snapshots(url: str, table: str, data: Any) -> int:
+    """Appends raw design-document rows (a pyarrow.Table or any Arrow stream with ``time`` and
+    ``feature``) to ``table``, creating it when absent. Returns the rows written."""
+    return _native.load_snapshots(url, table, data)

@@ -1,0 +1,444 @@
+//! Snapshot sources for Python: `DorisSource` and `FileSource`, the snapshot schema, synthetic
+//! snapshots and loading them into Doris. Batches cross to pyarrow through the Arrow C data
+//! interface, without copies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::pyarrow::{FromPyArrow, IntoPyArrow, Table, ToPyArrow};
+use futures::StreamExt;
+use pyo3::exceptions::PyStopIteration;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use trainstore::core::{
+    DataSource, Error, Filter, MountTable as CoreMountTable, RecordBatchStream, Scalar,
+    ScanRequest, Secret, StorageOptions, TimeRange, Timestamp,
+};
+use trainstore::doris::load::load_design_doc_rows;
+use trainstore::doris::{
+    DorisSource as CoreDoris, FileFormat, FileSource as CoreFile, ReadOptions, SnapshotGenerator,
+    SnapshotSchema as CoreSchema, SynthConfig,
+};
+
+use crate::errors::to_py;
+use crate::runtime::run;
+use crate::{MountTable, options};
+
+/// A snapshot schema: the design document's layout or a flat table.
+#[pyclass(module = "trainstore._native", frozen, from_py_object)]
+#[derive(Clone)]
+pub struct SnapshotSchema {
+    pub inner: CoreSchema,
+}
+
+#[pymethods]
+impl SnapshotSchema {
+    #[staticmethod]
+    fn design_doc() -> Self {
+        SnapshotSchema {
+            inner: CoreSchema::design_doc(),
+        }
+    }
+
+    #[staticmethod]
+    fn from_yaml(text: &str) -> PyResult<Self> {
+        Ok(SnapshotSchema {
+            inner: CoreSchema::from_yaml(text).map_err(to_py)?,
+        })
+    }
+
+    fn to_yaml(&self) -> String {
+        self.inner.to_yaml()
+    }
+
+    /// The typed pyarrow schema of parsed snapshots.
+    fn output_schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.inner.output_schema().as_ref().to_pyarrow(py)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("SnapshotSchema({:?})", self.inner.to_yaml())
+    }
+}
+
+/// One Python value as a filter scalar; `bool` is checked before `int` (it is a subclass).
+fn scalar(value: &Bound<'_, PyAny>) -> PyResult<Scalar> {
+    if value.is_instance_of::<PyBool>() {
+        Ok(Scalar::Boolean(value.extract()?))
+    } else if value.is_instance_of::<PyInt>() {
+        Ok(Scalar::Int64(value.extract()?))
+    } else if value.is_instance_of::<PyFloat>() {
+        Ok(Scalar::Float64(value.extract()?))
+    } else if value.is_instance_of::<PyString>() {
+        Ok(Scalar::Utf8(value.extract()?))
+    } else {
+        Err(to_py(Error::invalid(
+            "filter value",
+            value.repr().map(|r| r.to_string()).unwrap_or_default(),
+            "expected str, int, float, bool, None, or a list of those",
+        )))
+    }
+}
+
+/// `{column: value}` → equality, `{column: [values]}` → membership, `{column: None}` → is null.
+fn filters(map: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<Filter>> {
+    let mut out = Vec::new();
+    for (key, value) in map.into_iter().flat_map(|m| m.iter()) {
+        let column: String = key.extract()?;
+        if value.is_none() {
+            out.push(Filter::is_null(column));
+        } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+            let values = value
+                .try_iter()?
+                .map(|v| scalar(&v?))
+                .collect::<PyResult<Vec<_>>>()?;
+            out.push(Filter::is_in(column, values));
+        } else {
+            out.push(Filter::eq(column, scalar(&value)?));
+        }
+    }
+    Ok(out)
+}
+
+fn request(
+    start: Option<String>,
+    end: Option<String>,
+    filter: Option<&Bound<'_, PyDict>>,
+    columns: Option<Vec<String>>,
+    limit: Option<usize>,
+) -> PyResult<ScanRequest> {
+    let time_range = match (start, end) {
+        (Some(s), Some(e)) => Some(TimeRange::parse(&s, &e).map_err(to_py)?),
+        (None, None) => None,
+        (s, e) => {
+            return Err(to_py(Error::invalid(
+                "time range",
+                format!("start={s:?} end={e:?}"),
+                "give both start and end (or neither)",
+            )));
+        }
+    };
+    Ok(ScanRequest {
+        time_range,
+        filters: filters(filter)?,
+        projection: columns,
+        limit,
+    })
+}
+
+/// The sources Python can query, behind one set of methods.
+#[derive(Clone)]
+enum Source {
+    Doris(CoreDoris),
+    Files(CoreFile),
+}
+
+impl Source {
+    fn as_dyn(&self) -> &dyn DataSource {
+        match self {
+            Source::Doris(s) => s,
+            Source::Files(s) => s,
+        }
+    }
+
+    fn report_json(&self) -> String {
+        let report = match self {
+            Source::Doris(s) => s.parse_report(),
+            Source::Files(s) => s.parse_report(),
+        };
+        serde_json::to_string(&report).expect("reports serialize")
+    }
+
+    fn query<'py>(&self, py: Python<'py>, request: ScanRequest) -> PyResult<Bound<'py, PyAny>> {
+        let source = self.clone();
+        let (batches, schema) = run(py, async move {
+            let schema = source.as_dyn().schema().await?;
+            let mut stream = source.as_dyn().scan(&request).await?;
+            let mut batches = Vec::new();
+            while let Some(b) = stream.next().await {
+                batches.push(b?);
+            }
+            let schema = batches
+                .first()
+                .map(RecordBatch::schema)
+                .unwrap_or(project(&schema, &request)?);
+            Ok((batches, schema))
+        })?;
+        Table::try_new(batches, schema)
+            .map_err(|e| to_py(e.into()))?
+            .into_pyarrow(py)
+    }
+
+    fn stream(&self, py: Python<'_>, request: ScanRequest) -> PyResult<BatchIterator> {
+        let source = self.clone();
+        let stream = run(py, async move { source.as_dyn().scan(&request).await })?;
+        Ok(BatchIterator {
+            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+        })
+    }
+}
+
+/// The output schema after a request's projection (for empty results).
+fn project(schema: &SchemaRef, request: &ScanRequest) -> trainstore::Result<SchemaRef> {
+    match &request.projection {
+        Some(names) => {
+            let indices = names
+                .iter()
+                .map(|n| {
+                    schema
+                        .index_of(n)
+                        .map_err(|_| Error::invalid("projected column", n, "no such column"))
+                })
+                .collect::<trainstore::Result<Vec<_>>>()?;
+            Ok(Arc::new(schema.project(&indices)?))
+        }
+        None => Ok(schema.clone()),
+    }
+}
+
+/// Iterates a scan's batches as `pyarrow.RecordBatch`es, fetching each with the GIL released.
+#[pyclass(module = "trainstore._native")]
+pub struct BatchIterator {
+    stream: Arc<tokio::sync::Mutex<Option<RecordBatchStream>>>,
+}
+
+#[pymethods]
+impl BatchIterator {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let stream = self.stream.clone();
+        let next = run(py, async move {
+            let mut guard = stream.lock().await;
+            let Some(s) = guard.as_mut() else {
+                return Ok(None);
+            };
+            match s.next().await {
+                Some(b) => b.map(Some),
+                None => {
+                    *guard = None;
+                    Ok(None)
+                }
+            }
+        })?;
+        match next {
+            Some(batch) => batch.to_pyarrow(py),
+            None => Err(PyStopIteration::new_err(())),
+        }
+    }
+}
+
+/// Doris (or a MySQL-protocol server) over the MySQL protocol.
+#[pyclass(module = "trainstore._native", frozen)]
+pub struct DorisSource {
+    source: Source,
+}
+
+#[pymethods]
+impl DorisSource {
+    #[new]
+    #[pyo3(signature = (url, table, schema=None, partitions=2, batch_rows=8192, query_timeout=300.0, max_retries=3, strict=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        url: String,
+        table: String,
+        schema: Option<SnapshotSchema>,
+        partitions: usize,
+        batch_rows: usize,
+        query_timeout: f64,
+        max_retries: u32,
+        strict: bool,
+    ) -> PyResult<Self> {
+        if !(query_timeout.is_finite() && query_timeout > 0.0) {
+            return Err(to_py(Error::invalid(
+                "query_timeout",
+                query_timeout.to_string(),
+                "seconds, > 0",
+            )));
+        }
+        let schema = schema.map_or_else(CoreSchema::design_doc, |s| s.inner);
+        let options = ReadOptions {
+            partitions,
+            batch_rows,
+            query_timeout: Duration::from_secs_f64(query_timeout),
+            max_retries,
+            strict,
+        };
+        let url = Secret::new(url);
+        let source = run(py, async move {
+            CoreDoris::connect(&url, &table, schema, options).await
+        })?;
+        Ok(DorisSource {
+            source: Source::Doris(source),
+        })
+    }
+
+    #[pyo3(signature = (start=None, end=None, filters=None, columns=None, limit=None))]
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        start: Option<String>,
+        end: Option<String>,
+        filters: Option<&Bound<'py, PyDict>>,
+        columns: Option<Vec<String>>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.source
+            .query(py, request(start, end, filters, columns, limit)?)
+    }
+
+    #[pyo3(signature = (start=None, end=None, filters=None, columns=None, limit=None))]
+    fn stream(
+        &self,
+        py: Python<'_>,
+        start: Option<String>,
+        end: Option<String>,
+        filters: Option<&Bound<'_, PyDict>>,
+        columns: Option<Vec<String>>,
+        limit: Option<usize>,
+    ) -> PyResult<BatchIterator> {
+        self.source
+            .stream(py, request(start, end, filters, columns, limit)?)
+    }
+
+    /// The parse report of the latest query, as JSON.
+    fn parse_report_json(&self) -> String {
+        self.source.report_json()
+    }
+
+    fn __repr__(&self) -> String {
+        self.source.as_dyn().describe()
+    }
+}
+
+/// Snapshot files (Parquet, CSV, JSON lines) on any mount.
+#[pyclass(module = "trainstore._native", frozen)]
+pub struct FileSource {
+    source: Source,
+}
+
+#[pymethods]
+impl FileSource {
+    #[new]
+    #[pyo3(signature = (location, schema=None, format=None, storage_options=None, mounts=None, strict=false))]
+    fn new(
+        py: Python<'_>,
+        location: String,
+        schema: Option<SnapshotSchema>,
+        format: Option<String>,
+        storage_options: Option<std::collections::BTreeMap<String, String>>,
+        mounts: Option<PyRef<'_, MountTable>>,
+        strict: bool,
+    ) -> PyResult<Self> {
+        let schema = schema.map_or_else(CoreSchema::design_doc, |s| s.inner);
+        let format = format
+            .map(|f| FileFormat::parse(&f))
+            .transpose()
+            .map_err(to_py)?;
+        let table: CoreMountTable = mounts.map(|m| m.table.clone()).unwrap_or_default();
+        let opts: StorageOptions = options(storage_options);
+        let source = run(py, async move {
+            CoreFile::open(&table, &location, &opts, format, schema, strict).await
+        })?;
+        Ok(FileSource {
+            source: Source::Files(source),
+        })
+    }
+
+    #[pyo3(signature = (start=None, end=None, filters=None, columns=None, limit=None))]
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        start: Option<String>,
+        end: Option<String>,
+        filters: Option<&Bound<'py, PyDict>>,
+        columns: Option<Vec<String>>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.source
+            .query(py, request(start, end, filters, columns, limit)?)
+    }
+
+    #[pyo3(signature = (start=None, end=None, filters=None, columns=None, limit=None))]
+    fn stream(
+        &self,
+        py: Python<'_>,
+        start: Option<String>,
+        end: Option<String>,
+        filters: Option<&Bound<'_, PyDict>>,
+        columns: Option<Vec<String>>,
+        limit: Option<usize>,
+    ) -> PyResult<BatchIterator> {
+        self.source
+            .stream(py, request(start, end, filters, columns, limit)?)
+    }
+
+    /// The parse report of the latest query, as JSON.
+    fn parse_report_json(&self) -> String {
+        self.source.report_json()
+    }
+
+    fn files(&self) -> Vec<String> {
+        match &self.source {
+            Source::Files(f) => f.files(),
+            Source::Doris(_) => Vec::new(),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        self.source.as_dyn().describe()
+    }
+}
+
+/// Synthetic design-document snapshots (raw `time` and `feature` columns) as a pyarrow.Table.
+#[pyfunction]
+#[pyo3(signature = (devices=10, nodes_per_device=2, snapshots=100, start="2022-12-07T00:00:00Z", interval_ms=600_000, malformed_rate=0.005, seed=42))]
+#[allow(clippy::too_many_arguments)]
+pub fn synthetic_snapshots<'py>(
+    py: Python<'py>,
+    devices: usize,
+    nodes_per_device: usize,
+    snapshots: usize,
+    start: &str,
+    interval_ms: i64,
+    malformed_rate: f64,
+    seed: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let config = SynthConfig {
+        devices,
+        nodes_per_device,
+        snapshots,
+        start: Timestamp::parse(start).map_err(to_py)?,
+        interval_ms,
+        malformed_rate,
+        seed,
+        ..SynthConfig::default()
+    };
+    let generator = SnapshotGenerator::new(config).map_err(to_py)?;
+    let batches: Vec<RecordBatch> = py.detach(|| generator.batches(8192).collect());
+    Table::try_new(batches, trainstore::doris::synth::raw_schema())
+        .map_err(|e| to_py(e.into()))?
+        .into_pyarrow(py)
+}
+
+/// Appends raw design-document rows (any Arrow stream with `time` and `feature`) to a table,
+/// creating it when absent; returns the rows written.
+#[pyfunction]
+pub fn load_snapshots(
+    py: Python<'_>,
+    url: String,
+    table: String,
+    data: &Bound<'_, PyAny>,
+) -> PyResult<u64> {
+    let data = Table::from_pyarrow_bound(data)?;
+    let (batches, _) = data.into_inner();
+    let url = Secret::new(url);
+    run(py, async move {
+        load_design_doc_rows(&url, &table, batches).await
+    })
+}

@@ -1,0 +1,137 @@
+"""Snapshot sources from Python: files and Doris (MariaDB on loopback), typed pyarrow out."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pymysql
+import pytest
+
+import trainstore as ts
+
+
+@pytest.fixture
+def raw() -> pa.Table:
+    return ts.synthetic_snapshots(devices=4, snapshots=30, malformed_rate=0.05)
+
+
+@pytest.fixture
+def snapshot_dir(tmp_path: Path, raw: pa.Table) -> Path:
+    pq.write_table(raw, tmp_path / "part-0.parquet")
+    return tmp_path
+
+
+@pytest.fixture
+def mysql_db() -> Iterator[str]:
+    server = os.environ.get("TRAINSTORE_TEST_MYSQL_URL")
+    if not server:
+        pytest.fail('TRAINSTORE_TEST_MYSQL_URL is not set: run eval "$(scripts/test-services)"')
+    name = f"ts_py_{uuid.uuid4().hex[:12]}"
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield f"{server.rstrip('/')}/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE `{name}`")
+        conn.close()
+
+
+def test_files_parse_to_typed_arrow_with_a_report(snapshot_dir: Path, raw: pa.Table) -> None:
+    source = ts.FileSource(snapshot_dir)
+    assert source.files == ["part-0.parquet"]
+    table = source.query()
+    assert table.num_rows == raw.num_rows == 240
+    assert table.schema.field("time").type == pa.timestamp("ms", tz="UTC")
+    assert table.schema.field("peakPowers").type.value_type == pa.float32()
+    report = source.parse_report
+    assert report.rows == 240
+    assert report.malformed > 0
+    assert "parse report" in report._repr_html_()
+    # A malformed value is null, never 0.0 or an empty list.
+    for name, column in report.columns.items():
+        if column.malformed and name in table.column_names and name != "feature":
+            assert table[name].null_count >= column.malformed
+
+
+def test_ranges_filters_columns_limit_and_streaming(snapshot_dir: Path) -> None:
+    source = ts.FileSource(snapshot_dir / "part-0.parquet")
+    start = datetime(2022, 12, 7, 1, tzinfo=timezone.utc)
+    table = source.query(
+        start=start,
+        end="2022-12-07T03:00:00Z",
+        filters={"nodeId": "1466"},
+        columns=["time", "nodeId"],
+    )
+    assert table.column_names == ["time", "nodeId"]
+    assert table.num_rows > 0
+    assert set(table["nodeId"].to_pylist()) == {"1466"}
+    times = table["time"].to_pylist()
+    assert min(times) >= start and max(times) < datetime(2022, 12, 7, 3, tzinfo=timezone.utc)
+    assert source.query(filters={"nodeId": ["1465", "1466"]}, limit=7).num_rows == 7
+    batches = list(source.stream(limit=100))
+    assert all(isinstance(b, pa.RecordBatch) for b in batches)
+    assert sum(b.num_rows for b in batches) == 100
+    with pytest.raises(ts.InvalidInputError, match="start must be before end"):
+        source.query(start="2022-12-08", end="2022-12-07")
+    with pytest.raises(ts.InvalidInputError, match="nope"):
+        source.query(filters={"nope": 1})
+
+
+def test_strict_mode_names_the_row(snapshot_dir: Path) -> None:
+    with pytest.raises(ts.MalformedDataError, match="uuid=") as info:
+        ts.FileSource(snapshot_dir, strict=True).query()
+    assert isinstance(info.value, ValueError)
+
+
+def test_flat_schema_from_python(tmp_path: Path) -> None:
+    (tmp_path / "flat.csv").write_text("device,ts,rms\nA,1670387400000,1.5\nB,1670387400001,x\n")
+    schema = ts.SnapshotSchema(
+        keys=["device"], time="ts", features={"rms": "number"}, document_column=None
+    )
+    table = ts.FileSource(tmp_path / "flat.csv", schema=schema).query()
+    assert table["rms"].to_pylist() == [1.5, None]
+    assert ts.SnapshotSchema.from_yaml(schema.to_yaml()).output_schema == schema.output_schema
+    with pytest.raises(ts.InvalidInputError):
+        ts.SnapshotSchema(keys=[], time="ts")
+
+
+def test_doris_source_reads_what_was_loaded(
+    mysql_db: str, raw: pa.Table, snapshot_dir: Path
+) -> None:
+    assert ts.load_snapshots(mysql_db, "feature_snapshots", raw) == raw.num_rows
+    source = ts.DorisSource(mysql_db, table="feature_snapshots", partitions=3)
+    remote = source.query()
+    local = ts.FileSource(snapshot_dir).query()
+    key = [("uuid", "ascending"), ("nodeId", "ascending"), ("time", "ascending")]
+    assert (
+        remote.sort_by(key)
+        .select(["uuid", "nodeId", "time", "meanLf"])
+        .equals(local.sort_by(key).select(["uuid", "nodeId", "time", "meanLf"]))
+    )
+    assert source.parse_report.malformed > 0
+    hostile = source.query(filters={"nodeId": "1465' OR '1'='1"})
+    assert hostile.num_rows == 0
+    assert sum(b.num_rows for b in source.stream(filters={"nodeId": "1465"})) == raw.num_rows // 2
+    assert "doris mysql://127.0.0.1:3306" in repr(source)
+
+
+def test_doris_errors_are_typed_and_keep_the_password_out(mysql_db: str) -> None:
+    with pytest.raises(ts.NotFoundError):
+        ts.DorisSource(mysql_db, table="missing")
+    with pytest.raises(ts.InvalidInputError):
+        ts.DorisSource(mysql_db, table="bad`name")
+    with pytest.raises(ts.InvalidInputError) as info:
+        ts.DorisSource("mysql://root:hunter2secret@[bad", table="t")
+    assert "hunter2secret" not in str(info.value)
+    bad_password = mysql_db.replace("mysql://root@", "mysql://root:hunter2secret@")
+    with pytest.raises(ts.TrainstoreError) as failure:
+        ts.DorisSource(bad_password, table="t")
+    assert "hunter2secret" not in str(failure.value)
