@@ -132,14 +132,14 @@ fn request(
 #[derive(Clone)]
 enum Source {
     Doris(CoreDoris),
-    Files(CoreFile),
+    Files(Box<CoreFile>),
 }
 
 impl Source {
     fn as_dyn(&self) -> &dyn DataSource {
         match self {
             Source::Doris(s) => s,
-            Source::Files(s) => s,
+            Source::Files(s) => s.as_ref(),
         }
     }
 
