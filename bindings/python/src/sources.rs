@@ -346,7 +346,7 @@ impl FileSource {
             CoreFile::open(&table, &location, &opts, format, schema, strict).await
         })?;
         Ok(FileSource {
-            source: Source::Files(source),
+            source: Source::Files(Box::new(source)),
         })
     }
 
