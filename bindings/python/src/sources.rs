@@ -442,3 +442,29 @@ pub fn load_snapshots(
         load_design_doc_rows(&url, &table, batches).await
     })
 }
+
+/// Parses raw snapshot rows (any Arrow stream) on every core; returns the typed table and the
+/// parse report as JSON.
+#[pyfunction]
+#[pyo3(signature = (data, schema=None, strict=false))]
+pub fn parse_snapshots<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    schema: Option<SnapshotSchema>,
+    strict: bool,
+) -> PyResult<(Bound<'py, PyAny>, String)> {
+    let (batches, _) = Table::from_pyarrow_bound(data)?.into_inner();
+    let schema = schema.map_or_else(CoreSchema::design_doc, |s| s.inner);
+    let output = schema.output_schema();
+    let parser = trainstore::doris::SnapshotParser::new(schema).strict(strict);
+    let (typed, report) = py
+        .detach(|| parser.parse_batches(&batches, 8192))
+        .map_err(to_py)?;
+    let table = Table::try_new(typed, output)
+        .map_err(|e| to_py(e.into()))?
+        .into_pyarrow(py)?;
+    Ok((
+        table,
+        serde_json::to_string(&report).expect("reports serialize"),
+    ))
+}

@@ -5,10 +5,12 @@
 //! - [`parse`]: [`SnapshotParser`] and its [`ParseReport`].
 //! - [`mysql`]: [`DorisSource`], Doris (or MariaDB/MySQL) over the MySQL protocol.
 //! - [`file`]: [`FileSource`], Parquet, CSV and JSON-lines snapshot files on any mount.
+//! - [`flight`]: [`flight::FlightSource`], Doris over Arrow Flight SQL.
 //! - [`sql`]: validated identifiers and the literal encoder.
 //! - [`synth`]: [`SnapshotGenerator`], seeded synthetic snapshots for tests, benchmarks and demos.
 
 pub mod file;
+pub mod flight;
 pub mod load;
 pub mod mysql;
 pub mod parse;

@@ -9,7 +9,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,13 +21,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Value};
 use tokio::sync::mpsc;
 use trainstore_core::{
-    DataSource, Error, Filter, Predicate, RecordBatchStream, Result, Scalar, ScanRequest, Secret,
-    TimeRange, Timestamp, apply_filters,
+    DataSource, Error, Filter, RecordBatchStream, Result, ScanRequest, Secret, TimeRange,
+    Timestamp, apply_filters,
 };
 
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::schema::SnapshotSchema;
-use crate::sql::{Ident, Literals, TableRef};
+use crate::sql::{Ident, Literals, Select, TableRef, projection, snapshot_columns};
 use crate::stream::limited;
 
 /// How reads are run.
@@ -171,37 +170,15 @@ impl DorisSource {
         }
 
         let parser = SnapshotParser::new(schema.clone()).strict(options.strict);
-        let mut wanted: Vec<String> = Vec::new();
-        if let Some(doc) = schema.document_column() {
-            wanted.push(doc.into());
-        }
-        wanted.extend(schema.keys().iter().cloned());
-        wanted.push(schema.time().into());
-        wanted.extend(schema.tag().map(str::to_owned));
-        wanted.extend(schema.features().iter().map(|f| f.name.clone()));
-        let mut raw = Vec::new();
-        for name in wanted {
-            if let Some(ty) = types.get(&name) {
-                let decode = if is_integer_type(ty) {
+        let (raw, time_column) = snapshot_columns(&schema, &table, |name| {
+            types.get(name).map(|ty| {
+                if is_integer_type(ty) {
                     RawType::Int
                 } else {
                     RawType::Text
-                };
-                raw.push((Ident::new(&name)?, decode));
-            } else if schema.document_column().is_none()
-                || schema.document_column() == Some(name.as_str())
-            {
-                return Err(Error::invalid(
-                    "snapshot table",
-                    table.to_string(),
-                    format!("has no column {name:?}"),
-                ));
-            }
-        }
-        let time_column = table_columns
-            .contains(schema.time())
-            .then(|| Ident::new(schema.time()))
-            .transpose()?;
+                }
+            })
+        })?;
         let raw_schema = Arc::new(Schema::new(
             raw.iter()
                 .map(|(name, ty)| {
@@ -282,28 +259,16 @@ impl DorisSource {
                 "raw scans filter on table columns only",
             ));
         }
-        let mut where_sql = Vec::new();
-        for f in &pushed {
-            where_sql.push(inner.predicate_sql(f)?);
-        }
+        let where_sql = pushed
+            .iter()
+            .map(|f| inner.select().predicate(f))
+            .collect::<Result<Vec<_>>>()?;
         let output = if parse {
             inner.parser.schema().output_schema()
         } else {
             inner.raw_schema.clone()
         };
-        let projection = match &request.projection {
-            Some(names) => Some(
-                names
-                    .iter()
-                    .map(|n| {
-                        output.index_of(n).map_err(|_| {
-                            Error::invalid("projected column", n, "not a column of the output")
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            ),
-            None => None,
-        };
+        let projection = projection(&output, request.projection.as_deref())?;
         for f in &post {
             output.index_of(&f.column).map_err(|_| {
                 Error::invalid(
@@ -424,33 +389,14 @@ fn is_integer_type(ty: &str) -> bool {
 }
 
 impl Inner {
-    fn predicate_sql(&self, f: &Filter) -> Result<String> {
-        let col = Ident::new(&f.column)?;
-        let lit = |v: &Scalar| self.literals.scalar(v);
-        Ok(match &f.predicate {
-            Predicate::Eq(v) => format!("{col} = {}", lit(v)),
-            Predicate::In(values) if values.is_empty() => "FALSE".into(),
-            Predicate::In(values) => format!(
-                "{col} IN ({})",
-                values.iter().map(lit).collect::<Vec<_>>().join(", ")
-            ),
-            Predicate::Range { lower, upper } => {
-                let mut parts = vec![format!("{col} IS NOT NULL")];
-                match lower {
-                    Bound::Included(v) => parts.push(format!("{col} >= {}", lit(v))),
-                    Bound::Excluded(v) => parts.push(format!("{col} > {}", lit(v))),
-                    Bound::Unbounded => {}
-                }
-                match upper {
-                    Bound::Included(v) => parts.push(format!("{col} <= {}", lit(v))),
-                    Bound::Excluded(v) => parts.push(format!("{col} < {}", lit(v))),
-                    Bound::Unbounded => {}
-                }
-                parts.join(" AND ")
-            }
-            Predicate::IsNull => format!("{col} IS NULL"),
-            Predicate::IsNotNull => format!("{col} IS NOT NULL"),
-        })
+    fn select(&self) -> Select<'_> {
+        let columns: Vec<Ident> = self.raw.iter().map(|(c, _)| c.clone()).collect();
+        Select::new(
+            &self.table,
+            &columns,
+            self.time_column.as_ref(),
+            self.literals,
+        )
     }
 
     /// The smallest range covering every row's time, for splitting a scan without a range.
@@ -492,25 +438,10 @@ struct Part {
 
 impl Part {
     fn sql(&self, from: Option<Timestamp>) -> String {
-        let inner = &self.inner;
-        let columns: Vec<String> = inner.raw.iter().map(|(c, _)| c.to_string()).collect();
-        let mut conditions = self.filters.clone();
-        if let (Some(range), Some(time)) = (&self.range, &inner.time_column) {
-            let start = from.unwrap_or(range.start());
-            conditions.push(format!("{time} >= {}", start.as_millis()));
-            conditions.push(format!("{time} < {}", range.end().as_millis()));
-        } else if let (Some(from), Some(time)) = (from, &inner.time_column) {
-            conditions.push(format!("{time} >= {}", from.as_millis()));
-        }
-        let mut sql = format!("SELECT {} FROM {}", columns.join(", "), inner.table);
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
-        if let Some(time) = &inner.time_column {
-            sql.push_str(&format!(" ORDER BY {time}"));
-        }
-        sql
+        // Time order makes a failed read resumable from the first time not yet handed out.
+        self.inner
+            .select()
+            .sql(&self.filters, self.range.as_ref(), from, true)
     }
 
     /// Reads the part, retrying transient failures from the first time not yet handed out.

@@ -322,6 +322,53 @@ impl SnapshotParser {
         Ok((batch, report))
     }
 
+    /// Parses many batches on every core: each is cut into slices of at most `slice_rows` rows,
+    /// parsed in parallel, and returned in input order with one merged report.
+    pub fn parse_batches(
+        &self,
+        raw: &[RecordBatch],
+        slice_rows: usize,
+    ) -> Result<(Vec<RecordBatch>, ParseReport)> {
+        let slice_rows = slice_rows.max(1);
+        let slices: Vec<RecordBatch> = raw
+            .iter()
+            .flat_map(|b| {
+                (0..b.num_rows())
+                    .step_by(slice_rows)
+                    .map(move |at| b.slice(at, slice_rows.min(b.num_rows() - at)))
+            })
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(slices.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<Option<Result<(RecordBatch, ParseReport)>>> =
+            (0..slices.len()).map(|_| None).collect();
+        let results_lock = std::sync::Mutex::new(&mut results);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= slices.len() {
+                            break;
+                        }
+                        let parsed = self.parse(&slices[i]);
+                        results_lock.lock().expect("results lock")[i] = Some(parsed);
+                    }
+                });
+            }
+        });
+        let mut batches = Vec::with_capacity(results.len());
+        let mut report = ParseReport::default();
+        for r in results {
+            let (batch, part) = r.expect("every slice parsed")?;
+            report.merge(&part);
+            batches.push(batch);
+        }
+        Ok((batches, report))
+    }
+
     fn slot_of(&self, key: Raw<'_>) -> Option<usize> {
         match key.kind {
             Kind::String { escaped: false } => self.by_key.get(key.string_content()).copied(),

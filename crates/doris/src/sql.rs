@@ -6,9 +6,13 @@
 //! session's `NO_BACKSLASH_ESCAPES` mode.
 
 use std::fmt;
+use std::ops::Bound;
 
+use arrow::datatypes::SchemaRef;
 use mysql_async::Value;
-use trainstore_core::{Error, Result, Scalar};
+use trainstore_core::{Error, Filter, Predicate, Result, Scalar, TimeRange, Timestamp};
+
+use crate::schema::SnapshotSchema;
 
 /// An identifier (database, table or column name) that is safe to quote.
 ///
@@ -111,6 +115,152 @@ impl Literals {
     /// The SQL literal of a driver value.
     pub fn value(&self, value: &Value) -> String {
         value.as_sql(self.no_backslash_escapes)
+    }
+}
+
+/// Selected columns, each with what the caller's lookup said of it, and the time column.
+pub(crate) type SnapshotColumns<T> = (Vec<(Ident, T)>, Option<Ident>);
+
+/// The table columns a snapshot read selects, in order (the document column, then every field
+/// the table has as a column), each with what `column` says of it, and the time column.
+pub(crate) fn snapshot_columns<T>(
+    schema: &SnapshotSchema,
+    table: &TableRef,
+    column: impl Fn(&str) -> Option<T>,
+) -> Result<SnapshotColumns<T>> {
+    let mut wanted: Vec<&str> = Vec::new();
+    wanted.extend(schema.document_column());
+    wanted.extend(schema.keys().iter().map(String::as_str));
+    wanted.push(schema.time());
+    wanted.extend(schema.tag());
+    wanted.extend(schema.features().iter().map(|f| f.name.as_str()));
+    let mut out = Vec::new();
+    for name in wanted {
+        match column(name) {
+            Some(info) => out.push((Ident::new(name)?, info)),
+            // In the document layout, fields missing as columns are read from the document.
+            None if schema.document_column().is_some_and(|d| d != name) => {}
+            None => {
+                return Err(Error::invalid(
+                    "snapshot table",
+                    table.to_string(),
+                    format!("has no column {name:?}"),
+                ));
+            }
+        }
+    }
+    let time = column(schema.time())
+        .map(|_| Ident::new(schema.time()))
+        .transpose()?;
+    Ok((out, time))
+}
+
+/// Column indices of `names` in `output`, for a request's projection.
+pub(crate) fn projection(
+    output: &SchemaRef,
+    names: Option<&[String]>,
+) -> Result<Option<Vec<usize>>> {
+    names
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| {
+                    output.index_of(n).map_err(|_| {
+                        Error::invalid("projected column", n, "not a column of the output")
+                    })
+                })
+                .collect()
+        })
+        .transpose()
+}
+
+/// Builds the one kind of query snapshot reads run: selected columns, pushed-down filters, a
+/// half-open time range, optionally in time order.
+pub(crate) struct Select<'a> {
+    table: &'a TableRef,
+    columns: String,
+    time: Option<&'a Ident>,
+    literals: Literals,
+}
+
+impl<'a> Select<'a> {
+    pub fn new(
+        table: &'a TableRef,
+        columns: &[Ident],
+        time: Option<&'a Ident>,
+        literals: Literals,
+    ) -> Self {
+        let columns = columns
+            .iter()
+            .map(Ident::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Select {
+            table,
+            columns,
+            time,
+            literals,
+        }
+    }
+
+    /// A filter as a SQL condition; the column is validated, the values encoded.
+    pub fn predicate(&self, f: &Filter) -> Result<String> {
+        let col = Ident::new(&f.column)?;
+        let lit = |v: &Scalar| self.literals.scalar(v);
+        Ok(match &f.predicate {
+            Predicate::Eq(v) => format!("{col} = {}", lit(v)),
+            Predicate::In(values) if values.is_empty() => "FALSE".into(),
+            Predicate::In(values) => format!(
+                "{col} IN ({})",
+                values.iter().map(lit).collect::<Vec<_>>().join(", ")
+            ),
+            Predicate::Range { lower, upper } => {
+                let mut parts = vec![format!("{col} IS NOT NULL")];
+                match lower {
+                    Bound::Included(v) => parts.push(format!("{col} >= {}", lit(v))),
+                    Bound::Excluded(v) => parts.push(format!("{col} > {}", lit(v))),
+                    Bound::Unbounded => {}
+                }
+                match upper {
+                    Bound::Included(v) => parts.push(format!("{col} <= {}", lit(v))),
+                    Bound::Excluded(v) => parts.push(format!("{col} < {}", lit(v))),
+                    Bound::Unbounded => {}
+                }
+                parts.join(" AND ")
+            }
+            Predicate::IsNull => format!("{col} IS NULL"),
+            Predicate::IsNotNull => format!("{col} IS NOT NULL"),
+        })
+    }
+
+    /// The query: `conditions`, times in `range` (from `from` on, when resuming), and ordered
+    /// by time when asked. Times are epoch milliseconds (the portable BIGINT form).
+    pub fn sql(
+        &self,
+        conditions: &[String],
+        range: Option<&TimeRange>,
+        from: Option<Timestamp>,
+        order_by_time: bool,
+    ) -> String {
+        let mut all = conditions.to_vec();
+        if let Some(time) = self.time {
+            let start = from.or(range.map(TimeRange::start));
+            if let Some(start) = start {
+                all.push(format!("{time} >= {}", start.as_millis()));
+            }
+            if let Some(range) = range {
+                all.push(format!("{time} < {}", range.end().as_millis()));
+            }
+        }
+        let mut sql = format!("SELECT {} FROM {}", self.columns, self.table);
+        if !all.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&all.join(" AND "));
+        }
+        if let (true, Some(time)) = (order_by_time, self.time) {
+            sql.push_str(&format!(" ORDER BY {time}"));
+        }
+        sql
     }
 }
 

@@ -43,6 +43,7 @@ from .sources import (
     ParseReport,
     SnapshotSchema,
     load_snapshots,
+    parse_snapshots,
     synthetic_snapshots,
 )
 
@@ -190,5 +191,6 @@ __all__ = [
     "Workspace",
     "__version__",
     "load_snapshots",
+    "parse_snapshots",
     "synthetic_snapshots",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "Workspace",
     "__version__",
     "load_snapshots",
+    "parse_snapshots",
     "synthetic_snapshots",
 ]
 
@@ -145,3 +146,6 @@ def synthetic_snapshots(
     seed: int = 42,
 ) -> pa.Table: ...
 def load_snapshots(url: str, table: str, data: Any) -> int: ...
+def parse_snapshots(
+    data: Any, schema: SnapshotSchema | None = None, strict: bool = False
+) -> tuple[pa.Table, str]: ...

@@ -270,3 +270,14 @@ def load_snapshots(url: str, table: str, data: Any) -> int:
     """Appends raw design-document rows (a pyarrow.Table or any Arrow stream with ``time`` and
     ``feature``) to ``table``, creating it when absent. Returns the rows written."""
     return _native.load_snapshots(url, table, data)
+
+
+def parse_snapshots(
+    data: Any, schema: SnapshotSchema | None = None, strict: bool = False
+) -> tuple[pa.Table, ParseReport]:
+    """Parses raw snapshot rows (a pyarrow.Table or any Arrow stream, e.g. the design
+    document's ``time`` + ``feature`` columns) into typed Arrow, on every core."""
+    table, report = _native.parse_snapshots(
+        data, None if schema is None else schema._native, strict
+    )
+    return table, ParseReport._from_json(report)

@@ -645,3 +645,33 @@ fn inputs_missing_a_needed_column_are_refused() {
         .to_string();
     assert!(err.contains("feature"), "{err}");
 }
+
+#[test]
+fn parsing_in_parallel_slices_gives_the_same_rows_and_report() {
+    let raw: Vec<RecordBatch> =
+        trainstore_doris::SnapshotGenerator::new(trainstore_doris::SynthConfig {
+            devices: 7,
+            snapshots: 50,
+            malformed_rate: 0.05,
+            ..Default::default()
+        })
+        .unwrap()
+        .batches(300)
+        .collect();
+    let parser = SnapshotParser::new(SnapshotSchema::design_doc());
+    let (sliced, report) = parser.parse_batches(&raw, 64).unwrap();
+    let mut whole_report = trainstore_doris::ParseReport::default();
+    let mut whole = Vec::new();
+    for b in &raw {
+        let (t, r) = parser.parse(b).unwrap();
+        whole_report.merge(&r);
+        whole.push(t);
+    }
+    let schema = SnapshotSchema::design_doc().output_schema();
+    assert_eq!(
+        arrow::compute::concat_batches(&schema, &sliced).unwrap(),
+        arrow::compute::concat_batches(&schema, &whole).unwrap()
+    );
+    assert_eq!(report.columns, whole_report.columns);
+    assert_eq!(report.rows, 700);
+}

@@ -1,0 +1,488 @@
+//! Doris over Arrow Flight SQL: the fast path for large reads (Doris 2.1+).
+//!
+//! The flow Doris expects (see `DORIS.md`): a Basic→Bearer handshake with the FE opens a
+//! session; session variables are set with `SET` statements on it; `GetFlightInfo` on the FE
+//! runs the query and returns endpoints whose locations are BEs; `DoGet` fetches each endpoint
+//! from its BE, in parallel, results kept in endpoint order. Tickets are single-use, so a
+//! failed read starts over with a new `GetFlightInfo` (only while nothing has been handed out);
+//! the session is closed at the end. Advertised BE addresses can be rewritten for clients that
+//! cannot reach them (NAT, proxies, `0.0.0.0`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::{Action, FlightInfo};
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, Endpoint};
+use trainstore_core::{
+    DataSource, Error, Filter, RecordBatchStream, Result, ScanRequest, Secret, TimeRange,
+    apply_filters,
+};
+
+use crate::mysql::ReadOptions;
+use crate::parse::{ParseReport, SnapshotParser};
+use crate::schema::SnapshotSchema;
+use crate::sql::{Ident, Literals, Select, TableRef};
+use crate::stream::limited;
+
+/// Flight messages can be far larger than tonic's 4 MiB default.
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// How to reach a Doris FE over Flight SQL.
+#[derive(Clone, Default)]
+pub struct FlightOptions {
+    pub read: ReadOptions,
+    /// Advertised endpoint authority (`host:port`) → the one to dial instead.
+    pub rewrite: HashMap<String, String>,
+}
+
+/// A snapshot table read over Arrow Flight SQL.
+#[derive(Clone)]
+pub struct FlightSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `grpc://host:port` of the FE.
+    fe: String,
+    user: String,
+    password: Secret,
+    table: TableRef,
+    columns: Vec<Ident>,
+    time_column: Option<Ident>,
+    table_columns: Vec<String>,
+    parser: SnapshotParser,
+    options: FlightOptions,
+    last_report: Mutex<ParseReport>,
+}
+
+impl fmt::Debug for FlightSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FlightSource({}/{})", self.inner.fe, self.inner.table)
+    }
+}
+
+fn flight_error(operation: &'static str, e: impl fmt::Display, transient: bool) -> Error {
+    Error::Remote {
+        service: "doris flight".into(),
+        operation,
+        reason: e.to_string(),
+        transient,
+    }
+}
+
+/// One Flight SQL session on the FE.
+struct Session {
+    client: FlightSqlServiceClient<Channel>,
+    rewrite: HashMap<String, String>,
+    bes: HashMap<String, FlightSqlServiceClient<Channel>>,
+}
+
+async fn channel(uri: &str) -> Result<Channel> {
+    let endpoint = Endpoint::from_shared(uri.to_owned())
+        .map_err(|e| Error::invalid("Flight SQL URL", uri, e.to_string()))?
+        .connect_timeout(Duration::from_secs(10));
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| flight_error("connect", format!("{uri}: {e}"), true))
+}
+
+fn sql_client(channel: Channel) -> FlightSqlServiceClient<Channel> {
+    let inner = FlightServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    FlightSqlServiceClient::new_from_inner(inner)
+}
+
+impl Session {
+    /// Handshake (Basic → Bearer) and the session variables every read needs.
+    async fn open(inner: &Inner) -> Result<Self> {
+        let mut client = sql_client(channel(&inner.fe).await?);
+        client
+            .handshake(&inner.user, inner.password.expose())
+            .await
+            .map_err(|e| flight_error("handshake", e, false))?;
+        let mut session = Session {
+            client,
+            rewrite: inner.options.rewrite.clone(),
+            bes: HashMap::new(),
+        };
+        let secs = inner.options.read.query_timeout.as_secs().max(1);
+        for statement in [
+            "SET time_zone = '+00:00'".to_owned(),
+            format!("SET query_timeout = {secs}"),
+        ] {
+            let info = session
+                .client
+                .execute(statement, None)
+                .await
+                .map_err(|e| flight_error("set session variable", e, true))?;
+            session.fetch_all(&info).await?;
+        }
+        Ok(session)
+    }
+
+    /// The client for an endpoint's location: the FE itself when the location is empty or
+    /// says to reuse the connection, else the (rewritten) BE address, one client per address.
+    async fn client_for(
+        &mut self,
+        location: Option<&str>,
+    ) -> Result<FlightSqlServiceClient<Channel>> {
+        let location = match location {
+            None | Some("") => return Ok(self.client.clone()),
+            Some(l) if l.starts_with("arrow-flight-reuse-connection://") => {
+                return Ok(self.client.clone());
+            }
+            Some(l) => l,
+        };
+        let (scheme, authority) = location.split_once("://").unwrap_or(("grpc", location));
+        let authority = authority.trim_end_matches('/');
+        let dialed = self
+            .rewrite
+            .get(authority)
+            .map_or(authority, String::as_str);
+        let uri = format!(
+            "{}://{dialed}",
+            if scheme.contains("tls") {
+                "https"
+            } else {
+                "http"
+            }
+        );
+        if let Some(c) = self.bes.get(&uri) {
+            return Ok(c.clone());
+        }
+        let mut client = sql_client(channel(&uri).await?);
+        if let Some(token) = self.client.token() {
+            client.set_token(token.clone());
+        }
+        self.bes.insert(uri, client.clone());
+        Ok(client)
+    }
+
+    /// Every endpoint's batches, fetched in parallel, in endpoint order.
+    async fn fetch_all(&mut self, info: &FlightInfo) -> Result<Vec<RecordBatch>> {
+        let (tx, mut rx) = mpsc::channel(16);
+        self.spawn_fetch(info, tx).await?;
+        let mut out = Vec::new();
+        while let Some(b) = rx.recv().await {
+            out.push(b?);
+        }
+        Ok(out)
+    }
+
+    /// Starts one task per endpoint; a forwarder sends their batches on `tx` in endpoint order.
+    async fn spawn_fetch(
+        &mut self,
+        info: &FlightInfo,
+        tx: mpsc::Sender<Result<RecordBatch>>,
+    ) -> Result<()> {
+        let mut receivers = Vec::new();
+        for endpoint in &info.endpoint {
+            let ticket = endpoint
+                .ticket
+                .clone()
+                .ok_or_else(|| flight_error("plan", "an endpoint without a ticket", false))?;
+            let location = endpoint.location.first().map(|l| l.uri.clone());
+            let mut client = self.client_for(location.as_deref()).await?;
+            let (etx, erx) = mpsc::channel::<Result<RecordBatch>>(4);
+            tokio::spawn(async move {
+                let result = async {
+                    let mut stream = client
+                        .do_get(ticket)
+                        .await
+                        .map_err(|e| flight_error("fetch", e, true))?;
+                    while let Some(batch) = stream
+                        .try_next()
+                        .await
+                        .map_err(|e| flight_error("fetch", e, true))?
+                    {
+                        if etx.send(Ok(batch)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok::<_, Error>(())
+                }
+                .await;
+                if let Err(e) = result {
+                    let _ = etx.send(Err(e)).await;
+                }
+            });
+            receivers.push(erx);
+        }
+        tokio::spawn(async move {
+            for mut erx in receivers {
+                while let Some(item) = erx.recv().await {
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Ends the FE session (Doris keeps abandoned ones until its token cache evicts them).
+    async fn close(mut self) {
+        let _ = self
+            .client
+            .do_action(Action::new("CloseSession", Vec::<u8>::new()))
+            .await;
+    }
+}
+
+impl FlightSource {
+    /// Connects to the FE at `url` (`grpc://host:port`) as `user` and reads `table`
+    /// (`db.table`) with `schema`.
+    pub async fn connect(
+        url: &str,
+        user: &str,
+        password: Secret,
+        table: &str,
+        schema: SnapshotSchema,
+        options: FlightOptions,
+    ) -> Result<Self> {
+        if !(url.starts_with("grpc://")
+            || url.starts_with("grpc+tcp://")
+            || url.starts_with("http://"))
+        {
+            return Err(Error::invalid(
+                "Flight SQL URL",
+                url,
+                "expected grpc://host:port",
+            ));
+        }
+        let fe = format!(
+            "http://{}",
+            url.split_once("://")
+                .map_or(url, |(_, rest)| rest)
+                .trim_end_matches('/')
+        );
+        let table = TableRef::parse(table, None)?;
+        let mut inner = Inner {
+            fe,
+            user: user.to_owned(),
+            password,
+            table,
+            columns: Vec::new(),
+            time_column: None,
+            table_columns: Vec::new(),
+            parser: SnapshotParser::new(schema.clone()).strict(options.read.strict),
+            options,
+            last_report: Mutex::new(ParseReport::default()),
+        };
+        // Doris answers SHOW on the FE; its first column is the field name.
+        let mut session = Session::open(&inner).await?;
+        let info = session
+            .client
+            .execute(format!("SHOW COLUMNS FROM {}", inner.table), None)
+            .await
+            .map_err(|e| match e.to_string() {
+                m if m.contains("doesn't exist") || m.contains("Unknown table") => {
+                    Error::NotFound {
+                        what: "table",
+                        name: inner.table.to_string(),
+                    }
+                }
+                m => flight_error("describe table", m, false),
+            })?;
+        let described = session.fetch_all(&info).await?;
+        session.close().await;
+        for b in &described {
+            let names = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)?;
+            let names = names
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .expect("utf8");
+            inner
+                .table_columns
+                .extend(names.iter().flatten().map(str::to_owned));
+        }
+        let (columns, time_column) = crate::sql::snapshot_columns(&schema, &inner.table, |c| {
+            inner.table_columns.iter().any(|t| t == c).then_some(())
+        })?;
+        inner.columns = columns.into_iter().map(|(c, ())| c).collect();
+        inner.time_column = time_column;
+        Ok(FlightSource {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The parse report of the most recent scan (complete once its stream has ended).
+    pub fn parse_report(&self) -> ParseReport {
+        self.inner.last_report.lock().expect("report lock").clone()
+    }
+}
+
+#[async_trait]
+impl DataSource for FlightSource {
+    fn describe(&self) -> String {
+        format!(
+            "doris flight {}/{}",
+            self.inner.fe.trim_start_matches("http://"),
+            self.inner.table
+        )
+    }
+
+    async fn schema(&self) -> Result<SchemaRef> {
+        Ok(self.inner.parser.schema().output_schema())
+    }
+
+    async fn scan(&self, request: &ScanRequest) -> Result<RecordBatchStream> {
+        let inner = &self.inner;
+        let select = Select::new(
+            &inner.table,
+            &inner.columns,
+            inner.time_column.as_ref(),
+            Literals {
+                no_backslash_escapes: false,
+            },
+        );
+        let (pushed, post): (Vec<Filter>, Vec<Filter>) = request
+            .filters
+            .iter()
+            .cloned()
+            .partition(|f| inner.table_columns.contains(&f.column));
+        let conditions = pushed
+            .iter()
+            .map(|f| select.predicate(f))
+            .collect::<Result<Vec<_>>>()?;
+        let output = inner.parser.schema().output_schema();
+        let projection = crate::sql::projection(&output, request.projection.as_deref())?;
+        for f in &post {
+            output.index_of(&f.column).map_err(|_| {
+                Error::invalid(
+                    "filter column",
+                    &f.column,
+                    "not a column of the table or the snapshots",
+                )
+            })?;
+        }
+        if request.time_range.is_some() && inner.time_column.is_none() {
+            return Err(Error::NotSupported {
+                operation: "a time range",
+                implementer: format!("table {} without a time column", inner.table),
+            });
+        }
+        let parts: Vec<Option<TimeRange>> = match request.time_range {
+            Some(r) => r
+                .split(inner.options.read.partitions)
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => vec![None],
+        };
+        *inner.last_report.lock().expect("report lock") = ParseReport::default();
+        let (tx, rx) = mpsc::channel(2 * parts.len());
+        for part in parts {
+            // No ORDER BY: Doris funnels a globally ordered result through one endpoint.
+            let sql = select.sql(&conditions, part.as_ref(), None, false);
+            let job = FlightPart {
+                inner: inner.clone(),
+                sql,
+                post: post.clone(),
+                projection: projection.clone(),
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = job.run(&tx).await {
+                    let _ = tx.send(Err(e)).await;
+                }
+            });
+        }
+        drop(tx);
+        Ok(limited(rx, request.limit))
+    }
+}
+
+struct FlightPart {
+    inner: Arc<Inner>,
+    sql: String,
+    post: Vec<Filter>,
+    projection: Option<Vec<usize>>,
+}
+
+impl FlightPart {
+    /// Reads the part; a failure before anything was handed out starts over with a new
+    /// session and a new `GetFlightInfo` (tickets are single-use).
+    async fn run(&self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<()> {
+        let mut attempt = 0u32;
+        loop {
+            let mut sent_any = false;
+            match self.attempt(tx, &mut sent_any).await {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if !sent_any
+                        && e.retryable()
+                        && attempt < self.inner.options.read.max_retries =>
+                {
+                    attempt += 1;
+                    tracing::warn!(attempt, error = %e, "flight read failed; retrying with a new ticket");
+                    tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(6)))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        tx: &mpsc::Sender<Result<RecordBatch>>,
+        sent_any: &mut bool,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let deadline = tokio::time::Instant::now() + inner.options.read.query_timeout;
+        let timeout = || Error::Timeout {
+            operation: "flight query",
+            after: inner.options.read.query_timeout,
+        };
+        let mut session = tokio::time::timeout_at(deadline, Session::open(inner))
+            .await
+            .map_err(|_| timeout())??;
+        tracing::debug!(sql = %self.sql, "flight query");
+        let info =
+            tokio::time::timeout_at(deadline, session.client.execute(self.sql.clone(), None))
+                .await
+                .map_err(|_| timeout())?
+                .map_err(|e| flight_error("query", e, true))?;
+        let (btx, mut brx) = mpsc::channel(4);
+        session.spawn_fetch(&info, btx).await?;
+        let result = async {
+            while let Some(raw) = tokio::time::timeout_at(deadline, brx.recv())
+                .await
+                .map_err(|_| timeout())?
+            {
+                let (typed, report) = inner.parser.parse(&raw?)?;
+                inner
+                    .last_report
+                    .lock()
+                    .expect("report lock")
+                    .merge(&report);
+                let mut batch = apply_filters(&typed, &self.post)?;
+                if let Some(p) = &self.projection {
+                    batch = batch.project(p)?;
+                }
+                if batch.num_rows() > 0 {
+                    *sent_any = true;
+                    if tx.send(Ok(batch)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        session.close().await;
+        result
+    }
+}

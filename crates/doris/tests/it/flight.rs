@@ -1,0 +1,702 @@
+//! The Flight SQL source against a Doris-shaped Flight SQL server: an FE that authenticates
+//! (Basic → Bearer), runs each query on the loopback MariaDB, and spreads the result over
+//! endpoints served by BE servers on other loopback addresses, tickets single-use. The same
+//! server is checked with the ADBC Flight SQL driver, so it speaks the real protocol.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{ArrayRef, Int32Array, Int64Builder, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery};
+use arrow_flight::{
+    Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
+    HandshakeResponse, Ticket,
+};
+use futures::{Stream, StreamExt, TryStreamExt};
+use mysql_async::consts::ColumnType;
+use mysql_async::prelude::Queryable;
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+use trainstore_core::{DataSource, Filter, ScanRequest, Secret, TimeRange, Timestamp};
+use trainstore_doris::flight::{FlightOptions, FlightSource};
+use trainstore_doris::load::load_design_doc_rows;
+use trainstore_doris::{ReadOptions, SnapshotGenerator, SnapshotSchema, SynthConfig};
+
+use crate::support::TestDb;
+
+type Batches = Arc<Mutex<HashMap<Vec<u8>, Vec<RecordBatch>>>>;
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
+
+/// Everything the servers saw, for the assertions.
+#[derive(Default)]
+struct Log {
+    events: Mutex<Vec<String>>,
+}
+
+impl Log {
+    fn push(&self, event: String) {
+        self.events.lock().unwrap().push(event);
+    }
+    fn events(&self) -> Vec<String> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+fn stream_of(batches: Vec<RecordBatch>) -> DoGetStream {
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| Arc::new(Schema::empty()));
+    let stream = futures::stream::iter(batches.into_iter().map(Ok));
+    FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(stream)
+        .map_err(|e| Status::internal(e.to_string()))
+        .boxed()
+}
+
+fn handle_of(ticket: &TicketStatementQuery) -> Vec<u8> {
+    ticket.statement_handle.to_vec()
+}
+
+/// Takes a ticket's batches, once: a second DoGet with the same ticket is refused.
+fn take(
+    store: &Batches,
+    log: &Log,
+    server: &str,
+    ticket: TicketStatementQuery,
+) -> Result<Response<DoGetStream>, Status> {
+    let handle = handle_of(&ticket);
+    log.push(format!("doget {server} {}", hex(&handle)));
+    match store.lock().unwrap().remove(&handle) {
+        Some(batches) => Ok(Response::new(stream_of(batches))),
+        None => Err(Status::not_found("unknown or already used ticket")),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Clone)]
+struct Be {
+    name: String,
+    tickets: Batches,
+    log: Arc<Log>,
+    /// Fail the next DoGet after consuming its ticket, like a BE restarting mid-read.
+    fail_next: Arc<AtomicBool>,
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for Be {
+    type FlightService = Be;
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        _: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let response = take(&self.tickets, &self.log, &self.name, ticket)?;
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(Status::unavailable("BE restarting"));
+        }
+        Ok(response)
+    }
+
+    async fn register_sql_info(&self, _: i32, _: &SqlInfo) {}
+}
+
+#[derive(Clone)]
+struct Fe {
+    mysql_url: String,
+    password: String,
+    /// Bearer token → whether the session is still open.
+    sessions: Arc<Mutex<HashMap<String, bool>>>,
+    own: Batches,
+    bes: Vec<(Be, String)>,
+    location: String,
+    log: Arc<Log>,
+}
+
+impl Fe {
+    fn session(&self, metadata: &tonic::metadata::MetadataMap) -> Result<String, Status> {
+        let auth = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let token = auth
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| Status::unauthenticated("no bearer token"))?;
+        match self.sessions.lock().unwrap().get(token) {
+            Some(true) => Ok(token.to_owned()),
+            _ => Err(Status::unauthenticated("invalid bearer token")),
+        }
+    }
+
+    fn ticket(&self, store: &Batches, batches: Vec<RecordBatch>) -> Ticket {
+        let handle: [u8; 8] = rand_bytes();
+        store.lock().unwrap().insert(handle.to_vec(), batches);
+        let query = TicketStatementQuery {
+            statement_handle: handle.to_vec().into(),
+        };
+        Ticket::new(query.as_any().encode_to_vec())
+    }
+
+    async fn run_sql(&self, sql: &str) -> Result<(Arc<Schema>, Vec<RecordBatch>), Status> {
+        let mut conn = mysql_async::Conn::from_url(self.mysql_url.as_str())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut result = conn
+            .query_iter(sql)
+            .await
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let columns = result.columns().map(|c| c.to_vec()).unwrap_or_default();
+        let ints: Vec<bool> = columns
+            .iter()
+            .map(|c| {
+                matches!(
+                    c.column_type(),
+                    ColumnType::MYSQL_TYPE_LONGLONG | ColumnType::MYSQL_TYPE_LONG
+                )
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .zip(&ints)
+                .map(|(c, int)| {
+                    Field::new(
+                        c.name_str(),
+                        if *int {
+                            DataType::Int64
+                        } else {
+                            DataType::Utf8
+                        },
+                        true,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ));
+        let rows: Vec<mysql_async::Row> = result
+            .collect()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut batches = Vec::new();
+        for chunk in rows.chunks(100) {
+            let arrays: Vec<ArrayRef> = (0..columns.len())
+                .map(|c| -> ArrayRef {
+                    if ints[c] {
+                        let mut b = Int64Builder::new();
+                        for r in chunk {
+                            b.append_option(r.get_opt::<i64, _>(c).and_then(Result::ok));
+                        }
+                        Arc::new(b.finish())
+                    } else {
+                        let mut b = StringBuilder::new();
+                        for r in chunk {
+                            b.append_option(r.get_opt::<String, _>(c).and_then(Result::ok));
+                        }
+                        Arc::new(b.finish())
+                    }
+                })
+                .collect();
+            batches.push(
+                RecordBatch::try_new(schema.clone(), arrays)
+                    .map_err(|e| Status::internal(e.to_string()))?,
+            );
+        }
+        Ok((schema, batches))
+    }
+}
+
+fn rand_bytes() -> [u8; 8] {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new()
+        .hash_one(std::time::Instant::now())
+        .to_le_bytes()
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for Fe {
+    type FlightService = Fe;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        use base64::Engine;
+        let auth = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let decoded = auth
+            .strip_prefix("Basic ")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| Status::unauthenticated("Basic authentication expected"))?;
+        let (user, password) = decoded.split_once(':').unwrap_or_default();
+        if user != "root" || password != self.password {
+            return Err(Status::unauthenticated("wrong user or password"));
+        }
+        let token = hex(&rand_bytes());
+        self.sessions.lock().unwrap().insert(token.clone(), true);
+        self.log.push(format!("handshake {token}"));
+        let output = futures::stream::iter(vec![Ok(HandshakeResponse {
+            protocol_version: 0,
+            payload: Default::default(),
+        })]);
+        let mut response: Response<Pin<Box<dyn Stream<Item = _> + Send>>> =
+            Response::new(Box::pin(output));
+        response
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let token = self.session(request.metadata())?;
+        let sql = query.query.trim().to_owned();
+        self.log.push(format!("query {token} {sql}"));
+        let upper = sql.to_ascii_uppercase();
+        let (schema, endpoints) = if upper.starts_with("SET ") {
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                "StatusResult",
+                DataType::Int32,
+                false,
+            )]));
+            let status =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![0]))])
+                    .unwrap();
+            // Answered by the FE itself, on the connection the client already has.
+            (
+                schema,
+                vec![FlightEndpoint::new().with_ticket(self.ticket(&self.own, vec![status]))],
+            )
+        } else if upper.starts_with("SHOW ") {
+            let (schema, batches) = self.run_sql(&sql).await?;
+            let endpoint = FlightEndpoint::new()
+                .with_ticket(self.ticket(&self.own, batches))
+                .with_location(self.location.clone());
+            (schema, vec![endpoint])
+        } else {
+            let (schema, batches) = self.run_sql(&sql).await?;
+            // Spread the result over the BEs, as Doris does with a parallel result sink.
+            let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); self.bes.len()];
+            for (i, b) in batches.into_iter().enumerate() {
+                parts[i % self.bes.len()].push(b);
+            }
+            let endpoints = parts
+                .into_iter()
+                .zip(&self.bes)
+                .map(|(part, (be, advertised))| {
+                    FlightEndpoint::new()
+                        .with_ticket(self.ticket(&be.tickets, part))
+                        .with_location(advertised.clone())
+                })
+                .collect();
+            (schema, endpoints)
+        };
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .unwrap()
+            .with_endpoints(endpoints);
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.session(request.metadata())?;
+        take(&self.own, &self.log, "fe", ticket)
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        if request.get_ref().r#type == "CloseSession" {
+            let token = self.session(request.metadata())?;
+            self.sessions.lock().unwrap().insert(token.clone(), false);
+            self.log.push(format!("close {token}"));
+            return Ok(Response::new(Box::pin(futures::stream::empty())));
+        }
+        Err(Status::unimplemented("unknown action"))
+    }
+
+    async fn register_sql_info(&self, _: i32, _: &SqlInfo) {}
+}
+
+/// A running FE with three BEs on 127.0.0.2–4.
+struct Cluster {
+    fe_addr: SocketAddr,
+    be_addrs: Vec<SocketAddr>,
+    log: Arc<Log>,
+    fail_next: Arc<AtomicBool>,
+}
+
+async fn serve<S: FlightService>(service: S, ip: &str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+        .await
+        .expect("loopback address");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(FlightServiceServer::new(service))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    addr
+}
+
+/// `advertise_unreachable`: the FE advertises the last BE at a dead address, as a BE behind
+/// NAT would, so only a client with the rewrite hook can read it.
+async fn cluster(mysql_url: String, advertise_unreachable: bool) -> Cluster {
+    let log = Arc::new(Log::default());
+    let fail_next = Arc::new(AtomicBool::new(false));
+    let mut bes = Vec::new();
+    let mut be_addrs = Vec::new();
+    for k in 2..=4 {
+        let be = Be {
+            name: format!("be{k}"),
+            tickets: Default::default(),
+            log: log.clone(),
+            fail_next: fail_next.clone(),
+        };
+        let addr = serve(be.clone(), &format!("127.0.0.{k}")).await;
+        be_addrs.push(addr);
+        let advertised = if advertise_unreachable && k == 4 {
+            "grpc://127.0.0.1:1".to_owned()
+        } else {
+            format!("grpc://{addr}")
+        };
+        bes.push((be, advertised));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fe_addr = listener.local_addr().unwrap();
+    let fe = Fe {
+        mysql_url,
+        password: "flight-secret".into(),
+        sessions: Default::default(),
+        own: Default::default(),
+        bes,
+        location: format!("grpc://{fe_addr}"),
+        log: log.clone(),
+    };
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(FlightServiceServer::new(fe))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    Cluster {
+        fe_addr,
+        be_addrs,
+        log,
+        fail_next,
+    }
+}
+
+fn config() -> SynthConfig {
+    SynthConfig {
+        devices: 5,
+        nodes_per_device: 2,
+        snapshots: 60,
+        malformed_rate: 0.02,
+        ..SynthConfig::default()
+    }
+}
+
+async fn loaded() -> (TestDb, Vec<RecordBatch>) {
+    let db = TestDb::new().await;
+    let raw: Vec<RecordBatch> = SnapshotGenerator::new(config())
+        .unwrap()
+        .batches(500)
+        .collect();
+    load_design_doc_rows(&db.url(), "snapshots", raw.clone())
+        .await
+        .unwrap();
+    (db, raw)
+}
+
+async fn connect(
+    cluster: &Cluster,
+    db: &TestDb,
+    options: FlightOptions,
+) -> trainstore_core::Result<FlightSource> {
+    FlightSource::connect(
+        &format!("grpc://{}", cluster.fe_addr),
+        "root",
+        Secret::new("flight-secret"),
+        &format!("{}.snapshots", db.name),
+        SnapshotSchema::design_doc(),
+        options,
+    )
+    .await
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_every_endpoint_on_three_loopback_addresses_in_parallel() {
+    let (db, raw) = loaded().await;
+    let cluster = cluster(db.url().expose().to_owned(), false).await;
+    let source = connect(&cluster, &db, FlightOptions::default())
+        .await
+        .unwrap();
+    let read: Vec<RecordBatch> = source
+        .scan(&ScanRequest::default())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows(&read), rows(&raw));
+    assert!(source.parse_report().malformed() > 0);
+    let events = cluster.log.events();
+    for be in ["be2", "be3", "be4"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with(&format!("doget {be} "))),
+            "{be} never served: {events:#?}"
+        );
+    }
+    for setting in ["SET time_zone = '+00:00'", "SET query_timeout = 300"] {
+        assert!(
+            events.iter().any(|e| e.ends_with(setting)),
+            "{setting} not sent: {events:#?}"
+        );
+    }
+    assert!(
+        events.iter().any(|e| e.starts_with("close ")),
+        "session not closed: {events:#?}"
+    );
+    let tickets: Vec<&String> = events.iter().filter(|e| e.starts_with("doget")).collect();
+    let unique: std::collections::HashSet<_> =
+        tickets.iter().map(|e| e.rsplit(' ').next()).collect();
+    assert_eq!(
+        unique.len(),
+        tickets.len(),
+        "a ticket was used twice: {tickets:#?}"
+    );
+
+    let day = TimeRange::new(
+        config().start,
+        Timestamp::from_millis(config().start.as_millis() + 6 * 3_600_000),
+    )
+    .unwrap();
+    let request = ScanRequest {
+        time_range: Some(day),
+        filters: vec![Filter::eq("nodeId", "1466")],
+        ..Default::default()
+    };
+    let options = FlightOptions {
+        read: ReadOptions {
+            partitions: 3,
+            ..ReadOptions::default()
+        },
+        ..FlightOptions::default()
+    };
+    let parted = connect(&cluster, &db, options).await.unwrap();
+    let read: Vec<RecordBatch> = parted
+        .scan(&request)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(rows(&read) > 0 && rows(&read) < rows(&raw) / 2);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_fetch_starts_over_with_a_new_ticket_never_the_used_one() {
+    let (db, raw) = loaded().await;
+    let cluster = cluster(db.url().expose().to_owned(), false).await;
+    let source = connect(&cluster, &db, FlightOptions::default())
+        .await
+        .unwrap();
+    cluster.fail_next.store(true, Ordering::SeqCst);
+    let read: Vec<RecordBatch> = source
+        .scan(&ScanRequest::default())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows(&read), rows(&raw));
+    let events = cluster.log.events();
+    let selects = events.iter().filter(|e| e.contains(" SELECT ")).count();
+    assert_eq!(
+        selects, 2,
+        "the failure must lead to a second GetFlightInfo: {events:#?}"
+    );
+    let tickets: Vec<&String> = events.iter().filter(|e| e.starts_with("doget")).collect();
+    let unique: std::collections::HashSet<_> =
+        tickets.iter().map(|e| e.rsplit(' ').next()).collect();
+    assert_eq!(
+        unique.len(),
+        tickets.len(),
+        "a consumed ticket was reused: {tickets:#?}"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unreachable_advertised_addresses_are_rewritten() {
+    let (db, raw) = loaded().await;
+    let cluster = cluster(db.url().expose().to_owned(), true).await;
+    let quick = FlightOptions {
+        read: ReadOptions {
+            max_retries: 0,
+            ..ReadOptions::default()
+        },
+        ..FlightOptions::default()
+    };
+    let without = connect(&cluster, &db, quick).await.unwrap();
+    let failed: Result<Vec<RecordBatch>, _> = async {
+        without
+            .scan(&ScanRequest::default())
+            .await?
+            .try_collect()
+            .await
+    }
+    .await;
+    assert!(
+        failed.is_err(),
+        "the dead address cannot be read without the hook"
+    );
+    let rewrite = [("127.0.0.1:1".to_owned(), cluster.be_addrs[2].to_string())].into();
+    let with = connect(
+        &cluster,
+        &db,
+        FlightOptions {
+            rewrite,
+            ..FlightOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let read: Vec<RecordBatch> = with
+        .scan(&ScanRequest::default())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows(&read), rows(&raw));
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_credentials_and_tables_are_clear_errors() {
+    let (db, _) = loaded().await;
+    let cluster = cluster(db.url().expose().to_owned(), false).await;
+    let err = FlightSource::connect(
+        &format!("grpc://{}", cluster.fe_addr),
+        "root",
+        Secret::new("wrong-password-value"),
+        &format!("{}.snapshots", db.name),
+        SnapshotSchema::design_doc(),
+        FlightOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        !format!("{err} {err:?}").contains("wrong-password-value"),
+        "{err}"
+    );
+    let err = FlightSource::connect(
+        &format!("grpc://{}", cluster.fe_addr),
+        "root",
+        Secret::new("flight-secret"),
+        &format!("{}.missing", db.name),
+        SnapshotSchema::design_doc(),
+        FlightOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, trainstore_core::Error::NotFound { .. }),
+        "{err}"
+    );
+    assert!(
+        FlightSource::connect(
+            "ftp://x",
+            "root",
+            Secret::new("p"),
+            "a.b",
+            SnapshotSchema::design_doc(),
+            FlightOptions::default()
+        )
+        .await
+        .is_err()
+    );
+    db.drop_db().await;
+}
+
+/// The test server itself, checked with the ADBC Flight SQL driver (a client we did not write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_test_server_speaks_flight_sql_to_the_adbc_driver() {
+    let (db, raw) = loaded().await;
+    let cluster = cluster(db.url().expose().to_owned(), false).await;
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(
+        python.exists(),
+        "the ADBC check needs the project venv: run scripts/python-env"
+    );
+    let script = format!(
+        r#"
+import adbc_driver_flightsql.dbapi as flight
+conn = flight.connect("grpc://{addr}", db_kwargs={{"username": "root", "password": "flight-secret"}})
+cur = conn.cursor()
+cur.execute("SELECT `time`, `feature` FROM `{db}`.`snapshots`")
+table = cur.fetch_arrow_table()
+print(table.num_rows, table.schema.names)
+cur.close(); conn.close()
+"#,
+        addr = cluster.fe_addr,
+        db = db.name
+    );
+    let out = tokio::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ADBC failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), format!("{} ['time', 'feature']", rows(&raw)));
+    let events = cluster.log.events();
+    for be in ["be2", "be3", "be4"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with(&format!("doget {be} "))),
+            "ADBC did not read {be}: {events:#?}"
+        );
+    }
+    db.drop_db().await;
+}
