@@ -16,6 +16,7 @@ use trainstore::core::{
     DataSource, Error, Filter, MountTable as CoreMountTable, RecordBatchStream, Scalar,
     ScanRequest, Secret, StorageOptions, TimeRange, Timestamp,
 };
+use trainstore::doris::flight::{FlightOptions, FlightSource as CoreFlight};
 use trainstore::doris::load::load_design_doc_rows;
 use trainstore::doris::{
     DorisSource as CoreDoris, FileFormat, FileSource as CoreFile, ReadOptions, SnapshotGenerator,
@@ -132,6 +133,7 @@ fn request(
 #[derive(Clone)]
 enum Source {
     Doris(CoreDoris),
+    Flight(CoreFlight),
     Files(Box<CoreFile>),
 }
 
@@ -139,6 +141,7 @@ impl Source {
     fn as_dyn(&self) -> &dyn DataSource {
         match self {
             Source::Doris(s) => s,
+            Source::Flight(s) => s,
             Source::Files(s) => s.as_ref(),
         }
     }
@@ -146,6 +149,7 @@ impl Source {
     fn report_json(&self) -> String {
         let report = match self {
             Source::Doris(s) => s.parse_report(),
+            Source::Flight(s) => s.parse_report(),
             Source::Files(s) => s.parse_report(),
         };
         serde_json::to_string(&report).expect("reports serialize")
@@ -241,7 +245,7 @@ pub struct DorisSource {
 #[pymethods]
 impl DorisSource {
     #[new]
-    #[pyo3(signature = (url, table, schema=None, partitions=2, batch_rows=8192, query_timeout=300.0, max_retries=3, strict=false))]
+    #[pyo3(signature = (url, table, schema=None, partitions=2, batch_rows=8192, query_timeout=300.0, max_retries=3, strict=false, flight_url=None, flight_rewrite=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -253,6 +257,8 @@ impl DorisSource {
         query_timeout: f64,
         max_retries: u32,
         strict: bool,
+        flight_url: Option<String>,
+        flight_rewrite: Option<std::collections::HashMap<String, String>>,
     ) -> PyResult<Self> {
         if !(query_timeout.is_finite() && query_timeout > 0.0) {
             return Err(to_py(Error::invalid(
@@ -270,6 +276,18 @@ impl DorisSource {
             strict,
         };
         let url = Secret::new(url);
+        if let Some(flight_url) = flight_url {
+            let options = FlightOptions {
+                read: options,
+                rewrite: flight_rewrite.unwrap_or_default(),
+            };
+            let source = run(py, async move {
+                CoreFlight::connect_with_mysql_url(&flight_url, &url, &table, schema, options).await
+            })?;
+            return Ok(DorisSource {
+                source: Source::Flight(source),
+            });
+        }
         let source = run(py, async move {
             CoreDoris::connect(&url, &table, schema, options).await
         })?;
@@ -386,7 +404,7 @@ impl FileSource {
     fn files(&self) -> Vec<String> {
         match &self.source {
             Source::Files(f) => f.files(),
-            Source::Doris(_) => Vec::new(),
+            Source::Doris(_) | Source::Flight(_) => Vec::new(),
         }
     }
 

@@ -137,7 +137,9 @@ def test_doris_errors_are_typed_and_keep_the_password_out(mysql_db: str) -> None
     assert "hunter2secret" not in str(failure.value)
 
 
-def test_parse_snapshots_in_memory_matches_the_file_source(raw: pa.Table, snapshot_dir: Path) -> None:
+def test_parse_snapshots_in_memory_matches_the_file_source(
+    raw: pa.Table, snapshot_dir: Path
+) -> None:
     table, report = ts.parse_snapshots(raw)
     assert table.equals(ts.FileSource(snapshot_dir).query())
     assert report.rows == raw.num_rows and report.malformed > 0

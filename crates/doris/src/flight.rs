@@ -318,6 +318,24 @@ impl FlightSource {
         })
     }
 
+    /// Like [`FlightSource::connect`], with the user, password and database taken from a
+    /// `mysql://user:password@host:port/db` URL (Doris uses the same accounts for both).
+    pub async fn connect_with_mysql_url(
+        flight_url: &str,
+        mysql_url: &Secret,
+        table: &str,
+        schema: SnapshotSchema,
+        options: FlightOptions,
+    ) -> Result<Self> {
+        let opts = crate::mysql::parse_url(mysql_url)?;
+        let table = TableRef::parse(table, opts.db_name())?
+            .to_string()
+            .replace('`', "");
+        let user = opts.user().unwrap_or("root").to_owned();
+        let password = Secret::new(opts.pass().unwrap_or_default());
+        FlightSource::connect(flight_url, &user, password, &table, schema, options).await
+    }
+
     /// The parse report of the most recent scan (complete once its stream has ended).
     pub fn parse_report(&self) -> ParseReport {
         self.inner.last_report.lock().expect("report lock").clone()

@@ -87,6 +87,8 @@ class DorisSource:
         query_timeout: float = 300.0,
         max_retries: int = 3,
         strict: bool = False,
+        flight_url: str | None = None,
+        flight_rewrite: dict[str, str] | None = None,
     ) -> DorisSource: ...
     def query(
         self,

@@ -193,10 +193,14 @@ class _Source:
 
 
 class DorisSource(_Source):
-    """A snapshot table in Doris (or any MySQL-protocol server), read over the MySQL protocol.
+    """A snapshot table in Doris (or any MySQL-protocol server).
 
-    Reads split the time range into ``partitions`` parts read in parallel; a dropped
-    connection is retried from the first time not yet returned, so no row is repeated or lost.
+    Read over the MySQL protocol by default; with ``flight_url="grpc://fe:8070"`` over Arrow
+    Flight SQL (Doris 2.1+, the fast path), with the URL's user and password. Reads split the
+    time range into ``partitions`` parts read in parallel. Over MySQL a dropped connection is
+    retried from the first time not yet returned, so no row is repeated or lost; over Flight a
+    failure before any batch was returned starts over with a new ticket.
+    ``flight_rewrite`` maps advertised BE addresses (``host:port``) to reachable ones.
     """
 
     def __init__(
@@ -209,6 +213,8 @@ class DorisSource(_Source):
         query_timeout: float = 300.0,
         max_retries: int = 3,
         strict: bool = False,
+        flight_url: str | None = None,
+        flight_rewrite: Mapping[str, str] | None = None,
     ) -> None:
         self._native = _native.DorisSource(
             url,
@@ -219,6 +225,8 @@ class DorisSource(_Source):
             query_timeout,
             max_retries,
             strict,
+            flight_url,
+            None if flight_rewrite is None else dict(flight_rewrite),
         )
 
 

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{ArrayRef, Int32Array, Int64Builder, RecordBatch, StringBuilder};
+use arrow::array::{ArrayRef, AsArray, Int32Array, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
@@ -672,6 +672,13 @@ cur.execute("SELECT `time`, `feature` FROM `{db}`.`snapshots`")
 table = cur.fetch_arrow_table()
 print(table.num_rows, table.schema.names)
 cur.close(); conn.close()
+
+# And trainstore's own Python surface over the same Flight path.
+import trainstore as ts
+source = ts.DorisSource("mysql://root:flight-secret@127.0.0.1:3306/{db}", table="snapshots",
+                        flight_url="grpc://{addr}", partitions=1)
+typed = source.query(filters={{"nodeId": "1465"}})
+print(typed.num_rows, typed.schema.field("time").type)
 "#,
         addr = cluster.fe_addr,
         db = db.name
@@ -688,7 +695,22 @@ cur.close(); conn.close()
         "ADBC failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.trim(), format!("{} ['time', 'feature']", rows(&raw)));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], format!("{} ['time', 'feature']", rows(&raw)));
+    let parser = trainstore_doris::SnapshotParser::new(SnapshotSchema::design_doc());
+    let node_1465: usize = raw
+        .iter()
+        .map(|b| {
+            let typed = parser.parse(b).unwrap().0;
+            let nodes = typed
+                .column_by_name("nodeId")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            nodes.iter().filter(|n| *n == Some("1465")).count()
+        })
+        .sum();
+    assert_eq!(lines[1], format!("{node_1465} timestamp[ms, tz=UTC]"));
     let events = cluster.log.events();
     for be in ["be2", "be3", "be4"] {
         assert!(
