@@ -201,6 +201,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sources::synthetic_snapshots, m)?)?;
     m.add_function(wrap_pyfunction!(sources::load_snapshots, m)?)?;
     m.add_function(wrap_pyfunction!(sources::parse_snapshots, m)?)?;
+    m.add_function(wrap_pyfunction!(sources::write_back, m)?)?;
     logging::install(m.py())?;
     Ok(())
 }

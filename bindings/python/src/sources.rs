@@ -486,3 +486,27 @@ pub fn parse_snapshots<'py>(
         serde_json::to_string(&report).expect("reports serialize"),
     ))
 }
+
+/// Appends rows (any Arrow stream) to a table under `label`, exactly once however often the
+/// same label is written; returns (rows written, already written, attempts).
+#[pyfunction]
+#[pyo3(signature = (url, table, data, label, max_retries=3))]
+pub fn write_back(
+    py: Python<'_>,
+    url: String,
+    table: String,
+    data: &Bound<'_, PyAny>,
+    label: String,
+    max_retries: u32,
+) -> PyResult<(u64, bool, u32)> {
+    let (batches, _) = Table::from_pyarrow_bound(data)?.into_inner();
+    let url = Secret::new(url);
+    let outcome = run(py, async move {
+        trainstore::doris::write::write_batches(&url, &table, &label, &batches, max_retries).await
+    })?;
+    Ok((
+        outcome.rows_written,
+        outcome.already_written,
+        outcome.attempts,
+    ))
+}

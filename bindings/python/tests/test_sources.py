@@ -145,3 +145,19 @@ def test_parse_snapshots_in_memory_matches_the_file_source(
     assert report.rows == raw.num_rows and report.malformed > 0
     with pytest.raises(ts.MalformedDataError):
         ts.parse_snapshots(raw, strict=True)
+
+
+def test_write_back_is_idempotent_per_label(mysql_db: str) -> None:
+    predictions = pa.table({"uuid": ["a", "b", "c"], "score": [0.1, None, 0.3]})
+    first = ts.write_back(mysql_db, "predictions", predictions, label="job-1/part-0")
+    assert (first.rows_written, first.already_written) == (3, False)
+    again = ts.write_back(mysql_db, "predictions", predictions, label="job-1/part-0")
+    assert (again.rows_written, again.already_written) == (0, True)
+    name = mysql_db.rsplit("/", 1)[1]
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=name)
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*), COUNT(score) FROM predictions")
+        assert cur.fetchone() == (3, 2)
+    conn.close()
+    with pytest.raises(ts.InvalidInputError):
+        ts.write_back(mysql_db, "predictions", predictions, label="")

@@ -7,6 +7,7 @@
 //! - [`file`]: [`FileSource`], Parquet, CSV and JSON-lines snapshot files on any mount.
 //! - [`flight`]: [`flight::FlightSource`], Doris over Arrow Flight SQL.
 //! - [`sql`]: validated identifiers and the literal encoder.
+//! - [`write`]: idempotent write-back of Arrow batches under a label.
 //! - [`synth`]: [`SnapshotGenerator`], seeded synthetic snapshots for tests, benchmarks and demos.
 
 pub mod file;
@@ -19,6 +20,7 @@ pub mod schema;
 pub mod sql;
 mod stream;
 pub mod synth;
+pub mod write;
 
 pub use file::{FileFormat, FileSource, write_snapshot_file};
 pub use mysql::{Dialect, DorisSource, ReadOptions};

@@ -42,9 +42,11 @@ from .sources import (
     FileSource,
     ParseReport,
     SnapshotSchema,
+    WriteOutcome,
     load_snapshots,
     parse_snapshots,
     synthetic_snapshots,
+    write_back,
 )
 
 __version__: str = _native.__version__
@@ -189,8 +191,10 @@ __all__ = [
     "UnsupportedStoreError",
     "VersionConflictError",
     "Workspace",
+    "WriteOutcome",
     "__version__",
     "load_snapshots",
     "parse_snapshots",
     "synthetic_snapshots",
+    "write_back",
 ]

@@ -16,6 +16,7 @@ __all__ = [
     "load_snapshots",
     "parse_snapshots",
     "synthetic_snapshots",
+    "write_back",
 ]
 
 __version__: str
@@ -151,3 +152,6 @@ def load_snapshots(url: str, table: str, data: Any) -> int: ...
 def parse_snapshots(
     data: Any, schema: SnapshotSchema | None = None, strict: bool = False
 ) -> tuple[pa.Table, str]: ...
+def write_back(
+    url: str, table: str, data: Any, label: str, max_retries: int = 3
+) -> tuple[int, bool, int]: ...

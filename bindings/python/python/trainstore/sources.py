@@ -289,3 +289,18 @@ def parse_snapshots(
         data, None if schema is None else schema._native, strict
     )
     return table, ParseReport._from_json(report)
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    rows_written: int
+    already_written: bool
+    attempts: int
+
+
+def write_back(url: str, table: str, data: Any, label: str, max_retries: int = 3) -> WriteOutcome:
+    """Appends rows (a pyarrow.Table or any Arrow stream, e.g. predictions) to ``table`` under
+    ``label``, creating the table when absent. Writing the same label again, or a retry after a
+    dropped connection, never duplicates rows."""
+    rows, already, attempts = _native.write_back(url, table, data, label, max_retries)
+    return WriteOutcome(rows, already, attempts)

@@ -8,3 +8,4 @@ mod flight;
 mod mysql;
 mod parse;
 mod support;
+mod write;

@@ -1,0 +1,304 @@
+//! Idempotent write-back of Arrow batches (predictions, new rows) to a Doris or MySQL table.
+//!
+//! Every write carries a label. On MySQL-compatible servers the rows and the label are
+//! committed in one transaction, the label into `_trainstore_labels` under a primary key, so
+//! a write either lands whole with its label or not at all: a retry after a dropped
+//! connection, or a rerun with the same label, finds the label and writes nothing twice. On
+//! Doris the label is the statement's own (`INSERT … WITH LABEL`), which Doris keeps for
+//! three days; "label already exists" means the rows are there. Doris's recommended bulk path
+//! is Stream Load; see `DORIS.md`.
+
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit,
+    TimestampMillisecondType, UInt32Type,
+};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, TxOpts, Value};
+use trainstore_core::{Error, Result, Secret};
+
+use crate::mysql::{Dialect, mysql_error, parse_url, session_info};
+use crate::sql::{Ident, Literals, TableRef};
+
+/// The table that remembers which labels were written (MySQL-compatible servers).
+const LABELS: &str = "_trainstore_labels";
+/// Statement size to aim for.
+const STATEMENT_BYTES: usize = 4 << 20;
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Rows this call wrote (0 when the label had been written before).
+    pub rows_written: u64,
+    /// The label was found: an earlier call (or attempt) had written these rows.
+    pub already_written: bool,
+    /// Attempts made, retries after transient failures included.
+    pub attempts: u32,
+}
+
+/// Appends `batches` to `table` under `label`, creating the table from the batches' schema
+/// when absent. Safe to call again with the same label: rows are written exactly once.
+pub async fn write_batches(
+    url: &Secret,
+    table: &str,
+    label: &str,
+    batches: &[RecordBatch],
+    max_retries: u32,
+) -> Result<WriteOutcome> {
+    if label.is_empty() || label.len() > 128 || label.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(
+            "write label",
+            label,
+            "1 to 128 printable characters",
+        ));
+    }
+    let Some(schema) = batches.first().map(RecordBatch::schema) else {
+        return Err(Error::invalid("write batches", "none", "nothing to write"));
+    };
+    if let Some(b) = batches.iter().find(|b| b.schema() != schema) {
+        return Err(Error::invalid(
+            "write batches",
+            format!("{:?}", b.schema()),
+            "all batches must share one schema",
+        ));
+    }
+    let opts = parse_url(url)?;
+    let table = TableRef::parse(table, opts.db_name())?;
+    let columns: Vec<(Ident, &DataType)> = schema
+        .fields()
+        .iter()
+        .map(|f| Ok((Ident::new(f.name())?, f.data_type())))
+        .collect::<Result<_>>()?;
+    for (name, ty) in &columns {
+        sql_type(ty).ok_or_else(|| {
+            Error::invalid(
+                "write column",
+                name.as_str(),
+                format!("type {ty} cannot be written"),
+            )
+        })?;
+    }
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let conn = Conn::new(OptsBuilder::from_opts(opts.clone()).prefer_socket(false))
+            .await
+            .map_err(|e| mysql_error("connect", e));
+        let result = match conn {
+            Ok(conn) => write_once(conn, &table, label, &columns, batches).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((rows_written, already_written)) => {
+                return Ok(WriteOutcome {
+                    rows_written,
+                    already_written,
+                    attempts: attempt,
+                });
+            }
+            Err(e) if e.retryable() && attempt <= max_retries => {
+                tracing::warn!(%table, label, attempt, error = %e, "write failed; retrying with the same label");
+                tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(6)))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn write_once(
+    mut conn: Conn,
+    table: &TableRef,
+    label: &str,
+    columns: &[(Ident, &DataType)],
+    batches: &[RecordBatch],
+) -> Result<(u64, bool)> {
+    let (dialect, literals) = session_info(&mut conn).await?;
+    let definition = columns
+        .iter()
+        .map(|(name, ty)| format!("{name} {}", sql_type(ty).expect("checked")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let column_list = columns
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match dialect {
+        Dialect::Doris => {
+            let create = format!(
+                "CREATE TABLE IF NOT EXISTS {table} ({definition}) DUPLICATE KEY({}) DISTRIBUTED BY RANDOM BUCKETS 8 \
+                 PROPERTIES (\"replication_num\" = \"1\")",
+                columns[0].0
+            );
+            conn.query_drop(create)
+                .await
+                .map_err(|e| mysql_error("create table", e))?;
+            let mut written = 0u64;
+            let mut already = true;
+            for (n, statement) in statements(batches, literals)?.into_iter().enumerate() {
+                let chunk_label = literals.value(&Value::from(format!("{label}-{n}")));
+                let sql = format!(
+                    "INSERT INTO {table} WITH LABEL {chunk_label} ({column_list}) VALUES {}",
+                    statement.values
+                );
+                match conn.query_drop(sql).await {
+                    Ok(()) => {
+                        written += statement.rows;
+                        already = false;
+                    }
+                    Err(mysql_async::Error::Server(e))
+                        if e.message.contains("already") && e.message.contains("abel") => {}
+                    Err(e) => return Err(mysql_error("insert", e)),
+                }
+            }
+            Ok((written, already))
+        }
+        Dialect::MySql => {
+            conn.query_drop(format!(
+                "CREATE TABLE IF NOT EXISTS {table} ({definition}) ENGINE=InnoDB"
+            ))
+            .await
+            .map_err(|e| mysql_error("create table", e))?;
+            let labels = TableRef {
+                database: table.database.clone(),
+                table: Ident::new(LABELS)?,
+            };
+            conn.query_drop(format!(
+                "CREATE TABLE IF NOT EXISTS {labels} (`label` VARCHAR(255) NOT NULL, `table_name` VARCHAR(200) NOT NULL, \
+                 `rows_written` BIGINT NOT NULL, `written_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+                 PRIMARY KEY (`label`, `table_name`)) ENGINE=InnoDB"
+            ))
+            .await
+            .map_err(|e| mysql_error("create label table", e))?;
+            let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(|e| mysql_error("begin", e))?;
+            // The label row first: a concurrent writer with the same label waits on its key,
+            // then finds it taken.
+            let claim = format!(
+                "INSERT INTO {labels} (`label`, `table_name`, `rows_written`) VALUES ({}, {}, {rows})",
+                literals.value(&Value::from(label)),
+                literals.value(&Value::from(table.table.as_str()))
+            );
+            match tx.query_drop(claim).await {
+                Ok(()) => {}
+                Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
+                    tx.rollback()
+                        .await
+                        .map_err(|e| mysql_error("rollback", e))?;
+                    return Ok((0, true));
+                }
+                Err(e) => return Err(mysql_error("claim label", e)),
+            }
+            for statement in statements(batches, literals)? {
+                tx.query_drop(format!(
+                    "INSERT INTO {table} ({column_list}) VALUES {}",
+                    statement.values
+                ))
+                .await
+                .map_err(|e| mysql_error("insert", e))?;
+            }
+            tx.commit().await.map_err(|e| mysql_error("commit", e))?;
+            Ok((rows, false))
+        }
+    }
+}
+
+/// The column type a table created for this Arrow type gets (times as epoch milliseconds, the
+/// portable form snapshot tables use; lists as JSON text).
+fn sql_type(ty: &DataType) -> Option<&'static str> {
+    Some(match ty {
+        DataType::Boolean => "BOOLEAN",
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt32 | DataType::Int64 => {
+            "BIGINT"
+        }
+        DataType::Float32 => "FLOAT",
+        DataType::Float64 => "DOUBLE",
+        DataType::Utf8 | DataType::LargeUtf8 => "LONGTEXT",
+        DataType::Timestamp(TimeUnit::Millisecond, _) => "BIGINT",
+        DataType::List(f) if matches!(f.data_type(), DataType::Float32 | DataType::Float64) => {
+            "LONGTEXT"
+        }
+        _ => return None,
+    })
+}
+
+struct Statement {
+    values: String,
+    rows: u64,
+}
+
+/// `VALUES` lists of about [`STATEMENT_BYTES`] each, every value through the literal encoder.
+fn statements(batches: &[RecordBatch], literals: Literals) -> Result<Vec<Statement>> {
+    let mut out = Vec::new();
+    let mut current = Statement {
+        values: String::new(),
+        rows: 0,
+    };
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let values: Vec<String> = batch
+                .columns()
+                .iter()
+                .map(|c| literals.value(&cell(c.as_ref(), row)))
+                .collect();
+            if !current.values.is_empty() {
+                current.values.push(',');
+            }
+            current.values.push('(');
+            current.values.push_str(&values.join(", "));
+            current.values.push(')');
+            current.rows += 1;
+            if current.values.len() >= STATEMENT_BYTES {
+                out.push(std::mem::replace(
+                    &mut current,
+                    Statement {
+                        values: String::new(),
+                        rows: 0,
+                    },
+                ));
+            }
+        }
+    }
+    if current.rows > 0 {
+        out.push(current);
+    }
+    Ok(out)
+}
+
+fn cell(array: &dyn Array, row: usize) -> Value {
+    if array.is_null(row) {
+        return Value::NULL;
+    }
+    match array.data_type() {
+        DataType::Boolean => Value::Int(i64::from(array.as_boolean().value(row))),
+        DataType::Int8 => Value::Int(array.as_primitive::<Int8Type>().value(row).into()),
+        DataType::Int16 => Value::Int(array.as_primitive::<Int16Type>().value(row).into()),
+        DataType::Int32 => Value::Int(array.as_primitive::<Int32Type>().value(row).into()),
+        DataType::UInt32 => Value::Int(array.as_primitive::<UInt32Type>().value(row).into()),
+        DataType::Int64 => Value::Int(array.as_primitive::<Int64Type>().value(row)),
+        DataType::Float32 => Value::Float(array.as_primitive::<Float32Type>().value(row)),
+        DataType::Float64 => Value::Double(array.as_primitive::<Float64Type>().value(row)),
+        DataType::Utf8 => Value::from(array.as_string::<i32>().value(row)),
+        DataType::LargeUtf8 => Value::from(array.as_string::<i64>().value(row)),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            Value::Int(array.as_primitive::<TimestampMillisecondType>().value(row))
+        }
+        DataType::List(_) => {
+            let list = array.as_list::<i32>().value(row);
+            let values =
+                arrow::compute::cast(&list, &DataType::Float64).expect("checked numeric list");
+            let values = values.as_primitive::<Float64Type>();
+            let items: Vec<String> = values
+                .iter()
+                .map(|v| v.map_or("null".into(), |v| v.to_string()))
+                .collect();
+            Value::from(format!("[{}]", items.join(", ")))
+        }
+        _ => unreachable!("types are checked before writing"),
+    }
+}
