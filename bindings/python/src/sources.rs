@@ -324,6 +324,41 @@ impl DorisSource {
             .stream(py, request(start, end, filters, columns, limit)?)
     }
 
+    /// The stored columns, unparsed (MySQL protocol only): what a raw-column reader returns.
+    #[pyo3(signature = (start=None, end=None, filters=None, limit=None))]
+    fn query_raw<'py>(
+        &self,
+        py: Python<'py>,
+        start: Option<String>,
+        end: Option<String>,
+        filters: Option<&Bound<'py, PyDict>>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Source::Doris(source) = &self.source else {
+            return Err(to_py(Error::NotSupported {
+                operation: "raw reads",
+                implementer: "the Flight SQL path".into(),
+            }));
+        };
+        let request = request(start, end, filters, None, limit)?;
+        let source = source.clone();
+        let batches = run(py, async move {
+            let mut stream = source.scan_raw(&request).await?;
+            let mut batches = Vec::new();
+            while let Some(b) = stream.next().await {
+                batches.push(b?);
+            }
+            Ok(batches)
+        })?;
+        let schema = batches
+            .first()
+            .map(RecordBatch::schema)
+            .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        Table::try_new(batches, schema)
+            .map_err(|e| to_py(e.into()))?
+            .into_pyarrow(py)
+    }
+
     /// The parse report of the latest query, as JSON.
     fn parse_report_json(&self) -> String {
         self.source.report_json()

@@ -4,8 +4,9 @@
 //! What a Doris client must get right (see `DORIS.md`): no server-side prepared statements
 //! (values go through the literal encoder), `prefer_socket = false`, no `COM_RESET_CONNECTION`,
 //! database-qualified table names. Reads split the time range into parts read in parallel, one
-//! connection each. Each part is read in time order so that a transient failure resumes from
-//! the first time not yet handed out: rows already returned are never repeated or lost.
+//! connection each. After a transient failure a part is read again, skipping the rows it has
+//! already handed out (known by a fingerprint of their content, counted, so identical rows are
+//! not confused): rows already returned are never repeated or lost, and no ORDER BY is needed.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -13,10 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
-use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Value};
 use tokio::sync::mpsc;
@@ -437,22 +436,20 @@ struct Part {
 }
 
 impl Part {
-    fn sql(&self, from: Option<Timestamp>) -> String {
-        // Time order makes a failed read resumable from the first time not yet handed out.
+    fn sql(&self) -> String {
         self.inner
             .select()
-            .sql(&self.filters, self.range.as_ref(), from, true)
+            .sql(&self.filters, self.range.as_ref(), None, false)
     }
 
-    /// Reads the part, retrying transient failures from the first time not yet handed out.
+    /// Reads the part; after a transient failure it reads it again, skipping the rows already
+    /// handed out (recognised by their content), so none is repeated or lost.
     async fn run(&self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<()> {
         let mut progress = Progress::default();
         let mut attempt = 0u32;
         loop {
             match self.attempt(tx, &mut progress).await {
                 Ok(()) => return Ok(()),
-                // Without a time column there is no safe resume point once rows went out.
-                Err(e) if progress.sent_any && self.inner.time_column.is_none() => return Err(e),
                 Err(e) if e.retryable() && attempt < self.inner.options.max_retries => {
                     attempt += 1;
                     let delay = Duration::from_millis(100 * (1 << attempt.min(6)));
@@ -475,7 +472,7 @@ impl Part {
             operation,
             after: inner.options.query_timeout,
         };
-        let sql = self.sql(progress.resume);
+        let sql = self.sql();
         tracing::debug!(%sql, "doris query");
         let mut conn = tokio::time::timeout_at(deadline, inner.pool.get_conn())
             .await
@@ -485,46 +482,37 @@ impl Part {
             .await
             .map_err(|_| timeout("query"))?
             .map_err(|e| mysql_error("query", e))?;
-        let time_index = inner
-            .time_column
-            .as_ref()
-            .and_then(|t| inner.raw.iter().position(|(c, _)| c == t));
-        let mut rows = RawRows::new(&inner.raw);
-        let mut flush_at = inner.options.batch_rows;
+        // Rows a previous attempt handed out, to be skipped once each this time.
+        let mut skip = progress.sent.clone();
+        let track = inner.options.max_retries > 0;
+        let mut rows = RawRows::new(&inner.raw, inner.options.batch_rows);
+        let mut pending: Vec<u128> = Vec::new();
         loop {
             let row = tokio::time::timeout_at(deadline, result.next())
                 .await
                 .map_err(|_| timeout("read rows"))?
                 .map_err(|e| mysql_error("read rows", e))?;
             let Some(row) = row else { break };
-            rows.push(row.unwrap_raw());
-            if rows.len() < flush_at {
-                continue;
+            if track {
+                let key = row_key(&row);
+                if let Some(n) = skip.get_mut(&key).filter(|n| **n > 0) {
+                    *n -= 1;
+                    continue;
+                }
+                pending.push(key);
             }
-            // Hand out the rows before the newest time; rows at that time wait, so a resumed
-            // read (from that time on) repeats none of what went out and loses none.
-            let split = match time_index {
-                Some(t) => rows.rows_before_last_time(t),
-                None => rows.len(),
-            };
-            if split == 0 {
-                // One time shared by every row held: keep reading until it changes.
-                flush_at += inner.options.batch_rows;
-                continue;
-            }
-            let batch = rows.take_front(split, &inner.raw_schema)?;
-            if let Some(t) = time_index {
-                progress.resume = Some(Timestamp::from_millis(rows.time_at(0, t)));
-            }
-            progress.sent_any = true;
-            flush_at = inner.options.batch_rows;
-            if !self.send(tx, batch).await? {
-                return Ok(());
+            rows.push(&row);
+            if rows.len() >= inner.options.batch_rows {
+                let batch = rows.finish(&inner.raw_schema)?;
+                progress.hand_out(&mut pending);
+                if !self.send(tx, batch).await? {
+                    return Ok(());
+                }
             }
         }
         if rows.len() > 0 {
-            let batch = rows.take_front(rows.len(), &inner.raw_schema)?;
-            progress.sent_any = true;
+            let batch = rows.finish(&inner.raw_schema)?;
+            progress.hand_out(&mut pending);
             self.send(tx, batch).await?;
         }
         Ok(())
@@ -556,79 +544,100 @@ impl Part {
     }
 }
 
-/// How far a part has got: what a retry must not repeat.
+/// What a part has handed out, for a retry to skip: a count per row content.
 #[derive(Debug, Default)]
 struct Progress {
-    /// Every row before this time has been handed out.
-    resume: Option<Timestamp>,
-    sent_any: bool,
+    sent: std::collections::HashMap<u128, u32>,
 }
 
-/// Rows of the text protocol held until they become a batch.
+impl Progress {
+    fn hand_out(&mut self, keys: &mut Vec<u128>) {
+        for k in keys.drain(..) {
+            *self.sent.entry(k).or_insert(0) += 1;
+        }
+    }
+}
+
+/// A 128-bit fingerprint of a row's bytes: identical rows share it (and are counted).
+fn row_key(row: &mysql_async::Row) -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut halves = [0u64; 2];
+    for (half, seed) in halves.iter_mut().zip([0x5eed_0001u64, 0x5eed_0002]) {
+        let mut h =
+            ahash::RandomState::with_seeds(seed, seed ^ 0x9e37, seed ^ 0x79b9, seed ^ 0x7f4a)
+                .build_hasher();
+        for i in 0..row.len() {
+            match row.as_ref(i) {
+                Some(Value::Bytes(b)) => {
+                    h.write_u8(1);
+                    h.write_usize(b.len());
+                    h.write(b);
+                }
+                Some(Value::NULL) | None => h.write_u8(0),
+                Some(other) => h.write(other.as_sql(true).as_bytes()),
+            }
+        }
+        *half = h.finish();
+    }
+    (u128::from(halves[0]) << 64) | u128::from(halves[1])
+}
+
+/// Builders fed straight from text-protocol rows.
 struct RawRows {
-    columns: Vec<Vec<Option<Value>>>,
+    columns: Vec<RawColumn>,
+    len: usize,
+}
+
+enum RawColumn {
+    Int(Int64Builder),
+    Text(StringBuilder),
 }
 
 impl RawRows {
-    fn new(raw: &[(Ident, RawType)]) -> Self {
-        RawRows {
-            columns: raw.iter().map(|_| Vec::new()).collect(),
-        }
+    fn new(raw: &[(Ident, RawType)], rows: usize) -> Self {
+        let columns = raw
+            .iter()
+            .map(|(_, ty)| match ty {
+                RawType::Int => RawColumn::Int(Int64Builder::with_capacity(rows)),
+                RawType::Text => RawColumn::Text(StringBuilder::with_capacity(rows, rows * 64)),
+            })
+            .collect();
+        RawRows { columns, len: 0 }
     }
 
     fn len(&self) -> usize {
-        self.columns.first().map_or(0, Vec::len)
+        self.len
     }
 
-    fn push(&mut self, row: Vec<Option<Value>>) {
-        for (col, v) in self.columns.iter_mut().zip(row) {
-            col.push(v);
+    fn push(&mut self, row: &mysql_async::Row) {
+        for (i, col) in self.columns.iter_mut().enumerate() {
+            let v = row.as_ref(i);
+            match col {
+                RawColumn::Int(b) => b.append_option(int_of(v)),
+                RawColumn::Text(b) => match v {
+                    Some(Value::Bytes(bytes)) => match std::str::from_utf8(bytes) {
+                        Ok(text) => b.append_value(text),
+                        Err(_) => b.append_value(String::from_utf8_lossy(bytes)),
+                    },
+                    Some(Value::NULL) | None => b.append_null(),
+                    Some(other) => b.append_value(other.as_sql(true).trim_matches('\'')),
+                },
+            }
         }
+        self.len += 1;
     }
 
-    fn time_at(&self, row: usize, time_index: usize) -> i64 {
-        int_of(self.columns[time_index][row].as_ref()).unwrap_or(i64::MIN)
-    }
-
-    /// How many leading rows have a time before the last row's (rows are in time order).
-    fn rows_before_last_time(&self, time_index: usize) -> usize {
-        let n = self.len();
-        let last = self.time_at(n - 1, time_index);
-        let mut i = n - 1;
-        while i > 0 && self.time_at(i - 1, time_index) == last {
-            i -= 1;
-        }
-        i
-    }
-
-    /// Builds a batch of the first `n` rows and removes them.
-    fn take_front(&mut self, n: usize, schema: &SchemaRef) -> Result<RecordBatch> {
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
-        for (col, field) in self.columns.iter_mut().zip(schema.fields()) {
-            let front: Vec<Option<Value>> = col.drain(..n).collect();
-            arrays.push(match field.data_type() {
-                DataType::Int64 => {
-                    let mut b = Int64Builder::with_capacity(n);
-                    for v in &front {
-                        b.append_option(int_of(v.as_ref()));
-                    }
-                    Arc::new(b.finish())
-                }
-                _ => {
-                    let mut b = StringBuilder::with_capacity(n, n * 64);
-                    for v in &front {
-                        match v {
-                            Some(Value::Bytes(bytes)) => {
-                                b.append_value(String::from_utf8_lossy(bytes))
-                            }
-                            Some(Value::NULL) | None => b.append_null(),
-                            Some(other) => b.append_value(other.as_sql(true).trim_matches('\'')),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-            });
-        }
+    /// The rows so far as a batch; the builders start over.
+    fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|c| match c {
+                RawColumn::Int(b) => Arc::new(b.finish()) as ArrayRef,
+                RawColumn::Text(b) => Arc::new(b.finish()) as ArrayRef,
+            })
+            .collect();
+        self.len = 0;
         Ok(RecordBatch::try_new(schema.clone(), arrays)?)
     }
 }
@@ -655,14 +664,4 @@ impl DataSource for DorisSource {
     async fn scan(&self, request: &ScanRequest) -> Result<RecordBatchStream> {
         self.start(request, true).await
     }
-}
-
-/// Collects a whole stream (tests and small reads).
-pub async fn collect(mut stream: RecordBatchStream, schema: SchemaRef) -> Result<RecordBatch> {
-    let mut batches = Vec::new();
-    while let Some(b) = stream.next().await {
-        batches.push(b?);
-    }
-    let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
-    Ok(concat_batches(&schema, &batches)?)
 }

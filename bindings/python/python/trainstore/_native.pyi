@@ -108,6 +108,13 @@ class DorisSource:
         limit: int | None = None,
     ) -> BatchIterator: ...
     def parse_report_json(self) -> str: ...
+    def query_raw(
+        self,
+        start: str | None = None,
+        end: str | None = None,
+        filters: dict[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> pa.Table: ...
 
 @final
 class FileSource:

@@ -229,6 +229,17 @@ class DorisSource(_Source):
             None if flight_rewrite is None else dict(flight_rewrite),
         )
 
+    def query_raw(
+        self,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        filters: Mapping[str, FilterValue] | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        """The stored columns, unparsed (MySQL protocol only; filters on table columns)."""
+        native: Any = self._native
+        return native.query_raw(_time_text(start), _time_text(end), _filter_dict(filters), limit)
+
 
 class FileSource(_Source):
     """Snapshot files (Parquet, CSV, JSON lines): one file, or a directory of them, on any mount."""

@@ -416,7 +416,7 @@ async fn a_killed_connection_is_retried_without_repeating_or_losing_rows() {
     let mut admin = db.conn().await;
     let ids: Vec<u64> = admin
         .exec(
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'SELECT%ORDER BY%' AND ID <> CONNECTION_ID()",
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'SELECT %snapshots%' AND ID <> CONNECTION_ID()",
             (db.name.as_str(),),
         )
         .await

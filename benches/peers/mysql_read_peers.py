@@ -1,0 +1,129 @@
+"""Reading design-document snapshots from a MySQL-protocol server (the loopback MariaDB), side
+by side in one run on the same table: connectorx and pymysql + pandas against trainstore, raw
+columns and parsed.
+
+    .venv/bin/pip install -r benches/requirements.txt
+    eval "$(scripts/test-services)"
+    .venv/bin/python benches/peers/mysql_read_peers.py --rows 200000
+
+Prints seconds (best of --repeat) and trainstore's ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import connectorx as cx
+import pandas as pd
+import pymysql
+from parse_peers import FeatureSnapshotParser
+
+import trainstore as ts
+
+DB = "ts_bench_read"
+
+
+def best(fn: Callable[[], int], rows: int, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        got = fn()
+        times.append(time.perf_counter() - start)
+        assert got == rows, (fn.__name__, got, rows)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the loaded table for a rerun")
+    args = parser.parse_args()
+    server = os.environ.get("TRAINSTORE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306").rstrip("/")
+    url = f"{server}/{DB}"
+    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DB}`")
+        cur.execute(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{DB}'")
+        (tables,) = cur.fetchone()
+        count = 0
+        if tables:
+            cur.execute(f"SELECT COUNT(*) FROM `{DB}`.snapshots")
+            (count,) = cur.fetchone()
+    if count != args.rows:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS `{DB}`.snapshots")
+        raw = ts.synthetic_snapshots(
+            devices=max(1, args.rows // 200), nodes_per_device=2, snapshots=100,
+            malformed_rate=0.0, seed=7,
+        )
+        started = time.perf_counter()
+        ts.load_snapshots(url, "snapshots", raw)
+        print(f"loaded {raw.num_rows} rows in {time.perf_counter() - started:.1f} s")
+    rows = args.rows
+    sql = "SELECT time, feature FROM snapshots"
+
+    def connectorx_raw() -> int:
+        return cx.read_sql(url, sql, return_type="arrow").num_rows
+
+    def connectorx_two_partitions() -> int:
+        table = cx.read_sql(url, sql, return_type="arrow", partition_on="time", partition_num=2)
+        return table.num_rows
+
+    def pymysql_pandas() -> int:
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=DB)
+        frame = pd.read_sql(sql, conn)
+        conn.close()
+        return len(frame)
+
+    def pymysql_design_doc_parser() -> int:
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=DB)
+        with conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute(sql)
+            records: list[dict[str, Any]] = []
+            for row in cur.fetchall():
+                try:
+                    records.append({"feature": json.loads(row["feature"])})
+                except ValueError:
+                    records.append({"feature": {}})
+        conn.close()
+        return len(FeatureSnapshotParser().parse_feature_snapshots(records))
+
+    source = ts.DorisSource(url, table="snapshots", partitions=2)
+
+    def trainstore_raw() -> int:
+        return source.query_raw().num_rows
+
+    def trainstore_parsed() -> int:
+        return source.query().num_rows
+
+    results = {}
+    for name, fn in [
+        ("connectorx (raw)", connectorx_raw),
+        ("connectorx, 2 partitions (raw)", connectorx_two_partitions),
+        ("pymysql + pandas (raw)", pymysql_pandas),
+        ("trainstore (raw)", trainstore_raw),
+        ("pymysql + design doc parser", pymysql_design_doc_parser),
+        ("trainstore (parsed)", trainstore_parsed),
+    ]:
+        results[name] = best(fn, rows, args.repeat)
+        print(f"{name:<32} {results[name]:8.3f} s")
+    cx_best = min(results["connectorx (raw)"], results["connectorx, 2 partitions (raw)"])
+    print(f"trainstore raw vs connectorx (best): {cx_best / results['trainstore (raw)']:.2f}x")
+    print(
+        "trainstore parsed vs pymysql + design doc parser: "
+        f"{results['pymysql + design doc parser'] / results['trainstore (parsed)']:.1f}x"
+    )
+    if not args.keep:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE `{DB}`")
+    admin.close()
+
+
+if __name__ == "__main__":
+    main()
