@@ -195,8 +195,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Workspace>()?;
     m.add_class::<MountTable>()?;
     m.add_class::<sources::SnapshotSchema>()?;
-    m.add_class::<sources::DorisSource>()?;
-    m.add_class::<sources::FileSource>()?;
+    m.add_class::<sources::SnapshotSource>()?;
     m.add_class::<sources::BatchIterator>()?;
     m.add_function(wrap_pyfunction!(sources::synthetic_snapshots, m)?)?;
     m.add_function(wrap_pyfunction!(sources::load_snapshots, m)?)?;

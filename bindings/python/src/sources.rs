@@ -1,4 +1,5 @@
-//! Snapshot sources for Python: `DorisSource` and `FileSource`, the snapshot schema, synthetic
+//! Snapshot sources for Python (one native `SnapshotSource` behind the `DorisSource` and
+//! `FileSource` wrappers), the snapshot schema, synthetic
 //! snapshots and loading them into Doris. Batches cross to pyarrow through the Arrow C data
 //! interface, without copies.
 
@@ -236,18 +237,19 @@ impl BatchIterator {
     }
 }
 
-/// Doris (or a MySQL-protocol server) over the MySQL protocol.
+/// A snapshot source: Doris over the MySQL protocol or Flight SQL, or snapshot files.
 #[pyclass(module = "trainstore._native", frozen)]
-pub struct DorisSource {
+pub struct SnapshotSource {
     source: Source,
 }
 
 #[pymethods]
-impl DorisSource {
-    #[new]
+impl SnapshotSource {
+    /// Doris (or a MySQL-protocol server), over the MySQL protocol or Flight SQL.
+    #[staticmethod]
     #[pyo3(signature = (url, table, schema=None, partitions=2, batch_rows=8192, query_timeout=300.0, max_retries=3, strict=false, flight_url=None, flight_rewrite=None))]
     #[allow(clippy::too_many_arguments)]
-    fn new(
+    fn open_doris(
         py: Python<'_>,
         url: String,
         table: String,
@@ -284,14 +286,14 @@ impl DorisSource {
             let source = run(py, async move {
                 CoreFlight::connect_with_mysql_url(&flight_url, &url, &table, schema, options).await
             })?;
-            return Ok(DorisSource {
+            return Ok(SnapshotSource {
                 source: Source::Flight(source),
             });
         }
         let source = run(py, async move {
             CoreDoris::connect(&url, &table, schema, options).await
         })?;
-        Ok(DorisSource {
+        Ok(SnapshotSource {
             source: Source::Doris(source),
         })
     }
@@ -337,7 +339,7 @@ impl DorisSource {
         let Source::Doris(source) = &self.source else {
             return Err(to_py(Error::NotSupported {
                 operation: "raw reads",
-                implementer: "the Flight SQL path".into(),
+                implementer: self.source.as_dyn().describe(),
             }));
         };
         let request = request(start, end, filters, None, limit)?;
@@ -359,27 +361,10 @@ impl DorisSource {
             .into_pyarrow(py)
     }
 
-    /// The parse report of the latest query, as JSON.
-    fn parse_report_json(&self) -> String {
-        self.source.report_json()
-    }
-
-    fn __repr__(&self) -> String {
-        self.source.as_dyn().describe()
-    }
-}
-
-/// Snapshot files (Parquet, CSV, JSON lines) on any mount.
-#[pyclass(module = "trainstore._native", frozen)]
-pub struct FileSource {
-    source: Source,
-}
-
-#[pymethods]
-impl FileSource {
-    #[new]
+    /// Snapshot files (Parquet, CSV, JSON lines) on any mount.
+    #[staticmethod]
     #[pyo3(signature = (location, schema=None, format=None, storage_options=None, mounts=None, strict=false))]
-    fn new(
+    fn open_files(
         py: Python<'_>,
         location: String,
         schema: Option<SnapshotSchema>,
@@ -398,37 +383,17 @@ impl FileSource {
         let source = run(py, async move {
             CoreFile::open(&table, &location, &opts, format, schema, strict).await
         })?;
-        Ok(FileSource {
+        Ok(SnapshotSource {
             source: Source::Files(Box::new(source)),
         })
     }
 
-    #[pyo3(signature = (start=None, end=None, filters=None, columns=None, limit=None))]
-    fn query<'py>(
-        &self,
-        py: Python<'py>,
-        start: Option<String>,
-        end: Option<String>,
-        filters: Option<&Bound<'py, PyDict>>,
-        columns: Option<Vec<String>>,
-        limit: Option<usize>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.source
-            .query(py, request(start, end, filters, columns, limit)?)
-    }
-
-    #[pyo3(signature = (start=None, end=None, filters=None, columns=None, limit=None))]
-    fn stream(
-        &self,
-        py: Python<'_>,
-        start: Option<String>,
-        end: Option<String>,
-        filters: Option<&Bound<'_, PyDict>>,
-        columns: Option<Vec<String>>,
-        limit: Option<usize>,
-    ) -> PyResult<BatchIterator> {
-        self.source
-            .stream(py, request(start, end, filters, columns, limit)?)
+    /// The files a file source reads, in order (empty for database sources).
+    fn file_names(&self) -> Vec<String> {
+        match &self.source {
+            Source::Files(f) => f.files(),
+            Source::Doris(_) | Source::Flight(_) => Vec::new(),
+        }
     }
 
     /// The parse report of the latest query, as JSON.
@@ -436,18 +401,12 @@ impl FileSource {
         self.source.report_json()
     }
 
-    fn files(&self) -> Vec<String> {
-        match &self.source {
-            Source::Files(f) => f.files(),
-            Source::Doris(_) | Source::Flight(_) => Vec::new(),
-        }
-    }
-
     fn __repr__(&self) -> String {
         self.source.as_dyn().describe()
     }
 }
 
+/// Snapshot files (Parquet, CSV, JSON lines) on any mount.
 /// Synthetic design-document snapshots (raw `time` and `feature` columns) as a pyarrow.Table.
 #[pyfunction]
 #[pyo3(signature = (devices=10, nodes_per_device=2, snapshots=100, start="2022-12-07T00:00:00Z", interval_ms=600_000, malformed_rate=0.005, seed=42))]

@@ -7,10 +7,9 @@ import pyarrow as pa
 __all__ = [
     "LAYOUT_VERSION",
     "BatchIterator",
-    "DorisSource",
-    "FileSource",
     "MountTable",
     "SnapshotSchema",
+    "SnapshotSource",
     "Workspace",
     "__version__",
     "load_snapshots",
@@ -77,9 +76,9 @@ class BatchIterator:
     def __next__(self) -> pa.RecordBatch: ...
 
 @final
-class DorisSource:
-    def __new__(
-        cls,
+class SnapshotSource:
+    @staticmethod
+    def open_doris(
         url: str,
         table: str,
         schema: SnapshotSchema | None = None,
@@ -90,7 +89,16 @@ class DorisSource:
         strict: bool = False,
         flight_url: str | None = None,
         flight_rewrite: dict[str, str] | None = None,
-    ) -> DorisSource: ...
+    ) -> SnapshotSource: ...
+    @staticmethod
+    def open_files(
+        location: str,
+        schema: SnapshotSchema | None = None,
+        format: str | None = None,
+        storage_options: dict[str, str] | None = None,
+        mounts: MountTable | None = None,
+        strict: bool = False,
+    ) -> SnapshotSource: ...
     def query(
         self,
         start: str | None = None,
@@ -107,7 +115,6 @@ class DorisSource:
         columns: list[str] | None = None,
         limit: int | None = None,
     ) -> BatchIterator: ...
-    def parse_report_json(self) -> str: ...
     def query_raw(
         self,
         start: str | None = None,
@@ -115,36 +122,8 @@ class DorisSource:
         filters: dict[str, Any] | None = None,
         limit: int | None = None,
     ) -> pa.Table: ...
-
-@final
-class FileSource:
-    def __new__(
-        cls,
-        location: str,
-        schema: SnapshotSchema | None = None,
-        format: str | None = None,
-        storage_options: dict[str, str] | None = None,
-        mounts: MountTable | None = None,
-        strict: bool = False,
-    ) -> FileSource: ...
-    def query(
-        self,
-        start: str | None = None,
-        end: str | None = None,
-        filters: dict[str, Any] | None = None,
-        columns: list[str] | None = None,
-        limit: int | None = None,
-    ) -> pa.Table: ...
-    def stream(
-        self,
-        start: str | None = None,
-        end: str | None = None,
-        filters: dict[str, Any] | None = None,
-        columns: list[str] | None = None,
-        limit: int | None = None,
-    ) -> BatchIterator: ...
+    def file_names(self) -> list[str]: ...
     def parse_report_json(self) -> str: ...
-    def files(self) -> list[str]: ...
 
 def synthetic_snapshots(
     devices: int = 10,

@@ -141,7 +141,7 @@ class ParseReport:
 
 
 class _Source:
-    _native: _native.DorisSource | _native.FileSource
+    _native: _native.SnapshotSource
 
     def query(
         self,
@@ -216,7 +216,7 @@ class DorisSource(_Source):
         flight_url: str | None = None,
         flight_rewrite: Mapping[str, str] | None = None,
     ) -> None:
-        self._native = _native.DorisSource(
+        self._native = _native.SnapshotSource.open_doris(
             url,
             table,
             None if schema is None else schema._native,
@@ -237,14 +237,13 @@ class DorisSource(_Source):
         limit: int | None = None,
     ) -> pa.Table:
         """The stored columns, unparsed (MySQL protocol only; filters on table columns)."""
-        native: Any = self._native
-        return native.query_raw(_time_text(start), _time_text(end), _filter_dict(filters), limit)
+        return self._native.query_raw(
+            _time_text(start), _time_text(end), _filter_dict(filters), limit
+        )
 
 
 class FileSource(_Source):
     """Snapshot files (Parquet, CSV, JSON lines): one file, or a directory of them, on any mount."""
-
-    _native: _native.FileSource
 
     def __init__(
         self,
@@ -255,7 +254,7 @@ class FileSource(_Source):
         mounts: MountTable | None = None,
         strict: bool = False,
     ) -> None:
-        self._native = _native.FileSource(
+        self._native = _native.SnapshotSource.open_files(
             os.fspath(location),
             None if schema is None else schema._native,
             format,
@@ -267,7 +266,7 @@ class FileSource(_Source):
     @property
     def files(self) -> list[str]:
         """The files read, in order."""
-        return self._native.files()
+        return self._native.file_names()
 
 
 def synthetic_snapshots(
