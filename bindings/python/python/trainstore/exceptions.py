@@ -40,7 +40,7 @@ class UnsupportedLayoutError(TrainstoreError):
     """The workspace was written by a newer trainstore."""
 
 
-class NotSupportedError(TrainstoreError, NotImplementedError):
+class NotSupportedError(TrainstoreError):
     """An optional capability this source or store does not offer."""
 
 
