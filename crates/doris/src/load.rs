@@ -1,17 +1,15 @@
 //! Loading raw snapshot rows into a Doris or MySQL-protocol table: for the synthetic data of
 //! tests, benchmarks and demos (`trainstore snapshots load`), in the design document's layout.
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Value};
+use mysql_async::{Conn, OptsBuilder};
 use trainstore_core::{Error, Result, Secret};
 
 use crate::mysql::{Dialect, mysql_error as remote, parse_url, session_info};
-use crate::sql::{Ident, TableRef};
-
-/// Statement size to aim for: well under the servers' default 16 MiB packet limit.
-const STATEMENT_BYTES: usize = 4 << 20;
+use crate::sql::TableRef;
+use crate::write::InsertValues;
 
 /// Creates `table` in the design document's layout (`time` BIGINT, `feature` JSON text) when it
 /// does not exist, then appends the raw batches (columns `time` and `feature`, as
@@ -39,46 +37,20 @@ pub async fn load_design_doc_rows(
     conn.query_drop(create)
         .await
         .map_err(|e| remote("create table", e))?;
-    let columns = [Ident::new("time")?, Ident::new("feature")?];
-    let head = format!(
-        "INSERT INTO {table} ({}, {}) VALUES ",
-        columns[0], columns[1]
-    );
+    let head = format!("INSERT INTO {table} (`time`, `feature`) VALUES ");
+    let mut values = InsertValues::new(literals);
     let mut written = 0u64;
-    let mut sql = String::with_capacity(STATEMENT_BYTES + 4096);
     for batch in batches {
-        let (times, docs) = design_doc_columns(&batch)?;
-        for row in 0..batch.num_rows() {
-            if sql.is_empty() {
-                sql.push_str(&head);
-            } else {
-                sql.push(',');
-            }
-            let time = if times.is_null(row) {
-                Value::NULL
-            } else {
-                Value::Int(times.value(row))
-            };
-            let doc = if docs.is_null(row) {
-                Value::NULL
-            } else {
-                Value::Bytes(docs.value(row).as_bytes().to_vec())
-            };
-            sql.push_str(&format!(
-                "({}, {})",
-                literals.value(&time),
-                literals.value(&doc)
-            ));
-            written += 1;
-            if sql.len() >= STATEMENT_BYTES {
-                conn.query_drop(std::mem::take(&mut sql))
-                    .await
-                    .map_err(|e| remote("insert", e))?;
-            }
+        let batch = design_doc_columns(&batch)?;
+        written += batch.num_rows() as u64;
+        for statement in values.add(&batch) {
+            conn.query_drop(format!("{head}{}", statement.values))
+                .await
+                .map_err(|e| remote("insert", e))?;
         }
     }
-    if !sql.is_empty() {
-        conn.query_drop(sql)
+    if let Some(statement) = values.finish() {
+        conn.query_drop(format!("{head}{}", statement.values))
             .await
             .map_err(|e| remote("insert", e))?;
     }
@@ -86,23 +58,23 @@ pub async fn load_design_doc_rows(
     Ok(written)
 }
 
-fn design_doc_columns(
-    batch: &RecordBatch,
-) -> Result<(
-    &arrow::array::PrimitiveArray<Int64Type>,
-    &arrow::array::StringArray,
-)> {
-    let time = batch
-        .column_by_name("time")
-        .filter(|c| c.data_type() == &DataType::Int64);
-    let doc = batch
-        .column_by_name("feature")
-        .filter(|c| c.data_type() == &DataType::Utf8);
-    match (time, doc) {
-        (Some(t), Some(d)) => Ok((t.as_primitive::<Int64Type>(), d.as_string::<i32>())),
+/// The batch's `time` (Int64) and `feature` (Utf8) columns, in that order.
+fn design_doc_columns(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let index = |name: &str, ty: DataType| {
+        schema
+            .index_of(name)
+            .ok()
+            .filter(|&i| schema.field(i).data_type() == &ty)
+    };
+    match (
+        index("time", DataType::Int64),
+        index("feature", DataType::Utf8),
+    ) {
+        (Some(t), Some(f)) => Ok(batch.project(&[t, f])?),
         _ => Err(Error::invalid(
             "raw snapshot batch",
-            format!("{:?}", batch.schema()),
+            format!("{schema:?}"),
             "needs columns time (Int64) and feature (Utf8)",
         )),
     }

@@ -24,7 +24,7 @@ use crate::sql::{Ident, Literals, TableRef};
 
 /// The table that remembers which labels were written (MySQL-compatible servers).
 const LABELS: &str = "_trainstore_labels";
-/// Statement size to aim for.
+/// Statement size to aim for: well under the servers' default 16 MiB packet limit.
 const STATEMENT_BYTES: usize = 4 << 20;
 
 /// What a write did.
@@ -137,7 +137,7 @@ async fn write_once(
                 .map_err(|e| mysql_error("create table", e))?;
             let mut written = 0u64;
             let mut already = true;
-            for (n, statement) in statements(batches, literals)?.into_iter().enumerate() {
+            for (n, statement) in statements(batches, literals).into_iter().enumerate() {
                 let chunk_label = literals.value(&Value::from(format!("{label}-{n}")));
                 let sql = format!(
                     "INSERT INTO {table} WITH LABEL {chunk_label} ({column_list}) VALUES {}",
@@ -194,7 +194,7 @@ async fn write_once(
                 }
                 Err(e) => return Err(mysql_error("claim label", e)),
             }
-            for statement in statements(batches, literals)? {
+            for statement in statements(batches, literals) {
                 tx.query_drop(format!(
                     "INSERT INTO {table} ({column_list}) VALUES {}",
                     statement.values
@@ -227,35 +227,49 @@ fn sql_type(ty: &DataType) -> Option<&'static str> {
     })
 }
 
-struct Statement {
-    values: String,
-    rows: u64,
+/// One multi-row `VALUES` list.
+pub(crate) struct Statement {
+    pub values: String,
+    pub rows: u64,
 }
 
-/// `VALUES` lists of about [`STATEMENT_BYTES`] each, every value through the literal encoder.
-fn statements(batches: &[RecordBatch], literals: Literals) -> Result<Vec<Statement>> {
-    let mut out = Vec::new();
-    let mut current = Statement {
-        values: String::new(),
-        rows: 0,
-    };
-    for batch in batches {
+/// Turns batches into `VALUES` lists of about [`STATEMENT_BYTES`] each, every value through
+/// the literal encoder; lists are handed out as they fill, so rows stream through.
+pub(crate) struct InsertValues {
+    literals: Literals,
+    current: Statement,
+}
+
+impl InsertValues {
+    pub fn new(literals: Literals) -> Self {
+        InsertValues {
+            literals,
+            current: Statement {
+                values: String::new(),
+                rows: 0,
+            },
+        }
+    }
+
+    /// Adds a batch's rows; returns the lists that filled up.
+    pub fn add(&mut self, batch: &RecordBatch) -> Vec<Statement> {
+        let mut full = Vec::new();
         for row in 0..batch.num_rows() {
             let values: Vec<String> = batch
                 .columns()
                 .iter()
-                .map(|c| literals.value(&cell(c.as_ref(), row)))
+                .map(|c| self.literals.value(&cell(c.as_ref(), row)))
                 .collect();
-            if !current.values.is_empty() {
-                current.values.push(',');
+            if !self.current.values.is_empty() {
+                self.current.values.push(',');
             }
-            current.values.push('(');
-            current.values.push_str(&values.join(", "));
-            current.values.push(')');
-            current.rows += 1;
-            if current.values.len() >= STATEMENT_BYTES {
-                out.push(std::mem::replace(
-                    &mut current,
+            self.current.values.push('(');
+            self.current.values.push_str(&values.join(", "));
+            self.current.values.push(')');
+            self.current.rows += 1;
+            if self.current.values.len() >= STATEMENT_BYTES {
+                full.push(std::mem::replace(
+                    &mut self.current,
                     Statement {
                         values: String::new(),
                         rows: 0,
@@ -263,11 +277,21 @@ fn statements(batches: &[RecordBatch], literals: Literals) -> Result<Vec<Stateme
                 ));
             }
         }
+        full
     }
-    if current.rows > 0 {
-        out.push(current);
+
+    /// The last, partly filled list, if any rows remain.
+    pub fn finish(self) -> Option<Statement> {
+        (self.current.rows > 0).then_some(self.current)
     }
-    Ok(out)
+}
+
+/// Every list for `batches`.
+fn statements(batches: &[RecordBatch], literals: Literals) -> Vec<Statement> {
+    let mut builder = InsertValues::new(literals);
+    let mut out: Vec<Statement> = batches.iter().flat_map(|b| builder.add(b)).collect();
+    out.extend(builder.finish());
+    out
 }
 
 fn cell(array: &dyn Array, row: usize) -> Value {
