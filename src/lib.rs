@@ -20,4 +20,5 @@ pub use snapshots::SnapshotSummary;
 pub use trainstore_core as core;
 pub use trainstore_core::{Error, Result};
 pub use trainstore_doris as doris;
+pub use trainstore_featurestore as featurestore;
 pub use workspace::{LAYOUT_VERSION, Workspace, WorkspaceConfig, WorkspaceInfo};

@@ -1,5 +1,5 @@
-//! A workspace: one root on any mount holding the catalog and, later, feature data, training
-//! sets, models and pipeline runs.
+//! A workspace: one root on any mount holding the catalog, the feature registry and, later,
+//! feature data, training sets, models and pipeline runs.
 //!
 //! A small config file at the root records the layout version, so a newer trainstore can
 //! migrate and an older one refuses what it does not understand instead of corrupting it.
@@ -12,8 +12,9 @@ use object_store::{ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 use trainstore_core::{
     Catalog, DatasetName, Error, MountTable, ObjectStoreRef, Result, StorageOptions, Timestamp,
-    Version,
+    UserName, Version,
 };
+use trainstore_featurestore::{FeatureStore, SourceEnv};
 
 /// The layout this trainstore writes and understands.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -43,6 +44,9 @@ pub struct Workspace {
     store: ObjectStoreRef,
     config: WorkspaceConfig,
     catalog: Catalog,
+    /// How feature-view sources are opened: the mounts and options the workspace was opened
+    /// with.
+    sources: SourceEnv,
 }
 
 /// A summary of a workspace, for `workspace info`.
@@ -118,6 +122,10 @@ impl Workspace {
             store,
             config,
             catalog,
+            sources: SourceEnv {
+                mounts: mounts.clone(),
+                options: options.clone(),
+            },
         })
     }
 
@@ -134,6 +142,16 @@ impl Workspace {
     /// The versioned catalog of this workspace.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The feature store: definitions in this workspace's registry, changes recorded as made
+    /// by the current user ([`UserName::current`]).
+    pub fn features(&self) -> FeatureStore {
+        FeatureStore::new(
+            self.catalog.clone(),
+            self.sources.clone(),
+            UserName::current(),
+        )
     }
 
     /// The object store rooted at the workspace.

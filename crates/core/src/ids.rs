@@ -99,6 +99,21 @@ validated_name!(
     UserName,
     "user name"
 );
+impl UserName {
+    /// The user running this process: `$TRAINSTORE_USER`, else `$USER` with characters a name
+    /// cannot hold dropped, else `anonymous`.
+    pub fn current() -> Self {
+        let raw = std::env::var("TRAINSTORE_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_default();
+        let cleaned: String = raw
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            .collect();
+        UserName::new(cleaned).unwrap_or_else(|_| UserName("anonymous".into()))
+    }
+}
+
 validated_name!(
     /// The name of a tag (fixed) or alias (movable) pointing at a version.
     TagName,

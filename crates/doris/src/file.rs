@@ -115,56 +115,10 @@ impl FileSource {
         schema: SnapshotSchema,
         strict: bool,
     ) -> Result<Self> {
-        let trimmed = location.trim_end_matches('/');
-        let (dir, single) = match trimmed.rsplit_once('/') {
-            Some((dir, name)) if FileFormat::from_name(name).is_some() => (dir, Some(name)),
-            _ => (trimmed, None),
-        };
-        let resolved = mounts.resolve_with(dir, options)?;
-        let store = resolved.store;
-        let mut files = Vec::new();
-        match single {
-            Some(name) => {
-                let path = Path::from(name);
-                let meta = store.head(&path).await.map_err(|e| match e {
-                    object_store::Error::NotFound { .. } => Error::NotFound {
-                        what: "snapshot file",
-                        name: location.into(),
-                    },
-                    e => Error::storage("open", location, e),
-                })?;
-                let f = format
-                    .or_else(|| FileFormat::from_name(name))
-                    .expect("named by its extension");
-                files.push((path, meta.size, f));
-            }
-            None => {
-                let metas: Vec<_> = store
-                    .list(None)
-                    .try_collect()
-                    .await
-                    .map_err(|e| Error::storage("list", location, e))?;
-                for m in metas {
-                    let name = m.location.filename().unwrap_or_default().to_owned();
-                    if name.starts_with('.') || name.starts_with('_') {
-                        continue;
-                    }
-                    if let Some(f) = format.or_else(|| FileFormat::from_name(&name)) {
-                        files.push((m.location, m.size, f));
-                    }
-                }
-                files.sort_by(|a, b| a.0.cmp(&b.0));
-                if files.is_empty() {
-                    return Err(Error::NotFound {
-                        what: "snapshot files",
-                        name: location.into(),
-                    });
-                }
-            }
-        }
+        let (store, url, files) = list_files(mounts, location, options, format).await?;
         Ok(FileSource {
             store,
-            url: resolved.url,
+            url,
             files,
             parser: SnapshotParser::new(schema).strict(strict),
             last_report: Arc::new(Mutex::new(ParseReport::default())),
@@ -247,7 +201,65 @@ impl FileSource {
     }
 }
 
-fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
+/// The files at `location`: one file named by its extension, or a directory's files with a
+/// known extension (or any, given `format`) in name order, skipping hidden `.`/`_` files.
+pub(crate) async fn list_files(
+    mounts: &MountTable,
+    location: &str,
+    options: &StorageOptions,
+    format: Option<FileFormat>,
+) -> Result<(ObjectStoreRef, String, Vec<(Path, u64, FileFormat)>)> {
+    let trimmed = location.trim_end_matches('/');
+    let (dir, single) = match trimmed.rsplit_once('/') {
+        Some((dir, name)) if FileFormat::from_name(name).is_some() => (dir, Some(name)),
+        _ => (trimmed, None),
+    };
+    let resolved = mounts.resolve_with(dir, options)?;
+    let store = resolved.store;
+    let mut files = Vec::new();
+    match single {
+        Some(name) => {
+            let path = Path::from(name);
+            let meta = store.head(&path).await.map_err(|e| match e {
+                object_store::Error::NotFound { .. } => Error::NotFound {
+                    what: "data file",
+                    name: location.into(),
+                },
+                e => Error::storage("open", location, e),
+            })?;
+            let f = format
+                .or_else(|| FileFormat::from_name(name))
+                .expect("named by its extension");
+            files.push((path, meta.size, f));
+        }
+        None => {
+            let metas: Vec<_> = store
+                .list(None)
+                .try_collect()
+                .await
+                .map_err(|e| Error::storage("list", location, e))?;
+            for m in metas {
+                let name = m.location.filename().unwrap_or_default().to_owned();
+                if name.starts_with('.') || name.starts_with('_') {
+                    continue;
+                }
+                if let Some(f) = format.or_else(|| FileFormat::from_name(&name)) {
+                    files.push((m.location, m.size, f));
+                }
+            }
+            files.sort_by(|a, b| a.0.cmp(&b.0));
+            if files.is_empty() {
+                return Err(Error::NotFound {
+                    what: "data files",
+                    name: location.into(),
+                });
+            }
+        }
+    }
+    Ok((store, resolved.url, files))
+}
+
+pub(crate) fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
     Error::Corrupt {
         path: path.to_string(),
         reason: format!("cannot read as Parquet: {e}"),
@@ -553,10 +565,10 @@ pub async fn write_snapshot_file(
 }
 
 /// Parquet reads through `object_store`: ranged gets, metadata from the known file size.
-struct StoreReader {
-    store: ObjectStoreRef,
-    path: Path,
-    size: u64,
+pub(crate) struct StoreReader {
+    pub(crate) store: ObjectStoreRef,
+    pub(crate) path: Path,
+    pub(crate) size: u64,
 }
 
 fn external(e: object_store::Error) -> parquet::errors::ParquetError {

@@ -5,6 +5,7 @@
 //! - [`parse`]: [`SnapshotParser`] and its [`ParseReport`].
 //! - [`mysql`]: [`DorisSource`], Doris (or MariaDB/MySQL) over the MySQL protocol.
 //! - [`file`]: [`FileSource`], Parquet, CSV and JSON-lines snapshot files on any mount.
+//! - [`table`]: [`ParquetSource`], typed Parquet files read as stored.
 //! - [`flight`]: [`flight::FlightSource`], Doris over Arrow Flight SQL.
 //! - [`sql`]: validated identifiers and the literal encoder.
 //! - [`write`]: idempotent write-back of Arrow batches under a label.
@@ -20,6 +21,7 @@ pub mod schema;
 pub mod sql;
 mod stream;
 pub mod synth;
+pub mod table;
 pub mod write;
 
 pub use file::{FileFormat, FileSource, write_snapshot_file};
@@ -27,3 +29,4 @@ pub use mysql::{Dialect, DorisSource, ReadOptions};
 pub use parse::{ColumnReport, ParseIssue, ParseReport, SnapshotParser};
 pub use schema::{FeatureField, FeatureKind, SnapshotSchema, SnapshotSchemaBuilder};
 pub use synth::{SnapshotGenerator, SynthConfig};
+pub use table::ParquetSource;

@@ -287,7 +287,7 @@ async fn demo(location: &str) -> Result<()> {
 
     let catalog = ws.catalog();
     let item = DatasetName::new("raw-snapshots")?;
-    let author = UserName::new(whoami())?;
+    let author = UserName::current();
     let content = ws
         .store()
         .get(&file)
@@ -321,17 +321,4 @@ async fn demo(location: &str) -> Result<()> {
         .await?;
     println!("5. verified every file's size and hash; the workspace now holds:");
     print_info(&ws, false).await
-}
-
-fn whoami() -> String {
-    let raw = std::env::var("USER").unwrap_or_else(|_| "anonymous".into());
-    let cleaned: String = raw
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .collect();
-    if UserName::new(cleaned.as_str()).is_ok() {
-        cleaned
-    } else {
-        "anonymous".into()
-    }
 }

@@ -1,0 +1,328 @@
+//! Historical retrieval: for each entity row (join keys + an event time), the feature values
+//! that were current at that time, by Feast's point-in-time rules (`FEAST_SEMANTICS.md`).
+//!
+//! Everything that can be checked before reading data is checked first (missing join keys,
+//! name collisions, the timestamp column); then every view is joined on its own task, all at
+//! once, streaming over its source; the result keeps the entity rows' order and columns and
+//! appends the features, grouped by view in order of first request.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema};
+use futures::StreamExt;
+use trainstore_core::{DataSourceRef, Error, Result, ScanRequest, TimeRange, Timestamp};
+
+use crate::definitions::{Definitions, FeatureRef, FeatureView, Field, ValueType};
+use crate::join::{AsOfJoin, EntityIndex, SourceBatch, align_keys, epoch_nanos, null_columns};
+
+/// The entity rows' time column when none is named and there is more than one candidate.
+pub const ENTITY_TIMESTAMP: &str = "event_timestamp";
+
+/// How to answer a historical request.
+#[derive(Debug, Clone, Default)]
+pub struct HistoricalOptions {
+    /// Name feature columns `<view>__<feature>` instead of `<feature>`.
+    pub full_feature_names: bool,
+    /// The entity rows' time column; by default `event_timestamp`, or the only timestamp
+    /// column.
+    pub timestamp_column: Option<String>,
+}
+
+/// One view's part of a request: the view, its join keys, and the requested features in
+/// request order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewSelection {
+    pub view: FeatureView,
+    pub join_keys: Vec<String>,
+    pub features: Vec<Field>,
+}
+
+/// A [`ViewSelection`] with the live source to read it from.
+#[derive(Debug, Clone)]
+pub struct ViewRequest {
+    pub selection: ViewSelection,
+    pub source: DataSourceRef,
+}
+
+/// Groups feature references by view, views in order of first appearance and features in
+/// request order (rule 8.3), with each view's join keys. Duplicate references are an error.
+pub fn group_by_view(defs: &Definitions, refs: &[FeatureRef]) -> Result<Vec<ViewSelection>> {
+    if refs.is_empty() {
+        return Err(Error::invalid(
+            "feature references",
+            "[]",
+            "name at least one feature",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut groups: Vec<ViewSelection> = Vec::new();
+    for r in refs {
+        if !seen.insert(r) {
+            return Err(Error::invalid(
+                "feature references",
+                r.to_string(),
+                "requested twice",
+            ));
+        }
+        let (view, field) = defs.resolve(r)?;
+        match groups.iter_mut().find(|g| g.view.name == view.name) {
+            Some(g) => g.features.push(field.clone()),
+            None => groups.push(ViewSelection {
+                view: view.clone(),
+                join_keys: defs.join_keys(view)?,
+                features: vec![field.clone()],
+            }),
+        }
+    }
+    Ok(groups)
+}
+
+/// Finds the entity rows' time column: the named one, else `event_timestamp`, else the only
+/// timestamp column (rule 1.1).
+fn entity_time_column(rows: &Schema, named: Option<&str>) -> Result<usize> {
+    if let Some(name) = named {
+        return rows.index_of(name).map_err(|_| {
+            Error::invalid(
+                "entity rows",
+                name,
+                "the named timestamp column is not among the entity rows' columns",
+            )
+        });
+    }
+    if let Ok(i) = rows.index_of(ENTITY_TIMESTAMP) {
+        return Ok(i);
+    }
+    let candidates: Vec<usize> = rows
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            matches!(
+                f.data_type(),
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    match candidates.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(Error::invalid(
+            "entity rows",
+            "columns",
+            format!("need an {ENTITY_TIMESTAMP} column (or exactly one timestamp column)"),
+        )),
+        _ => Err(Error::invalid(
+            "entity rows",
+            "columns",
+            format!(
+                "have several timestamp columns and no {ENTITY_TIMESTAMP}; name the one to use"
+            ),
+        )),
+    }
+}
+
+/// The output column name of a feature.
+fn output_name(view: &FeatureView, field: &Field, full: bool) -> String {
+    if full {
+        format!("{}__{}", view.name, field.name)
+    } else {
+        field.name.clone()
+    }
+}
+
+/// Point-in-time-correct features for `entity_rows`: the entity columns unchanged, in their
+/// order, then each requested feature.
+pub async fn get_historical_features(
+    entity_rows: &RecordBatch,
+    views: Vec<ViewRequest>,
+    options: &HistoricalOptions,
+) -> Result<RecordBatch> {
+    let schema = entity_rows.schema();
+    if entity_rows.num_rows() >= u32::MAX as usize {
+        return Err(Error::invalid(
+            "entity rows",
+            entity_rows.num_rows().to_string(),
+            "at most 4,294,967,294 rows per request",
+        ));
+    }
+    let time_index = entity_time_column(&schema, options.timestamp_column.as_deref())?;
+    let times = Arc::new(epoch_nanos(
+        entity_rows.column(time_index),
+        schema.field(time_index).name(),
+    )?);
+    let mut names: HashSet<String> = HashSet::new();
+    for v in &views {
+        for k in &v.selection.join_keys {
+            if schema.index_of(k).is_err() {
+                return Err(Error::invalid(
+                    "entity rows",
+                    k.as_str(),
+                    format!(
+                        "lack join key {k:?}, needed by feature view {}",
+                        v.selection.view.name
+                    ),
+                ));
+            }
+        }
+        for f in &v.selection.features {
+            let name = output_name(&v.selection.view, f, options.full_feature_names);
+            if schema.index_of(&name).is_ok() {
+                return Err(Error::invalid(
+                    "entity rows",
+                    name.as_str(),
+                    "have a column named like a requested feature; rename or drop it",
+                ));
+            }
+            if !names.insert(name.clone()) {
+                return Err(Error::invalid(
+                    "feature references",
+                    name.as_str(),
+                    "two requested views have a feature of this name; \
+                     ask for full feature names (view__feature)",
+                ));
+            }
+        }
+    }
+
+    let tasks: Vec<_> = views
+        .iter()
+        .map(|v| {
+            let keys: Vec<ArrayRef> = v
+                .selection
+                .join_keys
+                .iter()
+                .map(|k| entity_rows.column_by_name(k).expect("checked").clone())
+                .collect();
+            let times = times.clone();
+            let v = v.clone();
+            tokio::spawn(async move { join_view(&v, &keys, &times).await })
+        })
+        .collect();
+    let mut fields: Vec<ArrowField> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns: Vec<ArrayRef> = entity_rows.columns().to_vec();
+    for (v, task) in views.iter().zip(tasks) {
+        let joined = task.await.map_err(|e| Error::Remote {
+            service: "feature store".into(),
+            operation: "join",
+            reason: format!(
+                "the join task of view {} failed: {e}",
+                v.selection.view.name
+            ),
+            transient: false,
+        })??;
+        for (f, column) in v.selection.features.iter().zip(joined) {
+            fields.push(ArrowField::new(
+                output_name(&v.selection.view, f, options.full_feature_names),
+                column.data_type().clone(),
+                true,
+            ));
+            columns.push(column);
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// Joins one view: checks the source's columns, scans it, returns the feature columns.
+async fn join_view(
+    v: &ViewRequest,
+    keys: &[ArrayRef],
+    times: &Int64Array,
+) -> Result<Vec<ArrayRef>> {
+    let view_name = v.selection.view.name.as_str();
+    let index = EntityIndex::new(keys, times)?;
+    let source_schema = v.source.schema().await?;
+    let column_type = |name: &str, role: &str| -> Result<DataType> {
+        source_schema
+            .field_with_name(name)
+            .map(|f| f.data_type().clone())
+            .map_err(|_| {
+                Error::invalid(
+                    "feature view",
+                    view_name,
+                    format!(
+                        "its {role} {name:?} is not a column of {}",
+                        v.source.describe()
+                    ),
+                )
+            })
+    };
+    let mut feature_types = Vec::with_capacity(v.selection.features.len());
+    for f in &v.selection.features {
+        let actual = column_type(&f.name, "feature")?;
+        if ValueType::of_arrow(&actual).as_ref() != Some(&f.dtype) {
+            return Err(Error::invalid(
+                "feature view",
+                view_name,
+                format!(
+                    "declares {} as {}, but {} has {actual}",
+                    f.name,
+                    f.dtype,
+                    v.source.describe()
+                ),
+            ));
+        }
+        feature_types.push(actual);
+    }
+    for k in &v.selection.join_keys {
+        column_type(k, "join key")?;
+    }
+    column_type(&v.selection.view.timestamp_field, "timestamp field")?;
+    let Some((first, last)) = index.time_bounds() else {
+        return Ok(null_columns(&feature_types, times.len()));
+    };
+    let ttl_ns = v
+        .selection
+        .view
+        .ttl
+        .limit()
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let time_range = match ttl_ns {
+        Some(ttl) => Some(TimeRange::new(
+            Timestamp::from_millis(first.saturating_sub(ttl).div_euclid(1_000_000)),
+            Timestamp::from_millis(last.div_euclid(1_000_000) + 1),
+        )?),
+        None => None,
+    };
+    let mut projection: Vec<String> = v.selection.join_keys.clone();
+    projection.push(v.selection.view.timestamp_field.clone());
+    if let Some(c) = &v.selection.view.created_timestamp_field {
+        column_type(c, "created timestamp field")?;
+        projection.push(c.clone());
+    }
+    let first_feature = projection.len();
+    projection.extend(v.selection.features.iter().map(|f| f.name.clone()));
+    let request = ScanRequest {
+        time_range,
+        projection: Some(projection),
+        ..Default::default()
+    };
+    let mut stream = v.source.scan(&request).await?;
+    let mut join = AsOfJoin::new(&index, ttl_ns, feature_types);
+    let nkeys = v.selection.join_keys.len();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let keys = align_keys(
+            view_name,
+            &v.selection.join_keys,
+            batch.columns()[..nkeys].to_vec(),
+            index.key_types(),
+        )?;
+        let event = epoch_nanos(batch.column(nkeys), &v.selection.view.timestamp_field)?;
+        let created = match &v.selection.view.created_timestamp_field {
+            Some(c) => Some(epoch_nanos(batch.column(nkeys + 1), c)?),
+            None => None,
+        };
+        join.push(&SourceBatch {
+            keys: &keys,
+            times: &event,
+            created: created.as_ref(),
+            features: &batch.columns()[first_feature..],
+        })?;
+    }
+    join.finish()
+}

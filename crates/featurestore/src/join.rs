@@ -1,0 +1,479 @@
+//! The point-in-time (as-of) join of one feature view, streaming over its source.
+//!
+//! Entity rows are indexed once: their join keys become a key id, and each key's distinct
+//! timestamps are kept sorted. Every source row then visits only the entity timestamps it can
+//! answer, `[row time, row time + ttl]` of its key, and wins where it beats the best row seen
+//! so far by (event time, created time), a later row winning a full tie (the "last in source
+//! order" rule of `FEAST_SEMANTICS.md`). Only winning rows' feature values are copied out of
+//! each batch, so memory follows the number of entity rows, not the size of the source.
+//!
+//! Duplicate entity rows (same keys and time) share one slot and one answer (rule 6.1).
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array, new_null_array};
+use arrow::compute::{cast, interleave, take};
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::row::{RowConverter, SortField};
+use trainstore_core::{Error, Result};
+
+const NONE: u32 = u32::MAX;
+
+/// Converts a time column to epoch nanoseconds (naive timestamps mean UTC; Int64 columns are
+/// epoch milliseconds, the snapshots' `time`).
+pub(crate) fn epoch_nanos(column: &dyn Array, what: &str) -> Result<Int64Array> {
+    let factor: i64 = match column.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => 1_000_000_000,
+        DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Int64 | DataType::Date64 => {
+            1_000_000
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => 1,
+        DataType::Date32 => 86_400_000_000_000,
+        other => {
+            return Err(Error::invalid(
+                "time column",
+                what,
+                format!("is {other}, expected a timestamp, a date or Int64 epoch milliseconds"),
+            ));
+        }
+    };
+    let raw = cast(column, &DataType::Int64)?;
+    let raw = raw
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("cast to Int64");
+    raw.try_unary(|v| {
+        v.checked_mul(factor).ok_or_else(|| {
+            arrow::error::ArrowError::ComputeError(format!(
+                "time {v} in {what} lies outside the years 1677–2262"
+            ))
+        })
+    })
+    .map_err(Error::from)
+}
+
+/// Whether any of `columns` is null at `row`.
+fn any_null(columns: &[ArrayRef], row: usize) -> bool {
+    columns.iter().any(|c| c.is_null(row))
+}
+
+/// The entity rows of one request, indexed by join key and time.
+#[derive(Debug)]
+pub(crate) struct EntityIndex {
+    converter: RowConverter,
+    key_types: Vec<DataType>,
+    keys: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    /// Slots of key `k` are `offsets[k]..offsets[k + 1]`, in increasing time, distinct.
+    offsets: Vec<u32>,
+    times: Vec<i64>,
+    /// Each entity row's slot, or `NONE` when a key or its time is null.
+    row_slot: Vec<u32>,
+}
+
+impl EntityIndex {
+    /// Indexes entity rows by their join-key columns and their times (epoch nanoseconds).
+    pub(crate) fn new(keys: &[ArrayRef], times: &Int64Array) -> Result<Self> {
+        let key_types: Vec<DataType> = keys.iter().map(|k| k.data_type().clone()).collect();
+        let converter = RowConverter::new(
+            key_types
+                .iter()
+                .map(|t| SortField::new(t.clone()))
+                .collect(),
+        )?;
+        let rows = converter.convert_columns(keys)?;
+        let mut ids: HashMap<Box<[u8]>, u32, ahash::RandomState> = HashMap::default();
+        let mut entries: Vec<(u32, i64, u32)> = Vec::with_capacity(times.len());
+        for row in 0..times.len() {
+            if times.is_null(row) || any_null(keys, row) {
+                continue;
+            }
+            let next = ids.len() as u32;
+            let id = *ids.entry(rows.row(row).as_ref().into()).or_insert(next);
+            entries.push((id, times.value(row), row as u32));
+        }
+        entries.sort_unstable();
+        let mut offsets = vec![0u32; ids.len() + 1];
+        let mut times_out: Vec<i64> = Vec::with_capacity(entries.len());
+        let mut row_slot = vec![NONE; times.len()];
+        let mut last: Option<(u32, i64)> = None;
+        for &(id, t, row) in &entries {
+            if last != Some((id, t)) {
+                times_out.push(t);
+                offsets[id as usize + 1] += 1;
+                last = Some((id, t));
+            }
+            row_slot[row as usize] = (times_out.len() - 1) as u32;
+        }
+        for k in 0..ids.len() {
+            offsets[k + 1] += offsets[k];
+        }
+        Ok(EntityIndex {
+            converter,
+            key_types,
+            keys: ids,
+            offsets,
+            times: times_out,
+            row_slot,
+        })
+    }
+
+    /// The join-key types source rows must have.
+    pub(crate) fn key_types(&self) -> &[DataType] {
+        &self.key_types
+    }
+
+    /// The earliest and latest entity time, if any row can match at all.
+    pub(crate) fn time_bounds(&self) -> Option<(i64, i64)> {
+        let min = self.times.iter().min()?;
+        let max = self.times.iter().max()?;
+        Some((*min, *max))
+    }
+
+    fn slots(&self) -> usize {
+        self.times.len()
+    }
+}
+
+/// A source batch as the join reads it.
+pub(crate) struct SourceBatch<'a> {
+    /// The join-key columns, of the entity rows' key types.
+    pub keys: &'a [ArrayRef],
+    /// Event times, epoch nanoseconds.
+    pub times: &'a Int64Array,
+    /// Created times, epoch nanoseconds, when the view has them.
+    pub created: Option<&'a Int64Array>,
+    /// The requested feature columns.
+    pub features: &'a [ArrayRef],
+}
+
+/// The running as-of join of one view: feed source batches in source order, then finish.
+pub(crate) struct AsOfJoin<'a> {
+    index: &'a EntityIndex,
+    ttl_ns: Option<i64>,
+    feature_types: Vec<DataType>,
+    best_time: Vec<i64>,
+    best_created: Vec<i64>,
+    best_chunk: Vec<u32>,
+    best_row: Vec<u32>,
+    /// Copied-out feature values of rows that won somewhere.
+    chunks: Vec<Vec<ArrayRef>>,
+    chunk_rows: usize,
+    /// Copied-out rows beyond twice the slots that trigger a compaction.
+    compact_slack: usize,
+}
+
+impl<'a> AsOfJoin<'a> {
+    /// A join against `index`; `ttl_ns` bounds how old a row may be (`None`: no bound).
+    pub(crate) fn new(
+        index: &'a EntityIndex,
+        ttl_ns: Option<i64>,
+        feature_types: Vec<DataType>,
+    ) -> Self {
+        let n = index.slots();
+        AsOfJoin {
+            index,
+            ttl_ns,
+            feature_types,
+            best_time: vec![i64::MIN; n],
+            best_created: vec![i64::MIN; n],
+            best_chunk: vec![NONE; n],
+            best_row: vec![NONE; n],
+            chunks: Vec::new(),
+            chunk_rows: 0,
+            compact_slack: 65_536,
+        }
+    }
+
+    /// Takes in one batch of source rows.
+    pub(crate) fn push(&mut self, batch: &SourceBatch<'_>) -> Result<()> {
+        let index = self.index;
+        let len = batch.times.len();
+        if len == 0 || index.slots() == 0 {
+            return Ok(());
+        }
+        let rows = index.converter.convert_columns(batch.keys)?;
+        let chunk = self.chunks.len() as u32;
+        let mut touched: Vec<u32> = Vec::new();
+        // Rows that won somewhere, in increasing order.
+        let mut picked: Vec<u32> = Vec::new();
+        for row in 0..len {
+            if batch.times.is_null(row) || any_null(batch.keys, row) {
+                continue;
+            }
+            let Some(&key) = index.keys.get(rows.row(row).as_ref()) else {
+                continue;
+            };
+            let t = batch.times.value(row);
+            let created = match batch.created {
+                Some(c) if c.is_valid(row) => c.value(row),
+                _ => i64::MIN,
+            };
+            let (lo, hi) = (
+                index.offsets[key as usize] as usize,
+                index.offsets[key as usize + 1] as usize,
+            );
+            let first = lo + index.times[lo..hi].partition_point(|&e| e < t);
+            for slot in first..hi {
+                if let Some(ttl) = self.ttl_ns
+                    && index.times[slot].saturating_sub(t) > ttl
+                {
+                    break;
+                }
+                let beats = self.best_chunk[slot] == NONE
+                    || (t, created) >= (self.best_time[slot], self.best_created[slot]);
+                if beats {
+                    if self.best_chunk[slot] != chunk {
+                        touched.push(slot as u32);
+                    }
+                    self.best_time[slot] = t;
+                    self.best_created[slot] = created;
+                    self.best_chunk[slot] = chunk;
+                    self.best_row[slot] = row as u32;
+                    if picked.last() != Some(&(row as u32)) {
+                        picked.push(row as u32);
+                    }
+                }
+            }
+        }
+        if touched.is_empty() {
+            return Ok(());
+        }
+        for slot in touched {
+            let s = slot as usize;
+            if self.best_chunk[s] == chunk {
+                let row = self.best_row[s];
+                self.best_row[s] = picked.binary_search(&row).expect("picked") as u32;
+            }
+        }
+        let picked = UInt32Array::from(picked);
+        let columns = batch
+            .features
+            .iter()
+            .map(|c| take(c.as_ref(), &picked, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.chunk_rows += picked.len();
+        self.chunks.push(columns);
+        if self.chunk_rows > 2 * index.slots() + self.compact_slack {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Gathers the current winners into one chunk, dropping superseded rows.
+    fn compact(&mut self) -> Result<()> {
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        for slot in 0..self.best_chunk.len() {
+            if self.best_chunk[slot] != NONE {
+                picks.push((self.best_chunk[slot] as usize, self.best_row[slot] as usize));
+                self.best_chunk[slot] = 0;
+                self.best_row[slot] = (picks.len() - 1) as u32;
+            }
+        }
+        let columns = self.gather(&picks, false)?;
+        self.chunk_rows = picks.len();
+        self.chunks = vec![columns];
+        Ok(())
+    }
+
+    /// Feature columns holding the given (chunk, row) picks; with `null_tail`, chunk index
+    /// `chunks.len()` names a null value.
+    fn gather(&self, picks: &[(usize, usize)], null_tail: bool) -> Result<Vec<ArrayRef>> {
+        let mut out = Vec::with_capacity(self.feature_types.len());
+        for (f, dtype) in self.feature_types.iter().enumerate() {
+            let null = new_null_array(dtype, 1);
+            let mut arrays: Vec<&dyn Array> = self.chunks.iter().map(|c| c[f].as_ref()).collect();
+            if null_tail {
+                arrays.push(null.as_ref());
+            }
+            out.push(if arrays.is_empty() {
+                new_null_array(dtype, picks.len())
+            } else {
+                interleave(&arrays, picks)?
+            });
+        }
+        Ok(out)
+    }
+
+    /// The feature columns, one value per entity row in input order (null where no source
+    /// row qualified).
+    pub(crate) fn finish(self) -> Result<Vec<ArrayRef>> {
+        let null_chunk = self.chunks.len();
+        let picks: Vec<(usize, usize)> = self
+            .index
+            .row_slot
+            .iter()
+            .map(|&slot| match slot {
+                NONE => (null_chunk, 0),
+                s if self.best_chunk[s as usize] == NONE => (null_chunk, 0),
+                s => (
+                    self.best_chunk[s as usize] as usize,
+                    self.best_row[s as usize] as usize,
+                ),
+            })
+            .collect();
+        self.gather(&picks, true)
+    }
+}
+
+/// Casts source key columns to the entity rows' key types where only the string spelling
+/// differs; any other mismatch is an error (Feast's rule 7.3: no implicit casts).
+pub(crate) fn align_keys(
+    view: &str,
+    names: &[String],
+    keys: Vec<ArrayRef>,
+    wanted: &[DataType],
+) -> Result<Vec<ArrayRef>> {
+    let is_string =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    keys.into_iter()
+        .zip(wanted)
+        .zip(names)
+        .map(|((k, want), name)| {
+            if k.data_type() == want {
+                Ok(k)
+            } else if is_string(k.data_type()) && is_string(want) {
+                Ok(cast(&k, want)?)
+            } else {
+                Err(Error::invalid(
+                    "join key",
+                    name.as_str(),
+                    format!(
+                        "is {} in the entity rows but {} in the source of view {view}; \
+                         cast one side explicitly",
+                        want,
+                        k.data_type()
+                    ),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// An all-null column of `len` rows, for views none of whose rows can match.
+pub(crate) fn null_columns(types: &[DataType], len: usize) -> Vec<ArrayRef> {
+    types.iter().map(|t| new_null_array(t, len)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The join against a plain reference: for every entity row, look at every source row.
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, StringArray};
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Row {
+        key: Option<(u8, i64)>,
+        time: Option<i64>,
+        created: Option<i64>,
+        value: Option<f64>,
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        (
+            proptest::option::weighted(0.95, (0u8..4, 0i64..3)),
+            proptest::option::weighted(0.95, 0i64..40),
+            proptest::option::weighted(0.7, 0i64..3),
+            proptest::option::weighted(0.9, -5.0f64..5.0),
+        )
+            .prop_map(|(key, time, created, value)| Row {
+                key,
+                time,
+                created,
+                value,
+            })
+    }
+
+    fn key_columns(rows: &[Row]) -> Vec<ArrayRef> {
+        let names: StringArray = rows
+            .iter()
+            .map(|r| r.key.map(|(k, _)| format!("dev-{k}")))
+            .collect();
+        let nodes: Int64Array = rows.iter().map(|r| r.key.map(|(_, n)| n)).collect();
+        vec![Arc::new(names), Arc::new(nodes)]
+    }
+
+    /// Feast's reference rules, written as plainly as possible.
+    fn reference(entities: &[Row], source: &[Row], ttl: Option<i64>) -> Vec<Option<f64>> {
+        entities
+            .iter()
+            .map(|e| {
+                let (Some(key), Some(t)) = (e.key, e.time) else {
+                    return None;
+                };
+                let mut best: Option<(i64, i64, usize)> = None;
+                for (i, r) in source.iter().enumerate() {
+                    let (Some(rk), Some(rt)) = (r.key, r.time) else {
+                        continue;
+                    };
+                    if rk != key || rt > t || ttl.is_some_and(|ttl| rt < t - ttl) {
+                        continue;
+                    }
+                    let candidate = (rt, r.created.unwrap_or(i64::MIN), i);
+                    if best.is_none_or(|b| candidate >= b) {
+                        best = Some(candidate);
+                    }
+                }
+                best.and_then(|(_, _, i)| source[i].value)
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn matches_the_reference(
+            entities in proptest::collection::vec(row(), 0..30),
+            source in proptest::collection::vec(row(), 0..80),
+            batch in 1usize..20,
+            ttl in proptest::option::of(0i64..15),
+            slack in 0usize..4,
+        ) {
+            let times: Int64Array = entities.iter().map(|r| r.time).collect();
+            let index = EntityIndex::new(&key_columns(&entities), &times).unwrap();
+            let mut join = AsOfJoin::new(&index, ttl, vec![DataType::Float64]);
+            join.compact_slack = slack;
+            for part in source.chunks(batch) {
+                let keys = key_columns(part);
+                let times: Int64Array = part.iter().map(|r| r.time).collect();
+                let created: Int64Array = part.iter().map(|r| r.created).collect();
+                let values: ArrayRef =
+                    Arc::new(part.iter().map(|r| r.value).collect::<Float64Array>());
+                join.push(&SourceBatch {
+                    keys: &keys,
+                    times: &times,
+                    created: Some(&created),
+                    features: &[values],
+                })
+                .unwrap();
+            }
+            let out = join.finish().unwrap();
+            let got: Vec<Option<f64>> = out[0]
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap()
+                .iter()
+                .collect();
+            prop_assert_eq!(got, reference(&entities, &source, ttl));
+        }
+    }
+
+    #[test]
+    fn time_units_become_nanoseconds() {
+        use arrow::array::TimestampMicrosecondArray;
+        let micros = TimestampMicrosecondArray::from(vec![Some(1_500), None]).with_timezone("UTC");
+        let n = epoch_nanos(&micros, "t").unwrap();
+        assert_eq!(n.value(0), 1_500_000);
+        assert!(n.is_null(1));
+        let ms = Int64Array::from(vec![i64::MAX / 10]);
+        assert!(
+            epoch_nanos(&ms, "t")
+                .unwrap_err()
+                .to_string()
+                .contains("1677")
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! The feature store: Feast's model of entities and feature views, kept in a versioned
+//! registry inside a workspace, with point-in-time-correct historical retrieval.
+//!
+//! - [`definitions`]: [`Entity`], [`FeatureView`], [`FeatureService`], [`FeatureRef`], and
+//!   [`Definitions`] (a YAML file's worth).
+//! - [`registry`]: every state of the definitions as a catalog version; [`Plan`]s.
+//! - [`store`]: [`FeatureStore`], apply / plan / history / rollback and retrieval.
+//! - [`historical`]: the point-in-time join over any [`trainstore_core::DataSource`].
+//! - [`sources`]: opening a view's stored source description.
+//!
+//! The join's rules are Feast's reference semantics, written down with our decisions in
+//! `FEAST_SEMANTICS.md` of the design notes: inclusive TTL bounds, the whole latest row wins,
+//! ties go to the created timestamp and then to the row last in source order, unmatched rows
+//! are kept with nulls, and output rows keep the entity rows' order.
+
+pub mod definitions;
+pub mod historical;
+mod join;
+pub mod registry;
+pub mod sources;
+pub mod store;
+
+pub use definitions::{
+    Definition, Definitions, Entity, FeatureRef, FeatureService, FeatureView, Field, Name,
+    SourceSpec, Ttl, ValueType,
+};
+pub use historical::{
+    HistoricalOptions, ViewRequest, ViewSelection, get_historical_features, group_by_view,
+};
+pub use registry::{Change, Plan, PlannedChange, Registry, RegistryVersion};
+pub use sources::SourceEnv;
+pub use store::{Applied, FeatureStore};

@@ -1,0 +1,439 @@
+//! Historical retrieval against Feast's reference rules (`FEAST_SEMANTICS.md`), case by case,
+//! over real Parquet and snapshot files.
+
+use arrow::array::{Array, ListArray};
+use trainstore_core::Error;
+use trainstore_featurestore::{FeatureRef, FeatureView, HistoricalOptions, SourceSpec, Ttl};
+
+use crate::support::*;
+
+const T0: i64 = 1_700_000_000_000;
+const DAY: i64 = 86_400_000;
+
+fn refs(list: &[&str]) -> Vec<FeatureRef> {
+    list.iter().map(|r| r.parse().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn ttl_bounds_are_inclusive_and_unmatched_rows_are_kept_in_order() {
+    let f = Fixture::new().await;
+    let table = f
+        .write(
+            "basic",
+            feature_table(&[
+                row("A", "1", T0, 1.0),
+                row("A", "1", T0 + 10 * DAY, 2.0),
+                row("B", "1", T0, 3.0),
+                row("A", "2", T0 + DAY, 4.0),
+            ]),
+        )
+        .await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(30)).into(),
+        ])
+        .await
+        .unwrap();
+    let entities = entity_rows(&[
+        (Some("A"), "1", T0 - 1),
+        (Some("A"), "1", T0),
+        (Some("A"), "1", T0 + 5 * DAY),
+        (Some("A"), "1", T0 + 40 * DAY),
+        (Some("A"), "1", T0 + 40 * DAY + 1),
+        (Some("A"), "2", T0 + 2 * DAY),
+        (Some("B"), "2", T0 + 2 * DAY),
+        (Some("Z"), "1", T0),
+        (None, "1", T0),
+        (Some("A"), "1", T0 + 5 * DAY),
+    ]);
+    let out = f
+        .store
+        .get_historical_features(
+            &entities,
+            &refs(&["basic:x"]),
+            &HistoricalOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        floats(&out, "x"),
+        vec![
+            None,      // before the first row
+            Some(1.0), // upper bound inclusive
+            Some(1.0),
+            Some(2.0), // exactly ttl old: still valid
+            None,      // one millisecond beyond the ttl
+            Some(4.0), // both keys must match
+            None,
+            None,      // unknown key
+            None,      // null key never matches
+            Some(1.0), // duplicate entity rows each get their answer
+        ]
+    );
+    assert_eq!(
+        floats(&out, "label"),
+        (0..10).map(|i| Some(i as f64)).collect::<Vec<_>>(),
+        "entity rows keep their order and their other columns"
+    );
+    let names: Vec<_> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["uuid", "nodeId", "event_timestamp", "label", "x"]);
+}
+
+#[tokio::test]
+async fn ttl_zero_means_no_lower_bound() {
+    let f = Fixture::new().await;
+    let table = f
+        .write("old", feature_table(&[row("A", "1", T0 - 3650 * DAY, 7.0)]))
+        .await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("old", &table, Ttl::UNLIMITED).into(),
+        ])
+        .await
+        .unwrap();
+    let out = f
+        .store
+        .get_historical_features(
+            &entity_rows(&[(Some("A"), "1", T0)]),
+            &refs(&["old:x"]),
+            &HistoricalOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(floats(&out, "x"), vec![Some(7.0)]);
+}
+
+#[tokio::test]
+async fn ties_go_to_the_created_time_then_to_the_last_row_and_whole_rows_win() {
+    let f = Fixture::new().await;
+    let with_created = |x: f64, created: Option<i64>| FeatureRow {
+        created,
+        ..row("A", "1", T0, x)
+    };
+    let created_table = f
+        .write(
+            "created",
+            feature_table(&[
+                with_created(1.0, Some(T0 + 5)),
+                with_created(2.0, Some(T0 + 90 * DAY)), // created long after: still used
+                with_created(3.0, Some(T0 + 7)),
+                FeatureRow {
+                    created: None,
+                    ..row("A", "1", T0 - DAY, 9.0)
+                },
+            ]),
+        )
+        .await;
+    let plain_table = f
+        .write(
+            "plain",
+            feature_table(&[
+                row("A", "1", T0, 1.0),
+                row("A", "1", T0, 5.0),
+                row("B", "1", T0 - DAY, 6.0),
+                FeatureRow {
+                    x: None,
+                    ..row("B", "1", T0, 0.0)
+                },
+            ]),
+        )
+        .await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("created", &created_table, Ttl::days(30))
+                .with_created_timestamp_field("created")
+                .into(),
+            view("plain", &plain_table, Ttl::days(30)).into(),
+        ])
+        .await
+        .unwrap();
+    let out = f
+        .store
+        .get_historical_features(
+            &entity_rows(&[(Some("A"), "1", T0), (Some("B"), "1", T0)]),
+            &refs(&["created:x", "plain:x"]),
+            &HistoricalOptions {
+                full_feature_names: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(floats(&out, "created__x"), vec![Some(2.0), None]);
+    // A full tie goes to the row last in source order; the newest row wins whole, even with
+    // a null value (no falling back to an older value).
+    assert_eq!(floats(&out, "plain__x"), vec![Some(5.0), None]);
+}
+
+#[tokio::test]
+async fn columns_are_named_and_ordered_like_feast_and_lists_keep_empty_versus_null() {
+    let f = Fixture::new().await;
+    let a = f
+        .write(
+            "fa",
+            feature_table(&[
+                FeatureRow {
+                    arr: Some(vec![]),
+                    ..row("A", "1", T0, 1.0)
+                },
+                FeatureRow {
+                    arr: None,
+                    ..row("B", "1", T0, 2.0)
+                },
+            ]),
+        )
+        .await;
+    let b = f
+        .write("fb", feature_table(&[row("A", "1", T0, 3.0)]))
+        .await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("fa", &a, Ttl::days(1)).into(),
+            view("fb", &b, Ttl::days(1)).into(),
+        ])
+        .await
+        .unwrap();
+    let entities = entity_rows(&[(Some("A"), "1", T0), (Some("B"), "1", T0)]);
+    let request = refs(&["fa:x", "fb:arr", "fa:arr"]);
+    let collision = f
+        .store
+        .get_historical_features(&entities, &request, &HistoricalOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        collision.to_string().contains("full feature names"),
+        "{collision}"
+    );
+
+    let out = f
+        .store
+        .get_historical_features(
+            &entities,
+            &request,
+            &HistoricalOptions {
+                full_feature_names: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let names: Vec<_> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "uuid",
+            "nodeId",
+            "event_timestamp",
+            "label",
+            "fa__x",
+            "fa__arr",
+            "fb__arr"
+        ]
+    );
+    let arr = out
+        .column_by_name("fa__arr")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .unwrap();
+    assert_eq!(arr.value_type(), arrow::datatypes::DataType::Float32);
+    assert!(
+        arr.is_valid(0) && arr.value(0).is_empty(),
+        "an empty list stays empty"
+    );
+    assert!(arr.is_null(1), "a null list stays null");
+}
+
+#[tokio::test]
+async fn bad_requests_fail_up_front_with_what_is_wrong() {
+    let f = Fixture::new().await;
+    let table = f
+        .write("basic", feature_table(&[row("A", "1", T0, 1.0)]))
+        .await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(30)).into(),
+        ])
+        .await
+        .unwrap();
+    let entities = entity_rows(&[(Some("A"), "1", T0)]);
+    let ask = |batch: arrow::array::RecordBatch, list: Vec<&'static str>| {
+        let store = f.store.clone();
+        async move {
+            store
+                .get_historical_features(&batch, &refs(&list), &HistoricalOptions::default())
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
+    let missing = ask(entities.project(&[0, 2, 3]).unwrap(), vec!["basic:x"]).await;
+    assert!(missing.contains("join key \"nodeId\""), "{missing}");
+    let named_like_feature = {
+        let mut fields: Vec<_> = entities.schema().fields().iter().cloned().collect();
+        let mut columns = entities.columns().to_vec();
+        fields[3] = std::sync::Arc::new(arrow::datatypes::Field::new(
+            "x",
+            arrow::datatypes::DataType::Float64,
+            false,
+        ));
+        columns[3] = columns[3].clone();
+        arrow::array::RecordBatch::try_new(
+            std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+            columns,
+        )
+        .unwrap()
+    };
+    let clash = ask(named_like_feature, vec!["basic:x"]).await;
+    assert!(clash.contains("named like a requested feature"), "{clash}");
+    let no_time = ask(entities.project(&[0, 1, 3]).unwrap(), vec!["basic:x"]).await;
+    assert!(no_time.contains("event_timestamp"), "{no_time}");
+    assert!(
+        ask(entities.clone(), vec!["basic:nope"])
+            .await
+            .contains("basic:nope")
+    );
+    assert!(ask(entities.clone(), vec!["nope:x"]).await.contains("nope"));
+    assert!(
+        ask(entities.clone(), vec!["basic:x", "basic:x"])
+            .await
+            .contains("requested twice")
+    );
+
+    // Key types must agree: no implicit casts between numbers and strings.
+    let int_nodes = {
+        let mut columns = entities.columns().to_vec();
+        columns[1] = std::sync::Arc::new(arrow::array::Int64Array::from(vec![1]));
+        let mut fields: Vec<_> = entities.schema().fields().iter().cloned().collect();
+        fields[1] = std::sync::Arc::new(arrow::datatypes::Field::new(
+            "nodeId",
+            arrow::datatypes::DataType::Int64,
+            false,
+        ));
+        arrow::array::RecordBatch::try_new(
+            std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+            columns,
+        )
+        .unwrap()
+    };
+    let err = f
+        .store
+        .get_historical_features(
+            &int_nodes,
+            &refs(&["basic:x"]),
+            &HistoricalOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    assert!(err.to_string().contains("nodeId"), "{err}");
+}
+
+#[tokio::test]
+async fn design_doc_snapshot_files_feed_views_with_inferred_schemas() {
+    use trainstore_doris::{SnapshotGenerator, SnapshotSchema, SynthConfig};
+    let f = Fixture::new().await;
+    let config = SynthConfig {
+        devices: 4,
+        snapshots: 30,
+        malformed_rate: 0.0,
+        ..SynthConfig::default()
+    };
+    let raw: Vec<_> = SnapshotGenerator::new(config)
+        .unwrap()
+        .batches(50)
+        .collect();
+    let location = {
+        let location = f.dir.path().join("snaps");
+        std::fs::create_dir_all(&location).unwrap();
+        let resolved = trainstore_core::MountTable::default()
+            .resolve_with(location.to_str().unwrap(), &Default::default())
+            .unwrap();
+        trainstore_doris::write_snapshot_file(
+            resolved.store,
+            &"part-0.parquet".into(),
+            trainstore_doris::FileFormat::Parquet,
+            raw.clone(),
+        )
+        .await
+        .unwrap();
+        location.to_str().unwrap().to_owned()
+    };
+    let source = SourceSpec::Files {
+        location: location.clone(),
+        format: None,
+        snapshots: Some(SnapshotSchema::design_doc()),
+    };
+    let basic = FeatureView::new(name("basic_features"), vec![name("device")], source, vec![])
+        .with_ttl(Ttl::days(30));
+    let applied = f
+        .store
+        .apply(vec![device().into(), basic.into()])
+        .await
+        .unwrap();
+    let inferred = &applied.plan.result.feature_views[0].schema;
+    let inferred: Vec<String> = inferred
+        .iter()
+        .map(|f| format!("{}:{}", f.name, f.dtype))
+        .collect();
+    assert!(
+        inferred.contains(&"meanLf:float64".to_owned()),
+        "{inferred:?}"
+    );
+    assert!(
+        inferred.contains(&"peakPowers:list<float32>".to_owned()),
+        "{inferred:?}"
+    );
+
+    // Ask at every snapshot's own time: each must get exactly that snapshot's values.
+    let parsed = trainstore_doris::SnapshotParser::new(SnapshotSchema::design_doc())
+        .parse(&arrow::compute::concat_batches(&raw[0].schema(), &raw).unwrap())
+        .unwrap()
+        .0;
+    let entities = parsed.project(&[0, 1, 2]).unwrap();
+    let entities = arrow::array::RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            entities.schema().field(0).clone(),
+            entities.schema().field(1).clone(),
+            entities
+                .schema()
+                .field(2)
+                .clone()
+                .with_name("event_timestamp"),
+        ])),
+        entities.columns().to_vec(),
+    )
+    .unwrap();
+    let out = f
+        .store
+        .get_historical_features(
+            &entities,
+            &refs(&["basic_features:meanLf", "basic_features:peakPowers"]),
+            &HistoricalOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.num_rows(), parsed.num_rows());
+    for name in ["meanLf", "peakPowers"] {
+        assert_eq!(
+            out.column_by_name(name).unwrap().as_ref(),
+            parsed.column_by_name(name).unwrap().as_ref(),
+            "{name}"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The registry on a real catalog: plan, apply, history, rollback, validation against the
+//! source, and concurrent applies.
+
+use trainstore_core::{MountTable, StorageOptions, UserName, Version};
+use trainstore_featurestore::{
+    Change, Definitions, FeatureStore, FeatureView, Field, SourceEnv, Ttl, ValueType,
+};
+
+use crate::support::*;
+
+const T0: i64 = 1_700_000_000_000;
+
+#[tokio::test]
+async fn apply_plans_records_history_and_rolls_back() {
+    let f = Fixture::new().await;
+    let table = f.write("t", feature_table(&[row("A", "1", T0, 1.0)])).await;
+    let first = f
+        .store
+        .apply(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(30)).into(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(first.version, Some(Version::FIRST));
+    assert_eq!(
+        first.plan.summary(),
+        "+ entity device, + feature view basic"
+    );
+
+    let again = f
+        .store
+        .apply(vec![view("basic", &table, Ttl::days(30)).into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        again.version, None,
+        "an unchanged definition commits nothing"
+    );
+    assert_eq!(again.plan.changes[0].change, Change::Unchanged);
+
+    let plan = f
+        .store
+        .plan(vec![view("basic", &table, Ttl::days(7)).into()])
+        .await
+        .unwrap();
+    assert_eq!(plan.changes[0].change, Change::Update);
+    assert_eq!(
+        f.store.definitions().await.unwrap().feature_views[0].ttl,
+        Ttl::days(30),
+        "planning changes nothing"
+    );
+    let second = f
+        .store
+        .apply(vec![view("basic", &table, Ttl::days(7)).into()])
+        .await
+        .unwrap();
+    assert_eq!(second.version.unwrap().get(), 2);
+
+    let history = f.store.history().await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].summary, "~ feature view basic");
+    assert_eq!(history[1].author.as_str(), "tester");
+
+    let rolled = f.store.rollback(Version::FIRST).await.unwrap();
+    assert_eq!(rolled.get(), 3);
+    let now = f.store.definitions().await.unwrap();
+    assert_eq!(now.feature_views[0].ttl, Ttl::days(30));
+    assert_eq!(now.entities.len(), 1);
+}
+
+#[tokio::test]
+async fn apply_checks_views_against_their_sources() {
+    let f = Fixture::new().await;
+    let table = f.write("t", feature_table(&[row("A", "1", T0, 1.0)])).await;
+    let error = |defs: Vec<trainstore_featurestore::Definition>| {
+        let store = f.store.clone();
+        async move { store.apply(defs).await.unwrap_err().to_string() }
+    };
+
+    let mut unknown_entity = view("v", &table, Ttl::days(1));
+    unknown_entity.entities = vec![name("machine")];
+    let e = error(vec![device().into(), unknown_entity.into()]).await;
+    assert!(e.contains("unknown entity \"machine\""), "{e}");
+
+    let mut wrong_type = view("v", &table, Ttl::days(1));
+    wrong_type.schema[0] = Field::new("x", ValueType::Int64);
+    let e = error(vec![device().into(), wrong_type.into()]).await;
+    assert!(
+        e.contains("declares x as int64") && e.contains("Float64"),
+        "{e}"
+    );
+
+    let mut missing = view("v", &table, Ttl::days(1));
+    missing.schema.push(Field::new("nope", ValueType::Float64));
+    let e = error(vec![device().into(), missing.into()]).await;
+    assert!(e.contains("\"nope\" is not a column"), "{e}");
+
+    let e = error(vec![
+        device().into(),
+        view("v", &table, Ttl::days(1))
+            .with_timestamp_field("nodeId")
+            .into(),
+    ])
+    .await;
+    assert!(e.contains("\"nodeId\"") && e.contains("is Utf8"), "{e}");
+
+    let e = error(vec![device().into(), device().into()]).await;
+    assert!(e.contains("defined twice"), "{e}");
+
+    assert!(
+        f.store.history().await.unwrap().is_empty(),
+        "nothing was committed by failed applies"
+    );
+
+    let mut inferred = view("v", &table, Ttl::days(1));
+    inferred.schema.clear();
+    let applied = f
+        .store
+        .apply(vec![device().into(), inferred.into()])
+        .await
+        .unwrap();
+    let fields: Vec<String> = applied.plan.result.feature_views[0]
+        .schema
+        .iter()
+        .map(|f| format!("{}:{}", f.name, f.dtype))
+        .collect();
+    assert_eq!(
+        fields,
+        ["created:timestamp", "x:float64", "arr:list<float32>"]
+    );
+}
+
+#[tokio::test]
+async fn definitions_read_from_yaml_apply_like_rust_ones() {
+    let f = Fixture::new().await;
+    let table = f.write("t", feature_table(&[row("A", "1", T0, 1.0)])).await;
+    let yaml = format!(
+        "entities:\n  - {{name: device, join_keys: [uuid, nodeId]}}\nfeature_views:\n  - name: basic\n    entities: [device]\n    ttl: 30d\n    timestamp_field: ts\n    source: {{type: files, location: '{table}'}}\n    schema:\n      - {{name: x, type: float64}}\n      - {{name: arr, type: list<float32>}}\nfeature_services:\n  - {{name: model_v1, features: ['basic:x']}}\n"
+    );
+    let defs = Definitions::from_yaml(&yaml).unwrap();
+    f.store.apply(defs.clone().into_list()).await.unwrap();
+    let rust = f
+        .store
+        .plan(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(30)).into(),
+        ])
+        .await
+        .unwrap();
+    assert!(rust.is_noop(), "{rust}");
+    let back = f.store.definitions().await.unwrap();
+    assert_eq!(back, defs);
+    assert_eq!(Definitions::from_yaml(&back.to_yaml()).unwrap(), back);
+}
+
+#[tokio::test]
+async fn concurrent_applies_both_land() {
+    let f = Fixture::new().await;
+    let table = f.write("t", feature_table(&[row("A", "1", T0, 1.0)])).await;
+    f.store.apply(vec![device().into()]).await.unwrap();
+    let location = f.dir.path().join("ws").to_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let location = location.clone();
+        let view: FeatureView = view(&format!("view{i}"), &table, Ttl::days(1));
+        tasks.push(tokio::spawn(async move {
+            let resolved = MountTable::default()
+                .resolve_with(&location, &StorageOptions::new())
+                .unwrap();
+            let catalog = trainstore_core::Catalog::open(resolved.store, &resolved.url)
+                .await
+                .unwrap();
+            let store = FeatureStore::new(
+                catalog,
+                SourceEnv::default(),
+                UserName::new(format!("user{i}")).unwrap(),
+            );
+            store.apply(vec![view.into()]).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let defs = f.store.definitions().await.unwrap();
+    let mut names: Vec<_> = defs
+        .feature_views
+        .iter()
+        .map(|v| v.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["view0", "view1", "view2", "view3"]);
+    assert_eq!(f.store.history().await.unwrap().len(), 5);
+}
