@@ -21,4 +21,4 @@ pub use trainstore_core as core;
 pub use trainstore_core::{Error, Result};
 pub use trainstore_doris as doris;
 pub use trainstore_featurestore as featurestore;
-pub use workspace::{LAYOUT_VERSION, Workspace, WorkspaceConfig, WorkspaceInfo};
+pub use workspace::{LAYOUT_VERSION, ONLINE_STORE_ENV, Workspace, WorkspaceConfig, WorkspaceInfo};

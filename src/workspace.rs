@@ -10,6 +10,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
+use trainstore_core::catalog::hex_sha256;
 use trainstore_core::{
     Catalog, DatasetName, Error, MountTable, ObjectStoreRef, Result, StorageOptions, Timestamp,
     UserName, Version,
@@ -47,7 +48,13 @@ pub struct Workspace {
     /// How feature-view sources are opened: the mounts and options the workspace was opened
     /// with.
     sources: SourceEnv,
+    /// The online store's URL, when one is set or the workspace is on a local disk.
+    online_store: Option<String>,
 }
+
+/// Names the online store every workspace opened by this process uses (e.g.
+/// `redis://host:6379/0`), instead of the embedded file in a local workspace.
+pub const ONLINE_STORE_ENV: &str = "TRAINSTORE_ONLINE_STORE";
 
 /// A summary of a workspace, for `workspace info`.
 #[derive(Debug, Clone, Serialize)]
@@ -118,7 +125,6 @@ impl Workspace {
         }
         tracing::info!(%url, layout = config.layout_version, "workspace opened");
         Ok(Workspace {
-            url,
             store,
             config,
             catalog,
@@ -126,6 +132,11 @@ impl Workspace {
                 mounts: mounts.clone(),
                 options: options.clone(),
             },
+            online_store: std::env::var(ONLINE_STORE_ENV).ok().or_else(|| {
+                let local = url.strip_prefix("file://")?;
+                Some(format!("{local}/online/online.redb"))
+            }),
+            url,
         })
     }
 
@@ -146,12 +157,26 @@ impl Workspace {
 
     /// The feature store: definitions in this workspace's registry, changes recorded as made
     /// by the current user ([`UserName::current`]).
+    ///
+    /// Its online store is the one set with [`Workspace::with_online_store`], else the one
+    /// `$TRAINSTORE_ONLINE_STORE` names, else an embedded file in a local workspace
+    /// (`online/online.redb`); a workspace elsewhere has none until one is set.
     pub fn features(&self) -> FeatureStore {
-        FeatureStore::new(
+        let store = FeatureStore::new(
             self.catalog.clone(),
             self.sources.clone(),
             UserName::current(),
-        )
+        );
+        match &self.online_store {
+            Some(url) => store.with_online_store(url, &hex_sha256(self.url.as_bytes())[..16]),
+            None => store,
+        }
+    }
+
+    /// Uses the online store at `url` (`redis://…`, or a local path for an embedded file).
+    pub fn with_online_store(mut self, url: impl Into<String>) -> Self {
+        self.online_store = Some(url.into());
+        self
     }
 
     /// The object store rooted at the workspace.

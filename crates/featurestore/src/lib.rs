@@ -6,6 +6,8 @@
 //! - [`registry`]: every state of the definitions as a catalog version; [`Plan`]s.
 //! - [`store`]: [`FeatureStore`], apply / plan / history / rollback and retrieval.
 //! - [`historical`]: the point-in-time join over any [`trainstore_core::DataSource`].
+//! - [`online`]: materialization into an [`OnlineStore`] (embedded `redb` file or Redis) and
+//!   online reads.
 //! - [`sources`]: opening a view's stored source description.
 //!
 //! The join's rules are Feast's reference semantics, written down with our decisions in
@@ -16,6 +18,7 @@
 pub mod definitions;
 pub mod historical;
 mod join;
+pub mod online;
 pub mod registry;
 pub mod sources;
 pub mod store;
@@ -27,6 +30,10 @@ pub use definitions::{
 pub use historical::{
     HistoricalOptions, ViewRequest, ViewSelection, get_historical_features, group_by_view,
 };
+pub use online::{
+    EmbeddedOnlineStore, Materialized, OnlineStore, OnlineStoreRef, RedisOnlineStore, TtlPolicy,
+    open_online_store,
+};
 pub use registry::{Change, Plan, PlannedChange, Registry, RegistryVersion};
 pub use sources::SourceEnv;
-pub use store::{Applied, FeatureStore};
+pub use store::{Applied, FeatureStore, OnlineOptions};

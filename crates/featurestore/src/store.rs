@@ -1,12 +1,18 @@
 //! The feature store of a workspace: plan and apply definitions, read them back, and build
 //! point-in-time-correct training data from them.
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
-use trainstore_core::{Catalog, Error, Result, UserName, Version};
+use tokio::sync::OnceCell;
+use trainstore_core::{Catalog, Error, Result, TimeRange, Timestamp, UserName, Version};
 
-use crate::definitions::{Definition, Definitions, FeatureRef, FeatureView, Field, ValueType};
-use crate::historical::{self, HistoricalOptions, ViewRequest, group_by_view};
+use crate::definitions::{
+    Definition, Definitions, FeatureRef, FeatureView, Field, Name, ValueType,
+};
+use crate::historical::{self, HistoricalOptions, ViewRequest, ViewSelection, group_by_view};
+use crate::online::{self, Materialized, OnlineStoreRef, TtlPolicy};
 use crate::registry::{Change, Plan, Registry, RegistryVersion};
 use crate::sources::SourceEnv;
 
@@ -21,12 +27,30 @@ pub struct Applied {
     pub version: Option<Version>,
 }
 
+/// How to answer an online read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OnlineOptions {
+    /// Name feature columns `<view>__<feature>` instead of `<feature>`.
+    pub full_feature_names: bool,
+    /// Whether values older than their view's TTL are returned.
+    pub ttl: TtlPolicy,
+}
+
+/// Which online store to use, opened on first use.
+#[derive(Debug, Clone)]
+struct OnlineSpec {
+    url: String,
+    namespace: String,
+    opened: Arc<OnceCell<OnlineStoreRef>>,
+}
+
 /// Entities, feature views and services of one workspace, and retrieval over them.
 #[derive(Debug, Clone)]
 pub struct FeatureStore {
     registry: Registry,
     env: SourceEnv,
     author: UserName,
+    online: Option<OnlineSpec>,
 }
 
 impl FeatureStore {
@@ -37,7 +61,37 @@ impl FeatureStore {
             registry: Registry::new(catalog),
             env,
             author,
+            online: None,
         }
+    }
+
+    /// Uses the online store at `url`: `redis://host:port/db` (keys under `namespace`), or a
+    /// local file path for the embedded store. Opened on first use.
+    pub fn with_online_store(
+        mut self,
+        url: impl Into<String>,
+        namespace: impl Into<String>,
+    ) -> Self {
+        self.online = Some(OnlineSpec {
+            url: url.into(),
+            namespace: namespace.into(),
+            opened: Arc::new(OnceCell::new()),
+        });
+        self
+    }
+
+    /// The online store, opened now if it was not yet.
+    pub async fn online_store(&self) -> Result<OnlineStoreRef> {
+        let spec = self.online.as_ref().ok_or_else(|| Error::Config {
+            key: "online store".into(),
+            reason: "this feature store has none; the embedded one needs a workspace on a \
+                     local disk, otherwise configure Redis"
+                .into(),
+        })?;
+        spec.opened
+            .get_or_try_init(|| online::open_online_store(&spec.url, &spec.namespace))
+            .await
+            .cloned()
     }
 
     /// The registry behind this store.
@@ -146,6 +200,116 @@ impl FeatureStore {
             views.push(ViewRequest { selection, source });
         }
         historical::get_historical_features(entity_rows, views, options).await
+    }
+
+    /// Writes each entity's latest row with an event time in `[start, end]` (both included,
+    /// as Feast does) of every online view, or of `views`, into the online store.
+    pub async fn materialize(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        views: Option<&[Name]>,
+    ) -> Result<Vec<Materialized>> {
+        let range = TimeRange::new(start, Timestamp::from_millis(end.as_millis() + 1))?;
+        self.materialize_ranges(views, |_| async move { Ok(Some(range)) })
+            .await
+    }
+
+    /// Materializes each online view from where its last materialization ended (or from the
+    /// beginning) up to `end` (included).
+    pub async fn materialize_incremental(
+        &self,
+        end: Timestamp,
+        views: Option<&[Name]>,
+    ) -> Result<Vec<Materialized>> {
+        let store = self.online_store().await?;
+        let stop = Timestamp::from_millis(end.as_millis() + 1);
+        self.materialize_ranges(views, |view| {
+            let store = store.clone();
+            async move {
+                match store.materialized_until(&view).await? {
+                    Some(from) if from >= stop => Ok(None),
+                    Some(from) => Ok(Some(TimeRange::new(from, stop)?)),
+                    None => Ok(Some(TimeRange::new(Timestamp::from_millis(0), stop)?)),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn materialize_ranges<F, Fut>(
+        &self,
+        views: Option<&[Name]>,
+        range_of: F,
+    ) -> Result<Vec<Materialized>>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<TimeRange>>>,
+    {
+        let store = self.online_store().await?;
+        let defs = self.definitions().await?;
+        if let Some(names) = views
+            && let Some(unknown) = names
+                .iter()
+                .find(|n| defs.feature_view(n.as_str()).is_none())
+        {
+            return Err(Error::NotFound {
+                what: "feature view",
+                name: unknown.to_string(),
+            });
+        }
+        let mut done = Vec::new();
+        for view in &defs.feature_views {
+            let wanted = views.is_none_or(|names| names.contains(&view.name));
+            if !wanted || !view.online {
+                continue;
+            }
+            let Some(range) = range_of(view.name.to_string()).await? else {
+                continue;
+            };
+            let selection = ViewSelection {
+                view: view.clone(),
+                join_keys: defs.join_keys(view)?,
+                features: view.schema.clone(),
+            };
+            let source = self.env.open(view).await?;
+            let report = online::materialize_view(&selection, &source, &store, Some(range)).await?;
+            store
+                .set_materialized_until(view.name.as_str(), range.end())
+                .await?;
+            tracing::info!(view = %view.name, %range, rows = report.rows_read, entities = report.entities, written = report.written, "materialized");
+            done.push(report);
+        }
+        Ok(done)
+    }
+
+    /// The latest values of `features` for each entity row (join keys only), nulls for
+    /// entities never materialized.
+    pub async fn get_online_features(
+        &self,
+        features: &[FeatureRef],
+        entity_rows: &RecordBatch,
+        options: &OnlineOptions,
+    ) -> Result<RecordBatch> {
+        let defs = self.definitions().await?;
+        let selections = group_by_view(&defs, features)?;
+        if let Some(s) = selections.iter().find(|s| !s.view.online) {
+            return Err(Error::invalid(
+                "feature references",
+                s.view.name.as_str(),
+                "this view is not served online (online: false)",
+            ));
+        }
+        let store = self.online_store().await?;
+        online::read_features(
+            &store,
+            entity_rows,
+            &selections,
+            options.full_feature_names,
+            options.ttl,
+            Timestamp::now(),
+        )
+        .await
     }
 
     /// Checks a view against its source's columns, filling an empty schema from them.

@@ -2,5 +2,6 @@
 //! on a real catalog, and historical retrieval over real Parquet and snapshot files.
 
 mod historical;
+mod online;
 mod registry;
 mod support;

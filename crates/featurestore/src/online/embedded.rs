@@ -1,0 +1,203 @@
+//! The embedded online store: one `redb` file in the workspace, no server.
+//!
+//! redb allows one open handle per file, so handles are shared per process (every
+//! `FeatureStore` of the workspace uses the same one); another process holding the file gets a
+//! clear error. Reads run inline (a lookup is a few microseconds of memory-mapped B-tree);
+//! writes run on the blocking pool, one transaction per call, checking versions inside it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use trainstore_core::{Error, Result, Timestamp};
+
+use super::OnlineStore;
+use super::codec;
+
+const PROGRESS: TableDefinition<&str, i64> = TableDefinition::new("materialized_until");
+
+fn table_name(view: &str) -> String {
+    format!("view/{view}")
+}
+
+fn db_error(path: &Path, operation: &'static str, e: impl fmt::Display) -> Error {
+    Error::Remote {
+        service: format!("embedded online store {}", path.display()),
+        operation,
+        reason: e.to_string(),
+        transient: false,
+    }
+}
+
+/// Open databases of this process, by canonical path.
+fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Database>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Database>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+/// A `redb` file holding the latest row of each entity per view.
+#[derive(Clone)]
+pub struct EmbeddedOnlineStore {
+    path: PathBuf,
+    db: Arc<Database>,
+}
+
+impl fmt::Debug for EmbeddedOnlineStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EmbeddedOnlineStore({})", self.path.display())
+    }
+}
+
+impl EmbeddedOnlineStore {
+    /// Opens (or creates) the store file at `path`, creating its directory.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| db_error(path, "create directory", e))?;
+        }
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let canonical = match dir {
+            Some(d) => d
+                .canonicalize()
+                .map_err(|e| db_error(path, "open", e))?
+                .join(path.file_name().unwrap_or_default()),
+            None => std::env::current_dir()
+                .map_err(|e| db_error(path, "open", e))?
+                .join(path),
+        };
+        let mut open = open_databases().lock().expect("online store registry");
+        if let Some(db) = open.get(&canonical).and_then(Weak::upgrade) {
+            return Ok(EmbeddedOnlineStore {
+                path: canonical,
+                db,
+            });
+        }
+        let db = Database::create(&canonical).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => db_error(
+                &canonical,
+                "open",
+                "another process has it open (the embedded store serves one process; use Redis to share)",
+            ),
+            e => db_error(&canonical, "open", e),
+        })?;
+        let db = Arc::new(db);
+        open.insert(canonical.clone(), Arc::downgrade(&db));
+        Ok(EmbeddedOnlineStore {
+            path: canonical,
+            db,
+        })
+    }
+}
+
+#[async_trait]
+impl OnlineStore for EmbeddedOnlineStore {
+    fn describe(&self) -> String {
+        format!("embedded online store {}", self.path.display())
+    }
+
+    async fn write(&self, view: &str, rows: Vec<(Vec<u8>, Vec<u8>)>) -> Result<usize> {
+        let store = self.clone();
+        let view = view.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let path = &store.path;
+            let txn = store
+                .db
+                .begin_write()
+                .map_err(|e| db_error(path, "write", e))?;
+            let mut written = 0;
+            {
+                let name = table_name(&view);
+                let mut table = txn
+                    .open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
+                    .map_err(|e| db_error(path, "write", e))?;
+                for (key, row) in &rows {
+                    let newer_held = table
+                        .get(key.as_slice())
+                        .map_err(|e| db_error(path, "read", e))?
+                        .is_some_and(|held| codec::version(held.value()) > codec::version(row));
+                    if !newer_held {
+                        table
+                            .insert(key.as_slice(), row.as_slice())
+                            .map_err(|e| db_error(path, "write", e))?;
+                        written += 1;
+                    }
+                }
+            }
+            txn.commit().map_err(|e| db_error(path, "commit", e))?;
+            Ok(written)
+        })
+        .await
+        .map_err(|e| db_error(&self.path, "write", e))?
+    }
+
+    async fn read(&self, view: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let path = &self.path;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| db_error(path, "read", e))?;
+        let name = table_name(view);
+        let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
+            Err(e) => return Err(db_error(path, "read", e)),
+        };
+        keys.iter()
+            .map(|k| {
+                Ok(table
+                    .get(k.as_slice())
+                    .map_err(|e| db_error(path, "read", e))?
+                    .map(|v| v.value().to_vec()))
+            })
+            .collect()
+    }
+
+    async fn materialized_until(&self, view: &str) -> Result<Option<Timestamp>> {
+        let path = &self.path;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| db_error(path, "read", e))?;
+        let table = match txn.open_table(PROGRESS) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_error(path, "read", e)),
+        };
+        Ok(table
+            .get(view)
+            .map_err(|e| db_error(path, "read", e))?
+            .map(|v| Timestamp::from_millis(v.value())))
+    }
+
+    async fn set_materialized_until(&self, view: &str, end: Timestamp) -> Result<()> {
+        let store = self.clone();
+        let view = view.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let path = &store.path;
+            let txn = store
+                .db
+                .begin_write()
+                .map_err(|e| db_error(path, "write", e))?;
+            {
+                let mut table = txn
+                    .open_table(PROGRESS)
+                    .map_err(|e| db_error(path, "write", e))?;
+                let held = table
+                    .get(view.as_str())
+                    .map_err(|e| db_error(path, "read", e))?
+                    .map(|v| v.value());
+                if held.is_none_or(|h| h < end.as_millis()) {
+                    table
+                        .insert(view.as_str(), end.as_millis())
+                        .map_err(|e| db_error(path, "write", e))?;
+                }
+            }
+            txn.commit().map_err(|e| db_error(path, "commit", e))
+        })
+        .await
+        .map_err(|e| db_error(&self.path, "write", e))?
+    }
+}

@@ -1,0 +1,271 @@
+//! One conformance suite for both online stores: the embedded `redb` file and Redis (from
+//! `scripts/test-services`, `TRAINSTORE_TEST_REDIS_URL`), each test in its own namespace.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{Array, ListArray, RecordBatch};
+use trainstore_core::Timestamp;
+use trainstore_featurestore::{FeatureRef, FeatureStore, OnlineOptions, Ttl, TtlPolicy};
+
+use crate::support::*;
+
+const DAY: i64 = 86_400_000;
+
+enum Backend {
+    Embedded,
+    Redis,
+}
+
+fn namespace() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "test-{}-{}-{}",
+        std::process::id(),
+        Timestamp::now().as_millis(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn with_online(f: &Fixture, backend: &Backend) -> FeatureStore {
+    let url = match backend {
+        Backend::Embedded => f
+            .dir
+            .path()
+            .join("online/online.redb")
+            .to_str()
+            .unwrap()
+            .to_owned(),
+        Backend::Redis => std::env::var("TRAINSTORE_TEST_REDIS_URL").expect(
+            "TRAINSTORE_TEST_REDIS_URL: run the tests through scripts/test (it starts Redis)",
+        ),
+    };
+    f.store.clone().with_online_store(url, namespace())
+}
+
+fn refs(list: &[&str]) -> Vec<FeatureRef> {
+    list.iter().map(|r| r.parse().unwrap()).collect()
+}
+
+fn keys(rows: &[(Option<&str>, &str)]) -> RecordBatch {
+    let all = entity_rows(&rows.iter().map(|(u, n)| (*u, *n, 0)).collect::<Vec<_>>());
+    all.project(&[0, 1]).unwrap()
+}
+
+async fn read(store: &FeatureStore, rows: &[(Option<&str>, &str)], ttl: TtlPolicy) -> RecordBatch {
+    store
+        .get_online_features(
+            &refs(&["basic:x", "basic:arr"]),
+            &keys(rows),
+            &OnlineOptions {
+                ttl,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
+async fn conformance(backend: Backend) {
+    let f = Fixture::new().await;
+    let now = Timestamp::now().as_millis();
+    let t0 = now - 10 * DAY;
+    let table = f
+        .write(
+            "basic",
+            feature_table(&[
+                row("A", "1", t0, 1.0),
+                row("A", "1", t0 + 5 * DAY, 2.0),
+                FeatureRow {
+                    arr: Some(vec![]),
+                    ..row("A", "2", t0, 3.0)
+                },
+                FeatureRow {
+                    arr: None,
+                    x: None,
+                    ..row("B", "1", t0, 0.0)
+                },
+                row("OLD", "1", now - 400 * DAY, 9.0),
+            ]),
+        )
+        .await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(30)).into(),
+        ])
+        .await
+        .unwrap();
+    let store = with_online(&f, &backend);
+    let ts = Timestamp::from_millis;
+
+    // End inclusive: a window ending right before the newer row serves the older one.
+    let done = store
+        .materialize(ts(t0 - DAY), ts(t0 + 5 * DAY - 1), None)
+        .await
+        .unwrap();
+    assert_eq!(done[0].entities, 3);
+    let out = read(&store, &[(Some("A"), "1")], TtlPolicy::Enforce).await;
+    assert_eq!(floats(&out, "x"), vec![Some(1.0)]);
+    store
+        .materialize(ts(t0 - DAY), ts(t0 + 5 * DAY), None)
+        .await
+        .unwrap();
+    let out = read(&store, &[(Some("A"), "1")], TtlPolicy::Enforce).await;
+    assert_eq!(floats(&out, "x"), vec![Some(2.0)]);
+
+    // An older window materialized later never overwrites a newer value.
+    let done = store
+        .materialize(ts(t0 - DAY), ts(t0 + DAY), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        done[0].written, 2,
+        "A/2 and B/1 rewritten with equal versions, A/1 kept"
+    );
+    let out = read(
+        &store,
+        &[
+            (Some("A"), "1"),
+            (Some("A"), "2"),
+            (Some("B"), "1"),
+            (Some("Z"), "1"),
+            (None, "1"),
+            (Some("A"), "9"),
+        ],
+        TtlPolicy::Enforce,
+    )
+    .await;
+    assert_eq!(
+        floats(&out, "x"),
+        vec![Some(2.0), Some(3.0), None, None, None, None],
+        "newest kept; stored null stays null; unknown and null keys read as nulls"
+    );
+    let names: Vec<_> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["uuid", "nodeId", "x", "arr"]);
+    let arr = out.column(3).as_any().downcast_ref::<ListArray>().unwrap();
+    assert_eq!(arr.value(0).len(), 2);
+    assert!(
+        arr.is_valid(1) && arr.value(1).is_empty(),
+        "an empty list stays empty"
+    );
+    assert!(arr.is_null(2), "a null list stays null");
+
+    // TTL: enforced by default at read time, ignored in the Feast-compatible mode.
+    store
+        .materialize(ts(now - 500 * DAY), ts(now), None)
+        .await
+        .unwrap();
+    let old = [(Some("OLD"), "1")];
+    assert_eq!(
+        floats(&read(&store, &old, TtlPolicy::Enforce).await, "x"),
+        vec![None]
+    );
+    assert_eq!(
+        floats(&read(&store, &old, TtlPolicy::Ignore).await, "x"),
+        vec![Some(9.0)]
+    );
+
+    let full = store
+        .get_online_features(
+            &refs(&["basic:x"]),
+            &keys(&[(Some("A"), "1")]),
+            &OnlineOptions {
+                full_feature_names: true,
+                ttl: TtlPolicy::Enforce,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(floats(&full, "basic__x"), vec![Some(2.0)]);
+}
+
+async fn incremental(backend: Backend) {
+    let f = Fixture::new().await;
+    let now = Timestamp::now().as_millis();
+    let table = f
+        .write(
+            "basic",
+            feature_table(&[
+                row("A", "1", now - 3 * DAY, 1.0),
+                row("A", "1", now - DAY, 2.0),
+            ]),
+        )
+        .await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(30)).into(),
+        ])
+        .await
+        .unwrap();
+    let store = with_online(&f, &backend);
+    let first = store
+        .materialize_incremental(Timestamp::from_millis(now - 2 * DAY), None)
+        .await
+        .unwrap();
+    assert_eq!(first[0].rows_read, 1);
+    assert_eq!(
+        floats(
+            &read(&store, &[(Some("A"), "1")], TtlPolicy::Enforce).await,
+            "x"
+        ),
+        vec![Some(1.0)]
+    );
+    let second = store
+        .materialize_incremental(Timestamp::from_millis(now), None)
+        .await
+        .unwrap();
+    assert_eq!(second[0].rows_read, 1, "continues where the last one ended");
+    assert_eq!(
+        second[0].range.unwrap().start(),
+        Timestamp::from_millis(now - 2 * DAY + 1)
+    );
+    assert_eq!(
+        floats(
+            &read(&store, &[(Some("A"), "1")], TtlPolicy::Enforce).await,
+            "x"
+        ),
+        vec![Some(2.0)]
+    );
+    let again = store
+        .materialize_incremental(Timestamp::from_millis(now - DAY), None)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "nothing left to do for an earlier end");
+}
+
+#[tokio::test]
+async fn embedded_store_conforms() {
+    conformance(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn redis_store_conforms() {
+    conformance(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn embedded_store_materializes_incrementally() {
+    incremental(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn redis_store_materializes_incrementally() {
+    incremental(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn without_an_online_store_reads_say_so() {
+    let f = Fixture::new().await;
+    let err = f
+        .store
+        .materialize(Timestamp::from_millis(0), Timestamp::from_millis(1), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("online store"), "{err}");
+}
