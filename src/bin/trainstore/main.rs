@@ -1,5 +1,7 @@
 //! The `trainstore` command line: workspaces, mounts, and the end-to-end demo.
 
+mod demo;
+mod features;
 mod progress;
 mod snapshots;
 
@@ -7,17 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use object_store::ObjectStoreExt;
-use object_store::path::Path;
-use trainstore::SnapshotSummary;
-use trainstore::core::catalog::NewVersion;
-use trainstore::core::{
-    DatasetName, Error, Filter, MountTable, Result, ScanRequest, StorageOptions, TagName,
-    TimeRange, Timestamp, UserName,
-};
-use trainstore::doris::{
-    FileFormat, FileSource, SnapshotGenerator, SnapshotSchema, SynthConfig, write_snapshot_file,
-};
+use trainstore::core::{Error, MountTable, Result, StorageOptions};
 use trainstore::{Settings, Workspace};
 
 use progress::TerminalProgress;
@@ -47,6 +39,9 @@ enum Command {
     /// Generate, load and query feature snapshots (Doris or files)
     #[command(subcommand)]
     Snapshots(snapshots::SnapshotsCommand),
+    /// Define features, build point-in-time training data, materialize and serve online
+    #[command(subcommand)]
+    Features(features::FeaturesCommand),
     /// Run the main job end to end on an embedded workspace (no servers needed)
     Demo {
         /// Where the demo workspace lives
@@ -173,11 +168,12 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Mounts(MountsCommand::Check { at }) => check_mount(&mounts, &at).await,
         Command::Snapshots(command) => snapshots::run(command, &mounts).await,
-        Command::Demo { workspace } => demo(&workspace).await,
+        Command::Features(command) => features::run(command, &mounts).await,
+        Command::Demo { workspace } => demo::run(&workspace).await,
     }
 }
 
-async fn print_info(ws: &Workspace, json: bool) -> Result<()> {
+pub(crate) async fn print_info(ws: &Workspace, json: bool) -> Result<()> {
     let info = ws.info().await?;
     if json {
         println!(
@@ -219,106 +215,4 @@ async fn check_mount(mounts: &MountTable, at: &Location) -> Result<()> {
         resolved.url
     );
     Ok(())
-}
-
-/// The main job, as far as the product goes today: synthetic design-document snapshots
-/// written into an embedded workspace, read back through the snapshot source with its parse
-/// report, and committed as a verified version in the workspace's catalog.
-async fn demo(location: &str) -> Result<()> {
-    let ws = Workspace::open(location).await?;
-    println!("1. workspace ready at {}", ws.url());
-
-    let config = SynthConfig {
-        devices: 20,
-        nodes_per_device: 2,
-        snapshots: 150,
-        ..SynthConfig::default()
-    };
-    let file = Path::from("snapshots/part-0.parquet");
-    let batches = SnapshotGenerator::new(config.clone())?.batches(8192);
-    let bytes =
-        write_snapshot_file(ws.store().clone(), &file, FileFormat::Parquet, batches).await?;
-    println!(
-        "2. generated {} design-document snapshots ({} devices x {} nodes x {}), {bytes} bytes at {}/{file}",
-        config.rows(),
-        config.devices,
-        config.nodes_per_device,
-        config.snapshots,
-        ws.url()
-    );
-
-    let schema = SnapshotSchema::design_doc();
-    let snapshots = format!("{}/snapshots", ws.url());
-    let source = FileSource::open(
-        &MountTable::default(),
-        &snapshots,
-        &StorageOptions::new(),
-        None,
-        schema.clone(),
-        false,
-    )
-    .await?;
-    let all = source.scan_all(&ScanRequest::default()).await?;
-    println!(
-        "3. read back through the snapshot source: {}",
-        SnapshotSummary::of(&schema, &all, source.parse_report())
-    );
-    let day = TimeRange::new(
-        config.start,
-        Timestamp::from_millis(config.start.as_millis() + 86_400_000),
-    )?;
-    let request = ScanRequest {
-        time_range: Some(day),
-        filters: vec![Filter::eq("nodeId", "1465")],
-        ..ScanRequest::default()
-    };
-    let first_day = source.scan_all(&request).await?;
-    println!(
-        "   first day, nodeId 1465: {}",
-        SnapshotSummary::of(&schema, &first_day, source.parse_report())
-    );
-    snapshots::print_rows(
-        &first_day
-            .iter()
-            .map(|b| b.project(&[0, 1, 2, 3, 4, 8]))
-            .collect::<std::result::Result<Vec<_>, _>>()?,
-        3,
-    )?;
-
-    let catalog = ws.catalog();
-    let item = DatasetName::new("raw-snapshots")?;
-    let author = UserName::current();
-    let content = ws
-        .store()
-        .get(&file)
-        .await
-        .map_err(|e| Error::storage("read", &file, e))?;
-    let content = content
-        .bytes()
-        .await
-        .map_err(|e| Error::storage("read", &file, e))?;
-    let entry = catalog.put_file(&item, "part-0.parquet", content).await?;
-    let mut new = NewVersion::new(author.clone());
-    new.files.push(entry);
-    new.metadata = serde_json::json!({"description": "synthetic snapshots from `trainstore demo`", "rows": config.rows()});
-    let manifest = catalog.commit(&item, new).await?;
-    catalog
-        .set_alias(
-            &item,
-            &TagName::new("latest-demo")?,
-            manifest.version,
-            &author,
-        )
-        .await?;
-    println!(
-        "4. committed {item}@{} (sha256 {}…), alias latest-demo -> {}",
-        manifest.version,
-        &manifest.files[0].sha256[..12],
-        manifest.version
-    );
-    catalog
-        .verify(&item, manifest.version, &TerminalProgress::new())
-        .await?;
-    println!("5. verified every file's size and hash; the workspace now holds:");
-    print_info(&ws, false).await
 }

@@ -1,0 +1,300 @@
+//! `trainstore demo`: the main job, end to end, on an embedded workspace with no servers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{
+    Array, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMillisecondType};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use trainstore::SnapshotSummary;
+use trainstore::Workspace;
+use trainstore::core::catalog::NewVersion;
+use trainstore::core::{
+    DatasetName, Error, Filter, MountTable, Result, ScanRequest, StorageOptions, TagName,
+    TimeRange, Timestamp, UserName,
+};
+use trainstore::doris::{
+    FileFormat, FileSource, SnapshotGenerator, SnapshotSchema, SynthConfig, write_snapshot_file,
+};
+use trainstore::features::design_doc_definitions;
+use trainstore::featurestore::{FeatureRef, HistoricalOptions, OnlineOptions};
+
+use crate::print_info;
+use crate::progress::TerminalProgress;
+use crate::snapshots;
+
+/// The main job on an embedded workspace: synthetic design-document snapshots written and read
+/// back through the snapshot source, committed as a verified catalog version; the design
+/// document's feature views applied; a point-in-time training set built and stored; the views
+/// materialized into the embedded online store and read back online.
+pub async fn run(location: &str) -> Result<()> {
+    let ws = Workspace::open(location).await?;
+    println!("1. workspace ready at {}", ws.url());
+
+    // Snapshots every 10 minutes up to about now, so the views' 30-day TTL holds online too.
+    let snapshots_per_series = 150;
+    let hour = 3_600_000;
+    let start = (Timestamp::now().as_millis() / hour - 30) * hour;
+    let config = SynthConfig {
+        devices: 20,
+        nodes_per_device: 2,
+        snapshots: snapshots_per_series,
+        start: Timestamp::from_millis(start),
+        ..SynthConfig::default()
+    };
+    let file = Path::from("snapshots/part-0.parquet");
+    let batches = SnapshotGenerator::new(config.clone())?.batches(8192);
+    let bytes =
+        write_snapshot_file(ws.store().clone(), &file, FileFormat::Parquet, batches).await?;
+    println!(
+        "2. generated {} design-document snapshots ({} devices x {} nodes x {}), {bytes} bytes at {}/{file}",
+        config.rows(),
+        config.devices,
+        config.nodes_per_device,
+        config.snapshots,
+        ws.url()
+    );
+
+    let schema = SnapshotSchema::design_doc();
+    let snapshots = format!("{}/snapshots", ws.url());
+    let source = FileSource::open(
+        &MountTable::default(),
+        &snapshots,
+        &StorageOptions::new(),
+        None,
+        schema.clone(),
+        false,
+    )
+    .await?;
+    let all = source.scan_all(&ScanRequest::default()).await?;
+    println!(
+        "3. read back through the snapshot source: {}",
+        SnapshotSummary::of(&schema, &all, source.parse_report())
+    );
+    let day = TimeRange::new(
+        config.start,
+        Timestamp::from_millis(config.start.as_millis() + 86_400_000),
+    )?;
+    let request = ScanRequest {
+        time_range: Some(day),
+        filters: vec![Filter::eq("nodeId", "1465")],
+        ..ScanRequest::default()
+    };
+    let first_day = source.scan_all(&request).await?;
+    println!(
+        "   first day, nodeId 1465: {}",
+        SnapshotSummary::of(&schema, &first_day, source.parse_report())
+    );
+    snapshots::print_rows(
+        &first_day
+            .iter()
+            .map(|b| b.project(&[0, 1, 2, 3, 4, 8]))
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+        3,
+    )?;
+
+    let catalog = ws.catalog();
+    let item = DatasetName::new("raw-snapshots")?;
+    let author = UserName::current();
+    let content = ws
+        .store()
+        .get(&file)
+        .await
+        .map_err(|e| Error::storage("read", &file, e))?;
+    let content = content
+        .bytes()
+        .await
+        .map_err(|e| Error::storage("read", &file, e))?;
+    let entry = catalog.put_file(&item, "part-0.parquet", content).await?;
+    let mut new = NewVersion::new(author.clone());
+    new.files.push(entry);
+    new.metadata = serde_json::json!({"description": "synthetic snapshots from `trainstore demo`", "rows": config.rows()});
+    let manifest = catalog.commit(&item, new).await?;
+    catalog
+        .set_alias(
+            &item,
+            &TagName::new("latest-demo")?,
+            manifest.version,
+            &author,
+        )
+        .await?;
+    println!(
+        "4. committed {item}@{} (sha256 {}…), alias latest-demo -> {}",
+        manifest.version,
+        &manifest.files[0].sha256[..12],
+        manifest.version
+    );
+    catalog
+        .verify(&item, manifest.version, &TerminalProgress::new())
+        .await?;
+    println!("5. verified every file's size and hash");
+
+    let features = ws.features();
+    let defs = design_doc_definitions(&snapshots)?;
+    let applied = features.apply(defs.into_list()).await?;
+    println!(
+        "6. feature definitions applied ({}): {}",
+        applied
+            .version
+            .map_or("unchanged".to_owned(), |v| format!("registry version {v}")),
+        applied
+            .plan
+            .changes
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let entity_rows = sample_entity_rows(&all)?;
+    let refs: Vec<FeatureRef> = [
+        "basic_features:meanLf",
+        "basic_features:temperature",
+        "array_features:peakPowers",
+        "array_features:bandSpectrum",
+    ]
+    .iter()
+    .map(|r| r.parse())
+    .collect::<Result<_>>()?;
+    let started = Instant::now();
+    let training = features
+        .get_historical_features(&entity_rows, &refs, &HistoricalOptions::default())
+        .await?;
+    let matched = |name: &str| {
+        training
+            .column_by_name(name)
+            .map_or(0, |c| c.len() - c.null_count())
+    };
+    let training_item = DatasetName::new("demo-training-set")?;
+    let mut parquet = Vec::new();
+    {
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut parquet, training.schema(), None)
+                .map_err(|e| Error::invalid("training set", "parquet", e.to_string()))?;
+        writer
+            .write(&training)
+            .and_then(|_| writer.close().map(|_| ()))
+            .map_err(|e| Error::invalid("training set", "parquet", e.to_string()))?;
+    }
+    let entry = catalog
+        .put_file(&training_item, "training.parquet", parquet.into())
+        .await?;
+    let mut new = NewVersion::new(author.clone());
+    new.files.push(entry.clone());
+    new.metadata = serde_json::json!({
+        "features": refs.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        "entity_rows": training.num_rows(),
+    });
+    let version = catalog.commit(&training_item, new).await?.version;
+    println!(
+        "7. point-in-time training set: {} entity rows x {} columns in {:.3} s; basic_features matched {}, array_features matched {} (the rest lie before a device's first snapshot, beyond the 30-day TTL, or name unknown devices)",
+        training.num_rows(),
+        training.num_columns(),
+        started.elapsed().as_secs_f64(),
+        matched("meanLf"),
+        matched("peakPowers"),
+    );
+    println!(
+        "   stored as {training_item}@{version}: {}/catalog/{}",
+        ws.url(),
+        entry.path
+    );
+    snapshots::print_rows(&[training.project(&[0, 1, 2, 3, 4, 5])?], 3)?;
+
+    let end = Timestamp::from_millis(
+        config.start.as_millis() + config.interval_ms * 2 * snapshots_per_series as i64,
+    );
+    let done = features.materialize(config.start, end, None).await?;
+    let online = features.online_store().await?;
+    for m in &done {
+        println!(
+            "8. materialized {}: {} snapshots read, latest row of {} devices written",
+            m.view, m.rows_read, m.written
+        );
+    }
+    println!("   online store: {}", online.describe());
+
+    let keys = entity_rows.project(&[0, 1])?.slice(0, 2);
+    let started = Instant::now();
+    let served = features
+        .get_online_features(&refs, &keys, &OnlineOptions::default())
+        .await?;
+    println!(
+        "9. online read of {} devices in {:.2} ms:",
+        served.num_rows(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    snapshots::print_rows(&[served.project(&[0, 1, 2, 3])?], 2)?;
+    println!("the workspace now holds:");
+    print_info(&ws, false).await
+}
+
+/// Entity rows for the demo's training set, as a user would bring them: devices at chosen
+/// times (shortly after one of their snapshots), their `is_tag` as the label, and a few rows
+/// that cannot match (unknown devices, times before any snapshot).
+fn sample_entity_rows(snapshots: &[RecordBatch]) -> Result<RecordBatch> {
+    let (mut uuids, mut nodes, mut times, mut labels) = (vec![], vec![], vec![], vec![]);
+    let mut state: u64 = 7;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        state >> 33
+    };
+    for batch in snapshots {
+        let uuid = batch
+            .column_by_name("uuid")
+            .expect("uuid")
+            .as_string::<i32>();
+        let node = batch
+            .column_by_name("nodeId")
+            .expect("nodeId")
+            .as_string::<i32>();
+        let time = batch
+            .column_by_name("time")
+            .expect("time")
+            .as_primitive::<TimestampMillisecondType>();
+        let tag = batch.column_by_name("is_tag").expect("is_tag").as_boolean();
+        for row in (0..batch.num_rows()).step_by(3) {
+            let (unknown, early) = (next() % 50 == 0, next() % 50 == 0);
+            uuids.push(
+                if unknown {
+                    Some("UNKNOWN-DEVICE")
+                } else {
+                    uuid.is_valid(row).then(|| uuid.value(row))
+                }
+                .map(str::to_owned),
+            );
+            nodes.push(node.is_valid(row).then(|| node.value(row).to_owned()));
+            let offset = (next() % 1_800_000) as i64;
+            times.push(if early {
+                time.value(row) - 86_400_000 * 365
+            } else {
+                time.value(row) + offset
+            });
+            labels.push(tag.is_valid(row).then(|| tag.value(row)));
+        }
+    }
+    let schema = Schema::new(vec![
+        Field::new("uuid", DataType::Utf8, true),
+        Field::new("nodeId", DataType::Utf8, true),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("label", DataType::Boolean, true),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from(uuids)),
+            Arc::new(StringArray::from(nodes)),
+            Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC")),
+            Arc::new(BooleanArray::from(labels)),
+        ],
+    )?)
+}

@@ -1,0 +1,62 @@
+//! The design document's feature definitions (§4): a `device` entity keyed by `uuid` and
+//! `nodeId`, and the two views over its snapshots, `basic_features` (the numbers) and
+//! `array_features` (the spectra), both valid for 30 days.
+
+use trainstore_core::Result;
+use trainstore_doris::{FeatureKind, SnapshotSchema};
+use trainstore_featurestore::{
+    Definitions, Entity, FeatureView, Field, Name, SourceSpec, Ttl, ValueType,
+};
+
+/// The design document's entity and two feature views over snapshot files at `location`
+/// (design-document layout).
+///
+/// ```
+/// let defs = trainstore::features::design_doc_definitions("./snapshots").unwrap();
+/// assert_eq!(defs.feature_views[0].name.as_str(), "basic_features");
+/// assert_eq!(defs.feature_views[1].schema[0].name, "peakPowers");
+/// ```
+pub fn design_doc_definitions(location: &str) -> Result<Definitions> {
+    let schema = SnapshotSchema::design_doc();
+    let source = SourceSpec::Files {
+        location: location.to_owned(),
+        format: None,
+        snapshots: Some(schema.clone()),
+    };
+    let fields = |kind: FeatureKind, dtype: ValueType| -> Vec<Field> {
+        schema
+            .features()
+            .iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| Field::new(&f.name, dtype.clone()))
+            .collect()
+    };
+    let device = Name::new("device")?;
+    let view = |name: &str, schema: Vec<Field>| -> Result<FeatureView> {
+        Ok(FeatureView::new(
+            Name::new(name)?,
+            vec![device.clone()],
+            source.clone(),
+            schema,
+        )
+        .with_timestamp_field(SnapshotSchema::design_doc().time())
+        .with_ttl(Ttl::days(30)))
+    };
+    Ok(Definitions {
+        entities: vec![Entity::new(device.clone(), schema.keys().iter().cloned())],
+        feature_views: vec![
+            view(
+                "basic_features",
+                fields(FeatureKind::Number, ValueType::Float64),
+            )?,
+            view(
+                "array_features",
+                fields(
+                    FeatureKind::Array,
+                    ValueType::List(Box::new(ValueType::Float32)),
+                ),
+            )?,
+        ],
+        feature_services: Vec::new(),
+    })
+}
