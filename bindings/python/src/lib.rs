@@ -4,6 +4,7 @@
 //! does I/O releases the GIL and runs on the one process-wide runtime ([`runtime`]).
 
 mod errors;
+mod features;
 mod logging;
 mod progress;
 mod runtime;
@@ -127,13 +128,14 @@ struct Workspace {
 #[pymethods]
 impl Workspace {
     #[staticmethod]
-    #[pyo3(signature = (location, storage_options=None, mounts=None, create=true))]
+    #[pyo3(signature = (location, storage_options=None, mounts=None, create=true, online_store=None))]
     fn open(
         py: Python<'_>,
         location: String,
         storage_options: Option<BTreeMap<String, String>>,
         mounts: Option<PyRef<'_, MountTable>>,
         create: bool,
+        online_store: Option<String>,
     ) -> PyResult<Self> {
         let table = mounts.map(|m| m.table.clone()).unwrap_or_default();
         let options = options(storage_options);
@@ -144,7 +146,18 @@ impl Workspace {
                 CoreWorkspace::open_existing(&location, &table, &options).await
             }
         })?;
+        let inner = match online_store {
+            Some(url) => inner.with_online_store(url),
+            None => inner,
+        };
         Ok(Workspace { inner })
+    }
+
+    /// The workspace's feature store.
+    fn features(&self) -> features::FeatureStore {
+        features::FeatureStore {
+            inner: self.inner.features(),
+        }
     }
 
     #[getter]
@@ -194,6 +207,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LAYOUT_VERSION", trainstore::LAYOUT_VERSION)?;
     m.add_class::<Workspace>()?;
     m.add_class::<MountTable>()?;
+    m.add_class::<features::FeatureStore>()?;
     m.add_class::<sources::SnapshotSchema>()?;
     m.add_class::<sources::SnapshotSource>()?;
     m.add_class::<sources::BatchIterator>()?;

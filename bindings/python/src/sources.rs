@@ -51,6 +51,10 @@ impl SnapshotSchema {
         })
     }
 
+    fn to_json(&self) -> String {
+        serde_json::to_string(&self.inner).expect("schemas serialize")
+    }
+
     fn to_yaml(&self) -> String {
         self.inner.to_yaml()
     }

@@ -35,6 +35,26 @@ from .exceptions import (
     UnsupportedStoreError,
     VersionConflictError,
 )
+from .features import (
+    Applied,
+    Array,
+    Bool,
+    Entity,
+    FeatureService,
+    FeatureStore,
+    FeatureView,
+    Field,
+    Float32,
+    Float64,
+    Int32,
+    Int64,
+    Materialized,
+    PlannedChange,
+    RegistryVersion,
+    String,
+    Timestamp,
+    ValueType,
+)
 from .progress import ProgressBar
 from .sources import (
     ColumnReport,
@@ -112,18 +132,22 @@ class Workspace:
         storage_options: Mapping[str, str] | None = None,
         mounts: MountTable | None = None,
         create: bool = True,
+        online_store: str | None = None,
     ) -> Workspace:
         """Creates or reopens the workspace at ``location``.
 
         ``storage_options`` are store settings such as ``aws_endpoint`` or
         ``aws_secret_access_key``; ``mounts`` resolves ``mount://`` locations. With
         ``create=False`` a missing workspace raises :class:`NotFoundError`.
+        ``online_store`` (``redis://host:6379/0``, or a local file path) replaces the
+        default: ``$TRAINSTORE_ONLINE_STORE``, else an embedded file in a local workspace.
         """
         native = _native.Workspace.open(
             os.fspath(location),
             dict(storage_options) if storage_options else None,
             None if mounts is None else mounts._native,
             create,
+            online_store,
         )
         return cls(native)
 
@@ -147,6 +171,11 @@ class Workspace:
         """The trainstore version that created the workspace."""
         return self._native.created_by
 
+    @property
+    def features(self) -> FeatureStore:
+        """The feature store: definitions, training data, online serving."""
+        return FeatureStore(self._native.features())
+
     def items(self) -> dict[str, int]:
         """Every versioned item with its newest version number."""
         return self._native.items()
@@ -169,26 +198,44 @@ class Workspace:
 __all__ = [
     "LAYOUT_VERSION",
     "AlreadyExistsError",
+    "Applied",
+    "Array",
+    "Bool",
     "CancelledError",
     "ColumnReport",
     "ConfigError",
     "CorruptDataError",
     "DorisSource",
+    "Entity",
+    "FeatureService",
+    "FeatureStore",
+    "FeatureView",
+    "Field",
     "FileSource",
+    "Float32",
+    "Float64",
+    "Int32",
+    "Int64",
     "InvalidInputError",
     "MalformedDataError",
+    "Materialized",
     "MountTable",
     "NotFoundError",
     "NotSupportedError",
     "ParseReport",
+    "PlannedChange",
     "ProgressBar",
+    "RegistryVersion",
     "RemoteError",
     "SnapshotSchema",
     "StorageError",
+    "String",
     "TimeoutError",
+    "Timestamp",
     "TrainstoreError",
     "UnsupportedLayoutError",
     "UnsupportedStoreError",
+    "ValueType",
     "VersionConflictError",
     "Workspace",
     "WriteOutcome",

@@ -142,6 +142,8 @@ class ParseReport:
 
 class _Source:
     _native: _native.SnapshotSource
+    # How the feature registry reopens this source (see trainstore.FeatureView).
+    _spec: dict[str, Any]
 
     def query(
         self,
@@ -216,6 +218,11 @@ class DorisSource(_Source):
         flight_url: str | None = None,
         flight_rewrite: Mapping[str, str] | None = None,
     ) -> None:
+        self._spec = {"type": "doris", "url": url, "table": table}
+        if flight_url is not None:
+            self._spec["flight_url"] = flight_url
+        if schema is not None:
+            self._spec["snapshots"] = json.loads(schema._native.to_json())
         self._native = _native.SnapshotSource.open_doris(
             url,
             table,
@@ -254,6 +261,17 @@ class FileSource(_Source):
         mounts: MountTable | None = None,
         strict: bool = False,
     ) -> None:
+        self._spec = {
+            "type": "files",
+            "location": os.fspath(location),
+            "snapshots": json.loads(
+                (
+                    schema._native if schema is not None else _native.SnapshotSchema.design_doc()
+                ).to_json()
+            ),
+        }
+        if format is not None:
+            self._spec["format"] = format
         self._native = _native.SnapshotSource.open_files(
             os.fspath(location),
             None if schema is None else schema._native,

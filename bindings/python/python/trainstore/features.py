@@ -1,0 +1,361 @@
+"""The feature store: entities, feature views and services, point-in-time training data, and
+online serving, with Feast's semantics (see the project's ``FEAST_SEMANTICS.md``).
+
+>>> import trainstore as ts
+>>> from datetime import timedelta
+>>> device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+>>> view = ts.FeatureView("basic_features", entities=[device], source="./features.parquet",
+...                       ttl=timedelta(days=30), timestamp_field="ts",
+...                       schema=[ts.Field("meanLf", ts.Float64)])
+>>> view.to_dict()["ttl"]
+'2592000000000us'
+
+Definitions are applied to a workspace with ``ws.features.apply([...])``; each apply is a new
+registry version, with :meth:`FeatureStore.history` and :meth:`FeatureStore.rollback`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+
+from . import _native
+from .sources import TimeLike, _Source
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """A feature's type: use the constants (:data:`Float64`, …) and :func:`Array`."""
+
+    name: str
+
+    def __repr__(self) -> str:
+        return f"ts.{self.name}"
+
+
+String = ValueType("string")
+Int32 = ValueType("int32")
+Int64 = ValueType("int64")
+Float32 = ValueType("float32")
+Float64 = ValueType("float64")
+Bool = ValueType("bool")
+Timestamp = ValueType("timestamp")
+
+
+def Array(item: ValueType) -> ValueType:
+    """A list of numbers, e.g. ``Array(Float32)`` for the design document's spectra."""
+    return ValueType(f"list<{item.name}>")
+
+
+@dataclass(frozen=True)
+class Field:
+    """A typed feature column of a view."""
+
+    name: str
+    dtype: ValueType
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "type": self.dtype.name}
+
+
+@dataclass(frozen=True)
+class Entity:
+    """What feature rows are about, identified by one or more join keys."""
+
+    name: str
+    join_keys: Sequence[str]
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "join_keys": list(self.join_keys)}
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+def _ttl_text(ttl: timedelta | None) -> str:
+    if ttl is None:
+        return "0"
+    micros = (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
+    if micros < 0:
+        raise ValueError(f"ttl must not be negative, got {ttl}")
+    return "0" if micros == 0 else f"{micros}us"
+
+
+def _source_spec(source: _Source | str | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(source, _Source):
+        return dict(source._spec)
+    if isinstance(source, str):
+        return {"type": "files", "location": source}
+    if isinstance(source, Mapping):
+        return dict(source)
+    raise TypeError(
+        "source must be a DorisSource, a FileSource, a path to typed Parquet files, "
+        f"or a source description, got {type(source).__name__}"
+    )
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """A group of features from one source, keyed by entities, valid for ``ttl``.
+
+    ``source`` is a :class:`DorisSource` or :class:`FileSource` of snapshots, or a path to
+    typed Parquet files (columns read as stored). With an empty ``schema``, every source
+    column besides the join keys and timestamps becomes a feature at apply time. A Doris
+    password must be a ``${VARIABLE}`` reference: the registry stores how to reopen the source.
+    """
+
+    name: str
+    entities: Sequence[Entity | str]
+    source: _Source | str | Mapping[str, Any]
+    schema: Sequence[Field] = ()
+    ttl: timedelta | None = None
+    timestamp_field: str = "time"
+    created_timestamp_field: str | None = None
+    online: bool = True
+    tags: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "entities": [e.name if isinstance(e, Entity) else e for e in self.entities],
+            "source": _source_spec(self.source),
+            "schema": [f.to_dict() for f in self.schema],
+            "ttl": _ttl_text(self.ttl),
+            "timestamp_field": self.timestamp_field,
+            "online": self.online,
+            "tags": dict(self.tags),
+            "description": self.description,
+        }
+        if self.created_timestamp_field is not None:
+            out["created_timestamp_field"] = self.created_timestamp_field
+        return out
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """A named set of feature references (``"view:feature"``)."""
+
+    name: str
+    features: Sequence[str]
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "features": list(self.features), "description": self.description}
+
+
+Definition = Entity | FeatureView | FeatureService
+
+
+def _definitions_json(definitions: Sequence[Definition]) -> str:
+    out: dict[str, list[dict[str, Any]]] = {
+        "entities": [],
+        "feature_views": [],
+        "feature_services": [],
+    }
+    for d in definitions:
+        if isinstance(d, Entity):
+            out["entities"].append(d.to_dict())
+        elif isinstance(d, FeatureView):
+            for e in d.entities:
+                if isinstance(e, Entity) and e not in definitions:
+                    out["entities"].append(e.to_dict())
+            out["feature_views"].append(d.to_dict())
+        elif isinstance(d, FeatureService):
+            out["feature_services"].append(d.to_dict())
+        else:
+            raise TypeError(f"not a definition: {d!r}")
+    seen: set[str] = set()
+    unique: list[dict[str, Any]] = []
+    for entity in out["entities"]:
+        key = json.dumps(entity, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            unique.append(entity)
+    out["entities"] = unique
+    return json.dumps(out)
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    kind: str
+    name: str
+    change: str  # "add", "update" or "unchanged"
+
+    def __str__(self) -> str:
+        sign = {"add": "+", "update": "~", "unchanged": "="}[self.change]
+        return f"{sign} {self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An apply's outcome: what changed, and the new registry version (None if nothing did)."""
+
+    version: int | None
+    changes: list[PlannedChange]
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    version: int
+    author: str
+    created_at: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """One view's materialization: rows read, entities found, rows the store took."""
+
+    view: str
+    rows_read: int
+    entities: int
+    written: int
+
+
+def _changes(raw: list[dict[str, str]]) -> list[PlannedChange]:
+    return [PlannedChange(c["kind"], c["name"], c["change"]) for c in raw]
+
+
+def _to_batch(data: Any) -> pa.RecordBatch:
+    """Entity rows from pyarrow, pandas, polars, a dict of columns or a list of dicts."""
+    if isinstance(data, pa.RecordBatch):
+        return data
+    if isinstance(data, pa.Table):
+        table = data
+    elif isinstance(data, list):
+        table = pa.Table.from_pylist(data)
+    elif isinstance(data, dict):
+        table = pa.Table.from_pydict(data)
+    elif hasattr(data, "to_arrow"):  # polars
+        table = data.to_arrow()
+    elif type(data).__module__.startswith("pandas"):
+        table = pa.Table.from_pandas(data, preserve_index=False)
+    else:
+        raise TypeError(
+            "entity rows must be a pyarrow Table or RecordBatch, a pandas or polars DataFrame, "
+            f"a dict of columns or a list of dicts, got {type(data).__name__}"
+        )
+    batches = table.combine_chunks().to_batches()
+    if not batches:
+        return pa.RecordBatch.from_pylist([], schema=table.schema)
+    return batches[0]
+
+
+def _millis(value: TimeLike) -> int:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        return round(aware.timestamp() * 1000)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.replace("Z", "+00:00")
+        return _millis(datetime.fromisoformat(text))
+    raise TypeError(f"expected a time as str, int (epoch ms) or datetime, got {value!r}")
+
+
+class FeatureStore:
+    """A workspace's feature store (``ws.features``)."""
+
+    def __init__(self, native: _native.FeatureStore) -> None:
+        self._native = native
+
+    def apply(self, definitions: Sequence[Definition]) -> Applied:
+        """Adds or replaces definitions by name, as one new registry version. Views are
+        checked against their source's columns; an error changes nothing."""
+        raw = json.loads(self._native.apply(_definitions_json(definitions)))
+        return Applied(raw["version"], _changes(raw["changes"]))
+
+    def plan(self, definitions: Sequence[Definition]) -> builtins.list[PlannedChange]:
+        """What :meth:`apply` would change, without changing anything."""
+        return _changes(json.loads(self._native.plan(_definitions_json(definitions))))
+
+    def list(self) -> dict[str, Any]:
+        """The current definitions: ``entities``, ``feature_views``, ``feature_services``."""
+        result: dict[str, Any] = json.loads(self._native.definitions())
+        return result
+
+    def history(self) -> builtins.list[RegistryVersion]:
+        """Every registry version, oldest first."""
+        return [
+            RegistryVersion(h["version"], h["author"], h["created_at"], h["summary"])
+            for h in json.loads(self._native.history())
+        ]
+
+    def rollback(self, version: int) -> int:
+        """Makes the definitions of ``version`` current again; returns the new version."""
+        return self._native.rollback(version)
+
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        features: Sequence[str],
+        full_feature_names: bool = False,
+        timestamp_column: str | None = None,
+    ) -> pa.Table:
+        """Point-in-time-correct feature values for each entity row.
+
+        ``entity_df`` holds the join keys and an ``event_timestamp`` column (or exactly one
+        timestamp column, or ``timestamp_column``), plus any labels, which pass through. Rows
+        keep their order; features follow, grouped by view; no match gives nulls.
+        """
+        batch = self._native.get_historical_features(
+            _to_batch(entity_df), list(features), full_feature_names, timestamp_column
+        )
+        return pa.Table.from_batches([batch])
+
+    def materialize(
+        self, start: TimeLike, end: TimeLike, views: Sequence[str] | None = None
+    ) -> builtins.list[Materialized]:
+        """Writes each entity's latest row with event time in ``[start, end]`` (both included)
+        into the online store; an older row never replaces a newer one."""
+        raw = self._native.materialize(_millis(end), _millis(start), _views(views))
+        return _materialized(raw)
+
+    def materialize_incremental(
+        self, end: TimeLike, views: Sequence[str] | None = None
+    ) -> builtins.list[Materialized]:
+        """Materializes each online view from where its last materialization ended."""
+        raw = self._native.materialize(_millis(end), None, _views(views))
+        return _materialized(raw)
+
+    def get_online_features(
+        self,
+        features: Sequence[str],
+        entity_rows: Any,
+        full_feature_names: bool = False,
+        ignore_ttl: bool = False,
+    ) -> pa.Table:
+        """The latest values for each entity (join keys; a list of dicts works). Values older
+        than their view's TTL read as null unless ``ignore_ttl`` (Feast's behaviour)."""
+        batch = self._native.get_online_features(
+            list(features), _to_batch(entity_rows), full_feature_names, ignore_ttl
+        )
+        return pa.Table.from_batches([batch])
+
+    @property
+    def online_store(self) -> str:
+        """Where online values are kept."""
+        return self._native.online_store()
+
+    def __repr__(self) -> str:
+        views = [v["name"] for v in self.list()["feature_views"]]
+        return f"FeatureStore(views={views})"
+
+
+def _views(views: Sequence[str] | None) -> list[str] | None:
+    return None if views is None else list(views)
+
+
+def _materialized(text: str) -> list[Materialized]:
+    return [
+        Materialized(m["view"], m["rows_read"], m["entities"], m["written"])
+        for m in json.loads(text)
+    ]

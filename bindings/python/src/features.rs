@@ -1,0 +1,161 @@
+//! The feature store for Python: definitions cross as JSON (the registry's own format), entity
+//! rows and results as Arrow record batches without copies.
+
+use arrow::array::RecordBatch;
+use arrow::pyarrow::{PyArrowType, ToPyArrow};
+use pyo3::prelude::*;
+use trainstore::core::{Result, Timestamp, Version};
+use trainstore::featurestore::{
+    Definitions, FeatureRef, FeatureStore as CoreStore, HistoricalOptions, Name, OnlineOptions,
+    TtlPolicy,
+};
+
+use crate::errors::to_py;
+use crate::runtime::run;
+
+fn refs(features: &[String]) -> Result<Vec<FeatureRef>> {
+    features.iter().map(|f| f.parse()).collect()
+}
+
+fn names(views: Option<Vec<String>>) -> Result<Option<Vec<Name>>> {
+    views
+        .map(|v| v.into_iter().map(Name::new).collect())
+        .transpose()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("serializes")
+}
+
+/// A workspace's feature store.
+#[pyclass(module = "trainstore._native", frozen)]
+pub struct FeatureStore {
+    pub inner: CoreStore,
+}
+
+#[pymethods]
+impl FeatureStore {
+    /// Applies definitions given as JSON; returns the plan and the new version as JSON.
+    fn apply(&self, py: Python<'_>, definitions: &str) -> PyResult<String> {
+        let defs = Definitions::from_yaml(definitions).map_err(to_py)?;
+        let store = self.inner.clone();
+        let applied = run(py, async move { store.apply(defs.into_list()).await })?;
+        Ok(json(&serde_json::json!({
+            "version": applied.version.map(Version::get),
+            "changes": applied.plan.changes,
+        })))
+    }
+
+    /// What applying the JSON definitions would change, as JSON.
+    fn plan(&self, py: Python<'_>, definitions: &str) -> PyResult<String> {
+        let defs = Definitions::from_yaml(definitions).map_err(to_py)?;
+        let store = self.inner.clone();
+        let plan = run(py, async move { store.plan(defs.into_list()).await })?;
+        Ok(json(&plan.changes))
+    }
+
+    /// The current definitions as JSON.
+    fn definitions(&self, py: Python<'_>) -> PyResult<String> {
+        let store = self.inner.clone();
+        Ok(json(&run(py, async move { store.definitions().await })?))
+    }
+
+    /// Every registry version as JSON.
+    fn history(&self, py: Python<'_>) -> PyResult<String> {
+        let store = self.inner.clone();
+        Ok(json(&run(py, async move { store.history().await })?))
+    }
+
+    fn rollback(&self, py: Python<'_>, version: u64) -> PyResult<u64> {
+        let store = self.inner.clone();
+        let v = run(
+            py,
+            async move { store.rollback(Version::new(version)?).await },
+        )?;
+        Ok(v.get())
+    }
+
+    #[pyo3(signature = (entity_rows, features, full_feature_names=false, timestamp_column=None))]
+    fn get_historical_features<'py>(
+        &self,
+        py: Python<'py>,
+        entity_rows: PyArrowType<RecordBatch>,
+        features: Vec<String>,
+        full_feature_names: bool,
+        timestamp_column: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let refs = refs(&features).map_err(to_py)?;
+        let store = self.inner.clone();
+        let rows = entity_rows.0;
+        let options = HistoricalOptions {
+            full_feature_names,
+            timestamp_column,
+        };
+        let out = run(py, async move {
+            store.get_historical_features(&rows, &refs, &options).await
+        })?;
+        out.to_pyarrow(py)
+    }
+
+    /// Materializes `[start_ms, end_ms]` (or incrementally up to `end_ms` without a start);
+    /// returns what was done as JSON.
+    #[pyo3(signature = (end_ms, start_ms=None, views=None))]
+    fn materialize(
+        &self,
+        py: Python<'_>,
+        end_ms: i64,
+        start_ms: Option<i64>,
+        views: Option<Vec<String>>,
+    ) -> PyResult<String> {
+        let views = names(views).map_err(to_py)?;
+        let store = self.inner.clone();
+        let end = Timestamp::from_millis(end_ms);
+        let done = run(py, async move {
+            let views = views.as_deref();
+            match start_ms {
+                Some(s) => {
+                    store
+                        .materialize(Timestamp::from_millis(s), end, views)
+                        .await
+                }
+                None => store.materialize_incremental(end, views).await,
+            }
+        })?;
+        Ok(json(&done))
+    }
+
+    #[pyo3(signature = (features, entity_rows, full_feature_names=false, ignore_ttl=false))]
+    fn get_online_features<'py>(
+        &self,
+        py: Python<'py>,
+        features: Vec<String>,
+        entity_rows: PyArrowType<RecordBatch>,
+        full_feature_names: bool,
+        ignore_ttl: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let refs = refs(&features).map_err(to_py)?;
+        let store = self.inner.clone();
+        let rows = entity_rows.0;
+        let options = OnlineOptions {
+            full_feature_names,
+            ttl: if ignore_ttl {
+                TtlPolicy::Ignore
+            } else {
+                TtlPolicy::Enforce
+            },
+        };
+        let out = run(py, async move {
+            store.get_online_features(&refs, &rows, &options).await
+        })?;
+        out.to_pyarrow(py)
+    }
+
+    /// Where online values are kept.
+    fn online_store(&self, py: Python<'_>) -> PyResult<String> {
+        let store = self.inner.clone();
+        run(
+            py,
+            async move { Ok(store.online_store().await?.describe()) },
+        )
+    }
+}

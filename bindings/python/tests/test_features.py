@@ -1,0 +1,172 @@
+"""The feature store from Python: definitions, apply/plan/history/rollback, point-in-time
+training data from pyarrow, pandas-like and list inputs, materialize and online reads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import trainstore as ts
+
+T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def write_features(path: Path) -> str:
+    table = pa.table(
+        {
+            "uuid": ["A", "A", "B", "A"],
+            "nodeId": ["1", "1", "1", "2"],
+            "ts": pa.array(
+                [T0, T0 + timedelta(days=10), T0, T0 + timedelta(days=1)],
+                pa.timestamp("ms", tz="UTC"),
+            ),
+            "x": [1.0, 2.0, 3.0, 4.0],
+            "arr": pa.array([[1.0], [2.0, 2.5], [], None], pa.list_(pa.float32())),
+        }
+    )
+    location = str(path / "basic.parquet")
+    pq.write_table(table, location)
+    return location
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ts.FeatureStore:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+    basic = ts.FeatureView(
+        "basic",
+        entities=[device],
+        source=write_features(tmp_path),
+        ttl=timedelta(days=30),
+        timestamp_field="ts",
+        schema=[ts.Field("x", ts.Float64), ts.Field("arr", ts.Array(ts.Float32))],
+    )
+    applied = ws.features.apply([device, basic])
+    assert applied.version == 1
+    assert [str(c) for c in applied.changes] == ["+ entity device", "+ feature view basic"]
+    return ws.features
+
+
+def test_point_in_time_rows_keep_order_labels_and_nulls(store: ts.FeatureStore) -> None:
+    entity_rows = [
+        {"uuid": "A", "nodeId": "1", "event_timestamp": T0 - timedelta(seconds=1), "label": 0},
+        {"uuid": "A", "nodeId": "1", "event_timestamp": T0 + timedelta(days=5), "label": 1},
+        {"uuid": "A", "nodeId": "1", "event_timestamp": T0 + timedelta(days=40), "label": 2},
+        {"uuid": "A", "nodeId": "1", "event_timestamp": T0 + timedelta(days=41), "label": 3},
+        {"uuid": "A", "nodeId": "2", "event_timestamp": T0 + timedelta(days=2), "label": 4},
+        {"uuid": "Z", "nodeId": "1", "event_timestamp": T0, "label": 5},
+    ]
+    out = store.get_historical_features(entity_rows, ["basic:x", "basic:arr"])
+    assert isinstance(out, pa.Table)
+    assert out.column_names == ["uuid", "nodeId", "event_timestamp", "label", "x", "arr"]
+    assert out["x"].to_pylist() == [None, 1.0, 2.0, None, 4.0, None]
+    assert out["label"].to_pylist() == [0, 1, 2, 3, 4, 5]
+    assert out["arr"].to_pylist()[1:3] == [[1.0], [2.0, 2.5]]
+    full = store.get_historical_features(
+        pa.Table.from_pylist(entity_rows), ["basic:x"], full_feature_names=True
+    )
+    assert full.column_names[-1] == "basic__x"
+
+
+def test_pandas_entity_rows(store: ts.FeatureStore) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {
+            "uuid": ["B"],
+            "nodeId": ["1"],
+            "event_timestamp": [pd.Timestamp("2026-11-02")],  # naive means UTC
+        }
+    )
+    assert store.get_historical_features(frame, ["basic:x"])["x"].to_pylist() == [3.0]
+
+
+def test_bad_requests_raise_the_mapped_exceptions(store: ts.FeatureStore) -> None:
+    rows = [{"uuid": "A", "event_timestamp": T0}]
+    with pytest.raises(ts.InvalidInputError, match="nodeId"):
+        store.get_historical_features(rows, ["basic:x"])
+    with pytest.raises(ts.NotFoundError):
+        store.get_historical_features(rows, ["nope:x"])
+    with pytest.raises(ts.InvalidInputError, match="view:feature"):
+        store.get_historical_features(rows, ["x"])
+    with pytest.raises(TypeError):
+        store.get_historical_features(42, ["basic:x"])
+
+
+def test_plan_history_and_rollback(store: ts.FeatureStore, tmp_path: Path) -> None:
+    device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+    shorter = ts.FeatureView(
+        "basic",
+        entities=[device],
+        source=str(tmp_path / "basic.parquet"),
+        ttl=timedelta(days=7),
+        timestamp_field="ts",
+        schema=[ts.Field("x", ts.Float64), ts.Field("arr", ts.Array(ts.Float32))],
+    )
+    assert [c.change for c in store.plan([shorter])] == ["unchanged", "update"]
+    assert store.apply([shorter]).version == 2
+    assert store.list()["feature_views"][0]["ttl"] == "7d"
+    history = store.history()
+    assert [h.summary for h in history] == [
+        "+ entity device, + feature view basic",
+        "~ feature view basic",
+    ]
+    assert store.rollback(1) == 3
+    assert store.list()["feature_views"][0]["ttl"] == "30d"
+    wrong = ts.FeatureView(
+        "basic",
+        entities=[device],
+        source=str(tmp_path / "basic.parquet"),
+        timestamp_field="ts",
+        schema=[ts.Field("x", ts.Int64)],
+    )
+    with pytest.raises(ts.InvalidInputError, match="declares x as int64"):
+        store.apply([wrong])
+    assert len(store.history()) == 3
+
+
+def test_materialize_and_read_online(store: ts.FeatureStore) -> None:
+    done = store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=5))
+    assert [(m.view, m.entities) for m in done] == [("basic", 3)]
+    keys = [{"uuid": "A", "nodeId": "1"}, {"uuid": "Z", "nodeId": "1"}]
+    # The rows are from 2026-11; TTL (30 days) applies at read time unless ignored.
+    out = store.get_online_features(["basic:x", "basic:arr"], keys, ignore_ttl=True)
+    assert out.column_names == ["uuid", "nodeId", "x", "arr"]
+    assert out["x"].to_pylist() == [1.0, None]
+    store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=20))
+    store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=1))
+    out = store.get_online_features(["basic:x"], keys, ignore_ttl=True)
+    assert out["x"].to_pylist() == [2.0, None], "an older window never overwrites"
+    assert "online.redb" in store.online_store
+
+
+def test_redis_online_store_and_doris_password_refusal(tmp_path: Path) -> None:
+    redis_url = __import__("os").environ.get("TRAINSTORE_TEST_REDIS_URL")
+    if not redis_url:
+        pytest.fail('TRAINSTORE_TEST_REDIS_URL is not set: run eval "$(scripts/test-services)"')
+    ws = ts.Workspace.open(tmp_path / f"ws-{uuid.uuid4().hex[:8]}", online_store=redis_url)
+    device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+    view = ts.FeatureView(
+        "basic", entities=[device], source=write_features(tmp_path), timestamp_field="ts"
+    )
+    ws.features.apply([view])
+    assert [f["name"] for f in ws.features.list()["feature_views"][0]["schema"]] == ["x", "arr"]
+    ws.features.materialize_incremental(T0 + timedelta(days=30))
+    out = ws.features.get_online_features(
+        ["basic:x"], {"uuid": ["A"], "nodeId": ["2"]}, ignore_ttl=True
+    )
+    assert out["x"].to_pylist() == [4.0]
+    assert "Redis" in ws.features.online_store
+
+    secret = ts.FeatureView(
+        "doris",
+        entities=[device],
+        source={"type": "doris", "url": "mysql://root:hunter2@127.0.0.1:3306/db", "table": "t"},
+    )
+    with pytest.raises(ts.InvalidInputError) as error:
+        ws.features.apply([secret])
+    assert "hunter2" not in str(error.value)
