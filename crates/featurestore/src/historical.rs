@@ -39,6 +39,27 @@ pub struct ViewSelection {
     pub features: Vec<Field>,
 }
 
+impl ViewSelection {
+    /// Fails unless `entity_rows` has every join key of the view.
+    pub(crate) fn require_join_keys(&self, entity_rows: &Schema) -> Result<()> {
+        match self
+            .join_keys
+            .iter()
+            .find(|k| entity_rows.index_of(k).is_err())
+        {
+            Some(k) => Err(Error::invalid(
+                "entity rows",
+                k.as_str(),
+                format!(
+                    "lack join key {k:?}, needed by feature view {}",
+                    self.view.name
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A [`ViewSelection`] with the live source to read it from.
 #[derive(Debug, Clone)]
 pub struct ViewRequest {
@@ -154,18 +175,7 @@ pub async fn get_historical_features(
     )?);
     let mut names: HashSet<String> = HashSet::new();
     for v in &views {
-        for k in &v.selection.join_keys {
-            if schema.index_of(k).is_err() {
-                return Err(Error::invalid(
-                    "entity rows",
-                    k.as_str(),
-                    format!(
-                        "lack join key {k:?}, needed by feature view {}",
-                        v.selection.view.name
-                    ),
-                ));
-            }
-        }
+        v.selection.require_join_keys(&schema)?;
         for f in &v.selection.features {
             let name = output_name(&v.selection.view, f, options.full_feature_names);
             if schema.index_of(&name).is_ok() {

@@ -92,6 +92,28 @@ impl EmbeddedOnlineStore {
     }
 }
 
+impl EmbeddedOnlineStore {
+    /// Runs `work` in one write transaction on the blocking pool, committing if it succeeds.
+    async fn in_write_transaction<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&redb::WriteTransaction, &Path) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let path = &store.path;
+            let txn = store
+                .db
+                .begin_write()
+                .map_err(|e| db_error(path, "write", e))?;
+            let out = work(&txn, path)?;
+            txn.commit().map_err(|e| db_error(path, "commit", e))?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| db_error(&self.path, "write", e))?
+    }
+}
+
 #[async_trait]
 impl OnlineStore for EmbeddedOnlineStore {
     fn describe(&self) -> String {
@@ -99,14 +121,8 @@ impl OnlineStore for EmbeddedOnlineStore {
     }
 
     async fn write(&self, view: &str, rows: Vec<(Vec<u8>, Vec<u8>)>) -> Result<usize> {
-        let store = self.clone();
         let view = view.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let path = &store.path;
-            let txn = store
-                .db
-                .begin_write()
-                .map_err(|e| db_error(path, "write", e))?;
+        self.in_write_transaction(move |txn, path| {
             let mut written = 0;
             {
                 let name = table_name(&view);
@@ -126,11 +142,9 @@ impl OnlineStore for EmbeddedOnlineStore {
                     }
                 }
             }
-            txn.commit().map_err(|e| db_error(path, "commit", e))?;
             Ok(written)
         })
         .await
-        .map_err(|e| db_error(&self.path, "write", e))?
     }
 
     async fn read(&self, view: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -173,31 +187,22 @@ impl OnlineStore for EmbeddedOnlineStore {
     }
 
     async fn set_materialized_until(&self, view: &str, end: Timestamp) -> Result<()> {
-        let store = self.clone();
         let view = view.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let path = &store.path;
-            let txn = store
-                .db
-                .begin_write()
+        self.in_write_transaction(move |txn, path| {
+            let mut table = txn
+                .open_table(PROGRESS)
                 .map_err(|e| db_error(path, "write", e))?;
-            {
-                let mut table = txn
-                    .open_table(PROGRESS)
+            let held = table
+                .get(view.as_str())
+                .map_err(|e| db_error(path, "read", e))?
+                .map(|v| v.value());
+            if held.is_none_or(|h| h < end.as_millis()) {
+                table
+                    .insert(view.as_str(), end.as_millis())
                     .map_err(|e| db_error(path, "write", e))?;
-                let held = table
-                    .get(view.as_str())
-                    .map_err(|e| db_error(path, "read", e))?
-                    .map(|v| v.value());
-                if held.is_none_or(|h| h < end.as_millis()) {
-                    table
-                        .insert(view.as_str(), end.as_millis())
-                        .map_err(|e| db_error(path, "write", e))?;
-                }
             }
-            txn.commit().map_err(|e| db_error(path, "commit", e))
+            Ok(())
         })
         .await
-        .map_err(|e| db_error(&self.path, "write", e))?
     }
 }

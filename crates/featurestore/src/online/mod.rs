@@ -158,17 +158,8 @@ pub(crate) async fn read_features(
     let schema = entity_rows.schema();
     let mut key_names: Vec<String> = Vec::new();
     for s in selections {
+        s.require_join_keys(&schema)?;
         for k in &s.join_keys {
-            if schema.index_of(k).is_err() {
-                return Err(Error::invalid(
-                    "entity rows",
-                    k.as_str(),
-                    format!(
-                        "lack join key {k:?}, needed by feature view {}",
-                        s.view.name
-                    ),
-                ));
-            }
             if !key_names.contains(k) {
                 key_names.push(k.clone());
             }
