@@ -97,27 +97,24 @@ impl FeatureStore {
         out.to_pyarrow(py)
     }
 
-    /// Materializes `[start_ms, end_ms]` (or incrementally up to `end_ms` without a start);
-    /// returns what was done as JSON.
-    #[pyo3(signature = (end_ms, start_ms=None, views=None))]
+    /// Materializes `[start, end]` (or incrementally up to `end` without a start; times as
+    /// ISO-8601 or epoch-ms text); returns what was done as JSON.
+    #[pyo3(signature = (end, start=None, views=None))]
     fn materialize(
         &self,
         py: Python<'_>,
-        end_ms: i64,
-        start_ms: Option<i64>,
+        end: &str,
+        start: Option<&str>,
         views: Option<Vec<String>>,
     ) -> PyResult<String> {
         let views = names(views).map_err(to_py)?;
+        let end = Timestamp::parse(end).map_err(to_py)?;
+        let start = start.map(Timestamp::parse).transpose().map_err(to_py)?;
         let store = self.inner.clone();
-        let end = Timestamp::from_millis(end_ms);
         let done = run(py, async move {
             let views = views.as_deref();
-            match start_ms {
-                Some(s) => {
-                    store
-                        .materialize(Timestamp::from_millis(s), end, views)
-                        .await
-                }
+            match start {
+                Some(s) => store.materialize(s, end, views).await,
                 None => store.materialize_incremental(end, views).await,
             }
         })?;

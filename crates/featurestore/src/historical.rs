@@ -14,8 +14,9 @@ use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use futures::StreamExt;
 use trainstore_core::{DataSourceRef, Error, Result, ScanRequest, TimeRange, Timestamp};
 
-use crate::definitions::{Definitions, FeatureRef, FeatureView, Field, ValueType};
+use crate::definitions::{Definitions, FeatureRef, FeatureView, Field};
 use crate::join::{AsOfJoin, EntityIndex, SourceBatch, align_keys, epoch_nanos, null_columns};
+use crate::sources::SourceColumns;
 
 /// The entity rows' time column when none is named and there is more than one candidate.
 pub const ENTITY_TIMESTAMP: &str = "event_timestamp";
@@ -39,7 +40,56 @@ pub struct ViewSelection {
     pub features: Vec<Field>,
 }
 
+/// A batch of a selection's scan, in its parts.
+pub(crate) struct SelectionColumns<'b> {
+    pub keys: &'b [ArrayRef],
+    /// Event times, epoch nanoseconds.
+    pub event: Int64Array,
+    /// Created times, epoch nanoseconds, when the view has them.
+    pub created: Option<Int64Array>,
+    pub features: &'b [ArrayRef],
+}
+
 impl ViewSelection {
+    /// A scan of the selection's columns, in the order [`ViewSelection::split`] reads:
+    /// join keys, timestamp, created timestamp (if any), features.
+    pub(crate) fn scan_request(&self, time_range: Option<TimeRange>) -> ScanRequest {
+        let mut projection = self.join_keys.clone();
+        projection.push(self.view.timestamp_field.clone());
+        projection.extend(self.view.created_timestamp_field.clone());
+        projection.extend(self.features.iter().map(|f| f.name.clone()));
+        ScanRequest {
+            time_range,
+            projection: Some(projection),
+            ..Default::default()
+        }
+    }
+
+    /// Splits a batch of [`ViewSelection::scan_request`]'s columns, times in nanoseconds.
+    pub(crate) fn split<'b>(&self, batch: &'b RecordBatch) -> Result<SelectionColumns<'b>> {
+        let nkeys = self.join_keys.len();
+        let event = epoch_nanos(batch.column(nkeys), &self.view.timestamp_field)?;
+        let (created, first_feature) = match &self.view.created_timestamp_field {
+            Some(c) => (Some(epoch_nanos(batch.column(nkeys + 1), c)?), nkeys + 2),
+            None => (None, nkeys + 1),
+        };
+        Ok(SelectionColumns {
+            keys: &batch.columns()[..nkeys],
+            event,
+            created,
+            features: &batch.columns()[first_feature..],
+        })
+    }
+
+    /// The output column name of one of the selection's features.
+    pub(crate) fn output_name(&self, field: &Field, full: bool) -> String {
+        if full {
+            format!("{}__{}", self.view.name, field.name)
+        } else {
+            field.name.clone()
+        }
+    }
+
     /// Fails unless `entity_rows` has every join key of the view.
     pub(crate) fn require_join_keys(&self, entity_rows: &Schema) -> Result<()> {
         match self
@@ -144,15 +194,6 @@ fn entity_time_column(rows: &Schema, named: Option<&str>) -> Result<usize> {
     }
 }
 
-/// The output column name of a feature.
-fn output_name(view: &FeatureView, field: &Field, full: bool) -> String {
-    if full {
-        format!("{}__{}", view.name, field.name)
-    } else {
-        field.name.clone()
-    }
-}
-
 /// Point-in-time-correct features for `entity_rows`: the entity columns unchanged, in their
 /// order, then each requested feature.
 pub async fn get_historical_features(
@@ -177,7 +218,7 @@ pub async fn get_historical_features(
     for v in &views {
         v.selection.require_join_keys(&schema)?;
         for f in &v.selection.features {
-            let name = output_name(&v.selection.view, f, options.full_feature_names);
+            let name = v.selection.output_name(f, options.full_feature_names);
             if schema.index_of(&name).is_ok() {
                 return Err(Error::invalid(
                     "entity rows",
@@ -224,7 +265,7 @@ pub async fn get_historical_features(
         })??;
         for (f, column) in v.selection.features.iter().zip(joined) {
             fields.push(ArrowField::new(
-                output_name(&v.selection.view, f, options.full_feature_names),
+                v.selection.output_name(f, options.full_feature_names),
                 column.data_type().clone(),
                 true,
             ));
@@ -245,43 +286,20 @@ async fn join_view(
 ) -> Result<Vec<ArrayRef>> {
     let view_name = v.selection.view.name.as_str();
     let index = EntityIndex::new(keys, times)?;
-    let source_schema = v.source.schema().await?;
-    let column_type = |name: &str, role: &str| -> Result<DataType> {
-        source_schema
-            .field_with_name(name)
-            .map(|f| f.data_type().clone())
-            .map_err(|_| {
-                Error::invalid(
-                    "feature view",
-                    view_name,
-                    format!(
-                        "its {role} {name:?} is not a column of {}",
-                        v.source.describe()
-                    ),
-                )
-            })
-    };
-    let mut feature_types = Vec::with_capacity(v.selection.features.len());
-    for f in &v.selection.features {
-        let actual = column_type(&f.name, "feature")?;
-        if ValueType::of_arrow(&actual).as_ref() != Some(&f.dtype) {
-            return Err(Error::invalid(
-                "feature view",
-                view_name,
-                format!(
-                    "declares {} as {}, but {} has {actual}",
-                    f.name,
-                    f.dtype,
-                    v.source.describe()
-                ),
-            ));
-        }
-        feature_types.push(actual);
-    }
+    let columns = SourceColumns::of(&v.selection.view, &v.source).await?;
+    let feature_types = v
+        .selection
+        .features
+        .iter()
+        .map(|f| columns.feature(f))
+        .collect::<Result<Vec<_>>>()?;
     for k in &v.selection.join_keys {
-        column_type(k, "join key")?;
+        columns.column(k, "join key")?;
     }
-    column_type(&v.selection.view.timestamp_field, "timestamp field")?;
+    columns.time(&v.selection.view.timestamp_field)?;
+    if let Some(c) = &v.selection.view.created_timestamp_field {
+        columns.time(c)?;
+    }
     let Some((first, last)) = index.time_bounds() else {
         return Ok(null_columns(&feature_types, times.len()));
     };
@@ -298,40 +316,23 @@ async fn join_view(
         )?),
         None => None,
     };
-    let mut projection: Vec<String> = v.selection.join_keys.clone();
-    projection.push(v.selection.view.timestamp_field.clone());
-    if let Some(c) = &v.selection.view.created_timestamp_field {
-        column_type(c, "created timestamp field")?;
-        projection.push(c.clone());
-    }
-    let first_feature = projection.len();
-    projection.extend(v.selection.features.iter().map(|f| f.name.clone()));
-    let request = ScanRequest {
-        time_range,
-        projection: Some(projection),
-        ..Default::default()
-    };
+    let request = v.selection.scan_request(time_range);
     let mut stream = v.source.scan(&request).await?;
     let mut join = AsOfJoin::new(&index, ttl_ns, feature_types);
-    let nkeys = v.selection.join_keys.len();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
+        let parts = v.selection.split(&batch)?;
         let keys = align_keys(
             view_name,
             &v.selection.join_keys,
-            batch.columns()[..nkeys].to_vec(),
+            parts.keys.to_vec(),
             index.key_types(),
         )?;
-        let event = epoch_nanos(batch.column(nkeys), &v.selection.view.timestamp_field)?;
-        let created = match &v.selection.view.created_timestamp_field {
-            Some(c) => Some(epoch_nanos(batch.column(nkeys + 1), c)?),
-            None => None,
-        };
         join.push(&SourceBatch {
             keys: &keys,
-            times: &event,
-            created: created.as_ref(),
-            features: &batch.columns()[first_feature..],
+            times: &parts.event,
+            created: parts.created.as_ref(),
+            features: parts.features,
         })?;
     }
     join.finish()

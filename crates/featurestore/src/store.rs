@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::DataType;
 use tokio::sync::OnceCell;
 use trainstore_core::{Catalog, Error, Result, TimeRange, Timestamp, UserName, Version};
 
@@ -14,7 +13,7 @@ use crate::definitions::{
 use crate::historical::{self, HistoricalOptions, ViewRequest, ViewSelection, group_by_view};
 use crate::online::{self, Materialized, OnlineStoreRef, TtlPolicy};
 use crate::registry::{Change, Plan, Registry, RegistryVersion};
-use crate::sources::SourceEnv;
+use crate::sources::{SourceColumns, SourceEnv};
 
 /// How often an apply re-plans when someone else applied in between.
 const APPLY_ATTEMPTS: u32 = 5;
@@ -315,63 +314,36 @@ impl FeatureStore {
     /// Checks a view against its source's columns, filling an empty schema from them.
     async fn check_against_source(&self, view: &mut FeatureView, keys: &[String]) -> Result<()> {
         let source = self.env.open(view).await?;
-        let schema = source.schema().await?;
-        let name = view.name.to_string();
-        let bad = |reason: String| Error::invalid("feature view", name.as_str(), reason);
-        let column = |col: &str, role: &str| {
-            schema
-                .field_with_name(col)
-                .map(|f| f.data_type().clone())
-                .map_err(|_| {
-                    bad(format!(
-                        "its {role} {col:?} is not a column of {} (columns: {})",
-                        source.describe(),
-                        schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })
-        };
+        let columns = SourceColumns::of(view, &source).await?;
         for k in keys {
-            column(k, "join key")?;
+            columns.column(k, "join key")?;
         }
         let mut times = vec![view.timestamp_field.clone()];
         times.extend(view.created_timestamp_field.clone());
         for t in &times {
-            let dtype = column(t, "timestamp field")?;
-            if !matches!(dtype, DataType::Timestamp(_, _) | DataType::Int64) {
-                return Err(bad(format!(
-                    "its timestamp field {t:?} is {dtype}, expected a timestamp or Int64 epoch milliseconds"
-                )));
-            }
+            columns.time(t)?;
         }
         if view.schema.is_empty() {
-            view.schema = schema
+            view.schema = columns
+                .schema
                 .fields()
                 .iter()
                 .filter(|f| !keys.contains(f.name()) && !times.contains(f.name()))
                 .filter_map(|f| ValueType::of_arrow(f.data_type()).map(|t| Field::new(f.name(), t)))
                 .collect();
             if view.schema.is_empty() {
-                return Err(bad(format!(
-                    "{} has no feature columns besides its keys and timestamps",
-                    source.describe()
-                )));
+                return Err(Error::invalid(
+                    "feature view",
+                    view.name.as_str(),
+                    format!(
+                        "{} has no feature columns besides its keys and timestamps",
+                        source.describe()
+                    ),
+                ));
             }
         }
         for f in &view.schema {
-            let actual = column(&f.name, "field")?;
-            if ValueType::of_arrow(&actual).as_ref() != Some(&f.dtype) {
-                return Err(bad(format!(
-                    "declares {} as {}, but {} has {actual}",
-                    f.name,
-                    f.dtype,
-                    source.describe()
-                )));
-            }
+            columns.feature(f)?;
         }
         Ok(())
     }

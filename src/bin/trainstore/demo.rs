@@ -22,6 +22,7 @@ use trainstore::doris::{
 use trainstore::features::design_doc_definitions;
 use trainstore::featurestore::{FeatureRef, HistoricalOptions, OnlineOptions};
 
+use crate::features::parquet_bytes;
 use crate::print_info;
 use crate::progress::TerminalProgress;
 use crate::snapshots;
@@ -169,18 +170,12 @@ pub async fn run(location: &str) -> Result<()> {
             .map_or(0, |c| c.len() - c.null_count())
     };
     let training_item = DatasetName::new("demo-training-set")?;
-    let mut parquet = Vec::new();
-    {
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(&mut parquet, training.schema(), None)
-                .map_err(|e| Error::invalid("training set", "parquet", e.to_string()))?;
-        writer
-            .write(&training)
-            .and_then(|_| writer.close().map(|_| ()))
-            .map_err(|e| Error::invalid("training set", "parquet", e.to_string()))?;
-    }
     let entry = catalog
-        .put_file(&training_item, "training.parquet", parquet.into())
+        .put_file(
+            &training_item,
+            "training.parquet",
+            parquet_bytes(&training)?.into(),
+        )
         .await?;
     let mut new = NewVersion::new(author.clone());
     new.files.push(entry.clone());

@@ -226,7 +226,10 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
             );
             print_rows(std::slice::from_ref(&result), show)?;
             if let Some(path) = out {
-                write_parquet(&path, &result)?;
+                std::fs::write(&path, parquet_bytes(&result)?).map_err(|e| Error::Config {
+                    key: path.display().to_string(),
+                    reason: format!("cannot write the output file: {e}"),
+                })?;
                 println!("written to {}", path.display());
             }
             Ok(())
@@ -308,15 +311,13 @@ async fn read_entity_rows(location: &str) -> Result<RecordBatch> {
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }
 
-fn write_parquet(path: &PathBuf, batch: &RecordBatch) -> Result<()> {
-    let file = std::fs::File::create(path).map_err(|e| Error::Config {
-        key: path.display().to_string(),
-        reason: format!("cannot create the output file: {e}"),
-    })?;
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
-        .map_err(|e| Error::invalid("output", path.display().to_string(), e.to_string()))?;
-    writer
-        .write(batch)
-        .and_then(|_| writer.close().map(|_| ()))
-        .map_err(|e| Error::invalid("output", path.display().to_string(), e.to_string()))
+/// `batch` as a Parquet file's bytes.
+pub(crate) fn parquet_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let bad = |e: parquet::errors::ParquetError| Error::invalid("result", "Parquet", e.to_string());
+    let mut out = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).map_err(bad)?;
+    writer.write(batch).map_err(bad)?;
+    writer.close().map_err(bad)?;
+    Ok(out)
 }

@@ -124,6 +124,7 @@ class Workspace:
 
     def __init__(self, native: _native.Workspace) -> None:
         self._native = native
+        self._features: FeatureStore | None = None
 
     @classmethod
     def open(
@@ -173,8 +174,11 @@ class Workspace:
 
     @property
     def features(self) -> FeatureStore:
-        """The feature store: definitions, training data, online serving."""
-        return FeatureStore(self._native.features())
+        """The feature store: definitions, training data, online serving. One per workspace
+        object, so its online store is opened once, not on every read."""
+        if self._features is None:
+            self._features = FeatureStore(self._native.features())
+        return self._features
 
     def items(self) -> dict[str, int]:
         """Every versioned item with its newest version number."""

@@ -160,7 +160,7 @@ class FeatureStore:
         timestamp_column: str | None = None,
     ) -> pa.RecordBatch: ...
     def materialize(
-        self, end_ms: int, start_ms: int | None = None, views: list[str] | None = None
+        self, end: str, start: str | None = None, views: list[str] | None = None
     ) -> str: ...
     def get_online_features(
         self,

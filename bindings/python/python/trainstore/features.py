@@ -20,13 +20,13 @@ import builtins
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
 
 from . import _native
-from .sources import TimeLike, _Source
+from .sources import TimeLike, _Source, _time_text
 
 
 @dataclass(frozen=True)
@@ -249,18 +249,6 @@ def _to_batch(data: Any) -> pa.RecordBatch:
     return batches[0]
 
 
-def _millis(value: TimeLike) -> int:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-        return round(aware.timestamp() * 1000)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = value.replace("Z", "+00:00")
-        return _millis(datetime.fromisoformat(text))
-    raise TypeError(f"expected a time as str, int (epoch ms) or datetime, got {value!r}")
-
-
 class FeatureStore:
     """A workspace's feature store (``ws.features``)."""
 
@@ -316,14 +304,14 @@ class FeatureStore:
     ) -> builtins.list[Materialized]:
         """Writes each entity's latest row with event time in ``[start, end]`` (both included)
         into the online store; an older row never replaces a newer one."""
-        raw = self._native.materialize(_millis(end), _millis(start), _views(views))
+        raw = self._native.materialize(_required_time(end), _required_time(start), _views(views))
         return _materialized(raw)
 
     def materialize_incremental(
         self, end: TimeLike, views: Sequence[str] | None = None
     ) -> builtins.list[Materialized]:
         """Materializes each online view from where its last materialization ended."""
-        raw = self._native.materialize(_millis(end), None, _views(views))
+        raw = self._native.materialize(_required_time(end), None, _views(views))
         return _materialized(raw)
 
     def get_online_features(
@@ -348,6 +336,13 @@ class FeatureStore:
     def __repr__(self) -> str:
         views = [v["name"] for v in self.list()["feature_views"]]
         return f"FeatureStore(views={views})"
+
+
+def _required_time(value: TimeLike) -> str:
+    text = _time_text(value)
+    if text is None:
+        raise TypeError("a time is required here, got None")
+    return text
 
 
 def _views(views: Sequence[str] | None) -> list[str] | None:

@@ -282,6 +282,8 @@ fn value_len(t: u8, r: &mut Reader<'_>) -> Result<()> {
 /// Builds the requested feature columns from stored rows.
 pub(crate) struct RowDecoder {
     fields: Vec<(String, ValueType, Builder)>,
+    /// Which fields the current row has filled (kept to spare an allocation per row).
+    done: Vec<bool>,
 }
 
 enum Builder {
@@ -406,6 +408,7 @@ impl RowDecoder {
                 .iter()
                 .map(|(n, t)| (n.clone(), t.clone(), Builder::new(t)))
                 .collect(),
+            done: vec![false; fields.len()],
         }
     }
 
@@ -417,7 +420,8 @@ impl RowDecoder {
             }
             return Ok(());
         };
-        let mut done = vec![false; self.fields.len()];
+        let done = &mut self.done;
+        done.fill(false);
         let mut r = Reader { bytes, at: HEADER };
         let count = u16::from_le_bytes(r.take(2)?.try_into().expect("2"));
         for _ in 0..count {

@@ -20,11 +20,10 @@ use arrow::datatypes::{Field as ArrowField, Schema};
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Serialize;
-use trainstore_core::{DataSourceRef, Error, Result, ScanRequest, TimeRange, Timestamp};
+use trainstore_core::{DataSourceRef, Error, Result, TimeRange, Timestamp};
 
 use crate::definitions::ValueType;
 use crate::historical::ViewSelection;
-use crate::join::epoch_nanos;
 
 pub use embedded::EmbeddedOnlineStore;
 pub use redis::RedisOnlineStore;
@@ -79,30 +78,16 @@ pub(crate) async fn materialize_view(
         .iter()
         .map(|f| (f.name.clone(), f.dtype.clone()))
         .collect();
-    let mut projection = selection.join_keys.clone();
-    projection.push(view.timestamp_field.clone());
-    projection.extend(view.created_timestamp_field.clone());
-    let first_feature = projection.len();
-    projection.extend(fields.iter().map(|(n, _)| n.clone()));
-    let request = ScanRequest {
-        time_range: range,
-        projection: Some(projection),
-        ..Default::default()
-    };
-    let nkeys = selection.join_keys.len();
     let mut latest: HashMap<Vec<u8>, Vec<u8>, ahash::RandomState> = HashMap::default();
     let mut rows_read = 0;
-    let mut stream = source.scan(&request).await?;
+    let mut stream = source.scan(&selection.scan_request(range)).await?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows_read += batch.num_rows();
-        let keys = codec::encode_keys(&selection.join_keys, &batch.columns()[..nkeys])?;
-        let event = epoch_nanos(batch.column(nkeys), &view.timestamp_field)?;
-        let created = match &view.created_timestamp_field {
-            Some(c) => Some(epoch_nanos(batch.column(nkeys + 1), c)?),
-            None => None,
-        };
-        let encoder = codec::RowEncoder::new(&fields, &batch.columns()[first_feature..])?;
+        let parts = selection.split(&batch)?;
+        let (event, created) = (parts.event, parts.created);
+        let keys = codec::encode_keys(&selection.join_keys, parts.keys)?;
+        let encoder = codec::RowEncoder::new(&fields, parts.features)?;
         for (row, key) in keys.into_iter().enumerate() {
             let (Some(key), true) = (key, event.is_valid(row)) else {
                 continue;
@@ -205,11 +190,7 @@ pub(crate) async fn read_features(
             decoder.append(fresh.as_deref())?;
         }
         for (f, column) in s.features.iter().zip(decoder.finish()) {
-            let name = if full_feature_names {
-                format!("{}__{}", s.view.name, f.name)
-            } else {
-                f.name.clone()
-            };
+            let name = s.output_name(f, full_feature_names);
             if fields.iter().any(|x| x.name() == &name) {
                 return Err(Error::invalid(
                     "feature references",
