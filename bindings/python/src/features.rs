@@ -6,8 +6,8 @@ use arrow::pyarrow::{PyArrowType, ToPyArrow};
 use pyo3::prelude::*;
 use trainstore::core::{Result, Timestamp, Version};
 use trainstore::featurestore::{
-    Definitions, FeatureRef, FeatureStore as CoreStore, HistoricalOptions, Name, OnlineOptions,
-    TtlPolicy,
+    Definitions, Engine, FeatureRef, FeatureStore as CoreStore, HistoricalOptions, Name,
+    OnlineOptions, TtlPolicy,
 };
 
 use crate::errors::to_py;
@@ -75,7 +75,7 @@ impl FeatureStore {
         Ok(v.get())
     }
 
-    #[pyo3(signature = (entity_rows, features, full_feature_names=false, timestamp_column=None))]
+    #[pyo3(signature = (entity_rows, features, full_feature_names=false, timestamp_column=None, engine="in-process"))]
     fn get_historical_features<'py>(
         &self,
         py: Python<'py>,
@@ -83,6 +83,7 @@ impl FeatureStore {
         features: Vec<String>,
         full_feature_names: bool,
         timestamp_column: Option<String>,
+        engine: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let refs = refs(&features).map_err(to_py)?;
         let store = self.inner.clone();
@@ -90,6 +91,7 @@ impl FeatureStore {
         let options = HistoricalOptions {
             full_feature_names,
             timestamp_column,
+            engine: Engine::parse(engine).map_err(to_py)?,
         };
         let out = run(py, async move {
             store.get_historical_features(&rows, &refs, &options).await

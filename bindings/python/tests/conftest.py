@@ -1,11 +1,14 @@
-"""Shared fixtures: unique S3 buckets on the loopback server from scripts/test-services."""
+"""Shared fixtures: unique S3 buckets and MariaDB databases on the loopback servers from
+scripts/test-services."""
 
 from __future__ import annotations
 
 import os
 import urllib.request
 import uuid
+from collections.abc import Iterator
 
+import pymysql
 import pytest
 
 
@@ -26,3 +29,20 @@ def s3_bucket() -> tuple[str, dict[str, str]]:
         "aws_region": "us-east-1",
     }
     return f"s3://{bucket}/ws", options
+
+
+@pytest.fixture
+def mysql_db() -> Iterator[str]:
+    server = os.environ.get("TRAINSTORE_TEST_MYSQL_URL")
+    if not server:
+        pytest.fail('TRAINSTORE_TEST_MYSQL_URL is not set: run eval "$(scripts/test-services)"')
+    name = f"ts_py_{uuid.uuid4().hex[:12]}"
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield f"{server.rstrip('/')}/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE `{name}`")
+        conn.close()

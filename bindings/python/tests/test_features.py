@@ -170,3 +170,42 @@ def test_redis_online_store_and_doris_password_refusal(tmp_path: Path) -> None:
     with pytest.raises(ts.InvalidInputError) as error:
         ws.features.apply([secret])
     assert "hunter2" not in str(error.value)
+
+
+def test_pushdown_engine_answers_like_the_in_process_one(tmp_path: Path, mysql_db: str) -> None:
+    raw = ts.synthetic_snapshots(devices=3, snapshots=20, interval_ms=3_600_000, seed=3)
+    ts.load_snapshots(mysql_db, "snapshots", raw)
+    source = ts.DorisSource(mysql_db, table="snapshots")
+    ws = ts.Workspace.open(tmp_path / "ws")
+    device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+    view = ts.FeatureView(
+        "basic",
+        entities=[device],
+        source=source,
+        ttl=timedelta(hours=5),
+        schema=[ts.Field("meanLf", ts.Float64), ts.Field("peakPowers", ts.Array(ts.Float32))],
+    )
+    ws.features.apply([device, view])
+    read = source.query().select(["uuid", "nodeId", "time"])
+    times = read["time"].cast(pa.int64()).to_pylist()
+    # On each snapshot, half an hour after, and past the TTL; plus an unknown device.
+    entity_rows = {
+        "uuid": read["uuid"].to_pylist() * 3 + ["nobody"],
+        "nodeId": read["nodeId"].to_pylist() * 3 + ["1465"],
+        "event_timestamp": pa.array(
+            times + [t + 1_800_000 for t in times] + [t + 18_000_001 for t in times] + [0],
+            pa.timestamp("ms", tz="UTC"),
+        ),
+    }
+    features = ["basic:meanLf", "basic:peakPowers"]
+    here = ws.features.get_historical_features(entity_rows, features)
+    pushed = ws.features.get_historical_features(entity_rows, features, engine="pushdown")
+    assert pushed.equals(here)
+    assert 0 < here["meanLf"].null_count < here.num_rows
+
+    files = ts.FeatureView(
+        "files", entities=[device], source=write_features(tmp_path), timestamp_field="ts"
+    )
+    ws.features.apply([files])
+    with pytest.raises(ts.NotSupportedError, match="pushdown"):
+        ws.features.get_historical_features(entity_rows, ["files:x"], engine="pushdown")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,23 +22,6 @@ def raw() -> pa.Table:
 def snapshot_dir(tmp_path: Path, raw: pa.Table) -> Path:
     pq.write_table(raw, tmp_path / "part-0.parquet")
     return tmp_path
-
-
-@pytest.fixture
-def mysql_db() -> Iterator[str]:
-    server = os.environ.get("TRAINSTORE_TEST_MYSQL_URL")
-    if not server:
-        pytest.fail('TRAINSTORE_TEST_MYSQL_URL is not set: run eval "$(scripts/test-services)"')
-    name = f"ts_py_{uuid.uuid4().hex[:12]}"
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-    try:
-        yield f"{server.rstrip('/')}/{name}"
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE `{name}`")
-        conn.close()
 
 
 def test_files_parse_to_typed_arrow_with_a_report(snapshot_dir: Path, raw: pa.Table) -> None:

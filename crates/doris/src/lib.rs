@@ -25,7 +25,7 @@ pub mod table;
 pub mod write;
 
 pub use file::{FileFormat, FileSource, write_snapshot_file};
-pub use mysql::{Dialect, DorisSource, ReadOptions};
+pub use mysql::{AsOfWindows, Dialect, DorisSource, ReadOptions};
 pub use parse::{ColumnReport, ParseIssue, ParseReport, SnapshotParser};
 pub use schema::{FeatureField, FeatureKind, SnapshotSchema, SnapshotSchemaBuilder};
 pub use synth::{SnapshotGenerator, SynthConfig};

@@ -29,6 +29,9 @@ use crate::schema::SnapshotSchema;
 use crate::sql::{Ident, Literals, Select, TableRef, projection, snapshot_columns};
 use crate::stream::limited;
 
+mod asof;
+pub use asof::AsOfWindows;
+
 /// How reads are run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadOptions {
@@ -246,47 +249,11 @@ impl DorisSource {
 
     async fn start(&self, request: &ScanRequest, parse: bool) -> Result<RecordBatchStream> {
         let inner = &self.inner;
-        let (pushed, post): (Vec<Filter>, Vec<Filter>) = request
-            .filters
-            .iter()
-            .cloned()
-            .partition(|f| inner.table_columns.contains(&f.column));
-        if !parse && !post.is_empty() {
-            return Err(Error::invalid(
-                "raw scan filter",
-                &post[0].column,
-                "raw scans filter on table columns only",
-            ));
-        }
-        let where_sql = pushed
-            .iter()
-            .map(|f| inner.select().predicate(f))
-            .collect::<Result<Vec<_>>>()?;
-        let output = if parse {
-            inner.parser.schema().output_schema()
-        } else {
-            inner.raw_schema.clone()
-        };
-        let projection = projection(&output, request.projection.as_deref())?;
-        for f in &post {
-            output.index_of(&f.column).map_err(|_| {
-                Error::invalid(
-                    "filter column",
-                    &f.column,
-                    "not a column of the table or the snapshots",
-                )
-            })?;
-        }
-        let range = match (&request.time_range, &inner.time_column) {
-            (Some(r), Some(_)) => Some(*r),
-            (Some(_), None) => {
-                return Err(Error::NotSupported {
-                    operation: "a time range",
-                    implementer: format!("table {} without a time column", inner.table),
-                });
-            }
+        let plan = inner.plan(request, parse)?;
+        let range = match (plan.range, &inner.time_column) {
+            (Some(r), _) => Some(r),
             (None, Some(_)) if inner.options.partitions > 1 => {
-                inner.time_bounds(&where_sql).await?
+                inner.time_bounds(&plan.where_sql).await?
             }
             (None, _) => None,
         };
@@ -304,9 +271,9 @@ impl DorisSource {
             let job = Part {
                 inner: inner.clone(),
                 range: part,
-                filters: where_sql.clone(),
-                post: post.clone(),
-                projection: projection.clone(),
+                filters: plan.where_sql.clone(),
+                post: plan.post.clone(),
+                projection: plan.projection.clone(),
                 parse,
             };
             let tx = tx.clone();
@@ -387,7 +354,63 @@ fn is_integer_type(ty: &str) -> bool {
         .any(|t| ty.starts_with(t))
 }
 
+/// What a request asks of the table: conditions pushed to the server, filters applied after
+/// parsing, the output columns, and the time range.
+struct ScanPlan {
+    where_sql: Vec<String>,
+    post: Vec<Filter>,
+    projection: Option<Vec<usize>>,
+    range: Option<TimeRange>,
+}
+
 impl Inner {
+    /// Checks `request` against the table and splits it into what the server and the client do.
+    fn plan(&self, request: &ScanRequest, parse: bool) -> Result<ScanPlan> {
+        let (pushed, post): (Vec<Filter>, Vec<Filter>) = request
+            .filters
+            .iter()
+            .cloned()
+            .partition(|f| self.table_columns.contains(&f.column));
+        if !parse && !post.is_empty() {
+            return Err(Error::invalid(
+                "raw scan filter",
+                &post[0].column,
+                "raw scans filter on table columns only",
+            ));
+        }
+        let where_sql = pushed
+            .iter()
+            .map(|f| self.select().predicate(f))
+            .collect::<Result<Vec<_>>>()?;
+        let output = if parse {
+            self.parser.schema().output_schema()
+        } else {
+            self.raw_schema.clone()
+        };
+        let projection = projection(&output, request.projection.as_deref())?;
+        for f in &post {
+            output.index_of(&f.column).map_err(|_| {
+                Error::invalid(
+                    "filter column",
+                    &f.column,
+                    "not a column of the table or the snapshots",
+                )
+            })?;
+        }
+        if request.time_range.is_some() && self.time_column.is_none() {
+            return Err(Error::NotSupported {
+                operation: "a time range",
+                implementer: format!("table {} without a time column", self.table),
+            });
+        }
+        Ok(ScanPlan {
+            where_sql,
+            post,
+            projection,
+            range: request.time_range,
+        })
+    }
+
     fn select(&self) -> Select<'_> {
         let columns: Vec<Ident> = self.raw.iter().map(|(c, _)| c.clone()).collect();
         Select::new(
@@ -520,27 +543,49 @@ impl Part {
 
     /// Parses, filters and projects a raw batch and sends it; `false` once the reader is gone.
     async fn send(&self, tx: &mpsc::Sender<Result<RecordBatch>>, raw: RecordBatch) -> Result<bool> {
-        let mut batch = if self.parse {
-            let (typed, report) = self.inner.parser.parse(&raw)?;
-            self.inner
-                .last_report
-                .lock()
-                .expect("report lock")
-                .merge(&report);
+        self.inner
+            .output(raw, self.parse, &self.post, self.projection.as_deref())?
+            .send(tx)
+            .await
+    }
+}
+
+/// A batch ready for the reader, or nothing when every row was filtered out.
+struct Output(Option<RecordBatch>);
+
+impl Output {
+    /// Sends the batch, if any; `false` once the reader is gone.
+    async fn send(self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<bool> {
+        match self.0 {
+            Some(batch) => Ok(tx.send(Ok(batch)).await.is_ok()),
+            None => Ok(true),
+        }
+    }
+}
+
+impl Inner {
+    /// Parses (when asked), filters and projects a raw batch, merging its parse report.
+    fn output(
+        &self,
+        raw: RecordBatch,
+        parse: bool,
+        post: &[Filter],
+        projection: Option<&[usize]>,
+    ) -> Result<Output> {
+        let mut batch = if parse {
+            let (typed, report) = self.parser.parse(&raw)?;
+            self.last_report.lock().expect("report lock").merge(&report);
             typed
         } else {
             raw
         };
-        if !self.post.is_empty() {
-            batch = apply_filters(&batch, &self.post)?;
+        if !post.is_empty() {
+            batch = apply_filters(&batch, post)?;
         }
-        if let Some(p) = &self.projection {
+        if let Some(p) = projection {
             batch = batch.project(p)?;
         }
-        if batch.num_rows() == 0 {
-            return Ok(true);
-        }
-        Ok(tx.send(Ok(batch)).await.is_ok())
+        Ok(Output((batch.num_rows() > 0).then_some(batch)))
     }
 }
 

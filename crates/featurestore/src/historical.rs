@@ -5,17 +5,29 @@
 //! name collisions, the timestamp column); then every view is joined on its own task, all at
 //! once, streaming over its source; the result keeps the entity rows' order and columns and
 //! appends the features, grouped by view in order of first request.
+//!
+//! Two engines read a view's rows. In process, the source is scanned (within the span the
+//! entity rows can reach) and every row streams through the as-of join. Pushed down, the
+//! database is sent one window per distinct (keys, time) of the entity rows and returns only
+//! each window's latest row; the same join then picks among those, so both engines answer by
+//! the same code and the same rules.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use futures::StreamExt;
-use trainstore_core::{DataSourceRef, Error, Result, ScanRequest, TimeRange, Timestamp};
+use trainstore_core::{
+    DataSourceRef, Error, RecordBatchStream, Result, ScanRequest, TimeRange, Timestamp,
+};
+use trainstore_doris::{AsOfWindows, DorisSource};
 
 use crate::definitions::{Definitions, FeatureRef, FeatureView, Field};
-use crate::join::{AsOfJoin, EntityIndex, SourceBatch, align_keys, epoch_nanos, null_columns};
+use crate::join::{
+    AsOfJoin, EntityIndex, SourceBatch, align_keys, check_key_type, epoch_nanos, null_columns,
+};
 use crate::sources::SourceColumns;
 
 /// The entity rows' time column when none is named and there is more than one candidate.
@@ -29,6 +41,33 @@ pub struct HistoricalOptions {
     /// The entity rows' time column; by default `event_timestamp`, or the only timestamp
     /// column.
     pub timestamp_column: Option<String>,
+    /// Which engine joins.
+    pub engine: Engine,
+}
+
+/// Where the point-in-time join runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// Here: every view's source is scanned and joined in this process.
+    #[default]
+    InProcess,
+    /// In the database: every view must read a Doris (or MySQL-protocol) table.
+    Pushdown,
+}
+
+impl Engine {
+    /// Parses `in-process` or `pushdown`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "in-process" => Ok(Engine::InProcess),
+            "pushdown" => Ok(Engine::Pushdown),
+            _ => Err(Error::invalid(
+                "join engine",
+                text,
+                "expected in-process or pushdown",
+            )),
+        }
+    }
 }
 
 /// One view's part of a request: the view, its join keys, and the requested features in
@@ -114,7 +153,25 @@ impl ViewSelection {
 #[derive(Debug, Clone)]
 pub struct ViewRequest {
     pub selection: ViewSelection,
-    pub source: DataSourceRef,
+    pub source: JoinSource,
+}
+
+/// How a view's rows reach the join.
+#[derive(Debug, Clone)]
+pub enum JoinSource {
+    /// Scanned within the span the entity rows can reach.
+    Scan(DataSourceRef),
+    /// Only each entity window's latest row, chosen by the database.
+    Pushdown(DorisSource),
+}
+
+impl JoinSource {
+    fn data_source(&self) -> DataSourceRef {
+        match self {
+            JoinSource::Scan(source) => source.clone(),
+            JoinSource::Pushdown(doris) => Arc::new(doris.clone()),
+        }
+    }
 }
 
 /// Groups feature references by view, views in order of first appearance and features in
@@ -286,7 +343,7 @@ async fn join_view(
 ) -> Result<Vec<ArrayRef>> {
     let view_name = v.selection.view.name.as_str();
     let index = EntityIndex::new(keys, times)?;
-    let columns = SourceColumns::of(&v.selection.view, &v.source).await?;
+    let columns = SourceColumns::of(&v.selection.view, &v.source.data_source()).await?;
     let feature_types = v
         .selection
         .features
@@ -317,7 +374,18 @@ async fn join_view(
         None => None,
     };
     let request = v.selection.scan_request(time_range);
-    let mut stream = v.source.scan(&request).await?;
+    let mut stream = match &v.source {
+        JoinSource::Scan(source) => source.scan(&request).await?,
+        JoinSource::Pushdown(doris) => {
+            let source_keys = v
+                .selection
+                .join_keys
+                .iter()
+                .map(|k| columns.column(k, "join key"))
+                .collect::<Result<Vec<_>>>()?;
+            pushdown(v, doris, &request, &index, keys, &source_keys, ttl_ns).await?
+        }
+    };
     let mut join = AsOfJoin::new(&index, ttl_ns, feature_types);
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -336,4 +404,58 @@ async fn join_view(
         })?;
     }
     join.finish()
+}
+
+/// Asks `doris` for the latest row of each entity slot's window: keys as the source spells
+/// them, times widened to whole milliseconds so that no row the join would take is left out
+/// (the join applies the exact bounds again).
+async fn pushdown(
+    v: &ViewRequest,
+    doris: &DorisSource,
+    request: &ScanRequest,
+    index: &EntityIndex,
+    entity_keys: &[ArrayRef],
+    source_keys: &[DataType],
+    ttl_ns: Option<i64>,
+) -> Result<RecordBatchStream> {
+    const MS: i64 = 1_000_000;
+    let (times, rows) = index.slot_rows();
+    let keys = entity_keys
+        .iter()
+        .zip(source_keys)
+        .zip(&v.selection.join_keys)
+        .map(|((k, source), name)| {
+            check_key_type(v.selection.view.name.as_str(), name, source, k.data_type())?;
+            let k = take(k.as_ref(), &rows, None)?;
+            Ok(match k.data_type() {
+                DataType::Int64 | DataType::Utf8 => k,
+                DataType::LargeUtf8 | DataType::Utf8View => cast(&k, &DataType::Utf8)?,
+                other => {
+                    return Err(Error::NotSupported {
+                        operation: "the pushdown engine",
+                        implementer: format!("join key {name} of type {other}"),
+                    });
+                }
+            })
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let upper = Int64Array::from_iter_values(times.iter().map(|t| t.div_euclid(MS)));
+    let lower: Int64Array = times
+        .iter()
+        .map(|t| {
+            ttl_ns.map(|ttl| {
+                let earliest = t.saturating_sub(ttl);
+                earliest.div_euclid(MS) + i64::from(earliest.rem_euclid(MS) != 0)
+            })
+        })
+        .collect();
+    let windows = AsOfWindows { keys, lower, upper };
+    doris
+        .scan_latest_in_windows(
+            request,
+            &v.selection.join_keys,
+            v.selection.view.created_timestamp_field.as_deref(),
+            &windows,
+        )
+        .await
 }

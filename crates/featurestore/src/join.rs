@@ -133,6 +133,17 @@ impl EntityIndex {
     fn slots(&self) -> usize {
         self.times.len()
     }
+
+    /// Each slot's time (epoch nanoseconds) and one entity row that has it, slot by slot.
+    pub(crate) fn slot_rows(&self) -> (&[i64], UInt32Array) {
+        let mut first = vec![NONE; self.slots()];
+        for (row, &slot) in self.row_slot.iter().enumerate() {
+            if slot != NONE && first[slot as usize] == NONE {
+                first[slot as usize] = row as u32;
+            }
+        }
+        (&self.times, UInt32Array::from(first))
+    }
 }
 
 /// A source batch as the join reads it.
@@ -324,30 +335,43 @@ pub(crate) fn align_keys(
     keys: Vec<ArrayRef>,
     wanted: &[DataType],
 ) -> Result<Vec<ArrayRef>> {
-    let is_string =
-        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
     keys.into_iter()
         .zip(wanted)
         .zip(names)
         .map(|((k, want), name)| {
-            if k.data_type() == want {
+            if check_key_type(view, name, k.data_type(), want)? {
                 Ok(k)
-            } else if is_string(k.data_type()) && is_string(want) {
-                Ok(cast(&k, want)?)
             } else {
-                Err(Error::invalid(
-                    "join key",
-                    name.as_str(),
-                    format!(
-                        "is {} in the entity rows but {} in the source of view {view}; \
-                         cast one side explicitly",
-                        want,
-                        k.data_type()
-                    ),
-                ))
+                Ok(cast(&k, want)?)
             }
         })
         .collect()
+}
+
+/// Whether a join key of type `source` matches entity rows of type `wanted` as it is (`true`)
+/// or after a cast between string spellings (`false`); any other mismatch is an error.
+pub(crate) fn check_key_type(
+    view: &str,
+    name: &str,
+    source: &DataType,
+    wanted: &DataType,
+) -> Result<bool> {
+    let is_string =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    if source == wanted {
+        Ok(true)
+    } else if is_string(source) && is_string(wanted) {
+        Ok(false)
+    } else {
+        Err(Error::invalid(
+            "join key",
+            name,
+            format!(
+                "is {wanted} in the entity rows but {source} in the source of view {view}; \
+                 cast one side explicitly"
+            ),
+        ))
+    }
 }
 
 /// An all-null column of `len` rows, for views none of whose rows can match.

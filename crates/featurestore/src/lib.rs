@@ -28,7 +28,8 @@ pub use definitions::{
     SourceSpec, Ttl, ValueType,
 };
 pub use historical::{
-    HistoricalOptions, ViewRequest, ViewSelection, get_historical_features, group_by_view,
+    Engine, HistoricalOptions, JoinSource, ViewRequest, ViewSelection, get_historical_features,
+    group_by_view,
 };
 pub use online::{
     EmbeddedOnlineStore, Materialized, OnlineStore, OnlineStoreRef, RedisOnlineStore, TtlPolicy,

@@ -57,33 +57,48 @@ impl SourceEnv {
             SourceSpec::Doris {
                 url,
                 table,
-                flight_url,
+                flight_url: Some(flight),
                 snapshots,
             } => {
                 let url = expand_references(url, &EnvConfig)?;
-                match flight_url {
-                    Some(flight) => Arc::new(
-                        FlightSource::connect_with_mysql_url(
-                            flight,
-                            &url,
-                            table,
-                            snapshots.clone(),
-                            FlightOptions::default(),
-                        )
-                        .await?,
-                    ),
-                    None => Arc::new(
-                        DorisSource::connect(
-                            &url,
-                            table,
-                            snapshots.clone(),
-                            ReadOptions::default(),
-                        )
-                        .await?,
-                    ),
-                }
+                Arc::new(
+                    FlightSource::connect_with_mysql_url(
+                        flight,
+                        &url,
+                        table,
+                        snapshots.clone(),
+                        FlightOptions::default(),
+                    )
+                    .await?,
+                )
             }
+            SourceSpec::Doris {
+                flight_url: None, ..
+            } => Arc::new(self.open_pushdown(view).await?),
         })
+    }
+
+    /// Opens `view`'s source for joins run by the database: Doris (or a MySQL-protocol
+    /// server) read over the MySQL protocol.
+    pub async fn open_pushdown(&self, view: &FeatureView) -> Result<DorisSource> {
+        match &view.source {
+            SourceSpec::Doris {
+                url,
+                table,
+                flight_url: None,
+                snapshots,
+            } => {
+                let url = expand_references(url, &EnvConfig)?;
+                DorisSource::connect(&url, table, snapshots.clone(), ReadOptions::default()).await
+            }
+            _ => Err(Error::NotSupported {
+                operation: "the pushdown engine",
+                implementer: format!(
+                    "feature view {}, whose source is not a Doris table read over the MySQL protocol",
+                    view.name
+                ),
+            }),
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use trainstore_core::{Catalog, Error, Result, TimeRange, Timestamp, UserName, Ve
 use crate::definitions::{
     Definition, Definitions, FeatureRef, FeatureView, Field, Name, ValueType,
 };
-use crate::historical::{self, HistoricalOptions, ViewRequest, ViewSelection, group_by_view};
+use crate::historical::{
+    self, Engine, HistoricalOptions, JoinSource, ViewRequest, ViewSelection, group_by_view,
+};
 use crate::online::{self, Materialized, OnlineStoreRef, TtlPolicy};
 use crate::registry::{Change, Plan, Registry, RegistryVersion};
 use crate::sources::{SourceColumns, SourceEnv};
@@ -195,7 +197,12 @@ impl FeatureStore {
         let defs = self.definitions().await?;
         let mut views = Vec::new();
         for selection in group_by_view(&defs, features)? {
-            let source = self.env.open(&selection.view).await?;
+            let source = match options.engine {
+                Engine::InProcess => JoinSource::Scan(self.env.open(&selection.view).await?),
+                Engine::Pushdown => {
+                    JoinSource::Pushdown(self.env.open_pushdown(&selection.view).await?)
+                }
+            };
             views.push(ViewRequest { selection, source });
         }
         historical::get_historical_features(entity_rows, views, options).await

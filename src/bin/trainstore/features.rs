@@ -13,7 +13,8 @@ use trainstore::Workspace;
 use trainstore::core::DataSource;
 use trainstore::core::{Error, MountTable, Result, StorageOptions, Timestamp, Version};
 use trainstore::featurestore::{
-    Definitions, FeatureRef, FeatureStore, HistoricalOptions, Name, OnlineOptions, TtlPolicy,
+    Definitions, Engine, FeatureRef, FeatureStore, HistoricalOptions, Name, OnlineOptions,
+    TtlPolicy,
 };
 
 use crate::snapshots::print_rows;
@@ -72,6 +73,9 @@ pub enum FeaturesCommand {
         /// Online reads: return values older than the view's TTL too (as Feast does)
         #[arg(long)]
         ignore_ttl: bool,
+        /// Historical reads: join here (in-process) or in the database (pushdown)
+        #[arg(long, default_value = "in-process", conflicts_with = "entity")]
+        engine: String,
         /// Name columns view__feature
         #[arg(long)]
         full_names: bool,
@@ -183,6 +187,7 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
             entities,
             entity,
             ignore_ttl,
+            engine,
             full_names,
             out,
             show,
@@ -198,6 +203,7 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
                     let rows = read_entity_rows(&location).await?;
                     let options = HistoricalOptions {
                         full_feature_names: full_names,
+                        engine: Engine::parse(&engine)?,
                         ..Default::default()
                     };
                     store

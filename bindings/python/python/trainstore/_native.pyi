@@ -158,6 +158,7 @@ class FeatureStore:
         features: list[str],
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
+        engine: str = "in-process",
     ) -> pa.RecordBatch: ...
     def materialize(
         self, end: str, start: str | None = None, views: list[str] | None = None

@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -287,15 +287,18 @@ class FeatureStore:
         features: Sequence[str],
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
+        engine: Literal["in-process", "pushdown"] = "in-process",
     ) -> pa.Table:
         """Point-in-time-correct feature values for each entity row.
 
         ``entity_df`` holds the join keys and an ``event_timestamp`` column (or exactly one
         timestamp column, or ``timestamp_column``), plus any labels, which pass through. Rows
         keep their order; features follow, grouped by view; no match gives nulls.
+        ``engine="pushdown"`` runs the join in the database (views over Doris or MySQL tables
+        only); the answer is the same.
         """
         batch = self._native.get_historical_features(
-            _to_batch(entity_df), list(features), full_feature_names, timestamp_column
+            _to_batch(entity_df), list(features), full_feature_names, timestamp_column, engine
         )
         return pa.Table.from_batches([batch])
 

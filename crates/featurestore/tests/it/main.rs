@@ -1,7 +1,9 @@
 //! Integration tests of trainstore-featurestore, one binary to save link time: the registry
-//! on a real catalog, and historical retrieval over real Parquet and snapshot files.
+//! on a real catalog, historical retrieval over real Parquet and snapshot files, the pushdown
+//! engine on MariaDB, and the online stores.
 
 mod historical;
 mod online;
+mod pushdown;
 mod registry;
 mod support;
