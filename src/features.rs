@@ -1,20 +1,22 @@
 //! The design document's feature definitions (§4): a `device` entity keyed by `uuid` and
 //! `nodeId`, and the two views over its snapshots, `basic_features` (the numbers) and
-//! `array_features` (the spectra), both valid for 30 days.
+//! `array_features` (the spectra), both valid for 30 days, and `vibration_stats`, statistics of
+//! the spectra computed on demand.
 
 use trainstore_core::Result;
 use trainstore_doris::{FeatureKind, SnapshotSchema};
 use trainstore_featurestore::{
-    Definitions, Entity, FeatureView, Field, Name, SourceSpec, Ttl, ValueType,
+    Definitions, Entity, FeatureView, Field, Name, OnDemandFeatureView, SourceSpec, Ttl, ValueType,
 };
 
 /// The design document's entity and two feature views over snapshot files at `location`
-/// (design-document layout).
+/// (design-document layout), plus on-demand statistics of the spectra.
 ///
 /// ```
 /// let defs = trainstore::features::design_doc_definitions("./snapshots").unwrap();
 /// assert_eq!(defs.feature_views[0].name.as_str(), "basic_features");
 /// assert_eq!(defs.feature_views[1].schema[0].name, "peakPowers");
+/// assert_eq!(defs.on_demand_feature_views[0].features[0].name, "peak_power_mean");
 /// ```
 pub fn design_doc_definitions(location: &str) -> Result<Definitions> {
     let schema = SnapshotSchema::design_doc();
@@ -57,6 +59,23 @@ pub fn design_doc_definitions(location: &str) -> Result<Definitions> {
                 ),
             )?,
         ],
+        on_demand_feature_views: vec![OnDemandFeatureView::new(
+            Name::new("vibration_stats")?,
+            [
+                ("peak_power_mean", "mean(array_features:peakPowers)"),
+                ("peak_power_max", "max(array_features:peakPowers)"),
+                ("dominant_peak", "argmax(array_features:peakPowers)"),
+                ("spectrum_energy", "energy(array_features:bandSpectrum)"),
+                (
+                    "low_band_ratio",
+                    "band_ratio(array_features:bandSpectrum, 0, 8)",
+                ),
+                (
+                    "hf_lf_ratio",
+                    "basic_features:meanHf / basic_features:meanLf",
+                ),
+            ],
+        )?],
         feature_services: Vec::new(),
     })
 }

@@ -6,16 +6,12 @@ use arrow::pyarrow::{PyArrowType, ToPyArrow};
 use pyo3::prelude::*;
 use trainstore::core::{Result, Timestamp, Version};
 use trainstore::featurestore::{
-    Definitions, Engine, FeatureRef, FeatureStore as CoreStore, HistoricalOptions, Name,
-    OnlineOptions, TtlPolicy,
+    Definitions, Engine, FeatureStore as CoreStore, HistoricalOptions, Name, OnlineOptions,
+    TtlPolicy,
 };
 
 use crate::errors::to_py;
 use crate::runtime::run;
-
-fn refs(features: &[String]) -> Result<Vec<FeatureRef>> {
-    features.iter().map(|f| f.parse()).collect()
-}
 
 fn names(views: Option<Vec<String>>) -> Result<Option<Vec<Name>>> {
     views
@@ -37,7 +33,7 @@ pub struct FeatureStore {
 impl FeatureStore {
     /// Applies definitions given as JSON; returns the plan and the new version as JSON.
     fn apply(&self, py: Python<'_>, definitions: &str) -> PyResult<String> {
-        let defs = Definitions::from_yaml(definitions).map_err(to_py)?;
+        let defs = Definitions::parse(definitions).map_err(to_py)?;
         let store = self.inner.clone();
         let applied = run(py, async move { store.apply(defs.into_list()).await })?;
         Ok(json(&serde_json::json!({
@@ -48,7 +44,7 @@ impl FeatureStore {
 
     /// What applying the JSON definitions would change, as JSON.
     fn plan(&self, py: Python<'_>, definitions: &str) -> PyResult<String> {
-        let defs = Definitions::from_yaml(definitions).map_err(to_py)?;
+        let defs = Definitions::parse(definitions).map_err(to_py)?;
         let store = self.inner.clone();
         let plan = run(py, async move { store.plan(defs.into_list()).await })?;
         Ok(json(&plan.changes))
@@ -85,7 +81,6 @@ impl FeatureStore {
         timestamp_column: Option<String>,
         engine: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let refs = refs(&features).map_err(to_py)?;
         let store = self.inner.clone();
         let rows = entity_rows.0;
         let options = HistoricalOptions {
@@ -94,6 +89,7 @@ impl FeatureStore {
             engine: Engine::parse(engine).map_err(to_py)?,
         };
         let out = run(py, async move {
+            let refs = store.resolve_features(&features).await?;
             store.get_historical_features(&rows, &refs, &options).await
         })?;
         out.to_pyarrow(py)
@@ -132,7 +128,6 @@ impl FeatureStore {
         full_feature_names: bool,
         ignore_ttl: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let refs = refs(&features).map_err(to_py)?;
         let store = self.inner.clone();
         let rows = entity_rows.0;
         let options = OnlineOptions {
@@ -144,6 +139,7 @@ impl FeatureStore {
             },
         };
         let out = run(py, async move {
+            let refs = store.resolve_features(&features).await?;
             store.get_online_features(&refs, &rows, &options).await
         })?;
         out.to_pyarrow(py)

@@ -91,7 +91,7 @@ def test_bad_requests_raise_the_mapped_exceptions(store: ts.FeatureStore) -> Non
         store.get_historical_features(rows, ["basic:x"])
     with pytest.raises(ts.NotFoundError):
         store.get_historical_features(rows, ["nope:x"])
-    with pytest.raises(ts.InvalidInputError, match="view:feature"):
+    with pytest.raises(ts.NotFoundError, match="view:feature"):
         store.get_historical_features(rows, ["x"])
     with pytest.raises(TypeError):
         store.get_historical_features(42, ["basic:x"])
@@ -209,3 +209,28 @@ def test_pushdown_engine_answers_like_the_in_process_one(tmp_path: Path, mysql_d
     ws.features.apply([files])
     with pytest.raises(ts.NotSupportedError, match="pushdown"):
         ws.features.get_historical_features(entity_rows, ["files:x"], engine="pushdown")
+
+
+def test_on_demand_features_and_services_by_name(store: ts.FeatureStore) -> None:
+    stats = ts.OnDemandFeatureView(
+        "stats", features={"arr_max": "max(basic:arr)", "twice": "2 * basic:x"}
+    )
+    service = ts.FeatureService("model", features=["stats:twice", "basic:arr"])
+    applied = store.apply([stats, service])
+    assert [str(c) for c in applied.changes] == [
+        "+ on-demand feature view stats",
+        "+ feature service model",
+    ]
+    rows = {"uuid": ["A", "B"], "nodeId": ["1", "1"], "event_timestamp": [T0, T0]}
+    out = store.get_historical_features(rows, ["stats:arr_max", "basic:x"])
+    assert out.column_names == ["uuid", "nodeId", "event_timestamp", "x", "arr_max"]
+    assert out["arr_max"].to_pylist() == [1.0, None]
+    by_object = store.get_historical_features(rows, service)
+    assert by_object.equals(store.get_historical_features(rows, ["model"]))
+    assert by_object.column_names[-2:] == ["arr", "twice"]
+    assert by_object["twice"].to_pylist() == [2.0, 6.0]
+
+    with pytest.raises(ts.InvalidInputError, match="statistics need a list"):
+        store.apply([ts.OnDemandFeatureView("bad", features={"m": "mean(basic:x)"})])
+    with pytest.raises(ts.NotFoundError, match="feature service"):
+        store.get_historical_features(rows, ["nope"])

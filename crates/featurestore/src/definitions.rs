@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use trainstore_core::{DatasetName, Error, Result};
 use trainstore_doris::SnapshotSchema;
 
+use crate::derived::Expr;
+
 /// The name of an entity, feature view or feature service: a validated identifier (letters,
 /// digits, `_`, `-`, `.`), so it can never contain the `:` of a feature reference.
 pub type Name = DatasetName;
@@ -73,7 +75,7 @@ impl ValueType {
         })
     }
 
-    fn is_numeric(&self) -> bool {
+    pub(crate) fn is_numeric(&self) -> bool {
         matches!(
             self,
             ValueType::Int32 | ValueType::Int64 | ValueType::Float32 | ValueType::Float64
@@ -428,6 +430,51 @@ pub struct FeatureService {
     pub description: String,
 }
 
+/// Features computed at retrieval time from other views' features (see [`crate::derived`]).
+/// Referenced like any view's features, `name:feature`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnDemandFeatureView {
+    pub name: Name,
+    pub features: Vec<DerivedFeature>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// One derived column: its name and the expression that computes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedFeature {
+    pub name: String,
+    pub expression: Expr,
+}
+
+impl OnDemandFeatureView {
+    /// A view of `features`, each `(name, expression)`; expressions are parsed here.
+    pub fn new<'a>(
+        name: Name,
+        features: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self> {
+        Ok(OnDemandFeatureView {
+            name,
+            features: features
+                .into_iter()
+                .map(|(n, e)| {
+                    Ok(DerivedFeature {
+                        name: n.to_owned(),
+                        expression: e.parse()?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            description: String::new(),
+        })
+    }
+
+    pub fn feature(&self, name: &str) -> Option<&DerivedFeature> {
+        self.features.iter().find(|f| f.name == name)
+    }
+}
+
 /// `view:feature`, naming one feature column of one view.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FeatureRef {
@@ -494,6 +541,7 @@ impl<'de> Deserialize<'de> for FeatureRef {
 pub enum Definition {
     Entity(Entity),
     FeatureView(Box<FeatureView>),
+    OnDemandFeatureView(OnDemandFeatureView),
     FeatureService(FeatureService),
 }
 
@@ -502,6 +550,7 @@ impl Definition {
         match self {
             Definition::Entity(_) => "entity",
             Definition::FeatureView(_) => "feature view",
+            Definition::OnDemandFeatureView(_) => "on-demand feature view",
             Definition::FeatureService(_) => "feature service",
         }
     }
@@ -510,6 +559,7 @@ impl Definition {
         match self {
             Definition::Entity(e) => &e.name,
             Definition::FeatureView(v) => &v.name,
+            Definition::OnDemandFeatureView(v) => &v.name,
             Definition::FeatureService(s) => &s.name,
         }
     }
@@ -555,6 +605,8 @@ pub struct Definitions {
     pub entities: Vec<Entity>,
     #[serde(default)]
     pub feature_views: Vec<FeatureView>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_demand_feature_views: Vec<OnDemandFeatureView>,
     #[serde(default)]
     pub feature_services: Vec<FeatureService>,
 }
@@ -562,9 +614,17 @@ pub struct Definitions {
 impl Definitions {
     /// Parses and validates a YAML document of definitions.
     pub fn from_yaml(text: &str) -> Result<Self> {
+        let defs = Definitions::parse(text)?;
+        defs.validate()?;
+        Ok(defs)
+    }
+
+    /// Parses YAML (or JSON) definitions that may refer to ones already applied: names must
+    /// be unique, and the rest is checked by `apply` on the merged result.
+    pub fn parse(text: &str) -> Result<Self> {
         let defs: Definitions = serde_yaml_ng::from_str(text)
             .map_err(|e| Error::invalid("feature definitions", "YAML", e.to_string()))?;
-        defs.validate()?;
+        defs.check_unique()?;
         Ok(defs)
     }
 
@@ -578,6 +638,11 @@ impl Definitions {
         let mut all: Vec<Definition> = Vec::new();
         all.extend(self.entities.into_iter().map(Definition::from));
         all.extend(self.feature_views.into_iter().map(Definition::from));
+        all.extend(
+            self.on_demand_feature_views
+                .into_iter()
+                .map(Definition::OnDemandFeatureView),
+        );
         all.extend(self.feature_services.into_iter().map(Definition::from));
         all
     }
@@ -589,6 +654,7 @@ impl Definitions {
             match d {
                 Definition::Entity(e) => defs.entities.push(e),
                 Definition::FeatureView(v) => defs.feature_views.push(*v),
+                Definition::OnDemandFeatureView(v) => defs.on_demand_feature_views.push(v),
                 Definition::FeatureService(s) => defs.feature_services.push(s),
             }
         }
@@ -602,6 +668,12 @@ impl Definitions {
 
     pub fn feature_view(&self, name: &str) -> Option<&FeatureView> {
         self.feature_views.iter().find(|v| v.name.as_str() == name)
+    }
+
+    pub fn on_demand_feature_view(&self, name: &str) -> Option<&OnDemandFeatureView> {
+        self.on_demand_feature_views
+            .iter()
+            .find(|v| v.name.as_str() == name)
     }
 
     pub fn feature_service(&self, name: &str) -> Option<&FeatureService> {
@@ -645,7 +717,14 @@ impl Definitions {
             Ok(())
         }
         unique("entity", self.entities.iter().map(|e| &e.name))?;
-        unique("feature view", self.feature_views.iter().map(|v| &v.name))?;
+        // References name views of both kinds alike, so they share one namespace.
+        unique(
+            "feature view",
+            self.feature_views
+                .iter()
+                .map(|v| &v.name)
+                .chain(self.on_demand_feature_views.iter().map(|v| &v.name)),
+        )?;
         unique(
             "feature service",
             self.feature_services.iter().map(|s| &s.name),
@@ -675,6 +754,9 @@ impl Definitions {
         for v in &self.feature_views {
             self.validate_view(v)?;
         }
+        for v in &self.on_demand_feature_views {
+            self.validate_on_demand(v)?;
+        }
         for s in &self.feature_services {
             if s.features.is_empty() {
                 return Err(Error::invalid(
@@ -684,7 +766,7 @@ impl Definitions {
                 ));
             }
             for r in &s.features {
-                self.resolve(r).map_err(|e| {
+                self.check_ref(r).map_err(|e| {
                     Error::invalid("feature service", s.name.as_str(), e.to_string())
                 })?;
             }
@@ -720,6 +802,51 @@ impl Definitions {
             }
         }
         v.source.validate(v.name.as_str())
+    }
+
+    fn validate_on_demand(&self, v: &OnDemandFeatureView) -> Result<()> {
+        let bad = |reason: String| {
+            Err(Error::invalid(
+                "on-demand feature view",
+                v.name.as_str(),
+                reason,
+            ))
+        };
+        if v.features.is_empty() {
+            return bad("derives no features".into());
+        }
+        let mut seen = HashSet::new();
+        for f in &v.features {
+            if f.name.is_empty() || !seen.insert(f.name.as_str()) {
+                return bad(format!("feature name {:?} is empty or repeated", f.name));
+            }
+            if let Err(e) = f
+                .expression
+                .check(&|r| self.resolve(r).map(|(_, field)| field.dtype.clone()))
+            {
+                return bad(format!("feature {}: {e}", f.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that a reference names a feature of a view of either kind.
+    pub fn check_ref(&self, r: &FeatureRef) -> Result<()> {
+        match self.on_demand_feature_view(r.view.as_str()) {
+            Some(v) if v.feature(&r.feature).is_none() => Err(Error::NotFound {
+                what: "feature",
+                name: format!(
+                    "{r} (the on-demand view has: {})",
+                    v.features
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+            Some(_) => Ok(()),
+            None => self.resolve(r).map(|_| ()),
+        }
     }
 
     /// The view and field a reference names.

@@ -5,6 +5,7 @@
 //!   [`Definitions`] (a YAML file's worth).
 //! - [`registry`]: every state of the definitions as a catalog version; [`Plan`]s.
 //! - [`store`]: [`FeatureStore`], apply / plan / history / rollback and retrieval.
+//! - [`derived`]: on-demand features, expressions over other views' features.
 //! - [`historical`]: the point-in-time join over any [`trainstore_core::DataSource`].
 //! - [`online`]: materialization into an [`OnlineStore`] (embedded `redb` file or Redis) and
 //!   online reads.
@@ -16,6 +17,7 @@
 //! are kept with nulls, and output rows keep the entity rows' order.
 
 pub mod definitions;
+pub mod derived;
 pub mod historical;
 mod join;
 pub mod online;
@@ -24,8 +26,8 @@ pub mod sources;
 pub mod store;
 
 pub use definitions::{
-    Definition, Definitions, Entity, FeatureRef, FeatureService, FeatureView, Field, Name,
-    SourceSpec, Ttl, ValueType,
+    Definition, Definitions, DerivedFeature, Entity, FeatureRef, FeatureService, FeatureView,
+    Field, Name, OnDemandFeatureView, SourceSpec, Ttl, ValueType,
 };
 pub use historical::{
     Engine, HistoricalOptions, JoinSource, ViewRequest, ViewSelection, get_historical_features,

@@ -159,6 +159,9 @@ impl Plan {
             let change = match d {
                 Definition::Entity(e) => upsert(&mut result.entities, e, |x| &x.name),
                 Definition::FeatureView(v) => upsert(&mut result.feature_views, *v, |x| &x.name),
+                Definition::OnDemandFeatureView(v) => {
+                    upsert(&mut result.on_demand_feature_views, v, |x| &x.name)
+                }
                 Definition::FeatureService(s) => {
                     upsert(&mut result.feature_services, s, |x| &x.name)
                 }

@@ -10,6 +10,7 @@ use trainstore_core::{Catalog, Error, Result, TimeRange, Timestamp, UserName, Ve
 use crate::definitions::{
     Definition, Definitions, FeatureRef, FeatureView, Field, Name, ValueType,
 };
+use crate::derived::Derivation;
 use crate::historical::{
     self, Engine, HistoricalOptions, JoinSource, ViewRequest, ViewSelection, group_by_view,
 };
@@ -195,8 +196,9 @@ impl FeatureStore {
         options: &HistoricalOptions,
     ) -> Result<RecordBatch> {
         let defs = self.definitions().await?;
+        let derivation = Derivation::plan(&defs, features)?;
         let mut views = Vec::new();
-        for selection in group_by_view(&defs, features)? {
+        for selection in group_by_view(&defs, derivation.fetch())? {
             let source = match options.engine {
                 Engine::InProcess => JoinSource::Scan(self.env.open(&selection.view).await?),
                 Engine::Pushdown => {
@@ -205,7 +207,8 @@ impl FeatureStore {
             };
             views.push(ViewRequest { selection, source });
         }
-        historical::get_historical_features(entity_rows, views, options).await
+        let fetched = historical::get_historical_features(entity_rows, views, options).await?;
+        derivation.finish(fetched, options.full_feature_names)
     }
 
     /// Writes each entity's latest row with an event time in `[start, end]` (both included,
@@ -298,7 +301,8 @@ impl FeatureStore {
         options: &OnlineOptions,
     ) -> Result<RecordBatch> {
         let defs = self.definitions().await?;
-        let selections = group_by_view(&defs, features)?;
+        let derivation = Derivation::plan(&defs, features)?;
+        let selections = group_by_view(&defs, derivation.fetch())?;
         if let Some(s) = selections.iter().find(|s| !s.view.online) {
             return Err(Error::invalid(
                 "feature references",
@@ -307,7 +311,7 @@ impl FeatureStore {
             ));
         }
         let store = self.online_store().await?;
-        online::read_features(
+        let fetched = online::read_features(
             &store,
             entity_rows,
             &selections,
@@ -315,7 +319,27 @@ impl FeatureStore {
             options.ttl,
             Timestamp::now(),
         )
-        .await
+        .await?;
+        derivation.finish(fetched, options.full_feature_names)
+    }
+
+    /// Feature references from names: `view:feature` as it is, and a feature service's name
+    /// as the service's features.
+    pub async fn resolve_features(&self, names: &[String]) -> Result<Vec<FeatureRef>> {
+        let defs = self.definitions().await?;
+        let mut refs = Vec::new();
+        for name in names {
+            if name.contains(':') {
+                refs.push(name.parse()?);
+            } else {
+                let service = defs.feature_service(name).ok_or_else(|| Error::NotFound {
+                    what: "feature service",
+                    name: format!("{name} (features are named view:feature)"),
+                })?;
+                refs.extend(service.features.iter().cloned());
+            }
+        }
+        Ok(refs)
     }
 
     /// Checks a view against its source's columns, filling an empty schema from them.

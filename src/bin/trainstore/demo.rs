@@ -156,6 +156,8 @@ pub async fn run(location: &str) -> Result<()> {
         "basic_features:temperature",
         "array_features:peakPowers",
         "array_features:bandSpectrum",
+        "vibration_stats:low_band_ratio",
+        "vibration_stats:hf_lf_ratio",
     ]
     .iter()
     .map(|r| r.parse())

@@ -13,8 +13,7 @@ use trainstore::Workspace;
 use trainstore::core::DataSource;
 use trainstore::core::{Error, MountTable, Result, StorageOptions, Timestamp, Version};
 use trainstore::featurestore::{
-    Definitions, Engine, FeatureRef, FeatureStore, HistoricalOptions, Name, OnlineOptions,
-    TtlPolicy,
+    Definitions, Engine, FeatureStore, HistoricalOptions, Name, OnlineOptions, TtlPolicy,
 };
 
 use crate::snapshots::print_rows;
@@ -61,7 +60,7 @@ pub enum FeaturesCommand {
     /// Point-in-time features for entity rows from a file, or online values for --entity keys
     Get {
         workspace: String,
-        /// Feature references view:feature; repeatable
+        /// Feature references view:feature, or feature service names; repeatable
         #[arg(long = "feature", required = true)]
         features: Vec<String>,
         /// Entity rows (Parquet or CSV with the join keys and event_timestamp)
@@ -101,7 +100,7 @@ fn read_definitions(file: &PathBuf) -> Result<Definitions> {
         key: file.display().to_string(),
         reason: format!("cannot read the definitions file: {e}"),
     })?;
-    Definitions::from_yaml(&text)
+    Definitions::parse(&text)
 }
 
 pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
@@ -193,10 +192,7 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
             show,
         } => {
             let store = open(&workspace, mounts).await?;
-            let refs = features
-                .iter()
-                .map(|f| f.parse())
-                .collect::<Result<Vec<FeatureRef>>>()?;
+            let refs = store.resolve_features(&features).await?;
             let started = Instant::now();
             let result = match entities {
                 Some(location) => {

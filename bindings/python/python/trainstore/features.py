@@ -151,13 +151,34 @@ class FeatureService:
         return {"name": self.name, "features": list(self.features), "description": self.description}
 
 
-Definition = Entity | FeatureView | FeatureService
+@dataclass(frozen=True)
+class OnDemandFeatureView:
+    """Features computed at retrieval time from other views' features, each an expression:
+    ``mean``, ``std``, ``min``, ``max``, ``argmax``, ``energy``, ``len`` or
+    ``band_ratio(view:feature, lo, hi)`` of a list feature, and ``+ - * /`` over numeric
+    features and numbers, e.g. ``{"hf_lf": "basic:meanHf / basic:meanLf"}``. A null input, an
+    empty list or a division by zero gives null. Referenced as ``"name:feature"``."""
+
+    name: str
+    features: Mapping[str, str]
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "features": [{"name": n, "expression": e} for n, e in self.features.items()],
+            "description": self.description,
+        }
+
+
+Definition = Entity | FeatureView | OnDemandFeatureView | FeatureService
 
 
 def _definitions_json(definitions: Sequence[Definition]) -> str:
     out: dict[str, list[dict[str, Any]]] = {
         "entities": [],
         "feature_views": [],
+        "on_demand_feature_views": [],
         "feature_services": [],
     }
     for d in definitions:
@@ -168,6 +189,8 @@ def _definitions_json(definitions: Sequence[Definition]) -> str:
                 if isinstance(e, Entity) and e not in definitions:
                     out["entities"].append(e.to_dict())
             out["feature_views"].append(d.to_dict())
+        elif isinstance(d, OnDemandFeatureView):
+            out["on_demand_feature_views"].append(d.to_dict())
         elif isinstance(d, FeatureService):
             out["feature_services"].append(d.to_dict())
         else:
@@ -284,7 +307,7 @@ class FeatureStore:
     def get_historical_features(
         self,
         entity_df: Any,
-        features: Sequence[str],
+        features: Sequence[str] | FeatureService,
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
         engine: Literal["in-process", "pushdown"] = "in-process",
@@ -293,12 +316,17 @@ class FeatureStore:
 
         ``entity_df`` holds the join keys and an ``event_timestamp`` column (or exactly one
         timestamp column, or ``timestamp_column``), plus any labels, which pass through. Rows
-        keep their order; features follow, grouped by view; no match gives nulls.
-        ``engine="pushdown"`` runs the join in the database (views over Doris or MySQL tables
-        only); the answer is the same.
+        keep their order; features follow, grouped by view, then on-demand features; no
+        match gives nulls. ``features`` lists ``"view:feature"`` references or feature service
+        names, or is a :class:`FeatureService`. ``engine="pushdown"`` runs the join in the
+        database (views over Doris or MySQL tables only); the answer is the same.
         """
         batch = self._native.get_historical_features(
-            _to_batch(entity_df), list(features), full_feature_names, timestamp_column, engine
+            _to_batch(entity_df),
+            _feature_names(features),
+            full_feature_names,
+            timestamp_column,
+            engine,
         )
         return pa.Table.from_batches([batch])
 
@@ -319,7 +347,7 @@ class FeatureStore:
 
     def get_online_features(
         self,
-        features: Sequence[str],
+        features: Sequence[str] | FeatureService,
         entity_rows: Any,
         full_feature_names: bool = False,
         ignore_ttl: bool = False,
@@ -327,7 +355,7 @@ class FeatureStore:
         """The latest values for each entity (join keys; a list of dicts works). Values older
         than their view's TTL read as null unless ``ignore_ttl`` (Feast's behaviour)."""
         batch = self._native.get_online_features(
-            list(features), _to_batch(entity_rows), full_feature_names, ignore_ttl
+            _feature_names(features), _to_batch(entity_rows), full_feature_names, ignore_ttl
         )
         return pa.Table.from_batches([batch])
 
@@ -339,6 +367,14 @@ class FeatureStore:
     def __repr__(self) -> str:
         views = [v["name"] for v in self.list()["feature_views"]]
         return f"FeatureStore(views={views})"
+
+
+def _feature_names(features: Sequence[str] | FeatureService) -> list[str]:
+    if isinstance(features, FeatureService):
+        return [features.name]
+    if isinstance(features, str):
+        raise TypeError("features is a list of names; wrap a single name in a list")
+    return list(features)
 
 
 def _required_time(value: TimeLike) -> str:

@@ -2,6 +2,7 @@
 //! on a real catalog, historical retrieval over real Parquet and snapshot files, the pushdown
 //! engine on MariaDB, and the online stores.
 
+mod derived;
 mod historical;
 mod online;
 mod pushdown;

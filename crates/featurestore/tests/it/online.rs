@@ -46,7 +46,8 @@ fn refs(list: &[&str]) -> Vec<FeatureRef> {
     list.iter().map(|r| r.parse().unwrap()).collect()
 }
 
-fn keys(rows: &[(Option<&str>, &str)]) -> RecordBatch {
+/// Entity keys for online reads.
+pub fn keys(rows: &[(Option<&str>, &str)]) -> RecordBatch {
     let all = entity_rows(&rows.iter().map(|(u, n)| (*u, *n, 0)).collect::<Vec<_>>());
     all.project(&[0, 1]).unwrap()
 }
