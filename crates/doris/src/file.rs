@@ -212,6 +212,8 @@ pub(crate) async fn list_files(
     let trimmed = location.trim_end_matches('/');
     let (dir, single) = match trimmed.rsplit_once('/') {
         Some((dir, name)) if FileFormat::from_name(name).is_some() => (dir, Some(name)),
+        // A bare file name lies in the current directory.
+        None if FileFormat::from_name(trimmed).is_some() => (".", Some(trimmed)),
         _ => (trimmed, None),
     };
     let resolved = mounts.resolve_with(dir, options)?;

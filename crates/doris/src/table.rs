@@ -2,18 +2,23 @@
 //! feature tables use) as a [`DataSource`], next to [`crate::FileSource`] for raw snapshots.
 //!
 //! Only the columns a scan needs are decoded: the projection, the filters' columns and the
-//! time column become a Parquet projection mask.
+//! time column become a Parquet projection mask. Row groups are decoded in parallel, one task
+//! per core, yet batches come out in file and row order (callers such as the point-in-time
+//! join break ties by source order): each row group streams into its own small buffer, drained
+//! in turn, so memory is bounded by the cores and the buffer, never by the file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use futures::StreamExt;
 use object_store::path::Path;
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use tokio::sync::mpsc;
 use trainstore_core::{
@@ -25,6 +30,8 @@ use crate::file::{FileFormat, StoreReader, list_files, parquet_error};
 use crate::stream::limited;
 
 const BATCH_ROWS: usize = 8192;
+/// Batches a row group may decode ahead of its turn.
+const AHEAD: usize = 16;
 
 /// Parquet files on a mount, read column for column as stored.
 ///
@@ -126,46 +133,84 @@ impl ParquetSource {
         })
     }
 
-    async fn read_file(
-        &self,
-        path: &Path,
-        size: u64,
-        columns: &[usize],
-        job: &Job,
-        tx: &mpsc::Sender<Result<arrow::array::RecordBatch>>,
-    ) -> Result<bool> {
-        let builder = ParquetRecordBatchStreamBuilder::new(StoreReader {
-            store: self.store.clone(),
-            path: path.clone(),
-            size,
-        })
-        .await
-        .map_err(|e| parquet_error(path, e))?;
-        let file_schema = builder
-            .schema()
-            .as_ref()
-            .clone()
-            .with_metadata(std::collections::HashMap::new());
-        if file_schema.fields() != self.schema.fields() {
-            return Err(Error::Corrupt {
-                path: path.to_string(),
-                reason: "its schema differs from the first file's".into(),
-            });
-        }
-        let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
-        let mut stream = builder
-            .with_projection(mask)
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(|e| parquet_error(path, e))?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| parquet_error(path, e))?;
-            let batch = apply_filters(&batch, &job.filters)?.project(&job.output)?;
-            if batch.num_rows() > 0 && tx.send(Ok(batch)).await.is_err() {
-                return Ok(false);
+    /// Each file's row groups, in order, with the file's metadata read once.
+    async fn row_groups(&self) -> Result<Vec<RowGroup>> {
+        let mut units = Vec::new();
+        for (path, size) in self.files.iter() {
+            let mut reader = StoreReader {
+                store: self.store.clone(),
+                path: path.clone(),
+                size: *size,
+            };
+            let metadata = ArrowReaderMetadata::load_async(&mut reader, Default::default())
+                .await
+                .map_err(|e| parquet_error(path, e))?;
+            let file_schema = metadata
+                .schema()
+                .as_ref()
+                .clone()
+                .with_metadata(std::collections::HashMap::new());
+            if file_schema.fields() != self.schema.fields() {
+                return Err(Error::Corrupt {
+                    path: path.to_string(),
+                    reason: "its schema differs from the first file's".into(),
+                });
+            }
+            for index in 0..metadata.metadata().num_row_groups() {
+                units.push(RowGroup {
+                    reader: StoreReader {
+                        store: self.store.clone(),
+                        path: path.clone(),
+                        size: *size,
+                    },
+                    metadata: metadata.clone(),
+                    index,
+                });
             }
         }
-        Ok(true)
+        Ok(units)
+    }
+}
+
+/// One row group of one file.
+struct RowGroup {
+    reader: StoreReader,
+    metadata: ArrowReaderMetadata,
+    index: usize,
+}
+
+impl RowGroup {
+    /// Decodes the row group into `tx`; stops early once the receiver is gone.
+    async fn read(
+        self,
+        columns: Arc<Vec<usize>>,
+        job: Arc<Job>,
+        tx: mpsc::Sender<Result<RecordBatch>>,
+    ) {
+        let path = self.reader.path.clone();
+        let result = async {
+            let builder =
+                ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader, self.metadata);
+            let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
+            let mut stream = builder
+                .with_projection(mask)
+                .with_row_groups(vec![self.index])
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| parquet_error(&path, e))?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| parquet_error(&path, e))?;
+                let batch = apply_filters(&batch, &job.filters)?.project(&job.output)?;
+                if batch.num_rows() > 0 && tx.send(Ok(batch)).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = tx.send(Err(e)).await;
+        }
     }
 }
 
@@ -220,18 +265,28 @@ impl DataSource for ParquetSource {
             filters,
             output: wanted.iter().map(|&i| position(i)).collect(),
         };
+        let units = self.row_groups().await?;
+        let (columns, job) = (Arc::new(decoded), Arc::new(job));
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         let (tx, rx) = mpsc::channel(2);
-        let source = self.clone();
         tokio::spawn(async move {
-            for (path, size) in source.files.iter() {
-                match source.read_file(path, *size, &decoded, &job, &tx).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
+            let mut units = units.into_iter();
+            let mut start = || {
+                units.next().map(|unit| {
+                    let (unit_tx, unit_rx) = mpsc::channel(AHEAD);
+                    tokio::spawn(unit.read(columns.clone(), job.clone(), unit_tx));
+                    unit_rx
+                })
+            };
+            let mut running: VecDeque<_> = std::iter::from_fn(&mut start).take(parallel).collect();
+            while let Some(mut unit) = running.pop_front() {
+                while let Some(item) = unit.recv().await {
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
                         return;
                     }
                 }
+                running.extend(start());
             }
         });
         Ok(limited(rx, request.limit))

@@ -8,4 +8,5 @@ mod flight;
 mod mysql;
 mod parse;
 mod support;
+mod table;
 mod write;
