@@ -119,6 +119,17 @@ impl FeatureStore {
         Ok(json(&done))
     }
 
+    /// Ingests `view`'s rows in `[start, end]` (times as text) into the offline store;
+    /// returns what was done as JSON.
+    fn ingest(&self, py: Python<'_>, view: &str, start: &str, end: &str) -> PyResult<String> {
+        let view = Name::new(view).map_err(to_py)?;
+        let start = Timestamp::parse(start).map_err(to_py)?;
+        let end = Timestamp::parse(end).map_err(to_py)?;
+        let store = self.inner.clone();
+        let done = run(py, async move { store.ingest(&view, start, end).await })?;
+        Ok(json(&done))
+    }
+
     #[pyo3(signature = (features, entity_rows, full_feature_names=false, ignore_ttl=false))]
     fn get_online_features<'py>(
         &self,

@@ -234,3 +234,23 @@ def test_on_demand_features_and_services_by_name(store: ts.FeatureStore) -> None
         store.apply([ts.OnDemandFeatureView("bad", features={"m": "mean(basic:x)"})])
     with pytest.raises(ts.NotFoundError, match="feature service"):
         store.get_historical_features(rows, ["nope"])
+
+
+def test_ingested_rows_answer_historical_requests(store: ts.FeatureStore, tmp_path: Path) -> None:
+    rows = {
+        "uuid": ["A", "A"],
+        "nodeId": ["1", "1"],
+        "event_timestamp": [T0, T0 + timedelta(days=12)],
+    }
+    before = store.get_historical_features(rows, ["basic:x", "basic:arr"])
+    done = store.ingest("basic", T0 - timedelta(days=60), T0 + timedelta(days=30))
+    assert (done.view, done.version, done.rows, done.segments) == ("basic", 1, 4, 1)
+    # The source changes; the ingested span still answers as before.
+    (tmp_path / "basic.parquet").unlink()
+    write_features(tmp_path)
+    pq.write_table(
+        pq.read_table(tmp_path / "basic.parquet").slice(0, 1), tmp_path / "basic.parquet"
+    )
+    assert store.get_historical_features(rows, ["basic:x", "basic:arr"]).equals(before)
+    with pytest.raises(ts.InvalidInputError, match="overlaps"):
+        store.ingest("basic", T0, T0 + timedelta(days=1))

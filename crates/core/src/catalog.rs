@@ -260,6 +260,13 @@ impl Catalog {
         read_bytes(self.store.as_ref(), &path, "data file").await
     }
 
+    /// Where a data file lies on the local disk, for catalogs on a local disk (`file://`):
+    /// lets readers map it into memory instead of copying it.
+    pub fn local_path(&self, entry: &FileEntry) -> Option<std::path::PathBuf> {
+        let root = url::Url::parse(&self.url).ok()?.to_file_path().ok()?;
+        Some(root.join(&entry.path))
+    }
+
     /// Commits a new version of `item`; returns its manifest.
     ///
     /// Every listed file must exist with its recorded size. Under contention the commit

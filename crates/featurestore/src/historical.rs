@@ -26,7 +26,8 @@ use trainstore_doris::{AsOfWindows, DorisSource};
 
 use crate::definitions::{Definitions, FeatureRef, FeatureView, Field};
 use crate::join::{
-    AsOfJoin, EntityIndex, SourceBatch, align_keys, check_key_type, epoch_nanos, null_columns,
+    AsOfJoin, EntityIndex, Retention, SourceBatch, align_keys, check_key_type, epoch_nanos,
+    null_columns,
 };
 use crate::sources::SourceColumns;
 
@@ -161,6 +162,9 @@ pub struct ViewRequest {
 pub enum JoinSource {
     /// Scanned within the span the entity rows can reach.
     Scan(DataSourceRef),
+    /// The offline store's segments, in memory (mapped) for good: batches are kept by
+    /// reference and only the final winners copied.
+    Offline(DataSourceRef),
     /// Only each entity window's latest row, chosen by the database.
     Pushdown(DorisSource),
 }
@@ -168,7 +172,7 @@ pub enum JoinSource {
 impl JoinSource {
     fn data_source(&self) -> DataSourceRef {
         match self {
-            JoinSource::Scan(source) => source.clone(),
+            JoinSource::Scan(source) | JoinSource::Offline(source) => source.clone(),
             JoinSource::Pushdown(doris) => Arc::new(doris.clone()),
         }
     }
@@ -335,6 +339,60 @@ pub async fn get_historical_features(
     )?)
 }
 
+fn ttl_nanos(view: &FeatureView) -> Option<i64> {
+    view.ttl
+        .limit()
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// The event times of source rows that entity rows at `first..=last` (epoch nanoseconds) can
+/// match: from `first - ttl` on (unbounded without a TTL) through `last`.
+fn source_span((first, last): (i64, i64), ttl_ns: Option<i64>) -> Result<Option<TimeRange>> {
+    ttl_ns
+        .map(|ttl| {
+            TimeRange::new(
+                Timestamp::from_millis(first.saturating_sub(ttl).div_euclid(1_000_000)),
+                Timestamp::from_millis(last.div_euclid(1_000_000) + 1),
+            )
+        })
+        .transpose()
+}
+
+/// The span of source event times `view` needs for `entity_rows`.
+pub(crate) fn needed_span(
+    entity_rows: &RecordBatch,
+    options: &HistoricalOptions,
+    view: &FeatureView,
+) -> Result<NeededSpan> {
+    let schema = entity_rows.schema();
+    let index = entity_time_column(&schema, options.timestamp_column.as_deref())?;
+    let times = epoch_nanos(entity_rows.column(index), schema.field(index).name())?;
+    let bounds = times
+        .iter()
+        .flatten()
+        .fold(None, |b: Option<(i64, i64)>, t| {
+            Some(b.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
+        });
+    Ok(match bounds {
+        None => NeededSpan::Nothing,
+        Some(bounds) => match source_span(bounds, ttl_nanos(view))? {
+            Some(range) => NeededSpan::Range(range),
+            None => NeededSpan::Unbounded,
+        },
+    })
+}
+
+/// Which source rows a request can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NeededSpan {
+    /// No entity row has a time: no source row matches.
+    Nothing,
+    /// Rows with event times in this range.
+    Range(TimeRange),
+    /// Any row (the view has no TTL).
+    Unbounded,
+}
+
 /// Joins one view: checks the source's columns, scans it, returns the feature columns.
 async fn join_view(
     v: &ViewRequest,
@@ -360,22 +418,11 @@ async fn join_view(
     let Some((first, last)) = index.time_bounds() else {
         return Ok(null_columns(&feature_types, times.len()));
     };
-    let ttl_ns = v
-        .selection
-        .view
-        .ttl
-        .limit()
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    let time_range = match ttl_ns {
-        Some(ttl) => Some(TimeRange::new(
-            Timestamp::from_millis(first.saturating_sub(ttl).div_euclid(1_000_000)),
-            Timestamp::from_millis(last.div_euclid(1_000_000) + 1),
-        )?),
-        None => None,
-    };
+    let ttl_ns = ttl_nanos(&v.selection.view);
+    let time_range = source_span((first, last), ttl_ns)?;
     let request = v.selection.scan_request(time_range);
     let mut stream = match &v.source {
-        JoinSource::Scan(source) => source.scan(&request).await?,
+        JoinSource::Scan(source) | JoinSource::Offline(source) => source.scan(&request).await?,
         JoinSource::Pushdown(doris) => {
             let source_keys = v
                 .selection
@@ -386,7 +433,11 @@ async fn join_view(
             pushdown(v, doris, &request, &index, keys, &source_keys, ttl_ns).await?
         }
     };
-    let mut join = AsOfJoin::new(&index, ttl_ns, feature_types);
+    let retention = match &v.source {
+        JoinSource::Offline(_) => Retention::KeepBatches,
+        JoinSource::Scan(_) | JoinSource::Pushdown(_) => Retention::CopyWinners,
+    };
+    let mut join = AsOfJoin::new(&index, ttl_ns, feature_types, retention);
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let parts = v.selection.split(&batch)?;

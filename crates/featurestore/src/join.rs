@@ -6,6 +6,8 @@
 //! so far by (event time, created time), a later row winning a full tie (the "last in source
 //! order" rule of `FEAST_SEMANTICS.md`). Only winning rows' feature values are copied out of
 //! each batch, so memory follows the number of entity rows, not the size of the source.
+//! Batches that already sit in memory for good (a mapped offline-store segment) are instead
+//! kept by reference, and only the final winners are copied, once, at the end.
 //!
 //! Duplicate entity rows (same keys and time) share one slot and one answer (rule 6.1).
 
@@ -172,6 +174,16 @@ pub(crate) struct AsOfJoin<'a> {
     chunk_rows: usize,
     /// Copied-out rows beyond twice the slots that trigger a compaction.
     compact_slack: usize,
+    retention: Retention,
+}
+
+/// What the join keeps of a source batch whose rows win somewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retention {
+    /// Copies of the winning rows: memory bounded by the entity rows, for streamed sources.
+    CopyWinners,
+    /// The batch itself, by reference: for batches that stay in memory anyway.
+    KeepBatches,
 }
 
 impl<'a> AsOfJoin<'a> {
@@ -180,6 +192,7 @@ impl<'a> AsOfJoin<'a> {
         index: &'a EntityIndex,
         ttl_ns: Option<i64>,
         feature_types: Vec<DataType>,
+        retention: Retention,
     ) -> Self {
         let n = index.slots();
         AsOfJoin {
@@ -193,6 +206,7 @@ impl<'a> AsOfJoin<'a> {
             chunks: Vec::new(),
             chunk_rows: 0,
             compact_slack: 65_536,
+            retention,
         }
     }
 
@@ -248,6 +262,10 @@ impl<'a> AsOfJoin<'a> {
             }
         }
         if touched.is_empty() {
+            return Ok(());
+        }
+        if self.retention == Retention::KeepBatches {
+            self.chunks.push(batch.features.to_vec());
             return Ok(());
         }
         for slot in touched {
@@ -455,10 +473,12 @@ mod tests {
             batch in 1usize..20,
             ttl in proptest::option::of(0i64..15),
             slack in 0usize..4,
+            keep in proptest::bool::ANY,
         ) {
             let times: Int64Array = entities.iter().map(|r| r.time).collect();
             let index = EntityIndex::new(&key_columns(&entities), &times).unwrap();
-            let mut join = AsOfJoin::new(&index, ttl, vec![DataType::Float64]);
+            let retention = if keep { Retention::KeepBatches } else { Retention::CopyWinners };
+            let mut join = AsOfJoin::new(&index, ttl, vec![DataType::Float64], retention);
             join.compact_slack = slack;
             for part in source.chunks(batch) {
                 let keys = key_columns(part);

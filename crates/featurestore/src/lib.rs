@@ -7,6 +7,7 @@
 //! - [`store`]: [`FeatureStore`], apply / plan / history / rollback and retrieval.
 //! - [`derived`]: on-demand features, expressions over other views' features.
 //! - [`historical`]: the point-in-time join over any [`trainstore_core::DataSource`].
+//! - `offline`: ingested, sorted copies of views' rows that joins read instead of sources.
 //! - [`online`]: materialization into an [`OnlineStore`] (embedded `redb` file or Redis) and
 //!   online reads.
 //! - [`sources`]: opening a view's stored source description.
@@ -20,6 +21,7 @@ pub mod definitions;
 pub mod derived;
 pub mod historical;
 mod join;
+mod offline;
 pub mod online;
 pub mod registry;
 pub mod sources;
@@ -33,6 +35,7 @@ pub use historical::{
     Engine, HistoricalOptions, JoinSource, ViewRequest, ViewSelection, get_historical_features,
     group_by_view,
 };
+pub use offline::Ingested;
 pub use online::{
     EmbeddedOnlineStore, Materialized, OnlineStore, OnlineStoreRef, RedisOnlineStore, TtlPolicy,
     open_online_store,

@@ -44,6 +44,11 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The catalog the registry lives in.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     pub fn new(catalog: Catalog) -> Self {
         Registry {
             catalog,

@@ -14,6 +14,7 @@ use crate::derived::Derivation;
 use crate::historical::{
     self, Engine, HistoricalOptions, JoinSource, ViewRequest, ViewSelection, group_by_view,
 };
+use crate::offline::{Ingested, OfflineStore};
 use crate::online::{self, Materialized, OnlineStoreRef, TtlPolicy};
 use crate::registry::{Change, Plan, Registry, RegistryVersion};
 use crate::sources::{SourceColumns, SourceEnv};
@@ -200,7 +201,14 @@ impl FeatureStore {
         let mut views = Vec::new();
         for selection in group_by_view(&defs, derivation.fetch())? {
             let source = match options.engine {
-                Engine::InProcess => JoinSource::Scan(self.env.open(&selection.view).await?),
+                Engine::InProcess => {
+                    let needed = historical::needed_span(entity_rows, options, &selection.view)?;
+                    let offline = self.offline().covering(&selection.view, needed).await?;
+                    match offline {
+                        Some(segments) => JoinSource::Offline(segments),
+                        None => JoinSource::Scan(self.env.open(&selection.view).await?),
+                    }
+                }
                 Engine::Pushdown => {
                     JoinSource::Pushdown(self.env.open_pushdown(&selection.view).await?)
                 }
@@ -209,6 +217,33 @@ impl FeatureStore {
         }
         let fetched = historical::get_historical_features(entity_rows, views, options).await?;
         derivation.finish(fetched, options.full_feature_names)
+    }
+
+    fn offline(&self) -> OfflineStore {
+        OfflineStore::new(self.registry.catalog().clone())
+    }
+
+    /// Copies `view`'s rows with event times in `[start, end]` (both included) into the
+    /// workspace's offline store, sorted for the join; historical requests the store covers
+    /// are then answered from it. A range already ingested, in whole or part, is refused.
+    pub async fn ingest(&self, view: &Name, start: Timestamp, end: Timestamp) -> Result<Ingested> {
+        let defs = self.definitions().await?;
+        let view = defs
+            .feature_view(view.as_str())
+            .ok_or_else(|| Error::NotFound {
+                what: "feature view",
+                name: view.to_string(),
+            })?;
+        let selection = ViewSelection {
+            view: view.clone(),
+            join_keys: defs.join_keys(view)?,
+            features: view.schema.clone(),
+        };
+        let range = TimeRange::new(start, Timestamp::from_millis(end.as_millis() + 1))?;
+        let source = self.env.open(view).await?;
+        self.offline()
+            .ingest(&selection, &source, range, &self.author)
+            .await
     }
 
     /// Writes each entity's latest row with an event time in `[start, end]` (both included,

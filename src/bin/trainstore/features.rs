@@ -57,6 +57,17 @@ pub enum FeaturesCommand {
         #[arg(long = "view")]
         views: Vec<String>,
     },
+    /// Copy a view's rows in [start, end] into the workspace's offline store, sorted for joins
+    Ingest {
+        workspace: String,
+        view: String,
+        /// First event time included (ISO-8601 or epoch ms) [default: the epoch]
+        #[arg(long)]
+        start: Option<String>,
+        /// Last event time included (ISO-8601 or epoch ms) [default: now]
+        #[arg(long)]
+        end: Option<String>,
+    },
     /// Point-in-time features for entity rows from a file, or online values for --entity keys
     Get {
         workspace: String,
@@ -148,6 +159,33 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
                 .rollback(Version::new(to)?)
                 .await?;
             println!("definitions of version {to} are current again, as version {v}");
+            Ok(())
+        }
+        FeaturesCommand::Ingest {
+            workspace,
+            view,
+            start,
+            end,
+        } => {
+            let store = open(&workspace, mounts).await?;
+            let start = start
+                .as_deref()
+                .map_or(Ok(Timestamp::from_millis(0)), Timestamp::parse)?;
+            let end = end
+                .as_deref()
+                .map_or(Ok(Timestamp::now()), Timestamp::parse)?;
+            let started = Instant::now();
+            let done = store.ingest(&Name::new(&view)?, start, end).await?;
+            println!(
+                "ingested {} rows of {} ({}) in {:.3} s: offline-{}@v{}, {} segment(s)",
+                done.rows,
+                done.view,
+                done.range,
+                started.elapsed().as_secs_f64(),
+                done.view,
+                done.version,
+                done.segments
+            );
             Ok(())
         }
         FeaturesCommand::Materialize {

@@ -163,6 +163,7 @@ class FeatureStore:
     def materialize(
         self, end: str, start: str | None = None, views: list[str] | None = None
     ) -> str: ...
+    def ingest(self, view: str, start: str, end: str) -> str: ...
     def get_online_features(
         self,
         features: list[str],

@@ -2,7 +2,7 @@
 online serving, with Feast's semantics (see the project's ``FEAST_SEMANTICS.md``).
 
 >>> import trainstore as ts
->>> from datetime import timedelta
+>>> from datetime import datetime, timedelta, timezone
 >>> device = ts.Entity("device", join_keys=["uuid", "nodeId"])
 >>> view = ts.FeatureView("basic_features", entities=[device], source="./features.parquet",
 ...                       ttl=timedelta(days=30), timestamp_field="ts",
@@ -20,7 +20,7 @@ import builtins
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -243,6 +243,14 @@ class Materialized:
     written: int
 
 
+@dataclass(frozen=True)
+class Ingested:
+    view: str
+    version: int
+    rows: int
+    segments: int
+
+
 def _changes(raw: list[dict[str, str]]) -> list[PlannedChange]:
     return [PlannedChange(c["kind"], c["name"], c["change"]) for c in raw]
 
@@ -344,6 +352,23 @@ class FeatureStore:
         """Materializes each online view from where its last materialization ended."""
         raw = self._native.materialize(_required_time(end), None, _views(views))
         return _materialized(raw)
+
+    def ingest(
+        self, view: str, start: TimeLike | None = None, end: TimeLike | None = None
+    ) -> Ingested:
+        """Copies ``view``'s rows with event times in ``[start, end]`` (both included; by
+        default from the epoch to now) into the workspace's offline store, sorted for joins.
+        Historical requests whose time span the store covers are answered from it, without
+        reading the source; a range already ingested is refused."""
+        first = _required_time(0 if start is None else start)
+        last = _required_time(datetime.now(timezone.utc) if end is None else end)
+        raw = json.loads(self._native.ingest(view, first, last))
+        return Ingested(
+            view=raw["view"],
+            version=raw["version"],
+            rows=raw["rows"],
+            segments=raw["segments"],
+        )
 
     def get_online_features(
         self,

@@ -4,6 +4,7 @@
 
 mod derived;
 mod historical;
+mod offline;
 mod online;
 mod pushdown;
 mod registry;
