@@ -14,6 +14,9 @@ use trainstore::{Settings, Workspace};
 
 use progress::TerminalProgress;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Versioned, point-in-time-correct training sets from Doris feature snapshots.
 ///
 /// Locations are local paths, URLs (file://, memory://, s3://bucket/prefix) or named mounts
