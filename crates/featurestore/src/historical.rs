@@ -26,8 +26,8 @@ use trainstore_doris::{AsOfWindows, DorisSource};
 
 use crate::definitions::{Definitions, FeatureRef, FeatureView, Field};
 use crate::join::{
-    AsOfJoin, EntityIndex, Retention, SourceBatch, align_keys, check_key_type, epoch_nanos,
-    null_columns,
+    AsOfJoin, EntityIndex, Retention, STREAM_BUDGET, SourceBatch, align_keys, check_key_type,
+    epoch_nanos, null_columns,
 };
 use crate::sources::SourceColumns;
 
@@ -162,8 +162,8 @@ pub struct ViewRequest {
 pub enum JoinSource {
     /// Scanned within the span the entity rows can reach.
     Scan(DataSourceRef),
-    /// The offline store's segments, in memory (mapped) for good: batches are kept by
-    /// reference and only the final winners copied.
+    /// The offline store's segments, in memory (mapped) for good: the join keeps every
+    /// batch by reference and copies only the final winners.
     Offline(DataSourceRef),
     /// Only each entity window's latest row, chosen by the database.
     Pushdown(DorisSource),
@@ -434,8 +434,8 @@ async fn join_view(
         }
     };
     let retention = match &v.source {
-        JoinSource::Offline(_) => Retention::KeepBatches,
-        JoinSource::Scan(_) | JoinSource::Pushdown(_) => Retention::CopyWinners,
+        JoinSource::Offline(_) => Retention::KeepAll,
+        JoinSource::Scan(_) | JoinSource::Pushdown(_) => STREAM_BUDGET,
     };
     let mut join = AsOfJoin::new(&index, ttl_ns, feature_types, retention);
     while let Some(batch) = stream.next().await {

@@ -4,17 +4,20 @@
 //! timestamps are kept sorted. Every source row then visits only the entity timestamps it can
 //! answer, `[row time, row time + ttl]` of its key, and wins where it beats the best row seen
 //! so far by (event time, created time), a later row winning a full tie (the "last in source
-//! order" rule of `FEAST_SEMANTICS.md`). Only winning rows' feature values are copied out of
-//! each batch, so memory follows the number of entity rows, not the size of the source.
-//! Batches that already sit in memory for good (a mapped offline-store segment) are instead
-//! kept by reference, and only the final winners are copied, once, at the end.
+//! order" rule of `FEAST_SEMANTICS.md`). Batches holding a current winner are kept by
+//! reference, not copied: in a time-ordered source almost every row wins somewhere for a
+//! while, so copying winners per batch would copy the source. Once the kept batches exceed a
+//! memory budget, the current winners are gathered into one chunk and the batches let go, so
+//! memory stays bounded by the budget and the entity rows, not by the source. Batches that sit
+//! in memory anyway (a mapped offline-store segment) need no budget: only the final winners
+//! are copied, once, at the end.
 //!
 //! Duplicate entity rows (same keys and time) share one slot and one answer (rule 6.1).
 
 use std::collections::HashMap;
 
 use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array, new_null_array};
-use arrow::compute::{cast, interleave, take};
+use arrow::compute::{cast, interleave};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::row::{RowConverter, SortField};
 use trainstore_core::{Error, Result};
@@ -169,22 +172,29 @@ pub(crate) struct AsOfJoin<'a> {
     best_created: Vec<i64>,
     best_chunk: Vec<u32>,
     best_row: Vec<u32>,
-    /// Copied-out feature values of rows that won somewhere.
+    /// Feature columns of kept batches (and of compactions), by chunk number.
     chunks: Vec<Vec<ArrayRef>>,
-    chunk_rows: usize,
-    /// Copied-out rows beyond twice the slots that trigger a compaction.
-    compact_slack: usize,
+    /// Bytes the chunks hold.
+    kept_bytes: usize,
+    /// Bytes of the last compaction's chunk: the budget counts batches kept beyond it, so that
+    /// many winners never make every batch compact.
+    compacted_bytes: usize,
     retention: Retention,
 }
 
-/// What the join keeps of a source batch whose rows win somewhere.
+/// How much of the source the join may keep by reference.
+///
+/// Keeps at most the budget plus the current winners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Retention {
-    /// Copies of the winning rows: memory bounded by the entity rows, for streamed sources.
-    CopyWinners,
-    /// The batch itself, by reference: for batches that stay in memory anyway.
-    KeepBatches,
+    /// Up to this many bytes of streamed batches, then the winners are compacted.
+    Budget(usize),
+    /// Every batch: they stay in memory anyway.
+    KeepAll,
 }
+
+/// The budget for streamed sources.
+pub(crate) const STREAM_BUDGET: Retention = Retention::Budget(256 << 20);
 
 impl<'a> AsOfJoin<'a> {
     /// A join against `index`; `ttl_ns` bounds how old a row may be (`None`: no bound).
@@ -204,8 +214,8 @@ impl<'a> AsOfJoin<'a> {
             best_chunk: vec![NONE; n],
             best_row: vec![NONE; n],
             chunks: Vec::new(),
-            chunk_rows: 0,
-            compact_slack: 65_536,
+            kept_bytes: 0,
+            compacted_bytes: 0,
             retention,
         }
     }
@@ -219,9 +229,7 @@ impl<'a> AsOfJoin<'a> {
         }
         let rows = index.converter.convert_columns(batch.keys)?;
         let chunk = self.chunks.len() as u32;
-        let mut touched: Vec<u32> = Vec::new();
-        // Rows that won somewhere, in increasing order.
-        let mut picked: Vec<u32> = Vec::new();
+        let mut kept = false;
         for row in 0..len {
             if batch.times.is_null(row) || any_null(batch.keys, row) {
                 continue;
@@ -248,42 +256,26 @@ impl<'a> AsOfJoin<'a> {
                 let beats = self.best_chunk[slot] == NONE
                     || (t, created) >= (self.best_time[slot], self.best_created[slot]);
                 if beats {
-                    if self.best_chunk[slot] != chunk {
-                        touched.push(slot as u32);
-                    }
                     self.best_time[slot] = t;
                     self.best_created[slot] = created;
                     self.best_chunk[slot] = chunk;
                     self.best_row[slot] = row as u32;
-                    if picked.last() != Some(&(row as u32)) {
-                        picked.push(row as u32);
-                    }
+                    kept = true;
                 }
             }
         }
-        if touched.is_empty() {
+        if !kept {
             return Ok(());
         }
-        if self.retention == Retention::KeepBatches {
-            self.chunks.push(batch.features.to_vec());
-            return Ok(());
-        }
-        for slot in touched {
-            let s = slot as usize;
-            if self.best_chunk[s] == chunk {
-                let row = self.best_row[s];
-                self.best_row[s] = picked.binary_search(&row).expect("picked") as u32;
-            }
-        }
-        let picked = UInt32Array::from(picked);
-        let columns = batch
+        self.kept_bytes += batch
             .features
             .iter()
-            .map(|c| take(c.as_ref(), &picked, None))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        self.chunk_rows += picked.len();
-        self.chunks.push(columns);
-        if self.chunk_rows > 2 * index.slots() + self.compact_slack {
+            .map(|c| c.get_array_memory_size())
+            .sum::<usize>();
+        self.chunks.push(batch.features.to_vec());
+        if let Retention::Budget(budget) = self.retention
+            && self.kept_bytes > self.compacted_bytes + budget
+        {
             self.compact()?;
         }
         Ok(())
@@ -300,7 +292,8 @@ impl<'a> AsOfJoin<'a> {
             }
         }
         let columns = self.gather(&picks, false)?;
-        self.chunk_rows = picks.len();
+        self.kept_bytes = columns.iter().map(|c| c.get_array_memory_size()).sum();
+        self.compacted_bytes = self.kept_bytes;
         self.chunks = vec![columns];
         Ok(())
     }
@@ -472,14 +465,12 @@ mod tests {
             source in proptest::collection::vec(row(), 0..80),
             batch in 1usize..20,
             ttl in proptest::option::of(0i64..15),
-            slack in 0usize..4,
-            keep in proptest::bool::ANY,
+            budget in proptest::option::of(0usize..2_000),
         ) {
             let times: Int64Array = entities.iter().map(|r| r.time).collect();
             let index = EntityIndex::new(&key_columns(&entities), &times).unwrap();
-            let retention = if keep { Retention::KeepBatches } else { Retention::CopyWinners };
+            let retention = budget.map_or(Retention::KeepAll, Retention::Budget);
             let mut join = AsOfJoin::new(&index, ttl, vec![DataType::Float64], retention);
-            join.compact_slack = slack;
             for part in source.chunks(batch) {
                 let keys = key_columns(part);
                 let times: Int64Array = part.iter().map(|r| r.time).collect();
