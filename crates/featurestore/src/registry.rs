@@ -4,8 +4,14 @@
 //! rollback is just committing an old state again. Commits go on top of the state they were
 //! planned from, so two people applying at once never lose either change: the second re-plans
 //! on the first's result.
+//!
+//! Reads that serve requests (retrieval, online lookups) reuse a state read within the last
+//! [`RECENT`], as Feast's registry cache does: a state applied through this registry is seen at
+//! once, one applied by another process within that time.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use trainstore_core::catalog::CommitMode;
@@ -14,6 +20,9 @@ use trainstore_core::{
 };
 
 use crate::definitions::{Definition, Definitions, Name};
+
+/// How long a state read for serving stays fresh.
+pub const RECENT: Duration = Duration::from_secs(10);
 
 /// The catalog item holding the registry's states.
 pub const REGISTRY_ITEM: &str = "feature-registry";
@@ -41,7 +50,11 @@ pub struct RegistryVersion {
 pub struct Registry {
     catalog: Catalog,
     item: DatasetName,
+    recent: Arc<Mutex<Option<Recent>>>,
 }
+
+/// A state read for serving, and when.
+type Recent = (Instant, Arc<Definitions>);
 
 impl Registry {
     /// The catalog the registry lives in.
@@ -53,7 +66,20 @@ impl Registry {
         Registry {
             catalog,
             item: DatasetName::new(REGISTRY_ITEM).expect("valid item name"),
+            recent: Arc::default(),
         }
+    }
+
+    /// The newest state as read within the last [`RECENT`], else read now.
+    pub async fn recent(&self) -> Result<Arc<Definitions>> {
+        if let Some((at, defs)) = self.recent.lock().expect("registry cache").as_ref()
+            && at.elapsed() < RECENT
+        {
+            return Ok(defs.clone());
+        }
+        let defs = Arc::new(self.current().await?.1);
+        *self.recent.lock().expect("registry cache") = Some((Instant::now(), defs.clone()));
+        Ok(defs)
     }
 
     /// The newest state and its version (`None` and empty before the first apply).
@@ -95,7 +121,9 @@ impl Registry {
             summary,
         })
         .expect("definitions serialize");
-        Ok(self.catalog.commit(&self.item, new).await?.version)
+        let version = self.catalog.commit(&self.item, new).await?.version;
+        *self.recent.lock().expect("registry cache") = None;
+        Ok(version)
     }
 
     /// Every state, oldest first.

@@ -196,7 +196,7 @@ impl FeatureStore {
         features: &[FeatureRef],
         options: &HistoricalOptions,
     ) -> Result<RecordBatch> {
-        let defs = self.definitions().await?;
+        let defs = self.registry.recent().await?;
         let derivation = Derivation::plan(&defs, features)?;
         let mut views = Vec::new();
         for selection in group_by_view(&defs, derivation.fetch())? {
@@ -227,7 +227,7 @@ impl FeatureStore {
     /// workspace's offline store, sorted for the join; historical requests the store covers
     /// are then answered from it. A range already ingested, in whole or part, is refused.
     pub async fn ingest(&self, view: &Name, start: Timestamp, end: Timestamp) -> Result<Ingested> {
-        let defs = self.definitions().await?;
+        let defs = self.registry.recent().await?;
         let view = defs
             .feature_view(view.as_str())
             .ok_or_else(|| Error::NotFound {
@@ -291,7 +291,7 @@ impl FeatureStore {
         Fut: std::future::Future<Output = Result<Option<TimeRange>>>,
     {
         let store = self.online_store().await?;
-        let defs = self.definitions().await?;
+        let defs = self.registry.recent().await?;
         if let Some(names) = views
             && let Some(unknown) = names
                 .iter()
@@ -335,7 +335,7 @@ impl FeatureStore {
         entity_rows: &RecordBatch,
         options: &OnlineOptions,
     ) -> Result<RecordBatch> {
-        let defs = self.definitions().await?;
+        let defs = self.registry.recent().await?;
         let derivation = Derivation::plan(&defs, features)?;
         let selections = group_by_view(&defs, derivation.fetch())?;
         if let Some(s) = selections.iter().find(|s| !s.view.online) {
@@ -361,7 +361,7 @@ impl FeatureStore {
     /// Feature references from names: `view:feature` as it is, and a feature service's name
     /// as the service's features.
     pub async fn resolve_features(&self, names: &[String]) -> Result<Vec<FeatureRef>> {
-        let defs = self.definitions().await?;
+        let defs = self.registry.recent().await?;
         let mut refs = Vec::new();
         for name in names {
             if name.contains(':') {
