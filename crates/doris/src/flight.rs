@@ -366,32 +366,13 @@ impl DataSource for FlightSource {
                 no_backslash_escapes: false,
             },
         );
-        let (pushed, post): (Vec<Filter>, Vec<Filter>) = request
-            .filters
-            .iter()
-            .cloned()
-            .partition(|f| inner.table_columns.contains(&f.column));
-        let conditions = pushed
-            .iter()
-            .map(|f| select.predicate(f))
-            .collect::<Result<Vec<_>>>()?;
         let output = inner.parser.schema().output_schema();
-        let projection = crate::sql::projection(&output, request.projection.as_deref())?;
-        for f in &post {
-            output.index_of(&f.column).map_err(|_| {
-                Error::invalid(
-                    "filter column",
-                    &f.column,
-                    "not a column of the table or the snapshots",
-                )
-            })?;
-        }
-        if request.time_range.is_some() && inner.time_column.is_none() {
-            return Err(Error::NotSupported {
-                operation: "a time range",
-                implementer: format!("table {} without a time column", inner.table),
-            });
-        }
+        let split = select.split(
+            request,
+            |c| inner.table_columns.iter().any(|t| t == c),
+            &output,
+        )?;
+        let (conditions, post, projection) = (split.conditions, split.post, split.projection);
         let parts: Vec<Option<TimeRange>> = match request.time_range {
             Some(r) => r
                 .split(inner.options.read.partitions)

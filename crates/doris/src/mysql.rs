@@ -26,7 +26,7 @@ use trainstore_core::{
 
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::schema::SnapshotSchema;
-use crate::sql::{Ident, Literals, Select, TableRef, projection, snapshot_columns};
+use crate::sql::{Ident, Literals, Select, TableRef, snapshot_columns};
 use crate::stream::limited;
 
 mod asof;
@@ -366,47 +366,25 @@ struct ScanPlan {
 impl Inner {
     /// Checks `request` against the table and splits it into what the server and the client do.
     fn plan(&self, request: &ScanRequest, parse: bool) -> Result<ScanPlan> {
-        let (pushed, post): (Vec<Filter>, Vec<Filter>) = request
-            .filters
-            .iter()
-            .cloned()
-            .partition(|f| self.table_columns.contains(&f.column));
-        if !parse && !post.is_empty() {
-            return Err(Error::invalid(
-                "raw scan filter",
-                &post[0].column,
-                "raw scans filter on table columns only",
-            ));
-        }
-        let where_sql = pushed
-            .iter()
-            .map(|f| self.select().predicate(f))
-            .collect::<Result<Vec<_>>>()?;
         let output = if parse {
             self.parser.schema().output_schema()
         } else {
             self.raw_schema.clone()
         };
-        let projection = projection(&output, request.projection.as_deref())?;
-        for f in &post {
-            output.index_of(&f.column).map_err(|_| {
-                Error::invalid(
-                    "filter column",
-                    &f.column,
-                    "not a column of the table or the snapshots",
-                )
-            })?;
-        }
-        if request.time_range.is_some() && self.time_column.is_none() {
-            return Err(Error::NotSupported {
-                operation: "a time range",
-                implementer: format!("table {} without a time column", self.table),
-            });
+        let split = self
+            .select()
+            .split(request, |c| self.table_columns.contains(c), &output)?;
+        if !parse && !split.post.is_empty() {
+            return Err(Error::invalid(
+                "raw scan filter",
+                &split.post[0].column,
+                "raw scans filter on table columns only",
+            ));
         }
         Ok(ScanPlan {
-            where_sql,
-            post,
-            projection,
+            where_sql: split.conditions,
+            post: split.post,
+            projection: split.projection,
             range: request.time_range,
         })
     }

@@ -10,7 +10,9 @@ use std::ops::Bound;
 
 use arrow::datatypes::SchemaRef;
 use mysql_async::Value;
-use trainstore_core::{Error, Filter, Predicate, Result, Scalar, TimeRange, Timestamp};
+use trainstore_core::{
+    Error, Filter, Predicate, Result, Scalar, ScanRequest, TimeRange, Timestamp,
+};
 
 use crate::schema::SnapshotSchema;
 
@@ -183,7 +185,55 @@ pub(crate) struct Select<'a> {
     literals: Literals,
 }
 
+/// A snapshot scan's request, checked and split: conditions the server runs, filters applied
+/// after parsing (on fields that are not table columns), and the output projection.
+pub(crate) struct SplitRequest {
+    pub conditions: Vec<String>,
+    pub post: Vec<Filter>,
+    pub projection: Option<Vec<usize>>,
+}
+
 impl<'a> Select<'a> {
+    /// Splits `request` by which filters name table columns (`is_column`) and checks it
+    /// against the scan's `output`.
+    pub fn split(
+        &self,
+        request: &ScanRequest,
+        is_column: impl Fn(&str) -> bool,
+        output: &SchemaRef,
+    ) -> Result<SplitRequest> {
+        let (pushed, post): (Vec<Filter>, Vec<Filter>) = request
+            .filters
+            .iter()
+            .cloned()
+            .partition(|f| is_column(&f.column));
+        let conditions = pushed
+            .iter()
+            .map(|f| self.predicate(f))
+            .collect::<Result<Vec<_>>>()?;
+        let projection = projection(output, request.projection.as_deref())?;
+        for f in &post {
+            output.index_of(&f.column).map_err(|_| {
+                Error::invalid(
+                    "filter column",
+                    &f.column,
+                    "not a column of the table or the snapshots",
+                )
+            })?;
+        }
+        if request.time_range.is_some() && self.time.is_none() {
+            return Err(Error::NotSupported {
+                operation: "a time range",
+                implementer: format!("table {} without a time column", self.table),
+            });
+        }
+        Ok(SplitRequest {
+            conditions,
+            post,
+            projection,
+        })
+    }
+
     pub fn new(
         table: &'a TableRef,
         columns: &[Ident],
