@@ -19,11 +19,16 @@ Entity rows: 89% uniform from 15 days before a key's first snapshot to 45 days a
 5% exactly on a snapshot, 1% at last + TTL (matches), 1% at last + TTL + 1 ms (does not), 2%
 an unknown uuid, 2% a known uuid with nodeId "1467", which no uuid has. TTL is 30 days.
 
-Each peer runs in its own fresh process, so its peak RSS (whole process: imports, setup and
-the timed calls) is its own. Definitions are applied, and trainstore's ingest is done, before
-the clock starts. Feast's entity is two entities (uuid, nodeId) since a Feast entity has one
-join key; trainstore's is one entity with both. Every side is checked against a numpy oracle
+Each side runs in a fresh process of its own, so its peak RSS (the whole process: imports,
+setup and the timed calls) is its own; trainstore's ingest runs in one more, before. The clock
+covers only retrieval, never apply. A side past --timeout is stopped and keeps the calls it
+finished. Feast's entity is two entities (uuid, nodeId) since a Feast entity has one join
+key; trainstore's is one entity with both. Every side is checked against a numpy oracle
 computed with the data: row count, non-null meanLf count and the sum of meanLf.
+
+Online: both sides materialize every snapshot of the same file (Feast through its DuckDB
+offline store), then look up --lookups seeded keys, one entity per call, ignoring the TTL
+as Feast's online reads do.
 
 Prints seconds (best of --repeat), peak MB and trainstore's ratios; with --online, lookup
 p50/p99 in microseconds.
@@ -87,6 +92,7 @@ ONLINE = {
 }
 LABEL_WIDTH = 58
 RESULT = "result.json"
+INGEST = "trainstore-ingest"
 SCALES = {"1m": (1_000_000, 100_000), "10m": (10_000_000, 1_000_000)}
 
 
@@ -424,10 +430,8 @@ def historical_side(peer: str, data: Data, work: Path) -> Callable[[], pa.Table]
         ).to_arrow()
     if peer == "duckdb":
         return duckdb_retrieval(data, entities)
+    # For trainstore-ingested, the workspace already holds the ingested store (see side()).
     ws = trainstore_workspace(data, work / "ws")
-    if peer == "trainstore-ingested":
-        ingested = ws.features.ingest("snapshots")
-        print(f"ingested {ingested.rows} rows in {ingested.segments} segments")
     return lambda: ws.features.get_historical_features(entities, REFS)
 
 
@@ -461,6 +465,15 @@ def summary(table: pa.Table) -> dict[str, Any]:
 def child(args: argparse.Namespace, data: Data) -> dict[str, Any]:
     work = Path(args.work)
     started = time.perf_counter()
+    if args.child == INGEST:
+        ws = trainstore_workspace(data, work / "ws")
+        applied = time.perf_counter()
+        ingested = ws.features.ingest("snapshots")
+        return {
+            "setup_seconds": time.perf_counter() - applied,
+            "rows": ingested.rows,
+            "segments": ingested.segments,
+        }
     if args.child in ONLINE:
         lookup = online_side(args.child, data, work)
         result: dict[str, Any] = {"setup_seconds": time.perf_counter() - started}
@@ -493,22 +506,42 @@ def child(args: argparse.Namespace, data: Data) -> dict[str, Any]:
         result.update(summary(out))
         # Dropped before the next call, so peak RSS is one answer's, not two.
         del out
+        # After each call, so a side stopped by --timeout keeps the calls it finished.
+        write_result(work, result)
     return result
+
+
+def write_result(work: Path, result: dict[str, Any]) -> None:
+    partial = work / f"{RESULT}.partial"
+    partial.write_text(json.dumps(result))
+    partial.replace(work / RESULT)
 
 
 # ---------------------------------------------------------------------------------------------
 # The parent: spawn, measure, compare, print
 
 
-def spawn(args: argparse.Namespace, peer: str, repeat: int) -> dict[str, Any]:
+def side(args: argparse.Namespace, peer: str, repeat: int) -> dict[str, Any]:
+    # The work folder is made here, not in the child, so a killed child's files go too.
+    with tempfile.TemporaryDirectory(dir=args.data_dir, prefix=f"{peer}-") as work:
+        if peer != "trainstore-ingested":
+            return spawn(args, peer, repeat, work)
+        # Ingested by a process of its own: a one-off, whose peak is not the reads'.
+        ingest = spawn(args, INGEST, 1, work)
+        if "error" in ingest:
+            return ingest
+        return {**spawn(args, peer, repeat, work), "ingest": ingest}
+
+
+def spawn(
+    args: argparse.Namespace, peer: str, repeat: int, work: str
+) -> dict[str, Any]:
     """Runs one side in a fresh process; its peak RSS comes from wait4 on that process alone
     (RUSAGE_CHILDREN would be the maximum over every child so far)."""
     log = Path(args.data_dir) / f"{peer}.log"
-    # Made here, not in the child, so a killed child's workspace is removed too.
-    with (
-        tempfile.TemporaryDirectory(dir=args.data_dir, prefix=f"{peer}-") as work,
-        log.open("w") as out,
-    ):
+    result_file = Path(work) / RESULT
+    result_file.unlink(missing_ok=True)
+    with log.open("w") as out:
         command = [
             sys.executable, os.path.abspath(__file__), "--child", peer, "--work", work,
             "--data-dir", args.data_dir, "--feature-rows", str(args.feature_rows),
@@ -536,8 +569,9 @@ def spawn(args: argparse.Namespace, peer: str, repeat: int) -> dict[str, Any]:
             time.sleep(0.2)
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         outcome: dict[str, Any] = {"peak_mb": usage.ru_maxrss * 1024 / 1e6}  # from KiB
-        result_file = Path(work) / RESULT
-        if stopped:
+        if stopped and result_file.exists():
+            outcome.update(json.loads(result_file.read_text()), stopped=stopped)
+        elif stopped:
             outcome["error"] = stopped
         elif proc.returncode != 0 or not result_file.exists():
             out.flush()
@@ -602,13 +636,23 @@ def historical_section(
     results, problems = {}, []
     for peer in peers:
         repeat = args.feast_repeat if peer.startswith("feast") else args.repeat
-        results[peer] = got = spawn(args, peer, repeat)
+        results[peer] = got = side(args, peer, repeat)
         if "error" in got:
             print(f"  {HISTORICAL[peer]}: {got['error']}")
             problems.append(f"{peer}: {got['error'].splitlines()[0]}")
             continue
         times = ", ".join(f"{s:.3f}" for s in got["seconds"])
-        print(f"  {HISTORICAL[peer]}: {times} s, peak {got['peak_mb']:,.0f} MB")
+        stopped = f" ({got['stopped']}; best of those done)" if "stopped" in got else ""
+        print(
+            f"  {HISTORICAL[peer]}: {times} s, peak {got['peak_mb']:,.0f} MB{stopped}"
+        )
+        if "ingest" in got:
+            ingest = got["ingest"]
+            print(
+                f"    after ingesting {ingest['rows']:,} rows (segments: {ingest['segments']}) "
+                f"in {ingest['setup_seconds']:.1f} s, peak {ingest['peak_mb']:,.0f} MB, "
+                "in a process of its own"
+            )
         problems += disagreements(peer, got, expected)
     # Every peer reads the Parquet file, so they are compared with trainstore doing the same.
     ours = results.get("trainstore", {})
@@ -654,7 +698,7 @@ def online_section(args: argparse.Namespace, data: Data, peers: list[str]) -> li
     )
     problems = []
     for peer in peers:
-        got = spawn(args, peer, 1)
+        got = side(args, peer, 1)
         if "error" in got:
             print(f"{ONLINE[peer]:<{LABEL_WIDTH}}  {got['error']}")
             problems.append(f"{peer}: {got['error'].splitlines()[0]}")
@@ -722,8 +766,7 @@ def main() -> None:
     data = Data(Path(args.data_dir), args.feature_rows, args.entity_rows, args.seed)
 
     if args.child:
-        result = child(args, data)
-        (Path(args.work) / RESULT).write_text(json.dumps(result))
+        write_result(Path(args.work), child(args, data))
         return
 
     feast_allowed = args.feature_rows <= SCALES["1m"][0]
