@@ -179,16 +179,19 @@ fn retrieval(c: &mut Criterion) {
     let options = HistoricalOptions::default();
     let mut group = c.benchmark_group("historical_100k_x_10k");
     group.sample_size(10);
-    group.bench_function("from_parquet", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(
-                    s.store
-                        .get_historical_features(&entities, &s.refs, &options),
-                )
-                .unwrap()
-        })
-    });
+    let mut join = |name: &str| {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(
+                        s.store
+                            .get_historical_features(&entities, &s.refs, &options),
+                    )
+                    .unwrap()
+            })
+        });
+    };
+    join("from_parquet");
     runtime
         .block_on(s.store.ingest(
             &Name::new("snapshots").unwrap(),
@@ -196,16 +199,7 @@ fn retrieval(c: &mut Criterion) {
             Timestamp::from_millis(T0 + 200 * 86_400_000),
         ))
         .unwrap();
-    group.bench_function("from_offline_store", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(
-                    s.store
-                        .get_historical_features(&entities, &s.refs, &options),
-                )
-                .unwrap()
-        })
-    });
+    join("from_offline_store");
     group.finish();
 
     runtime

@@ -121,12 +121,9 @@ impl Expr {
         column: &impl Fn(&FeatureRef) -> Result<ArrayRef>,
     ) -> Result<ArrayRef> {
         Ok(match self {
-            Expr::Stat(ListStat::ArgMax | ListStat::Len, r) => {
+            Expr::Stat(stat @ (ListStat::ArgMax | ListStat::Len), r) => {
                 let lists = float_lists(&column(r)?)?;
-                let stat = match self {
-                    Expr::Stat(s, _) => *s,
-                    _ => unreachable!("matched above"),
-                };
+                let stat = *stat;
                 std::sync::Arc::new(
                     (0..rows)
                         .map(|i| list_stat(stat, &lists, i).map(|v| v as i64))

@@ -358,21 +358,8 @@ fn source_span((first, last): (i64, i64), ttl_ns: Option<i64>) -> Result<Option<
         .transpose()
 }
 
-/// The span of source event times `view` needs for `entity_rows`.
-pub(crate) fn needed_span(
-    entity_rows: &RecordBatch,
-    options: &HistoricalOptions,
-    view: &FeatureView,
-) -> Result<NeededSpan> {
-    let schema = entity_rows.schema();
-    let index = entity_time_column(&schema, options.timestamp_column.as_deref())?;
-    let times = epoch_nanos(entity_rows.column(index), schema.field(index).name())?;
-    let bounds = times
-        .iter()
-        .flatten()
-        .fold(None, |b: Option<(i64, i64)>, t| {
-            Some(b.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
-        });
+/// The span of source event times `view` needs for entity rows with times in `bounds`.
+pub(crate) fn needed_span(bounds: Option<(i64, i64)>, view: &FeatureView) -> Result<NeededSpan> {
     Ok(match bounds {
         None => NeededSpan::Nothing,
         Some(bounds) => match source_span(bounds, ttl_nanos(view))? {
@@ -380,6 +367,22 @@ pub(crate) fn needed_span(
             None => NeededSpan::Unbounded,
         },
     })
+}
+
+/// The earliest and latest entity time (epoch nanoseconds), if any row has one.
+pub(crate) fn entity_time_bounds(
+    entity_rows: &RecordBatch,
+    options: &HistoricalOptions,
+) -> Result<Option<(i64, i64)>> {
+    let schema = entity_rows.schema();
+    let index = entity_time_column(&schema, options.timestamp_column.as_deref())?;
+    let times = epoch_nanos(entity_rows.column(index), schema.field(index).name())?;
+    Ok(times
+        .iter()
+        .flatten()
+        .fold(None, |b: Option<(i64, i64)>, t| {
+            Some(b.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
+        }))
 }
 
 /// Which source rows a request can use.

@@ -198,11 +198,15 @@ impl FeatureStore {
     ) -> Result<RecordBatch> {
         let defs = self.registry.recent().await?;
         let derivation = Derivation::plan(&defs, features)?;
+        let bounds = match options.engine {
+            Engine::InProcess => historical::entity_time_bounds(entity_rows, options)?,
+            Engine::Pushdown => None,
+        };
         let mut views = Vec::new();
         for selection in group_by_view(&defs, derivation.fetch())? {
             let source = match options.engine {
                 Engine::InProcess => {
-                    let needed = historical::needed_span(entity_rows, options, &selection.view)?;
+                    let needed = historical::needed_span(bounds, &selection.view)?;
                     let offline = self.offline().covering(&selection.view, needed).await?;
                     match offline {
                         Some(segments) => JoinSource::Offline(segments),
