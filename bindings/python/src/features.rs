@@ -2,7 +2,7 @@
 //! rows and results as Arrow record batches without copies.
 
 use arrow::array::RecordBatch;
-use arrow::pyarrow::{PyArrowType, ToPyArrow};
+use arrow::pyarrow::PyArrowType;
 use pyo3::prelude::*;
 use trainstore::core::{Result, Timestamp, Version};
 use trainstore::featurestore::{
@@ -10,7 +10,9 @@ use trainstore::featurestore::{
     TtlPolicy,
 };
 
+use crate::entities::entity_batch;
 use crate::errors::to_py;
+use crate::export::batch_to_pyarrow;
 use crate::runtime::run;
 
 fn names(views: Option<Vec<String>>) -> Result<Option<Vec<Name>>> {
@@ -92,7 +94,7 @@ impl FeatureStore {
             let refs = store.resolve_features(&features).await?;
             store.get_historical_features(&rows, &refs, &options).await
         })?;
-        out.to_pyarrow(py)
+        batch_to_pyarrow(py, &out)
     }
 
     /// Materializes `[start, end]` (or incrementally up to `end` without a start; times as
@@ -135,12 +137,12 @@ impl FeatureStore {
         &self,
         py: Python<'py>,
         features: Vec<String>,
-        entity_rows: PyArrowType<RecordBatch>,
+        entity_rows: &Bound<'py, PyAny>,
         full_feature_names: bool,
         ignore_ttl: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let store = self.inner.clone();
-        let rows = entity_rows.0;
+        let rows = entity_batch(entity_rows)?;
         let options = OnlineOptions {
             full_feature_names,
             ttl: if ignore_ttl {
@@ -153,7 +155,7 @@ impl FeatureStore {
             let refs = store.resolve_features(&features).await?;
             store.get_online_features(&refs, &rows, &options).await
         })?;
-        out.to_pyarrow(py)
+        batch_to_pyarrow(py, &out)
     }
 
     /// Where online values are kept.

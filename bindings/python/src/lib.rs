@@ -3,7 +3,9 @@
 //! Thin wrappers only; the documented Python API lives in `python/trainstore`. Every call that
 //! does I/O releases the GIL and runs on the one process-wide runtime ([`runtime`]).
 
+mod entities;
 mod errors;
+mod export;
 mod features;
 mod logging;
 mod progress;
@@ -20,6 +22,11 @@ use trainstore::{Settings, Workspace as CoreWorkspace};
 
 use errors::to_py;
 use runtime::run;
+
+// Rust's allocations here are many and small (an online lookup builds a batch per call);
+// mimalloc serves them several times faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub(crate) fn options(map: Option<BTreeMap<String, String>>) -> StorageOptions {
     map.unwrap_or_default().into_iter().collect()

@@ -45,17 +45,12 @@ where
     let rt = runtime();
     let outcome = py.detach(|| {
         rt.block_on(async {
-            tokio::pin!(future);
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                tokio::select! {
-                    result = &mut future => return result.map_err(Interrupt::Failed),
-                    _ = tick.tick() => {
-                        if let Err(e) = Python::attach(|py| py.check_signals()) {
-                            return Err(Interrupt::Signal(e));
-                        }
-                    }
-                }
+            // Biased: a future done at its first poll (an online lookup) never starts the
+            // signal timer, whose registration wakes a runtime thread.
+            tokio::select! {
+                biased;
+                result = future => result.map_err(Interrupt::Failed),
+                signal = signals() => Err(Interrupt::Signal(signal)),
             }
         })
     });
@@ -63,6 +58,16 @@ where
         Ok(v) => Ok(v),
         Err(Interrupt::Failed(e)) => Err(to_py(e)),
         Err(Interrupt::Signal(e)) => Err(e),
+    }
+}
+
+/// Checks for pending signals (Ctrl-C) every 100 ms; returns the first one raised.
+async fn signals() -> PyErr {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Err(e) = Python::attach(|py| py.check_signals()) {
+            return e;
+        }
     }
 }
 

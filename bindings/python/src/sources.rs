@@ -25,6 +25,7 @@ use trainstore::doris::{
 };
 
 use crate::errors::to_py;
+use crate::export::batch_to_pyarrow;
 use crate::runtime::run;
 use crate::{MountTable, options};
 
@@ -235,7 +236,7 @@ impl BatchIterator {
             }
         })?;
         match next {
-            Some(batch) => batch.to_pyarrow(py),
+            Some(batch) => batch_to_pyarrow(py, &batch),
             None => Err(PyStopIteration::new_err(())),
         }
     }

@@ -144,6 +144,26 @@ def test_materialize_and_read_online(store: ts.FeatureStore) -> None:
     assert "online.redb" in store.online_store
 
 
+def test_online_entity_rows_in_every_shape_read_the_same(store: ts.FeatureStore) -> None:
+    store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=5))
+    refs = ["basic:x", "basic:arr"]
+    keys: list[dict[str, object]] = [
+        {"uuid": "A", "nodeId": "1"},
+        {"uuid": "Z", "nodeId": "1"},
+        {"uuid": None, "nodeId": "1"},
+        {"uuid": "A"},  # a missing key reads as null, as pyarrow's from_pylist has it
+    ]
+    expected = store.get_online_features(refs, pa.Table.from_pylist(keys), ignore_ttl=True)
+    assert expected["x"].to_pylist() == [1.0, None, None, None]
+    assert store.get_online_features(refs, keys, ignore_ttl=True).equals(expected)
+    # Values the native reader does not take (a float label) go through pyarrow.
+    labelled = [{**k, "label": 0.5} for k in keys]
+    out = store.get_online_features(refs, labelled, ignore_ttl=True)
+    assert out.equals(expected)
+    with pytest.raises(ts.InvalidInputError, match="lack join key"):
+        store.get_online_features(refs, [], ignore_ttl=True)
+
+
 def test_redis_online_store_and_doris_password_refusal(tmp_path: Path) -> None:
     redis_url = __import__("os").environ.get("TRAINSTORE_TEST_REDIS_URL")
     if not redis_url:

@@ -230,11 +230,19 @@ impl<'a> AsOfJoin<'a> {
         let rows = index.converter.convert_columns(batch.keys)?;
         let chunk = self.chunks.len() as u32;
         let mut kept = false;
+        // Sources sorted by key (the offline store) repeat each key for a run of rows: a
+        // byte comparison with the previous row spares most hash lookups.
+        let mut previous: Option<(usize, Option<u32>)> = None;
         for row in 0..len {
             if batch.times.is_null(row) || any_null(batch.keys, row) {
                 continue;
             }
-            let Some(&key) = index.keys.get(rows.row(row).as_ref()) else {
+            let key = match previous {
+                Some((p, key)) if rows.row(p) == rows.row(row) => key,
+                _ => index.keys.get(rows.row(row).as_ref()).copied(),
+            };
+            previous = Some((row, key));
+            let Some(key) = key else {
                 continue;
             };
             let t = batch.times.value(row);

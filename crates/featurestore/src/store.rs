@@ -1,7 +1,7 @@
 //! The feature store of a workspace: plan and apply definitions, read them back, and build
 //! point-in-time-correct training data from them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use tokio::sync::OnceCell;
@@ -47,6 +47,14 @@ struct OnlineSpec {
     opened: Arc<OnceCell<OnlineStoreRef>>,
 }
 
+/// The views of an online request, for the registry state they were resolved in.
+#[derive(Debug)]
+struct OnlineViews {
+    defs: Arc<Definitions>,
+    features: Vec<FeatureRef>,
+    selections: Arc<[ViewSelection]>,
+}
+
 /// Entities, feature views and services of one workspace, and retrieval over them.
 #[derive(Debug, Clone)]
 pub struct FeatureStore {
@@ -54,6 +62,9 @@ pub struct FeatureStore {
     env: SourceEnv,
     author: UserName,
     online: Option<OnlineSpec>,
+    /// The last online request's views: a serving loop asks for the same features on every
+    /// call, and resolving them cost as much as the lookup.
+    last_online: Arc<Mutex<Option<OnlineViews>>>,
 }
 
 impl FeatureStore {
@@ -65,6 +76,7 @@ impl FeatureStore {
             env,
             author,
             online: None,
+            last_online: Arc::default(),
         }
     }
 
@@ -341,7 +353,7 @@ impl FeatureStore {
     ) -> Result<RecordBatch> {
         let defs = self.registry.recent().await?;
         let derivation = Derivation::plan(&defs, features)?;
-        let selections = group_by_view(&defs, derivation.fetch())?;
+        let selections = self.online_views(&defs, derivation.fetch())?;
         if let Some(s) = selections.iter().find(|s| !s.view.online) {
             return Err(Error::invalid(
                 "feature references",
@@ -360,6 +372,29 @@ impl FeatureStore {
         )
         .await?;
         derivation.finish(fetched, options.full_feature_names)
+    }
+
+    /// `features` grouped by view, as resolved by the last online request when it asked for
+    /// the same features in the same registry state.
+    fn online_views(
+        &self,
+        defs: &Arc<Definitions>,
+        features: &[FeatureRef],
+    ) -> Result<Arc<[ViewSelection]>> {
+        let mut last = self.last_online.lock().expect("online views");
+        if let Some(held) = last.as_ref()
+            && Arc::ptr_eq(&held.defs, defs)
+            && held.features == features
+        {
+            return Ok(held.selections.clone());
+        }
+        let selections: Arc<[ViewSelection]> = group_by_view(defs, features)?.into();
+        *last = Some(OnlineViews {
+            defs: defs.clone(),
+            features: features.to_vec(),
+            selections: selections.clone(),
+        });
+        Ok(selections)
     }
 
     /// Feature references from names: `view:feature` as it is, and a feature service's name

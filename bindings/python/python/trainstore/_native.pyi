@@ -167,7 +167,7 @@ class FeatureStore:
     def get_online_features(
         self,
         features: list[str],
-        entity_rows: pa.RecordBatch,
+        entity_rows: pa.RecordBatch | list[Any],
         full_feature_names: bool = False,
         ignore_ttl: bool = False,
     ) -> pa.RecordBatch: ...

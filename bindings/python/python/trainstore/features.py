@@ -379,8 +379,11 @@ class FeatureStore:
     ) -> pa.Table:
         """The latest values for each entity (join keys; a list of dicts works). Values older
         than their view's TTL read as null unless ``ignore_ttl`` (Feast's behaviour)."""
+        # A list of dicts of keys is read natively: converting it through pyarrow costs more
+        # than the lookup.
+        rows = entity_rows if isinstance(entity_rows, list) else _to_batch(entity_rows)
         batch = self._native.get_online_features(
-            _feature_names(features), _to_batch(entity_rows), full_feature_names, ignore_ttl
+            _feature_names(features), rows, full_feature_names, ignore_ttl
         )
         return pa.Table.from_batches([batch])
 

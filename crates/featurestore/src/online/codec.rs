@@ -301,19 +301,32 @@ enum Builder {
 }
 
 impl Builder {
-    fn new(t: &ValueType) -> Self {
+    /// A builder for `rows` values (sized to them: a lookup is often one row).
+    fn new(t: &ValueType, rows: usize) -> Self {
         match type_tag(t) {
-            tag::F64 => Builder::F64(Float64Builder::new()),
-            tag::F32 => Builder::F32(Float32Builder::new()),
-            tag::I64 => Builder::I64(Int64Builder::new()),
-            tag::I32 => Builder::I32(Int32Builder::new()),
-            tag::BOOL => Builder::Bool(BooleanBuilder::new()),
-            tag::STRING => Builder::String(StringBuilder::new()),
-            tag::TIMESTAMP => Builder::Timestamp(TimestampNanosecondBuilder::new()),
-            tag::LIST_F32 => Builder::ListF32(ListBuilder::new(Float32Builder::new())),
-            tag::LIST_F64 => Builder::ListF64(ListBuilder::new(Float64Builder::new())),
-            tag::LIST_I64 => Builder::ListI64(ListBuilder::new(Int64Builder::new())),
-            _ => Builder::ListI32(ListBuilder::new(Int32Builder::new())),
+            tag::F64 => Builder::F64(Float64Builder::with_capacity(rows)),
+            tag::F32 => Builder::F32(Float32Builder::with_capacity(rows)),
+            tag::I64 => Builder::I64(Int64Builder::with_capacity(rows)),
+            tag::I32 => Builder::I32(Int32Builder::with_capacity(rows)),
+            tag::BOOL => Builder::Bool(BooleanBuilder::with_capacity(rows)),
+            tag::STRING => Builder::String(StringBuilder::with_capacity(rows, rows * 16)),
+            tag::TIMESTAMP => Builder::Timestamp(TimestampNanosecondBuilder::with_capacity(rows)),
+            tag::LIST_F32 => Builder::ListF32(ListBuilder::with_capacity(
+                Float32Builder::with_capacity(rows * 32),
+                rows,
+            )),
+            tag::LIST_F64 => Builder::ListF64(ListBuilder::with_capacity(
+                Float64Builder::with_capacity(rows * 32),
+                rows,
+            )),
+            tag::LIST_I64 => Builder::ListI64(ListBuilder::with_capacity(
+                Int64Builder::with_capacity(rows * 32),
+                rows,
+            )),
+            _ => Builder::ListI32(ListBuilder::with_capacity(
+                Int32Builder::with_capacity(rows * 32),
+                rows,
+            )),
         }
     }
 
@@ -402,11 +415,12 @@ impl Builder {
 }
 
 impl RowDecoder {
-    pub(crate) fn new(fields: &[(String, ValueType)]) -> Self {
+    /// A decoder of `rows` stored rows into `fields`.
+    pub(crate) fn new(fields: &[(String, ValueType)], rows: usize) -> Self {
         RowDecoder {
             fields: fields
                 .iter()
-                .map(|(n, t)| (n.clone(), t.clone(), Builder::new(t)))
+                .map(|(n, t)| (n.clone(), t.clone(), Builder::new(t, rows)))
                 .collect(),
             done: vec![false; fields.len()],
         }

@@ -179,7 +179,7 @@ pub(crate) async fn read_features(
             .iter()
             .map(|f| (f.name.clone(), f.dtype.clone()))
             .collect();
-        let mut decoder = codec::RowDecoder::new(&wanted);
+        let mut decoder = codec::RowDecoder::new(&wanted, keys.len());
         for key in &keys {
             let row = match key {
                 Some(_) => stored.next().flatten(),
