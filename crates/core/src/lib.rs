@@ -8,11 +8,13 @@
 //! - [`storage`]: mounts over `object_store` ([`MountTable`], [`StorageProvider`]).
 //! - [`catalog`]: append-only numbered versions of named items, on any mount.
 //! - [`progress`]: the one interface long operations report progress through.
+//! - [`parallel`]: CPU-bound work spread over the cores.
 
 pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod parallel;
 pub mod progress;
 pub mod source;
 pub mod storage;

@@ -338,31 +338,12 @@ impl SnapshotParser {
                     .map(move |at| b.slice(at, slice_rows.min(b.num_rows() - at)))
             })
             .collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(slices.len().max(1));
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut results: Vec<Option<Result<(RecordBatch, ParseReport)>>> =
-            (0..slices.len()).map(|_| None).collect();
-        let results_lock = std::sync::Mutex::new(&mut results);
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= slices.len() {
-                            break;
-                        }
-                        let parsed = self.parse(&slices[i]);
-                        results_lock.lock().expect("results lock")[i] = Some(parsed);
-                    }
-                });
-            }
-        });
+        let results =
+            trainstore_core::parallel::map_indexed(slices.len(), |i| self.parse(&slices[i]));
         let mut batches = Vec::with_capacity(results.len());
         let mut report = ParseReport::default();
         for r in results {
-            let (batch, part) = r.expect("every slice parsed")?;
+            let (batch, part) = r?;
             report.merge(&part);
             batches.push(batch);
         }

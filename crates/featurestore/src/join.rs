@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array, new_null_array};
-use arrow::compute::{cast, interleave};
+use arrow::compute::{cast, interleave, partition, take};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::row::{RowConverter, SortField};
 use trainstore_core::{Error, Result};
@@ -139,6 +139,40 @@ impl EntityIndex {
         self.times.len()
     }
 
+    /// The key id of each run of equal consecutive keys in `keys` (source rows), as (end of
+    /// the run, id): `None` for keys no entity row has or with a null.
+    ///
+    /// Sources sorted by key (the offline store) hold long runs: then only each run's first
+    /// row is encoded and looked up, instead of every row.
+    fn key_runs(&self, keys: &[ArrayRef]) -> Result<Vec<(usize, Option<u32>)>> {
+        let len = keys.first().map_or(0, |k| k.len());
+        let runs = partition(keys)?.ranges();
+        let (heads, ends): (Vec<usize>, Vec<usize>) = if runs.len() * 4 <= len {
+            runs.iter().map(|r| (r.start, r.end)).unzip()
+        } else {
+            ((0..len).collect(), (1..=len).collect())
+        };
+        let head_keys: Vec<ArrayRef> = if heads.len() == len {
+            keys.to_vec()
+        } else {
+            let at = UInt32Array::from_iter_values(heads.iter().map(|&h| h as u32));
+            keys.iter()
+                .map(|k| take(k.as_ref(), &at, None))
+                .collect::<std::result::Result<_, _>>()?
+        };
+        let rows = self.converter.convert_columns(&head_keys)?;
+        Ok(ends
+            .into_iter()
+            .enumerate()
+            .map(|(i, end)| {
+                let key = (!any_null(&head_keys, i))
+                    .then(|| self.keys.get(rows.row(i).as_ref()).copied())
+                    .flatten();
+                (end, key)
+            })
+            .collect())
+    }
+
     /// Each slot's time (epoch nanoseconds) and one entity row that has it, slot by slot.
     pub(crate) fn slot_rows(&self) -> (&[i64], UInt32Array) {
         let mut first = vec![NONE; self.slots()];
@@ -227,48 +261,44 @@ impl<'a> AsOfJoin<'a> {
         if len == 0 || index.slots() == 0 {
             return Ok(());
         }
-        let rows = index.converter.convert_columns(batch.keys)?;
         let chunk = self.chunks.len() as u32;
         let mut kept = false;
-        // Sources sorted by key (the offline store) repeat each key for a run of rows: a
-        // byte comparison with the previous row spares most hash lookups.
-        let mut previous: Option<(usize, Option<u32>)> = None;
-        for row in 0..len {
-            if batch.times.is_null(row) || any_null(batch.keys, row) {
-                continue;
-            }
-            let key = match previous {
-                Some((p, key)) if rows.row(p) == rows.row(row) => key,
-                _ => index.keys.get(rows.row(row).as_ref()).copied(),
-            };
-            previous = Some((row, key));
+        let mut row = 0;
+        for (end, key) in index.key_runs(batch.keys)? {
+            let run = row..end;
+            row = end;
             let Some(key) = key else {
                 continue;
-            };
-            let t = batch.times.value(row);
-            let created = match batch.created {
-                Some(c) if c.is_valid(row) => c.value(row),
-                _ => i64::MIN,
             };
             let (lo, hi) = (
                 index.offsets[key as usize] as usize,
                 index.offsets[key as usize + 1] as usize,
             );
-            let first = lo + index.times[lo..hi].partition_point(|&e| e < t);
-            for slot in first..hi {
-                if let Some(ttl) = self.ttl_ns
-                    && index.times[slot].saturating_sub(t) > ttl
-                {
-                    break;
+            for row in run {
+                if batch.times.is_null(row) {
+                    continue;
                 }
-                let beats = self.best_chunk[slot] == NONE
-                    || (t, created) >= (self.best_time[slot], self.best_created[slot]);
-                if beats {
-                    self.best_time[slot] = t;
-                    self.best_created[slot] = created;
-                    self.best_chunk[slot] = chunk;
-                    self.best_row[slot] = row as u32;
-                    kept = true;
+                let t = batch.times.value(row);
+                let created = match batch.created {
+                    Some(c) if c.is_valid(row) => c.value(row),
+                    _ => i64::MIN,
+                };
+                let first = lo + index.times[lo..hi].partition_point(|&e| e < t);
+                for slot in first..hi {
+                    if let Some(ttl) = self.ttl_ns
+                        && index.times[slot].saturating_sub(t) > ttl
+                    {
+                        break;
+                    }
+                    let beats = self.best_chunk[slot] == NONE
+                        || (t, created) >= (self.best_time[slot], self.best_created[slot]);
+                    if beats {
+                        self.best_time[slot] = t;
+                        self.best_created[slot] = created;
+                        self.best_chunk[slot] = chunk;
+                        self.best_row[slot] = row as u32;
+                        kept = true;
+                    }
                 }
             }
         }
@@ -308,21 +338,25 @@ impl<'a> AsOfJoin<'a> {
 
     /// Feature columns holding the given (chunk, row) picks; with `null_tail`, chunk index
     /// `chunks.len()` names a null value.
+    /// Columns are gathered in parallel: copying the winners' values is most of a join from
+    /// the offline store.
     fn gather(&self, picks: &[(usize, usize)], null_tail: bool) -> Result<Vec<ArrayRef>> {
-        let mut out = Vec::with_capacity(self.feature_types.len());
-        for (f, dtype) in self.feature_types.iter().enumerate() {
+        let column = |f: usize| -> Result<ArrayRef> {
+            let dtype = &self.feature_types[f];
             let null = new_null_array(dtype, 1);
             let mut arrays: Vec<&dyn Array> = self.chunks.iter().map(|c| c[f].as_ref()).collect();
             if null_tail {
                 arrays.push(null.as_ref());
             }
-            out.push(if arrays.is_empty() {
+            Ok(if arrays.is_empty() {
                 new_null_array(dtype, picks.len())
             } else {
                 interleave(&arrays, picks)?
-            });
-        }
-        Ok(out)
+            })
+        };
+        trainstore_core::parallel::map_indexed(self.feature_types.len(), column)
+            .into_iter()
+            .collect()
     }
 
     /// The feature columns, one value per entity row in input order (null where no source
@@ -470,11 +504,16 @@ mod tests {
         #[test]
         fn matches_the_reference(
             entities in proptest::collection::vec(row(), 0..30),
-            source in proptest::collection::vec(row(), 0..80),
+            mut source in proptest::collection::vec(row(), 0..80),
+            sorted_by_key in any::<bool>(),
             batch in 1usize..20,
             ttl in proptest::option::of(0i64..15),
             budget in proptest::option::of(0usize..2_000),
         ) {
+            if sorted_by_key {
+                // As the offline store lays rows out: long runs of one key.
+                source.sort_by_key(|r| r.key);
+            }
             let times: Int64Array = entities.iter().map(|r| r.time).collect();
             let index = EntityIndex::new(&key_columns(&entities), &times).unwrap();
             let retention = budget.map_or(Retention::KeepAll, Retention::Budget);
