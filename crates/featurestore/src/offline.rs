@@ -1,24 +1,28 @@
 //! The offline store: a view's rows copied into the workspace, for joins that need not read
 //! (or decode) the source again.
 //!
-//! Each `ingest` of a time range writes one immutable segment, an Arrow IPC file sorted by
-//! join keys, event time and source order, and commits a catalog version (item
-//! `offline-<view>`) listing every segment with the range it covers and the view definition
-//! it was ingested under. A request is answered from the segments when they cover the time
+//! Each `ingest` of a time range writes immutable segments, one per time partition of about
+//! [`PART_BYTES`] (so an ingest holds one partition in memory, whatever the range's size),
+//! each an Arrow IPC file sorted by join keys, event time and source order, and commits a
+//! catalog version (item `offline-<view>`) listing every segment with the range it covers and
+//! the view definition it was ingested under. A request is answered from the segments when they cover the time
 //! span it needs and the view is unchanged; otherwise from the source. Segments are read
 //! without decoding (IPC buffers are used in place), so the join only picks rows.
 //!
 //! Ranges never overlap: a range already ingested, in whole or part, is refused, so no row is
 //! stored twice.
 
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, UInt32Array, UInt64Array};
 use arrow::buffer::Buffer;
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::SchemaRef;
-use arrow::ipc::reader::{FileDecoder, read_footer_length};
-use arrow::ipc::writer::FileWriter;
+use arrow::ipc::reader::{FileDecoder, StreamReader, read_footer_length};
+use arrow::ipc::writer::{FileWriter, StreamWriter};
 use arrow::ipc::{self, root_as_footer};
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -31,6 +35,7 @@ use trainstore_core::{
 
 use crate::definitions::FeatureView;
 use crate::historical::{NeededSpan, ViewSelection};
+use crate::join::epoch_nanos;
 
 /// Rows per record batch in a segment: the join's unit of work.
 const SEGMENT_BATCH_ROWS: usize = 65_536;
@@ -116,22 +121,10 @@ impl OfflineStore {
                 ),
             ));
         }
-        let batches: Vec<RecordBatch> = source
-            .scan(&selection.scan_request(Some(range)))
-            .await?
-            .try_collect()
-            .await?;
-        let schema = match batches.first() {
-            Some(b) => b.schema(),
-            None => source_schema(selection, source).await?,
-        };
-        let sorted = sort_for_join(selection, &schema, &batches)?;
-        let rows = sorted.num_rows() as u64;
-        let file = self
-            .catalog
-            .put_file(&item(view)?, "segment.arrow", write_ipc(&sorted)?.into())
-            .await?;
-        segments.push(Segment { file, range, rows });
+        let parts =
+            write_partitions(&self.catalog, view, selection, source, range, PART_BYTES).await?;
+        let rows: u64 = parts.iter().map(|s| s.rows).sum();
+        segments.extend(parts);
         segments.sort_by_key(|s| s.range.start());
         let count = segments.len();
         let layout = Layout {
@@ -190,6 +183,218 @@ impl OfflineStore {
             }
         }
         Ok(None)
+    }
+}
+
+/// Copies the rows of `range` into segments of about `part_bytes` each, one per time
+/// partition, holding one partition in memory at a time.
+///
+/// A first scan reads only the event times, to cut the range where partitions of that size
+/// end; a second spills every row to a local file of its partition, in source order; then
+/// each partition is sorted for the join and written to the catalog. Partitions split at a
+/// time, never between rows of equal times, so rows that tie stay in one segment, in source
+/// order.
+async fn write_partitions(
+    catalog: &Catalog,
+    view: &FeatureView,
+    selection: &ViewSelection,
+    source: &DataSourceRef,
+    range: TimeRange,
+    part_bytes: usize,
+) -> Result<Vec<Segment>> {
+    let times = event_millis(selection, source, range).await?;
+    let spill_dir = tempfile::Builder::new()
+        .prefix("trainstore-ingest-")
+        .tempdir()
+        .map_err(|e| spill_error("create", &std::env::temp_dir(), e))?;
+    let mut spill: Option<Spill> = None;
+    let mut stream = source.scan(&selection.scan_request(Some(range))).await?;
+    while let Some(batch) = stream.try_next().await? {
+        let spill = match &mut spill {
+            Some(s) => s,
+            None => spill.insert(Spill::new(
+                spill_dir.path(),
+                &batch,
+                &times,
+                range,
+                part_bytes,
+            )),
+        };
+        let event = selection.split(&batch)?.event;
+        spill.push(&batch, &event)?;
+    }
+    drop(stream);
+    let Some(spill) = spill else {
+        let schema = source_schema(selection, source).await?;
+        let empty = RecordBatch::new_empty(schema);
+        let file = catalog
+            .put_file(&item(view)?, "segment.arrow", write_ipc(&empty)?.into())
+            .await?;
+        return Ok(vec![Segment {
+            file,
+            range,
+            rows: 0,
+        }]);
+    };
+    let mut segments = Vec::new();
+    for part in spill.finish()? {
+        let sorted = sort_for_join(selection, &part.schema, &part.read()?)?;
+        let file = catalog
+            .put_file(&item(view)?, "segment.arrow", write_ipc(&sorted)?.into())
+            .await?;
+        segments.push(Segment {
+            file,
+            range: part.range,
+            rows: sorted.num_rows() as u64,
+        });
+    }
+    Ok(segments)
+}
+
+/// Bytes of source rows per segment: sorting one takes a few times this in memory.
+const PART_BYTES: usize = 256 << 20;
+
+/// The event times in `range`, whole milliseconds, sorted.
+async fn event_millis(
+    selection: &ViewSelection,
+    source: &DataSourceRef,
+    range: TimeRange,
+) -> Result<Vec<i64>> {
+    let field = &selection.view.timestamp_field;
+    let request = ScanRequest {
+        time_range: Some(range),
+        projection: Some(vec![field.clone()]),
+        ..Default::default()
+    };
+    let mut times = Vec::new();
+    let mut stream = source.scan(&request).await?;
+    while let Some(batch) = stream.try_next().await? {
+        let nanos = epoch_nanos(batch.column(0), field)?;
+        times.extend(nanos.iter().flatten().map(|t| t.div_euclid(1_000_000)));
+    }
+    times.sort_unstable();
+    Ok(times)
+}
+
+/// A local spill file could not be used.
+fn spill_error(operation: &'static str, path: &Path, e: std::io::Error) -> Error {
+    Error::Storage {
+        operation,
+        path: path.display().to_string(),
+        source: trainstore_core::object_store::Error::Generic {
+            store: "ingest spill",
+            source: Box::new(e),
+        },
+    }
+}
+
+/// One time partition of an ingest: rows with event times in `range`, spilled to `file`
+/// (none when no row fell in it).
+struct Part {
+    range: TimeRange,
+    schema: SchemaRef,
+    file: Option<std::path::PathBuf>,
+}
+
+/// An ingest's rows spilled to local files, one per time partition, in source order.
+struct Spill {
+    /// Partition `p` holds event times (whole ms) in `bounds[p]..bounds[p + 1]`.
+    bounds: Vec<i64>,
+    files: Vec<(std::path::PathBuf, Option<StreamWriter<BufWriter<File>>>)>,
+    schema: SchemaRef,
+}
+
+impl Spill {
+    /// Partitions of about `part_bytes`, sized from `first`'s bytes per row and the sorted
+    /// event `times`.
+    fn new(
+        dir: &Path,
+        first: &RecordBatch,
+        times: &[i64],
+        range: TimeRange,
+        part_bytes: usize,
+    ) -> Self {
+        let row_bytes = first.get_array_memory_size() / first.num_rows().max(1);
+        let part_rows = (part_bytes / row_bytes.max(1)).max(1);
+        let mut bounds = vec![range.start().as_millis()];
+        for t in times.iter().step_by(part_rows).skip(1) {
+            if *t > *bounds.last().expect("start") && *t < range.end().as_millis() {
+                bounds.push(*t);
+            }
+        }
+        bounds.push(range.end().as_millis());
+        let files = (0..bounds.len() - 1)
+            .map(|p| (dir.join(format!("part-{p}.arrows")), None))
+            .collect();
+        Spill {
+            bounds,
+            files,
+            schema: first.schema(),
+        }
+    }
+
+    /// Appends `batch`'s rows (event times `event`, epoch nanoseconds) to their partitions.
+    fn push(&mut self, batch: &RecordBatch, event: &Int64Array) -> Result<()> {
+        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); self.files.len()];
+        for (row, t) in event.iter().enumerate() {
+            // A row without an event time can never be joined.
+            let Some(t) = t else { continue };
+            let ms = t.div_euclid(1_000_000);
+            let part = self.bounds.partition_point(|b| *b <= ms).saturating_sub(1);
+            rows[part.min(self.files.len() - 1)].push(row as u32);
+        }
+        for (p, picked) in rows.into_iter().enumerate() {
+            if picked.is_empty() {
+                continue;
+            }
+            let part = take_record_batch(batch, &UInt32Array::from(picked))?;
+            let (path, writer) = &mut self.files[p];
+            let writer = match writer {
+                Some(w) => w,
+                None => {
+                    let file = File::create(&*path).map_err(|e| spill_error("write", path, e))?;
+                    writer.insert(StreamWriter::try_new(BufWriter::new(file), &self.schema)?)
+                }
+            };
+            writer.write(&part)?;
+        }
+        Ok(())
+    }
+
+    /// The partitions in time order, their files complete.
+    fn finish(self) -> Result<Vec<Part>> {
+        let mut parts = Vec::with_capacity(self.files.len());
+        for (p, (path, writer)) in self.files.into_iter().enumerate() {
+            let file = match writer {
+                Some(mut w) => {
+                    w.finish()?;
+                    Some(path)
+                }
+                None => None,
+            };
+            parts.push(Part {
+                range: TimeRange::new(
+                    Timestamp::from_millis(self.bounds[p]),
+                    Timestamp::from_millis(self.bounds[p + 1]),
+                )?,
+                schema: self.schema.clone(),
+                file,
+            });
+        }
+        Ok(parts)
+    }
+}
+
+impl Part {
+    /// The partition's rows, in source order.
+    fn read(&self) -> Result<Vec<RecordBatch>> {
+        let Some(path) = &self.file else {
+            return Ok(Vec::new());
+        };
+        let file = File::open(path).map_err(|e| spill_error("read", path, e))?;
+        StreamReader::try_new(BufReader::new(file), None)?
+            .map(|b| Ok(b?))
+            .collect()
     }
 }
 
@@ -387,5 +592,119 @@ impl DataSource for SegmentSource {
             }
         }
         Ok(Box::pin(futures::stream::iter(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Float64Array, StringArray};
+    use arrow::datatypes::{DataType, Field as ArrowField, Schema};
+    use trainstore_core::{MemorySource, MountTable, StorageOptions};
+
+    use super::*;
+    use crate::definitions::{Field, Name, SourceSpec, ValueType};
+
+    /// Rows as (key, event time ms, value); the value is the row's source position.
+    fn source(rows: &[(&str, i64)]) -> DataSourceRef {
+        let schema = Arc::new(Schema::new(vec![
+            ArrowField::new("uuid", DataType::Utf8, false),
+            ArrowField::new("time", DataType::Int64, false),
+            ArrowField::new("x", DataType::Float64, false),
+        ]));
+        let batches = rows
+            .chunks(7)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(chunk.iter().map(|r| Some(r.0)).collect::<StringArray>()),
+                    Arc::new(chunk.iter().map(|r| r.1).collect::<Int64Array>()),
+                    Arc::new(Float64Array::from_iter_values(
+                        (0..chunk.len()).map(|i| (c * 7 + i) as f64),
+                    )),
+                ];
+                RecordBatch::try_new(schema.clone(), columns).unwrap()
+            })
+            .collect();
+        Arc::new(MemorySource::new(schema, batches, Some("time")).unwrap())
+    }
+
+    #[tokio::test]
+    async fn small_partitions_hold_every_row_once_sorted_with_ties_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().to_str().unwrap();
+        let resolved = MountTable::default()
+            .resolve_with(location, &StorageOptions::new())
+            .unwrap();
+        let catalog = Catalog::open(resolved.store, &resolved.url).await.unwrap();
+        let view = FeatureView::new(
+            Name::new("basic").unwrap(),
+            vec![Name::new("device").unwrap()],
+            SourceSpec::Files {
+                location: "unused".into(),
+                format: None,
+                snapshots: None,
+            },
+            vec![Field::new("x", ValueType::Float64)],
+        );
+        let selection = ViewSelection {
+            view: view.clone(),
+            join_keys: vec!["uuid".into()],
+            features: view.schema.clone(),
+        };
+        // Out of time order, with a full tie (B at 30) and many rows at one time (40).
+        let mut rows = vec![("B", 30), ("A", 50), ("B", 30), ("A", 10), ("C", 20)];
+        rows.extend((0..12).map(|i| (["A", "B", "C"][i % 3], 40)));
+        rows.extend([("C", 60), ("A", 20), ("B", 99), ("A", 5)]);
+        let range = TimeRange::new(Timestamp::from_millis(0), Timestamp::from_millis(100)).unwrap();
+        // A row is some tens of bytes: this asks for partitions of about two rows.
+        let segments = write_partitions(&catalog, &view, &selection, &source(&rows), range, 64)
+            .await
+            .unwrap();
+
+        assert!(segments.len() > 4, "{} segments", segments.len());
+        assert_eq!(segments.first().unwrap().range.start(), range.start());
+        assert_eq!(segments.last().unwrap().range.end(), range.end());
+        for pair in segments.windows(2) {
+            assert_eq!(pair[0].range.end(), pair[1].range.start(), "contiguous");
+        }
+        let mut seen = Vec::new();
+        for segment in &segments {
+            let (_, batches) = read_ipc(
+                Buffer::from(catalog.read_file(&segment.file).await.unwrap()),
+                &segment.file.path,
+            )
+            .unwrap();
+            let mut held: Vec<(String, i64, f64)> = Vec::new();
+            for b in &batches {
+                let keys = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+                let times = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+                let values = b.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+                for i in 0..b.num_rows() {
+                    held.push((keys.value(i).into(), times.value(i), values.value(i)));
+                }
+            }
+            assert_eq!(held.len() as u64, segment.rows);
+            let (start, end) = (
+                segment.range.start().as_millis(),
+                segment.range.end().as_millis(),
+            );
+            assert!(
+                held.iter().all(|r| start <= r.1 && r.1 < end),
+                "{held:?} in {start}..{end}"
+            );
+            let mut sorted = held.clone();
+            // By key, time, then source position: full ties keep source order.
+            sorted.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)).then(a.2.total_cmp(&b.2)));
+            assert_eq!(held, sorted);
+            seen.extend(held);
+        }
+        let mut expected: Vec<(String, i64, f64)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.0.to_string(), r.1, i as f64))
+            .collect();
+        expected.sort_by(|a, b| a.2.total_cmp(&b.2));
+        seen.sort_by(|a, b| a.2.total_cmp(&b.2));
+        assert_eq!(seen, expected, "every row exactly once");
     }
 }
