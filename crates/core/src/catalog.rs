@@ -263,8 +263,7 @@ impl Catalog {
     /// Where a data file lies on the local disk, for catalogs on a local disk (`file://`):
     /// lets readers map it into memory instead of copying it.
     pub fn local_path(&self, entry: &FileEntry) -> Option<std::path::PathBuf> {
-        let root = url::Url::parse(&self.url).ok()?.to_file_path().ok()?;
-        Some(root.join(&entry.path))
+        Some(crate::storage::local_dir(&self.url)?.join(&entry.path))
     }
 
     /// Commits a new version of `item`; returns its manifest.

@@ -34,7 +34,7 @@ pub use source::{
 };
 pub use storage::{
     Mount, MountTable, ObjectStoreRef, ResolvedStore, StorageOptions, StorageProvider,
-    StorageProviderRef, check_store, probe_create_if_absent,
+    StorageProviderRef, check_store, local_dir, probe_create_if_absent,
 };
 pub use time::{TimeRange, Timestamp};
 

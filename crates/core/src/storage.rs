@@ -323,6 +323,13 @@ fn rooted(store: ObjectStoreRef, path: &str) -> Result<ObjectStoreRef> {
     })
 }
 
+/// The local directory a `file://` store URL names; `None` for any other store. Lets readers
+/// use the file system directly (memory maps, page-by-page reads) where object-store reads
+/// would fetch whole ranges.
+pub fn local_dir(url: &str) -> Option<std::path::PathBuf> {
+    Url::parse(url).ok()?.to_file_path().ok()
+}
+
 /// Local directories: `file:///abs/dir` (also hostPath, PVC and NFS mounts). The directory is
 /// created when missing.
 #[derive(Debug)]

@@ -210,8 +210,11 @@ pub(crate) struct AsOfJoin<'a> {
     chunks: Vec<Vec<ArrayRef>>,
     /// Bytes the chunks hold.
     kept_bytes: usize,
-    /// Bytes of the last compaction's chunk: the budget counts batches kept beyond it, so that
-    /// many winners never make every batch compact.
+    /// Bytes of the last compaction's chunk. The next compaction waits for batches beyond it
+    /// of the budget or of its own size, whichever is more: each compaction copies the
+    /// winners, so with many winners (a million entity rows) a fixed budget would copy them
+    /// once per budget's worth of source; growing with them keeps the copying linear in the
+    /// source, and memory within about twice the answer plus the budget.
     compacted_bytes: usize,
     retention: Retention,
 }
@@ -312,7 +315,7 @@ impl<'a> AsOfJoin<'a> {
             .sum::<usize>();
         self.chunks.push(batch.features.to_vec());
         if let Retention::Budget(budget) = self.retention
-            && self.kept_bytes > self.compacted_bytes + budget
+            && self.kept_bytes > self.compacted_bytes + budget.max(self.compacted_bytes)
         {
             self.compact()?;
         }

@@ -1,19 +1,22 @@
 //! Typed Parquet files read as stored: row groups decode in parallel, yet rows come out in
-//! file and row order, filtered and projected as asked.
+//! file and row order, filtered and projected as asked, from local files (read page by page)
+//! and from object stores (read a row group at a time) alike.
 
-use std::fs::File;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use trainstore_core::{DataSource, MountTable, ScanRequest, StorageOptions, TimeRange, Timestamp};
 use trainstore_doris::ParquetSource;
 
-/// `rows` rows with ids from `first` and times `id * 10` ms, in row groups of 97 rows.
-fn write(path: &std::path::Path, first: i64, rows: i64) {
+/// A Parquet file of `rows` rows with ids from `first` and times `id * 10` ms, in row groups
+/// of 97 rows.
+fn parquet(first: i64, rows: i64) -> Vec<u8> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new(
@@ -37,21 +40,45 @@ fn write(path: &std::path::Path, first: i64, rows: i64) {
     let props = WriterProperties::builder()
         .set_max_row_group_row_count(Some(97))
         .build();
-    let mut writer =
-        ArrowWriter::try_new(File::create(path).unwrap(), schema, Some(props)).unwrap();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
+    out
+}
+
+// Files are read in name order: b's ids come after a's.
+const FILES: [(&str, i64, i64); 2] = [("a.parquet", 0, 3_000), ("b.parquet", 3_000, 2_000)];
+
+#[tokio::test]
+async fn local_row_groups_decode_in_parallel_and_come_out_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, first, rows) in FILES {
+        std::fs::write(dir.path().join(name), parquet(first, rows)).unwrap();
+    }
+    reads_in_order(dir.path().to_str().unwrap()).await;
 }
 
 #[tokio::test]
-async fn row_groups_decode_in_parallel_and_come_out_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    // Files are read in name order: b's ids come after a's.
-    write(&dir.path().join("a.parquet"), 0, 3_000);
-    write(&dir.path().join("b.parquet"), 3_000, 2_000);
+async fn object_store_row_groups_decode_in_parallel_and_come_out_in_order() {
+    let location = format!("memory://table-{}", std::process::id());
+    let store = MountTable::default()
+        .resolve_with(&location, &StorageOptions::new())
+        .unwrap()
+        .store;
+    for (name, first, rows) in FILES {
+        store
+            .put(&Path::from(name), parquet(first, rows).into())
+            .await
+            .unwrap();
+    }
+    reads_in_order(&location).await;
+}
+
+async fn reads_in_order(location: &str) {
     let source = ParquetSource::open(
         &MountTable::default(),
-        dir.path().to_str().unwrap(),
+        location,
         &StorageOptions::new(),
         Some("ts"),
     )
