@@ -3,6 +3,7 @@ training data from pyarrow, pandas-like and list inputs, materialize and online 
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -271,6 +272,12 @@ def test_ingested_rows_answer_historical_requests(store: ts.FeatureStore, tmp_pa
     pq.write_table(
         pq.read_table(tmp_path / "basic.parquet").slice(0, 1), tmp_path / "basic.parquet"
     )
-    assert store.get_historical_features(rows, ["basic:x", "basic:arr"]).equals(before)
+    after = store.get_historical_features(rows, ["basic:x", "basic:arr"])
+    assert after.equals(before)
+    read_from = json.loads(after.schema.metadata[b"trainstore.sources"])
+    assert read_from == {"basic": "offline store offline-basic@v1"}
+    assert json.loads(before.schema.metadata[b"trainstore.sources"])["basic"].startswith(
+        "Parquet files at"
+    )
     with pytest.raises(ts.InvalidInputError, match="overlaps"):
         store.ingest("basic", T0, T0 + timedelta(days=1))

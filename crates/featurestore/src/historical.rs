@@ -170,7 +170,7 @@ pub enum JoinSource {
 }
 
 impl JoinSource {
-    fn data_source(&self) -> DataSourceRef {
+    pub(crate) fn data_source(&self) -> DataSourceRef {
         match self {
             JoinSource::Scan(source) | JoinSource::Offline(source) => source.clone(),
             JoinSource::Pushdown(doris) => Arc::new(doris.clone()),

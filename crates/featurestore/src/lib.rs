@@ -42,4 +42,4 @@ pub use online::{
 };
 pub use registry::{Change, Plan, PlannedChange, Registry, RegistryVersion};
 pub use sources::SourceEnv;
-pub use store::{Applied, FeatureStore, OnlineOptions};
+pub use store::{Applied, FeatureStore, OnlineOptions, SOURCES_METADATA};

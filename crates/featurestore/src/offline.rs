@@ -536,7 +536,7 @@ impl SegmentSource {
             batches.extend(file.1);
         }
         Ok(SegmentSource {
-            describe: format!("offline store of view {} (v{version})", view.name),
+            describe: format!("offline store offline-{}@{version}", view.name),
             schema: schema.ok_or_else(|| Error::Corrupt {
                 path: format!("offline-{}@{version}", view.name),
                 reason: "no segments".into(),

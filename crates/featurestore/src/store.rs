@@ -19,6 +19,11 @@ use crate::online::{self, Materialized, OnlineStoreRef, TtlPolicy};
 use crate::registry::{Change, Plan, Registry, RegistryVersion};
 use crate::sources::{SourceColumns, SourceEnv};
 
+/// The schema metadata key of a historical answer naming, per view, what its rows were read
+/// from: a JSON object of view name to description (`offline-<view>@v<N>` for the offline
+/// store).
+pub const SOURCES_METADATA: &str = "trainstore.sources";
+
 /// How often an apply re-plans when someone else applied in between.
 const APPLY_ATTEMPTS: u32 = 5;
 
@@ -231,8 +236,24 @@ impl FeatureStore {
             };
             views.push(ViewRequest { selection, source });
         }
+        let sources: serde_json::Map<String, serde_json::Value> = views
+            .iter()
+            .map(|v| {
+                let read = v.source.data_source().describe();
+                (v.selection.view.name.to_string(), read.into())
+            })
+            .collect();
         let fetched = historical::get_historical_features(entity_rows, views, options).await?;
-        derivation.finish(fetched, options.full_feature_names)
+        let answer = derivation.finish(fetched, options.full_feature_names)?;
+        // Where each view's rows came from (the offline store's version, or the source), so a
+        // training set built from the answer can name the exact data behind it.
+        let mut metadata = answer.schema().metadata().clone();
+        metadata.insert(
+            SOURCES_METADATA.to_owned(),
+            serde_json::Value::Object(sources).to_string(),
+        );
+        let schema = answer.schema().as_ref().clone().with_metadata(metadata);
+        Ok(answer.with_schema(Arc::new(schema))?)
     }
 
     fn offline(&self) -> OfflineStore {

@@ -327,7 +327,9 @@ class FeatureStore:
         keep their order; features follow, grouped by view, then on-demand features; no
         match gives nulls. ``features`` lists ``"view:feature"`` references or feature service
         names, or is a :class:`FeatureService`. ``engine="pushdown"`` runs the join in the
-        database (views over Doris or MySQL tables only); the answer is the same.
+        database (views over Doris or MySQL tables only); the answer is the same. The
+        schema metadata ``trainstore.sources`` names, per view, what its rows were read from
+        (JSON; ``offline store offline-<view>@v<N>`` when the ingested offline store answered).
         """
         batch = self._native.get_historical_features(
             _to_batch(entity_df),

@@ -10,6 +10,14 @@ use crate::support::*;
 const T0: i64 = 1_700_000_000_000;
 const DAY: i64 = 86_400_000;
 
+/// What the answer says view `basic` was read from.
+fn read_from(answer: &arrow::array::RecordBatch) -> String {
+    let schema = answer.schema();
+    let sources = &schema.metadata()[trainstore_featurestore::SOURCES_METADATA];
+    let sources: serde_json::Value = serde_json::from_str(sources).unwrap();
+    sources["basic"].as_str().unwrap().to_owned()
+}
+
 fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
 }
@@ -82,7 +90,11 @@ async fn ingested_ranges_answer_like_the_source_and_without_it() {
         })
         .collect();
     f.write("basic", feature_table(&changed)).await;
-    assert_eq!(get(entities.clone()).await.unwrap(), from_source);
+    let from_store = get(entities.clone()).await.unwrap();
+    assert_eq!(from_store.columns(), from_source.columns());
+    // The answer names what it was read from, for training-set lineage.
+    assert_eq!(read_from(&from_store), "offline store offline-basic@v2");
+    assert!(read_from(&from_source).starts_with("Parquet files at"));
 
     // Before the ingested ranges, the source answers.
     let early = get(entity_rows(&[(Some("A"), "1", T0 + DAY)]))
