@@ -190,7 +190,8 @@ impl OfflineStore {
 /// partition, holding one partition in memory at a time.
 ///
 /// A first scan reads only the event times, to cut the range where partitions of that size
-/// end; a second spills every row to a local file of its partition, in source order; then
+/// end; a second spills every row to a local file of its partition (under the system temp
+/// directory, `TMPDIR`: it needs room for the range's rows), in source order; then
 /// each partition is sorted for the join and written to the catalog. Partitions split at a
 /// time, never between rows of equal times, so rows that tie stay in one segment, in source
 /// order.
