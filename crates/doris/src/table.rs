@@ -217,7 +217,7 @@ impl RowGroup {
                 .map_err(|e| parquet_error(&path, e))?;
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|e| parquet_error(&path, e))?;
-                let batch = apply_filters(&batch, &job.filters)?.project(&job.output)?;
+                let batch = job.apply(&batch)?;
                 if batch.num_rows() > 0 && tx.send(Ok(batch)).await.is_err() {
                     break;
                 }
@@ -259,7 +259,7 @@ fn read_local(
         .map_err(|e| parquet_error(&shown, e))?;
     for batch in reader {
         let batch = batch.map_err(|e| parquet_error(&shown, e.into()))?;
-        let batch = apply_filters(&batch, &job.filters)?.project(&job.output)?;
+        let batch = job.apply(&batch)?;
         if batch.num_rows() > 0 && tx.blocking_send(Ok(batch)).is_err() {
             break;
         }
@@ -272,6 +272,12 @@ fn read_local(
 struct Job {
     filters: Vec<Filter>,
     output: Vec<usize>,
+}
+
+impl Job {
+    fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        Ok(apply_filters(batch, &self.filters)?.project(&self.output)?)
+    }
 }
 
 #[async_trait]

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array, new_null_array};
 use arrow::compute::{cast, interleave, partition, take};
 use arrow::datatypes::{DataType, TimeUnit};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::{RowConverter, Rows, SortField};
 use trainstore_core::{Error, Result};
 
 const NONE: u32 = u32::MAX;
@@ -147,30 +147,32 @@ impl EntityIndex {
     fn key_runs(&self, keys: &[ArrayRef]) -> Result<Vec<(usize, Option<u32>)>> {
         let len = keys.first().map_or(0, |k| k.len());
         let runs = partition(keys)?.ranges();
-        let (heads, ends): (Vec<usize>, Vec<usize>) = if runs.len() * 4 <= len {
-            runs.iter().map(|r| (r.start, r.end)).unzip()
-        } else {
-            ((0..len).collect(), (1..=len).collect())
-        };
-        let head_keys: Vec<ArrayRef> = if heads.len() == len {
-            keys.to_vec()
-        } else {
-            let at = UInt32Array::from_iter_values(heads.iter().map(|&h| h as u32));
-            keys.iter()
-                .map(|k| take(k.as_ref(), &at, None))
-                .collect::<std::result::Result<_, _>>()?
-        };
-        let rows = self.converter.convert_columns(&head_keys)?;
-        Ok(ends
-            .into_iter()
+        if runs.len() * 4 > len {
+            // Short runs: each row stands for itself.
+            let rows = self.converter.convert_columns(keys)?;
+            return Ok((0..len)
+                .map(|i| (i + 1, self.key_id(keys, &rows, i)))
+                .collect());
+        }
+        let at = UInt32Array::from_iter_values(runs.iter().map(|r| r.start as u32));
+        let heads = keys
+            .iter()
+            .map(|k| take(k.as_ref(), &at, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let rows = self.converter.convert_columns(&heads)?;
+        Ok(runs
+            .iter()
             .enumerate()
-            .map(|(i, end)| {
-                let key = (!any_null(&head_keys, i))
-                    .then(|| self.keys.get(rows.row(i).as_ref()).copied())
-                    .flatten();
-                (end, key)
-            })
+            .map(|(i, r)| (r.end, self.key_id(&heads, &rows, i)))
             .collect())
+    }
+
+    /// The key id of row `i` of `keys` (encoded as `rows`), if an entity row has that key.
+    fn key_id(&self, keys: &[ArrayRef], rows: &Rows, i: usize) -> Option<u32> {
+        if any_null(keys, i) {
+            return None;
+        }
+        self.keys.get(rows.row(i).as_ref()).copied()
     }
 
     /// Each slot's time (epoch nanoseconds) and one entity row that has it, slot by slot.
@@ -341,6 +343,7 @@ impl<'a> AsOfJoin<'a> {
 
     /// Feature columns holding the given (chunk, row) picks; with `null_tail`, chunk index
     /// `chunks.len()` names a null value.
+    ///
     /// Columns are gathered in parallel: copying the winners' values is most of a join from
     /// the offline store.
     fn gather(&self, picks: &[(usize, usize)], null_tail: bool) -> Result<Vec<ArrayRef>> {

@@ -5,9 +5,10 @@
 //! [`PART_BYTES`] (so an ingest holds one partition in memory, whatever the range's size),
 //! each an Arrow IPC file sorted by join keys, event time and source order, and commits a
 //! catalog version (item `offline-<view>`) listing every segment with the range it covers and
-//! the view definition it was ingested under. A request is answered from the segments when they cover the time
-//! span it needs and the view is unchanged; otherwise from the source. Segments are read
-//! without decoding (IPC buffers are used in place), so the join only picks rows.
+//! the view definition it was ingested under. A request is answered from the segments when
+//! they cover the time span it needs and the view is unchanged; otherwise from the source.
+//! Segments are read without decoding (IPC buffers are used in place), so the join only picks
+//! rows.
 //!
 //! Ranges never overlap: a range already ingested, in whole or part, is refused, so no row is
 //! stored twice.
@@ -225,20 +226,17 @@ async fn write_partitions(
         spill.push(&batch, &event)?;
     }
     drop(stream);
-    let Some(spill) = spill else {
-        let schema = source_schema(selection, source).await?;
-        let empty = RecordBatch::new_empty(schema);
-        let file = catalog
-            .put_file(&item(view)?, "segment.arrow", write_ipc(&empty)?.into())
-            .await?;
-        return Ok(vec![Segment {
-            file,
+    let parts = match spill {
+        Some(spill) => spill.finish()?,
+        // No rows: one empty segment still records the range as ingested.
+        None => vec![Part {
             range,
-            rows: 0,
-        }]);
+            schema: source_schema(selection, source).await?,
+            file: None,
+        }],
     };
     let mut segments = Vec::new();
-    for part in spill.finish()? {
+    for part in parts {
         let sorted = sort_for_join(selection, &part.schema, &part.read()?)?;
         let file = catalog
             .put_file(&item(view)?, "segment.arrow", write_ipc(&sorted)?.into())
@@ -707,5 +705,14 @@ mod tests {
         expected.sort_by(|a, b| a.2.total_cmp(&b.2));
         seen.sort_by(|a, b| a.2.total_cmp(&b.2));
         assert_eq!(seen, expected, "every row exactly once");
+
+        // A range without rows is still recorded, as one empty segment.
+        let later =
+            TimeRange::new(Timestamp::from_millis(100), Timestamp::from_millis(200)).unwrap();
+        let empty = write_partitions(&catalog, &view, &selection, &source(&rows), later, 64)
+            .await
+            .unwrap();
+        assert_eq!(empty.len(), 1);
+        assert_eq!((empty[0].range, empty[0].rows), (later, 0));
     }
 }

@@ -20,8 +20,8 @@ use crate::registry::{Change, Plan, Registry, RegistryVersion};
 use crate::sources::{SourceColumns, SourceEnv};
 
 /// The schema metadata key of a historical answer naming, per view, what its rows were read
-/// from: a JSON object of view name to description (`offline-<view>@v<N>` for the offline
-/// store).
+/// from: a JSON object of view name to description (`offline store offline-<view>@v<N>` for
+/// the offline store).
 pub const SOURCES_METADATA: &str = "trainstore.sources";
 
 /// How often an apply re-plans when someone else applied in between.
