@@ -457,20 +457,16 @@ fn read_json_lines(path: &Path, bytes: &[u8], document: Option<&str>) -> Result<
             continue;
         }
         let mut row: Vec<Option<String>> = vec![None; names.len()];
-        let scanned = for_each_member(line.as_bytes(), |key, value| {
+        let scanned = for_each_member(line, |key, value| {
             let key: String = match key.kind {
-                Kind::String { escaped: false } => {
-                    String::from_utf8_lossy(key.string_content()).into_owned()
-                }
-                _ => serde_json::from_slice(key.text).unwrap_or_default(),
+                Kind::String { escaped: false } => key.string_content().to_owned(),
+                _ => serde_json::from_str(key.text).unwrap_or_default(),
             };
             let text = match value.kind {
                 Kind::Null => None,
-                Kind::String { escaped: false } => {
-                    Some(String::from_utf8_lossy(value.string_content()).into_owned())
-                }
-                Kind::String { escaped: true } => serde_json::from_slice(value.text).ok(),
-                _ => Some(String::from_utf8_lossy(value.text).into_owned()),
+                Kind::String { escaped: false } => Some(value.string_content().to_owned()),
+                Kind::String { escaped: true } => serde_json::from_str(value.text).ok(),
+                _ => Some(value.text.to_owned()),
             };
             let index = match names.iter().position(|n| *n == key) {
                 Some(i) => i,

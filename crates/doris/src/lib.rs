@@ -13,6 +13,7 @@
 
 pub mod file;
 pub mod flight;
+mod floats;
 pub mod load;
 pub mod mysql;
 pub mod parse;

@@ -19,16 +19,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use arrow::array::NullBufferBuilder;
 use arrow::array::{
-    Array, ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, ListBuilder, RecordBatch,
+    Array, ArrayRef, BooleanBuilder, Float32Array, Float64Builder, ListArray, RecordBatch,
     StringArray, StringBuilder, TimestampMillisecondBuilder,
 };
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field};
 use serde::Serialize;
 use trainstore_core::{Error, Result, Timestamp};
 
-use crate::scan::{Kind, Raw, for_each_member};
+use crate::floats::parse_f32_list;
+use crate::scan::{Kind, Members, Raw, ScanError, is_json};
 use crate::schema::{FeatureKind, SnapshotSchema};
 
 /// How many example problems a report keeps.
@@ -233,29 +236,23 @@ impl SnapshotParser {
         let mut unknown = document
             .as_ref()
             .map(|_| StringBuilder::with_capacity(rows, 16 * rows));
-        let mut cells: Vec<Option<Raw<'_>>> = vec![None; self.fields.len()];
-        let mut unknown_members: Vec<(Raw<'_>, Raw<'_>)> = Vec::new();
+        let mut doc_row = DocumentRow::new(self.fields.len());
         let mut scratch = String::new();
 
         for row in 0..rows {
-            cells.iter_mut().for_each(|c| *c = None);
-            unknown_members.clear();
+            doc_row.cells.fill(None);
+            doc_row.parsed.fill(false);
+            doc_row.unknown.clear();
             let mut document_problem = None;
             if let Some(doc) = &document {
                 if doc.is_null(row) {
                     let name = self.schema.document_column().expect("document layout");
                     report.columns.entry(name.into()).or_default().missing += 1;
                 } else if let Err(reason) =
-                    for_each_member(doc.value(row).as_bytes(), |key, value| {
-                        match self.slot_of(key) {
-                            Some(i) => cells[i] = Some(value),
-                            None => unknown_members.push((key, value)),
-                        }
-                    })
+                    self.read_document(doc.value(row), &mut doc_row, &mut builders, &inputs)
                 {
                     // A document that is not one valid JSON object yields no values at all.
-                    cells.iter_mut().for_each(|c| *c = None);
-                    unknown_members.clear();
+                    doc_row.discard(&mut builders);
                     document_problem = Some(reason);
                 }
             }
@@ -266,13 +263,22 @@ impl SnapshotParser {
                     .expect("document layout")
                     .to_owned();
                 let value = shorten(document.as_ref().expect("document layout").value(row));
-                self.problem(&mut report, row, &cells, &inputs, &name, value, reason)?;
+                self.problem(
+                    &mut report,
+                    row,
+                    &doc_row.cells,
+                    &inputs,
+                    &name,
+                    value,
+                    reason,
+                )?;
             }
 
             for (i, t) in self.fields.iter().enumerate() {
                 let outcome = match &inputs[i] {
                     Some(input) => input.append(row, &mut builders[i]),
-                    None => match cells[i] {
+                    None if doc_row.parsed[i] => builders[i].end_parsed_row(),
+                    None => match doc_row.cells[i] {
                         Some(raw) => builders[i].append_raw(raw),
                         None => Outcome::Missing,
                     },
@@ -285,28 +291,36 @@ impl SnapshotParser {
                     }
                     Outcome::Malformed(reason) => {
                         builders[i].append_null();
-                        let value = match (&inputs[i], cells[i]) {
+                        let value = match (&inputs[i], doc_row.cells[i]) {
                             (Some(input), _) => input.show(row),
                             (None, Some(raw)) => show_raw(raw),
                             (None, None) => String::new(),
                         };
-                        self.problem(&mut report, row, &cells, &inputs, &t.name, value, reason)?;
+                        self.problem(
+                            &mut report,
+                            row,
+                            &doc_row.cells,
+                            &inputs,
+                            &t.name,
+                            value,
+                            reason,
+                        )?;
                     }
                 }
             }
             if let Some(unknown) = unknown.as_mut() {
-                if unknown_members.is_empty() {
+                if doc_row.unknown.is_empty() {
                     unknown.append_null();
                 } else {
                     scratch.clear();
                     scratch.push('{');
-                    for (n, (k, v)) in unknown_members.iter().enumerate() {
+                    for (n, (k, v)) in doc_row.unknown.iter().enumerate() {
                         if n > 0 {
                             scratch.push(',');
                         }
-                        scratch.push_str(utf8(k.text));
+                        scratch.push_str(k.text);
                         scratch.push(':');
-                        scratch.push_str(utf8(v.text));
+                        scratch.push_str(v.text);
                     }
                     scratch.push('}');
                     unknown.append_value(&scratch);
@@ -350,11 +364,65 @@ impl SnapshotParser {
         Ok((batches, report))
     }
 
+    /// Reads one document's members into `row` (see [`DocumentRow`]); a field's list of short
+    /// decimals goes straight into its builder.
+    fn read_document<'a>(
+        &self,
+        doc: &'a str,
+        row: &mut DocumentRow<'a>,
+        builders: &mut [Builder],
+        inputs: &[Option<Input>],
+    ) -> std::result::Result<(), ScanError> {
+        let mut members = Members::new(doc)?;
+        let mut n = 0;
+        while let Some(key) = members.next_key()? {
+            let slot = self.slot_at(&mut row.key_order, n, key);
+            n += 1;
+            let Some(i) = slot else {
+                row.unknown.push((key, members.value()?));
+                continue;
+            };
+            // A repeated key: the last value counts.
+            if std::mem::take(&mut row.parsed[i]) {
+                builders[i].discard_pending();
+            }
+            row.cells[i] = None;
+            if inputs[i].is_none()
+                && let Builder::Array(lists) = &mut builders[i]
+                && members.float_list(&mut lists.values)
+            {
+                row.parsed[i] = true;
+            } else {
+                row.cells[i] = Some(members.value()?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The slot of a document's `n`-th key. Documents mostly repeat one key order, so the slot
+    /// the previous document had at `n` (kept in `order`) is tried before a lookup.
+    fn slot_at(&self, order: &mut Vec<Option<usize>>, n: usize, key: Raw<'_>) -> Option<usize> {
+        if let Some(&Some(slot)) = order.get(n)
+            && key.kind == (Kind::String { escaped: false })
+            && self.fields[slot].name == key.string_content()
+        {
+            return Some(slot);
+        }
+        let slot = self.slot_of(key);
+        if order.len() <= n {
+            order.resize(n + 1, None);
+        }
+        order[n] = slot;
+        slot
+    }
+
     fn slot_of(&self, key: Raw<'_>) -> Option<usize> {
         match key.kind {
-            Kind::String { escaped: false } => self.by_key.get(key.string_content()).copied(),
+            Kind::String { escaped: false } => {
+                self.by_key.get(key.string_content().as_bytes()).copied()
+            }
             _ => {
-                let unescaped: String = serde_json::from_slice(key.text).ok()?;
+                let unescaped: String = serde_json::from_str(key.text).ok()?;
                 self.by_key.get(unescaped.as_bytes()).copied()
             }
         }
@@ -416,18 +484,12 @@ impl SnapshotParser {
     }
 }
 
-fn utf8(bytes: &[u8]) -> &str {
-    // Slices of a valid UTF-8 document cut at ASCII delimiters are valid UTF-8.
-    std::str::from_utf8(bytes).expect("slices of UTF-8 text at ASCII boundaries")
-}
-
 /// A document value as a person would write it: strings without their quotes.
 fn show_raw(raw: Raw<'_>) -> String {
-    let bytes = match raw.kind {
+    shorten(match raw.kind {
         Kind::String { .. } => raw.string_content(),
         _ => raw.text,
-    };
-    shorten(&String::from_utf8_lossy(bytes))
+    })
 }
 
 fn shorten(text: &str) -> String {
@@ -558,6 +620,40 @@ impl Input {
     }
 }
 
+/// What one document yields before it goes into the builders; reused from row to row.
+struct DocumentRow<'a> {
+    /// Raw values, by field.
+    cells: Vec<Option<Raw<'a>>>,
+    /// Fields whose list was read straight into their builder, pending until the row ends.
+    parsed: Vec<bool>,
+    /// Members that are not fields, for the unknown column.
+    unknown: Vec<(Raw<'a>, Raw<'a>)>,
+    /// The field at each member position of the last document, tried first for the next.
+    key_order: Vec<Option<usize>>,
+}
+
+impl DocumentRow<'_> {
+    fn new(fields: usize) -> Self {
+        DocumentRow {
+            cells: vec![None; fields],
+            parsed: vec![false; fields],
+            unknown: Vec::new(),
+            key_order: Vec::new(),
+        }
+    }
+
+    /// Forgets everything read from the current document, including pending lists.
+    fn discard(&mut self, builders: &mut [Builder]) {
+        for (i, parsed) in self.parsed.iter_mut().enumerate() {
+            if std::mem::take(parsed) {
+                builders[i].discard_pending();
+            }
+        }
+        self.cells.fill(None);
+        self.unknown.clear();
+    }
+}
+
 /// The output builder of one field.
 enum Builder {
     Text(StringBuilder),
@@ -565,9 +661,7 @@ enum Builder {
     Time(TimestampMillisecondBuilder),
     Number(Float64Builder),
     Bool(BooleanBuilder),
-    /// With a scratch buffer: a row's elements are parsed there first, so a bad element leaves
-    /// no partial list behind.
-    Array(ListBuilder<Float32Builder>, Vec<f32>),
+    Array(FloatLists),
 }
 
 impl Builder {
@@ -588,11 +682,25 @@ impl Builder {
             TargetKind::Feature(FeatureKind::Bool) => {
                 Builder::Bool(BooleanBuilder::with_capacity(rows))
             }
-            TargetKind::Feature(FeatureKind::Array) => Builder::Array(
-                ListBuilder::with_capacity(Float32Builder::with_capacity(rows * 32), rows)
-                    .with_field(Arc::new(Field::new("item", DataType::Float32, false))),
-                Vec::new(),
-            ),
+            TargetKind::Feature(FeatureKind::Array) => Builder::Array(FloatLists::new(rows)),
+        }
+    }
+
+    /// Ends a row whose list was read into the builder by [`Members::float_list`].
+    fn end_parsed_row(&mut self) -> Outcome {
+        match self {
+            Builder::Array(lists) => {
+                lists.end_row(true);
+                Outcome::Ok
+            }
+            _ => unreachable!("only array fields read lists ahead"),
+        }
+    }
+
+    /// Drops values read ahead for the current row (see [`Builder::end_parsed_row`]).
+    fn discard_pending(&mut self) {
+        if let Builder::Array(lists) = self {
+            lists.discard_pending();
         }
     }
 
@@ -602,7 +710,7 @@ impl Builder {
             Builder::Time(b) => b.append_null(),
             Builder::Number(b) => b.append_null(),
             Builder::Bool(b) => b.append_null(),
-            Builder::Array(b, _) => b.append_null(),
+            Builder::Array(b) => b.append_null(),
         }
     }
 
@@ -612,7 +720,7 @@ impl Builder {
             Builder::Time(mut b) => Arc::new(b.finish()),
             Builder::Number(mut b) => Arc::new(b.finish()),
             Builder::Bool(mut b) => Arc::new(b.finish()),
-            Builder::Array(mut b, _) => Arc::new(b.finish()),
+            Builder::Array(b) => Arc::new(b.finish()),
         }
     }
 
@@ -620,21 +728,21 @@ impl Builder {
     fn append_raw(&mut self, raw: Raw<'_>) -> Outcome {
         match raw.kind {
             Kind::Null => Outcome::Missing,
-            Kind::String { escaped: false } => self.append_text(utf8(raw.string_content())),
-            Kind::String { escaped: true } => match serde_json::from_slice::<String>(raw.text) {
+            Kind::String { escaped: false } => self.append_text(raw.string_content()),
+            Kind::String { escaped: true } => match serde_json::from_str::<String>(raw.text) {
                 Ok(text) => self.append_text(&text),
                 Err(_) => Outcome::Malformed("bad string escape"),
             },
             Kind::Number => match self {
                 Builder::Text(b) => {
-                    b.append_value(utf8(raw.text));
+                    b.append_value(raw.text);
                     Outcome::Ok
                 }
                 Builder::Json(b) => {
-                    b.append_value(utf8(raw.text));
+                    b.append_value(raw.text);
                     Outcome::Ok
                 }
-                _ => self.append_text(utf8(raw.text)),
+                _ => self.append_text(raw.text),
             },
             Kind::True | Kind::False => match self {
                 Builder::Bool(b) => {
@@ -642,17 +750,17 @@ impl Builder {
                     Outcome::Ok
                 }
                 Builder::Json(b) => {
-                    b.append_value(utf8(raw.text));
+                    b.append_value(raw.text);
                     Outcome::Ok
                 }
                 _ => Outcome::Malformed("a boolean where this field wants another type"),
             },
             Kind::Array => match self {
-                Builder::Array(..) | Builder::Json(_) => self.append_json_text(utf8(raw.text)),
+                Builder::Array(..) | Builder::Json(_) => self.append_json_text(raw.text),
                 _ => Outcome::Malformed("an array where this field wants another type"),
             },
             Kind::Object => match self {
-                Builder::Json(_) => self.append_json_text(utf8(raw.text)),
+                Builder::Json(_) => self.append_json_text(raw.text),
                 _ => Outcome::Malformed("an object where this field wants another type"),
             },
         }
@@ -665,7 +773,7 @@ impl Builder {
                 b.append_value(text);
                 Outcome::Ok
             }
-            Builder::Array(b, floats) => append_floats(b, floats, text),
+            Builder::Array(b) => b.append_text(text),
             _ => Outcome::Malformed("unexpected JSON value"),
         }
     }
@@ -681,7 +789,7 @@ impl Builder {
                 Outcome::Ok
             }
             Builder::Json(b) => {
-                if serde_json::from_str::<serde_json::Value>(text).is_ok() {
+                if is_json(text) {
                     b.append_value(text.trim());
                     Outcome::Ok
                 } else {
@@ -709,7 +817,7 @@ impl Builder {
                 }
                 None => Outcome::Malformed("not a boolean"),
             },
-            Builder::Array(b, floats) => append_floats(b, floats, text),
+            Builder::Array(b) => b.append_text(text),
         }
     }
 
@@ -730,14 +838,13 @@ impl Builder {
                 b.append_value(v);
             }
             Builder::Bool(b) => b.append_value(array.as_boolean().value(row)),
-            Builder::Array(b, _) => {
+            Builder::Array(b) => {
                 let list = array.as_list::<i32>().value(row);
                 let values = list.as_primitive::<Float32Type>();
                 if values.null_count() > 0 || values.values().iter().any(|v| !v.is_finite()) {
                     return Outcome::Malformed("array element is null or not finite");
                 }
-                b.values().append_slice(values.values());
-                b.append(true);
+                b.append_slice(values.values());
             }
         }
         Outcome::Ok
@@ -777,41 +884,72 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// `1.5,2`, `[1.5, 2]`, `""` or `[]`: a list of finite `f32`s, parsed into `floats` first
-/// so that a bad element appends nothing.
-fn append_floats(
-    b: &mut ListBuilder<Float32Builder>,
-    floats: &mut Vec<f32>,
-    text: &str,
-) -> Outcome {
-    let mut body = text.trim();
-    if let Some(inner) = body.strip_prefix('[') {
-        match inner.strip_suffix(']') {
-            Some(inner) => body = inner.trim(),
-            None => return Outcome::Malformed("unbalanced '['"),
-        }
-    }
-    floats.clear();
-    if !body.is_empty() {
-        for item in body.split(',') {
-            match parse_f32(item) {
-                Some(v) => floats.push(v),
-                None => return Outcome::Malformed("array element is not a finite number"),
-            }
-        }
-    }
-    b.values().append_slice(floats);
-    b.append(true);
-    Outcome::Ok
+/// A `List<Float32>` column under construction. Elements are parsed straight into `values`;
+/// a row with a bad element is cut off again, so it leaves no partial list behind.
+struct FloatLists {
+    values: Vec<f32>,
+    /// Where each row's list starts in `values`, plus the end of the last one.
+    offsets: Vec<i32>,
+    validity: NullBufferBuilder,
 }
 
-fn parse_f32(item: &str) -> Option<f32> {
-    let t = item.trim();
-    let last = *t.as_bytes().last()?;
-    if !(last.is_ascii_digit() || last == b'.') {
-        return None;
+impl FloatLists {
+    fn new(rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        FloatLists {
+            values: Vec::with_capacity(rows * 32),
+            offsets,
+            validity: NullBufferBuilder::new(rows),
+        }
     }
-    fast_float2::parse::<f32, _>(t)
-        .ok()
-        .filter(|v| v.is_finite())
+
+    fn end_row(&mut self, valid: bool) {
+        let end = i32::try_from(self.values.len()).expect("fewer than 2^31 elements per batch");
+        self.offsets.push(end);
+        self.validity.append(valid);
+    }
+
+    fn append_null(&mut self) {
+        self.end_row(false);
+    }
+
+    /// Drops values appended since the last row ended.
+    fn discard_pending(&mut self) {
+        let end = self.offsets.last().copied().unwrap_or_default();
+        self.values.truncate(end as usize);
+    }
+
+    fn append_slice(&mut self, values: &[f32]) {
+        self.values.extend_from_slice(values);
+        self.end_row(true);
+    }
+
+    /// `1.5,2`, `[1.5, 2]`, `""` or `[]`: a list of finite `f32`s.
+    fn append_text(&mut self, text: &str) -> Outcome {
+        let mut body = text.trim();
+        if let Some(inner) = body.strip_prefix('[') {
+            match inner.strip_suffix(']') {
+                Some(inner) => body = inner.trim(),
+                None => return Outcome::Malformed("unbalanced '['"),
+            }
+        }
+        let start = self.values.len();
+        if !body.is_empty() && parse_f32_list(body, &mut self.values).is_none() {
+            self.values.truncate(start);
+            return Outcome::Malformed("array element is not a finite number");
+        }
+        self.end_row(true);
+        Outcome::Ok
+    }
+
+    fn finish(mut self) -> ListArray {
+        let item = Arc::new(Field::new("item", DataType::Float32, false));
+        ListArray::new(
+            item,
+            OffsetBuffer::new(ScalarBuffer::from(self.offsets)),
+            Arc::new(Float32Array::from(self.values)),
+            self.validity.finish(),
+        )
+    }
 }

@@ -5,10 +5,14 @@
 //! ends with `memchr` and validating everything else (numbers, literals, nested values) as it
 //! goes, so the parser only converts the values it needs. A document is accepted exactly when
 //! it is one valid JSON object (RFC 8259), as `serde_json` would accept it.
-
-use memchr::memchr2;
+//!
+//! [`Members::float_list`] reads a string of numbers, the bulk of a snapshot, straight into
+//! floats as it validates it. Other string bodies of a snapshot, are searched eight bytes at a time for the bytes that
+//! end or interrupt them (`"`, `\\`, control characters), in one pass.
 
 /// The kind of a raw JSON value.
+use crate::floats::quoted_list;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// A string; `escaped` when it contains a backslash escape.
@@ -27,12 +31,12 @@ pub(crate) enum Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Raw<'a> {
     pub kind: Kind,
-    pub text: &'a [u8],
+    pub text: &'a str,
 }
 
 impl<'a> Raw<'a> {
     /// A string's content between the quotes, still escaped if `escaped`.
-    pub fn string_content(&self) -> &'a [u8] {
+    pub fn string_content(&self) -> &'a str {
         &self.text[1..self.text.len() - 1]
     }
 }
@@ -41,11 +45,26 @@ impl<'a> Raw<'a> {
 pub(crate) type ScanError = &'static str;
 
 struct Cursor<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
+    fn new(text: &'a str) -> Self {
+        Cursor {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+        }
+    }
+
+    /// The text from `start` to the cursor; both sit next to ASCII delimiters.
+    #[inline]
+    fn since(&self, start: usize) -> &'a str {
+        &self.text[start..self.pos]
+    }
+
     #[inline]
     fn skip_ws(&mut self) {
         while let Some(&b) = self.bytes.get(self.pos) {
@@ -74,22 +93,22 @@ impl<'a> Cursor<'a> {
 
     /// A string starting at the current `"`; returns (text with quotes, escaped).
     #[inline]
-    fn string(&mut self) -> Result<(&'a [u8], bool), ScanError> {
+    fn string(&mut self) -> Result<(&'a str, bool), ScanError> {
         let start = self.pos;
         self.pos += 1;
         let mut escaped = false;
         loop {
-            let rest = &self.bytes[self.pos..];
-            let Some(at) = memchr2(b'"', b'\\', rest) else {
+            let Some(at) = string_stop(&self.bytes[self.pos..]) else {
                 return Err("unterminated string");
             };
-            if has_control(&rest[..at]) {
-                return Err("control character in string");
-            }
             self.pos += at;
-            if self.bytes[self.pos] == b'"' {
-                self.pos += 1;
-                return Ok((&self.bytes[start..self.pos], escaped));
+            match self.bytes[self.pos] {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok((self.since(start), escaped));
+                }
+                b'\\' => {}
+                _ => return Err("control character in string"),
             }
             escaped = true;
             self.pos += 1;
@@ -120,6 +139,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn number(&mut self) -> Result<(), ScanError> {
+        let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
@@ -144,6 +164,15 @@ impl<'a> Cursor<'a> {
             if self.digits() == 0 {
                 return Err("bad number");
             }
+            // Like serde_json: a number must fit an f64 (only an exponent or some 300 digits
+            // can leave its range).
+            if !self.since(start).parse::<f64>().is_ok_and(f64::is_finite) {
+                return Err("number out of range");
+            }
+        } else if self.pos - start > 300
+            && !self.since(start).parse::<f64>().is_ok_and(f64::is_finite)
+        {
+            return Err("number out of range");
         }
         Ok(())
     }
@@ -231,59 +260,135 @@ impl<'a> Cursor<'a> {
         };
         Ok(Raw {
             kind,
-            text: &self.bytes[start..self.pos],
+            text: self.since(start),
         })
     }
 }
 
-/// Whether `bytes` holds an ASCII control character (not allowed raw inside JSON strings).
+/// The index of the first byte in `bytes` that ends or interrupts a JSON string body: `"`,
+/// `\\`, or a control character (not allowed raw in JSON strings).
 #[inline]
-fn has_control(bytes: &[u8]) -> bool {
-    // A branch-free fold vectorises; strings here are mostly long runs of digits and commas.
-    bytes.iter().fold(false, |acc, &b| acc | (b < 0x20))
+fn string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The high bit of each byte of `w` that is below `n` (n <= 0x80); bits above the first
+    // such byte may be spurious, the first one never is.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    for (i, chunk) in chunks.by_ref().enumerate() {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let hits = below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            | below(w, 0x20);
+        if hits != 0 {
+            return Some(i * 8 + hits.trailing_zeros() as usize / 8);
+        }
+    }
+    let done = bytes.len() - chunks.remainder().len();
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|at| done + at)
+}
+
+/// The members of one JSON object, read in order: a key, then its value (by [`value`] or
+/// [`float_list`]), then the next key. The whole document has been validated once
+/// [`next_key`] returns `None`.
+///
+/// [`value`]: Members::value
+/// [`float_list`]: Members::float_list
+/// [`next_key`]: Members::next_key
+pub(crate) struct Members<'a> {
+    c: Cursor<'a>,
+    /// Whether a member has been read, so that the next one must follow a comma.
+    started: bool,
+}
+
+impl<'a> Members<'a> {
+    pub fn new(doc: &'a str) -> Result<Self, ScanError> {
+        let mut c = Cursor::new(doc);
+        c.skip_ws();
+        c.expect(b'{', "not a JSON object")?;
+        Ok(Members { c, started: false })
+    }
+
+    /// The next member's key (the raw token with its quotes), or `None` once the object has
+    /// closed with nothing but whitespace after it.
+    pub fn next_key(&mut self) -> Result<Option<Raw<'a>>, ScanError> {
+        let c = &mut self.c;
+        c.skip_ws();
+        let more = if self.started {
+            let comma = c.peek() == Some(b',');
+            c.pos += usize::from(comma);
+            comma
+        } else {
+            c.peek() != Some(b'}')
+        };
+        if !more {
+            c.expect(b'}', "expected ',' or '}'")?;
+            c.skip_ws();
+            if c.pos != c.bytes.len() {
+                return Err("trailing characters after the object");
+            }
+            return Ok(None);
+        }
+        self.started = true;
+        c.skip_ws();
+        if c.peek() != Some(b'"') {
+            return Err("expected a key");
+        }
+        let (key, escaped) = c.string()?;
+        c.skip_ws();
+        c.expect(b':', "expected ':'")?;
+        c.skip_ws();
+        Ok(Some(Raw {
+            kind: Kind::String { escaped },
+            text: key,
+        }))
+    }
+
+    /// The value of the member whose key was read last.
+    pub fn value(&mut self) -> Result<Raw<'a>, ScanError> {
+        self.c.value(1)
+    }
+
+    /// Reads the value of the member whose key was read last straight into `out` when it is a
+    /// string of comma-separated short decimals (`"1.5,-2,0.25"`), in one pass; otherwise
+    /// leaves `out` and the position as they were and returns false, for [`Members::value`].
+    pub fn float_list(&mut self, out: &mut Vec<f32>) -> bool {
+        if self.c.peek() != Some(b'"') {
+            return false;
+        }
+        match quoted_list(&self.c.bytes[self.c.pos + 1..], out) {
+            Some(used) => {
+                self.c.pos += 1 + used;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Whether `text` is exactly one JSON value (whitespace around it allowed).
+pub(crate) fn is_json(text: &str) -> bool {
+    let mut c = Cursor::new(text);
+    c.skip_ws();
+    let valid = c.value(1).is_ok();
+    c.skip_ws();
+    valid && c.pos == text.len()
 }
 
 /// Calls `member(key, value)` for each member of the JSON object `doc`, in order. `key` is the
 /// raw key token with its quotes. Fails unless `doc` is exactly one valid JSON object; members
 /// seen before a failure have already been reported.
 pub(crate) fn for_each_member<'a>(
-    doc: &'a [u8],
+    doc: &'a str,
     mut member: impl FnMut(Raw<'a>, Raw<'a>),
 ) -> Result<(), ScanError> {
-    let mut c = Cursor { bytes: doc, pos: 0 };
-    c.skip_ws();
-    c.expect(b'{', "not a JSON object")?;
-    c.skip_ws();
-    if c.peek() != Some(b'}') {
-        loop {
-            c.skip_ws();
-            if c.peek() != Some(b'"') {
-                return Err("expected a key");
-            }
-            let (key, escaped) = c.string()?;
-            c.skip_ws();
-            c.expect(b':', "expected ':'")?;
-            c.skip_ws();
-            let value = c.value(1)?;
-            member(
-                Raw {
-                    kind: Kind::String { escaped },
-                    text: key,
-                },
-                value,
-            );
-            c.skip_ws();
-            if c.peek() == Some(b',') {
-                c.pos += 1;
-            } else {
-                break;
-            }
-        }
-    }
-    c.expect(b'}', "expected ',' or '}'")?;
-    c.skip_ws();
-    if c.pos != doc.len() {
-        return Err("trailing characters after the object");
+    let mut members = Members::new(doc)?;
+    while let Some(key) = members.next_key()? {
+        member(key, members.value()?);
     }
     Ok(())
 }
@@ -296,12 +401,7 @@ mod tests {
 
     fn members(doc: &str) -> Result<Vec<(String, String)>, ScanError> {
         let mut out = Vec::new();
-        for_each_member(doc.as_bytes(), |k, v| {
-            out.push((
-                String::from_utf8(k.text.to_vec()).unwrap(),
-                String::from_utf8(v.text.to_vec()).unwrap(),
-            ))
-        })?;
+        for_each_member(doc, |k, v| out.push((k.text.to_owned(), v.text.to_owned())))?;
         Ok(out)
     }
 
@@ -347,6 +447,8 @@ mod tests {
             "{\"a\":\"\u{1}\"}",
             "{\"a\":1 \"b\":2}",
             "{\"a\":+1}",
+            "{\"a\":1e999}",
+            "{\"a\":[-1E+400]}",
         ] {
             assert!(members(bad).is_err(), "accepted {bad:?}");
             assert!(
@@ -376,6 +478,23 @@ mod tests {
     }
 
     proptest! {
+        /// The word-at-a-time search finds the same first stop byte as a plain loop, at every
+        /// alignment and with stops anywhere (including several in one word).
+        #[test]
+        fn string_stop_finds_the_first_stop_byte(
+            bytes in prop::collection::vec(prop_oneof![
+                4 => 0x20u8..=0xff,
+                1 => Just(b'"'),
+                1 => Just(b'\\'),
+                1 => 0u8..0x20,
+            ], 0..40),
+            skip in 0usize..8,
+        ) {
+            let bytes = &bytes[skip.min(bytes.len())..];
+            let plain = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(string_stop(bytes), plain);
+        }
+
         /// Every valid object scans to members whose values parse back to the same JSON.
         #[test]
         fn agrees_with_serde_json_on_valid_objects(
@@ -385,9 +504,9 @@ mod tests {
             let value = serde_json::Value::Object(map.clone().into_iter().collect());
             let doc = if pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) }.unwrap();
             let mut seen = Vec::new();
-            for_each_member(doc.as_bytes(), |k, v| {
-                let key: String = serde_json::from_slice(k.text).unwrap();
-                let val: serde_json::Value = serde_json::from_slice(v.text).unwrap();
+            for_each_member(&doc, |k, v| {
+                let key: String = serde_json::from_str(k.text).unwrap();
+                let val: serde_json::Value = serde_json::from_str(v.text).unwrap();
                 seen.push((key, val));
             }).unwrap();
             // Compared after one text round trip on both sides: serde_json's float parsing is
@@ -397,10 +516,16 @@ mod tests {
             prop_assert_eq!(seen, want);
         }
 
+        /// Any JSON text is recognised as JSON exactly when serde_json reads it as a value.
+        #[test]
+        fn is_json_agrees_with_serde_json(text in "[ {}\\[\\]\":,a-z0-9.eE+\\-\\\\]{0,24}") {
+            prop_assert_eq!(is_json(&text), serde_json::from_str::<serde_json::Value>(&text).is_ok(), "{:?}", text);
+        }
+
         /// On arbitrary text, the scanner accepts exactly what serde_json accepts as an object.
         #[test]
         fn accepts_exactly_valid_objects(doc in "[ {}\\[\\]\":,a-z0-9.eE+\\-\\\\]{0,24}") {
-            let ours = for_each_member(doc.as_bytes(), |_, _| {}).is_ok();
+            let ours = for_each_member(&doc, |_, _| {}).is_ok();
             let theirs = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&doc).is_ok();
             prop_assert_eq!(ours, theirs, "{:?}", doc);
         }

@@ -389,8 +389,36 @@ fn document(schema: &SnapshotSchema) -> BoxedStrategy<Option<String>> {
         }
         Some(serde_json::to_string(&Value::Object(m)).unwrap())
     });
+    // The same field twice: the last value counts. An array field's list may already have been
+    // read when the second value (or a later syntax error) comes.
+    let array_field = fields(schema)
+        .into_iter()
+        .find(|(_, kind)| *kind == Kind::Feature(FeatureKind::Array));
+    let repeated = match array_field {
+        Some((name, kind)) => (object.clone(), field_value(kind))
+            .prop_map(move |(doc, again)| {
+                let doc = doc.expect("an object");
+                let again = serde_json::to_string(&again.unwrap_or(Value::Null)).unwrap();
+                let member = serde_json::to_string(&name).unwrap();
+                let body = doc.strip_suffix('}').expect("an object");
+                let sep = if body.len() > 1 { "," } else { "" };
+                Some(format!("{body}{sep}{member}:{again}}}"))
+            })
+            .boxed(),
+        None => object.clone().boxed(),
+    };
+    let truncated = (object.clone(), 0.0..1.0f64).prop_map(|(doc, at)| {
+        let doc = doc.expect("an object");
+        let mut cut = (doc.len() as f64 * at) as usize;
+        while !doc.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        Some(doc[..cut].to_owned())
+    });
     prop_oneof![
         20 => object,
+        3 => repeated,
+        2 => truncated,
         1 => Just(None),
         1 => Just(Some("not json".to_owned())),
         1 => Just(Some("[1, 2]".to_owned())),
