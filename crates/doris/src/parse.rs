@@ -891,16 +891,22 @@ struct FloatLists {
     /// Where each row's list starts in `values`, plus the end of the last one.
     offsets: Vec<i32>,
     validity: NullBufferBuilder,
+    rows: usize,
 }
+
+/// After this many rows, `values` is sized once for the whole batch at their average length:
+/// growing by doubling would copy the values and touch twice the memory.
+const SAMPLE_ROWS: usize = 64;
 
 impl FloatLists {
     fn new(rows: usize) -> Self {
         let mut offsets = Vec::with_capacity(rows + 1);
         offsets.push(0);
         FloatLists {
-            values: Vec::with_capacity(rows * 32),
+            values: Vec::with_capacity(SAMPLE_ROWS.min(rows) * 64),
             offsets,
             validity: NullBufferBuilder::new(rows),
+            rows,
         }
     }
 
@@ -908,6 +914,12 @@ impl FloatLists {
         let end = i32::try_from(self.values.len()).expect("fewer than 2^31 elements per batch");
         self.offsets.push(end);
         self.validity.append(valid);
+        if self.offsets.len() == SAMPLE_ROWS + 1 {
+            let per_row = self.values.len().div_ceil(SAMPLE_ROWS);
+            // An eighth more than the sample's average, for rows that run longer.
+            let projected = per_row * (self.rows - SAMPLE_ROWS) * 9 / 8;
+            self.values.reserve(projected);
+        }
     }
 
     fn append_null(&mut self) {
