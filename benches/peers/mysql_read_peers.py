@@ -28,14 +28,19 @@ import trainstore as ts
 DB = "ts_bench_read"
 
 
-def best(fn: Callable[[], int], rows: int, repeat: int) -> float:
-    times = []
+def best_interleaved(
+    readers: list[tuple[str, Callable[[], int]]], rows: int, repeat: int
+) -> dict[str, float]:
+    """Best time of each reader over `repeat` rounds, each round running every reader once, so
+    that a drift in the server's state (caches, background work) falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name, _ in readers}
     for _ in range(repeat):
-        start = time.perf_counter()
-        got = fn()
-        times.append(time.perf_counter() - start)
-        assert got == rows, (fn.__name__, got, rows)
-    return min(times)
+        for name, fn in readers:
+            start = time.perf_counter()
+            got = fn()
+            times[name].append(time.perf_counter() - start)
+            assert got == rows, (name, got, rows)
+    return {name: min(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -102,17 +107,17 @@ def main() -> None:
     def trainstore_parsed() -> int:
         return source.query().num_rows
 
-    results = {}
-    for name, fn in [
+    readers = [
         ("connectorx (raw)", connectorx_raw),
         ("connectorx, 2 partitions (raw)", connectorx_two_partitions),
         ("pymysql + pandas (raw)", pymysql_pandas),
         ("trainstore (raw)", trainstore_raw),
         ("pymysql + design doc parser", pymysql_design_doc_parser),
         ("trainstore (parsed)", trainstore_parsed),
-    ]:
-        results[name] = best(fn, rows, args.repeat)
-        print(f"{name:<32} {results[name]:8.3f} s")
+    ]
+    results = best_interleaved(readers, rows, args.repeat)
+    for name, seconds in results.items():
+        print(f"{name:<32} {seconds:8.3f} s")
     cx_best = min(results["connectorx (raw)"], results["connectorx, 2 partitions (raw)"])
     print(f"trainstore raw vs connectorx (best): {cx_best / results['trainstore (raw)']:.2f}x")
     print(

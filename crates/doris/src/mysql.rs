@@ -484,7 +484,7 @@ impl Part {
             .map_err(|_| timeout("query"))?
             .map_err(|e| mysql_error("query", e))?;
         // Rows a previous attempt handed out, to be skipped once each this time.
-        let mut skip = progress.sent.clone();
+        let mut skip = progress.counts();
         let track = inner.options.max_retries > 0;
         let mut rows = RawRows::new(&inner.raw, inner.options.batch_rows);
         let mut pending: Vec<u128> = Vec::new();
@@ -567,48 +567,49 @@ impl Inner {
     }
 }
 
-/// What a part has handed out, for a retry to skip: a count per row content.
+/// What a part has handed out, for a retry to skip: the fingerprint of every row sent.
 #[derive(Debug, Default)]
 struct Progress {
-    sent: std::collections::HashMap<u128, u32>,
+    sent: Vec<u128>,
 }
 
 impl Progress {
     fn hand_out(&mut self, keys: &mut Vec<u128>) {
-        for k in keys.drain(..) {
-            *self.sent.entry(k).or_insert(0) += 1;
+        self.sent.append(keys);
+    }
+
+    /// How many times each row content was sent (only a retry needs them counted).
+    fn counts(&self) -> std::collections::HashMap<u128, u32> {
+        let mut counts = std::collections::HashMap::with_capacity(self.sent.len());
+        for k in &self.sent {
+            *counts.entry(*k).or_insert(0) += 1;
         }
+        counts
     }
 }
 
-/// A 128-bit fingerprint of a row's bytes: identical rows share it (and are counted).
+/// A 128-bit fingerprint of a row's values: identical rows share it (and are counted).
 fn row_key(row: &mysql_async::Row) -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut halves = [0u64; 2];
-    for (half, seed) in halves.iter_mut().zip([0x5eed_0001u64, 0x5eed_0002]) {
-        let mut h =
-            ahash::RandomState::with_seeds(seed, seed ^ 0x9e37, seed ^ 0x79b9, seed ^ 0x7f4a)
-                .build_hasher();
-        for i in 0..row.len() {
-            match row.as_ref(i) {
-                Some(Value::Bytes(b)) => {
-                    h.write_u8(1);
-                    h.write_usize(b.len());
-                    h.write(b);
-                }
-                Some(Value::NULL) | None => h.write_u8(0),
-                Some(other) => h.write(other.as_sql(true).as_bytes()),
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    for i in 0..row.len() {
+        match row.as_ref(i) {
+            Some(Value::Bytes(b)) => {
+                h.update(&[1]);
+                h.update(&(b.len() as u64).to_le_bytes());
+                h.update(b);
             }
+            Some(Value::NULL) | None => h.update(&[0]),
+            Some(other) => h.update(other.as_sql(true).as_bytes()),
         }
-        *half = h.finish();
     }
-    (u128::from(halves[0]) << 64) | u128::from(halves[1])
+    h.digest128()
 }
 
 /// Builders fed straight from text-protocol rows.
 struct RawRows {
     columns: Vec<RawColumn>,
     len: usize,
+    rows: usize,
 }
 
 enum RawColumn {
@@ -625,7 +626,11 @@ impl RawRows {
                 RawType::Text => RawColumn::Text(StringBuilder::with_capacity(rows, rows * 64)),
             })
             .collect();
-        RawRows { columns, len: 0 }
+        RawRows {
+            columns,
+            len: 0,
+            rows,
+        }
     }
 
     fn len(&self) -> usize {
@@ -650,14 +655,22 @@ impl RawRows {
         self.len += 1;
     }
 
-    /// The rows so far as a batch; the builders start over.
+    /// The rows so far as a batch; the builders start over, text sized by this batch (a text
+    /// builder grown by doubling copies its bytes and touches twice the memory).
     fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
+        let rows = self.rows;
         let arrays: Vec<ArrayRef> = self
             .columns
             .iter_mut()
             .map(|c| match c {
                 RawColumn::Int(b) => Arc::new(b.finish()) as ArrayRef,
-                RawColumn::Text(b) => Arc::new(b.finish()) as ArrayRef,
+                RawColumn::Text(b) => {
+                    let text = b.finish();
+                    let bytes =
+                        text.value_data().len() * rows / arrow::array::Array::len(&text).max(1);
+                    *b = StringBuilder::with_capacity(rows, bytes + bytes / 8);
+                    Arc::new(text) as ArrayRef
+                }
             })
             .collect();
         self.len = 0;

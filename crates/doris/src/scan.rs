@@ -1,18 +1,18 @@
 //! A validating scanner for the top level of a JSON object, without building a tree.
 //!
 //! Snapshot documents are flat objects whose bulk is long strings (comma-separated arrays).
-//! The scanner hands out each member's key and the raw bytes of its value, finding string
-//! ends with `memchr` and validating everything else (numbers, literals, nested values) as it
-//! goes, so the parser only converts the values it needs. A document is accepted exactly when
-//! it is one valid JSON object (RFC 8259), as `serde_json` would accept it.
+//! The scanner hands out each member's key and the raw text of its value, validating
+//! everything (strings, numbers, literals, nested values) as it goes, so the parser only
+//! converts the values it needs. A document is accepted exactly when it is one valid JSON
+//! object (RFC 8259), as `serde_json` would accept it.
 //!
-//! [`Members::float_list`] reads a string of numbers, the bulk of a snapshot, straight into
-//! floats as it validates it. Other string bodies of a snapshot, are searched eight bytes at a time for the bytes that
-//! end or interrupt them (`"`, `\\`, control characters), in one pass.
+//! [`Members::float_list`] reads a string of numbers straight into floats as it validates it;
+//! other strings are searched eight bytes at a time for the bytes that end or interrupt them
+//! (`"`, `\\`, control characters).
 
-/// The kind of a raw JSON value.
 use crate::floats::quoted_list;
 
+/// The kind of a raw JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// A string; `escaped` when it contains a backslash escape.
