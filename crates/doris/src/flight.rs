@@ -4,7 +4,7 @@
 //! session; session variables are set with `SET` statements on it; `GetFlightInfo` on the FE
 //! runs the query and returns endpoints whose locations are BEs; `DoGet` fetches each endpoint
 //! from its BE, in parallel, results kept in endpoint order. Tickets are single-use, so a
-//! failed read starts over with a new `GetFlightInfo` (only while nothing has been handed out);
+//! failed read starts over with a new `GetFlightInfo`, skipping the rows already handed out;
 //! the session is closed at the end. Advertised BE addresses can be rewritten for clients that
 //! cannot reach them (NAT, proxies, `0.0.0.0`).
 
@@ -13,7 +13,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
@@ -29,6 +30,7 @@ use trainstore_core::{
 
 use crate::mysql::ReadOptions;
 use crate::parse::{ParseReport, SnapshotParser};
+use crate::resume::{Progress, batch_keys};
 use crate::schema::SnapshotSchema;
 use crate::sql::{Ident, Literals, Select, TableRef};
 use crate::stream::limited;
@@ -412,19 +414,16 @@ struct FlightPart {
 }
 
 impl FlightPart {
-    /// Reads the part; a failure before anything was handed out starts over with a new
-    /// session and a new `GetFlightInfo` (tickets are single-use).
+    /// Reads the part; after a transient failure it starts over with a new session and a new
+    /// `GetFlightInfo` (tickets are single-use), skipping the rows already handed out
+    /// (recognised by their content), so none is repeated or lost.
     async fn run(&self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<()> {
+        let mut progress = Progress::default();
         let mut attempt = 0u32;
         loop {
-            let mut sent_any = false;
-            match self.attempt(tx, &mut sent_any).await {
+            match self.attempt(tx, &mut progress).await {
                 Ok(()) => return Ok(()),
-                Err(e)
-                    if !sent_any
-                        && e.retryable()
-                        && attempt < self.inner.options.read.max_retries =>
-                {
+                Err(e) if e.retryable() && attempt < self.inner.options.read.max_retries => {
                     attempt += 1;
                     tracing::warn!(attempt, error = %e, "flight read failed; retrying with a new ticket");
                     tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(6)))).await;
@@ -437,7 +436,7 @@ impl FlightPart {
     async fn attempt(
         &self,
         tx: &mpsc::Sender<Result<RecordBatch>>,
-        sent_any: &mut bool,
+        progress: &mut Progress,
     ) -> Result<()> {
         let inner = &self.inner;
         let deadline = tokio::time::Instant::now() + inner.options.read.query_timeout;
@@ -456,12 +455,29 @@ impl FlightPart {
                 .map_err(|e| flight_error("query", e, true))?;
         let (btx, mut brx) = mpsc::channel(4);
         session.spawn_fetch(&info, btx).await?;
+        let track = inner.options.read.max_retries > 0;
+        let mut skip = progress.to_skip();
         let result = async {
             while let Some(raw) = tokio::time::timeout_at(deadline, brx.recv())
                 .await
                 .map_err(|_| timeout())?
             {
-                let (typed, report) = inner.parser.parse(&raw?)?;
+                let mut raw = raw?;
+                let mut keys = Vec::new();
+                if track {
+                    let all = batch_keys(&raw)?;
+                    let fresh: Vec<bool> = all.iter().map(|k| !skip.take(*k)).collect();
+                    keys = all
+                        .iter()
+                        .zip(&fresh)
+                        .filter(|(_, f)| **f)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    if keys.len() < raw.num_rows() {
+                        raw = filter_record_batch(&raw, &BooleanArray::from(fresh))?;
+                    }
+                }
+                let (typed, report) = inner.parser.parse(&raw)?;
                 inner
                     .last_report
                     .lock()
@@ -471,12 +487,10 @@ impl FlightPart {
                 if let Some(p) = &self.projection {
                     batch = batch.project(p)?;
                 }
-                if batch.num_rows() > 0 {
-                    *sent_any = true;
-                    if tx.send(Ok(batch)).await.is_err() {
-                        break;
-                    }
+                if batch.num_rows() > 0 && tx.send(Ok(batch)).await.is_err() {
+                    break;
                 }
+                progress.hand_out(&mut keys);
             }
             Ok(())
         }

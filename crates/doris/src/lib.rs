@@ -17,6 +17,7 @@ mod floats;
 pub mod load;
 pub mod mysql;
 pub mod parse;
+mod resume;
 mod scan;
 pub mod schema;
 pub mod sql;

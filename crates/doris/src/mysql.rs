@@ -25,6 +25,7 @@ use trainstore_core::{
 };
 
 use crate::parse::{ParseReport, SnapshotParser};
+use crate::resume::Progress;
 use crate::schema::SnapshotSchema;
 use crate::sql::{Ident, Literals, Select, TableRef, snapshot_columns};
 use crate::stream::limited;
@@ -484,7 +485,7 @@ impl Part {
             .map_err(|_| timeout("query"))?
             .map_err(|e| mysql_error("query", e))?;
         // Rows a previous attempt handed out, to be skipped once each this time.
-        let mut skip = progress.counts();
+        let mut skip = progress.to_skip();
         let track = inner.options.max_retries > 0;
         let mut rows = RawRows::new(&inner.raw, inner.options.batch_rows);
         let mut pending: Vec<u128> = Vec::new();
@@ -496,8 +497,7 @@ impl Part {
             let Some(row) = row else { break };
             if track {
                 let key = row_key(&row);
-                if let Some(n) = skip.get_mut(&key).filter(|n| **n > 0) {
-                    *n -= 1;
+                if skip.take(key) {
                     continue;
                 }
                 pending.push(key);
@@ -564,27 +564,6 @@ impl Inner {
             batch = batch.project(p)?;
         }
         Ok(Output((batch.num_rows() > 0).then_some(batch)))
-    }
-}
-
-/// What a part has handed out, for a retry to skip: the fingerprint of every row sent.
-#[derive(Debug, Default)]
-struct Progress {
-    sent: Vec<u128>,
-}
-
-impl Progress {
-    fn hand_out(&mut self, keys: &mut Vec<u128>) {
-        self.sent.append(keys);
-    }
-
-    /// How many times each row content was sent (only a retry needs them counted).
-    fn counts(&self) -> std::collections::HashMap<u128, u32> {
-        let mut counts = std::collections::HashMap::with_capacity(self.sent.len());
-        for k in &self.sent {
-            *counts.entry(*k).or_insert(0) += 1;
-        }
-        counts
     }
 }
 

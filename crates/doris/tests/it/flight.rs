@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, AsArray, Int32Array, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
+use arrow::row::{RowConverter, SortField};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::sql::server::FlightSqlService;
@@ -72,13 +73,14 @@ fn take(
     log: &Log,
     server: &str,
     ticket: TicketStatementQuery,
-) -> Result<Response<DoGetStream>, Status> {
+) -> Result<Vec<RecordBatch>, Status> {
     let handle = handle_of(&ticket);
     log.push(format!("doget {server} {}", hex(&handle)));
-    match store.lock().unwrap().remove(&handle) {
-        Some(batches) => Ok(Response::new(stream_of(batches))),
-        None => Err(Status::not_found("unknown or already used ticket")),
-    }
+    store
+        .lock()
+        .unwrap()
+        .remove(&handle)
+        .ok_or_else(|| Status::not_found("unknown or already used ticket"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -92,6 +94,8 @@ struct Be {
     log: Arc<Log>,
     /// Fail the next DoGet after consuming its ticket, like a BE restarting mid-read.
     fail_next: Arc<AtomicBool>,
+    /// Break the next DoGet's stream after its first batch, like a BE dying mid-transfer.
+    break_next: Arc<AtomicBool>,
 }
 
 #[tonic::async_trait]
@@ -103,11 +107,16 @@ impl FlightSqlService for Be {
         ticket: TicketStatementQuery,
         _: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let response = take(&self.tickets, &self.log, &self.name, ticket)?;
+        let mut batches = take(&self.tickets, &self.log, &self.name, ticket)?;
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(Status::unavailable("BE restarting"));
         }
-        Ok(response)
+        if self.break_next.swap(false, Ordering::SeqCst) {
+            batches.truncate(1);
+            let broken = futures::stream::once(async { Err(Status::unavailable("BE died")) });
+            return Ok(Response::new(stream_of(batches).chain(broken).boxed()));
+        }
+        Ok(Response::new(stream_of(batches)))
     }
 
     async fn register_sql_info(&self, _: i32, _: &SqlInfo) {}
@@ -325,7 +334,9 @@ impl FlightSqlService for Fe {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         self.session(request.metadata())?;
-        take(&self.own, &self.log, "fe", ticket)
+        Ok(Response::new(stream_of(take(
+            &self.own, &self.log, "fe", ticket,
+        )?)))
     }
 
     async fn do_action_fallback(
@@ -350,6 +361,7 @@ struct Cluster {
     be_addrs: Vec<SocketAddr>,
     log: Arc<Log>,
     fail_next: Arc<AtomicBool>,
+    break_next: Arc<AtomicBool>,
 }
 
 async fn serve<S: FlightService>(service: S, ip: &str) -> SocketAddr {
@@ -370,6 +382,7 @@ async fn serve<S: FlightService>(service: S, ip: &str) -> SocketAddr {
 async fn cluster(mysql_url: String, advertise_unreachable: bool) -> Cluster {
     let log = Arc::new(Log::default());
     let fail_next = Arc::new(AtomicBool::new(false));
+    let break_next = Arc::new(AtomicBool::new(false));
     let mut bes = Vec::new();
     let mut be_addrs = Vec::new();
     for k in 2..=4 {
@@ -383,6 +396,13 @@ async fn cluster(mysql_url: String, advertise_unreachable: bool) -> Cluster {
             // design; which DoGet reaches a BE first would otherwise be a race.)
             fail_next: if k == 2 {
                 fail_next.clone()
+            } else {
+                Arc::new(AtomicBool::new(false))
+            },
+            // The last endpoint's BE breaks off: by then the earlier endpoints, and its own
+            // first batch, have been handed out.
+            break_next: if k == 4 {
+                break_next.clone()
             } else {
                 Arc::new(AtomicBool::new(false))
             },
@@ -417,6 +437,7 @@ async fn cluster(mysql_url: String, advertise_unreachable: bool) -> Cluster {
         be_addrs,
         log,
         fail_next,
+        break_next,
     }
 }
 
@@ -565,6 +586,54 @@ async fn a_failed_fetch_starts_over_with_a_new_ticket_never_the_used_one() {
         tickets.len(),
         "a consumed ticket was reused: {tickets:#?}"
     );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_broken_after_rows_were_handed_out_is_read_again_without_repeats_or_losses() {
+    let (db, _) = loaded().await;
+    let cluster = cluster(db.url().expose().to_owned(), false).await;
+    let source = connect(&cluster, &db, FlightOptions::default())
+        .await
+        .unwrap();
+    let read = || async {
+        let batches: Vec<RecordBatch> = source
+            .scan(&ScanRequest::default())
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        // Every row's values in Arrow's row format: equal multisets mean the same rows.
+        let fields = batches[0]
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        let converter = RowConverter::new(fields).unwrap();
+        let mut lines: Vec<Vec<u8>> = batches
+            .iter()
+            .flat_map(|b| {
+                let rows = converter.convert_columns(b.columns()).unwrap();
+                rows.iter().map(|r| r.as_ref().to_vec()).collect::<Vec<_>>()
+            })
+            .collect();
+        lines.sort();
+        (rows(&batches), lines)
+    };
+    let (clean_rows, clean) = read().await;
+    let before = cluster.log.events().len();
+    cluster.break_next.store(true, Ordering::SeqCst);
+    let (broken_rows, broken) = read().await;
+    let events = &cluster.log.events()[before..];
+    let selects = events.iter().filter(|e| e.contains(" SELECT ")).count();
+    assert_eq!(
+        selects, 2,
+        "the break must lead to a second GetFlightInfo: {events:#?}"
+    );
+    assert_eq!(broken_rows, clean_rows);
+    assert!(broken == clean, "rows repeated or lost after the retry");
     db.drop_db().await;
 }
 
