@@ -30,7 +30,7 @@ use trainstore_doris::flight::{FlightOptions, FlightSource};
 use trainstore_doris::load::load_design_doc_rows;
 use trainstore_doris::{ReadOptions, SnapshotGenerator, SnapshotSchema, SynthConfig};
 
-use crate::support::TestDb;
+use crate::support::{TestDb, scan_all};
 
 type Batches = Arc<Mutex<HashMap<Vec<u8>, Vec<RecordBatch>>>>;
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
@@ -490,13 +490,7 @@ async fn reads_every_endpoint_on_three_loopback_addresses_in_parallel() {
     let source = connect(&cluster, &db, FlightOptions::default())
         .await
         .unwrap();
-    let read: Vec<RecordBatch> = source
-        .scan(&ScanRequest::default())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let read: Vec<RecordBatch> = scan_all(&source).await;
     assert_eq!(rows(&read), rows(&raw));
     assert!(source.parse_report().malformed() > 0);
     let events = cluster.log.events();
@@ -564,13 +558,7 @@ async fn a_failed_fetch_starts_over_with_a_new_ticket_never_the_used_one() {
         .await
         .unwrap();
     cluster.fail_next.store(true, Ordering::SeqCst);
-    let read: Vec<RecordBatch> = source
-        .scan(&ScanRequest::default())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let read: Vec<RecordBatch> = scan_all(&source).await;
     assert_eq!(rows(&read), rows(&raw));
     let events = cluster.log.events();
     let selects = events.iter().filter(|e| e.contains(" SELECT ")).count();
@@ -597,13 +585,7 @@ async fn a_stream_broken_after_rows_were_handed_out_is_read_again_without_repeat
         .await
         .unwrap();
     let read = || async {
-        let batches: Vec<RecordBatch> = source
-            .scan(&ScanRequest::default())
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let batches: Vec<RecordBatch> = scan_all(&source).await;
         // Every row's values in Arrow's row format: equal multisets mean the same rows.
         let fields = batches[0]
             .schema()

@@ -1,12 +1,25 @@
-//! A throwaway database per test on the loopback MariaDB.
+//! A throwaway database per test on the loopback MariaDB, and reading a source whole.
 
+use arrow::array::RecordBatch;
+use futures::TryStreamExt;
 use mysql_async::prelude::Queryable;
-use trainstore_core::Secret;
+use trainstore_core::{DataSource, ScanRequest, Secret};
 
 pub fn server_url() -> String {
     std::env::var("TRAINSTORE_TEST_MYSQL_URL").expect(
         "TRAINSTORE_TEST_MYSQL_URL is not set: run `eval \"$(scripts/test-services)\"` first",
     )
+}
+
+/// Everything `source` returns for an unfiltered scan (panics on any error).
+pub async fn scan_all(source: &impl DataSource) -> Vec<RecordBatch> {
+    source
+        .scan(&ScanRequest::default())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 /// A database created for one test and dropped by [`TestDb::drop_db`].

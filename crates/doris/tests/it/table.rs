@@ -14,6 +14,8 @@ use parquet::file::properties::WriterProperties;
 use trainstore_core::{DataSource, MountTable, ScanRequest, StorageOptions, TimeRange, Timestamp};
 use trainstore_doris::ParquetSource;
 
+use crate::support::scan_all;
+
 /// A Parquet file of `rows` rows with ids from `first` and times `id * 10` ms, in row groups
 /// of 97 rows.
 fn parquet(first: i64, rows: i64) -> Vec<u8> {
@@ -90,13 +92,7 @@ async fn reads_in_order(location: &str) {
             .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
             .collect()
     };
-    let all: Vec<RecordBatch> = source
-        .scan(&ScanRequest::default())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let all: Vec<RecordBatch> = scan_all(&source).await;
     assert_eq!(ids(all), (0..5_000).collect::<Vec<_>>());
 
     let request = ScanRequest {
