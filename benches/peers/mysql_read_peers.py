@@ -22,6 +22,7 @@ import connectorx as cx
 import pandas as pd
 import pymysql
 from parse_peers import FeatureSnapshotParser
+from snapshot_table import ensure_snapshot_table
 
 import trainstore as ts
 
@@ -51,25 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     server = os.environ.get("TRAINSTORE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306").rstrip("/")
     url = f"{server}/{DB}"
-    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DB}`")
-        cur.execute(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{DB}'")
-        (tables,) = cur.fetchone()
-        count = 0
-        if tables:
-            cur.execute(f"SELECT COUNT(*) FROM `{DB}`.snapshots")
-            (count,) = cur.fetchone()
-    if count != args.rows:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `{DB}`.snapshots")
-        raw = ts.synthetic_snapshots(
-            devices=max(1, args.rows // 200), nodes_per_device=2, snapshots=100,
-            malformed_rate=0.0, seed=7,
-        )
-        started = time.perf_counter()
-        ts.load_snapshots(url, "snapshots", raw)
-        print(f"loaded {raw.num_rows} rows in {time.perf_counter() - started:.1f} s")
+    admin = ensure_snapshot_table(url, DB, args.rows)
     rows = args.rows
     sql = "SELECT time, feature FROM snapshots"
 

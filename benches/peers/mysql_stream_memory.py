@@ -16,12 +16,11 @@ import os
 import resource
 import time
 
-import pymysql
+from snapshot_table import ensure_snapshot_table
 
 import trainstore as ts
 
 DB = "ts_bench_stream"
-CHUNK_DEVICES = 500  # x 2 nodes x 100 snapshots = 100,000 rows per chunk
 
 
 def rss_mb() -> float:
@@ -52,32 +51,7 @@ def main() -> None:
 
     server = os.environ["TRAINSTORE_TEST_MYSQL_URL"].rstrip("/")
     url = f"{server}/{DB}"
-    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DB}`")
-        cur.execute(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{DB}'")
-        (tables,) = cur.fetchone()
-        loaded = 0
-        if tables:
-            cur.execute(f"SELECT COUNT(*) FROM `{DB}`.snapshots")
-            (loaded,) = cur.fetchone()
-    if loaded != args.rows:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `{DB}`.snapshots")
-        started = time.perf_counter()
-        chunks = -(-args.rows // (CHUNK_DEVICES * 200))
-        for chunk in range(chunks):
-            devices = min(CHUNK_DEVICES, (args.rows - chunk * CHUNK_DEVICES * 200) // 200)
-            raw = ts.synthetic_snapshots(
-                devices=devices,
-                nodes_per_device=2,
-                snapshots=100,
-                malformed_rate=0.0,
-                seed=1000 + chunk,
-            )
-            ts.load_snapshots(url, "snapshots", raw)
-            del raw
-        print(f"loaded {args.rows} rows in {time.perf_counter() - started:.0f} s")
+    admin = ensure_snapshot_table(url, DB, args.rows, chunk_rows=100_000, seed=1000)
 
     source = ts.DorisSource(url, table="snapshots", partitions=2, max_retries=args.max_retries)
     baseline = rss_mb()

@@ -1,0 +1,44 @@
+"""A MySQL-protocol table of generated design-document rows for the read benchmarks, loaded
+once and reused while it holds the asked number of rows (the scripts' --keep)."""
+
+from __future__ import annotations
+
+import time
+
+import pymysql
+
+import trainstore as ts
+
+
+def ensure_snapshot_table(
+    url: str, db: str, rows: int, chunk_rows: int | None = None, seed: int = 7
+) -> pymysql.Connection:
+    """Makes `db`.snapshots hold `rows` rows (200 per device: 2 nodes x 100 snapshots), loaded
+    `chunk_rows` at a time (all at once by default) with seeds from `seed` up. Returns an admin
+    connection to the server."""
+    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+        cur.execute(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}'")
+        (tables,) = cur.fetchone()
+        count = 0
+        if tables:
+            cur.execute(f"SELECT COUNT(*) FROM `{db}`.snapshots")
+            (count,) = cur.fetchone()
+    if count == rows:
+        return admin
+    with admin.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS `{db}`.snapshots")
+    started = time.perf_counter()
+    chunk_rows = chunk_rows or rows
+    for chunk, first in enumerate(range(0, rows, chunk_rows)):
+        raw = ts.synthetic_snapshots(
+            devices=max(1, min(chunk_rows, rows - first) // 200),
+            nodes_per_device=2,
+            snapshots=100,
+            malformed_rate=0.0,
+            seed=seed + chunk,
+        )
+        ts.load_snapshots(url, "snapshots", raw)
+    print(f"loaded {rows} rows in {time.perf_counter() - started:.1f} s")
+    return admin
