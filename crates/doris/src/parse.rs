@@ -897,6 +897,9 @@ struct FloatLists {
 /// After this many rows, `values` is sized once for the whole batch at their average length:
 /// growing by doubling would copy the values and touch twice the memory.
 const SAMPLE_ROWS: usize = 64;
+/// The most values sized ahead from the sample (64 MB), so a sample of outliers cannot reserve
+/// memory out of all proportion; beyond it the column grows as it fills.
+const MAX_RESERVED_VALUES: usize = 16 << 20;
 
 impl FloatLists {
     fn new(rows: usize) -> Self {
@@ -917,8 +920,8 @@ impl FloatLists {
         if self.offsets.len() == SAMPLE_ROWS + 1 {
             let per_row = self.values.len().div_ceil(SAMPLE_ROWS);
             // An eighth more than the sample's average, for rows that run longer.
-            let projected = per_row * (self.rows - SAMPLE_ROWS) * 9 / 8;
-            self.values.reserve(projected);
+            let projected = per_row.saturating_mul(self.rows - SAMPLE_ROWS) / 8 * 9;
+            self.values.reserve(projected.min(MAX_RESERVED_VALUES));
         }
     }
 

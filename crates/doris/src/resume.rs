@@ -58,3 +58,47 @@ pub(crate) fn batch_keys(batch: &RecordBatch) -> Result<Vec<u128>> {
     let rows = RowConverter::new(fields)?.convert_columns(batch.columns())?;
     Ok(rows.iter().map(|row| xxh3_128(row.as_ref())).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn a_retry_skips_each_row_as_often_as_it_was_sent() {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("time", DataType::Int64, false),
+                Field::new("doc", DataType::Utf8, true),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 1, 1, 2])),
+                Arc::new(StringArray::from(vec![
+                    Some("a"),
+                    Some("a"),
+                    None,
+                    Some("a"),
+                ])),
+            ],
+        )
+        .unwrap();
+        let keys = batch_keys(&batch).unwrap();
+        assert_eq!(keys[0], keys[1], "identical rows share a fingerprint");
+        assert_ne!(keys[0], keys[2], "null is not a value");
+        assert_ne!(keys[0], keys[3]);
+
+        let mut progress = Progress::default();
+        progress.hand_out(&mut keys[..3].to_vec());
+        let mut skip = progress.to_skip();
+        let skipped: Vec<bool> = keys.iter().chain(&keys).map(|k| skip.take(*k)).collect();
+        // Rows 0 and 1 (identical) and row 2 were sent: each skipped once, later copies kept.
+        assert_eq!(
+            skipped,
+            [true, true, true, false, false, false, false, false]
+        );
+    }
+}
