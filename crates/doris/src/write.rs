@@ -4,8 +4,9 @@
 //! committed in one transaction, the label into `_trainstore_labels` under a primary key, so
 //! a write either lands whole with its label or not at all: a retry after a dropped
 //! connection, or a rerun with the same label, finds the label and writes nothing twice. On
-//! Doris the label is the statement's own (`INSERT … WITH LABEL`), which Doris keeps for
-//! three days; "label already exists" means the rows are there. Doris's recommended bulk path
+//! Doris each statement carries its own label (`INSERT … WITH LABEL`, an identifier derived
+//! from the write's label), which Doris keeps for three days; "label already used" means the
+//! rows are there. Doris's recommended bulk path
 //! is Stream Load; see `DORIS.md`.
 
 use std::time::Duration;
@@ -26,6 +27,21 @@ use crate::sql::{Ident, Literals, TableRef};
 const LABELS: &str = "_trainstore_labels";
 /// Statement size to aim for: well under the servers' default 16 MiB packet limit.
 const STATEMENT_BYTES: usize = 4 << 20;
+
+/// The label of a write's `chunk`-th statement on Doris, where a label is an identifier (not
+/// a string) of letters, digits, `-`, `_` and `:`: the user's label kept readable as far as
+/// those characters go, made unique by a hash of all of it. The same label and chunk always
+/// give the same name, which is what makes a rerun find it.
+fn doris_label(label: &str, chunk: usize) -> Result<Ident> {
+    let readable: String = label
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(12)
+        .collect();
+    // 96 bits of the hash: the name stays within an identifier's 64 characters.
+    let hash = xxhash_rust::xxh3::xxh3_128(label.as_bytes()) >> 32;
+    Ident::new(&format!("ts_{readable}_{hash:024x}_{chunk}"))
+}
 
 /// What a write did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +154,7 @@ async fn write_once(
             let mut written = 0u64;
             let mut already = true;
             for (n, statement) in statements(batches, literals).into_iter().enumerate() {
-                let chunk_label = literals.value(&Value::from(format!("{label}-{n}")));
+                let chunk_label = doris_label(label, n)?;
                 let sql = format!(
                     "INSERT INTO {table} WITH LABEL {chunk_label} ({column_list}) VALUES {}",
                     statement.values
@@ -324,5 +340,43 @@ fn cell(array: &dyn Array, row: usize) -> Value {
             Value::from(format!("[{}]", items.join(", ")))
         }
         _ => unreachable!("types are checked before writing"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doris_labels_are_stable_identifiers_doris_accepts() {
+        let labels = [
+            "predictions-2026-11-27",
+            "run 7 / batch 'x'",
+            "予測",
+            &"x".repeat(128),
+        ];
+        for label in labels {
+            for chunk in [0, 1, usize::MAX] {
+                let name = doris_label(label, chunk).unwrap();
+                let text = name.as_str();
+                // Doris's label rule: 1 to 128 of letters, digits, '-', '_' and ':'.
+                assert!(text.len() <= 128);
+                assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+                assert_eq!(doris_label(label, chunk).unwrap(), name, "not stable");
+                assert_eq!(name.to_string(), format!("`{text}`"));
+            }
+        }
+        // Labels that read the same once cleaned still get names of their own.
+        assert_ne!(
+            doris_label("a b", 0).unwrap(),
+            doris_label("ab", 0).unwrap()
+        );
+        assert_ne!(doris_label("ab", 0).unwrap(), doris_label("ab", 1).unwrap());
+        assert!(
+            doris_label("run 7", 3)
+                .unwrap()
+                .as_str()
+                .starts_with("ts_run7_")
+        );
     }
 }
