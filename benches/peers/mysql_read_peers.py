@@ -22,7 +22,7 @@ import connectorx as cx
 import pandas as pd
 import pymysql
 from parse_peers import FeatureSnapshotParser
-from snapshot_table import ensure_snapshot_table
+from snapshot_table import ensure_snapshot_table, release_snapshot_table
 
 import trainstore as ts
 
@@ -107,10 +107,7 @@ def main() -> None:
         "trainstore parsed vs pymysql + design doc parser: "
         f"{results['pymysql + design doc parser'] / results['trainstore (parsed)']:.1f}x"
     )
-    if not args.keep:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE `{DB}`")
-    admin.close()
+    release_snapshot_table(admin, DB, keep=args.keep)
 
 
 if __name__ == "__main__":

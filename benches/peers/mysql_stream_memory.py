@@ -16,7 +16,7 @@ import os
 import resource
 import time
 
-from snapshot_table import ensure_snapshot_table
+from snapshot_table import ensure_snapshot_table, release_snapshot_table
 
 import trainstore as ts
 
@@ -72,10 +72,7 @@ def main() -> None:
         f"streamed {rows:,} parsed rows ({raw_bytes / 1e9:.1f} GB of Arrow) in {seconds:.1f} s; "
         f"RSS before the read {baseline:,.0f} MB, peak {peak_mb():,.0f} MB"
     )
-    if not args.keep:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE `{DB}`")
-    admin.close()
+    release_snapshot_table(admin, DB, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -42,3 +42,11 @@ def ensure_snapshot_table(
         ts.load_snapshots(url, "snapshots", raw)
     print(f"loaded {rows} rows in {time.perf_counter() - started:.1f} s")
     return admin
+
+
+def release_snapshot_table(admin: pymysql.Connection, db: str, keep: bool) -> None:
+    """Drops `db` unless it is to be kept for a rerun, and closes the admin connection."""
+    if not keep:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE `{db}`")
+    admin.close()
