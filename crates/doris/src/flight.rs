@@ -463,16 +463,11 @@ impl FlightPart {
                 .map_err(|_| timeout())?
             {
                 let mut raw = raw?;
-                let mut keys = Vec::new();
+                let mut keys = if track { batch_keys(&raw)? } else { Vec::new() };
                 if track {
-                    let all = batch_keys(&raw)?;
-                    let fresh: Vec<bool> = all.iter().map(|k| !skip.take(*k)).collect();
-                    keys = all
-                        .iter()
-                        .zip(&fresh)
-                        .filter(|(_, f)| **f)
-                        .map(|(k, _)| *k)
-                        .collect();
+                    let fresh: Vec<bool> = keys.iter().map(|k| !skip.take(*k)).collect();
+                    let mut fresh_rows = fresh.iter();
+                    keys.retain(|_| *fresh_rows.next().expect("one flag per row"));
                     if keys.len() < raw.num_rows() {
                         raw = filter_record_batch(&raw, &BooleanArray::from(fresh))?;
                     }

@@ -588,7 +588,8 @@ fn row_key(row: &mysql_async::Row) -> u128 {
 struct RawRows {
     columns: Vec<RawColumn>,
     len: usize,
-    rows: usize,
+    /// The rows a full batch holds.
+    batch_rows: usize,
 }
 
 enum RawColumn {
@@ -608,7 +609,7 @@ impl RawRows {
         RawRows {
             columns,
             len: 0,
-            rows,
+            batch_rows: rows,
         }
     }
 
@@ -637,7 +638,7 @@ impl RawRows {
     /// The rows so far as a batch; the builders start over, text sized by this batch (a text
     /// builder grown by doubling copies its bytes and touches twice the memory).
     fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
-        let rows = self.rows;
+        let rows = self.batch_rows;
         let arrays: Vec<ArrayRef> = self
             .columns
             .iter_mut()

@@ -19,10 +19,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::NullBufferBuilder;
 use arrow::array::{
-    Array, ArrayRef, BooleanBuilder, Float32Array, Float64Builder, ListArray, RecordBatch,
-    StringArray, StringBuilder, TimestampMillisecondBuilder,
+    Array, ArrayRef, BooleanBuilder, Float32Array, Float64Builder, ListArray, NullBufferBuilder,
+    RecordBatch, StringArray, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::compute::cast;
@@ -949,9 +948,8 @@ impl FloatLists {
                 None => return Outcome::Malformed("unbalanced '['"),
             }
         }
-        let start = self.values.len();
         if !body.is_empty() && parse_f32_list(body, &mut self.values).is_none() {
-            self.values.truncate(start);
+            self.discard_pending();
             return Outcome::Malformed("array element is not a finite number");
         }
         self.end_row(true);

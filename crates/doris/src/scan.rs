@@ -156,7 +156,8 @@ impl<'a> Cursor<'a> {
                 return Err("bad number");
             }
         }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
+        let exponent = matches!(self.peek(), Some(b'e' | b'E'));
+        if exponent {
             self.pos += 1;
             if matches!(self.peek(), Some(b'+' | b'-')) {
                 self.pos += 1;
@@ -164,12 +165,10 @@ impl<'a> Cursor<'a> {
             if self.digits() == 0 {
                 return Err("bad number");
             }
-            // Like serde_json: a number must fit an f64 (only an exponent or some 300 digits
-            // can leave its range).
-            if !self.since(start).parse::<f64>().is_ok_and(f64::is_finite) {
-                return Err("number out of range");
-            }
-        } else if self.pos - start > 300
+        }
+        // Like serde_json: a number must fit an f64 (only an exponent or some 300 digits can
+        // leave its range, so only those are converted to check).
+        if (exponent || self.pos - start > 300)
             && !self.since(start).parse::<f64>().is_ok_and(f64::is_finite)
         {
             return Err("number out of range");
