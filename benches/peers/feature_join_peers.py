@@ -1,7 +1,8 @@
 """Point-in-time training-set retrieval, side by side on the same data in one run: Feast 0.67
 (local provider; its DuckDB offline store and its default dask one), a hand-written DuckDB
 ASOF JOIN, and trainstore (from the Parquet file, and from its ingested offline store); with
---online, single-entity online lookups (Feast's SQLite online store against trainstore's).
+--online, single-entity online lookups (Feast's SQLite online store against trainstore's, from
+Python and from Rust).
 
     python3 -m venv /tmp/benchvenv
     /tmp/benchvenv/bin/pip install -r benches/requirements.txt maturin==1.16.0
@@ -28,7 +29,9 @@ computed with the data: row count, non-null meanLf count and the sum of meanLf.
 
 Online: both sides materialize every snapshot of the same file (Feast through its DuckDB
 offline store), then look up --lookups seeded keys, one entity per call, ignoring the TTL
-as Feast's online reads do.
+as Feast's online reads do. trainstore's Rust side is the bench binary
+`benches/online_lookups.rs` (built by `cargo bench`, outside the clock) reading the workspace
+its Python child materialized, with the same keys.
 
 Prints seconds (best of --repeat), peak MB and trainstore's ratios; with --online, lookup
 p50/p99 in microseconds.
@@ -37,6 +40,7 @@ p50/p99 in microseconds.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -88,8 +92,10 @@ HISTORICAL = {
 }
 ONLINE = {
     "feast-online": "Feast 0.67, SQLite online store",
-    "trainstore-online": "trainstore, embedded online store",
+    "trainstore-online": "trainstore, embedded online store, from Python",
+    "trainstore-online-rust": "trainstore, embedded online store, from Rust",
 }
+REPO = Path(__file__).resolve().parents[2]
 LABEL_WIDTH = 58
 RESULT = "result.json"
 INGEST = "trainstore-ingest"
@@ -452,6 +458,29 @@ def online_side(
     return lambda key: ws.features.get_online_features(REFS, [key], ignore_ttl=True)
 
 
+def rust_online(args: argparse.Namespace, data: Data, work: Path) -> dict[str, Any]:
+    """Materializes from Python, then times the lookups in the Rust bench binary."""
+    ws = trainstore_workspace(data, work / "ws")
+    ws.features.materialize(*materialize_window())
+    del ws  # the embedded store serves one process at a time: let go of it
+    gc.collect()
+    keys = work / "keys.json"
+    keys.write_text(json.dumps(data.lookup_keys(args.lookups)))
+    command = [
+        "cargo", "bench", "--quiet", "--bench", "online_lookups", "--",
+        "--workspace", str(work / "ws"), "--keys", str(keys),
+        "--features", ",".join(REFS), "--warmup", str(args.warmup),
+    ]  # fmt: skip
+    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{run.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    # The bench names the first feature's figures generically; the first is meanLf.
+    result["meanLf_non_null"] = result.pop("first_feature_non_null")
+    result["meanLf_sum"] = result.pop("first_feature_sum")
+    return result
+
+
 def summary(table: pa.Table) -> dict[str, Any]:
     mean_lf = table.column("meanLf").cast(pa.float64())
     return {
@@ -474,6 +503,8 @@ def child(args: argparse.Namespace, data: Data) -> dict[str, Any]:
             "rows": ingested.rows,
             "segments": ingested.segments,
         }
+    if args.child == "trainstore-online-rust":
+        return rust_online(args, data, work)
     if args.child in ONLINE:
         lookup = online_side(args.child, data, work)
         result: dict[str, Any] = {"setup_seconds": time.perf_counter() - started}
@@ -696,7 +727,7 @@ def online_section(args: argparse.Namespace, data: Data, peers: list[str]) -> li
     print(
         f"{'side':<{LABEL_WIDTH}}{'p50 us':>10}{'p99 us':>10}{'peak MB':>10}{'setup s':>9}"
     )
-    problems = []
+    problems, feast_p99 = [], 0.0
     for peer in peers:
         got = side(args, peer, 1)
         if "error" in got:
@@ -705,9 +736,13 @@ def online_section(args: argparse.Namespace, data: Data, peers: list[str]) -> li
             continue
         got["rows"] = got["lookups"]
         problems += disagreements(peer, got, want)
+        if peer == "feast-online":
+            feast_p99 = got["p99_us"]
+        note = ratio(feast_p99, got["p99_us"], "faster", "slower") if feast_p99 else ""
         print(
-            f"{ONLINE[peer]:<{LABEL_WIDTH}}{got['p50_us']:>10,.0f}{got['p99_us']:>10,.0f}"
+            f"{ONLINE[peer]:<{LABEL_WIDTH}}{got['p50_us']:>10,.1f}{got['p99_us']:>10,.1f}"
             f"{got['peak_mb']:>10,.0f}{got['setup_seconds']:>9.1f}"
+            + (f"  p99 {note} than Feast" if peer != "feast-online" and note else "")
         )
     return problems
 
@@ -791,6 +826,10 @@ def main() -> None:
             for name, wanted in [
                 ("feast-online", any(p.startswith("feast") for p in peers)),
                 ("trainstore-online", any(p.startswith("trainstore") for p in peers)),
+                (
+                    "trainstore-online-rust",
+                    any(p.startswith("trainstore") for p in peers),
+                ),
             ]
             if wanted
         ]

@@ -9,15 +9,18 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBuilder, Float32Array, Float32Builder, Float64Array,
-    Float64Builder, Int32Array, Int32Builder, Int64Array, Int64Builder, ListArray, ListBuilder,
-    StringArray, StringBuilder, TimestampNanosecondArray, TimestampNanosecondBuilder,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, Float32Array, Float64Array,
+    Int32Array, Int64Array, ListArray, PrimitiveArray, StringArray, StringBuilder,
+    TimestampNanosecondArray,
 };
+use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampNanosecondType,
+};
 use trainstore_core::{Error, Result};
 
-use crate::definitions::ValueType;
+use crate::definitions::{Field, ValueType};
 
 const KEY_STRING: u8 = 1;
 const KEY_INT: u8 = 2;
@@ -51,11 +54,15 @@ pub(crate) fn encode_keys(names: &[String], columns: &[ArrayRef]) -> Result<Vec<
     for (name, column) in names.iter().zip(columns) {
         match column.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                let strings = cast(column, &DataType::Utf8)?;
-                let strings = strings
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("utf8");
+                // Cast only other string types: a lookup's key column is usually Utf8.
+                let cast_once;
+                let strings = match column.as_string_opt::<i32>() {
+                    Some(s) => s,
+                    None => {
+                        cast_once = cast(column, &DataType::Utf8)?;
+                        cast_once.as_string::<i32>()
+                    }
+                };
                 for (slot, v) in out.iter_mut().zip(strings.iter()) {
                     match (slot.as_mut(), v) {
                         (Some(key), Some(v)) => {
@@ -146,11 +153,14 @@ pub(crate) struct RowEncoder {
 }
 
 impl RowEncoder {
-    pub(crate) fn new(fields: &[(String, ValueType)], columns: &[ArrayRef]) -> Result<Self> {
+    pub(crate) fn new(fields: &[Field], columns: &[ArrayRef]) -> Result<Self> {
         let fields = fields
             .iter()
             .zip(columns)
-            .map(|((name, t), c)| Ok((name.clone(), type_tag(t), cast(c, &canonical_type(t))?)))
+            .map(|(f, c)| {
+                let canonical = cast(c, &canonical_type(&f.dtype))?;
+                Ok((f.name.clone(), type_tag(&f.dtype), canonical))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(RowEncoder { fields })
     }
@@ -279,109 +289,125 @@ fn value_len(t: u8, r: &mut Reader<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Builds the requested feature columns from stored rows.
-pub(crate) struct RowDecoder {
-    fields: Vec<(String, ValueType, Builder)>,
-    /// Which fields the current row has filled (kept to spare an allocation per row).
-    done: Vec<bool>,
-}
-
-enum Builder {
-    F64(Float64Builder),
-    F32(Float32Builder),
-    I64(Int64Builder),
-    I32(Int32Builder),
-    Bool(BooleanBuilder),
+/// One requested feature's values, kept as plain vectors and handed to Arrow without a copy:
+/// a lookup is often one row, where builders' bookkeeping and per-array validation cost more
+/// than the values.
+enum Values {
+    F64(Vec<f64>),
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+    I32(Vec<i32>),
+    Bool(Vec<bool>),
     String(StringBuilder),
-    Timestamp(TimestampNanosecondBuilder),
-    ListF32(ListBuilder<Float32Builder>),
-    ListF64(ListBuilder<Float64Builder>),
-    ListI64(ListBuilder<Int64Builder>),
-    ListI32(ListBuilder<Int32Builder>),
+    Timestamp(Vec<i64>),
+    ListF32(List<Float32Type>),
+    ListF64(List<Float64Type>),
+    ListI64(List<Int64Type>),
+    ListI32(List<Int32Type>),
 }
 
-impl Builder {
-    /// A builder for `rows` values (sized to them: a lookup is often one row).
+/// A list column's offsets and items; item validity only once an item is null.
+struct List<T: ArrowPrimitiveType> {
+    offsets: Vec<i32>,
+    items: Vec<T::Native>,
+    item_valid: Option<Vec<bool>>,
+}
+
+impl<T: ArrowPrimitiveType> List<T> {
+    fn with_capacity(rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        List {
+            offsets,
+            items: Vec::with_capacity(rows * 32),
+            item_valid: None,
+        }
+    }
+
+    /// Appends a stored list: its length, a has-nulls byte, the validity bytes if so, the
+    /// little-endian items.
+    fn append(&mut self, r: &mut Reader<'_>, read: impl Fn(&[u8]) -> T::Native) -> Result<()> {
+        let width = std::mem::size_of::<T::Native>();
+        let n = r.u32()?;
+        let valid = if r.u8()? == 1 { Some(r.take(n)?) } else { None };
+        let raw = r.take(n * width)?;
+        if valid.is_some() || self.item_valid.is_some() {
+            let held = self.items.len();
+            let item_valid = self.item_valid.get_or_insert_with(|| vec![true; held]);
+            match valid {
+                Some(v) => item_valid.extend(v.iter().map(|&b| b == 1)),
+                None => item_valid.resize(held + n, true),
+            }
+        }
+        self.items.extend(raw.chunks_exact(width).map(read));
+        self.push_offset()
+    }
+
+    /// Ends a row: an empty list for a null one, else the items appended since the last.
+    fn push_offset(&mut self) -> Result<()> {
+        let end = i32::try_from(self.items.len()).map_err(|_| Error::Corrupt {
+            path: "online store".into(),
+            reason: "more list items than one column can hold".into(),
+        })?;
+        self.offsets.push(end);
+        Ok(())
+    }
+
+    fn finish(self, nulls: Option<NullBuffer>) -> ArrayRef {
+        let item_nulls = self.item_valid.map(NullBuffer::from);
+        let items = PrimitiveArray::<T>::new(self.items.into(), item_nulls);
+        let field = Arc::new(arrow::datatypes::Field::new_list_field(T::DATA_TYPE, true));
+        let offsets = OffsetBuffer::new(self.offsets.into());
+        Arc::new(ListArray::new(field, offsets, Arc::new(items), nulls))
+    }
+}
+
+impl Values {
+    /// Room for `rows` values (sized to them: a lookup is often one row).
     fn new(t: &ValueType, rows: usize) -> Self {
         match type_tag(t) {
-            tag::F64 => Builder::F64(Float64Builder::with_capacity(rows)),
-            tag::F32 => Builder::F32(Float32Builder::with_capacity(rows)),
-            tag::I64 => Builder::I64(Int64Builder::with_capacity(rows)),
-            tag::I32 => Builder::I32(Int32Builder::with_capacity(rows)),
-            tag::BOOL => Builder::Bool(BooleanBuilder::with_capacity(rows)),
-            tag::STRING => Builder::String(StringBuilder::with_capacity(rows, rows * 16)),
-            tag::TIMESTAMP => Builder::Timestamp(TimestampNanosecondBuilder::with_capacity(rows)),
-            tag::LIST_F32 => Builder::ListF32(ListBuilder::with_capacity(
-                Float32Builder::with_capacity(rows * 32),
-                rows,
-            )),
-            tag::LIST_F64 => Builder::ListF64(ListBuilder::with_capacity(
-                Float64Builder::with_capacity(rows * 32),
-                rows,
-            )),
-            tag::LIST_I64 => Builder::ListI64(ListBuilder::with_capacity(
-                Int64Builder::with_capacity(rows * 32),
-                rows,
-            )),
-            _ => Builder::ListI32(ListBuilder::with_capacity(
-                Int32Builder::with_capacity(rows * 32),
-                rows,
-            )),
+            tag::F64 => Values::F64(Vec::with_capacity(rows)),
+            tag::F32 => Values::F32(Vec::with_capacity(rows)),
+            tag::I64 => Values::I64(Vec::with_capacity(rows)),
+            tag::I32 => Values::I32(Vec::with_capacity(rows)),
+            tag::BOOL => Values::Bool(Vec::with_capacity(rows)),
+            tag::STRING => Values::String(StringBuilder::with_capacity(rows, rows * 16)),
+            tag::TIMESTAMP => Values::Timestamp(Vec::with_capacity(rows)),
+            tag::LIST_F32 => Values::ListF32(List::with_capacity(rows)),
+            tag::LIST_F64 => Values::ListF64(List::with_capacity(rows)),
+            tag::LIST_I64 => Values::ListI64(List::with_capacity(rows)),
+            _ => Values::ListI32(List::with_capacity(rows)),
         }
     }
 
-    fn append_null(&mut self) {
+    /// A placeholder under a null slot (the column's validity says it is null).
+    fn append_null(&mut self) -> Result<()> {
         match self {
-            Builder::F64(b) => b.append_null(),
-            Builder::F32(b) => b.append_null(),
-            Builder::I64(b) => b.append_null(),
-            Builder::I32(b) => b.append_null(),
-            Builder::Bool(b) => b.append_null(),
-            Builder::String(b) => b.append_null(),
-            Builder::Timestamp(b) => b.append_null(),
-            Builder::ListF32(b) => b.append_null(),
-            Builder::ListF64(b) => b.append_null(),
-            Builder::ListI64(b) => b.append_null(),
-            Builder::ListI32(b) => b.append_null(),
+            Values::F64(v) => v.push(0.0),
+            Values::F32(v) => v.push(0.0),
+            Values::I64(v) | Values::Timestamp(v) => v.push(0),
+            Values::I32(v) => v.push(0),
+            Values::Bool(v) => v.push(false),
+            Values::String(b) => b.append_value(""),
+            Values::ListF32(l) => l.push_offset()?,
+            Values::ListF64(l) => l.push_offset()?,
+            Values::ListI64(l) => l.push_offset()?,
+            Values::ListI32(l) => l.push_offset()?,
         }
+        Ok(())
     }
 
-    /// Appends the value at the reader, which holds a value of this builder's type.
+    /// Appends the value at the reader, which holds a value of this column's type.
     fn append(&mut self, r: &mut Reader<'_>) -> Result<()> {
-        fn list<B, T>(
-            b: &mut ListBuilder<B>,
-            r: &mut Reader<'_>,
-            width: usize,
-            read: impl Fn(&[u8]) -> T,
-        ) -> Result<()>
-        where
-            B: arrow::array::ArrayBuilder + Extend<Option<T>>,
-        {
-            let n = r.u32()?;
-            let valid: Option<Vec<bool>> = if r.u8()? == 1 {
-                Some(r.take(n)?.iter().map(|&v| v == 1).collect())
-            } else {
-                None
-            };
-            let raw = r.take(n * width)?;
-            b.values().extend(
-                raw.chunks_exact(width)
-                    .enumerate()
-                    .map(|(i, c)| valid.as_ref().is_none_or(|v| v[i]).then(|| read(c))),
-            );
-            b.append(true);
-            Ok(())
-        }
         let le8 = |b: &[u8]| -> [u8; 8] { b.try_into().expect("8") };
         let le4 = |b: &[u8]| -> [u8; 4] { b.try_into().expect("4") };
         match self {
-            Builder::F64(b) => b.append_value(f64::from_le_bytes(le8(r.take(8)?))),
-            Builder::F32(b) => b.append_value(f32::from_le_bytes(le4(r.take(4)?))),
-            Builder::I64(b) => b.append_value(i64::from_le_bytes(le8(r.take(8)?))),
-            Builder::I32(b) => b.append_value(i32::from_le_bytes(le4(r.take(4)?))),
-            Builder::Timestamp(b) => b.append_value(i64::from_le_bytes(le8(r.take(8)?))),
-            Builder::Bool(b) => b.append_value(r.u8()? == 1),
-            Builder::String(b) => {
+            Values::F64(v) => v.push(f64::from_le_bytes(le8(r.take(8)?))),
+            Values::F32(v) => v.push(f32::from_le_bytes(le4(r.take(4)?))),
+            Values::I64(v) | Values::Timestamp(v) => v.push(i64::from_le_bytes(le8(r.take(8)?))),
+            Values::I32(v) => v.push(i32::from_le_bytes(le4(r.take(4)?))),
+            Values::Bool(v) => v.push(r.u8()? == 1),
+            Values::String(b) => {
                 let n = r.u32()?;
                 let text = std::str::from_utf8(r.take(n)?).map_err(|_| Error::Corrupt {
                     path: "online store".into(),
@@ -389,48 +415,101 @@ impl Builder {
                 })?;
                 b.append_value(text);
             }
-            Builder::ListF32(b) => list(b, r, 4, |c| f32::from_le_bytes(le4(c)))?,
-            Builder::ListF64(b) => list(b, r, 8, |c| f64::from_le_bytes(le8(c)))?,
-            Builder::ListI64(b) => list(b, r, 8, |c| i64::from_le_bytes(le8(c)))?,
-            Builder::ListI32(b) => list(b, r, 4, |c| i32::from_le_bytes(le4(c)))?,
+            Values::ListF32(l) => l.append(r, |c| f32::from_le_bytes(le4(c)))?,
+            Values::ListF64(l) => l.append(r, |c| f64::from_le_bytes(le8(c)))?,
+            Values::ListI64(l) => l.append(r, |c| i64::from_le_bytes(le8(c)))?,
+            Values::ListI32(l) => l.append(r, |c| i32::from_le_bytes(le4(c)))?,
         }
         Ok(())
     }
 
-    fn finish(self) -> ArrayRef {
+    fn finish(self, nulls: Option<NullBuffer>) -> ArrayRef {
+        fn primitive<T: ArrowPrimitiveType>(
+            v: Vec<T::Native>,
+            nulls: Option<NullBuffer>,
+        ) -> PrimitiveArray<T> {
+            PrimitiveArray::new(v.into(), nulls)
+        }
         match self {
-            Builder::F64(mut b) => Arc::new(b.finish()),
-            Builder::F32(mut b) => Arc::new(b.finish()),
-            Builder::I64(mut b) => Arc::new(b.finish()),
-            Builder::I32(mut b) => Arc::new(b.finish()),
-            Builder::Bool(mut b) => Arc::new(b.finish()),
-            Builder::String(mut b) => Arc::new(b.finish()),
-            Builder::Timestamp(mut b) => Arc::new(b.finish().with_timezone("UTC")),
-            Builder::ListF32(mut b) => Arc::new(b.finish()),
-            Builder::ListF64(mut b) => Arc::new(b.finish()),
-            Builder::ListI64(mut b) => Arc::new(b.finish()),
-            Builder::ListI32(mut b) => Arc::new(b.finish()),
+            Values::F64(v) => Arc::new(primitive::<Float64Type>(v, nulls)),
+            Values::F32(v) => Arc::new(primitive::<Float32Type>(v, nulls)),
+            Values::I64(v) => Arc::new(primitive::<Int64Type>(v, nulls)),
+            Values::I32(v) => Arc::new(primitive::<Int32Type>(v, nulls)),
+            Values::Timestamp(v) => {
+                Arc::new(primitive::<TimestampNanosecondType>(v, nulls).with_timezone("UTC"))
+            }
+            Values::Bool(v) => Arc::new(BooleanArray::new(BooleanBuffer::from(v), nulls)),
+            Values::String(mut b) => {
+                let strings = b.finish();
+                let (offsets, values, _) = strings.into_parts();
+                Arc::new(StringArray::new(offsets, values, nulls))
+            }
+            Values::ListF32(l) => l.finish(nulls),
+            Values::ListF64(l) => l.finish(nulls),
+            Values::ListI64(l) => l.finish(nulls),
+            Values::ListI32(l) => l.finish(nulls),
         }
     }
 }
 
-impl RowDecoder {
+/// One requested feature being decoded: its values, and its validity once a row is null.
+struct Column<'f> {
+    field: &'f Field,
+    tag: u8,
+    values: Values,
+    valid: Option<Vec<bool>>,
+}
+
+impl Column<'_> {
+    fn append_null(&mut self, row: usize) -> Result<()> {
+        self.valid
+            .get_or_insert_with(|| vec![true; row])
+            .push(false);
+        self.values.append_null()
+    }
+
+    fn append(&mut self, r: &mut Reader<'_>) -> Result<()> {
+        if let Some(valid) = &mut self.valid {
+            valid.push(true);
+        }
+        self.values.append(r)
+    }
+}
+
+/// Builds the requested feature columns from stored rows.
+pub(crate) struct RowDecoder<'f> {
+    columns: Vec<Column<'f>>,
+    /// Rows appended so far.
+    rows: usize,
+    /// Which fields the current row has filled (kept to spare an allocation per row).
+    done: Vec<bool>,
+}
+
+impl<'f> RowDecoder<'f> {
     /// A decoder of `rows` stored rows into `fields`.
-    pub(crate) fn new(fields: &[(String, ValueType)], rows: usize) -> Self {
+    pub(crate) fn new(fields: &'f [Field], rows: usize) -> Self {
         RowDecoder {
-            fields: fields
+            columns: fields
                 .iter()
-                .map(|(n, t)| (n.clone(), t.clone(), Builder::new(t, rows)))
+                .map(|f| Column {
+                    field: f,
+                    tag: type_tag(&f.dtype),
+                    values: Values::new(&f.dtype, rows),
+                    valid: None,
+                })
                 .collect(),
+            rows: 0,
             done: vec![false; fields.len()],
         }
     }
 
     /// Appends one entity's values: nulls for `None`, else the stored row's fields.
     pub(crate) fn append(&mut self, row: Option<&[u8]>) -> Result<()> {
+        let at = self.rows;
+        self.rows += 1;
         let Some(bytes) = row else {
-            for (_, _, b) in &mut self.fields {
-                b.append_null();
+            for c in &mut self.columns {
+                c.append_null(at)?;
             }
             return Ok(());
         };
@@ -443,43 +522,177 @@ impl RowDecoder {
             let name = r.take(len)?;
             let t = r.u8()?;
             let wanted = self
-                .fields
+                .columns
                 .iter()
-                .position(|(n, _, _)| n.as_bytes() == name);
+                .position(|c| c.field.name.as_bytes() == name);
             match wanted {
                 Some(i) if t == tag::NULL => {
-                    self.fields[i].2.append_null();
+                    self.columns[i].append_null(at)?;
                     done[i] = true;
                 }
-                Some(i) if t == type_tag(&self.fields[i].1) => {
-                    self.fields[i].2.append(&mut r)?;
+                Some(i) if t == self.columns[i].tag => {
+                    self.columns[i].append(&mut r)?;
                     done[i] = true;
                 }
                 Some(i) => {
+                    let field = self.columns[i].field;
                     return Err(Error::Corrupt {
                         path: "online store".into(),
                         reason: format!(
                             "feature {} was materialized with another type than its current {}; \
                              materialize the view again",
-                            self.fields[i].0, self.fields[i].1
+                            field.name, field.dtype
                         ),
                     });
                 }
                 None => value_len(t, &mut r)?,
             }
         }
-        for (i, (_, _, b)) in self.fields.iter_mut().enumerate() {
+        for (i, c) in self.columns.iter_mut().enumerate() {
             if !done[i] {
-                b.append_null();
+                c.append_null(at)?;
             }
         }
         Ok(())
     }
 
     pub(crate) fn finish(self) -> Vec<ArrayRef> {
-        self.fields
+        self.columns
             .into_iter()
-            .map(|(_, _, b)| b.finish())
+            .map(|c| c.values.finish(c.valid.map(NullBuffer::from)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{
+        BooleanArray, Float32Builder, Float64Array, Int32Array, Int64Array, ListBuilder,
+        StringArray, TimestampNanosecondArray,
+    };
+
+    use super::*;
+
+    fn field(name: &str, dtype: ValueType) -> Field {
+        Field {
+            name: name.into(),
+            dtype,
+        }
+    }
+
+    /// Every value type, with nulls first valid then not (and the reverse), and list items
+    /// that are null only in a later row: the decoder's lazily started validity must line up.
+    fn columns() -> (Vec<Field>, Vec<ArrayRef>) {
+        let mut lists = ListBuilder::new(Float32Builder::new());
+        lists.append_value([Some(1.5), Some(2.0)]);
+        lists.append_null();
+        lists.append_value([]);
+        lists.append_value([Some(3.0), None, Some(4.0)]);
+        let fields = vec![
+            field("f64", ValueType::Float64),
+            field("f32", ValueType::Float32),
+            field("i64", ValueType::Int64),
+            field("i32", ValueType::Int32),
+            field("flag", ValueType::Bool),
+            field("text", ValueType::String),
+            field("at", ValueType::Timestamp),
+            field("list", ValueType::List(Box::new(ValueType::Float32))),
+        ];
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Float64Array::from(vec![
+                Some(1.0),
+                None,
+                Some(3.0),
+                Some(-0.5),
+            ])),
+            Arc::new(Float32Array::from(vec![None, Some(2.5), None, Some(7.0)])),
+            Arc::new(Int64Array::from(vec![
+                Some(i64::MIN),
+                Some(0),
+                None,
+                Some(5),
+            ])),
+            Arc::new(Int32Array::from(vec![Some(1), Some(2), Some(3), None])),
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                None,
+                Some(false),
+                Some(true),
+            ])),
+            Arc::new(StringArray::from(vec![
+                Some("é"),
+                Some(""),
+                None,
+                Some("x"),
+            ])),
+            Arc::new(
+                TimestampNanosecondArray::from(vec![Some(1), None, Some(3), Some(-4)])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(lists.finish()),
+        ];
+        (fields, columns)
+    }
+
+    #[test]
+    fn rows_decode_to_the_columns_they_were_encoded_from() {
+        let (fields, columns) = columns();
+        let encoder = RowEncoder::new(&fields, &columns).unwrap();
+        let rows: Vec<Vec<u8>> = (0..4).map(|r| encoder.encode(r, r as i64, 0)).collect();
+        let mut decoder = RowDecoder::new(&fields, rows.len());
+        for row in &rows {
+            decoder.append(Some(row)).unwrap();
+        }
+        for (i, got) in decoder.finish().iter().enumerate() {
+            assert_eq!(
+                got.to_data(),
+                columns[i].to_data(),
+                "column {}",
+                fields[i].name
+            );
+        }
+    }
+
+    #[test]
+    fn absent_rows_and_fields_decode_as_nulls() {
+        let (fields, columns) = columns();
+        // Rows written before the view had its last four fields.
+        let encoder = RowEncoder::new(&fields[..4], &columns[..4]).unwrap();
+        let row = encoder.encode(0, 0, 0);
+        let mut decoder = RowDecoder::new(&fields, 3);
+        decoder.append(Some(&row)).unwrap();
+        decoder.append(None).unwrap();
+        decoder.append(Some(&row)).unwrap();
+        let got = decoder.finish();
+        assert_eq!(
+            got[0]
+                .as_primitive::<Float64Type>()
+                .iter()
+                .collect::<Vec<_>>(),
+            [Some(1.0), None, Some(1.0)]
+        );
+        for (column, f) in got.iter().zip(&fields).skip(4) {
+            assert_eq!(
+                column.null_count(),
+                3,
+                "{} is absent from every row",
+                f.name
+            );
+            assert_eq!(column.data_type(), &canonical_type(&f.dtype));
+        }
+    }
+
+    #[test]
+    fn a_field_stored_with_another_type_is_reported() {
+        let (fields, columns) = columns();
+        let row = RowEncoder::new(&fields[..1], &columns[..1])
+            .unwrap()
+            .encode(0, 0, 0);
+        let retyped = [field("f64", ValueType::Int64)];
+        let err = RowDecoder::new(&retyped, 1).append(Some(&row)).unwrap_err();
+        assert!(
+            err.to_string().contains("materialize the view again"),
+            "{err}"
+        );
     }
 }

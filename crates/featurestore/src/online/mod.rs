@@ -22,7 +22,6 @@ use futures::StreamExt;
 use serde::Serialize;
 use trainstore_core::{DataSourceRef, Error, Result, TimeRange, Timestamp};
 
-use crate::definitions::ValueType;
 use crate::historical::ViewSelection;
 
 pub use embedded::EmbeddedOnlineStore;
@@ -73,11 +72,6 @@ pub(crate) async fn materialize_view(
     range: Option<TimeRange>,
 ) -> Result<Materialized> {
     let view = &selection.view;
-    let fields: Vec<(String, ValueType)> = selection
-        .features
-        .iter()
-        .map(|f| (f.name.clone(), f.dtype.clone()))
-        .collect();
     let mut latest: HashMap<Vec<u8>, Vec<u8>, ahash::RandomState> = HashMap::default();
     let mut rows_read = 0;
     let mut stream = source.scan(&selection.scan_request(range)).await?;
@@ -87,7 +81,7 @@ pub(crate) async fn materialize_view(
         let parts = selection.split(&batch)?;
         let (event, created) = (parts.event, parts.created);
         let keys = codec::encode_keys(&selection.join_keys, parts.keys)?;
-        let encoder = codec::RowEncoder::new(&fields, parts.features)?;
+        let encoder = codec::RowEncoder::new(&selection.features, parts.features)?;
         for (row, key) in keys.into_iter().enumerate() {
             let (Some(key), true) = (key, event.is_valid(row)) else {
                 continue;
@@ -174,12 +168,7 @@ pub(crate) async fn read_features(
             TtlPolicy::Enforce => s.view.ttl.limit().map(|d| d.as_nanos() as i128),
             TtlPolicy::Ignore => None,
         };
-        let wanted: Vec<(String, ValueType)> = s
-            .features
-            .iter()
-            .map(|f| (f.name.clone(), f.dtype.clone()))
-            .collect();
-        let mut decoder = codec::RowDecoder::new(&wanted, keys.len());
+        let mut decoder = codec::RowDecoder::new(&s.features, keys.len());
         for key in &keys {
             let row = match key {
                 Some(_) => stored.next().flatten(),
