@@ -4,8 +4,9 @@
 //! its Python and Feast sides, so the three are measured in one run.
 //!
 //! `cargo bench --bench online_lookups -- --workspace DIR --keys KEYS.json --features
-//! view:a,view:b [--warmup 100]`, where KEYS.json is a list of objects of string join keys
-//! (`[{"uuid": "…", "nodeId": "…"}, …]`). TTLs are ignored, as Feast's online reads do.
+//! view:a,view:b [--warmup N]`, where KEYS.json is a list of objects of string join keys
+//! (`[{"uuid": "…", "nodeId": "…"}, …]`): the first N are warm-up calls, the rest are timed.
+//! TTLs are ignored, as Feast's online reads do.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,7 +29,7 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let (mut workspace, mut keys, mut features, mut warmup) = (None, None, None, 100);
+    let (mut workspace, mut keys, mut features, mut warmup) = (None, None, None, 0);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
@@ -115,13 +116,19 @@ fn main() {
             .block_on(store.get_online_features(&args.features, &rows, &options))
             .expect("an online read")
     };
-    for key in keys.iter().take(args.warmup) {
+    let (warmup, timed) = keys.split_at(args.warmup.min(keys.len()));
+    assert!(
+        !timed.is_empty(),
+        "no keys left to time after {} warm-up calls",
+        args.warmup
+    );
+    for key in warmup {
         lookup(key);
     }
     let setup_seconds = started.elapsed().as_secs_f64();
-    let (mut micros, mut non_null, mut sum) = (Vec::with_capacity(keys.len()), 0, 0.0);
+    let (mut micros, mut non_null, mut sum) = (Vec::with_capacity(timed.len()), 0, 0.0);
     let first = args.features[0].feature.as_str();
-    for key in &keys {
+    for key in timed {
         let begin = Instant::now();
         let answer = lookup(key);
         micros.push(begin.elapsed().as_secs_f64() * 1e6);
@@ -139,7 +146,7 @@ fn main() {
         "setup_seconds": setup_seconds,
         "p50_us": percentile(&micros, 0.50),
         "p99_us": percentile(&micros, 0.99),
-        "lookups": keys.len(),
+        "lookups": timed.len(),
         "first_feature_non_null": non_null,
         "first_feature_sum": sum,
         "peak_mb": peak_mb(),

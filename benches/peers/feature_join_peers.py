@@ -154,8 +154,17 @@ class Data:
 
     def lookup_keys(self, lookups: int) -> list[dict[str, str]]:
         """The online section's keys, one per lookup, the same for every side."""
-        uuids = make_uuids(self.keys // len(NODES), self.seed, 2)
         picks = np.random.default_rng([self.seed, 3]).integers(0, self.keys, lookups)
+        return self.key_dicts(picks)
+
+    def warmup_keys(self, calls: int) -> list[dict[str, str]]:
+        """Keys of the warm-up calls: every materialized key once in a seeded order, then
+        again, until `calls` (a serving process's caches hold what it serves)."""
+        order = np.random.default_rng([self.seed, 4]).permutation(self.keys)
+        return self.key_dicts(np.resize(order, calls))
+
+    def key_dicts(self, picks: np.ndarray) -> list[dict[str, str]]:
+        uuids = make_uuids(self.keys // len(NODES), self.seed, 2)
         return [{"uuid": uuids[k // 2], "nodeId": NODES[k % 2]} for k in picks.tolist()]
 
 
@@ -465,7 +474,8 @@ def rust_online(args: argparse.Namespace, data: Data, work: Path) -> dict[str, A
     del ws  # the embedded store serves one process at a time: let go of it
     gc.collect()
     keys = work / "keys.json"
-    keys.write_text(json.dumps(data.lookup_keys(args.lookups)))
+    warmup = data.warmup_keys(args.warmup)
+    keys.write_text(json.dumps(warmup + data.lookup_keys(args.lookups)))
     command = [
         "cargo", "bench", "--quiet", "--bench", "online_lookups", "--",
         "--workspace", str(work / "ws"), "--keys", str(keys),
@@ -509,7 +519,7 @@ def child(args: argparse.Namespace, data: Data) -> dict[str, Any]:
         lookup = online_side(args.child, data, work)
         result: dict[str, Any] = {"setup_seconds": time.perf_counter() - started}
         keys = data.lookup_keys(args.lookups)
-        for key in keys[: args.warmup]:
+        for key in data.warmup_keys(args.warmup):
             lookup(key)
         latencies, total, non_null = [], 0.0, 0
         for key in keys:
@@ -780,7 +790,11 @@ def main() -> None:
     )
     parser.add_argument("--online-only", action="store_true")
     parser.add_argument("--lookups", type=int, default=2000)
-    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        help="online warm-up calls (default: one per materialized key)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--data-dir",
@@ -799,6 +813,8 @@ def main() -> None:
             "--feature-rows must be a multiple of 200 (uuids x 2 nodeIds x 100)"
         )
     data = Data(Path(args.data_dir), args.feature_rows, args.entity_rows, args.seed)
+    if args.warmup is None:
+        args.warmup = data.keys
 
     if args.child:
         write_result(Path(args.work), child(args, data))

@@ -20,7 +20,8 @@ use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use serde::{Deserialize, Serialize};
 use trainstore_core::{Error, Result};
 
-use crate::definitions::{Definitions, DerivedFeature, FeatureRef, OnDemandFeatureView, ValueType};
+use crate::Name;
+use crate::definitions::{Definitions, DerivedFeature, FeatureRef, ValueType};
 
 /// A function of one list feature.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -176,14 +177,15 @@ impl Expr {
 /// A request with on-demand features, split into what the views are asked for and what is
 /// computed after: inputs nobody asked for are fetched, used and dropped.
 #[derive(Debug)]
-pub(crate) struct Derivation<'d> {
+pub(crate) struct Derivation {
     fetch: Vec<FeatureRef>,
     hidden: Vec<FeatureRef>,
-    outputs: Vec<(&'d OnDemandFeatureView, &'d DerivedFeature)>,
+    /// Each derived column: its view's name, and the feature.
+    outputs: Vec<(Name, DerivedFeature)>,
 }
 
-impl<'d> Derivation<'d> {
-    pub(crate) fn plan(defs: &'d Definitions, refs: &[FeatureRef]) -> Result<Self> {
+impl Derivation {
+    pub(crate) fn plan(defs: &Definitions, refs: &[FeatureRef]) -> Result<Self> {
         let mut fetch = Vec::new();
         let mut outputs = Vec::new();
         for r in refs {
@@ -191,14 +193,16 @@ impl<'d> Derivation<'d> {
                 Some(view) => {
                     defs.check_ref(r)?;
                     let feature = view.feature(&r.feature).expect("checked");
-                    if outputs.contains(&(view, feature)) {
+                    if outputs.iter().any(|(v, f): &(Name, DerivedFeature)| {
+                        *v == view.name && f.name == feature.name
+                    }) {
                         return Err(Error::invalid(
                             "feature references",
                             r.to_string(),
                             "requested twice",
                         ));
                     }
-                    outputs.push((view, feature));
+                    outputs.push((view.name.clone(), feature.clone()));
                 }
                 None => fetch.push(r.clone()),
             }
@@ -256,7 +260,7 @@ impl<'d> Derivation<'d> {
             }
         }
         for (view, feature) in &self.outputs {
-            let name = name_of(view.name.as_str(), &feature.name);
+            let name = name_of(view.as_str(), &feature.name);
             if fields.iter().any(|f| f.name() == &name) {
                 return Err(Error::invalid(
                     "feature references",

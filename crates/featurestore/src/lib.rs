@@ -37,8 +37,8 @@ pub use historical::{
 };
 pub use offline::Ingested;
 pub use online::{
-    EmbeddedOnlineStore, Materialized, OnlineStore, OnlineStoreRef, RedisOnlineStore, TtlPolicy,
-    open_online_store,
+    EmbeddedOnlineStore, Materialized, OnlineStore, OnlineStoreRef, RedisOnlineStore, RowVisitor,
+    TtlPolicy, open_online_store,
 };
 pub use registry::{Change, Plan, PlannedChange, Registry, RegistryVersion};
 pub use sources::SourceEnv;

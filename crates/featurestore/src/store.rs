@@ -15,7 +15,7 @@ use crate::historical::{
     self, Engine, HistoricalOptions, JoinSource, ViewRequest, ViewSelection, group_by_view,
 };
 use crate::offline::{Ingested, OfflineStore};
-use crate::online::{self, Materialized, OnlineStoreRef, TtlPolicy};
+use crate::online::{self, AnswerShapes, Materialized, OnlineStoreRef, TtlPolicy};
 use crate::registry::{Change, Plan, Registry, RegistryVersion};
 use crate::sources::{SourceColumns, SourceEnv};
 
@@ -52,12 +52,20 @@ struct OnlineSpec {
     opened: Arc<OnceCell<OnlineStoreRef>>,
 }
 
-/// The views of an online request, for the registry state they were resolved in.
+/// How an online request is answered (which views, what is derived after), for the registry
+/// state it was planned in.
 #[derive(Debug)]
-struct OnlineViews {
+struct CachedOnlinePlan {
     defs: Arc<Definitions>,
     features: Vec<FeatureRef>,
-    selections: Arc<[ViewSelection]>,
+    plan: Arc<OnlinePlan>,
+}
+
+#[derive(Debug)]
+struct OnlinePlan {
+    derivation: Derivation,
+    selections: Vec<ViewSelection>,
+    shapes: AnswerShapes,
 }
 
 /// Entities, feature views and services of one workspace, and retrieval over them.
@@ -69,7 +77,7 @@ pub struct FeatureStore {
     online: Option<OnlineSpec>,
     /// The last online request's views: a serving loop asks for the same features on every
     /// call, and resolving them cost as much as the lookup.
-    last_online: Arc<Mutex<Option<OnlineViews>>>,
+    last_online: Arc<Mutex<Option<CachedOnlinePlan>>>,
 }
 
 impl FeatureStore {
@@ -373,9 +381,8 @@ impl FeatureStore {
         options: &OnlineOptions,
     ) -> Result<RecordBatch> {
         let defs = self.registry.recent().await?;
-        let derivation = Derivation::plan(&defs, features)?;
-        let selections = self.online_views(&defs, derivation.fetch())?;
-        if let Some(s) = selections.iter().find(|s| !s.view.online) {
+        let plan = self.online_plan(&defs, features)?;
+        if let Some(s) = plan.selections.iter().find(|s| !s.view.online) {
             return Err(Error::invalid(
                 "feature references",
                 s.view.name.as_str(),
@@ -386,36 +393,43 @@ impl FeatureStore {
         let fetched = online::read_features(
             &store,
             entity_rows,
-            &selections,
+            &plan.selections,
+            &plan.shapes,
             options.full_feature_names,
             options.ttl,
             Timestamp::now(),
         )
         .await?;
-        derivation.finish(fetched, options.full_feature_names)
+        plan.derivation.finish(fetched, options.full_feature_names)
     }
 
-    /// `features` grouped by view, as resolved by the last online request when it asked for
-    /// the same features in the same registry state.
-    fn online_views(
+    /// How to answer `features`: as planned by the last online request when it asked for the
+    /// same features in the same registry state (a serving loop asks the same every time).
+    fn online_plan(
         &self,
         defs: &Arc<Definitions>,
         features: &[FeatureRef],
-    ) -> Result<Arc<[ViewSelection]>> {
-        let mut last = self.last_online.lock().expect("online views");
+    ) -> Result<Arc<OnlinePlan>> {
+        let mut last = self.last_online.lock().expect("online plan");
         if let Some(held) = last.as_ref()
             && Arc::ptr_eq(&held.defs, defs)
             && held.features == features
         {
-            return Ok(held.selections.clone());
+            return Ok(held.plan.clone());
         }
-        let selections: Arc<[ViewSelection]> = group_by_view(defs, features)?.into();
-        *last = Some(OnlineViews {
+        let derivation = Derivation::plan(defs, features)?;
+        let selections = group_by_view(defs, derivation.fetch())?;
+        let plan = Arc::new(OnlinePlan {
+            derivation,
+            selections,
+            shapes: AnswerShapes::default(),
+        });
+        *last = Some(CachedOnlinePlan {
             defs: defs.clone(),
             features: features.to_vec(),
-            selections: selections.clone(),
+            plan: plan.clone(),
         });
-        Ok(selections)
+        Ok(plan)
     }
 
     /// Feature references from names: `view:feature` as it is, and a feature service's name

@@ -6,7 +6,7 @@
 //! self-describing fields (name, type tag, value): a row written before a view gained a field
 //! still reads, and a field whose type changed is reported instead of misread.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
     Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, Float32Array, Float64Array,
@@ -16,7 +16,8 @@ use arrow::array::{
 use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampNanosecondType,
+    DataType, FieldRef, Float32Type, Float64Type, Int32Type, Int64Type, TimeUnit,
+    TimestampNanosecondType,
 };
 use trainstore_core::{Error, Result};
 
@@ -356,10 +357,27 @@ impl<T: ArrowPrimitiveType> List<T> {
     fn finish(self, nulls: Option<NullBuffer>) -> ArrayRef {
         let item_nulls = self.item_valid.map(NullBuffer::from);
         let items = PrimitiveArray::<T>::new(self.items.into(), item_nulls);
-        let field = Arc::new(arrow::datatypes::Field::new_list_field(T::DATA_TYPE, true));
+        let field = item_field(&T::DATA_TYPE);
         let offsets = OffsetBuffer::new(self.offsets.into());
         Arc::new(ListArray::new(field, offsets, Arc::new(items), nulls))
     }
+}
+
+/// The item field of list columns of `item`, made once per process and shared.
+fn item_field(item: &DataType) -> FieldRef {
+    static FIELDS: OnceLock<Vec<FieldRef>> = OnceLock::new();
+    let fields = FIELDS.get_or_init(|| {
+        [
+            DataType::Float32,
+            DataType::Float64,
+            DataType::Int32,
+            DataType::Int64,
+        ]
+        .map(|t| Arc::new(arrow::datatypes::Field::new_list_field(t, true)))
+        .to_vec()
+    });
+    let field = fields.iter().find(|f| f.data_type() == item);
+    field.expect("list items are numeric").clone()
 }
 
 impl Values {
@@ -517,14 +535,19 @@ impl<'f> RowDecoder<'f> {
         done.fill(false);
         let mut r = Reader { bytes, at: HEADER };
         let count = u16::from_le_bytes(r.take(2)?.try_into().expect("2"));
+        // Stored fields usually come in the order asked for: try the column after the last
+        // match before searching.
+        let mut next = 0;
         for _ in 0..count {
             let len = r.u8()? as usize;
             let name = r.take(len)?;
             let t = r.u8()?;
-            let wanted = self
-                .columns
-                .iter()
-                .position(|c| c.field.name.as_bytes() == name);
+            let named = |c: &Column<'_>| c.field.name.as_bytes() == name;
+            let wanted = match self.columns.get(next) {
+                Some(c) if named(c) => Some(next),
+                _ => self.columns.iter().position(named),
+            };
+            next = wanted.map_or(next, |i| i + 1);
             match wanted {
                 Some(i) if t == tag::NULL => {
                     self.columns[i].append_null(at)?;
@@ -650,6 +673,15 @@ mod tests {
                 "column {}",
                 fields[i].name
             );
+        }
+        // Asked for in another order than stored.
+        let reversed: Vec<Field> = fields.iter().rev().cloned().collect();
+        let mut decoder = RowDecoder::new(&reversed, rows.len());
+        for row in &rows {
+            decoder.append(Some(row)).unwrap();
+        }
+        for (got, want) in decoder.finish().iter().zip(columns.iter().rev()) {
+            assert_eq!(got.to_data(), want.to_data());
         }
     }
 

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use trainstore_core::{Error, Result, Timestamp};
 
-use super::OnlineStore;
 use super::codec;
+use super::{OnlineStore, RowVisitor};
 
 const PROGRESS: TableDefinition<&str, i64> = TableDefinition::new("materialized_until");
 
@@ -147,7 +147,7 @@ impl OnlineStore for EmbeddedOnlineStore {
         .await
     }
 
-    async fn read(&self, view: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+    async fn read(&self, view: &str, keys: &[Vec<u8>], each: &mut RowVisitor<'_>) -> Result<()> {
         let path = &self.path;
         let txn = self
             .db
@@ -156,17 +156,18 @@ impl OnlineStore for EmbeddedOnlineStore {
         let name = table_name(view);
         let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
             Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
+            Err(TableError::TableDoesNotExist(_)) => {
+                return keys.iter().try_for_each(|_| each(None));
+            }
             Err(e) => return Err(db_error(path, "read", e)),
         };
-        keys.iter()
-            .map(|k| {
-                Ok(table
-                    .get(k.as_slice())
-                    .map_err(|e| db_error(path, "read", e))?
-                    .map(|v| v.value().to_vec()))
-            })
-            .collect()
+        for k in keys {
+            let row = table
+                .get(k.as_slice())
+                .map_err(|e| db_error(path, "read", e))?;
+            each(row.as_ref().map(|r| r.value()))?;
+        }
+        Ok(())
     }
 
     async fn materialized_until(&self, view: &str) -> Result<Option<Timestamp>> {

@@ -13,10 +13,10 @@ pub mod redis;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
-use arrow::datatypes::{Field as ArrowField, Schema};
+use arrow::datatypes::{Field as ArrowField, Schema, SchemaRef};
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Serialize;
@@ -30,6 +30,9 @@ pub use redis::RedisOnlineStore;
 /// Shared handle to an online store.
 pub type OnlineStoreRef = Arc<dyn OnlineStore>;
 
+/// What [`OnlineStore::read`] hands each stored row to.
+pub type RowVisitor<'a> = dyn FnMut(Option<&[u8]>) -> Result<()> + Send + 'a;
+
 /// A key-value home for the latest feature row of each entity, one namespace per view.
 #[async_trait]
 pub trait OnlineStore: Send + Sync + fmt::Debug {
@@ -40,8 +43,10 @@ pub trait OnlineStore: Send + Sync + fmt::Debug {
     /// version (the row's first 16 bytes) is greater; returns how many were stored.
     async fn write(&self, view: &str, rows: Vec<(Vec<u8>, Vec<u8>)>) -> Result<usize>;
 
-    /// The stored row of each key, in order; `None` for keys never written.
-    async fn read(&self, view: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// Hands the stored row of each key to `each`, in key order (`None` for a key never
+    /// written), and stops at its first error. Rows are lent, not copied out: a lookup is
+    /// often one row, read and decoded in a few microseconds.
+    async fn read(&self, view: &str, keys: &[Vec<u8>], each: &mut RowVisitor<'_>) -> Result<()>;
 
     /// Up to which event time (exclusive) `view` has been materialized, if ever.
     async fn materialized_until(&self, view: &str) -> Result<Option<Timestamp>>;
@@ -124,61 +129,60 @@ pub enum TtlPolicy {
     Ignore,
 }
 
-/// The latest values of `selections`' features for each entity row: the join-key columns
-/// first, then the features, grouped by view (names like historical retrieval's).
-pub(crate) async fn read_features(
-    store: &OnlineStoreRef,
-    entity_rows: &RecordBatch,
+/// The schema of an online answer, and where its key columns are in the entity rows.
+#[derive(Debug)]
+struct AnswerShape {
+    entity: SchemaRef,
+    full_feature_names: bool,
+    schema: SchemaRef,
+    keys: Vec<usize>,
+}
+
+/// The answer shape of the last entity schema a request plan was asked with: a serving loop
+/// sends the same columns every time, so names and fields are built once.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerShapes(Mutex<Option<Arc<AnswerShape>>>);
+
+impl AnswerShapes {
+    fn get(
+        &self,
+        entity: &SchemaRef,
+        selections: &[ViewSelection],
+        full_feature_names: bool,
+    ) -> Result<Arc<AnswerShape>> {
+        let mut held = self.0.lock().expect("answer shapes");
+        if let Some(shape) = held.as_ref()
+            && shape.full_feature_names == full_feature_names
+            && (Arc::ptr_eq(&shape.entity, entity) || shape.entity == *entity)
+        {
+            return Ok(shape.clone());
+        }
+        let shape = Arc::new(answer_shape(entity, selections, full_feature_names)?);
+        *held = Some(shape.clone());
+        Ok(shape)
+    }
+}
+
+/// The join-key columns first (each once, in the order views name them), then the features,
+/// grouped by view (names like historical retrieval's).
+fn answer_shape(
+    entity: &SchemaRef,
     selections: &[ViewSelection],
     full_feature_names: bool,
-    ttl: TtlPolicy,
-    now: Timestamp,
-) -> Result<RecordBatch> {
-    let schema = entity_rows.schema();
-    let mut key_names: Vec<String> = Vec::new();
+) -> Result<AnswerShape> {
+    let mut keys: Vec<usize> = Vec::new();
     for s in selections {
-        s.require_join_keys(&schema)?;
+        s.require_join_keys(entity)?;
         for k in &s.join_keys {
-            if !key_names.contains(k) {
-                key_names.push(k.clone());
+            let i = entity.index_of(k).expect("checked");
+            if !keys.contains(&i) {
+                keys.push(i);
             }
         }
     }
-    let mut fields: Vec<ArrowField> = Vec::new();
-    let mut columns: Vec<ArrayRef> = Vec::new();
-    for k in &key_names {
-        let i = schema.index_of(k).expect("checked");
-        fields.push(schema.field(i).clone());
-        columns.push(entity_rows.column(i).clone());
-    }
-    let now_ns = i128::from(now.as_millis()) * 1_000_000;
+    let mut fields: Vec<ArrowField> = keys.iter().map(|&i| entity.field(i).clone()).collect();
     for s in selections {
-        let key_columns: Vec<ArrayRef> = s
-            .join_keys
-            .iter()
-            .map(|k| entity_rows.column_by_name(k).expect("checked").clone())
-            .collect();
-        let keys = codec::encode_keys(&s.join_keys, &key_columns)?;
-        let present: Vec<Vec<u8>> = keys.iter().flatten().cloned().collect();
-        let mut stored = store
-            .read(s.view.name.as_str(), &present)
-            .await?
-            .into_iter();
-        let limit = match ttl {
-            TtlPolicy::Enforce => s.view.ttl.limit().map(|d| d.as_nanos() as i128),
-            TtlPolicy::Ignore => None,
-        };
-        let mut decoder = codec::RowDecoder::new(&s.features, keys.len());
-        for key in &keys {
-            let row = match key {
-                Some(_) => stored.next().flatten(),
-                None => None,
-            };
-            let fresh = row
-                .filter(|r| limit.is_none_or(|l| now_ns - i128::from(codec::event_time(r)) <= l));
-            decoder.append(fresh.as_deref())?;
-        }
-        for (f, column) in s.features.iter().zip(decoder.finish()) {
+        for f in &s.features {
             let name = s.output_name(f, full_feature_names);
             if fields.iter().any(|x| x.name() == &name) {
                 return Err(Error::invalid(
@@ -187,14 +191,70 @@ pub(crate) async fn read_features(
                     "two columns of the answer would have this name; ask for full feature names",
                 ));
             }
-            fields.push(ArrowField::new(name, column.data_type().clone(), true));
-            columns.push(column);
+            fields.push(ArrowField::new(name, codec::canonical_type(&f.dtype), true));
         }
     }
-    Ok(RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        columns,
-    )?)
+    Ok(AnswerShape {
+        entity: entity.clone(),
+        full_feature_names,
+        schema: Arc::new(Schema::new(fields)),
+        keys,
+    })
+}
+
+/// The latest values of `selections`' features for each entity row: the join-key columns
+/// first, then the features, grouped by view (names like historical retrieval's).
+pub(crate) async fn read_features(
+    store: &OnlineStoreRef,
+    entity_rows: &RecordBatch,
+    selections: &[ViewSelection],
+    shapes: &AnswerShapes,
+    full_feature_names: bool,
+    ttl: TtlPolicy,
+    now: Timestamp,
+) -> Result<RecordBatch> {
+    let shape = shapes.get(&entity_rows.schema(), selections, full_feature_names)?;
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(shape.schema.fields().len());
+    columns.extend(shape.keys.iter().map(|&i| entity_rows.column(i).clone()));
+    let now_ns = i128::from(now.as_millis()) * 1_000_000;
+    for s in selections {
+        let key_columns: Vec<ArrayRef> = s
+            .join_keys
+            .iter()
+            .map(|k| entity_rows.column_by_name(k).expect("checked").clone())
+            .collect();
+        let keys = codec::encode_keys(&s.join_keys, &key_columns)?;
+        let mut decoder = codec::RowDecoder::new(&s.features, keys.len());
+        let mut has_key = Vec::with_capacity(keys.len());
+        let present: Vec<Vec<u8>> = keys
+            .into_iter()
+            .inspect(|k| has_key.push(k.is_some()))
+            .flatten()
+            .collect();
+        let limit = match ttl {
+            TtlPolicy::Enforce => s.view.ttl.limit().map(|d| d.as_nanos() as i128),
+            TtlPolicy::Ignore => None,
+        };
+        // Rows come for the keys present; an entity row with a null key reads as nulls.
+        let mut rows = has_key.into_iter().peekable();
+        let mut each = |row: Option<&[u8]>| -> Result<()> {
+            while rows.next_if_eq(&false).is_some() {
+                decoder.append(None)?;
+            }
+            rows.next();
+            let fresh = row
+                .filter(|r| limit.is_none_or(|l| now_ns - i128::from(codec::event_time(r)) <= l));
+            decoder.append(fresh)
+        };
+        store
+            .read(s.view.name.as_str(), &present, &mut each)
+            .await?;
+        for _ in rows {
+            decoder.append(None)?;
+        }
+        columns.extend(decoder.finish());
+    }
+    Ok(RecordBatch::try_new(shape.schema.clone(), columns)?)
 }
 
 /// Opens the online store a URL names: `redis://…` for Redis, or a local file path for the

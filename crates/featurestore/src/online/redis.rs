@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use trainstore_core::{Error, Result, Timestamp};
 
-use super::OnlineStore;
 use super::codec;
+use super::{OnlineStore, RowVisitor};
 
 /// Rows per script call: large enough to amortize round trips, small enough not to block
 /// the server for long.
@@ -130,18 +130,20 @@ impl OnlineStore for RedisOnlineStore {
         Ok(written)
     }
 
-    async fn read(&self, view: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+    async fn read(&self, view: &str, keys: &[Vec<u8>], each: &mut RowVisitor<'_>) -> Result<()> {
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let mut pipe = redis::pipe();
         for k in keys {
             pipe.hget(self.key(view, k), "d");
         }
         let mut connection = self.connection.clone();
-        pipe.query_async(&mut connection)
+        let rows: Vec<Option<Vec<u8>>> = pipe
+            .query_async(&mut connection)
             .await
-            .map_err(|e| redis_error("read", e))
+            .map_err(|e| redis_error("read", e))?;
+        rows.iter().try_for_each(|r| each(r.as_deref()))
     }
 
     async fn materialized_until(&self, view: &str) -> Result<Option<Timestamp>> {

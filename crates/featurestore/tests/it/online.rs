@@ -132,13 +132,14 @@ async fn conformance(backend: Backend) {
             (Some("Z"), "1"),
             (None, "1"),
             (Some("A"), "9"),
+            (None, "2"),
         ],
         TtlPolicy::Enforce,
     )
     .await;
     assert_eq!(
         floats(&out, "x"),
-        vec![Some(2.0), Some(3.0), None, None, None, None],
+        vec![Some(2.0), Some(3.0), None, None, None, None, None],
         "newest kept; stored null stays null; unknown and null keys read as nulls"
     );
     let names: Vec<_> = out
