@@ -2,8 +2,9 @@
 //!
 //! redb allows one open handle per file, so handles are shared per process (every
 //! `FeatureStore` of the workspace uses the same one); another process holding the file gets a
-//! clear error. Reads run inline (a lookup is a few microseconds of memory-mapped B-tree);
-//! writes run on the blocking pool, one transaction per call, checking versions inside it.
+//! clear error. Reads run inline (a lookup is a few microseconds of cached B-tree pages) on
+//! a snapshot kept until the next commit; writes run on the blocking pool, one transaction per
+//! call, checking versions inside it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use trainstore_core::{Error, Result, Timestamp};
 
 use super::codec;
@@ -33,16 +34,34 @@ fn db_error(path: &Path, operation: &'static str, e: impl fmt::Display) -> Error
 }
 
 /// Open databases of this process, by canonical path.
-fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Database>>> {
-    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Database>>>> = OnceLock::new();
+fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Shared>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = OnceLock::new();
     OPEN.get_or_init(Default::default)
+}
+
+type RowTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// One open store file of this process, and the tables it has open for reading.
+struct Shared {
+    db: Database,
+    readers: Mutex<Readers>,
+}
+
+/// Tables opened for reading since the last write, by view: a lookup reuses the snapshot
+/// instead of beginning a transaction. Sound because every write to the file goes through
+/// this process (redb lets one process open it), which drops them when it commits.
+#[derive(Default)]
+struct Readers {
+    /// Bumped by every commit, so a snapshot taken before one is never kept after it.
+    generation: u64,
+    tables: HashMap<String, Arc<RowTable>>,
 }
 
 /// A `redb` file holding the latest row of each entity per view.
 #[derive(Clone)]
 pub struct EmbeddedOnlineStore {
     path: PathBuf,
-    db: Arc<Database>,
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for EmbeddedOnlineStore {
@@ -69,10 +88,10 @@ impl EmbeddedOnlineStore {
                 .join(path),
         };
         let mut open = open_databases().lock().expect("online store registry");
-        if let Some(db) = open.get(&canonical).and_then(Weak::upgrade) {
+        if let Some(shared) = open.get(&canonical).and_then(Weak::upgrade) {
             return Ok(EmbeddedOnlineStore {
                 path: canonical,
-                db,
+                shared,
             });
         }
         let db = Database::create(&canonical).map_err(|e| match e {
@@ -83,16 +102,47 @@ impl EmbeddedOnlineStore {
             ),
             e => db_error(&canonical, "open", e),
         })?;
-        let db = Arc::new(db);
-        open.insert(canonical.clone(), Arc::downgrade(&db));
+        let shared = Arc::new(Shared {
+            db,
+            readers: Mutex::default(),
+        });
+        open.insert(canonical.clone(), Arc::downgrade(&shared));
         Ok(EmbeddedOnlineStore {
             path: canonical,
-            db,
+            shared,
         })
     }
 }
 
 impl EmbeddedOnlineStore {
+    /// The table of `view` as of the last commit (`None` if it was never written).
+    fn reader(&self, view: &str) -> Result<Option<Arc<RowTable>>> {
+        let generation = {
+            let readers = self.shared.readers.lock().expect("online store readers");
+            if let Some(table) = readers.tables.get(view) {
+                return Ok(Some(table.clone()));
+            }
+            readers.generation
+        };
+        let path = &self.path;
+        let txn = self
+            .shared
+            .db
+            .begin_read()
+            .map_err(|e| db_error(path, "read", e))?;
+        let name = table_name(view);
+        let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
+            Ok(t) => Arc::new(t),
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_error(path, "read", e)),
+        };
+        let mut readers = self.shared.readers.lock().expect("online store readers");
+        if readers.generation == generation {
+            readers.tables.insert(view.to_owned(), table.clone());
+        }
+        Ok(Some(table))
+    }
+
     /// Runs `work` in one write transaction on the blocking pool, committing if it succeeds.
     async fn in_write_transaction<T: Send + 'static>(
         &self,
@@ -102,11 +152,15 @@ impl EmbeddedOnlineStore {
         tokio::task::spawn_blocking(move || {
             let path = &store.path;
             let txn = store
+                .shared
                 .db
                 .begin_write()
                 .map_err(|e| db_error(path, "write", e))?;
             let out = work(&txn, path)?;
             txn.commit().map_err(|e| db_error(path, "commit", e))?;
+            let mut readers = store.shared.readers.lock().expect("online store readers");
+            readers.generation += 1;
+            readers.tables.clear();
             Ok(out)
         })
         .await
@@ -149,17 +203,8 @@ impl OnlineStore for EmbeddedOnlineStore {
 
     async fn read(&self, view: &str, keys: &[Vec<u8>], each: &mut RowVisitor<'_>) -> Result<()> {
         let path = &self.path;
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| db_error(path, "read", e))?;
-        let name = table_name(view);
-        let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => {
-                return keys.iter().try_for_each(|_| each(None));
-            }
-            Err(e) => return Err(db_error(path, "read", e)),
+        let Some(table) = self.reader(view)? else {
+            return keys.iter().try_for_each(|_| each(None));
         };
         for k in keys {
             let row = table
@@ -173,6 +218,7 @@ impl OnlineStore for EmbeddedOnlineStore {
     async fn materialized_until(&self, view: &str) -> Result<Option<Timestamp>> {
         let path = &self.path;
         let txn = self
+            .shared
             .db
             .begin_read()
             .map_err(|e| db_error(path, "read", e))?;
