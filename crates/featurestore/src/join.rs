@@ -4,7 +4,9 @@
 //! timestamps are kept sorted. Every source row then visits only the entity timestamps it can
 //! answer, `[row time, row time + ttl]` of its key, and wins where it beats the best row seen
 //! so far by (event time, created time), a later row winning a full tie (the "last in source
-//! order" rule of `FEAST_SEMANTICS.md`). Batches holding a current winner are kept by
+//! order" rule of `FEAST_SEMANTICS.md`). A run of one key whose times strictly increase (the
+//! offline store's layout) is merged with the key's timestamps instead: the same winners,
+//! each row and timestamp visited once. Batches holding a current winner are kept by
 //! reference, not copied: in a time-ordered source almost every row wins somewhere for a
 //! while, so copying winners per batch would copy the source. Once the kept batches exceed a
 //! memory budget, the current winners are gathered into one chunk and the batches let go, so
@@ -267,6 +269,8 @@ impl<'a> AsOfJoin<'a> {
             return Ok(());
         }
         let chunk = self.chunks.len() as u32;
+        let times = batch.times.values();
+        let no_null_times = batch.times.null_count() == 0;
         let mut kept = false;
         let mut row = 0;
         for (end, key) in index.key_runs(batch.keys)? {
@@ -279,31 +283,22 @@ impl<'a> AsOfJoin<'a> {
                 index.offsets[key as usize] as usize,
                 index.offsets[key as usize + 1] as usize,
             );
+            let increasing = no_null_times && times[run.clone()].windows(2).all(|w| w[0] < w[1]);
+            if increasing {
+                kept |= self.merge_run(run, lo..hi, chunk, batch);
+                continue;
+            }
             for row in run {
                 if batch.times.is_null(row) {
                     continue;
                 }
-                let t = batch.times.value(row);
-                let created = match batch.created {
-                    Some(c) if c.is_valid(row) => c.value(row),
-                    _ => i64::MIN,
-                };
+                let t = times[row];
                 let first = lo + index.times[lo..hi].partition_point(|&e| e < t);
                 for slot in first..hi {
-                    if let Some(ttl) = self.ttl_ns
-                        && index.times[slot].saturating_sub(t) > ttl
-                    {
+                    if self.expired(index.times[slot], t) {
                         break;
                     }
-                    let beats = self.best_chunk[slot] == NONE
-                        || (t, created) >= (self.best_time[slot], self.best_created[slot]);
-                    if beats {
-                        self.best_time[slot] = t;
-                        self.best_created[slot] = created;
-                        self.best_chunk[slot] = chunk;
-                        self.best_row[slot] = row as u32;
-                        kept = true;
-                    }
+                    kept |= self.offer(slot, row, chunk, batch);
                 }
             }
         }
@@ -322,6 +317,65 @@ impl<'a> AsOfJoin<'a> {
             self.compact()?;
         }
         Ok(())
+    }
+
+    /// A run of one key whose times strictly increase (the offline store's layout), merged
+    /// with the key's slots: each slot's candidate is the run's last row at or before it,
+    /// so each row and slot is visited once, instead of each row visiting every slot it
+    /// could answer. Returns whether a row of the run won a slot.
+    fn merge_run(
+        &mut self,
+        run: std::ops::Range<usize>,
+        slots: std::ops::Range<usize>,
+        chunk: u32,
+        batch: &SourceBatch<'_>,
+    ) -> bool {
+        let index = self.index;
+        let times = batch.times.values();
+        let first = times[run.start];
+        let from = slots.start + index.times[slots.clone()].partition_point(|&e| e < first);
+        let mut next = run.start;
+        let mut kept = false;
+        for slot in from..slots.end {
+            let at = index.times[slot];
+            while next < run.end && times[next] <= at {
+                next += 1;
+            }
+            // `next > run.start`: the slot is at or after the run's first time.
+            let row = next - 1;
+            if self.expired(at, times[row]) {
+                if next == run.end {
+                    break; // later slots are further from the run's last row
+                }
+                continue;
+            }
+            kept |= self.offer(slot, row, chunk, batch);
+        }
+        kept
+    }
+
+    /// Whether a row of time `t` is too old for an entity time `at`.
+    fn expired(&self, at: i64, t: i64) -> bool {
+        self.ttl_ns.is_some_and(|ttl| at.saturating_sub(t) > ttl)
+    }
+
+    /// Makes `row` the winner of `slot` if it beats the current one by (event time, created
+    /// time), a later row winning a full tie; returns whether it did.
+    fn offer(&mut self, slot: usize, row: usize, chunk: u32, batch: &SourceBatch<'_>) -> bool {
+        let t = batch.times.value(row);
+        let created = match batch.created {
+            Some(c) if c.is_valid(row) => c.value(row),
+            _ => i64::MIN,
+        };
+        let beats = self.best_chunk[slot] == NONE
+            || (t, created) >= (self.best_time[slot], self.best_created[slot]);
+        if beats {
+            self.best_time[slot] = t;
+            self.best_created[slot] = created;
+            self.best_chunk[slot] = chunk;
+            self.best_row[slot] = row as u32;
+        }
+        beats
     }
 
     /// Gathers the current winners into one chunk, dropping superseded rows.
@@ -511,14 +565,17 @@ mod tests {
         fn matches_the_reference(
             entities in proptest::collection::vec(row(), 0..30),
             mut source in proptest::collection::vec(row(), 0..80),
-            sorted_by_key in any::<bool>(),
+            layout in 0u8..3,
             batch in 1usize..20,
             ttl in proptest::option::of(0i64..15),
             budget in proptest::option::of(0usize..2_000),
         ) {
-            if sorted_by_key {
-                // As the offline store lays rows out: long runs of one key.
-                source.sort_by_key(|r| r.key);
+            match layout {
+                // Long runs of one key, times in any order.
+                1 => source.sort_by_key(|r| r.key),
+                // As the offline store lays rows out: by key, then time.
+                2 => source.sort_by_key(|r| (r.key, r.time)),
+                _ => {}
             }
             let times: Int64Array = entities.iter().map(|r| r.time).collect();
             let index = EntityIndex::new(&key_columns(&entities), &times).unwrap();

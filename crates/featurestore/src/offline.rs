@@ -178,12 +178,91 @@ impl OfflineStore {
                 && start <= needed.start()
                 && end >= needed.end()
             {
-                return Ok(Some(Arc::new(
-                    SegmentSource::load(&self.catalog, view, version, &layout).await?,
-                )));
+                let source: DataSourceRef =
+                    segments_of(&self.catalog, view, version, &layout).await?;
+                return Ok(Some(source));
             }
         }
         Ok(None)
+    }
+}
+
+/// The segments of `view`'s offline store `version`, mapped again only if they are not
+/// among the recently used.
+async fn segments_of(
+    catalog: &Catalog,
+    view: &FeatureView,
+    version: Version,
+    layout: &Layout,
+) -> Result<Arc<SegmentSource>> {
+    // Data file names are unique (random), so a workspace recreated at the same place never
+    // finds the mappings of its predecessor.
+    let key: SegmentsKey = (
+        catalog.url().to_owned(),
+        layout
+            .segments
+            .iter()
+            .map(|s| s.file.path.clone())
+            .collect(),
+    );
+    if let Some(source) = recently_mapped().take(&key) {
+        return Ok(source);
+    }
+    let source = Arc::new(SegmentSource::load(catalog, view, version, layout).await?);
+    let local = layout
+        .segments
+        .iter()
+        .all(|s| catalog.local_path(&s.file).is_some());
+    if local {
+        let bytes = layout.segments.iter().map(|s| s.file.size).sum();
+        recently_mapped().put(key, bytes, source.clone());
+    }
+    Ok(source)
+}
+
+/// A set of segments: its catalog, and its files' paths there.
+type SegmentsKey = (String, Vec<String>);
+
+/// Offline-store sources mapped from local segment files, least recently used first.
+///
+/// A notebook asks for training data again and again: mapping the segments anew faults their
+/// pages into the process on every call and unmaps them after (a fifth of a warm 1M-row call)
+/// and validates their buffers again. Segments never change once written, so a mapping can
+/// be reused for as long as it is held. The pages are the kernel's page cache, not heap: the
+/// cap bounds address space and open mappings.
+#[derive(Default)]
+struct RecentlyMapped {
+    held: Vec<(SegmentsKey, u64, Arc<SegmentSource>)>,
+}
+
+/// Mapped segment bytes kept for reuse, at most.
+const RECENTLY_MAPPED_BYTES: u64 = 16 << 30;
+
+fn recently_mapped() -> std::sync::MutexGuard<'static, RecentlyMapped> {
+    static HELD: std::sync::OnceLock<std::sync::Mutex<RecentlyMapped>> = std::sync::OnceLock::new();
+    let held = HELD.get_or_init(Default::default);
+    // A panic elsewhere while the list was held leaves it consistent: keep using it.
+    held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl RecentlyMapped {
+    /// The source held for `key`, now the most recently used.
+    fn take(&mut self, key: &SegmentsKey) -> Option<Arc<SegmentSource>> {
+        let at = self.held.iter().position(|(k, _, _)| k == key)?;
+        let entry = self.held.remove(at);
+        let source = entry.2.clone();
+        self.held.push(entry);
+        Some(source)
+    }
+
+    /// Holds `source`, letting the least recently used go beyond the cap.
+    fn put(&mut self, key: SegmentsKey, bytes: u64, source: Arc<SegmentSource>) {
+        self.held.retain(|(k, _, _)| *k != key);
+        self.held.push((key, bytes, source));
+        let mut total: u64 = self.held.iter().map(|(_, b, _)| b).sum();
+        while total > RECENTLY_MAPPED_BYTES && self.held.len() > 1 {
+            total -= self.held.remove(0).1;
+        }
     }
 }
 
@@ -714,5 +793,37 @@ mod tests {
             .unwrap();
         assert_eq!(empty.len(), 1);
         assert_eq!((empty[0].range, empty[0].rows), (later, 0));
+    }
+
+    #[test]
+    fn recently_mapped_segments_let_the_least_recently_used_go_beyond_the_cap() {
+        let source = || {
+            Arc::new(SegmentSource {
+                describe: String::new(),
+                schema: Arc::new(Schema::empty()),
+                time_column: "time".into(),
+                batches: Vec::new(),
+            })
+        };
+        let key = |name: &str| ("file:///ws".to_owned(), vec![name.to_owned()]);
+        let third = RECENTLY_MAPPED_BYTES / 3;
+        let mut held = RecentlyMapped::default();
+        held.put(key("a"), third, source());
+        held.put(key("b"), third, source());
+        held.put(key("c"), third, source());
+        assert!(
+            held.take(&key("a")).is_some(),
+            "within the cap, all are kept"
+        );
+        // "b" is now the least recently used, and one more goes beyond the cap.
+        held.put(key("d"), third, source());
+        assert!(held.take(&key("b")).is_none());
+        for kept in ["a", "c", "d"] {
+            assert!(held.take(&key(kept)).is_some(), "{kept}");
+        }
+        // One set larger than the cap is still held: the last one used.
+        held.put(key("huge"), 2 * RECENTLY_MAPPED_BYTES, source());
+        assert_eq!(held.held.len(), 1);
+        assert!(held.take(&key("huge")).is_some());
     }
 }

@@ -110,3 +110,41 @@ async fn ingested_ranges_answer_like_the_source_and_without_it() {
     let out = get(entities).await.unwrap();
     assert_eq!(floats(&out, "x")[0], Some(1056.0));
 }
+
+#[tokio::test]
+async fn a_workspace_recreated_in_place_answers_from_its_own_segments() {
+    let mut f = Fixture::new().await;
+    let entities = entity_rows(&[(Some("A"), "1", T0 + DAY)]);
+    let request: Vec<FeatureRef> = vec!["basic:x".parse().unwrap()];
+    for value in [1.0, 2.0] {
+        // The same place, view and version each time; only the data differs.
+        let location = f
+            .write("basic", feature_table(&[row("A", "1", T0, value)]))
+            .await;
+        f.store
+            .apply(vec![
+                device().into(),
+                view("basic", &location, Ttl::days(3)).into(),
+            ])
+            .await
+            .unwrap();
+        let ingested = f
+            .store
+            .ingest(&name("basic"), ts(T0 - 10 * DAY), ts(T0 + 10 * DAY))
+            .await;
+        assert_eq!(ingested.unwrap().version.to_string(), "1");
+        let out = f
+            .store
+            .get_historical_features(&entities, &request, &HistoricalOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(read_from(&out), "offline store offline-basic@v1");
+        assert_eq!(
+            floats(&out, "x"),
+            [Some(value)],
+            "served from this workspace's segments"
+        );
+        std::fs::remove_dir_all(f.dir.path().join("ws")).unwrap();
+        f.store = Fixture::open_store(&f.dir).await;
+    }
+}

@@ -28,18 +28,23 @@ pub fn name(text: &str) -> Name {
 impl Fixture {
     pub async fn new() -> Fixture {
         let dir = TempDir::new().unwrap();
+        let store = Fixture::open_store(&dir).await;
+        Fixture { dir, store }
+    }
+
+    /// A feature store on the workspace `ws` under `dir`, created if absent.
+    pub async fn open_store(dir: &TempDir) -> FeatureStore {
         let location = dir.path().join("ws").to_str().unwrap().to_owned();
         std::fs::create_dir_all(&location).unwrap();
         let resolved = MountTable::default()
             .resolve_with(&location, &StorageOptions::new())
             .unwrap();
         let catalog = Catalog::open(resolved.store, &resolved.url).await.unwrap();
-        let store = FeatureStore::new(
+        FeatureStore::new(
             catalog,
             SourceEnv::default(),
             UserName::new("tester").unwrap(),
-        );
-        Fixture { dir, store }
+        )
     }
 
     /// Writes `batch` as `<name>.parquet` and returns its location.
