@@ -553,9 +553,20 @@ def child(args: argparse.Namespace, data: Data) -> dict[str, Any]:
 
 
 def write_result(work: Path, result: dict[str, Any]) -> None:
+    # The child's own peak so far, unless it reports another (the Rust bench binary's).
+    result = {"peak_mb": own_peak_mb(), **result}
     partial = work / f"{RESULT}.partial"
     partial.write_text(json.dumps(result))
     partial.replace(work / RESULT)
+
+
+def own_peak_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not wait4's ru_maxrss: Linux carries the
+    forking parent's peak into the child across exec, so a parent that generated gigabytes of
+    data would be counted in every side."""
+    status = Path("/proc/self/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024 / 1e6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -577,8 +588,8 @@ def side(args: argparse.Namespace, peer: str, repeat: int) -> dict[str, Any]:
 def spawn(
     args: argparse.Namespace, peer: str, repeat: int, work: str
 ) -> dict[str, Any]:
-    """Runs one side in a fresh process; its peak RSS comes from wait4 on that process alone
-    (RUSAGE_CHILDREN would be the maximum over every child so far)."""
+    """Runs one side in a fresh process, which reports its own peak RSS (see own_peak_mb);
+    wait4's figure stands in only for a side stopped before it reported."""
     log = Path(args.data_dir) / f"{peer}.log"
     result_file = Path(work) / RESULT
     result_file.unlink(missing_ok=True)

@@ -115,6 +115,11 @@ impl EmbeddedOnlineStore {
 }
 
 impl EmbeddedOnlineStore {
+    fn begin_read(&self) -> Result<redb::ReadTransaction> {
+        let db = &self.shared.db;
+        db.begin_read().map_err(|e| db_error(&self.path, "read", e))
+    }
+
     /// The table of `view` as of the last commit (`None` if it was never written).
     fn reader(&self, view: &str) -> Result<Option<Arc<RowTable>>> {
         let generation = {
@@ -125,11 +130,7 @@ impl EmbeddedOnlineStore {
             readers.generation
         };
         let path = &self.path;
-        let txn = self
-            .shared
-            .db
-            .begin_read()
-            .map_err(|e| db_error(path, "read", e))?;
+        let txn = self.begin_read()?;
         let name = table_name(view);
         let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
             Ok(t) => Arc::new(t),
@@ -217,11 +218,7 @@ impl OnlineStore for EmbeddedOnlineStore {
 
     async fn materialized_until(&self, view: &str) -> Result<Option<Timestamp>> {
         let path = &self.path;
-        let txn = self
-            .shared
-            .db
-            .begin_read()
-            .map_err(|e| db_error(path, "read", e))?;
+        let txn = self.begin_read()?;
         let table = match txn.open_table(PROGRESS) {
             Ok(t) => t,
             Err(TableError::TableDoesNotExist(_)) => return Ok(None),
