@@ -1,7 +1,7 @@
 //! `trainstore._native`: the Rust side of the Python package.
 //!
 //! Thin wrappers only; the documented Python API lives in `python/trainstore`. Every call that
-//! does I/O releases the GIL and runs on the one process-wide runtime ([`runtime`]).
+//! does I/O releases the GIL and runs on the one process-wide runtime (`runtime`).
 
 mod entities;
 mod errors;

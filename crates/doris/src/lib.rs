@@ -4,11 +4,11 @@
 //! - [`schema`]: [`SnapshotSchema`], the design document's layout or a flat table.
 //! - [`parse`]: [`SnapshotParser`] and its [`ParseReport`].
 //! - [`mysql`]: [`DorisSource`], Doris (or MariaDB/MySQL) over the MySQL protocol.
-//! - [`file`]: [`FileSource`], Parquet, CSV and JSON-lines snapshot files on any mount.
+//! - [`file`](mod@file): [`FileSource`], Parquet, CSV and JSON-lines snapshot files on any mount.
 //! - [`table`]: [`ParquetSource`], typed Parquet files read as stored.
 //! - [`flight`]: [`flight::FlightSource`], Doris over Arrow Flight SQL.
 //! - [`sql`]: validated identifiers and the literal encoder.
-//! - [`write`]: idempotent write-back of Arrow batches under a label.
+//! - [`write`](mod@write): idempotent write-back of Arrow batches under a label.
 //! - [`synth`]: [`SnapshotGenerator`], seeded synthetic snapshots for tests, benchmarks and demos.
 
 pub mod file;

@@ -1,4 +1,4 @@
-//! Opening a feature view's stored [`SourceSpec`] as a live [`DataSource`].
+//! Opening a feature view's stored [`SourceSpec`] as a live [`DataSource`](trainstore_core::DataSource).
 
 use std::sync::Arc;
 

@@ -1,8 +1,8 @@
 //! Online serving: the latest row of each entity, materialized from a view's source into a
 //! key-value store, read back by key in microseconds.
 //!
-//! Stores only keep bytes ([`OnlineStore`]); what the bytes mean ([`codec`]) and which row
-//! is the latest ([`materialize_view`]) live here, once, so the embedded store and Redis
+//! Stores only keep bytes ([`OnlineStore`]); what the bytes mean (`codec`) and which row
+//! is the latest (`materialize_view`) live here, once, so the embedded store and Redis
 //! behave the same by construction and one conformance suite checks both. A write never
 //! replaces a row with an older one (by event time, then created time), whatever order
 //! windows are materialized in: the store compares versions atomically.
