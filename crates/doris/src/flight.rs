@@ -456,7 +456,7 @@ impl FlightPart {
         let (btx, mut brx) = mpsc::channel(4);
         session.spawn_fetch(&info, btx).await?;
         let track = inner.options.read.max_retries > 0;
-        let mut skip = progress.to_skip();
+        let mut skip = progress.already_sent()?;
         let result = async {
             while let Some(raw) = tokio::time::timeout_at(deadline, brx.recv())
                 .await

@@ -485,7 +485,7 @@ impl Part {
             .map_err(|_| timeout("query"))?
             .map_err(|e| mysql_error("query", e))?;
         // Rows a previous attempt handed out, to be skipped once each this time.
-        let mut skip = progress.to_skip();
+        let mut skip = progress.already_sent()?;
         let track = inner.options.max_retries > 0;
         let mut rows = RawRows::new(&inner.raw, inner.options.batch_rows);
         let mut pending: Vec<u128> = Vec::new();
