@@ -15,7 +15,7 @@ use trainstore_core::{Error, Result};
 use xxhash_rust::xxh3::xxh3_128;
 
 /// Fingerprints kept in memory before they move to the spill file (16 MiB of them).
-pub(crate) const SPILL_AFTER: usize = 1 << 20;
+const SPILL_AFTER: usize = 1 << 20;
 
 /// What a read has handed out: the fingerprint of every row sent, the newest in memory and
 /// the rest in a spill file.

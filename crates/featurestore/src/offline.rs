@@ -205,7 +205,7 @@ async fn segments_of(
             .map(|s| s.file.path.clone())
             .collect(),
     );
-    if let Some(source) = recently_mapped().take(&key) {
+    if let Some(source) = recently_mapped().get(&key) {
         return Ok(source);
     }
     let source = Arc::new(SegmentSource::load(catalog, view, version, layout).await?);
@@ -247,7 +247,7 @@ fn recently_mapped() -> std::sync::MutexGuard<'static, RecentlyMapped> {
 
 impl RecentlyMapped {
     /// The source held for `key`, now the most recently used.
-    fn take(&mut self, key: &SegmentsKey) -> Option<Arc<SegmentSource>> {
+    fn get(&mut self, key: &SegmentsKey) -> Option<Arc<SegmentSource>> {
         let at = self.held.iter().position(|(k, _, _)| k == key)?;
         let entry = self.held.remove(at);
         let source = entry.2.clone();
@@ -812,18 +812,18 @@ mod tests {
         held.put(key("b"), third, source());
         held.put(key("c"), third, source());
         assert!(
-            held.take(&key("a")).is_some(),
+            held.get(&key("a")).is_some(),
             "within the cap, all are kept"
         );
         // "b" is now the least recently used, and one more goes beyond the cap.
         held.put(key("d"), third, source());
-        assert!(held.take(&key("b")).is_none());
+        assert!(held.get(&key("b")).is_none());
         for kept in ["a", "c", "d"] {
-            assert!(held.take(&key(kept)).is_some(), "{kept}");
+            assert!(held.get(&key(kept)).is_some(), "{kept}");
         }
         // One set larger than the cap is still held: the last one used.
         held.put(key("huge"), 2 * RECENTLY_MAPPED_BYTES, source());
         assert_eq!(held.held.len(), 1);
-        assert!(held.take(&key("huge")).is_some());
+        assert!(held.get(&key("huge")).is_some());
     }
 }
