@@ -34,6 +34,23 @@ pub(crate) fn parse_f32_list(body: &str, out: &mut Vec<f32>) -> Option<()> {
 /// and returns the bytes read through the closing quote; `None` (with `out` as it was) at
 /// anything else, for the general path to handle.
 pub(crate) fn quoted_list(bytes: &[u8], out: &mut Vec<f32>) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if *AVX512 {
+        // SAFETY: the processor has the extensions the function is compiled for.
+        return unsafe { avx512::quoted_list(bytes, out) };
+    }
+    scalar_quoted_list(bytes, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+/// Whether [`avx512`] can run here, asked once.
+#[cfg(target_arch = "x86_64")]
+static AVX512: std::sync::LazyLock<bool> = std::sync::LazyLock::new(avx512::available);
+
+/// [`quoted_list`] a byte at a time, on any processor.
+fn scalar_quoted_list(bytes: &[u8], out: &mut Vec<f32>) -> Option<usize> {
     let start = out.len();
     let mut at = 0;
     while let Some((value, used)) = short_decimal(&bytes[at..]) {
@@ -120,7 +137,9 @@ mod tests {
 
     use super::*;
 
-    fn general(body: &str) -> Option<Vec<f32>> {
+    type ListReader = fn(&[u8], &mut Vec<f32>) -> Option<usize>;
+
+    pub(super) fn general(body: &str) -> Option<Vec<f32>> {
         body.split(',').map(parse_f32).collect()
     }
 
@@ -189,15 +208,17 @@ mod tests {
             let mut fast = Vec::new();
             let got = parse_f32_list(&body, &mut fast).map(|()| fast);
             prop_assert_eq!(got.as_ref().map(bits), want.as_ref().map(bits), "{:?}", body);
-            // Inside a JSON string: either the same numbers through the closing quote, or
-            // nothing taken at all.
-            let mut quoted = vec![7.0];
-            match quoted_list(format!("{body}\"xyz").as_bytes(), &mut quoted) {
-                Some(used) => {
-                    prop_assert_eq!(used, body.len() + 1);
-                    prop_assert_eq!(Some(bits(&quoted[1..].to_vec())), want.as_ref().map(bits));
+            // Inside a JSON string, by the reader this processor uses and by the scalar one:
+            // either the same numbers through the closing quote, or nothing taken at all.
+            for read in [quoted_list as ListReader, scalar_quoted_list] {
+                let mut quoted = vec![7.0];
+                match read(format!("{body}\"xyz").as_bytes(), &mut quoted) {
+                    Some(used) => {
+                        prop_assert_eq!(used, body.len() + 1);
+                        prop_assert_eq!(Some(bits(&quoted[1..].to_vec())), want.as_ref().map(bits));
+                    }
+                    None => prop_assert_eq!(quoted, vec![7.0]),
                 }
-                None => prop_assert_eq!(quoted, vec![7.0]),
             }
         }
     }
