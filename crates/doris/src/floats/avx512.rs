@@ -25,6 +25,7 @@ pub(super) fn available() -> bool {
         && is_x86_feature_detected!("avx512dq")
         && is_x86_feature_detected!("avx512cd")
         && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512vbmi")
         && is_x86_feature_detected!("avx512vbmi2")
 }
 
@@ -37,7 +38,7 @@ const CHUNK: usize = 128;
 /// # Safety
 ///
 /// The processor must have the extensions [`available`] checks.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi,avx512vbmi2")]
 pub(super) unsafe fn quoted_list(bytes: &[u8], out: &mut Vec<f32>) -> Option<usize> {
     let start = out.len();
     match read(bytes, out) {
@@ -64,7 +65,7 @@ enum Read {
     Elsewhere,
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi,avx512vbmi2")]
 fn read(bytes: &[u8], out: &mut Vec<f32>) -> Read {
     // ends[0] is the end of the number before the chunk's first (one before its start);
     // ends[1..=n] the chunk's. Room for one more block's worth of ends past CHUNK, and for
@@ -115,7 +116,7 @@ fn read(bytes: &[u8], out: &mut Vec<f32>) -> Read {
 /// The 64 bytes from `at` as a mask of number ends (commas, and the first byte that is not
 /// part of a list when it lies in the block) and that byte's position (64 when none);
 /// `None` when the block neither ends a number nor the list (a number of 64 bytes or more).
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi,avx512vbmi2")]
 fn block(bytes: &[u8], at: usize) -> Option<(u64, u32)> {
     let rest = &bytes[at.min(bytes.len())..];
     let in_input = u64::MAX
@@ -143,7 +144,7 @@ fn block(bytes: &[u8], at: usize) -> Option<(u64, u32)> {
 /// Writes `base` plus the position of each bit of `mask`, lowest first, to `to`; returns how
 /// many. Sixteen at a time, written whether or not that many are set: `to` must have room for
 /// 64.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi,avx512vbmi2")]
 fn positions(mask: u64, base: u32, to: &mut [u32]) -> usize {
     let count = mask.count_ones() as usize;
     assert!(to.len() >= 64, "room for a block's positions");
@@ -168,11 +169,14 @@ fn positions(mask: u64, base: u32, to: &mut [u32]) -> usize {
     }
 }
 
+/// Byte 8 of a 128-bit lane in every byte of a qword, for a byte shuffle.
+const BYTE_8: i64 = 0x0808_0808_0808_0808;
+
 /// Converts the `count` numbers whose ends are `ends[1..=count]` (each starting after the end
 /// before it) and appends them to `out`; `Read::List` when all were short decimals. Every
 /// number's first eight bytes must lie in `bytes`, and `ends` must hold eight values past
 /// the last end (read, not used).
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi,avx512vbmi2")]
 fn convert(bytes: &[u8], ends: &[u32], count: usize, out: &mut Vec<f32>) -> Read {
     assert!(ends.len() > count + 8, "eight ends readable past the last");
     // Ends increase, so this keeps every number's first eight bytes inside `bytes`.
@@ -181,7 +185,7 @@ fn convert(bytes: &[u8], ends: &[u32], count: usize, out: &mut Vec<f32>) -> Read
         "eight bytes readable from every number's start"
     );
     out.reserve(count);
-    let first = out.len();
+    let out_start = out.len();
     let mut all_short = true;
     let mut all_fit = true;
     for group in (0..count).step_by(8) {
@@ -197,21 +201,44 @@ fn convert(bytes: &[u8], ends: &[u32], count: usize, out: &mut Vec<f32>) -> Read
         };
         let start = _mm512_cvtepu32_epi64(_mm256_add_epi32(start, _mm256_set1_epi32(1)));
         let end = _mm512_cvtepu32_epi64(end);
-        // SAFETY: each active lane reads 8 bytes from a number's start, which the assertion
-        // above keeps inside `bytes` (a start is at most its end).
-        let word = unsafe {
-            _mm512_mask_i64gather_epi64::<1>(
-                _mm512_setzero_si512(),
-                active,
-                start,
-                bytes.as_ptr().cast(),
-            )
+        let window_start = ends[group] as usize + 1;
+        let word = match bytes.get(window_start..window_start + 128) {
+            // The group's numbers lie in the 128 bytes from the first one's start (eight of
+            // at most nine bytes with their commas, unless some does not fit a lane anyway):
+            // one permutation picks each lane's eight bytes from them.
+            Some(window) => {
+                // SAFETY: the loads read the 128 bytes of `window`.
+                let (low, high) = unsafe {
+                    (
+                        _mm512_loadu_si512(window.as_ptr().cast()),
+                        _mm512_loadu_si512(window.as_ptr().add(64).cast()),
+                    )
+                };
+                // Each lane's offset in the window, in all its bytes, plus 0..8.
+                let offset = _mm512_sub_epi64(start, _mm512_set1_epi64(window_start as i64));
+                // (Lanes whose offset is past 120 follow a number too long for a lane, so the
+                // group goes to the scalar reader whatever they read.)
+                let low_byte = _mm512_set_epi64(BYTE_8, 0, BYTE_8, 0, BYTE_8, 0, BYTE_8, 0);
+                let spread = _mm512_shuffle_epi8(offset, low_byte);
+                let index = _mm512_add_epi8(spread, _mm512_set1_epi64(0x0706_0504_0302_0100));
+                _mm512_permutex2var_epi8(low, index, high)
+            }
+            // SAFETY: each active lane reads 8 bytes from a number's start, which the
+            // assertion above keeps inside `bytes` (a start is at most its end).
+            None => unsafe {
+                _mm512_mask_i64gather_epi64::<1>(
+                    _mm512_setzero_si512(),
+                    active,
+                    start,
+                    bytes.as_ptr().cast(),
+                )
+            },
         };
         let (values, short, fits) = eight_numbers(word, _mm512_sub_epi64(end, start));
         all_short &= short & active == active;
         all_fit &= fits & active == active;
-        // SAFETY: `reserve(count)` above left room for numbers `0..count` past `first`.
-        unsafe { _mm256_mask_storeu_ps(out.as_mut_ptr().add(first + group), active, values) };
+        // SAFETY: `reserve(count)` above left room for numbers `0..count` past `out_start`.
+        unsafe { _mm256_mask_storeu_ps(out.as_mut_ptr().add(out_start + group), active, values) };
     }
     if !all_fit {
         return Read::Elsewhere;
@@ -219,15 +246,15 @@ fn convert(bytes: &[u8], ends: &[u32], count: usize, out: &mut Vec<f32>) -> Read
     if !all_short {
         return Read::NotShort;
     }
-    // SAFETY: the loop above wrote numbers `0..count` past `first`, within capacity.
-    unsafe { out.set_len(first + count) };
+    // SAFETY: the loop above wrote numbers `0..count` past `out_start`, within capacity.
+    unsafe { out.set_len(out_start + count) };
     Read::List(0)
 }
 
 /// Eight numbers, one per lane: `word` holds each number's first bytes (little-endian), `len`
 /// its length. The values; a bit per lane set when it is a short decimal; and one set when
 /// its digits fit in the word (else the lane says nothing).
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi,avx512vbmi2")]
 fn eight_numbers(word: __m512i, len: __m512i) -> (__m256, __mmask8, __mmask8) {
     let one = _mm512_set1_epi64(1);
     let eight = _mm512_set1_epi64(8);
