@@ -2,7 +2,9 @@
 //!
 //! Elements written as short decimals, as sensors write them, take a fast path that yields the
 //! correctly rounded `f32`; anything else (exponents, long mantissas, odd spacing) goes through
-//! the general parser, so the result is always the one `str::parse::<f32>` gives.
+//! the general parser, so the result is always the one `str::parse::<f32>` gives. Inside JSON
+//! strings the fast path reads eight numbers at a time where the processor has AVX-512
+//! (`avx512`), a byte at a time elsewhere.
 
 /// Appends the comma-separated numbers of `body` to `out`; `None` at the first element that
 /// is not a finite `f32` (elements already appended stay: the caller cuts them off).
@@ -45,7 +47,7 @@ pub(crate) fn quoted_list(bytes: &[u8], out: &mut Vec<f32>) -> Option<usize> {
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
-/// Whether [`avx512`] can run here, asked once.
+/// Whether `avx512` can run here, asked once.
 #[cfg(target_arch = "x86_64")]
 static AVX512: std::sync::LazyLock<bool> = std::sync::LazyLock::new(avx512::available);
 
