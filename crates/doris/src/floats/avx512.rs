@@ -13,8 +13,9 @@
 //! 4. m · 10^-k in `f64`, rounded to `f32` — the same arithmetic, and so the same correctly
 //!    rounded result, as the scalar path (see `short_decimal`).
 //!
-//! A block whose numbers are not all short decimals (m ≤ 2^24, k ≤ 7) is refused as a whole,
-//! like the scalar path refuses such a list.
+//! A list whose numbers are not all short decimals (m ≤ 2^24, k ≤ 7) is refused as a whole,
+//! as the scalar path refuses it; the lanes also take integers of eight digits up to 2^24,
+//! which the scalar path leaves to the general parser (the value is the same).
 
 use std::arch::x86_64::*;
 
@@ -93,10 +94,9 @@ fn read(bytes: &[u8], out: &mut Vec<f32>) -> Read {
             n += positions(mask, block_start, &mut ends[1 + n..]);
             block_start += 64;
         }
-        let Some(&last) = ends.get(n) else {
-            return Read::NotShort;
-        };
-        if n == 0 || last as usize + 8 > len as usize {
+        // Every block held an end, so n ≥ 1.
+        let last = ends[n];
+        if last as usize + 8 > len as usize {
             return Read::Elsewhere;
         }
         match convert(bytes, &ends, n, out) {
@@ -138,7 +138,7 @@ fn block(bytes: &[u8], at: usize) -> Option<(u64, u32)> {
     } else {
         commas
     };
-    (ends != 0 || stop == 64).then_some((ends, stop))
+    (ends != 0).then_some((ends, stop))
 }
 
 /// Writes `base` plus the position of each bit of `mask`, lowest first, to `to`; returns how
@@ -201,7 +201,8 @@ fn convert(bytes: &[u8], ends: &[u32], count: usize, out: &mut Vec<f32>) -> Read
         };
         let start = _mm512_cvtepu32_epi64(_mm256_add_epi32(start, _mm256_set1_epi32(1)));
         let end = _mm512_cvtepu32_epi64(end);
-        let window_start = ends[group] as usize + 1;
+        // (The first list's sentinel end, u32::MAX, wraps to its start 0.)
+        let window_start = ends[group].wrapping_add(1) as usize;
         let word = match bytes.get(window_start..window_start + 128) {
             // The group's numbers lie in the 128 bytes from the first one's start (eight of
             // at most nine bytes with their commas, unless some does not fit a lane anyway):
@@ -332,32 +333,38 @@ mod tests {
     use crate::floats::tests::general;
 
     /// Short decimals as the scalar reader defines them (at most 2^24 as an integer, seven
-    /// whole digits and seven decimals). With `fit`, cut to eight bytes with the sign, which
-    /// is what the eight-byte lanes take; else half of them are longer, for the scalar reader.
+    /// whole digits and seven decimals), of one to eight digits alike, some with a trailing
+    /// point. With `fit`, cut to eight bytes with the sign, which is what a lane takes; else
+    /// many are longer, for the scalar reader.
     fn number(fit: bool) -> impl Strategy<Value = String> {
-        (any::<bool>(), 0u64..=1 << 24, 0usize..8).prop_map(move |(neg, m, point)| {
-            let digits = m.to_string();
-            let point = if point == 0 && digits.len() > 7 {
-                1
-            } else {
-                point
-            };
-            let at = digits.len().saturating_sub(point);
-            let (int, frac) = digits.split_at(at);
-            let sign = if neg { "-" } else { "" };
-            let mut text = if point == 0 {
-                format!("{sign}{int}")
-            } else {
-                format!("{sign}{int}.{frac}")
-            };
-            if fit {
-                text.truncate(8);
-                if text.ends_with('.') {
-                    text.pop();
+        (
+            any::<bool>(),
+            1u32..=8,
+            any::<u64>(),
+            0usize..8,
+            any::<bool>(),
+        )
+            .prop_map(move |(neg, width, seed, point, trailing_point)| {
+                let m = (seed % 10u64.pow(width)).min(1 << 24);
+                let digits = m.to_string();
+                let point = if point == 0 && digits.len() > 7 {
+                    1
+                } else {
+                    point
+                };
+                let at = digits.len().saturating_sub(point);
+                let (int, frac) = digits.split_at(at);
+                let sign = if neg { "-" } else { "" };
+                let mut text = match (point, trailing_point) {
+                    (0, false) => format!("{sign}{int}"),
+                    (0, true) => format!("{sign}{int}."),
+                    _ => format!("{sign}{int}.{frac}"),
+                };
+                if fit {
+                    text.truncate(8);
                 }
-            }
-            text
-        })
+                text
+            })
     }
 
     /// Elements no reader takes: empty, lone signs and points, two points, inner signs,
@@ -458,8 +465,8 @@ mod tests {
                     } else {
                         format!("{sign}{int}.{frac}")
                     };
-                    // Eight-digit integers are no short decimals for the scalar reader.
-                    if text.trim_start_matches('-').len() <= 8 && point != 8 {
+                    // Eight bytes with the sign, what a lane takes.
+                    if text.len() <= 8 {
                         body.push(text);
                     }
                 }
@@ -467,9 +474,13 @@ mod tests {
         }
         let body = body.join(",");
         let mut out = Vec::new();
+        let input = format!("{body}\"xxxxxxxxxx");
         // SAFETY: the processor has the extensions (checked above).
-        let used = unsafe { quoted_list(format!("{body}\"xxxxxxxxxx").as_bytes(), &mut out) };
-        assert_eq!(used, Some(body.len() + 1));
+        let got = unsafe { read(input.as_bytes(), &mut out) };
+        assert!(
+            matches!(got, Read::List(used) if used == body.len() + 1),
+            "the lanes read the whole list"
+        );
         let want: Vec<f32> = body.split(',').map(|t| t.parse().unwrap()).collect();
         assert_eq!(
             out.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
