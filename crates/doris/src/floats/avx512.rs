@@ -99,9 +99,8 @@ fn read(bytes: &[u8], out: &mut Vec<f32>) -> Read {
         if last as usize + 8 > len as usize {
             return Read::Elsewhere;
         }
-        match convert(bytes, &ends, n, out) {
-            Read::List(_) => {}
-            other => return other,
+        if let Some(refusal) = convert(bytes, &ends, n, out) {
+            return refusal;
         }
         if let Some(at) = closing {
             return Read::List(at as usize + 1);
@@ -173,11 +172,12 @@ fn positions(mask: u64, base: u32, to: &mut [u32]) -> usize {
 const BYTE_8: i64 = 0x0808_0808_0808_0808;
 
 /// Converts the `count` numbers whose ends are `ends[1..=count]` (each starting after the end
-/// before it) and appends them to `out`; `Read::List` when all were short decimals. Every
+/// before it) and appends them to `out`; `None` when all were short decimals, else why not
+/// (`out` then keeps its length). Every
 /// number's first eight bytes must lie in `bytes`, and `ends` must hold eight values past
 /// the last end (read, not used).
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl,avx512vbmi,avx512vbmi2")]
-fn convert(bytes: &[u8], ends: &[u32], count: usize, out: &mut Vec<f32>) -> Read {
+fn convert(bytes: &[u8], ends: &[u32], count: usize, out: &mut Vec<f32>) -> Option<Read> {
     assert!(ends.len() > count + 8, "eight ends readable past the last");
     // Ends increase, so this keeps every number's first eight bytes inside `bytes`.
     assert!(
@@ -242,14 +242,14 @@ fn convert(bytes: &[u8], ends: &[u32], count: usize, out: &mut Vec<f32>) -> Read
         unsafe { _mm256_mask_storeu_ps(out.as_mut_ptr().add(out_start + group), active, values) };
     }
     if !all_fit {
-        return Read::Elsewhere;
+        return Some(Read::Elsewhere);
     }
     if !all_short {
-        return Read::NotShort;
+        return Some(Read::NotShort);
     }
     // SAFETY: the loop above wrote numbers `0..count` past `out_start`, within capacity.
     unsafe { out.set_len(out_start + count) };
-    Read::List(0)
+    None
 }
 
 /// Eight numbers, one per lane: `word` holds each number's first bytes (little-endian), `len`
