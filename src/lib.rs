@@ -11,6 +11,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod allocator;
 pub mod features;
 pub mod settings;
 pub mod snapshots;

@@ -26,7 +26,7 @@ use runtime::run;
 // Rust's allocations here are many and small (an online lookup builds a batch per call);
 // mimalloc serves them several times faster than the system allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: trainstore::allocator::Allocator = trainstore::allocator::Allocator {};
 
 pub(crate) fn options(map: Option<BTreeMap<String, String>>) -> StorageOptions {
     map.unwrap_or_default().into_iter().collect()
@@ -210,6 +210,7 @@ impl Workspace {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    trainstore::allocator::configure();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("LAYOUT_VERSION", trainstore::LAYOUT_VERSION)?;
     m.add_class::<Workspace>()?;

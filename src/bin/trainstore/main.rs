@@ -15,7 +15,7 @@ use trainstore::{Settings, Workspace};
 use progress::TerminalProgress;
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: trainstore::allocator::Allocator = trainstore::allocator::Allocator {};
 
 /// Versioned, point-in-time-correct training sets from Doris feature snapshots.
 ///
@@ -108,6 +108,7 @@ fn options(at: &Location) -> StorageOptions {
 }
 
 fn main() -> ExitCode {
+    trainstore::allocator::configure();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAINSTORE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
