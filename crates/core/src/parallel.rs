@@ -4,6 +4,11 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The threads [`map_indexed`] runs on: one per core.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// `work(0) .. work(count - 1)` on up to one thread per core, results in index order.
 ///
 /// Items are handed out one at a time, so uneven items (a list column next to a float
@@ -14,9 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// assert_eq!(squares, vec![0, 1, 4, 9]);
 /// ```
 pub fn map_indexed<T: Send>(count: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(count);
+    let threads = threads().min(count);
     if threads <= 1 {
         return (0..count).map(work).collect();
     }

@@ -34,7 +34,7 @@ use trainstore_core::{
 };
 
 use crate::parse::{ParseReport, SnapshotParser};
-use crate::scan::{Kind, for_each_member};
+use crate::scan::{Kind, Raw, for_each_member};
 use crate::schema::SnapshotSchema;
 use crate::stream::limited;
 
@@ -458,14 +458,18 @@ fn read_json_lines(path: &Path, bytes: &[u8], document: Option<&str>) -> Result<
         }
         let mut row: Vec<Option<String>> = vec![None; names.len()];
         let scanned = for_each_member(line, |key, value| {
+            let unescaped = |raw: Raw<'_>| {
+                let mut text = String::new();
+                raw.unescape_into(&mut text).map(|()| text)
+            };
             let key: String = match key.kind {
                 Kind::String { escaped: false } => key.string_content().to_owned(),
-                _ => serde_json::from_str(key.text).unwrap_or_default(),
+                _ => unescaped(key).unwrap_or_default(),
             };
             let text = match value.kind {
                 Kind::Null => None,
                 Kind::String { escaped: false } => Some(value.string_content().to_owned()),
-                Kind::String { escaped: true } => serde_json::from_str(value.text).ok(),
+                Kind::String { escaped: true } => unescaped(value),
                 _ => Some(value.text.to_owned()),
             };
             let index = match names.iter().position(|n| *n == key) {

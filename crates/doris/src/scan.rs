@@ -39,6 +39,47 @@ impl<'a> Raw<'a> {
     pub fn string_content(&self) -> &'a str {
         &self.text[1..self.text.len() - 1]
     }
+
+    /// A string's content with its escapes resolved, written over `out`; `None` for a `\u`
+    /// escape that is half of a surrogate pair without its other half, which `serde_json`
+    /// refuses too. The string must come from the scanner, which has checked its escapes.
+    pub fn unescape_into(&self, out: &mut String) -> Option<()> {
+        out.clear();
+        let mut rest = self.string_content();
+        while let Some(at) = rest.find('\\') {
+            out.push_str(&rest[..at]);
+            let escape = *rest.as_bytes().get(at + 1)?;
+            rest = &rest[at + 2..];
+            out.push(match escape {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let high = hex4(rest)?;
+                    rest = &rest[4..];
+                    if (0xD800..0xDC00).contains(&high) {
+                        let low = hex4(rest.strip_prefix("\\u")?)?;
+                        if !(0xDC00..0xE000).contains(&low) {
+                            return None;
+                        }
+                        rest = &rest[6..];
+                        char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))?
+                    } else {
+                        // A lone low surrogate is no `char`.
+                        char::from_u32(high)?
+                    }
+                }
+                _ => return None,
+            });
+        }
+        out.push_str(rest);
+        Some(())
+    }
 }
 
 /// Why a document was rejected.
@@ -369,6 +410,14 @@ impl<'a> Members<'a> {
     }
 }
 
+/// The four hex digits that start `text`, as a number.
+fn hex4(text: &str) -> Option<u32> {
+    let digits = text.as_bytes().get(..4)?;
+    digits
+        .iter()
+        .try_fold(0, |n, &b| Some(n << 4 | char::from(b).to_digit(16)?))
+}
+
 /// Whether `text` is exactly one JSON value (whitespace around it allowed).
 pub(crate) fn is_json(text: &str) -> bool {
     let mut c = Cursor::new(text);
@@ -516,6 +565,27 @@ mod tests {
         }
 
         /// Any JSON text is recognised as JSON exactly when serde_json reads it as a value.
+        #[test]
+        fn unescapes_strings_as_serde_json_does(
+            parts in proptest::collection::vec(prop_oneof![
+                "[a-z \u{e9}\u{1F600}]{0,4}",
+                Just("\\\"".to_owned()), Just("\\\\".to_owned()), Just("\\/".to_owned()),
+                Just("\\b".to_owned()), Just("\\f".to_owned()), Just("\\n".to_owned()),
+                Just("\\r".to_owned()), Just("\\t".to_owned()),
+                // Any code unit, surrogates (paired, lone, reversed) included.
+                prop_oneof![0u32..0x80, 0xD7F0u32..0xE010, 0xFFF0u32..0x10000]
+                    .prop_map(|u| format!("\\u{u:04x}")),
+                Just("\\uD83D\\uDE00".to_owned()),
+            ], 0..8)
+        ) {
+            let token = format!("\"{}\"", parts.concat());
+            let mut c = Cursor::new(&token);
+            let raw = c.value(1).unwrap();
+            let mut ours = String::from("left over");
+            let ours = raw.unescape_into(&mut ours).map(|()| ours);
+            prop_assert_eq!(ours, serde_json::from_str::<String>(&token).ok(), "{}", token);
+        }
+
         #[test]
         fn is_json_agrees_with_serde_json(text in "[ {}\\[\\]\":,a-z0-9.eE+\\-\\\\]{0,24}") {
             prop_assert_eq!(is_json(&text), serde_json::from_str::<serde_json::Value>(&text).is_ok(), "{:?}", text);

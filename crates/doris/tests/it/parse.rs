@@ -703,3 +703,29 @@ fn parsing_in_parallel_slices_gives_the_same_rows_and_report() {
     assert_eq!(report.columns, whole_report.columns);
     assert_eq!(report.rows, 700);
 }
+
+#[test]
+fn parsing_in_parallel_cuts_large_inputs_into_enough_slices_for_every_core() {
+    let raw: Vec<RecordBatch> =
+        trainstore_doris::SnapshotGenerator::new(trainstore_doris::SynthConfig {
+            devices: 50,
+            snapshots: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .batches(10_000)
+        .collect();
+    assert_eq!(raw.len(), 1);
+    let parser = SnapshotParser::new(SnapshotSchema::design_doc());
+    let (sliced, report) = parser.parse_batches(&raw, 8192).unwrap();
+    // On any number of cores, 10,000 rows are cut to the smallest slices, 512 rows: 20.
+    assert_eq!(sliced.len(), 20);
+    assert!(sliced.iter().all(|b| b.num_rows() <= 8192));
+    assert_eq!(report.rows, 10_000);
+    let (whole, _) = parser.parse(&raw[0]).unwrap();
+    let schema = SnapshotSchema::design_doc().output_schema();
+    assert_eq!(
+        arrow::compute::concat_batches(&schema, &sliced).unwrap(),
+        whole
+    );
+}
