@@ -42,13 +42,13 @@ impl<'a> Raw<'a> {
 
     /// A string's content with its escapes resolved, written over `out`; `None` for a `\u`
     /// escape that is half of a surrogate pair without its other half, which `serde_json`
-    /// refuses too. The string must come from the scanner, which has checked its escapes.
+    /// refuses too, and for any escape the scanner would have refused.
     pub fn unescape_into(&self, out: &mut String) -> Option<()> {
         out.clear();
         let mut rest = self.string_content();
         while let Some(at) = rest.find('\\') {
             out.push_str(&rest[..at]);
-            let escape = *rest.as_bytes().get(at + 1)?;
+            let escape = *rest.as_bytes().get(at + 1).filter(|b| b.is_ascii())?;
             rest = &rest[at + 2..];
             out.push(match escape {
                 b'"' => '"',
@@ -472,6 +472,17 @@ mod tests {
     }
 
     #[test]
+    fn unescaping_refuses_what_the_scanner_refuses_without_a_panic() {
+        for bad in ["\"\\\u{e9}\"", "\"\\x\"", "\"\\u12\"", "\"\\\""] {
+            let raw = Raw {
+                kind: Kind::String { escaped: true },
+                text: bad,
+            };
+            assert_eq!(raw.unescape_into(&mut String::new()), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn rejects_what_json_rejects() {
         for bad in [
             "",
@@ -579,6 +590,7 @@ mod tests {
             ], 0..8)
         ) {
             let token = format!("\"{}\"", parts.concat());
+
             let mut c = Cursor::new(&token);
             let raw = c.value(1).unwrap();
             let mut ours = String::from("left over");
