@@ -30,7 +30,7 @@ use serde::Serialize;
 use trainstore_core::{Error, Result, Timestamp};
 
 use crate::floats::parse_f32_list;
-use crate::scan::{Kind, Members, Raw, ScanError, is_json};
+use crate::scan::{Kind, Members, PlainKey, Raw, ScanError, is_json};
 use crate::schema::{FeatureKind, SnapshotSchema};
 
 /// How many example problems a report keeps.
@@ -128,6 +128,18 @@ pub struct SnapshotParser {
 struct Target {
     name: String,
     kind: TargetKind,
+    /// The name as a document key, when it needs no escape.
+    key: Option<PlainKey>,
+}
+
+impl Target {
+    fn new(name: &str, kind: TargetKind) -> Self {
+        Target {
+            name: name.to_owned(),
+            kind,
+            key: PlainKey::new(name),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,26 +155,14 @@ impl SnapshotParser {
         let mut fields: Vec<Target> = schema
             .keys()
             .iter()
-            .map(|k| Target {
-                name: k.clone(),
-                kind: TargetKind::Key,
-            })
+            .map(|k| Target::new(k, TargetKind::Key))
             .collect();
-        fields.push(Target {
-            name: schema.time().into(),
-            kind: TargetKind::Time,
-        });
+        fields.push(Target::new(schema.time(), TargetKind::Time));
         if let Some(tag) = schema.tag() {
-            fields.push(Target {
-                name: tag.into(),
-                kind: TargetKind::Feature(FeatureKind::Bool),
-            });
+            fields.push(Target::new(tag, TargetKind::Feature(FeatureKind::Bool)));
         }
         for f in schema.features() {
-            fields.push(Target {
-                name: f.name.clone(),
-                kind: TargetKind::Feature(f.kind),
-            });
+            fields.push(Target::new(&f.name, TargetKind::Feature(f.kind)));
         }
         let by_key = fields
             .iter()
@@ -381,7 +381,15 @@ impl SnapshotParser {
     ) -> std::result::Result<(), ScanError> {
         let mut members = Members::new(doc)?;
         let mut n = 0;
-        while let Some(key) = members.next_key()? {
+        loop {
+            // The key the previous document had here, most likely this one's too.
+            let expected = match row.key_order.get(n) {
+                Some(&Some(slot)) => self.fields[slot].key.as_ref(),
+                _ => None,
+            };
+            let Some(key) = members.next_key(expected)? else {
+                break;
+            };
             let slot = self.slot_at(&mut row.key_order, n, key);
             n += 1;
             let Some(i) = slot else {

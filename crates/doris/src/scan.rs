@@ -46,7 +46,8 @@ impl<'a> Raw<'a> {
     pub fn unescape_into(&self, out: &mut String) -> Option<()> {
         out.clear();
         let mut rest = self.string_content();
-        while let Some(at) = rest.find('\\') {
+        // Escaped strings are short, with escapes close together: a byte search does.
+        while let Some(at) = rest.bytes().position(|b| b == b'\\') {
             out.push_str(&rest[..at]);
             let escape = *rest.as_bytes().get(at + 1).filter(|b| b.is_ascii())?;
             rest = &rest[at + 2..];
@@ -332,6 +333,43 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
         .map(|at| done + at)
 }
 
+/// A key whose JSON token is its text in quotes (no quote, backslash or control character),
+/// so that finding the token in a document finds the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PlainKey {
+    quoted: Box<[u8]>,
+    /// The token's first 16 bytes as a little-endian word, and the mask of its bytes there.
+    head: u128,
+    head_mask: u128,
+}
+
+impl PlainKey {
+    /// `None` for a key that JSON would have to escape.
+    pub fn new(key: &str) -> Option<Self> {
+        let plain = key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+        let quoted = format!("\"{key}\"").into_bytes();
+        let mut head = [0u8; 16];
+        let n = quoted.len().min(16);
+        head[..n].copy_from_slice(&quoted[..n]);
+        plain.then(|| PlainKey {
+            head: u128::from_le_bytes(head),
+            head_mask: u128::MAX.checked_shr(128 - 8 * n as u32).unwrap_or(0),
+            quoted: quoted.into(),
+        })
+    }
+
+    /// Whether `bytes` start with the key's token. Most keys fit one 16-byte comparison.
+    #[inline]
+    fn starts(&self, bytes: &[u8]) -> bool {
+        match bytes.first_chunk::<16>() {
+            Some(first) if self.quoted.len() <= 16 => {
+                u128::from_le_bytes(*first) & self.head_mask == self.head
+            }
+            _ => bytes.starts_with(&self.quoted),
+        }
+    }
+}
+
 /// The members of one JSON object, read in order: a key, then its value (by [`value`] or
 /// [`float_list`]), then the next key. The whole document has been validated once
 /// [`next_key`] returns `None`.
@@ -354,8 +392,9 @@ impl<'a> Members<'a> {
     }
 
     /// The next member's key (the raw token with its quotes), or `None` once the object has
-    /// closed with nothing but whitespace after it.
-    pub fn next_key(&mut self) -> Result<Option<Raw<'a>>, ScanError> {
+    /// closed with nothing but whitespace after it. When the key is `expected`, as it mostly
+    /// is in documents that repeat one key order, it is taken by one comparison.
+    pub fn next_key(&mut self, expected: Option<&PlainKey>) -> Result<Option<Raw<'a>>, ScanError> {
         let c = &mut self.c;
         c.skip_ws();
         let more = if self.started {
@@ -378,7 +417,15 @@ impl<'a> Members<'a> {
         if c.peek() != Some(b'"') {
             return Err("expected a key");
         }
-        let (key, escaped) = c.string()?;
+        let (key, escaped) = match expected.filter(|k| k.starts(&c.bytes[c.pos..])) {
+            Some(k) => {
+                // The same token `string` would read: the content holds no quote or escape.
+                let start = c.pos;
+                c.pos += k.quoted.len();
+                (c.since(start), false)
+            }
+            None => c.string()?,
+        };
         c.skip_ws();
         c.expect(b':', "expected ':'")?;
         c.skip_ws();
@@ -435,7 +482,7 @@ pub(crate) fn for_each_member<'a>(
     mut member: impl FnMut(Raw<'a>, Raw<'a>),
 ) -> Result<(), ScanError> {
     let mut members = Members::new(doc)?;
-    while let Some(key) = members.next_key()? {
+    while let Some(key) = members.next_key(None)? {
         member(key, members.value()?);
     }
     Ok(())
@@ -469,6 +516,14 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         assert_eq!(members("{}").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn keys_that_json_escapes_are_not_plain() {
+        for key in ["a\"b", "a\\b", "a\nb", "\u{1}"] {
+            assert_eq!(PlainKey::new(key), None, "{key:?}");
+        }
+        assert!(PlainKey::new("peakPowers \u{e9}").is_some());
     }
 
     #[test]
@@ -576,6 +631,32 @@ mod tests {
         }
 
         /// Any JSON text is recognised as JSON exactly when serde_json reads it as a value.
+        #[test]
+        fn an_expected_key_is_read_as_the_scan_reads_it(
+            keys in proptest::collection::vec(prop_oneof![
+                Just("\"a\""), Just("\"ab\""), Just("\"\""), Just("\"a\\u0062\""),
+                Just("\"a\\\"\""), Just("\"a"), Just("a"), Just("\"\\a\""),
+                // Past the 16 bytes of one comparison.
+                Just("\"abababababababababab\""), Just("\"ababababababababX\""),
+            ], 0..5),
+            expected in prop_oneof![Just("a"), Just("ab"), Just(""), Just("abababababababababab")],
+            cut in 0usize..40,
+        ) {
+            let body: Vec<String> = keys.iter().map(|k| format!("{k}:1")).collect();
+            let doc = format!("{{{}}}", body.join(","));
+            let doc = &doc[..doc.len().saturating_sub(cut % 4)];
+            let read = |expected: Option<&PlainKey>| -> Result<Vec<(Raw<'_>, Raw<'_>)>, ScanError> {
+                let mut members = Members::new(doc)?;
+                let mut out = Vec::new();
+                while let Some(key) = members.next_key(expected)? {
+                    out.push((key, members.value()?));
+                }
+                Ok(out)
+            };
+            let key = PlainKey::new(expected).unwrap();
+            prop_assert_eq!(read(Some(&key)), read(None), "{}", doc);
+        }
+
         #[test]
         fn unescapes_strings_as_serde_json_does(
             parts in proptest::collection::vec(prop_oneof![
