@@ -38,6 +38,12 @@ const MAX_EXAMPLES: usize = 20;
 /// How much of a bad value an example or error shows.
 const MAX_SHOWN: usize = 80;
 
+/// Slices per thread that [`SnapshotParser::parse_batches`] aims for at least: the other
+/// threads may sit idle while the last slice is parsed, a thirty-second of each one's share.
+const SLICES_PER_THREAD: usize = 32;
+/// The fewest rows it cuts a slice to: below this, a slice's setup starts to count.
+const MIN_SLICE_ROWS: usize = 512;
+
 /// Counts of what could not be read, per output column.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ColumnReport {
@@ -916,12 +922,6 @@ struct FloatLists {
     validity: NullBufferBuilder,
     rows: usize,
 }
-
-/// Slices per thread that [`SnapshotParser::parse_batches`] aims for at least: the other
-/// threads may sit idle while the last slice is parsed, a thirty-second of each one's share.
-const SLICES_PER_THREAD: usize = 32;
-/// The fewest rows it cuts a slice to: below this, a slice's setup starts to count.
-const MIN_SLICE_ROWS: usize = 512;
 
 /// After this many rows, `values` is sized once for the whole batch at their average length:
 /// growing by doubling would copy the values and touch twice the memory.
