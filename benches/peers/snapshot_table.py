@@ -19,7 +19,10 @@ def ensure_snapshot_table(
     admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS `{db}`")
-        cur.execute(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}'")
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.tables"
+            f" WHERE table_schema = '{db}' AND table_name = 'snapshots'"
+        )
         (tables,) = cur.fetchone()
         count = 0
         if tables:
@@ -39,7 +42,8 @@ def ensure_snapshot_table(
             malformed_rate=0.0,
             seed=seed + chunk,
         )
-        ts.load_snapshots(url, "snapshots", raw)
+        # In time order, as a sensor store receives them: the table keeps rows by time.
+        ts.load_snapshots(url, "snapshots", raw.sort_by("time"))
     print(f"loaded {rows} rows in {time.perf_counter() - started:.1f} s")
     return admin
 

@@ -30,8 +30,13 @@ pub async fn load_design_doc_rows(
             "CREATE TABLE IF NOT EXISTS {table} (`time` BIGINT NOT NULL, `feature` STRING) \
              DUPLICATE KEY(`time`) DISTRIBUTED BY HASH(`time`) BUCKETS 8 PROPERTIES (\"replication_num\" = \"1\")"
         ),
+        // Rows kept in time order, as Doris keeps them by its duplicate key: a time range,
+        // such as one part of a parallel read, then reads only its own rows instead of
+        // scanning the table. The sequence that makes the key unique is invisible to
+        // `SELECT *`.
         Dialect::MySql => format!(
-            "CREATE TABLE IF NOT EXISTS {table} (`time` BIGINT NOT NULL, `feature` LONGTEXT, KEY `by_time` (`time`))"
+            "CREATE TABLE IF NOT EXISTS {table} (`time` BIGINT NOT NULL, `feature` LONGTEXT, \
+             `seq` BIGINT NOT NULL AUTO_INCREMENT INVISIBLE, PRIMARY KEY (`time`, `seq`), KEY `by_seq` (`seq`))"
         ),
     };
     conn.query_drop(create)

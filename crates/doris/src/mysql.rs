@@ -17,12 +17,15 @@ use arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Value};
+use mysql_async::{
+    Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, QueryResult, TextProtocol, Value,
+};
 use tokio::sync::mpsc;
 use trainstore_core::{
     DataSource, Error, Filter, RecordBatchStream, Result, ScanRequest, Secret, TimeRange,
     Timestamp, apply_filters,
 };
+use xxhash_rust::xxh3::xxh3_128_with_seed;
 
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::resume::Progress;
@@ -469,52 +472,37 @@ impl Part {
         progress: &mut Progress,
     ) -> Result<()> {
         let inner = &self.inner;
-        let deadline = tokio::time::Instant::now() + inner.options.query_timeout;
-        let timeout = |operation: &'static str| Error::Timeout {
-            operation,
-            after: inner.options.query_timeout,
-        };
+        let timed = Deadline::after(inner.options.query_timeout);
         let sql = self.sql();
         tracing::debug!(%sql, "doris query");
-        let mut conn = tokio::time::timeout_at(deadline, inner.pool.get_conn())
-            .await
-            .map_err(|_| timeout("connect"))?
-            .map_err(|e| mysql_error("connect", e))?;
-        let mut result = tokio::time::timeout_at(deadline, conn.query_iter(sql))
-            .await
-            .map_err(|_| timeout("query"))?
-            .map_err(|e| mysql_error("query", e))?;
+        let mut conn = timed.run("connect", inner.pool.get_conn()).await?;
+        let mut result = timed.run("query", conn.query_iter(sql)).await?;
         // Rows a previous attempt handed out, to be skipped once each this time.
         let mut skip = progress.already_sent()?;
         let track = inner.options.max_retries > 0;
         let mut rows = RawRows::new(&inner.raw, inner.options.batch_rows);
         let mut pending: Vec<u128> = Vec::new();
-        loop {
-            let row = tokio::time::timeout_at(deadline, result.next())
-                .await
-                .map_err(|_| timeout("read rows"))?
-                .map_err(|e| mysql_error("read rows", e))?;
-            let Some(row) = row else { break };
-            if track {
-                let key = row_key(&row);
-                if skip.take(key) {
-                    continue;
+        let mut more = true;
+        while more {
+            let keep = |row: &mysql_async::Row| {
+                if !track {
+                    return true;
                 }
-                pending.push(key);
-            }
-            rows.push(&row);
-            if rows.len() >= inner.options.batch_rows {
+                let key = row_key((0..row.len()).map(|i| row.as_ref(i)));
+                let fresh = !skip.take(key);
+                if fresh {
+                    pending.push(key);
+                }
+                fresh
+            };
+            more = timed.run("read rows", rows.fill(&mut result, keep)).await?;
+            if rows.len() > 0 {
                 let batch = rows.finish(&inner.raw_schema)?;
                 progress.hand_out(&mut pending);
                 if !self.send(tx, batch).await? {
                     return Ok(());
                 }
             }
-        }
-        if rows.len() > 0 {
-            let batch = rows.finish(&inner.raw_schema)?;
-            progress.hand_out(&mut pending);
-            self.send(tx, batch).await?;
         }
         Ok(())
     }
@@ -567,21 +555,49 @@ impl Inner {
     }
 }
 
-/// A 128-bit fingerprint of a row's values: identical rows share it (and are counted).
-fn row_key(row: &mysql_async::Row) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-    for i in 0..row.len() {
-        match row.as_ref(i) {
-            Some(Value::Bytes(b)) => {
-                h.update(&[1]);
-                h.update(&(b.len() as u64).to_le_bytes());
-                h.update(b);
-            }
-            Some(Value::NULL) | None => h.update(&[0]),
-            Some(other) => h.update(other.as_sql(true).as_bytes()),
+/// A 128-bit fingerprint of a row's values: identical rows share it (and are counted). Each
+/// cell is hashed in one pass with a seed of its own position (a null with another), and the
+/// cells' hashes are combined by XOR, so rows differing in any cell differ in the fingerprint.
+fn row_key<'a>(cells: impl IntoIterator<Item = Option<&'a Value>>) -> u128 {
+    cells.into_iter().enumerate().fold(0u128, |key, (i, cell)| {
+        let seed = 2 * i as u64;
+        key ^ match cell {
+            Some(Value::Bytes(b)) => xxh3_128_with_seed(b, seed),
+            Some(Value::NULL) | None => xxh3_128_with_seed(&[], seed + 1),
+            Some(other) => xxh3_128_with_seed(other.as_sql(true).as_bytes(), seed),
+        }
+    })
+}
+
+/// The query timeout, enforced on the client across one query's steps.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: tokio::time::Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    fn after(limit: Duration) -> Self {
+        Deadline {
+            at: tokio::time::Instant::now() + limit,
+            limit,
         }
     }
-    h.digest128()
+
+    /// Runs one step of the query, failing with a timeout once the deadline has passed.
+    async fn run<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = std::result::Result<T, mysql_async::Error>>,
+    ) -> Result<T> {
+        tokio::time::timeout_at(self.at, work)
+            .await
+            .map_err(|_| Error::Timeout {
+                operation,
+                after: self.limit,
+            })?
+            .map_err(|e| mysql_error(operation, e))
+    }
 }
 
 /// Builders fed straight from text-protocol rows.
@@ -615,6 +631,24 @@ impl RawRows {
 
     fn len(&self) -> usize {
         self.len
+    }
+
+    /// Reads rows into the builders, those `keep` accepts, until a batch is full or the result
+    /// has ended; `false` once it has. The caller puts one deadline on a whole batch: a timer
+    /// per row cost more than decoding the row.
+    async fn fill(
+        &mut self,
+        result: &mut QueryResult<'_, '_, TextProtocol>,
+        mut keep: impl FnMut(&mysql_async::Row) -> bool,
+    ) -> mysql_async::Result<bool> {
+        while self.len < self.batch_rows {
+            match result.next().await? {
+                Some(row) if keep(&row) => self.push(&row),
+                Some(_) => {}
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     fn push(&mut self, row: &mysql_async::Row) {
@@ -679,5 +713,34 @@ impl DataSource for DorisSource {
 
     async fn scan(&self, request: &ScanRequest) -> Result<RecordBatchStream> {
         self.start(request, true).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_keys_tell_apart_rows_that_differ_in_any_cell_its_place_or_nullness() {
+        let bytes = |s: &str| Value::Bytes(s.as_bytes().to_vec());
+        let key = |cells: &[Option<Value>]| row_key(cells.iter().map(Option::as_ref));
+        let row = [Some(bytes("1670371745720")), Some(bytes("{\"a\":1}"))];
+        assert_eq!(key(&row), key(&row.clone()), "identical rows share a key");
+        let others = [
+            vec![Some(bytes("1670371745721")), Some(bytes("{\"a\":1}"))],
+            vec![Some(bytes("1670371745720")), Some(bytes("{\"a\":2}"))],
+            vec![Some(bytes("{\"a\":1}")), Some(bytes("1670371745720"))],
+            vec![Some(bytes("1670371745720")), Some(Value::NULL)],
+            vec![Some(bytes("1670371745720")), Some(bytes(""))],
+            vec![Some(bytes("1670371745720"))],
+        ];
+        for other in &others {
+            assert_ne!(key(&row), key(other), "{other:?}");
+        }
+        assert_ne!(
+            key(&others[3]),
+            key(&others[4]),
+            "null and empty text differ"
+        );
     }
 }

@@ -18,7 +18,7 @@ use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc;
 use trainstore_core::{Error, RecordBatchStream, Result, ScanRequest};
 
-use super::{Dialect, DorisSource, Inner, RawRows, ScanPlan, mysql_error};
+use super::{Deadline, Dialect, DorisSource, Inner, RawRows, ScanPlan, mysql_error};
 use crate::parse::ParseReport;
 use crate::sql::{Ident, TableRef};
 use crate::stream::limited;
@@ -282,27 +282,25 @@ impl WindowQuery {
         upload: RecordBatch,
         tx: &mpsc::Sender<Result<RecordBatch>>,
     ) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + inner.options.query_timeout;
-        let timed = |operation| Deadline {
-            at: deadline,
-            limit: inner.options.query_timeout,
-            operation,
-        };
-        timed("create window table")
-            .run(conn.query_drop(&self.create))
+        let timed = Deadline::after(inner.options.query_timeout);
+        timed
+            .run("create window table", conn.query_drop(&self.create))
             .await?;
         let mut values = InsertValues::new(inner.literals);
         let statements = values.add(&upload).into_iter().chain(values.finish());
         for statement in statements {
             let sql = format!("{}{}", self.insert, statement.values);
-            timed("upload windows").run(conn.query_drop(sql)).await?;
+            timed.run("upload windows", conn.query_drop(sql)).await?;
         }
         tracing::debug!(sql = %self.select, "doris point-in-time query");
-        let mut result = timed("query").run(conn.query_iter(&self.select)).await?;
+        let mut result = timed.run("query", conn.query_iter(&self.select)).await?;
         let mut rows = RawRows::new(&inner.raw, inner.options.batch_rows);
-        while let Some(row) = timed("read rows").run(result.next()).await? {
-            rows.push(&row);
-            if rows.len() >= inner.options.batch_rows {
+        let mut more = true;
+        while more {
+            more = timed
+                .run("read rows", rows.fill(&mut result, |_| true))
+                .await?;
+            if rows.len() > 0 {
                 let batch = rows.finish(&inner.raw_schema)?;
                 let out = inner.output(batch, true, &plan.post, plan.projection.as_deref())?;
                 if !out.send(tx).await? {
@@ -310,35 +308,7 @@ impl WindowQuery {
                 }
             }
         }
-        drop(result);
-        if rows.len() > 0 {
-            let batch = rows.finish(&inner.raw_schema)?;
-            let out = inner.output(batch, true, &plan.post, plan.projection.as_deref())?;
-            out.send(tx).await?;
-        }
         Ok(())
-    }
-}
-
-/// The query timeout, enforced on the client across one join's statements.
-struct Deadline {
-    at: tokio::time::Instant,
-    limit: std::time::Duration,
-    operation: &'static str,
-}
-
-impl Deadline {
-    async fn run<T>(
-        self,
-        work: impl Future<Output = std::result::Result<T, mysql_async::Error>>,
-    ) -> Result<T> {
-        tokio::time::timeout_at(self.at, work)
-            .await
-            .map_err(|_| Error::Timeout {
-                operation: self.operation,
-                after: self.limit,
-            })?
-            .map_err(|e| mysql_error(self.operation, e))
     }
 }
 

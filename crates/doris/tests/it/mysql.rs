@@ -75,6 +75,42 @@ async fn loaded_with(config: SynthConfig) -> (TestDb, Vec<RecordBatch>) {
     (db, raw)
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loaded_tables_keep_rows_in_time_order_so_a_time_range_reads_only_its_rows() {
+    let (db, _) = loaded().await;
+    let mut conn = db.conn().await;
+    let (lo, hi): (i64, i64) = conn
+        .query_first("SELECT MIN(time), MAX(time) FROM snapshots")
+        .await
+        .unwrap()
+        .unwrap();
+    let explain = format!(
+        "EXPLAIN SELECT time, feature FROM snapshots WHERE time >= {lo} AND time < {}",
+        (lo + hi) / 2
+    );
+    let plan: Vec<(String, Option<String>)> = conn
+        .query::<mysql_async::Row, _>(explain)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get("type").unwrap(), r.get("key").unwrap()))
+        .collect();
+    assert_eq!(plan, [("range".to_owned(), Some("PRIMARY".to_owned()))]);
+    let first: Vec<mysql_async::Row> = conn.query("SELECT * FROM snapshots LIMIT 1").await.unwrap();
+    let names: Vec<String> = first[0]
+        .columns_ref()
+        .iter()
+        .map(|c| c.name_str().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["time", "feature"],
+        "the design document's columns only"
+    );
+    conn.disconnect().await.unwrap();
+    db.drop_db().await;
+}
+
 async fn source(db: &TestDb, options: ReadOptions) -> DorisSource {
     DorisSource::connect(
         &db.url(),
