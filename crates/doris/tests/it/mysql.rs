@@ -96,6 +96,22 @@ async fn loaded_tables_keep_rows_in_time_order_so_a_time_range_reads_only_its_ro
         .map(|r| (r.get("type").unwrap(), r.get("key").unwrap()))
         .collect();
     assert_eq!(plan, [("range".to_owned(), Some("PRIMARY".to_owned()))]);
+    // The generator's batches are only roughly in time order; each is inserted sorted.
+    let times: Vec<i64> = conn
+        .query("SELECT time FROM snapshots ORDER BY seq")
+        .await
+        .unwrap();
+    let batch_rows = 500;
+    for (i, chunk) in times.chunks(batch_rows).enumerate() {
+        assert!(
+            chunk.is_sorted(),
+            "batch {i} was inserted out of time order"
+        );
+    }
+    assert!(
+        !times.is_sorted(),
+        "the test data should not already be in order"
+    );
     let first: Vec<mysql_async::Row> = conn.query("SELECT * FROM snapshots LIMIT 1").await.unwrap();
     let names: Vec<String> = first[0]
         .columns_ref()
