@@ -4,10 +4,15 @@ once and reused while it holds the asked number of rows (the scripts' --keep).""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 import pymysql
 
 import trainstore as ts
+
+START = datetime(2022, 12, 7, tzinfo=timezone.utc)
+# 100 snapshots 10 minutes apart, with a margin for their jitter.
+CHUNK_SPAN = timedelta(minutes=10 * 105)
 
 
 def ensure_snapshot_table(
@@ -35,10 +40,13 @@ def ensure_snapshot_table(
     started = time.perf_counter()
     chunk_rows = chunk_rows or rows
     for chunk, first in enumerate(range(0, rows, chunk_rows)):
+        # Each chunk's devices report after the previous chunk's: the table fills in time order.
+        start = START + chunk * CHUNK_SPAN
         raw = ts.synthetic_snapshots(
             devices=max(1, min(chunk_rows, rows - first) // 200),
             nodes_per_device=2,
             snapshots=100,
+            start=start.isoformat().replace("+00:00", "Z"),
             malformed_rate=0.0,
             seed=seed + chunk,
         )

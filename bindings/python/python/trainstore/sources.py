@@ -304,7 +304,11 @@ def synthetic_snapshots(
 
 def load_snapshots(url: str, table: str, data: Any) -> int:
     """Appends raw design-document rows (a pyarrow.Table or any Arrow stream with ``time`` and
-    ``feature``) to ``table``, creating it when absent. Returns the rows written."""
+    ``feature``) to ``table``, creating it when absent. Returns the rows written.
+
+    A table created on MySQL/MariaDB keeps its rows in time order, as Doris keeps a duplicate-key
+    table (primary key on ``time`` and an invisible sequence), so a time range reads only its own
+    rows; each batch is written in time order, and batches are best given in time order too."""
     return _native.load_snapshots(url, table, data)
 
 
