@@ -121,9 +121,7 @@ def make_uuids(count: int, seed: int, stream: int) -> list[str]:
 
 def scalar_features(rows: int, seed: int) -> np.ndarray:
     """(5, rows) float32, rows in file (time) order."""
-    return np.random.default_rng([seed, 1]).standard_normal(
-        (len(NUMBERS), rows), np.float32
-    )
+    return np.random.default_rng([seed, 1]).standard_normal((len(NUMBERS), rows), np.float32)
 
 
 def key_count(feature_rows: int) -> int:
@@ -133,9 +131,7 @@ def key_count(feature_rows: int) -> int:
 class Data:
     """The generated files of one parameter set, and the oracle's answers for them."""
 
-    def __init__(
-        self, directory: Path, feature_rows: int, entity_rows: int, seed: int
-    ) -> None:
+    def __init__(self, directory: Path, feature_rows: int, entity_rows: int, seed: int) -> None:
         self.feature_rows = feature_rows
         self.entity_rows = entity_rows
         self.seed = seed
@@ -189,22 +185,15 @@ def ensure_data(data: Data, lookups: int) -> None:
         data.expected_path.write_text(json.dumps(expected))
 
 
-def write_features(
-    data: Data, times: np.ndarray, order: np.ndarray, scalars: np.ndarray
-) -> None:
+def write_features(data: Data, times: np.ndarray, order: np.ndarray, scalars: np.ndarray) -> None:
     rows = data.feature_rows
     uuids = pa.array(make_uuids(data.keys // len(NODES), data.seed, 2))
     nodes = pa.array(NODES)
     key = order // SNAPSHOTS
     extend_pool = pa.array(
-        [
-            json.dumps({"fw": f"2.{i % 8}.{i // 8}", "gain": 1 + i % 4})
-            for i in range(32)
-        ]
+        [json.dumps({"fw": f"2.{i % 8}.{i // 8}", "gain": 1 + i % 4}) for i in range(32)]
     )
-    extend_pick = np.random.default_rng([data.seed, 5]).integers(
-        0, len(extend_pool), rows
-    )
+    extend_pick = np.random.default_rng([data.seed, 5]).integers(0, len(extend_pool), rows)
     schema = pa.schema(
         [
             ("uuid", pa.string()),
@@ -239,13 +228,9 @@ def write_features(
                 offsets = np.zeros(hi - lo + 1, np.int32)
                 np.cumsum(lengths, out=offsets[1:])
                 values = rng.random(int(offsets[-1]), np.float32) * (10.0 ** (i % 3))
-                columns.append(
-                    pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
-                )
+                columns.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)))
             columns.append(extend_pool.take(pa.array(extend_pick[lo:hi])))
-            writer.write_table(
-                pa.Table.from_arrays(columns, schema=schema), row_group_size=group
-            )
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=group)
     partial.rename(data.features)
 
 
@@ -318,12 +303,7 @@ def write_entities(
     mean_lf[order] = scalars[0]
     known = (key >= 0) & ~unknown
     k, t = key[known], event[known]
-    at = (
-        np.searchsorted(
-            (keys_km << 36) | (times_km - base), (k << 36) | (t - base), "right"
-        )
-        - 1
-    )
+    at = np.searchsorted((keys_km << 36) | (times_km - base), (k << 36) | (t - base), "right") - 1
     hit = (at >= 0) & (keys_km[at] == k) & (times_km[at] >= t - TTL_MS)
     expected = {
         "rows": n,
@@ -356,9 +336,7 @@ def materialize_window() -> tuple[datetime, datetime]:
 
 
 def feast_store(data: Data, offline: str, repo: Path) -> Any:
-    os.environ.setdefault(
-        "FEAST_USAGE", "False"
-    )  # no usage telemetry from the timed process
+    os.environ.setdefault("FEAST_USAGE", "False")  # no usage telemetry from the timed process
     from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
     from feast.types import Array, Float32, String
 
@@ -418,9 +396,7 @@ def duckdb_retrieval(data: Data, entities: pa.Table) -> Callable[[], pa.Table]:
     # ASOF picks the latest feature time at or before the entity time per key (Feast's
     # winner; the data has no ties within a key); values older than the TTL become null.
     fresh = 'f."time" >= e.event_timestamp - INTERVAL 30 DAY'
-    values = ",\n  ".join(
-        f'CASE WHEN {fresh} THEN f."{n}" END AS "{n}"' for n in FEATURES
-    )
+    values = ",\n  ".join(f'CASE WHEN {fresh} THEN f."{n}" END AS "{n}"' for n in FEATURES)
     path = str(data.features).replace("'", "''")
     sql = f"""
 SELECT e.*,
@@ -440,9 +416,7 @@ def historical_side(peer: str, data: Data, work: Path) -> Callable[[], pa.Table]
     if peer in ("feast-duckdb", "feast-dask"):
         store = feast_store(data, "duckdb" if peer == "feast-duckdb" else "dask", work)
         frame = entities.to_pandas()
-        return lambda: store.get_historical_features(
-            entity_df=frame, features=REFS
-        ).to_arrow()
+        return lambda: store.get_historical_features(entity_df=frame, features=REFS).to_arrow()
     if peer == "duckdb":
         return duckdb_retrieval(data, entities)
     # For trainstore-ingested, the workspace already holds the ingested store (see side()).
@@ -450,17 +424,13 @@ def historical_side(peer: str, data: Data, work: Path) -> Callable[[], pa.Table]
     return lambda: ws.features.get_historical_features(entities, REFS)
 
 
-def online_side(
-    peer: str, data: Data, work: Path
-) -> Callable[[dict[str, str]], pa.Table]:
+def online_side(peer: str, data: Data, work: Path) -> Callable[[dict[str, str]], pa.Table]:
     start, end = materialize_window()
     if peer == "feast-online":
         # The DuckDB offline store only reads the latest row per key for materialization.
         store = feast_store(data, "duckdb", work)
         store.materialize(start_date=start, end_date=end)
-        return lambda key: store.get_online_features(
-            features=REFS, entity_rows=[key]
-        ).to_arrow()
+        return lambda key: store.get_online_features(features=REFS, entity_rows=[key]).to_arrow()
     ws = trainstore_workspace(data, work / "ws")
     ws.features.materialize(start, end)
     # Feast's online reads ignore the TTL; the data is from 2025, so ours must too to match.
@@ -585,9 +555,7 @@ def side(args: argparse.Namespace, peer: str, repeat: int) -> dict[str, Any]:
         return {**spawn(args, peer, repeat, work), "ingest": ingest}
 
 
-def spawn(
-    args: argparse.Namespace, peer: str, repeat: int, work: str
-) -> dict[str, Any]:
+def spawn(args: argparse.Namespace, peer: str, repeat: int, work: str) -> dict[str, Any]:
     """Runs one side in a fresh process, which reports its own peak RSS (see own_peak_mb);
     wait4's figure stands in only for a side stopped before it reported."""
     log = Path(args.data_dir) / f"{peer}.log"
@@ -611,9 +579,7 @@ def spawn(
             if time.perf_counter() - started > args.timeout:
                 stopped = f"timed out after {args.timeout:.0f} s"
             elif resident_gb(proc.pid) > args.memory_limit:
-                stopped = (
-                    f"stopped at {args.memory_limit:.1f} GB resident (--memory-limit)"
-                )
+                stopped = f"stopped at {args.memory_limit:.1f} GB resident (--memory-limit)"
             if stopped:
                 proc.kill()
                 pid, status, usage = os.wait4(proc.pid, 0)
@@ -628,9 +594,7 @@ def spawn(
         elif proc.returncode != 0 or not result_file.exists():
             out.flush()
             tail = log.read_text().strip().splitlines()[-15:]
-            outcome["error"] = (
-                f"exit {proc.returncode}; see {log}:\n    " + "\n    ".join(tail)
-            )
+            outcome["error"] = f"exit {proc.returncode}; see {log}:\n    " + "\n    ".join(tail)
         else:
             outcome.update(json.loads(result_file.read_text()))
     return outcome
@@ -641,9 +605,7 @@ def resident_gb(pid: int) -> float:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0.0
-    line = next(
-        (x for x in status.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB"
-    )
+    line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
     return int(line.split()[1]) * 1024 / 1e9
 
 
@@ -651,33 +613,21 @@ def disagreements(name: str, got: dict[str, Any], want: dict[str, Any]) -> list[
     problems = []
     for field in ("rows", "meanLf_non_null"):
         if field in want and got.get(field) != want[field]:
-            problems.append(
-                f"{name}: {field} {got.get(field)} != expected {want[field]}"
-            )
+            problems.append(f"{name}: {field} {got.get(field)} != expected {want[field]}")
     if got.get("missing_columns"):
         problems.append(f"{name}: missing columns {got['missing_columns']}")
-    if not math.isclose(
-        got.get("meanLf_sum", math.nan), want["meanLf_sum"], rel_tol=1e-9
-    ):
-        problems.append(
-            f"{name}: sum of meanLf {got.get('meanLf_sum')} != {want['meanLf_sum']}"
-        )
+    if not math.isclose(got.get("meanLf_sum", math.nan), want["meanLf_sum"], rel_tol=1e-9):
+        problems.append(f"{name}: sum of meanLf {got.get('meanLf_sum')} != {want['meanLf_sum']}")
     return problems
 
 
 def ratio(theirs: float, ours: float, more: str, less: str) -> str:
     if ours <= 0 or theirs <= 0:
         return ""
-    return (
-        f"{theirs / ours:.1f}x {more}"
-        if theirs >= ours
-        else f"{ours / theirs:.1f}x {less}"
-    )
+    return f"{theirs / ours:.1f}x {more}" if theirs >= ours else f"{ours / theirs:.1f}x {less}"
 
 
-def historical_section(
-    args: argparse.Namespace, data: Data, peers: list[str]
-) -> list[str]:
+def historical_section(args: argparse.Namespace, data: Data, peers: list[str]) -> list[str]:
     expected = data.expected()
     size_gb = data.features.stat().st_size / 1e9
     print(
@@ -695,9 +645,7 @@ def historical_section(
             continue
         times = ", ".join(f"{s:.3f}" for s in got["seconds"])
         stopped = f" ({got['stopped']}; best of those done)" if "stopped" in got else ""
-        print(
-            f"  {HISTORICAL[peer]}: {times} s, peak {got['peak_mb']:,.0f} MB{stopped}"
-        )
+        print(f"  {HISTORICAL[peer]}: {times} s, peak {got['peak_mb']:,.0f} MB{stopped}")
         if "ingest" in got:
             ingest = got["ingest"]
             print(
@@ -708,29 +656,22 @@ def historical_section(
         problems += disagreements(peer, got, expected)
     # Every peer reads the Parquet file, so they are compared with trainstore doing the same.
     ours = results.get("trainstore", {})
-    print(
-        f"\n{'side':<{LABEL_WIDTH}}{'seconds':>10}{'peak MB':>10}{'setup s':>9}  trainstore is"
-    )
+    print(f"\n{'side':<{LABEL_WIDTH}}{'seconds':>10}{'peak MB':>10}{'setup s':>9}  trainstore is")
     for peer, got in results.items():
         if "error" in got:
             error = got["error"].splitlines()[0]
-            print(
-                f"{HISTORICAL[peer]:<{LABEL_WIDTH}}{'n/a':>10}{got['peak_mb']:>10,.0f}{'':>9}  {error}"
-            )
+            label = f"{HISTORICAL[peer]:<{LABEL_WIDTH}}"
+            print(f"{label}{'n/a':>10}{got['peak_mb']:>10,.0f}{'':>9}  {error}")
             continue
         best = min(got["seconds"])
         note = ""
         if not peer.startswith("trainstore") and "seconds" in ours:
             faster = ratio(best, min(ours["seconds"]), "faster", "slower")
-            leaner = ratio(
-                got["peak_mb"], ours["peak_mb"], "less memory", "more memory"
-            )
+            leaner = ratio(got["peak_mb"], ours["peak_mb"], "less memory", "more memory")
             note = f"{faster}, {leaner}"
         label = f"{HISTORICAL[peer]} (best of {len(got['seconds'])})"
         setup = got["setup_seconds"]
-        print(
-            f"{label:<{LABEL_WIDTH}}{best:>10.3f}{got['peak_mb']:>10,.0f}{setup:>9.1f}  {note}"
-        )
+        print(f"{label:<{LABEL_WIDTH}}{best:>10.3f}{got['peak_mb']:>10,.0f}{setup:>9.1f}  {note}")
     return problems
 
 
@@ -745,9 +686,7 @@ def online_section(args: argparse.Namespace, data: Data, peers: list[str]) -> li
         f"{data.keys:,} materialized keys ({data.feature_rows:,} feature rows), "
         f"after {args.warmup} warm-up calls"
     )
-    print(
-        f"{'side':<{LABEL_WIDTH}}{'p50 us':>10}{'p99 us':>10}{'peak MB':>10}{'setup s':>9}"
-    )
+    print(f"{'side':<{LABEL_WIDTH}}{'p50 us':>10}{'p99 us':>10}{'peak MB':>10}{'setup s':>9}")
     problems, feast_p99 = [], 0.0
     for peer in peers:
         got = side(args, peer, 1)
@@ -772,33 +711,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--scale", choices=SCALES, default="1m", help="feature x entity rows"
-    )
-    parser.add_argument(
-        "--feature-rows", type=int, help="overrides --scale; a multiple of 200"
-    )
+    parser.add_argument("--scale", choices=SCALES, default="1m", help="feature x entity rows")
+    parser.add_argument("--feature-rows", type=int, help="overrides --scale; a multiple of 200")
     parser.add_argument("--entity-rows", type=int, help="overrides --scale")
     parser.add_argument("--peers", help=f"comma-separated, of {', '.join(HISTORICAL)}")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--feast-repeat", type=int, help="repeats for Feast (default --repeat)"
-    )
-    parser.add_argument(
-        "--skip-feast-default", action="store_true", help="no dask store"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=1800.0, help="seconds per side"
-    )
+    parser.add_argument("--feast-repeat", type=int, help="repeats for Feast (default --repeat)")
+    parser.add_argument("--skip-feast-default", action="store_true", help="no dask store")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per side")
     parser.add_argument(
         "--memory-limit",
         type=float,
         default=0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9,
         help="GB resident at which a side is stopped (default: 3/4 of RAM)",
     )
-    parser.add_argument(
-        "--online", action="store_true", help="also time online lookups"
-    )
+    parser.add_argument("--online", action="store_true", help="also time online lookups")
     parser.add_argument("--online-only", action="store_true")
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument(
@@ -820,9 +747,7 @@ def main() -> None:
     args.entity_rows = args.entity_rows or default_entities
     args.data_dir = os.path.abspath(args.data_dir)
     if args.feature_rows % (SNAPSHOTS * len(NODES)):
-        parser.error(
-            "--feature-rows must be a multiple of 200 (uuids x 2 nodeIds x 100)"
-        )
+        parser.error("--feature-rows must be a multiple of 200 (uuids x 2 nodeIds x 100)")
     data = Data(Path(args.data_dir), args.feature_rows, args.entity_rows, args.seed)
     if args.warmup is None:
         args.warmup = data.keys
@@ -865,9 +790,7 @@ def main() -> None:
     for problem in problems:
         print(f"WARNING: {problem}")
     if not problems:
-        print(
-            "agreement: every side matches the oracle (rows, non-null meanLf, sum of meanLf)"
-        )
+        print("agreement: every side matches the oracle (rows, non-null meanLf, sum of meanLf)")
 
 
 if __name__ == "__main__":

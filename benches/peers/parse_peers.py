@@ -92,9 +92,14 @@ def polars_path_match(raw: pa.Table) -> int:
     doc = pl.col("feature")
     exprs = [doc.str.json_path_match(f"$.{k}").alias(k) for k in ["uuid", "nodeId", "time"]]
     exprs.append((doc.str.json_path_match("$.is_tag") == "true").alias("is_tag"))
-    exprs += [doc.str.json_path_match(f"$.{n}").cast(pl.Float64, strict=False).alias(n) for n in NUMBERS]
     exprs += [
-        doc.str.json_path_match(f"$.{a}").str.split(",").cast(pl.List(pl.Float32), strict=False).alias(a)
+        doc.str.json_path_match(f"$.{n}").cast(pl.Float64, strict=False).alias(n) for n in NUMBERS
+    ]
+    exprs += [
+        doc.str.json_path_match(f"$.{a}")
+        .str.split(",")
+        .cast(pl.List(pl.Float32), strict=False)
+        .alias(a)
         for a in ARRAYS
     ]
     exprs.append(doc.str.json_path_match("$.extend").alias("extend"))
@@ -141,7 +146,9 @@ def main() -> None:
     )
     megabytes = sum(len(s) for s in raw.column("feature").to_pylist()) / 1e6
     cores = os.cpu_count() or 1
-    print(f"{raw.num_rows} rows, {megabytes:.0f} MB of JSON, {cores} cores, polars {pl.__version__}")
+    print(
+        f"{raw.num_rows} rows, {megabytes:.0f} MB of JSON, {cores} cores, polars {pl.__version__}"
+    )
     results = {}
     for name, fn, used_cores in [
         ("design doc parser (Python)", design_doc_parser, 1),
