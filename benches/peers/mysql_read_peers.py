@@ -4,7 +4,7 @@ columns and parsed.
 
     .venv/bin/pip install -r benches/requirements.txt
     eval "$(scripts/test-services)"
-    .venv/bin/python benches/peers/mysql_read_peers.py --rows 200000
+    .venv/bin/python benches/peers/mysql_read_peers.py --rows 200000 [--partitions 4]
 
 Prints seconds (best of --repeat) and trainstore's ratios.
 """
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the loaded table for a rerun")
+    parser.add_argument("--partitions", type=int, default=2, help="trainstore's parallel parts")
     args = parser.parse_args()
     server = os.environ.get("TRAINSTORE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306").rstrip("/")
     url = f"{server}/{DB}"
@@ -59,9 +60,14 @@ def main() -> None:
     def connectorx_raw() -> int:
         return cx.read_sql(url, sql, return_type="arrow").num_rows
 
-    def connectorx_two_partitions() -> int:
-        table = cx.read_sql(url, sql, return_type="arrow", partition_on="time", partition_num=2)
-        return table.num_rows
+    def connectorx_partitions(parts: int) -> Callable[[], int]:
+        def read() -> int:
+            table = cx.read_sql(
+                url, sql, return_type="arrow", partition_on="time", partition_num=parts
+            )
+            return table.num_rows
+
+        return read
 
     def pymysql_pandas() -> int:
         conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=DB)
@@ -82,7 +88,7 @@ def main() -> None:
         conn.close()
         return len(FeatureSnapshotParser().parse_feature_snapshots(records))
 
-    source = ts.DorisSource(url, table="snapshots", partitions=2)
+    source = ts.DorisSource(url, table="snapshots", partitions=args.partitions)
 
     def trainstore_raw() -> int:
         return source.query_raw().num_rows
@@ -92,7 +98,8 @@ def main() -> None:
 
     readers = [
         ("connectorx (raw)", connectorx_raw),
-        ("connectorx, 2 partitions (raw)", connectorx_two_partitions),
+        ("connectorx, 2 partitions (raw)", connectorx_partitions(2)),
+        ("connectorx, 4 partitions (raw)", connectorx_partitions(4)),
         ("pymysql + pandas (raw)", pymysql_pandas),
         ("trainstore (raw)", trainstore_raw),
         ("pymysql + design doc parser", pymysql_design_doc_parser),
@@ -101,7 +108,7 @@ def main() -> None:
     results = best_interleaved(readers, rows, args.repeat)
     for name, seconds in results.items():
         print(f"{name:<32} {seconds:8.3f} s")
-    cx_best = min(results["connectorx (raw)"], results["connectorx, 2 partitions (raw)"])
+    cx_best = min(seconds for name, seconds in results.items() if name.startswith("connectorx"))
     print(f"trainstore raw vs connectorx (best): {cx_best / results['trainstore (raw)']:.2f}x")
     print(
         "trainstore parsed vs pymysql + design doc parser: "
