@@ -58,6 +58,9 @@ fn identities(batches: &[RecordBatch]) -> Vec<Identity> {
     out
 }
 
+/// Rows per batch the test tables are loaded with.
+const LOAD_BATCH_ROWS: usize = 500;
+
 async fn loaded() -> (TestDb, Vec<RecordBatch>) {
     loaded_with(config()).await
 }
@@ -66,7 +69,7 @@ async fn loaded_with(config: SynthConfig) -> (TestDb, Vec<RecordBatch>) {
     let db = TestDb::new().await;
     let raw: Vec<RecordBatch> = SnapshotGenerator::new(config.clone())
         .unwrap()
-        .batches(500)
+        .batches(LOAD_BATCH_ROWS)
         .collect();
     let written = load_design_doc_rows(&db.url(), "snapshots", raw.clone())
         .await
@@ -101,8 +104,7 @@ async fn loaded_tables_keep_rows_in_time_order_so_a_time_range_reads_only_its_ro
         .query("SELECT time FROM snapshots ORDER BY seq")
         .await
         .unwrap();
-    let batch_rows = 500;
-    for (i, chunk) in times.chunks(batch_rows).enumerate() {
+    for (i, chunk) in times.chunks(LOAD_BATCH_ROWS).enumerate() {
         assert!(
             chunk.is_sorted(),
             "batch {i} was inserted out of time order"
