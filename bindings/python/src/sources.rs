@@ -252,7 +252,7 @@ pub struct SnapshotSource {
 impl SnapshotSource {
     /// Doris (or a MySQL-protocol server), over the MySQL protocol or Flight SQL.
     #[staticmethod]
-    #[pyo3(signature = (url, table, schema=None, partitions=2, batch_rows=8192, query_timeout=300.0, max_retries=3, strict=false, flight_url=None, flight_rewrite=None))]
+    #[pyo3(signature = (url, table, schema=None, partitions=4, batch_rows=8192, query_timeout=300.0, max_retries=3, strict=false, flight_url=None, flight_rewrite=None))]
     #[allow(clippy::too_many_arguments)]
     fn open_doris(
         py: Python<'_>,

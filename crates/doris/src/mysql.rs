@@ -1,5 +1,6 @@
 //! Doris (or any MySQL-protocol server) as a [`DataSource`]: rows streamed over the text
-//! protocol straight into Arrow builders, then parsed into typed snapshots.
+//! protocol straight into Arrow builders (by our own client, `wire`), then parsed into
+//! typed snapshots.
 //!
 //! What a Doris client must get right (see `DORIS.md`): no server-side prepared statements
 //! (values go through the literal encoder), `prefer_socket = false`, no `COM_RESET_CONNECTION`,
@@ -17,9 +18,7 @@ use arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
-use mysql_async::{
-    Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, QueryResult, TextProtocol, Value,
-};
+use mysql_async::{Conn, Opts};
 use tokio::sync::mpsc;
 use trainstore_core::{
     DataSource, Error, Filter, RecordBatchStream, Result, ScanRequest, Secret, TimeRange,
@@ -34,12 +33,15 @@ use crate::sql::{Ident, Literals, Select, TableRef, snapshot_columns};
 use crate::stream::limited;
 
 mod asof;
+mod wire;
 pub use asof::AsOfWindows;
+use wire::{ResultSet, Row, WireConn, WireError, WirePool, WireResult};
 
 /// How reads are run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadOptions {
-    /// Time-range parts read in parallel, one connection each.
+    /// Time-range parts read in parallel, one connection each. The default, 4, keeps a
+    /// server's scans busy while each waits on its pages and its socket, even on two cores.
     pub partitions: usize,
     /// Rows per Arrow batch.
     pub batch_rows: usize,
@@ -54,7 +56,7 @@ pub struct ReadOptions {
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
-            partitions: 2,
+            partitions: 4,
             batch_rows: 8192,
             query_timeout: Duration::from_secs(300),
             max_retries: 3,
@@ -85,7 +87,7 @@ pub struct DorisSource {
 }
 
 struct Inner {
-    pool: Pool,
+    pool: WirePool,
     /// `host:port`, safe to show (never the credentials).
     endpoint: String,
     table: TableRef,
@@ -141,36 +143,49 @@ impl DorisSource {
             ));
         }
         let opts = parse_url(url)?;
+        if opts.ssl_opts().is_some() {
+            return Err(Error::invalid(
+                "MySQL URL",
+                redact_url(url.expose()),
+                "TLS is not supported by the MySQL-protocol reader; use the Flight SQL endpoint",
+            ));
+        }
         let endpoint = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
         let table = TableRef::parse(table, opts.db_name())?;
 
-        // One plain connection first: which server, and how it escapes.
-        let base = OptsBuilder::from_opts(opts.clone()).prefer_socket(false);
-        let mut probe = Conn::new(base.clone())
+        // One connection first: which server, how it escapes, the table's columns. It then
+        // starts the pool.
+        let timed = Deadline::after(options.query_timeout);
+        let mut probe = timed
+            .run("connect", WireConn::connect(&opts))
             .await
-            .map_err(|e| connect_error(&endpoint, e))?;
-        let (dialect, literals) = session_info(&mut probe).await?;
-        let describe = format!("SHOW COLUMNS FROM {table}");
-        let columns: Vec<Vec<Option<Value>>> = probe
-            .query_iter(describe)
-            .await
-            .map_err(|e| not_found_or(&table, e))?
-            .collect::<mysql_async::Row>()
-            .await
-            .map_err(|e| not_found_or(&table, e))?
-            .into_iter()
-            .map(mysql_async::Row::unwrap_raw)
-            .collect();
-        let _ = probe.disconnect().await;
+            .map_err(|e| at_endpoint(&endpoint, e))?;
+        let session = timed
+            .run(
+                "connect",
+                probe.text_rows("SELECT @@version_comment, @@SESSION.sql_mode"),
+            )
+            .await?;
+        let cell = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten();
+        let (dialect, literals) = match session.first() {
+            Some(row) => session_of(
+                &cell(row, 0).unwrap_or_default(),
+                &cell(row, 1).unwrap_or_default(),
+            ),
+            None => session_of("", ""),
+        };
+        let columns = tokio::time::timeout_at(
+            timed.at,
+            probe.text_rows(&format!("SHOW COLUMNS FROM {table}")),
+        )
+        .await
+        .map_err(|_| timed.expired("describe table"))?
+        .map_err(|e| not_found_or(&table, e))?;
         let mut table_columns = HashSet::new();
         let mut types = std::collections::HashMap::new();
         for col in columns {
-            let text = |v: &Option<Value>| match v {
-                Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
-                _ => String::new(),
-            };
-            let name = text(&col[0]);
-            let ty = text(&col[1]).to_ascii_lowercase();
+            let name = cell(&col, 0).unwrap_or_default();
+            let ty = cell(&col, 1).unwrap_or_default().to_ascii_lowercase();
             table_columns.insert(name.clone());
             types.insert(name, ty);
         }
@@ -209,12 +224,10 @@ impl DorisSource {
                 format!("SET SESSION max_statement_time = {secs}"),
             ],
         };
-        let pool_opts = PoolOpts::default()
-            .with_reset_connection(false)
-            .with_constraints(
-                PoolConstraints::new(0, options.partitions.max(1) * 2).expect("valid pool bounds"),
-            );
-        let pool = Pool::new(base.pool_opts(pool_opts).setup(setup));
+        for statement in &setup {
+            timed.run("connect", probe.execute(statement)).await?;
+        }
+        let pool = WirePool::new(opts, setup, options.partitions * 2, probe);
 
         tracing::info!(%endpoint, %table, ?dialect, "doris source connected");
         Ok(DorisSource {
@@ -310,17 +323,22 @@ pub(crate) async fn session_info(conn: &mut Conn) -> Result<(Dialect, Literals)>
         .await
         .map_err(|e| mysql_error("connect", e))?
         .unwrap_or_default();
-    let dialect = if comment.to_ascii_lowercase().contains("doris") {
+    Ok(session_of(&comment, &sql_mode))
+}
+
+/// The server and the session's escaping, from `@@version_comment` and `@@sql_mode`.
+fn session_of(version_comment: &str, sql_mode: &str) -> (Dialect, Literals) {
+    let dialect = if version_comment.to_ascii_lowercase().contains("doris") {
         Dialect::Doris
     } else {
         Dialect::MySql
     };
-    Ok((
+    (
         dialect,
         Literals {
             no_backslash_escapes: sql_mode.contains("NO_BACKSLASH_ESCAPES"),
         },
-    ))
+    )
 }
 
 fn redact_url(url: &str) -> String {
@@ -333,22 +351,40 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-fn connect_error(endpoint: &str, e: mysql_async::Error) -> Error {
-    Error::Remote {
-        service: format!("doris at {endpoint}"),
-        operation: "connect",
-        reason: e.to_string(),
-        transient: true,
+/// A failed connection, naming the server (never the credentials).
+fn at_endpoint(endpoint: &str, e: Error) -> Error {
+    match e {
+        Error::Remote {
+            operation,
+            reason,
+            transient,
+            ..
+        } => Error::Remote {
+            service: format!("doris at {endpoint}"),
+            operation,
+            reason,
+            transient,
+        },
+        other => other,
     }
 }
 
-fn not_found_or(table: &TableRef, e: mysql_async::Error) -> Error {
-    match &e {
-        mysql_async::Error::Server(s) if s.code == 1146 || s.code == 1049 => Error::NotFound {
+fn wire_error(operation: &'static str, e: WireError) -> Error {
+    Error::Remote {
+        service: "doris".into(),
+        operation,
+        reason: e.to_string(),
+        transient: e.is_transient(),
+    }
+}
+
+fn not_found_or(table: &TableRef, e: WireError) -> Error {
+    match e.server_code() {
+        Some(1146 | 1049) => Error::NotFound {
             what: "table",
             name: table.to_string(),
         },
-        _ => mysql_error("describe table", e),
+        _ => wire_error("describe table", e),
     }
 }
 
@@ -411,17 +447,13 @@ impl Inner {
             sql.push_str(" WHERE ");
             sql.push_str(&where_sql.join(" AND "));
         }
-        let mut conn = self
-            .pool
-            .get_conn()
-            .await
-            .map_err(|e| mysql_error("connect", e))?;
-        let bounds: Option<(Option<i64>, Option<i64>)> = conn
-            .query_first(sql)
-            .await
-            .map_err(|e| mysql_error("time bounds", e))?;
-        Ok(match bounds {
-            Some((Some(lo), Some(hi))) => Some(TimeRange::new(
+        let timed = Deadline::after(self.options.query_timeout);
+        let mut conn = timed.run("connect", self.pool.get()).await?;
+        let rows = timed.run("time bounds", conn.text_rows(&sql)).await?;
+        self.pool.put(conn);
+        let bound = |i: usize| -> Option<i64> { rows.first()?.get(i)?.as_deref()?.parse().ok() };
+        Ok(match (bound(0), bound(1)) {
+            (Some(lo), Some(hi)) => Some(TimeRange::new(
                 Timestamp::from_millis(lo),
                 Timestamp::from_millis(hi + 1),
             )?),
@@ -475,8 +507,9 @@ impl Part {
         let timed = Deadline::after(inner.options.query_timeout);
         let sql = self.sql();
         tracing::debug!(%sql, "doris query");
-        let mut conn = timed.run("connect", inner.pool.get_conn()).await?;
-        let mut result = timed.run("query", conn.query_iter(sql)).await?;
+        let mut conn = timed.run("connect", inner.pool.get()).await?;
+        let mut result = timed.run("query", conn.query(&sql)).await?;
+        check_columns(&result, inner.raw.len())?;
         // Rows a previous attempt handed out, to be skipped once each this time.
         let mut skip = progress.already_sent()?;
         let track = inner.options.max_retries > 0;
@@ -484,11 +517,11 @@ impl Part {
         let mut pending: Vec<u128> = Vec::new();
         let mut more = true;
         while more {
-            let keep = |row: &mysql_async::Row| {
+            let keep = |row: &Row<'_>| {
                 if !track {
                     return true;
                 }
-                let key = row_key((0..row.len()).map(|i| row.as_ref(i)));
+                let key = row_key(row.cells());
                 let fresh = !skip.take(key);
                 if fresh {
                     pending.push(key);
@@ -504,6 +537,7 @@ impl Part {
                 }
             }
         }
+        inner.pool.put(conn);
         Ok(())
     }
 
@@ -555,16 +589,29 @@ impl Inner {
     }
 }
 
+/// Fails unless a result has the columns the builders expect.
+fn check_columns(result: &ResultSet<'_>, expected: usize) -> Result<()> {
+    if result.columns() == expected {
+        return Ok(());
+    }
+    Err(wire_error(
+        "query",
+        WireError::Protocol(format!(
+            "{} columns in the result, {expected} expected",
+            result.columns()
+        )),
+    ))
+}
+
 /// A 128-bit fingerprint of a row's values: identical rows share it (and are counted). Each
 /// cell is hashed in one pass with a seed of its own position (a null with another), and the
 /// cells' hashes are combined by XOR, so rows differing in any cell differ in the fingerprint.
-fn row_key<'a>(cells: impl IntoIterator<Item = Option<&'a Value>>) -> u128 {
+fn row_key<'a>(cells: impl IntoIterator<Item = Option<&'a [u8]>>) -> u128 {
     cells.into_iter().enumerate().fold(0u128, |key, (i, cell)| {
         let seed = 2 * i as u64;
         key ^ match cell {
-            Some(Value::Bytes(b)) => xxh3_128_with_seed(b, seed),
-            Some(Value::NULL) | None => xxh3_128_with_seed(&[], seed + 1),
-            Some(other) => xxh3_128_with_seed(other.as_sql(true).as_bytes(), seed),
+            Some(text) => xxh3_128_with_seed(text, seed),
+            None => xxh3_128_with_seed(&[], seed + 1),
         }
     })
 }
@@ -588,15 +635,19 @@ impl Deadline {
     async fn run<T>(
         &self,
         operation: &'static str,
-        work: impl Future<Output = std::result::Result<T, mysql_async::Error>>,
+        work: impl Future<Output = WireResult<T>>,
     ) -> Result<T> {
         tokio::time::timeout_at(self.at, work)
             .await
-            .map_err(|_| Error::Timeout {
-                operation,
-                after: self.limit,
-            })?
-            .map_err(|e| mysql_error(operation, e))
+            .map_err(|_| self.expired(operation))?
+            .map_err(|e| wire_error(operation, e))
+    }
+
+    fn expired(&self, operation: &'static str) -> Error {
+        Error::Timeout {
+            operation,
+            after: self.limit,
+        }
     }
 }
 
@@ -638,11 +689,11 @@ impl RawRows {
     /// per row cost more than decoding the row.
     async fn fill(
         &mut self,
-        result: &mut QueryResult<'_, '_, TextProtocol>,
-        mut keep: impl FnMut(&mysql_async::Row) -> bool,
-    ) -> mysql_async::Result<bool> {
+        result: &mut ResultSet<'_>,
+        mut keep: impl FnMut(&Row<'_>) -> bool,
+    ) -> WireResult<bool> {
         while self.len < self.batch_rows {
-            match result.next().await? {
+            match result.next_row().await? {
                 Some(row) if keep(&row) => self.push(&row),
                 Some(_) => {}
                 None => return Ok(false),
@@ -651,18 +702,17 @@ impl RawRows {
         Ok(true)
     }
 
-    fn push(&mut self, row: &mysql_async::Row) {
+    fn push(&mut self, row: &Row<'_>) {
         for (i, col) in self.columns.iter_mut().enumerate() {
-            let v = row.as_ref(i);
+            let cell = row.get(i);
             match col {
-                RawColumn::Int(b) => b.append_option(int_of(v)),
-                RawColumn::Text(b) => match v {
-                    Some(Value::Bytes(bytes)) => match std::str::from_utf8(bytes) {
+                RawColumn::Int(b) => b.append_option(int_of(cell)),
+                RawColumn::Text(b) => match cell {
+                    Some(bytes) => match std::str::from_utf8(bytes) {
                         Ok(text) => b.append_value(text),
                         Err(_) => b.append_value(String::from_utf8_lossy(bytes)),
                     },
-                    Some(Value::NULL) | None => b.append_null(),
-                    Some(other) => b.append_value(other.as_sql(true).trim_matches('\'')),
+                    None => b.append_null(),
                 },
             }
         }
@@ -692,13 +742,9 @@ impl RawRows {
     }
 }
 
-fn int_of(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
-        Value::Int(i) => Some(*i),
-        Value::UInt(u) => i64::try_from(*u).ok(),
-        _ => None,
-    }
+/// An integer cell as sent in text; a value that is not one becomes null.
+fn int_of(cell: Option<&[u8]>) -> Option<i64> {
+    std::str::from_utf8(cell?).ok()?.parse().ok()
 }
 
 #[async_trait]
@@ -722,17 +768,17 @@ mod tests {
 
     #[test]
     fn row_keys_tell_apart_rows_that_differ_in_any_cell_its_place_or_nullness() {
-        let bytes = |s: &str| Value::Bytes(s.as_bytes().to_vec());
-        let key = |cells: &[Option<Value>]| row_key(cells.iter().map(Option::as_ref));
-        let row = [Some(bytes("1670371745720")), Some(bytes("{\"a\":1}"))];
+        let bytes = |s: &'static str| Some(s.as_bytes());
+        let key = |cells: &[Option<&[u8]>]| row_key(cells.iter().copied());
+        let row = [bytes("1670371745720"), bytes("{\"a\":1}")];
         assert_eq!(key(&row), key(&row.clone()), "identical rows share a key");
         let others = [
-            vec![Some(bytes("1670371745721")), Some(bytes("{\"a\":1}"))],
-            vec![Some(bytes("1670371745720")), Some(bytes("{\"a\":2}"))],
-            vec![Some(bytes("{\"a\":1}")), Some(bytes("1670371745720"))],
-            vec![Some(bytes("1670371745720")), Some(Value::NULL)],
-            vec![Some(bytes("1670371745720")), Some(bytes(""))],
-            vec![Some(bytes("1670371745720"))],
+            vec![bytes("1670371745721"), bytes("{\"a\":1}")],
+            vec![bytes("1670371745720"), bytes("{\"a\":2}")],
+            vec![bytes("{\"a\":1}"), bytes("1670371745720")],
+            vec![bytes("1670371745720"), None],
+            vec![bytes("1670371745720"), bytes("")],
+            vec![bytes("1670371745720")],
         ];
         for other in &others {
             assert_ne!(key(&row), key(other), "{other:?}");

@@ -86,7 +86,7 @@ class SnapshotSource:
         url: str,
         table: str,
         schema: SnapshotSchema | None = None,
-        partitions: int = 2,
+        partitions: int = 4,
         batch_rows: int = 8192,
         query_timeout: float = 300.0,
         max_retries: int = 3,

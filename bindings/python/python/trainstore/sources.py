@@ -200,8 +200,10 @@ class DorisSource(_Source):
     Read over the MySQL protocol by default; with ``flight_url="grpc://fe:8070"`` over Arrow
     Flight SQL (Doris 2.1+, the fast path), with the URL's user and password. Reads split the
     time range into ``partitions`` parts read in parallel. Over MySQL a dropped connection is
-    retried from the first time not yet returned, so no row is repeated or lost; over Flight a
-    failure before any batch was returned starts over with a new ticket.
+    retried, skipping the rows already returned, so no row is repeated or lost; over Flight a
+    failure before any batch was returned starts over with a new ticket. The MySQL-protocol
+    reader speaks plain TCP to ``mysql_native_password`` accounts, as Doris does; for an
+    encrypted transport use Flight SQL.
     ``flight_rewrite`` maps advertised BE addresses (``host:port``) to reachable ones.
     """
 
@@ -210,7 +212,7 @@ class DorisSource(_Source):
         url: str,
         table: str,
         schema: SnapshotSchema | None = None,
-        partitions: int = 2,
+        partitions: int = 4,
         batch_rows: int = 8192,
         query_timeout: float = 300.0,
         max_retries: int = 3,

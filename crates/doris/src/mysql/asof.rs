@@ -13,12 +13,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
-use mysql_async::Conn;
-use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc;
 use trainstore_core::{Error, RecordBatchStream, Result, ScanRequest};
 
-use super::{Deadline, Dialect, DorisSource, Inner, RawRows, ScanPlan, mysql_error};
+use super::wire::WireConn;
+use super::{Deadline, Dialect, DorisSource, Inner, RawRows, ScanPlan, check_columns};
 use crate::parse::ParseReport;
 use crate::sql::{Ident, TableRef};
 use crate::stream::limited;
@@ -261,39 +260,39 @@ impl WindowQuery {
         upload: RecordBatch,
         tx: &mpsc::Sender<Result<RecordBatch>>,
     ) -> Result<()> {
-        let mut conn = inner
-            .pool
-            .get_conn()
+        let timed = Deadline::after(inner.options.query_timeout);
+        let mut conn = timed.run("connect", inner.pool.get()).await?;
+        let outcome = self.stream(&mut conn, timed, inner, plan, upload, tx).await;
+        if let Err(e) = timed
+            .run("drop window table", conn.execute(&self.drop))
             .await
-            .map_err(|e| mysql_error("connect", e))?;
-        let outcome = self.stream(&mut conn, inner, plan, upload, tx).await;
-        if let Err(e) = conn.query_drop(&self.drop).await {
+        {
             tracing::warn!(table = %self.table, error = %e, "could not drop the window table");
         }
-        let _ = conn.disconnect().await;
         outcome
     }
 
     async fn stream(
         &self,
-        conn: &mut Conn,
+        conn: &mut WireConn,
+        timed: Deadline,
         inner: &Inner,
         plan: &ScanPlan,
         upload: RecordBatch,
         tx: &mpsc::Sender<Result<RecordBatch>>,
     ) -> Result<()> {
-        let timed = Deadline::after(inner.options.query_timeout);
         timed
-            .run("create window table", conn.query_drop(&self.create))
+            .run("create window table", conn.execute(&self.create))
             .await?;
         let mut values = InsertValues::new(inner.literals);
         let statements = values.add(&upload).into_iter().chain(values.finish());
         for statement in statements {
             let sql = format!("{}{}", self.insert, statement.values);
-            timed.run("upload windows", conn.query_drop(sql)).await?;
+            timed.run("upload windows", conn.execute(&sql)).await?;
         }
         tracing::debug!(sql = %self.select, "doris point-in-time query");
-        let mut result = timed.run("query", conn.query_iter(&self.select)).await?;
+        let mut result = timed.run("query", conn.query(&self.select)).await?;
+        check_columns(&result, inner.raw.len())?;
         let mut rows = RawRows::new(&inner.raw, inner.options.batch_rows);
         let mut more = true;
         while more {

@@ -490,6 +490,62 @@ async fn a_killed_connection_is_retried_without_repeating_or_losing_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_with_a_password_reads_and_a_wrong_password_is_refused_unechoed() {
+    let (db, raw) = loaded().await;
+    let user = format!("{}_reader", db.name);
+    let mut admin = db.conn().await;
+    admin
+        .query_drop(format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY 'right-horse-battery'"
+        ))
+        .await
+        .unwrap();
+    admin
+        .query_drop(format!("GRANT SELECT ON `{}`.* TO '{user}'@'%'", db.name))
+        .await
+        .unwrap();
+    let connect = |password: &str| {
+        let server = crate::support::server_url();
+        let server = server.replacen("mysql://root", &format!("mysql://{user}:{password}"), 1);
+        let url = Secret::new(format!("{}/{}", server.trim_end_matches('/'), db.name));
+        async move {
+            DorisSource::connect(
+                &url,
+                "snapshots",
+                SnapshotSchema::design_doc(),
+                ReadOptions::default(),
+            )
+            .await
+        }
+    };
+    let src = connect("right-horse-battery").await.unwrap();
+    let rows: usize = read(&src, &ScanRequest::default())
+        .await
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(rows, raw.iter().map(RecordBatch::num_rows).sum::<usize>());
+    let err = connect("wrong-horse-battery").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Remote {
+                transient: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!format!("{err} {err:?}").contains("wrong-horse"), "{err:?}");
+    admin
+        .query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
+    admin.disconnect().await.unwrap();
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_query_times_out() {
     let (db, _) = loaded().await;
     let mut conn = db.conn().await;
@@ -521,51 +577,37 @@ async fn a_slow_query_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_connections_and_tables_are_clear_errors_without_the_password() {
     let db = TestDb::new().await;
+    let connect_error = |url: String, table: &'static str| async move {
+        DorisSource::connect(
+            &Secret::new(url),
+            table,
+            SnapshotSchema::design_doc(),
+            ReadOptions::default(),
+        )
+        .await
+        .unwrap_err()
+    };
     let url =
         crate::support::server_url().replacen("mysql://root", "mysql://root:hunter2secret", 1);
-    let err = DorisSource::connect(
-        &Secret::new(format!("{url}/{}", db.name)),
-        "snapshots",
-        SnapshotSchema::design_doc(),
-        ReadOptions::default(),
-    )
-    .await
-    .unwrap_err();
+    for err in [
+        connect_error(format!("{url}/{}", db.name), "snapshots").await,
+        connect_error("mysql://root:hunter2secret@[bad".into(), "t").await,
+    ] {
+        assert!(
+            !format!("{err} {err:?}").contains("hunter2secret"),
+            "{err:?}"
+        );
+    }
+    let tls = format!("{}?require_ssl=true", db.url().expose());
+    let err = connect_error(tls, "snapshots").await;
     assert!(
-        !format!("{err} {err:?}").contains("hunter2secret"),
-        "{err:?}"
+        matches!(err, Error::InvalidInput { .. }) && err.to_string().contains("TLS"),
+        "{err}"
     );
-    let err = DorisSource::connect(
-        &Secret::new("mysql://root:hunter2secret@[bad"),
-        "t",
-        SnapshotSchema::design_doc(),
-        ReadOptions::default(),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        !format!("{err} {err:?}").contains("hunter2secret"),
-        "{err:?}"
-    );
-    let err = DorisSource::connect(
-        &db.url(),
-        "missing",
-        SnapshotSchema::design_doc(),
-        ReadOptions::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = connect_error(db.url().expose().to_owned(), "missing").await;
     assert!(
         matches!(err, Error::NotFound { what: "table", .. }),
         "{err}"
     );
-    let src = DorisSource::connect(
-        &db.url(),
-        "missing",
-        SnapshotSchema::design_doc(),
-        ReadOptions::default(),
-    )
-    .await;
-    assert!(src.is_err());
     db.drop_db().await;
 }

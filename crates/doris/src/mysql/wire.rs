@@ -1,0 +1,653 @@
+//! The read path's own MySQL-protocol client. Rows are decoded where they land, in one large
+//! read buffer, and handed out as borrowed cells, so each byte is copied once on its way from
+//! the socket to an Arrow builder. mysql_async (which loading and write-back keep) reads
+//! through an 8 KiB frame buffer and turns every row into a `Row` of owned cells: at a million
+//! design-document rows, those copies and `recv` calls cost as much client time as the rest of
+//! the read.
+//!
+//! It speaks what a reader needs from a Doris FE (or MariaDB): plain TCP, the
+//! `mysql_native_password` plugin (or no password), `COM_QUERY` and text-protocol result sets.
+//! Handshake and error packets are parsed by `mysql_common`, the protocol crate under
+//! mysql_async; packet framing and rows are ours.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use mysql_async::Opts;
+use mysql_common::constants::CapabilityFlags;
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::{
+    AuthPlugin, AuthSwitchRequest, ErrPacket, HandshakePacket, HandshakeResponse,
+};
+use mysql_common::proto::MySerialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The read buffer: the most one `recv` can bring (a packet larger than this grows it).
+const READ_BUFFER: usize = 1 << 20;
+/// A payload this long continues in the next packet.
+const MAX_FRAGMENT: usize = 0xFF_FFFF;
+/// The largest packet we tell the server we accept.
+const MAX_PACKET: u32 = 1 << 30;
+const COM_QUERY: u8 = 0x03;
+/// MariaDB's "connection was killed" and "server shutdown in progress": the next connection
+/// may well succeed.
+const TRANSIENT_SERVER_ERRORS: [u16; 2] = [1927, 1053];
+
+/// What went wrong on the wire.
+#[derive(Debug)]
+pub(crate) enum WireError {
+    Io(std::io::Error),
+    /// The server's error packet.
+    Server {
+        code: u16,
+        message: String,
+    },
+    /// The server sent something this client does not expect or support.
+    Protocol(String),
+}
+
+pub(crate) type WireResult<T> = std::result::Result<T, WireError>;
+
+impl WireError {
+    /// A dropped connection or a killed session: reading again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            WireError::Io(_) => true,
+            WireError::Server { code, .. } => TRANSIENT_SERVER_ERRORS.contains(code),
+            WireError::Protocol(_) => false,
+        }
+    }
+
+    /// The server's error code, if the server refused.
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            WireError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Io(e) => write!(f, "connection: {e}"),
+            WireError::Server { code, message } => write!(f, "server error {code}: {message}"),
+            WireError::Protocol(what) => write!(f, "protocol: {what}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for WireError {
+    fn from(e: std::io::Error) -> Self {
+        WireError::Io(e)
+    }
+}
+
+fn protocol(what: impl Into<String>) -> WireError {
+    WireError::Protocol(what.into())
+}
+
+/// A complete packet in the buffer, or how many bytes from the read position one needs.
+enum Frame {
+    Ready(Range<usize>),
+    Need(usize),
+}
+
+/// One connection.
+pub(crate) struct WireConn {
+    stream: TcpStream,
+    /// Bytes received; `pos..end` is not consumed yet.
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// The sequence number the next packet carries, either way.
+    seq: u8,
+    capabilities: CapabilityFlags,
+    /// A result set is still arriving: the connection cannot take another query.
+    busy: bool,
+    /// The current row's cells, as ranges of its payload (`None` for NULL).
+    cells: Vec<Option<(usize, usize)>>,
+}
+
+impl WireConn {
+    /// Connects and logs in with the URL's user, password and database.
+    pub async fn connect(opts: &Opts) -> WireResult<Self> {
+        let stream = TcpStream::connect((opts.ip_or_hostname(), opts.tcp_port())).await?;
+        stream.set_nodelay(true)?;
+        let mut conn = WireConn::over(stream);
+        conn.log_in(opts).await?;
+        Ok(conn)
+    }
+
+    fn over(stream: TcpStream) -> Self {
+        WireConn {
+            stream,
+            buf: vec![0; READ_BUFFER],
+            pos: 0,
+            end: 0,
+            seq: 0,
+            capabilities: CapabilityFlags::empty(),
+            busy: false,
+            cells: Vec::new(),
+        }
+    }
+
+    async fn log_in(&mut self, opts: &Opts) -> WireResult<()> {
+        let hello = self.packet().await?;
+        let hello = &self.buf[hello];
+        if hello.first() == Some(&0xFF) {
+            return Err(server_error(hello, CapabilityFlags::empty()));
+        }
+        let handshake: HandshakePacket<'_> = ParseBuf(hello)
+            .parse(())
+            .map_err(|e| protocol(format!("bad handshake: {e}")))?;
+        let required = CapabilityFlags::CLIENT_PROTOCOL_41
+            | CapabilityFlags::CLIENT_SECURE_CONNECTION
+            | CapabilityFlags::CLIENT_PLUGIN_AUTH;
+        if !handshake.capabilities().contains(required) {
+            return Err(protocol(
+                "the server predates the 4.1 protocol with authentication plugins",
+            ));
+        }
+        self.capabilities = handshake.capabilities()
+            & (required
+                | CapabilityFlags::CLIENT_LONG_PASSWORD
+                | CapabilityFlags::CLIENT_LONG_FLAG
+                | CapabilityFlags::CLIENT_TRANSACTIONS
+                | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA);
+        let mut nonce = handshake.scramble_1_ref().to_vec();
+        nonce.extend_from_slice(handshake.scramble_2_ref().unwrap_or_default());
+        nonce.resize(20, 0);
+        let version = handshake
+            .maria_db_server_version_parsed()
+            .or_else(|| handshake.server_version_parsed())
+            .unwrap_or((0, 0, 0));
+        // Whatever the server proposes, we answer with the plugin Doris accounts use; an
+        // account with another one makes the server ask us to switch.
+        let plugin = AuthPlugin::MysqlNativePassword;
+        let scramble = auth_data(&plugin, opts.pass(), &nonce);
+        let response = HandshakeResponse::new(
+            Some(scramble),
+            version,
+            opts.user().map(str::as_bytes),
+            opts.db_name().map(str::as_bytes),
+            Some(plugin),
+            self.capabilities,
+            None,
+            MAX_PACKET,
+        );
+        let mut payload = Vec::new();
+        response.serialize(&mut payload);
+        self.write_packet(&payload).await?;
+
+        let mut switched = false;
+        loop {
+            let reply = self.packet().await?;
+            let reply = &self.buf[reply];
+            match reply.first() {
+                Some(0x00) => return Ok(()),
+                Some(0xFF) => return Err(server_error(reply, self.capabilities)),
+                Some(0xFE) if !switched => {
+                    switched = true;
+                    let switch: AuthSwitchRequest<'_> = ParseBuf(reply)
+                        .parse(())
+                        .map_err(|e| protocol(format!("bad authentication switch: {e}")))?;
+                    let plugin = switch.auth_plugin();
+                    if plugin != AuthPlugin::MysqlNativePassword {
+                        return Err(protocol(format!(
+                            "the account's authentication plugin {} is not supported \
+                             (Doris accounts use mysql_native_password)",
+                            String::from_utf8_lossy(plugin.as_bytes())
+                        )));
+                    }
+                    let data = switch.plugin_data();
+                    let nonce = data.strip_suffix(&[0]).unwrap_or(data).to_vec();
+                    let scramble = auth_data(&plugin, opts.pass(), &nonce);
+                    self.write_packet(&scramble).await?;
+                }
+                _ => return Err(protocol("unexpected packet while logging in")),
+            }
+        }
+    }
+
+    /// Runs `sql`, which returns no rows (or rows nobody needs).
+    pub async fn execute(&mut self, sql: &str) -> WireResult<()> {
+        let mut result = self.query(sql).await?;
+        while result.next_row().await?.is_some() {}
+        Ok(())
+    }
+
+    /// Runs `sql` and returns its rows as text, for small answers.
+    pub async fn text_rows(&mut self, sql: &str) -> WireResult<Vec<Vec<Option<String>>>> {
+        let mut result = self.query(sql).await?;
+        let mut rows = Vec::new();
+        while let Some(row) = result.next_row().await? {
+            rows.push(
+                row.cells()
+                    .map(|c| c.map(|b| String::from_utf8_lossy(b).into_owned()))
+                    .collect(),
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Sends `sql` and reads up to its first row.
+    pub async fn query(&mut self, sql: &str) -> WireResult<ResultSet<'_>> {
+        if self.busy {
+            return Err(protocol("a query while the previous result is unread"));
+        }
+        self.seq = 0;
+        let mut payload = Vec::with_capacity(1 + sql.len());
+        payload.push(COM_QUERY);
+        payload.extend_from_slice(sql.as_bytes());
+        self.write_packet(&payload).await?;
+        let head = self.packet().await?;
+        let head = &self.buf[head];
+        let columns = match head.first() {
+            Some(0x00) => {
+                return Ok(ResultSet {
+                    conn: self,
+                    columns: 0,
+                    done: true,
+                });
+            }
+            Some(0xFF) => return Err(server_error(head, self.capabilities)),
+            Some(0xFB) => return Err(protocol("LOAD DATA LOCAL INFILE is not supported")),
+            _ => match lenenc(head, &mut 0) {
+                Some(Some(n)) if n > 0 => n as usize,
+                _ => return Err(protocol("bad result set header")),
+            },
+        };
+        self.busy = true;
+        for _ in 0..columns {
+            self.packet().await?;
+        }
+        let eof = self.packet().await?;
+        if !is_eof(&self.buf[eof]) {
+            return Err(protocol("no end of the column definitions"));
+        }
+        Ok(ResultSet {
+            conn: self,
+            columns,
+            done: false,
+        })
+    }
+
+    /// Whether the connection can take a query: no result is pending, and the server has not
+    /// closed it (an idle connection's socket has nothing to read until the server hangs up).
+    pub fn is_reusable(&self) -> bool {
+        if self.busy || self.pos != self.end {
+            return false;
+        }
+        matches!(self.stream.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// The next packet's payload, joined from its fragments, as a range of the buffer (valid
+    /// until the next read).
+    async fn packet(&mut self) -> WireResult<Range<usize>> {
+        loop {
+            match self.frame()? {
+                Frame::Ready(payload) => return Ok(payload),
+                Frame::Need(bytes) => self.fill(bytes).await?,
+            }
+        }
+    }
+
+    /// The packet at the read position, if the buffer holds all of it. Fragments of a long
+    /// payload are moved together over the headers between them.
+    fn frame(&mut self) -> WireResult<Frame> {
+        let available = self.end - self.pos;
+        let mut size = 0;
+        loop {
+            if available < size + 4 {
+                return Ok(Frame::Need(size + 4));
+            }
+            let header = self.pos + size;
+            let len = u24(&self.buf[header..]);
+            if available < size + 4 + len {
+                return Ok(Frame::Need(size + 4 + len));
+            }
+            size += 4 + len;
+            if len < MAX_FRAGMENT {
+                break;
+            }
+        }
+        let start = self.pos + 4;
+        let (mut write, mut read) = (start, self.pos);
+        while read < self.pos + size {
+            let len = u24(&self.buf[read..]);
+            let seq = self.buf[read + 3];
+            if seq != self.seq {
+                return Err(protocol(format!(
+                    "packet {seq} out of order (expected {})",
+                    self.seq
+                )));
+            }
+            self.seq = seq.wrapping_add(1);
+            if write != read + 4 {
+                self.buf.copy_within(read + 4..read + 4 + len, write);
+            }
+            write += len;
+            read += 4 + len;
+        }
+        self.pos = read;
+        Ok(Frame::Ready(start..write))
+    }
+
+    /// Reads until `need` bytes past the read position are in the buffer.
+    async fn fill(&mut self, need: usize) -> WireResult<()> {
+        if self.pos + need > self.buf.len() {
+            if need > self.buf.len() {
+                self.buf.resize(need, 0);
+            }
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        while self.end - self.pos < need {
+            let n = self.stream.read(&mut self.buf[self.end..]).await?;
+            if n == 0 {
+                return Err(WireError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                )));
+            }
+            self.end += n;
+        }
+        Ok(())
+    }
+
+    /// Sends `payload` as one packet (fragments past 16 MiB).
+    async fn write_packet(&mut self, payload: &[u8]) -> WireResult<()> {
+        let mut out = Vec::with_capacity(payload.len() + 4 * (payload.len() / MAX_FRAGMENT + 1));
+        let mut chunks = payload.chunks(MAX_FRAGMENT).peekable();
+        // A payload of whole fragments ends with an empty one; so does an empty payload.
+        let ends_empty = payload.len().is_multiple_of(MAX_FRAGMENT);
+        while let Some(chunk) = chunks.next() {
+            self.header(&mut out, chunk.len());
+            out.extend_from_slice(chunk);
+            if chunks.peek().is_none() && !ends_empty {
+                break;
+            }
+        }
+        if ends_empty {
+            self.header(&mut out, 0);
+        }
+        self.stream.write_all(&out).await?;
+        Ok(())
+    }
+
+    fn header(&mut self, out: &mut Vec<u8>, len: usize) {
+        out.extend_from_slice(&(len as u32).to_le_bytes()[..3]);
+        out.push(self.seq);
+        self.seq = self.seq.wrapping_add(1);
+    }
+}
+
+/// The rows of one query, read as they arrive.
+pub(crate) struct ResultSet<'c> {
+    conn: &'c mut WireConn,
+    columns: usize,
+    done: bool,
+}
+
+impl ResultSet<'_> {
+    /// Columns per row (0 for a statement without a result set).
+    pub fn columns(&self) -> usize {
+        self.columns
+    }
+
+    /// The next row, or `None` once the result has ended.
+    pub async fn next_row(&mut self) -> WireResult<Option<Row<'_>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let payload = self.conn.packet().await?;
+        let conn = &mut *self.conn;
+        let data = &conn.buf[payload];
+        if is_eof(data) || data.first() == Some(&0xFF) {
+            self.done = true;
+            conn.busy = false;
+            if is_eof(data) {
+                return Ok(None);
+            }
+            return Err(server_error(data, conn.capabilities));
+        }
+        conn.cells.clear();
+        let mut at = 0;
+        for _ in 0..self.columns {
+            match lenenc(data, &mut at) {
+                Some(Some(len)) => {
+                    let end = at.saturating_add(len as usize);
+                    if end > data.len() {
+                        return Err(protocol("a row cell runs past its packet"));
+                    }
+                    conn.cells.push(Some((at, end)));
+                    at = end;
+                }
+                Some(None) => conn.cells.push(None),
+                None => return Err(protocol("a row ends before its last cell")),
+            }
+        }
+        if at != data.len() {
+            return Err(protocol("a row has more cells than its result"));
+        }
+        Ok(Some(Row {
+            data,
+            cells: &conn.cells,
+        }))
+    }
+}
+
+/// One row's cells, borrowed from the read buffer.
+pub(crate) struct Row<'a> {
+    data: &'a [u8],
+    cells: &'a [Option<(usize, usize)>],
+}
+
+impl<'a> Row<'a> {
+    /// Cell `i` as sent (text), `None` for NULL.
+    pub fn get(&self, i: usize) -> Option<&'a [u8]> {
+        self.cells[i].map(|(start, end)| &self.data[start..end])
+    }
+
+    pub fn cells(&self) -> impl Iterator<Item = Option<&'a [u8]>> + '_ {
+        (0..self.cells.len()).map(|i| self.get(i))
+    }
+}
+
+/// Idle connections kept for the next read, each set up by the same statements.
+pub(crate) struct WirePool {
+    opts: Opts,
+    setup: Vec<String>,
+    idle: Mutex<Vec<WireConn>>,
+    max_idle: usize,
+}
+
+impl WirePool {
+    /// A pool that keeps up to `max_idle` connections, with `first` already set up.
+    pub fn new(opts: Opts, setup: Vec<String>, max_idle: usize, first: WireConn) -> Self {
+        WirePool {
+            opts,
+            setup,
+            idle: Mutex::new(vec![first]),
+            max_idle,
+        }
+    }
+
+    /// An idle connection, or a new one.
+    pub async fn get(&self) -> WireResult<WireConn> {
+        loop {
+            let idle = self.idle.lock().expect("pool lock").pop();
+            match idle {
+                Some(conn) if conn.is_reusable() => return Ok(conn),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let mut conn = WireConn::connect(&self.opts).await?;
+        for statement in &self.setup {
+            conn.execute(statement).await?;
+        }
+        Ok(conn)
+    }
+
+    /// Keeps `conn` for the next read, if it can take a query and the pool has room.
+    pub fn put(&self, conn: WireConn) {
+        if conn.is_reusable() {
+            let mut idle = self.idle.lock().expect("pool lock");
+            if idle.len() < self.max_idle {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+/// The scramble `plugin` answers `nonce` with (empty for no password).
+fn auth_data(plugin: &AuthPlugin<'_>, password: Option<&str>, nonce: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(data) = plugin.gen_data(password, nonce) {
+        data.serialize(&mut out);
+    }
+    out
+}
+
+fn server_error(payload: &[u8], capabilities: CapabilityFlags) -> WireError {
+    match ParseBuf(payload).parse::<ErrPacket<'_>>(capabilities) {
+        Ok(ErrPacket::Error(e)) => WireError::Server {
+            code: e.error_code(),
+            message: e.message_str().into_owned(),
+        },
+        _ => protocol("bad error packet"),
+    }
+}
+
+/// An EOF packet: it ends column definitions and rows (a row starting with 0xFE is longer).
+fn is_eof(payload: &[u8]) -> bool {
+    payload.first() == Some(&0xFE) && payload.len() < 9
+}
+
+fn u24(b: &[u8]) -> usize {
+    usize::from(b[0]) | usize::from(b[1]) << 8 | usize::from(b[2]) << 16
+}
+
+/// A length-encoded integer at `*at`: `Some(None)` is SQL NULL, `None` a truncated packet.
+fn lenenc(data: &[u8], at: &mut usize) -> Option<Option<u64>> {
+    let first = *data.get(*at)?;
+    let width = match first {
+        0..=0xFA => {
+            *at += 1;
+            return Some(Some(u64::from(first)));
+        }
+        0xFB => {
+            *at += 1;
+            return Some(None);
+        }
+        0xFC => 2,
+        0xFD => 3,
+        0xFE => 8,
+        0xFF => return None,
+    };
+    let bytes = data.get(*at + 1..*at + 1 + width)?;
+    *at += 1 + width;
+    let mut value = [0u8; 8];
+    value[..width].copy_from_slice(bytes);
+    Some(Some(u64::from_le_bytes(value)))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Two ends of a loopback connection.
+    async fn pair() -> (WireConn, WireConn) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (client, server) = tokio::join!(TcpStream::connect(address), listener.accept());
+        (
+            WireConn::over(client.unwrap()),
+            WireConn::over(server.unwrap().0),
+        )
+    }
+
+    #[tokio::test]
+    async fn payloads_of_any_length_cross_in_fragments_and_are_joined_whole() {
+        let (mut from, mut to) = pair().await;
+        let lengths = [
+            0,
+            5,
+            MAX_FRAGMENT,
+            MAX_FRAGMENT + 7,
+            2 * MAX_FRAGMENT,
+            READ_BUFFER + 1,
+        ];
+        let writer = async {
+            for (i, &len) in lengths.iter().enumerate() {
+                let payload: Vec<u8> = (0..len).map(|b| (b * 7 + i) as u8).collect();
+                from.write_packet(&payload).await.unwrap();
+            }
+            from
+        };
+        let reader = async {
+            let mut got = Vec::new();
+            for _ in lengths {
+                let payload = to.packet().await.unwrap();
+                got.push(to.buf[payload].to_vec());
+            }
+            got
+        };
+        let (_, got) = tokio::join!(writer, reader);
+        for (i, (&len, payload)) in lengths.iter().zip(&got).enumerate() {
+            assert_eq!(payload.len(), len);
+            assert!(
+                payload
+                    .iter()
+                    .enumerate()
+                    .all(|(b, &v)| v == (b * 7 + i) as u8),
+                "payload {i} of {len} bytes"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_packet_out_of_sequence_is_an_error_not_data() {
+        let (mut from, mut to) = pair().await;
+        from.write_packet(b"first").await.unwrap();
+        from.seq = 7;
+        from.write_packet(b"second").await.unwrap();
+        let first = to.packet().await.unwrap();
+        assert_eq!(&to.buf[first], b"first");
+        let err = to.packet().await.unwrap_err();
+        assert!(matches!(err, WireError::Protocol(_)), "{err}");
+    }
+
+    #[test]
+    fn length_encoded_integers_of_every_width_null_and_truncation() {
+        // Bytes, the value read, the bytes it takes.
+        type Case = (&'static [u8], Option<Option<u64>>, usize);
+        let cases: [Case; 7] = [
+            (&[0x05], Some(Some(5)), 1),
+            (&[0xFB], Some(None), 1),
+            (&[0xFC, 0x34, 0x12], Some(Some(0x1234)), 3),
+            (&[0xFD, 0x56, 0x34, 0x12], Some(Some(0x12_3456)), 4),
+            (
+                &[0xFE, 1, 0, 0, 0, 0, 0, 0, 0x80],
+                Some(Some(0x8000_0000_0000_0001)),
+                9,
+            ),
+            (&[0xFC, 0x34], None, 0),
+            (&[0xFF], None, 0),
+        ];
+        for (bytes, want, used) in cases {
+            let mut at = 0;
+            assert_eq!(lenenc(bytes, &mut at), want, "{bytes:?}");
+            if want.is_some() {
+                assert_eq!(at, used, "{bytes:?}");
+            }
+        }
+    }
+}
