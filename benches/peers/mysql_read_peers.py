@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the loaded table for a rerun")
-    parser.add_argument("--partitions", type=int, default=2, help="trainstore's parallel parts")
+    parser.add_argument("--partitions", type=int, default=4, help="trainstore's parallel parts")
     args = parser.parse_args()
     server = os.environ.get("TRAINSTORE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306").rstrip("/")
     url = f"{server}/{DB}"
@@ -100,6 +100,7 @@ def main() -> None:
         ("connectorx (raw)", connectorx_raw),
         ("connectorx, 2 partitions (raw)", connectorx_partitions(2)),
         ("connectorx, 4 partitions (raw)", connectorx_partitions(4)),
+        ("connectorx, 8 partitions (raw)", connectorx_partitions(8)),
         ("pymysql + pandas (raw)", pymysql_pandas),
         ("trainstore (raw)", trainstore_raw),
         ("pymysql + design doc parser", pymysql_design_doc_parser),

@@ -53,7 +53,7 @@ def main() -> None:
     url = f"{server}/{DB}"
     admin = ensure_snapshot_table(url, DB, args.rows, chunk_rows=100_000, seed=1000)
 
-    source = ts.DorisSource(url, table="snapshots", partitions=2, max_retries=args.max_retries)
+    source = ts.DorisSource(url, table="snapshots", max_retries=args.max_retries)
     baseline = rss_mb()
     started = time.perf_counter()
     rows = 0

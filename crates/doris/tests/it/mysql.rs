@@ -546,6 +546,40 @@ async fn an_account_with_a_password_reads_and_a_wrong_password_is_refused_unecho
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_scans_reuse_the_connections_of_earlier_ones() {
+    let (db, raw) = loaded().await;
+    let src = source(
+        &db,
+        ReadOptions {
+            partitions: 2,
+            ..ReadOptions::default()
+        },
+    )
+    .await;
+    let mut admin = db.conn().await;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let batches = read(&src, &ScanRequest::default()).await;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, raw.iter().map(RecordBatch::num_rows).sum::<usize>());
+        let mut ids: Vec<u64> = admin
+            .exec(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+                (db.name.as_str(),),
+            )
+            .await
+            .unwrap();
+        ids.sort_unstable();
+        sessions.push(ids);
+    }
+    assert_eq!(sessions[0].len(), 2, "one connection per part, kept");
+    assert_eq!(sessions[1], sessions[0]);
+    assert_eq!(sessions[2], sessions[0]);
+    admin.disconnect().await.unwrap();
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_query_times_out() {
     let (db, _) = loaded().await;
     let mut conn = db.conn().await;
