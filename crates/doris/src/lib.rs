@@ -1,14 +1,16 @@
-//! Doris feature snapshots: the snapshot schema, the parser into typed Arrow, and (in later
-//! steps) the Doris readers over the MySQL protocol and Arrow Flight SQL.
+//! Doris feature snapshots: the snapshot schema, the parser into typed Arrow, and the sources
+//! that read them from Doris (over the MySQL protocol or Arrow Flight SQL) and from files.
 //!
 //! - [`schema`]: [`SnapshotSchema`], the design document's layout or a flat table.
 //! - [`parse`]: [`SnapshotParser`] and its [`ParseReport`].
-//! - [`mysql`]: [`DorisSource`], Doris (or MariaDB/MySQL) over the MySQL protocol.
+//! - [`mysql`]: [`DorisSource`], Doris (or MariaDB/MySQL) over the MySQL protocol, read by a
+//!   text-protocol client of its own that decodes rows straight into Arrow builders.
 //! - [`file`](mod@file): [`FileSource`], Parquet, CSV and JSON-lines snapshot files on any mount.
 //! - [`table`]: [`ParquetSource`], typed Parquet files read as stored.
 //! - [`flight`]: [`flight::FlightSource`], Doris over Arrow Flight SQL.
 //! - [`sql`]: validated identifiers and the literal encoder.
 //! - [`write`](mod@write): idempotent write-back of Arrow batches under a label.
+//! - [`load`]: raw snapshot rows loaded into a MySQL-protocol table (tests, benchmarks, demo).
 //! - [`synth`]: [`SnapshotGenerator`], seeded synthetic snapshots for tests, benchmarks and demos.
 
 pub mod file;
