@@ -338,13 +338,18 @@ impl WireConn {
 
     /// Reads until `need` bytes past the read position are in the buffer.
     async fn fill(&mut self, need: usize) -> WireResult<()> {
-        if self.pos + need > self.buf.len() {
-            if need > self.buf.len() {
-                self.buf.resize(need, 0);
-            }
+        // Unread bytes move to the front when what is needed would not fit behind them.
+        if self.pos + need > self.buf.len() || self.pos == self.end {
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
             self.pos = 0;
+        }
+        // Grown for a long packet, the buffer shrinks back once what it holds, moved to the
+        // front, fits again.
+        let size = need.max(READ_BUFFER);
+        if self.buf.len() < size || (self.buf.len() > size && self.pos == 0 && self.end <= size) {
+            self.buf.resize(size, 0);
+            self.buf.shrink_to_fit();
         }
         while self.end - self.pos < need {
             let n = self.stream.read(&mut self.buf[self.end..]).await?;
@@ -600,7 +605,7 @@ mod tests {
             }
             got
         };
-        let (_, got) = tokio::join!(writer, reader);
+        let (mut from, got) = tokio::join!(writer, reader);
         for (i, (&len, payload)) in lengths.iter().zip(&got).enumerate() {
             assert_eq!(payload.len(), len);
             assert!(
@@ -611,6 +616,11 @@ mod tests {
                 "payload {i} of {len} bytes"
             );
         }
+        assert!(to.buf.len() > READ_BUFFER, "grown for the longest");
+        from.write_packet(b"short").await.unwrap();
+        let short = to.packet().await.unwrap();
+        assert_eq!(&to.buf[short], b"short");
+        assert_eq!(to.buf.len(), READ_BUFFER, "back to its usual size");
     }
 
     #[tokio::test]
