@@ -6,6 +6,8 @@ columns and parsed.
     eval "$(scripts/test-services)"
     .venv/bin/python benches/peers/mysql_read_peers.py --rows 200000 [--partitions 4]
 
+At 1M rows, load the table in a process of its own first (`--rows 1000000 --load-only`).
+
 Prints seconds (best of --repeat) and trainstore's ratios.
 """
 
@@ -49,11 +51,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the loaded table for a rerun")
+    parser.add_argument(
+        "--load-only",
+        action="store_true",
+        help="load the table, keep it and stop (at 1M rows the loader and pymysql + the Python "
+        "parser do not fit in 24 GiB together)",
+    )
     parser.add_argument("--partitions", type=int, default=4, help="trainstore's parallel parts")
     args = parser.parse_args()
     server = os.environ.get("TRAINSTORE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306").rstrip("/")
     url = f"{server}/{DB}"
     admin = ensure_snapshot_table(url, DB, args.rows)
+    if args.load_only:
+        release_snapshot_table(admin, DB, keep=True)
+        return
     rows = args.rows
     sql = "SELECT time, feature FROM snapshots"
 
