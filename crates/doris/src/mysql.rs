@@ -157,9 +157,9 @@ impl DorisSource {
         // starts the pool.
         let timed = Deadline::after(options.query_timeout);
         let mut probe = timed
-            .run("connect", WireConn::connect(&opts))
-            .await
-            .map_err(|e| at_endpoint(&endpoint, e))?;
+            .within("connect", WireConn::connect(&opts))
+            .await?
+            .map_err(|e| connect_error(&endpoint, e))?;
         let session = timed
             .run(
                 "connect",
@@ -174,13 +174,11 @@ impl DorisSource {
             ),
             None => session_of("", ""),
         };
-        let columns = tokio::time::timeout_at(
-            timed.at,
-            probe.text_rows(&format!("SHOW COLUMNS FROM {table}")),
-        )
-        .await
-        .map_err(|_| timed.expired("describe table"))?
-        .map_err(|e| not_found_or(&table, e))?;
+        let describe = format!("SHOW COLUMNS FROM {table}");
+        let columns = timed
+            .within("describe table", probe.text_rows(&describe))
+            .await?
+            .map_err(|e| not_found_or(&table, e))?;
         let mut table_columns = HashSet::new();
         let mut types = std::collections::HashMap::new();
         for col in columns {
@@ -352,20 +350,12 @@ fn redact_url(url: &str) -> String {
 }
 
 /// A failed connection, naming the server (never the credentials).
-fn at_endpoint(endpoint: &str, e: Error) -> Error {
-    match e {
-        Error::Remote {
-            operation,
-            reason,
-            transient,
-            ..
-        } => Error::Remote {
-            service: format!("doris at {endpoint}"),
-            operation,
-            reason,
-            transient,
-        },
-        other => other,
+fn connect_error(endpoint: &str, e: WireError) -> Error {
+    Error::Remote {
+        service: format!("doris at {endpoint}"),
+        operation: "connect",
+        reason: e.to_string(),
+        transient: e.is_transient(),
     }
 }
 
@@ -637,17 +627,20 @@ impl Deadline {
         operation: &'static str,
         work: impl Future<Output = WireResult<T>>,
     ) -> Result<T> {
-        tokio::time::timeout_at(self.at, work)
-            .await
-            .map_err(|_| self.expired(operation))?
+        self.within(operation, work)
+            .await?
             .map_err(|e| wire_error(operation, e))
     }
 
-    fn expired(&self, operation: &'static str) -> Error {
-        Error::Timeout {
-            operation,
-            after: self.limit,
-        }
+    /// Runs one step, failing with a timeout once the deadline has passed; its own error is
+    /// left to the caller.
+    async fn within<T>(&self, operation: &'static str, work: impl Future<Output = T>) -> Result<T> {
+        tokio::time::timeout_at(self.at, work)
+            .await
+            .map_err(|_| Error::Timeout {
+                operation,
+                after: self.limit,
+            })
     }
 }
 

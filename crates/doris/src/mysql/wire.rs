@@ -367,27 +367,22 @@ impl WireConn {
     /// Sends `payload` as one packet (fragments past 16 MiB).
     async fn write_packet(&mut self, payload: &[u8]) -> WireResult<()> {
         let mut out = Vec::with_capacity(payload.len() + 4 * (payload.len() / MAX_FRAGMENT + 1));
-        let mut chunks = payload.chunks(MAX_FRAGMENT).peekable();
-        // A payload of whole fragments ends with an empty one; so does an empty payload.
-        let ends_empty = payload.len().is_multiple_of(MAX_FRAGMENT);
-        while let Some(chunk) = chunks.next() {
-            self.header(&mut out, chunk.len());
-            out.extend_from_slice(chunk);
-            if chunks.peek().is_none() && !ends_empty {
+        // The first fragment shorter than the longest ends the packet (so a payload of whole
+        // fragments, or none, ends with an empty one).
+        let mut rest = payload;
+        loop {
+            let (fragment, after) = rest.split_at(rest.len().min(MAX_FRAGMENT));
+            out.extend_from_slice(&(fragment.len() as u32).to_le_bytes()[..3]);
+            out.push(self.seq);
+            self.seq = self.seq.wrapping_add(1);
+            out.extend_from_slice(fragment);
+            if fragment.len() < MAX_FRAGMENT {
                 break;
             }
-        }
-        if ends_empty {
-            self.header(&mut out, 0);
+            rest = after;
         }
         self.stream.write_all(&out).await?;
         Ok(())
-    }
-
-    fn header(&mut self, out: &mut Vec<u8>, len: usize) {
-        out.extend_from_slice(&(len as u32).to_le_bytes()[..3]);
-        out.push(self.seq);
-        self.seq = self.seq.wrapping_add(1);
     }
 }
 
