@@ -37,7 +37,9 @@ impl FeatureStore {
     fn apply(&self, py: Python<'_>, definitions: &str) -> PyResult<String> {
         let defs = Definitions::parse(definitions).map_err(to_py)?;
         let store = self.inner.clone();
-        let applied = run(py, async move { store.apply(defs.into_list()).await })?;
+        let applied = run(py, "features.apply", async move {
+            store.apply(defs.into_list()).await
+        })?;
         Ok(json(&serde_json::json!({
             "version": applied.version.map(Version::get),
             "changes": applied.plan.changes,
@@ -48,28 +50,33 @@ impl FeatureStore {
     fn plan(&self, py: Python<'_>, definitions: &str) -> PyResult<String> {
         let defs = Definitions::parse(definitions).map_err(to_py)?;
         let store = self.inner.clone();
-        let plan = run(py, async move { store.plan(defs.into_list()).await })?;
+        let plan = run(py, "features.plan", async move {
+            store.plan(defs.into_list()).await
+        })?;
         Ok(json(&plan.changes))
     }
 
     /// The current definitions as JSON.
     fn definitions(&self, py: Python<'_>) -> PyResult<String> {
         let store = self.inner.clone();
-        Ok(json(&run(py, async move { store.definitions().await })?))
+        Ok(json(&run(py, "features.list", async move {
+            store.definitions().await
+        })?))
     }
 
     /// Every registry version as JSON.
     fn history(&self, py: Python<'_>) -> PyResult<String> {
         let store = self.inner.clone();
-        Ok(json(&run(py, async move { store.history().await })?))
+        Ok(json(&run(py, "features.history", async move {
+            store.history().await
+        })?))
     }
 
     fn rollback(&self, py: Python<'_>, version: u64) -> PyResult<u64> {
         let store = self.inner.clone();
-        let v = run(
-            py,
-            async move { store.rollback(Version::new(version)?).await },
-        )?;
+        let v = run(py, "features.rollback", async move {
+            store.rollback(Version::new(version)?).await
+        })?;
         Ok(v.get())
     }
 
@@ -90,7 +97,7 @@ impl FeatureStore {
             timestamp_column,
             engine: Engine::parse(engine).map_err(to_py)?,
         };
-        let out = run(py, async move {
+        let out = run(py, "features.get_historical_features", async move {
             let refs = store.resolve_features(&features).await?;
             store.get_historical_features(&rows, &refs, &options).await
         })?;
@@ -111,7 +118,7 @@ impl FeatureStore {
         let end = Timestamp::parse(end).map_err(to_py)?;
         let start = start.map(Timestamp::parse).transpose().map_err(to_py)?;
         let store = self.inner.clone();
-        let done = run(py, async move {
+        let done = run(py, "features.materialize", async move {
             let views = views.as_deref();
             match start {
                 Some(s) => store.materialize(s, end, views).await,
@@ -128,7 +135,9 @@ impl FeatureStore {
         let start = Timestamp::parse(start).map_err(to_py)?;
         let end = Timestamp::parse(end).map_err(to_py)?;
         let store = self.inner.clone();
-        let done = run(py, async move { store.ingest(&view, start, end).await })?;
+        let done = run(py, "features.ingest", async move {
+            store.ingest(&view, start, end).await
+        })?;
         Ok(json(&done))
     }
 
@@ -151,7 +160,7 @@ impl FeatureStore {
                 TtlPolicy::Enforce
             },
         };
-        let out = run(py, async move {
+        let out = run(py, "features.get_online_features", async move {
             let refs = store.resolve_features(&features).await?;
             store.get_online_features(&refs, &rows, &options).await
         })?;
@@ -161,9 +170,8 @@ impl FeatureStore {
     /// Where online values are kept.
     fn online_store(&self, py: Python<'_>) -> PyResult<String> {
         let store = self.inner.clone();
-        run(
-            py,
-            async move { Ok(store.online_store().await?.describe()) },
-        )
+        run(py, "features.online_store", async move {
+            Ok(store.online_store().await?.describe())
+        })
     }
 }

@@ -110,7 +110,7 @@ impl MountTable {
             .resolve_with(location, &self::options(options))
             .map_err(to_py)?;
         let sink = progress::sink(progress);
-        run(py, async move {
+        run(py, "MountTable.check", async move {
             trainstore::core::check_store(resolved.store.as_ref(), &resolved.url, sink.as_ref())
                 .await?;
             Ok(resolved.url)
@@ -146,7 +146,7 @@ impl Workspace {
     ) -> PyResult<Self> {
         let table = mounts.map(|m| m.table.clone()).unwrap_or_default();
         let options = options(storage_options);
-        let inner = run(py, async move {
+        let inner = run(py, "Workspace.open", async move {
             if create {
                 CoreWorkspace::open_with(&location, &table, &options).await
             } else {
@@ -191,7 +191,7 @@ impl Workspace {
     /// Versioned items with their newest version number.
     fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let ws = self.inner.clone();
-        let info = run(py, async move { ws.info().await })?;
+        let info = run(py, "Workspace.items", async move { ws.info().await })?;
         let out = PyDict::new(py);
         for (item, version) in info.items {
             out.set_item(item.as_str(), version.get())?;

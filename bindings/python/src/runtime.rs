@@ -4,9 +4,11 @@
 //! notebook cancels the running operation: signals are checked every 100 ms while Rust works.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 use trainstore::Error;
@@ -36,23 +38,31 @@ fn runtime() -> Arc<Runtime> {
     }
 }
 
-/// Runs `future` to completion with the GIL released, mapping errors to Python exceptions.
-pub fn run<T, F>(py: Python<'_>, future: F) -> PyResult<T>
+/// Runs `future` (the work of `operation`, e.g. `"Workspace.open"`) to completion with the
+/// GIL released, mapping errors to Python exceptions.
+///
+/// A panic in the work becomes a `TrainstoreError` naming the operation: pyo3's own
+/// `PanicException` derives from `BaseException`, which `except Exception` lets through.
+pub fn run<T, F>(py: Python<'_>, operation: &'static str, future: F) -> PyResult<T>
 where
     F: Future<Output = trainstore::Result<T>> + Send,
     T: Send,
 {
     let rt = runtime();
     let outcome = py.detach(|| {
-        rt.block_on(async {
+        let work = async {
             // Biased: a future done at its first poll (an online lookup) never starts the
             // signal timer, whose registration wakes a runtime thread.
             tokio::select! {
                 biased;
-                result = future => result.map_err(Interrupt::Failed),
+                result = AssertUnwindSafe(future).catch_unwind() => match result {
+                    Ok(result) => result.map_err(Interrupt::Failed),
+                    Err(panic) => Err(Interrupt::Failed(Error::from_panic(operation, &*panic))),
+                },
                 signal = signals() => Err(Interrupt::Signal(signal)),
             }
-        })
+        };
+        rt.block_on(work)
     });
     match outcome {
         Ok(v) => Ok(v),

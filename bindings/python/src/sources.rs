@@ -163,7 +163,7 @@ impl Source {
 
     fn query<'py>(&self, py: Python<'py>, request: ScanRequest) -> PyResult<Bound<'py, PyAny>> {
         let source = self.clone();
-        let (batches, schema) = run(py, async move {
+        let (batches, schema) = run(py, "query", async move {
             let schema = source.as_dyn().schema().await?;
             let mut stream = source.as_dyn().scan(&request).await?;
             let mut batches = Vec::new();
@@ -183,7 +183,11 @@ impl Source {
 
     fn stream(&self, py: Python<'_>, request: ScanRequest) -> PyResult<BatchIterator> {
         let source = self.clone();
-        let stream = run(py, async move { source.as_dyn().scan(&request).await })?;
+        let stream = run(
+            py,
+            "stream",
+            async move { source.as_dyn().scan(&request).await },
+        )?;
         Ok(BatchIterator {
             stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
         })
@@ -222,7 +226,7 @@ impl BatchIterator {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let stream = self.stream.clone();
-        let next = run(py, async move {
+        let next = run(py, "stream", async move {
             let mut guard = stream.lock().await;
             let Some(s) = guard.as_mut() else {
                 return Ok(None);
@@ -288,14 +292,14 @@ impl SnapshotSource {
                 read: options,
                 rewrite: flight_rewrite.unwrap_or_default(),
             };
-            let source = run(py, async move {
+            let source = run(py, "DorisSource", async move {
                 CoreFlight::connect_with_mysql_url(&flight_url, &url, &table, schema, options).await
             })?;
             return Ok(SnapshotSource {
                 source: Source::Flight(source),
             });
         }
-        let source = run(py, async move {
+        let source = run(py, "DorisSource", async move {
             CoreDoris::connect(&url, &table, schema, options).await
         })?;
         Ok(SnapshotSource {
@@ -349,7 +353,7 @@ impl SnapshotSource {
         };
         let request = request(start, end, filters, None, limit)?;
         let source = source.clone();
-        let batches = run(py, async move {
+        let batches = run(py, "query_raw", async move {
             let mut stream = source.scan_raw(&request).await?;
             let mut batches = Vec::new();
             while let Some(b) = stream.next().await {
@@ -385,7 +389,7 @@ impl SnapshotSource {
             .map_err(to_py)?;
         let table: CoreMountTable = mounts.map(|m| m.table.clone()).unwrap_or_default();
         let opts: StorageOptions = options(storage_options);
-        let source = run(py, async move {
+        let source = run(py, "FileSource", async move {
             CoreFile::open(&table, &location, &opts, format, schema, strict).await
         })?;
         Ok(SnapshotSource {
@@ -455,7 +459,7 @@ pub fn load_snapshots(
     let data = Table::from_pyarrow_bound(data)?;
     let (batches, _) = data.into_inner();
     let url = Secret::new(url);
-    run(py, async move {
+    run(py, "load_snapshots", async move {
         load_design_doc_rows(&url, &table, batches).await
     })
 }
@@ -500,7 +504,7 @@ pub fn write_back(
 ) -> PyResult<(u64, bool, u32)> {
     let (batches, _) = Table::from_pyarrow_bound(data)?.into_inner();
     let url = Secret::new(url);
-    let outcome = run(py, async move {
+    let outcome = run(py, "write_back", async move {
         trainstore::doris::write::write_batches(&url, &table, &label, &batches, max_retries).await
     })?;
     Ok((

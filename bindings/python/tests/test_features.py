@@ -257,6 +257,17 @@ def test_on_demand_features_and_services_by_name(store: ts.FeatureStore) -> None
         store.get_historical_features(rows, ["nope"])
 
 
+def test_hostile_expressions_are_refused_and_the_registry_stays_readable(
+    store: ts.FeatureStore,
+) -> None:
+    before = store.list()
+    for text in [" + ".join(["basic:x"] * 2000), "(" * 500 + "basic:x" + ")" * 500]:
+        with pytest.raises(ts.InvalidInputError) as info:
+            store.apply([ts.OnDemandFeatureView("huge", features={"h": text})])
+        assert len(str(info.value)) < 400
+    assert store.list() == before
+
+
 def test_ingested_rows_answer_historical_requests(store: ts.FeatureStore, tmp_path: Path) -> None:
     rows = {
         "uuid": ["A", "A"],

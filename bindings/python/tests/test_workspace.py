@@ -46,6 +46,9 @@ def test_bad_locations_raise_typed_errors() -> None:
     assert "unknown scheme" in str(info.value)
     with pytest.raises(ts.ConfigError):
         ts.Workspace.open("memory://y", storage_options={"no_such_option": "1"})
+    # object_store takes any endpoint text and panicked on the first request.
+    with pytest.raises(ts.ConfigError, match="http:// or https:// URL"):
+        ts.Workspace.open("s3://b/ws", storage_options={"aws_endpoint": "127.0.0.1:5005"})
 
 
 def test_a_newer_layout_is_refused(tmp_path: Path) -> None:

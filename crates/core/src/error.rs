@@ -110,6 +110,11 @@ pub enum Error {
     /// The operation was cancelled by the caller (e.g. Ctrl-C in a notebook).
     #[error("cancelled")]
     Cancelled,
+
+    /// A bug: code under `operation` panicked, and the panic was caught at an API boundary
+    /// instead of taking the process down.
+    #[error("internal error in {operation}: {reason} (a bug in trainstore; please report it)")]
+    Internal { operation: String, reason: String },
 }
 
 impl Error {
@@ -136,6 +141,19 @@ impl Error {
             what,
             value: value.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// The error for a panic caught while running `operation`, with the panic's message.
+    pub fn from_panic(operation: impl Into<String>, payload: &(dyn std::any::Any + Send)) -> Self {
+        let reason = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panicked".into());
+        Error::Internal {
+            operation: operation.into(),
+            reason,
         }
     }
 

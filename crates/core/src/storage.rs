@@ -401,8 +401,14 @@ impl StorageProvider for S3Provider {
                 key: key.clone(),
                 reason: "not an S3 option (see object_store's AmazonS3ConfigKey)".into(),
             })?;
-            if config_key == AmazonS3ConfigKey::Endpoint && value.expose().starts_with("http://") {
-                builder = builder.with_allow_http(true);
+            if config_key == AmazonS3ConfigKey::Region {
+                check_region(key, value.expose())?;
+            }
+            if config_key == AmazonS3ConfigKey::Endpoint {
+                check_endpoint(key, value.expose())?;
+                if value.expose().starts_with("http://") {
+                    builder = builder.with_allow_http(true);
+                }
             }
             builder = builder.with_config(config_key, value.expose());
         }
@@ -411,6 +417,41 @@ impl StorageProvider for S3Provider {
             reason: redact(&e.to_string(), options),
         })?;
         rooted(Arc::new(store), url.path())
+    }
+}
+
+/// Refuses an endpoint that is not an `http://` or `https://` URL with a host: object_store
+/// takes any text and panics when it builds the first request from it.
+fn check_endpoint(key: &str, endpoint: &str) -> Result<()> {
+    let usable = Url::parse(endpoint).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    });
+    if usable {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            key: key.to_owned(),
+            reason: format!(
+                "{endpoint:?} is not an http:// or https:// URL with a host \
+                 (e.g. http://127.0.0.1:9000)"
+            ),
+        })
+    }
+}
+
+/// Refuses a region that is not a plain name (`us-east-1`): it becomes part of hostnames.
+fn check_region(key: &str, region: &str) -> Result<()> {
+    let plain = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if plain {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            key: key.to_owned(),
+            reason: format!("{region:?} is not a region name (letters, digits and '-')"),
+        })
     }
 }
 
@@ -566,5 +607,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("aws_nonsense"), "{err}");
+        for endpoint in [
+            "127.0.0.1:5005",
+            "localhost:9000",
+            "http://",
+            "ftp://h:1",
+            "h p://x",
+        ] {
+            let err = table
+                .resolve_with(
+                    "s3://b/ws",
+                    &StorageOptions::new().with("aws_endpoint", endpoint),
+                )
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("http:// or https:// URL"), "{endpoint}: {err}");
+        }
+        let err = table
+            .resolve_with(
+                "s3://b/ws",
+                &StorageOptions::new().with("aws_region", "us east/1"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("aws_region"), "{err}");
     }
 }

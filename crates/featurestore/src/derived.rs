@@ -10,6 +10,11 @@
 //! `band_ratio(x, lo, hi)` is the share of `sum(x)` held by `x[lo..hi]` (`hi` excluded).
 //! Statistics use the population standard deviation (as numpy's default). A null input, an
 //! empty list, a zero sum or a division by zero gives null, never a made-up number.
+//!
+//! An expression is at most [`MAX_EXPRESSION_BYTES`] long and its tree at most
+//! [`MAX_EXPRESSION_DEPTH`] deep: checking, evaluating, printing and dropping a tree all
+//! recurse, so the bound is what keeps a hostile definition from overflowing the stack of
+//! every later command that loads the registry.
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,6 +27,13 @@ use trainstore_core::{Error, Result};
 
 use crate::Name;
 use crate::definitions::{Definitions, DerivedFeature, FeatureRef, ValueType};
+
+/// The longest expression text accepted.
+pub const MAX_EXPRESSION_BYTES: usize = 4096;
+
+/// The deepest expression tree accepted: every operator of a chain, negation and parenthesis
+/// adds a level (`a + b + c` is 3 deep, `-(a)` is 2).
+pub const MAX_EXPRESSION_DEPTH: usize = 64;
 
 /// A function of one list feature.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -370,17 +382,42 @@ impl fmt::Display for Expr {
 impl FromStr for Expr {
     type Err = Error;
     fn from_str(text: &str) -> Result<Self> {
+        if text.len() > MAX_EXPRESSION_BYTES {
+            return Err(expression_error(
+                text,
+                format!(
+                    "is {} bytes long; at most {MAX_EXPRESSION_BYTES} are accepted",
+                    text.len()
+                ),
+            ));
+        }
         let mut p = Parser {
             text,
             tokens: tokenize(text)?,
             at: 0,
+            depth: 0,
         };
-        let e = p.sum()?;
+        let (e, _) = p.sum()?;
         match p.tokens.get(p.at) {
             None => Ok(e),
             Some(t) => Err(p.error(format!("unexpected {t}"))),
         }
     }
+}
+
+/// An error about the expression `text`, shown shortened when it is long.
+fn expression_error(text: &str, reason: String) -> Error {
+    const SHOWN: usize = 80;
+    let value = if text.len() <= SHOWN {
+        text.to_owned()
+    } else {
+        let end = (0..=SHOWN)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        format!("{}… ({} bytes)", &text[..end], text.len())
+    };
+    Error::invalid("on-demand expression", value, reason)
 }
 
 impl Serialize for Expr {
@@ -435,11 +472,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
                 }
             }
             let number = text[start..end].parse().map_err(|_| {
-                Error::invalid(
-                    "on-demand expression",
-                    text,
-                    format!("bad number {:?}", &text[start..end]),
-                )
+                expression_error(text, format!("bad number {:?}", &text[start..end]))
             })?;
             tokens.push(Token::Number(number));
         } else if c.is_alphanumeric() || c == '_' {
@@ -454,8 +487,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
             }
             tokens.push(Token::Word(text[start..end].to_owned()));
         } else {
-            return Err(Error::invalid(
-                "on-demand expression",
+            return Err(expression_error(
                 text,
                 format!("unexpected character {c:?} at {start}"),
             ));
@@ -466,15 +498,51 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
 
 /// Recursive descent: sum := product (('+'|'-') product)*; product := unary (('*'|'/')
 /// unary)*; unary := '-' unary | atom; atom := number | ref | call | '(' sum ')'.
+///
+/// Each rule returns its tree with the tree's depth, and nesting is counted on the way down,
+/// so input too deep for [`MAX_EXPRESSION_DEPTH`] is refused before it is built or recursed
+/// into.
 struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Token>,
     at: usize,
+    /// How many parentheses and negations enclose the current position.
+    depth: usize,
 }
+
+/// A parsed subtree and its depth.
+type Sub = (Expr, usize);
 
 impl Parser<'_> {
     fn error(&self, reason: String) -> Error {
-        Error::invalid("on-demand expression", self.text, reason)
+        expression_error(self.text, reason)
+    }
+
+    fn too_deep(&self) -> Error {
+        self.error(format!(
+            "nests deeper than {MAX_EXPRESSION_DEPTH} levels (operators, parentheses and \
+             negations each add one); split it into several on-demand features"
+        ))
+    }
+
+    /// Joins `a op b`, refusing a tree past the depth bound.
+    fn binary(&self, (a, da): Sub, op: Op, (b, db): Sub) -> Result<Sub> {
+        let depth = 1 + da.max(db);
+        if self.depth + depth > MAX_EXPRESSION_DEPTH {
+            return Err(self.too_deep());
+        }
+        Ok((Expr::Binary(Box::new(a), op, Box::new(b)), depth))
+    }
+
+    /// Runs `rule` one level deeper.
+    fn nested(&mut self, rule: impl FnOnce(&mut Self) -> Result<Sub>) -> Result<Sub> {
+        if self.depth >= MAX_EXPRESSION_DEPTH {
+            return Err(self.too_deep());
+        }
+        self.depth += 1;
+        let sub = rule(self);
+        self.depth -= 1;
+        sub
     }
 
     fn next(&mut self) -> Option<Token> {
@@ -500,7 +568,7 @@ impl Parser<'_> {
         }
     }
 
-    fn sum(&mut self) -> Result<Expr> {
+    fn sum(&mut self) -> Result<Sub> {
         let mut e = self.product()?;
         loop {
             let op = if self.eat('+') {
@@ -510,11 +578,12 @@ impl Parser<'_> {
             } else {
                 return Ok(e);
             };
-            e = Expr::Binary(Box::new(e), op, Box::new(self.product()?));
+            let rhs = self.product()?;
+            e = self.binary(e, op, rhs)?;
         }
     }
 
-    fn product(&mut self) -> Result<Expr> {
+    fn product(&mut self) -> Result<Sub> {
         let mut e = self.unary()?;
         loop {
             let op = if self.eat('*') {
@@ -524,23 +593,25 @@ impl Parser<'_> {
             } else {
                 return Ok(e);
             };
-            e = Expr::Binary(Box::new(e), op, Box::new(self.unary()?));
+            let rhs = self.unary()?;
+            e = self.binary(e, op, rhs)?;
         }
     }
 
-    fn unary(&mut self) -> Result<Expr> {
+    fn unary(&mut self) -> Result<Sub> {
         if self.eat('-') {
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+            let (e, depth) = self.nested(Self::unary)?;
+            return Ok((Expr::Neg(Box::new(e)), depth + 1));
         }
         match self.next() {
-            Some(Token::Number(n)) => Ok(Expr::Number(n)),
+            Some(Token::Number(n)) => Ok((Expr::Number(n), 1)),
             Some(Token::Punct('(')) => {
-                let e = self.sum()?;
+                let e = self.nested(Self::sum)?;
                 self.expect(')')?;
                 Ok(e)
             }
-            Some(Token::Word(w)) if w.contains(':') => Ok(Expr::Feature(w.parse()?)),
-            Some(Token::Word(w)) => self.call(&w),
+            Some(Token::Word(w)) if w.contains(':') => Ok((Expr::Feature(w.parse()?), 1)),
+            Some(Token::Word(w)) => Ok((self.call(&w)?, 1)),
             Some(t) => Err(self.error(format!("unexpected {t}"))),
             None => Err(self.error("ends too early".into())),
         }
@@ -624,6 +695,28 @@ mod tests {
         ] {
             assert!(bad.parse::<Expr>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn long_or_deep_expressions_are_refused_with_a_short_message() {
+        let chain = |n: usize| vec!["v:x"; n].join(" + ");
+        assert_eq!(
+            parse(&chain(MAX_EXPRESSION_DEPTH)).inputs().len(),
+            MAX_EXPRESSION_DEPTH
+        );
+        let deep = |text: &str| {
+            let e = text.parse::<Expr>().unwrap_err().to_string();
+            assert!(e.contains("nests deeper than 64"), "{e}");
+            assert!(e.len() < 400, "{e}");
+        };
+        deep(&chain(MAX_EXPRESSION_DEPTH + 1));
+        deep(&format!("{}v:x{}", "(".repeat(2000), ")".repeat(2000)));
+        deep(&format!("{}v:x", "-".repeat(2000)));
+        deep(&format!("{}1", "2 * ".repeat(1000)));
+        let long = chain(10_000);
+        let e = long.parse::<Expr>().unwrap_err().to_string();
+        assert!(e.contains("at most 4096"), "{e}");
+        assert!(e.len() < 400, "{e}");
     }
 
     #[test]

@@ -40,6 +40,6 @@ pub use online::{
     EmbeddedOnlineStore, Materialized, OnlineStore, OnlineStoreRef, RedisOnlineStore, RowVisitor,
     TtlPolicy, open_online_store,
 };
-pub use registry::{Change, Plan, PlannedChange, Registry, RegistryVersion};
+pub use registry::{Change, Plan, PlannedChange, REGISTRY_ITEM, Registry, RegistryVersion};
 pub use sources::SourceEnv;
 pub use store::{Applied, FeatureStore, OnlineOptions, SOURCES_METADATA};

@@ -90,6 +90,12 @@ impl Registry {
         }
     }
 
+    /// The newest version, without reading its state: what a rollback builds on, even when
+    /// that state cannot be read.
+    pub async fn latest_version(&self) -> Result<Option<Version>> {
+        Ok(self.catalog.latest(&self.item).await?.map(|m| m.version))
+    }
+
     /// The state as of `version`.
     pub async fn at(&self, version: Version) -> Result<Definitions> {
         let m = self.catalog.get(&self.item, version).await?;
@@ -100,7 +106,10 @@ impl Registry {
         let stored: Stored =
             serde_json::from_value(metadata.clone()).map_err(|e| Error::Corrupt {
                 path: format!("{}/{}@{version}", self.catalog.url(), self.item),
-                reason: format!("not a feature registry state: {e}"),
+                reason: format!(
+                    "not a feature registry state ({e}); `features rollback` to an earlier \
+                     version still works"
+                ),
             })?;
         Ok(stored.definitions)
     }

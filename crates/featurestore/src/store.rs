@@ -200,7 +200,7 @@ impl FeatureStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (base, _) = self.registry.current().await?;
+            let base = self.registry.latest_version().await?;
             match self
                 .registry
                 .commit(base, &old, format!("rollback to {version}"), &self.author)

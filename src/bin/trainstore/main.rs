@@ -108,6 +108,12 @@ fn options(at: &Location) -> StorageOptions {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so every `println!` into a closed pipe (`trainstore ... | head`)
+    // would panic; the default action ends the process quietly, as it does for other tools.
+    // SAFETY: called first thing, before any thread exists, with a handler libc provides.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     trainstore::allocator::configure();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAINSTORE_LOG")

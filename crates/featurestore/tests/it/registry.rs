@@ -192,3 +192,46 @@ async fn concurrent_applies_both_land() {
     assert_eq!(names, ["view0", "view1", "view2", "view3"]);
     assert_eq!(f.store.history().await.unwrap().len(), 5);
 }
+
+#[tokio::test]
+async fn a_state_that_cannot_be_read_still_rolls_back() {
+    use trainstore_core::{DatasetName, NewVersion};
+    use trainstore_featurestore::{Definition, OnDemandFeatureView, REGISTRY_ITEM};
+
+    let f = Fixture::new().await;
+    let table = f.write("t", feature_table(&[row("A", "1", T0, 1.0)])).await;
+    let scaled = OnDemandFeatureView::new(name("stats"), [("scaled", "basic:x * 2")]).unwrap();
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(30)).into(),
+            Definition::OnDemandFeatureView(scaled),
+        ])
+        .await
+        .unwrap();
+
+    // A state as an older trainstore let through: 10,000 terms, which overflowed the stack of
+    // every command that read it.
+    let catalog = f.store.registry().catalog();
+    let item = DatasetName::new(REGISTRY_ITEM).unwrap();
+    let mut metadata = catalog.get(&item, Version::FIRST).await.unwrap().metadata;
+    let huge = vec!["basic:x"; 10_000].join(" + ");
+    metadata["definitions"]["on_demand_feature_views"][0]["features"][0]["expression"] =
+        huge.into();
+    let mut new = NewVersion::new(UserName::new("old").unwrap());
+    new.metadata = metadata;
+    catalog.commit(&item, new).await.unwrap();
+
+    let e = f.store.definitions().await.unwrap_err().to_string();
+    assert!(e.contains("at most 4096") && e.contains("rollback"), "{e}");
+    assert!(e.len() < 1000, "the message is short: {e}");
+    assert_eq!(f.store.history().await.unwrap().len(), 2);
+    assert_eq!(f.store.rollback(Version::FIRST).await.unwrap().get(), 3);
+    let defs = f.store.definitions().await.unwrap();
+    assert_eq!(
+        defs.on_demand_feature_views[0].features[0]
+            .expression
+            .to_string(),
+        "(basic:x * 2)"
+    );
+}
