@@ -4,6 +4,7 @@
 //! A small config file at the root records the layout version, so a newer trainstore can
 //! migrate and an older one refuses what it does not understand instead of corrupting it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use object_store::path::Path;
@@ -12,8 +13,8 @@ use object_store::{ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 use trainstore_core::catalog::hex_sha256;
 use trainstore_core::{
-    Catalog, DatasetName, Error, MountTable, ObjectStoreRef, Result, StorageOptions, Timestamp,
-    UserName, Version,
+    Catalog, DatasetName, Error, MountTable, ObjectStoreRef, Progress, Result, StorageOptions,
+    Timestamp, UserName, Version,
 };
 use trainstore_featurestore::{FeatureStore, SourceEnv};
 
@@ -102,13 +103,16 @@ impl Workspace {
         let resolved = mounts.resolve_with(location, options)?;
         let store = resolved.store;
         let url = resolved.url;
-        // The catalog's probe runs first, so nothing is written to a store that cannot
-        // guarantee create-if-absent.
         let catalog_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), "catalog"));
         let catalog = Catalog::open(catalog_store, &format!("{url}/catalog")).await?;
         let config = match read_config(&store, &url).await? {
             Some(config) => config,
-            None if create => create_config(&store, &url).await?,
+            None if create => {
+                // The catalog's probe runs first, so nothing is written to a store that
+                // cannot guarantee create-if-absent.
+                catalog.ensure_writable().await?;
+                create_config(&store, &url).await?
+            }
             None => {
                 return Err(Error::NotFound {
                     what: "workspace",
@@ -185,6 +189,50 @@ impl Workspace {
     }
 
     /// A summary: layout, creation, and every versioned item with its newest version.
+    /// Checks every version of every item: its manifest reads, and each data file has the
+    /// size and SHA-256 it records (each distinct file read once). Problems are collected, not
+    /// raised, so one run lists them all; errors reaching the store are raised.
+    pub async fn verify(&self, progress: &dyn Progress) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let mut plan = Vec::new();
+        for item in self.catalog.items().await? {
+            for version in self.catalog.versions_of(&item).await? {
+                plan.push((item.clone(), version));
+            }
+        }
+        progress.begin(&format!("verifying {}", self.url), Some(plan.len() as u64));
+        let mut seen = HashSet::new();
+        let result = async {
+            for (item, version) in plan {
+                report.versions += 1;
+                let checked = async {
+                    let manifest = self.catalog.get(&item, version).await?;
+                    for file in &manifest.files {
+                        if seen.insert((file.path.clone(), file.sha256.clone())) {
+                            self.catalog.verify_file(file).await?;
+                            report.files += 1;
+                            report.bytes += file.size;
+                        }
+                    }
+                    Ok::<_, Error>(())
+                }
+                .await;
+                match checked {
+                    Ok(()) => {}
+                    Err(e @ (Error::Corrupt { .. } | Error::NotFound { .. })) => {
+                        report.problems.push(format!("{item}@{version}: {e}"));
+                    }
+                    Err(e) => return Err(e),
+                }
+                progress.advance(1);
+            }
+            Ok(())
+        }
+        .await;
+        progress.finish();
+        result.map(|()| report)
+    }
+
     pub async fn info(&self) -> Result<WorkspaceInfo> {
         let mut items = Vec::new();
         for item in self.catalog.items().await? {
@@ -199,6 +247,25 @@ impl Workspace {
             created_by: self.config.created_by.clone(),
             items,
         })
+    }
+}
+
+/// What [`Workspace::verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Versions checked, of every item.
+    pub versions: usize,
+    /// Distinct data files read and hashed.
+    pub files: usize,
+    pub bytes: u64,
+    /// One line per version that failed: `item@vN: what is wrong`.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether everything checked out.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
     }
 }
 

@@ -40,3 +40,128 @@ fn a_malformed_s3_endpoint_is_an_error_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("http:// or https:// URL"), "{stderr}");
 }
+
+/// Runs the CLI as a user who may read `dir` but not write it: `nobody` when the tests run
+/// as root (whom permissions do not stop), else the current user with write bits removed.
+fn cli_read_only(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trainstore"));
+    command
+        .args(args)
+        .env("TRAINSTORE_CONFIG", dir.join("absent-config.yaml"))
+        .env("TMPDIR", dir);
+    let root = unsafe { libc::geteuid() } == 0;
+    let set_mode = |mode: u32| {
+        for entry in walk(dir) {
+            let keep = std::fs::metadata(&entry).unwrap().permissions().mode() & 0o111;
+            let mode = if entry.is_dir() {
+                mode | 0o111
+            } else {
+                (mode & 0o666) | keep
+            };
+            std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    };
+    if root {
+        set_mode(0o755);
+        command.uid(65534).gid(65534);
+    } else {
+        set_mode(0o555);
+    }
+    let out = command.output().unwrap();
+    set_mode(0o755);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `dir` and everything under it.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_owned()];
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            out.extend(walk(&entry.unwrap().path()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_read_only_workspace_can_be_read_and_reads_create_nothing() {
+    use trainstore::core::{DatasetName, NewVersion, UserName};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ws_dir = dir.path().join("ws");
+    let ws = trainstore::Workspace::open(ws_dir.to_str().unwrap())
+        .await
+        .unwrap();
+    let item = DatasetName::new("archived").unwrap();
+    let file = ws
+        .catalog()
+        .put_file(&item, "part-0.bin", bytes::Bytes::from_static(b"rows"))
+        .await
+        .unwrap();
+    let mut new = NewVersion::new(UserName::new("tester").unwrap());
+    new.files.push(file);
+    ws.catalog().commit(&item, new).await.unwrap();
+    std::fs::remove_dir_all(ws_dir.join("catalog/_probe")).unwrap();
+    let before = walk(dir.path());
+
+    let location = ws_dir.to_str().unwrap();
+    for args in [
+        &["workspace", "info", location][..],
+        &["workspace", "verify", location],
+        &["features", "list", location],
+    ] {
+        let (ok, stdout, stderr) = cli_read_only(args, dir.path());
+        assert!(ok, "{args:?}: {stderr}");
+        assert!(!stdout.is_empty(), "{args:?}");
+    }
+    let typo = dir.path().join("typo");
+    let (ok, _, stderr) = cli_read_only(&["workspace", "info", typo.to_str().unwrap()], dir.path());
+    assert!(!ok && stderr.contains("workspace not found"), "{stderr}");
+    assert_eq!(walk(dir.path()), before, "reads wrote nothing");
+}
+
+#[tokio::test]
+async fn verify_names_an_edited_data_file() {
+    use trainstore::core::{DatasetName, NewVersion, UserName};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ws_dir = dir.path().join("ws");
+    let ws = trainstore::Workspace::open(ws_dir.to_str().unwrap())
+        .await
+        .unwrap();
+    let item = DatasetName::new("set").unwrap();
+    let file = ws
+        .catalog()
+        .put_file(&item, "part-0.bin", bytes::Bytes::from_static(b"1.0,2.0"))
+        .await
+        .unwrap();
+    let path = ws_dir.join("catalog").join(&file.path);
+    let mut new = NewVersion::new(UserName::new("tester").unwrap());
+    new.files.push(file.clone());
+    ws.catalog().commit(&item, new).await.unwrap();
+    let config = dir.path().join("config.yaml");
+    let (ok, stdout, stderr) = cli(&["workspace", "verify", ws_dir.to_str().unwrap()], &config);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 versions, 1 files, 7 bytes"), "{stdout}");
+
+    std::fs::write(&path, b"9.0,2.0").unwrap();
+    let (ok, stdout, stderr) = cli(&["workspace", "verify", ws_dir.to_str().unwrap()], &config);
+    assert!(!ok, "{stdout}");
+    assert!(
+        stdout.contains("set@v1") && stdout.contains(&file.path),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("1 versions failed verification"),
+        "{stderr}"
+    );
+    let e = ws.catalog().read_file(&file).await.unwrap_err().to_string();
+    assert!(e.contains(&file.path) && e.contains("sha256"), "{e}");
+}

@@ -199,6 +199,17 @@ impl Workspace {
         Ok(out)
     }
 
+    /// Checks every version's manifest and data files; the report as JSON.
+    #[pyo3(signature = (progress=None))]
+    fn verify(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<String> {
+        let ws = self.inner.clone();
+        let sink = progress::sink(progress);
+        let report = run(py, "Workspace.verify", async move {
+            ws.verify(sink.as_ref()).await
+        })?;
+        Ok(serde_json::to_string(&report).expect("report serializes"))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Workspace({:?}, layout_version={})",

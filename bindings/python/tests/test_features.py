@@ -268,6 +268,23 @@ def test_hostile_expressions_are_refused_and_the_registry_stays_readable(
     assert store.list() == before
 
 
+def test_verify_finds_an_edited_segment(store: ts.FeatureStore, tmp_path: Path) -> None:
+    store.ingest("basic", T0 - timedelta(days=60), T0 + timedelta(days=30))
+    ws = ts.Workspace.open(tmp_path / "ws", create=False)
+    report = ws.verify(progress=False)
+    assert report.ok and report.files == 1 and report.versions >= 2, report
+    segment = next((tmp_path / "ws" / "catalog" / "items" / "offline-basic" / "data").iterdir())
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    report = ws.verify(progress=False)
+    assert not report.ok
+    assert "offline-basic@v1" in report.problems[0] and segment.name in report.problems[0]
+    rows = {"uuid": ["A"], "nodeId": ["1"], "event_timestamp": [T0]}
+    with pytest.raises(ts.CorruptDataError, match=segment.name):
+        store.get_historical_features(rows, ["basic:x"])
+
+
 def test_ingested_rows_answer_historical_requests(store: ts.FeatureStore, tmp_path: Path) -> None:
     rows = {
         "uuid": ["A", "A"],

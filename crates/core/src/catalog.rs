@@ -20,7 +20,13 @@
 //! The newest entry of a numbered sequence is found without listing: start from the hint (or
 //! 1), probe forward by doubling steps, then bisect. Sequences have no gaps, because an entry
 //! is only ever created right after the newest one seen.
+//!
+//! Reading writes nothing, so archived and shared workspaces on read-only storage can be read.
+//! The check that the store honours create-if-absent runs once, before the first write.
+//! Data files are checked against their recorded SHA-256 the first time a process reads them.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -169,18 +175,41 @@ pub struct Catalog {
     store: ObjectStoreRef,
     url: String,
     retry: RetryPolicy,
+    /// Set once the store has shown that create-if-absent never overwrites.
+    writable: Arc<tokio::sync::OnceCell<()>>,
 }
 
+/// Where the create-if-absent probe writes, under the catalog root.
+const PROBE_DIR: &str = "_probe";
+
+/// A probe file older than this was left by a process that died mid-probe.
+const STALE_PROBE: Duration = Duration::from_secs(600);
+
 impl Catalog {
-    /// Opens the catalog rooted at `store` (described by `url` in errors), after checking that
-    /// the store really refuses to overwrite on create-if-absent writes.
+    /// Opens the catalog rooted at `store` (described by `url` in errors). Nothing is written:
+    /// the store's create-if-absent is checked before the first write ([`Self::ensure_writable`]).
     pub async fn open(store: ObjectStoreRef, url: &str) -> Result<Self> {
-        probe_create_if_absent(store.as_ref(), &Path::from("_probe"), url).await?;
         Ok(Catalog {
             store,
             url: url.to_owned(),
             retry: RetryPolicy::default(),
+            writable: Arc::default(),
         })
+    }
+
+    /// Checks, once per catalog, that the store really refuses to overwrite on
+    /// create-if-absent writes, removing probe files that killed processes left behind.
+    /// Every write of the catalog calls this first; so does anything else that writes to the
+    /// same store on the catalog's guarantee.
+    pub async fn ensure_writable(&self) -> Result<()> {
+        self.writable
+            .get_or_try_init(|| async {
+                let dir = Path::from(PROBE_DIR);
+                remove_stale_probes(self.store.as_ref(), &dir).await;
+                probe_create_if_absent(self.store.as_ref(), &dir, &self.url).await
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Replaces the retry policy for contended commits.
@@ -220,6 +249,7 @@ impl Catalog {
         file_name: &str,
         content: Bytes,
     ) -> Result<FileEntry> {
+        self.ensure_writable().await?;
         let base = file_name.rsplit('/').next().unwrap_or(file_name);
         let safe: String = base
             .chars()
@@ -251,13 +281,39 @@ impl Catalog {
         Ok(entry)
     }
 
-    /// Reads a data file of a version.
+    /// Reads a data file of a version, checked against its recorded size and SHA-256.
     pub async fn read_file(&self, entry: &FileEntry) -> Result<Bytes> {
-        let path = Path::parse(&entry.path).map_err(|e| Error::Corrupt {
-            path: entry.path.clone(),
-            reason: e.to_string(),
-        })?;
-        read_bytes(self.store.as_ref(), &path, "data file").await
+        let content = read_bytes(self.store.as_ref(), &data_path(entry)?, "data file").await?;
+        self.check_content(entry, &content)?;
+        Ok(content)
+    }
+
+    /// Checks `content`, read by other means (a memory map), against what `entry` records:
+    /// the size always, the SHA-256 the first time this process sees the file.
+    pub fn check_content(&self, entry: &FileEntry, content: &[u8]) -> Result<()> {
+        let corrupt = |found: String| Error::Corrupt {
+            path: format!("{}/{}", self.url, entry.path),
+            reason: format!(
+                "expected {} bytes with sha256 {}, found {found}; `trainstore workspace verify` \
+                 checks the whole workspace",
+                entry.size, entry.sha256
+            ),
+        };
+        if content.len() as u64 != entry.size {
+            return Err(corrupt(format!("{} bytes", content.len())));
+        }
+        static VERIFIED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+        let key = format!("{}/{}#{}", self.url, entry.path, entry.sha256);
+        let verified = VERIFIED.get_or_init(Default::default);
+        if verified.lock().expect("verified files").contains(&key) {
+            return Ok(());
+        }
+        let actual = hex_sha256(content);
+        if actual != entry.sha256 {
+            return Err(corrupt(format!("sha256 {actual}")));
+        }
+        verified.lock().expect("verified files").insert(key);
+        Ok(())
     }
 
     /// Where a data file lies on the local disk, for catalogs on a local disk (`file://`):
@@ -272,6 +328,7 @@ impl Catalog {
     /// retries with jittered backoff; in [`CommitMode::OnTopOf`] a newer version is a conflict
     /// at once.
     pub async fn commit(&self, item: &DatasetName, new: NewVersion) -> Result<Manifest> {
+        self.ensure_writable().await?;
         for f in &new.files {
             let path = Path::parse(&f.path)
                 .map_err(|e| Error::invalid("file path", &f.path, e.to_string()))?;
@@ -408,6 +465,7 @@ impl Catalog {
         version: Version,
         author: &UserName,
     ) -> Result<TagEntry> {
+        self.ensure_writable().await?;
         self.get(item, version).await?;
         if self.alias(item, tag).await?.is_some() {
             return Err(Error::AlreadyExists {
@@ -450,6 +508,7 @@ impl Catalog {
         version: Version,
         author: &UserName,
     ) -> Result<AliasEntry> {
+        self.ensure_writable().await?;
         self.get(item, version).await?;
         if self.tag(item, alias).await?.is_some() {
             return Err(Error::AlreadyExists {
@@ -514,19 +573,7 @@ impl Catalog {
         progress.begin(&format!("verifying {item}@{version}"), Some(total));
         let result = async {
             for f in &manifest.files {
-                let content = self.read_file(f).await?;
-                let actual = hex_sha256(&content);
-                if content.len() as u64 != f.size || actual != f.sha256 {
-                    return Err(Error::Corrupt {
-                        path: f.path.clone(),
-                        reason: format!(
-                            "expected {} bytes with sha256 {}, found {} bytes with sha256 {actual}",
-                            f.size,
-                            f.sha256,
-                            content.len()
-                        ),
-                    });
-                }
+                self.verify_file(f).await?;
                 progress.advance(f.size);
             }
             Ok(())
@@ -534,6 +581,25 @@ impl Catalog {
         .await;
         progress.finish();
         result.map(|()| manifest)
+    }
+
+    /// Reads data file `entry` and checks its size and SHA-256, always (not once per process
+    /// as reads do: a file checked earlier may have changed since).
+    pub async fn verify_file(&self, entry: &FileEntry) -> Result<()> {
+        let content = read_bytes(self.store.as_ref(), &data_path(entry)?, "data file").await?;
+        let actual = hex_sha256(&content);
+        if content.len() as u64 != entry.size || actual != entry.sha256 {
+            return Err(Error::Corrupt {
+                path: format!("{}/{}", self.url, entry.path),
+                reason: format!(
+                    "expected {} bytes with sha256 {}, found {} bytes with sha256 {actual}",
+                    entry.size,
+                    entry.sha256,
+                    content.len()
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -648,6 +714,30 @@ impl Sequence {
             .collect();
         numbers.sort_unstable();
         Ok(numbers)
+    }
+}
+
+/// Where a data file lies in the store.
+fn data_path(entry: &FileEntry) -> Result<Path> {
+    Path::parse(&entry.path).map_err(|e| Error::Corrupt {
+        path: entry.path.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// Deletes probe files older than [`STALE_PROBE`]: a live probe takes milliseconds, so these
+/// were left by killed processes. Best effort: a store that cannot list or delete is reported
+/// by the probe that follows.
+async fn remove_stale_probes(store: &dyn ObjectStore, dir: &Path) {
+    let Ok(found) = store.list(Some(dir)).try_collect::<Vec<_>>().await else {
+        return;
+    };
+    let now = chrono::Utc::now();
+    for meta in found {
+        let age = now.signed_duration_since(meta.last_modified).to_std();
+        if age.is_ok_and(|age| age > STALE_PROBE) {
+            let _ = store.delete(&meta.location).await;
+        }
     }
 }
 

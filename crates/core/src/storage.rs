@@ -330,8 +330,8 @@ pub fn local_dir(url: &str) -> Option<std::path::PathBuf> {
     Url::parse(url).ok()?.to_file_path().ok()
 }
 
-/// Local directories: `file:///abs/dir` (also hostPath, PVC and NFS mounts). The directory is
-/// created when missing.
+/// Local directories: `file:///abs/dir` (also hostPath, PVC and NFS mounts). A missing
+/// directory is created by the first write into it, never by opening or reading.
 #[derive(Debug)]
 pub struct LocalProvider;
 
@@ -345,12 +345,24 @@ impl StorageProvider for LocalProvider {
         let dir = url
             .to_file_path()
             .map_err(|_| Error::invalid("file url", url.as_str(), "not a local path"))?;
-        std::fs::create_dir_all(&dir).map_err(|e| {
+        if dir.is_dir() {
+            let store = LocalFileSystem::new_with_prefix(&dir)
+                .map_err(|e| Error::storage("open", dir.display(), e))?;
+            return Ok(Arc::new(store));
+        }
+        if dir.exists() {
+            return Err(Error::invalid(
+                "local directory",
+                dir.display().to_string(),
+                "exists and is not a directory",
+            ));
+        }
+        // The prefix store writes through the root file system, creating directories as
+        // needed; the same files as `new_with_prefix` would address once the directory exists.
+        let root = Path::from_absolute_path(&dir).map_err(|e| {
             Error::invalid("local directory", dir.display().to_string(), e.to_string())
         })?;
-        let store = LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| Error::storage("open", dir.display(), e))?;
-        Ok(Arc::new(store))
+        Ok(Arc::new(PrefixStore::new(LocalFileSystem::new(), root)))
     }
 }
 

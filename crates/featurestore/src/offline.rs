@@ -545,13 +545,16 @@ async fn segment_bytes(catalog: &Catalog, entry: &FileEntry) -> Result<Buffer> {
         path: entry.path.clone(),
         reason: format!("cannot map the segment: {e}"),
     })?;
-    if map.len() as u64 != entry.size {
-        return Err(Error::Corrupt {
-            path: entry.path.clone(),
-            reason: format!("{} bytes, the version lists {}", map.len(), entry.size),
-        });
-    }
     let map = Arc::new(map);
+    // Hashing a segment takes a fraction of a second: off the async workers.
+    let (checker, mapped) = (catalog.clone(), map.clone());
+    let entry_owned = entry.clone();
+    tokio::task::spawn_blocking(move || checker.check_content(&entry_owned, &mapped))
+        .await
+        .map_err(|e| Error::Internal {
+            operation: "segment check".into(),
+            reason: e.to_string(),
+        })??;
     let Some(start) = std::ptr::NonNull::new(map.as_ptr().cast_mut()) else {
         return Err(Error::Corrupt {
             path: entry.path.clone(),
@@ -582,8 +585,20 @@ fn read_ipc(buffer: Buffer, path: &str) -> Result<(SchemaRef, Vec<RecordBatch>)>
     let decoder = FileDecoder::new(schema.clone(), footer.version());
     let mut batches = Vec::new();
     for block in footer.recordBatches().into_iter().flatten() {
-        let len = block.bodyLength() as usize + block.metaDataLength() as usize;
-        let data = buffer.slice_with_length(block.offset() as usize, len);
+        let (offset, len) = (
+            usize::try_from(block.offset()).ok(),
+            usize::try_from(block.bodyLength())
+                .ok()
+                .zip(usize::try_from(block.metaDataLength()).ok())
+                .and_then(|(body, meta)| body.checked_add(meta)),
+        );
+        let Some((offset, len)) = offset
+            .zip(len)
+            .filter(|(o, l)| o.checked_add(*l).is_some_and(|end| end <= buffer.len()))
+        else {
+            return Err(corrupt("a record batch lies outside the file".into()));
+        };
+        let data = buffer.slice_with_length(offset, len);
         batches.extend(decoder.read_record_batch(block, &data)?);
     }
     Ok((schema, batches))

@@ -74,6 +74,15 @@ enum WorkspaceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check every version of every item: manifests readable, data files of the recorded size
+    /// and SHA-256. Exits non-zero when anything is wrong
+    Verify {
+        #[command(flatten)]
+        at: Location,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +154,34 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Workspace(WorkspaceCommand::Info { at, json }) => {
             let ws = Workspace::open_existing(&at.location, &mounts, &options(&at)).await?;
             print_info(&ws, json).await
+        }
+        Command::Workspace(WorkspaceCommand::Verify { at, json }) => {
+            let ws = Workspace::open_existing(&at.location, &mounts, &options(&at)).await?;
+            let report = ws.verify(&TerminalProgress::new()).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serializes")
+                );
+            } else {
+                println!(
+                    "{}: {} versions, {} files, {} bytes checked",
+                    ws.url(),
+                    report.versions,
+                    report.files,
+                    report.bytes
+                );
+                for problem in &report.problems {
+                    println!("  {problem}");
+                }
+            }
+            match report.problems.len() {
+                0 => Ok(()),
+                n => Err(Error::Corrupt {
+                    path: ws.url().to_owned(),
+                    reason: format!("{n} versions failed verification"),
+                }),
+            }
         }
         Command::Mounts(MountsCommand::List) => {
             if settings.mounts.is_empty() {

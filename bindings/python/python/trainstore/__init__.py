@@ -13,8 +13,10 @@ logger of :mod:`logging`; set ``TRAINSTORE_LOG`` (e.g. ``debug``) before import 
 from __future__ import annotations
 
 import html
+import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from . import _native
@@ -121,6 +123,24 @@ class MountTable:
         return repr(self._native)
 
 
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :meth:`Workspace.verify` found."""
+
+    versions: int
+    """Versions checked, of every item."""
+    files: int
+    """Distinct data files read and hashed."""
+    bytes: int
+    problems: list[str]
+    """One line per version that failed: ``item@vN: what is wrong``."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether everything checked out."""
+        return not self.problems
+
+
 class Workspace:
     """A trainstore workspace on any mount: it holds the catalog of versioned items."""
 
@@ -186,6 +206,12 @@ class Workspace:
         """Every versioned item with its newest version number."""
         return self._native.items()
 
+    def verify(self, progress: bool = True) -> VerifyReport:
+        """Checks every version of every item: manifests readable, each data file of the size
+        and SHA-256 its version records. Problems are listed in the report, not raised."""
+        bar = ProgressBar() if progress else None
+        return VerifyReport(**json.loads(self._native.verify(bar)))
+
     def __repr__(self) -> str:
         return repr(self._native)
 
@@ -244,6 +270,7 @@ __all__ = [
     "UnsupportedLayoutError",
     "UnsupportedStoreError",
     "ValueType",
+    "VerifyReport",
     "VersionConflictError",
     "Workspace",
     "WriteOutcome",

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 
 use bytes::Bytes;
+use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use trainstore_core::catalog::CommitMode;
 use trainstore_core::{
@@ -402,13 +403,28 @@ async fn many_processes_commit_on_s3() {
 }
 
 /// Without create-if-absent, concurrent commits would silently overwrite each other: the
-/// catalog must refuse such a store before writing anything.
+/// catalog must refuse such a store before writing anything. Opening it writes nothing, so
+/// reading still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_without_create_if_absent_is_refused() {
+    let author = UserName::new("tester").unwrap();
+    let item = DatasetName::new("refused").unwrap();
     for backend in [support::memory(), support::local(), support::s3().await] {
         let broken = support::ignores_create(backend.store());
-        let err = Catalog::open(broken, &backend.url).await.unwrap_err();
+        let catalog = Catalog::open(broken.clone(), &backend.url).await.unwrap();
+        assert_eq!(catalog.latest(&item).await.unwrap(), None);
+        let err = catalog
+            .commit(&item, NewVersion::new(author.clone()))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::UnsupportedStore { .. }), "{err}");
+        let err = catalog
+            .put_file(&item, "f", bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::UnsupportedStore { .. }), "{err}");
+        let written: Vec<_> = broken.list(None).try_collect().await.unwrap();
+        assert!(written.is_empty(), "{written:?}");
     }
     let backend = support::s3().await;
     let disabled = backend
@@ -419,6 +435,44 @@ async fn a_store_without_create_if_absent_is_refused() {
         .resolve_with(&backend.url, &disabled)
         .unwrap()
         .store;
-    let err = Catalog::open(store, &backend.url).await.unwrap_err();
+    let err = Catalog::open(store, &backend.url)
+        .await
+        .unwrap()
+        .ensure_writable()
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("create-if-absent"), "{err}");
+}
+
+/// A process killed mid-probe leaves its probe file; the next writer removes it, and leaves
+/// alone one that may belong to a probe still running.
+#[tokio::test]
+async fn probe_files_left_by_killed_processes_are_removed() {
+    let backend = support::local();
+    let root = url::Url::parse(&backend.url)
+        .unwrap()
+        .to_file_path()
+        .unwrap();
+    std::fs::create_dir_all(root.join("_probe")).unwrap();
+    let (dead, live) = (
+        root.join("_probe/probe-dead"),
+        root.join("_probe/probe-live"),
+    );
+    std::fs::write(&dead, b"first").unwrap();
+    std::fs::write(&live, b"first").unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&dead)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let catalog = Catalog::open(backend.store(), &backend.url).await.unwrap();
+    let item = DatasetName::new("probed").unwrap();
+    catalog
+        .commit(&item, NewVersion::new(UserName::new("tester").unwrap()))
+        .await
+        .unwrap();
+    assert!(!dead.exists());
+    assert!(live.exists());
 }

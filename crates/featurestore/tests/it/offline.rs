@@ -148,3 +148,66 @@ async fn a_workspace_recreated_in_place_answers_from_its_own_segments() {
         f.store = Fixture::open_store(&f.dir).await;
     }
 }
+
+/// Values edited inside a segment, keeping its size, are found by the recorded hash instead of
+/// being served.
+#[tokio::test]
+async fn an_edited_segment_is_refused_naming_the_file() {
+    let f = Fixture::new().await;
+    let rows: Vec<_> = (0..50)
+        .map(|i| row("A", "1", T0 + i * DAY, 1000.0 + i as f64))
+        .collect();
+    let location = f.write("basic", feature_table(&rows)).await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &location, Ttl::days(3)).into(),
+        ])
+        .await
+        .unwrap();
+    f.store
+        .ingest(&name("basic"), ts(T0), ts(T0 + 60 * DAY))
+        .await
+        .unwrap();
+    // Flip the bytes of one f64 value (1049.0) in place.
+    let segment = walk(f.dir.path())
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("offline-basic/data/"))
+        .expect("a segment file");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let value = 1049.0f64.to_le_bytes();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == value)
+        .expect("the value is stored raw");
+    bytes[at..at + 8].copy_from_slice(&9999.0f64.to_le_bytes());
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let entities = entity_rows(&[(Some("A"), "1", T0 + 49 * DAY)]);
+    let e = f
+        .store
+        .get_historical_features(
+            &entities,
+            &["basic:x".parse().unwrap()],
+            &HistoricalOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    let file_name = segment.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(e.to_string().contains(&file_name), "{e}");
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
