@@ -17,7 +17,7 @@ pub mod settings;
 pub mod snapshots;
 pub mod workspace;
 
-pub use settings::Settings;
+pub use settings::{LiteralSecrets, Settings};
 pub use snapshots::SnapshotSummary;
 pub use trainstore_core as core;
 pub use trainstore_core::{Error, Result};

@@ -65,8 +65,12 @@ impl Settings {
         })
     }
 
-    /// Writes settings to `path` atomically (a temporary file renamed into place).
+    /// Writes settings to `path` atomically (a temporary file renamed into place), readable
+    /// by the owner alone: the file may hold secrets.
     pub fn save(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+
         let fail = |e: std::io::Error| Error::Config {
             key: path.display().to_string(),
             reason: format!("cannot write settings: {e}"),
@@ -76,8 +80,20 @@ impl Settings {
         }
         let text = serde_yaml_ng::to_string(self).expect("settings serialize");
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, text).map_err(fail)?;
-        std::fs::rename(&tmp, path).map_err(fail)
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut file| {
+                file.write_all(text.as_bytes())?;
+                file.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(fail)
     }
 
     /// The mount table these settings define; `${NAME}` references are looked up in the
@@ -98,8 +114,31 @@ impl Settings {
     }
 
     /// Defines mount `name`, checking that the URL and options are usable.
-    pub fn add_mount(&mut self, name: &str, url: &str, options: StorageOptions) -> Result<()> {
+    ///
+    /// A secret option written out literally (not as a `${NAME}` reference) is refused unless
+    /// `literal_secrets` is [`LiteralSecrets::Allow`]: the settings file is easily copied,
+    /// shared or committed, while a reference keeps the value in the environment or a secrets
+    /// directory.
+    pub fn add_mount(
+        &mut self,
+        name: &str,
+        url: &str,
+        options: StorageOptions,
+        literal_secrets: LiteralSecrets,
+    ) -> Result<()> {
         MountTable::default().add(name, url, options.clone())?;
+        let literal = options.literal_secrets();
+        if literal_secrets == LiteralSecrets::Refuse && !literal.is_empty() {
+            return Err(Error::Config {
+                key: literal.join(", "),
+                reason: format!(
+                    "a secret would be saved in plain text in the settings file; reference it \
+                     instead, e.g. {}='${{LAKE_SECRET}}' (looked up in the environment, then the \
+                     secrets directory), or allow literal secrets explicitly",
+                    literal[0]
+                ),
+            });
+        }
         self.mounts.insert(
             name.to_owned(),
             Mount {
@@ -109,6 +148,16 @@ impl Settings {
         );
         Ok(())
     }
+}
+
+/// Whether [`Settings::add_mount`] may save secret option values as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LiteralSecrets {
+    /// Only `${NAME}` references may be saved for secret options.
+    #[default]
+    Refuse,
+    /// Save them as given (the file is written readable by its owner alone).
+    Allow,
 }
 
 #[cfg(test)]
@@ -121,8 +170,13 @@ mod tests {
         let path = dir.path().join("cfg/config.yaml");
         assert_eq!(Settings::load(&path).unwrap(), Settings::default());
         let mut s = Settings::default();
-        s.add_mount("scratch", "memory://settings-test", StorageOptions::new())
-            .unwrap();
+        s.add_mount(
+            "scratch",
+            "memory://settings-test",
+            StorageOptions::new(),
+            LiteralSecrets::Refuse,
+        )
+        .unwrap();
         s.save(&path).unwrap();
         let loaded = Settings::load(&path).unwrap();
         assert_eq!(loaded, s);
@@ -134,16 +188,50 @@ mod tests {
                 .is_ok()
         );
         assert!(
-            s.add_mount("bad name", "memory://x", StorageOptions::new())
-                .is_err()
+            s.add_mount(
+                "bad name",
+                "memory://x",
+                StorageOptions::new(),
+                LiteralSecrets::Refuse
+            )
+            .is_err()
         );
         assert!(
-            s.add_mount("x", "gopher://x", StorageOptions::new())
-                .is_err()
+            s.add_mount(
+                "x",
+                "gopher://x",
+                StorageOptions::new(),
+                LiteralSecrets::Refuse
+            )
+            .is_err()
         );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "settings are the owner's alone");
         std::fs::write(&path, "mounts: [").unwrap();
         assert!(Settings::load(&path).is_err());
         std::fs::write(&path, "unknown_key: 1").unwrap();
         assert!(Settings::load(&path).is_err());
+    }
+
+    #[test]
+    fn literal_secrets_are_refused_unless_allowed_and_references_pass() {
+        let mut s = Settings::default();
+        let literal = StorageOptions::new().with("aws_secret_access_key", "Hunter2Secret");
+        let e = s
+            .add_mount("lake", "s3://b/p", literal.clone(), LiteralSecrets::Refuse)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("aws_secret_access_key") && e.contains("${"),
+            "{e}"
+        );
+        assert!(!e.contains("Hunter2Secret"), "{e}");
+        assert!(s.mounts.is_empty());
+        let reference = StorageOptions::new().with("aws_secret_access_key", "${LAKE_SECRET}");
+        s.add_mount("lake", "s3://b/p", reference, LiteralSecrets::Refuse)
+            .unwrap();
+        s.add_mount("raw", "s3://b/p", literal, LiteralSecrets::Allow)
+            .unwrap();
     }
 }

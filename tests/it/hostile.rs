@@ -165,3 +165,55 @@ async fn verify_names_an_edited_data_file() {
     let e = ws.catalog().read_file(&file).await.unwrap_err().to_string();
     assert!(e.contains(&file.path) && e.contains("sha256"), "{e}");
 }
+
+#[test]
+fn secrets_are_never_echoed_nor_saved_in_plain_text_unasked() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let (ok, stdout, stderr) = cli(
+        &[
+            "workspace",
+            "info",
+            "s3://b/ws",
+            "-o",
+            "aws_secret_access_key:Hunter2Secret",
+        ],
+        &config,
+    );
+    assert!(!ok && stderr.contains("KEY=VALUE"), "{stderr}");
+    assert!(!format!("{stdout}{stderr}").contains("Hunter2"), "{stderr}");
+
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "mounts",
+            "add",
+            "lake",
+            "s3://b/p",
+            "-o",
+            "aws_secret_access_key=Hunter2Secret",
+        ];
+        args.extend_from_slice(extra);
+        cli(&args, &config)
+    };
+    let (ok, stdout, stderr) = add(&[]);
+    assert!(!ok && stderr.contains("${"), "{stderr}");
+    assert!(!format!("{stdout}{stderr}").contains("Hunter2"), "{stderr}");
+    assert!(!config.exists(), "nothing saved");
+
+    let (ok, stdout, stderr) = add(&["--allow-literal-secrets"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("plain text"),
+        "{stderr}"
+    );
+    assert!(!format!("{stdout}{stderr}").contains("Hunter2"), "{stderr}");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (ok, stdout, _) = cli(&["mounts", "list"], &config);
+    assert!(
+        ok && stdout.contains("lake") && !stdout.contains("Hunter2"),
+        "{stdout}"
+    );
+}

@@ -120,6 +120,7 @@ fn cli_manages_mounts_and_workspaces() {
             "s3://bucket/x",
             "-o",
             "aws_secret_access_key=hunter2hunter2",
+            "--allow-literal-secrets",
         ],
         &config,
     );

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use trainstore::core::{MountTable as CoreMountTable, StorageOptions};
-use trainstore::{Settings, Workspace as CoreWorkspace};
+use trainstore::{LiteralSecrets, Settings, Workspace as CoreWorkspace};
 
 use errors::to_py;
 use runtime::run;
@@ -60,16 +60,22 @@ impl MountTable {
         self.path.display().to_string()
     }
 
-    #[pyo3(signature = (name, url, options=None))]
+    #[pyo3(signature = (name, url, options=None, allow_literal_secrets=false))]
     fn add(
         &mut self,
         name: &str,
         url: &str,
         options: Option<BTreeMap<String, String>>,
+        allow_literal_secrets: bool,
     ) -> PyResult<()> {
         let mut settings = self.settings.clone();
+        let literal = if allow_literal_secrets {
+            LiteralSecrets::Allow
+        } else {
+            LiteralSecrets::Refuse
+        };
         settings
-            .add_mount(name, url, self::options(options))
+            .add_mount(name, url, self::options(options), literal)
             .map_err(to_py)?;
         let table = settings.mount_table(&self.path).map_err(to_py)?;
         settings.save(&self.path).map_err(to_py)?;

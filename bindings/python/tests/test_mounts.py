@@ -16,7 +16,16 @@ def mounts(tmp_path: Path) -> ts.MountTable:
 
 def test_add_list_remove_persists(mounts: ts.MountTable, tmp_path: Path) -> None:
     mounts.add("data", str(tmp_path / "data"))
-    mounts.add("lake", "s3://bucket/prefix", {"aws_secret_access_key": "hunter2hunter2"})
+    with pytest.raises(ts.ConfigError, match="plain text") as info:
+        mounts.add("lake", "s3://bucket/prefix", {"aws_secret_access_key": "hunter2hunter2"})
+    assert "hunter2" not in str(info.value)
+    mounts.add(
+        "lake",
+        "s3://bucket/prefix",
+        {"aws_secret_access_key": "hunter2hunter2"},
+        allow_literal_secrets=True,
+    )
+    assert (tmp_path / "config.yaml").stat().st_mode & 0o777 == 0o600
     listed = mounts.list()
     assert set(listed) == {"data", "lake"}
     assert "hunter2" not in repr(listed)

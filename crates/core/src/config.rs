@@ -46,6 +46,72 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Option and parameter names whose values are never shown (matched case-insensitively as
+/// substrings).
+const SENSITIVE: &[&str] = &[
+    "secret",
+    "password",
+    "token",
+    "credential",
+    "private",
+    "session",
+];
+
+/// Whether values of the option or parameter `key` are secrets (`aws_secret_access_key`,
+/// `password`, `session_token`, …).
+pub fn is_sensitive(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SENSITIVE.iter().any(|s| key.contains(s))
+}
+
+/// `url` safe to show: the password and sensitive query parameters become `***`. The URL is
+/// parsed, not searched, so a password holding `@` or `:` is hidden whole; text that does not
+/// parse as a URL shows only its scheme.
+///
+/// ```
+/// use trainstore_core::redact_url;
+/// assert_eq!(redact_url("mysql://u:p@ss:w@rd@db:9030/x"), "mysql://u:***@db:9030/x");
+/// assert_eq!(redact_url("mysql://u@db/x?password=pw&db=y"), "mysql://u@db/x?password=***&db=y");
+/// assert_eq!(redact_url("not a url: hunter2"), "***");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return match url.split_once("://") {
+            Some((scheme, _))
+                if scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+            {
+                format!("{scheme}://***")
+            }
+            _ => "***".to_owned(),
+        };
+    };
+    if parsed.host().is_none() && url.contains('@') {
+        // Credentials the parser did not recognise as such (`mysql:/u:pw@`).
+        return format!("{}:***", parsed.scheme());
+    }
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_sensitive(&k) {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    // `***` is percent-encoded by the setters; show it as written.
+    parsed.to_string().replace("%2A%2A%2A", "***")
+}
+
 /// Shared handle to a configuration provider.
 pub type ConfigProviderRef = Arc<dyn ConfigProvider>;
 
@@ -254,6 +320,26 @@ pub fn expand_references(template: &str, config: &dyn ConfigProvider) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_redacted_by_structure() {
+        for (url, secret) in [
+            ("mysql://u:Hunter2:pw@127.0.0.1:9030/db", "Hunter2"),
+            ("mysql://u:pw@SecretXyz@127.0.0.1:9030/db", "SecretXyz"),
+            ("mysql://u:a%40b@h/db", "a%40b"),
+            ("grpc://u:pw@h:8070?token=Tok123&x=1", "Tok123"),
+            ("mysql://u:SecretXyz@h:notaport/db", "SecretXyz"),
+            ("mysql:/u:SecretXyz@@", "SecretXyz"),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} -> {shown}");
+        }
+        assert_eq!(
+            redact_url("mysql://u:pw@SecretXyz@127.0.0.1:9030/db"),
+            "mysql://u:***@127.0.0.1:9030/db"
+        );
+        assert_eq!(redact_url("grpc://h:8070"), "grpc://h:8070");
+    }
 
     #[test]
     fn dir_config_reads_one_file_per_key_like_a_kubernetes_secret() {

@@ -23,7 +23,7 @@ pub mod time;
 pub use catalog::{Catalog, FileEntry, Manifest, NewVersion};
 pub use config::{
     ConfigChain, ConfigProvider, ConfigProviderRef, DirConfig, EnvConfig, Secret, YamlConfig,
-    expand_references,
+    expand_references, is_sensitive, redact_url,
 };
 pub use error::{Error, Result};
 pub use ids::{DatasetName, TagName, UserName, Version};

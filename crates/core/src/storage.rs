@@ -19,7 +19,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::{ConfigProviderRef, EnvConfig, Secret, expand_references};
+use crate::config::{ConfigProviderRef, EnvConfig, Secret, expand_references, is_sensitive};
 use crate::error::{Error, Result};
 
 /// Shared handle to an object store.
@@ -35,21 +35,6 @@ pub trait StorageProvider: Send + Sync + fmt::Debug {
 
     /// A store rooted at `url` (its path included), configured by already-expanded `options`.
     fn open(&self, url: &Url, options: &BTreeMap<String, Secret>) -> Result<ObjectStoreRef>;
-}
-
-/// Option keys whose values are never shown (matched case-insensitively as substrings).
-const SENSITIVE: &[&str] = &[
-    "secret",
-    "password",
-    "token",
-    "credential",
-    "private",
-    "session",
-];
-
-fn is_sensitive(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    SENSITIVE.iter().any(|s| key.contains(s))
 }
 
 /// Options of a mount: store settings such as `aws_endpoint`, or `${NAME}` references.
@@ -68,6 +53,16 @@ impl StorageOptions {
     pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.0.insert(key.into(), value.into());
         self
+    }
+
+    /// The keys whose values are secrets written out literally instead of as `${NAME}`
+    /// references: what must not be saved to a settings file unasked.
+    pub fn literal_secrets(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, v)| is_sensitive(k) && !v.starts_with("${"))
+            .map(|(k, _)| k.as_str())
+            .collect()
     }
 
     /// Whether no option is set.

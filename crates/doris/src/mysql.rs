@@ -146,7 +146,7 @@ impl DorisSource {
         if opts.ssl_opts().is_some() {
             return Err(Error::invalid(
                 "MySQL URL",
-                redact_url(url.expose()),
+                trainstore_core::redact_url(url.expose()),
                 "TLS is not supported by the MySQL-protocol reader; use the Flight SQL endpoint",
             ));
         }
@@ -308,7 +308,7 @@ pub(crate) fn parse_url(url: &Secret) -> Result<Opts> {
     Opts::from_url(url.expose()).map_err(|_| {
         Error::invalid(
             "MySQL URL",
-            redact_url(url.expose()),
+            trainstore_core::redact_url(url.expose()),
             "expected mysql://user:password@host:port/database",
         )
     })
@@ -337,16 +337,6 @@ fn session_of(version_comment: &str, sql_mode: &str) -> (Dialect, Literals) {
             no_backslash_escapes: sql_mode.contains("NO_BACKSLASH_ESCAPES"),
         },
     )
-}
-
-fn redact_url(url: &str) -> String {
-    match url.split_once('@') {
-        Some((scheme_user, host)) => format!(
-            "{}:***@{host}",
-            scheme_user.rsplit_once(':').map_or(scheme_user, |(u, _)| u)
-        ),
-        None => url.to_owned(),
-    }
 }
 
 /// A failed connection, naming the server (never the credentials).

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use trainstore::core::{Error, MountTable, Result, StorageOptions};
-use trainstore::{Settings, Workspace};
+use trainstore::{LiteralSecrets, Settings, Workspace};
 
 use progress::TerminalProgress;
 
@@ -58,8 +58,8 @@ struct Location {
     /// Path, URL or mount://name/path
     location: String,
     /// Store option as KEY=VALUE (e.g. aws_endpoint=http://127.0.0.1:9000); repeatable
-    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", value_parser = parse_option)]
-    options: Vec<(String, String)>,
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
+    options: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -95,6 +95,10 @@ enum MountsCommand {
         name: String,
         #[command(flatten)]
         at: Location,
+        /// Save secret option values as given instead of refusing them; prefer `${NAME}`
+        /// references, looked up in the environment or the secrets directory when used
+        #[arg(long)]
+        allow_literal_secrets: bool,
     },
     /// Remove a mount definition
     Remove { name: String },
@@ -105,15 +109,25 @@ enum MountsCommand {
     },
 }
 
-fn parse_option(text: &str) -> std::result::Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
-        .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| "expected KEY=VALUE".to_owned())
-}
-
-fn options(at: &Location) -> StorageOptions {
-    at.options.iter().cloned().collect()
+/// The `-o KEY=VALUE` options. Parsed here rather than by clap, whose errors repeat the text
+/// given, and a mistyped option (`aws_secret_access_key:VALUE`) is often a secret.
+fn options(at: &Location) -> Result<StorageOptions> {
+    at.options
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            text.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "option",
+                        format!("-o #{}", i + 1),
+                        "expected KEY=VALUE (the text is not shown: it may hold a secret)",
+                    )
+                })
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -147,16 +161,16 @@ async fn run(cli: Cli) -> Result<()> {
     let mounts = settings.mount_table(&settings_path)?;
     match cli.command {
         Command::Workspace(WorkspaceCommand::Init(at)) => {
-            let ws = Workspace::open_with(&at.location, &mounts, &options(&at)).await?;
+            let ws = Workspace::open_with(&at.location, &mounts, &options(&at)?).await?;
             println!("workspace ready at {}", ws.url());
             print_info(&ws, false).await
         }
         Command::Workspace(WorkspaceCommand::Info { at, json }) => {
-            let ws = Workspace::open_existing(&at.location, &mounts, &options(&at)).await?;
+            let ws = Workspace::open_existing(&at.location, &mounts, &options(&at)?).await?;
             print_info(&ws, json).await
         }
         Command::Workspace(WorkspaceCommand::Verify { at, json }) => {
-            let ws = Workspace::open_existing(&at.location, &mounts, &options(&at)).await?;
+            let ws = Workspace::open_existing(&at.location, &mounts, &options(&at)?).await?;
             let report = ws.verify(&TerminalProgress::new()).await?;
             if json {
                 println!(
@@ -192,8 +206,25 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Mounts(MountsCommand::Add { name, at }) => {
-            settings.add_mount(&name, &at.location, options(&at))?;
+        Command::Mounts(MountsCommand::Add {
+            name,
+            at,
+            allow_literal_secrets,
+        }) => {
+            let literal = if allow_literal_secrets {
+                LiteralSecrets::Allow
+            } else {
+                LiteralSecrets::Refuse
+            };
+            let options = options(&at)?;
+            if allow_literal_secrets && !options.literal_secrets().is_empty() {
+                eprintln!(
+                    "warning: saving {} in plain text in {} (readable by you alone)",
+                    options.literal_secrets().join(", "),
+                    settings_path.display()
+                );
+            }
+            settings.add_mount(&name, &at.location, options, literal)?;
             settings.save(&settings_path)?;
             println!(
                 "mount {name} -> {} saved in {}",
@@ -250,7 +281,7 @@ async fn check_mount(mounts: &MountTable, at: &Location) -> Result<()> {
         } else {
             format!("mount://{}", at.location)
         };
-    let resolved = mounts.resolve_with(&location, &options(at))?;
+    let resolved = mounts.resolve_with(&location, &options(at)?)?;
     trainstore::core::check_store(
         resolved.store.as_ref(),
         &resolved.url,

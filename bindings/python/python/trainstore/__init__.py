@@ -93,9 +93,21 @@ class MountTable:
         """The settings file these mounts are read from and saved to."""
         return os.fspath(self._native.path)
 
-    def add(self, name: str, url: str, options: Mapping[str, str] | None = None) -> None:
-        """Defines (or redefines) mount ``name`` at ``url`` and saves the settings."""
-        self._native.add(name, url, dict(options) if options else None)
+    def add(
+        self,
+        name: str,
+        url: str,
+        options: Mapping[str, str] | None = None,
+        allow_literal_secrets: bool = False,
+    ) -> None:
+        """Defines (or redefines) mount ``name`` at ``url`` and saves the settings (a file
+        readable by its owner alone).
+
+        Secret options (``aws_secret_access_key``, …) are given as ``${NAME}`` references,
+        looked up in the environment or the secrets directory when the mount is used; a
+        literal secret raises :class:`ConfigError` unless ``allow_literal_secrets`` is set.
+        """
+        self._native.add(name, url, dict(options) if options else None, allow_literal_secrets)
 
     def remove(self, name: str) -> bool:
         """Removes mount ``name``; returns whether it existed."""
