@@ -233,6 +233,20 @@ impl Workspace {
         result.map(|()| report)
     }
 
+    /// Finds data files that no version lists, older than `grace` (what failed or killed
+    /// writers left), and deletes them unless `dry_run`.
+    pub async fn gc(&self, grace: std::time::Duration, dry_run: bool) -> Result<GcReport> {
+        let files = self.catalog.unlisted_files(grace).await?;
+        if !dry_run {
+            self.catalog.remove_unlisted(&files).await?;
+        }
+        Ok(GcReport {
+            bytes: files.iter().map(|f| f.size).sum(),
+            files: files.into_iter().map(|f| f.path).collect(),
+            removed: !dry_run,
+        })
+    }
+
     pub async fn info(&self) -> Result<WorkspaceInfo> {
         let mut items = Vec::new();
         for item in self.catalog.items().await? {
@@ -248,6 +262,16 @@ impl Workspace {
             items,
         })
     }
+}
+
+/// What [`Workspace::gc`] found, and whether it deleted it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    /// Data files no version lists, relative to the catalog root.
+    pub files: Vec<String>,
+    pub bytes: u64,
+    /// Whether they were deleted (`false` for a dry run).
+    pub removed: bool,
 }
 
 /// What [`Workspace::verify`] found.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -90,3 +90,20 @@ def test_rust_logs_reach_python_logging(caplog: pytest.LogCaptureFixture) -> Non
         ts.Workspace.open("memory://logged")
     messages = [r.getMessage() for r in caplog.records if r.name == "trainstore"]
     assert any("workspace" in m and "memory://logged" in m for m in messages), messages
+
+
+def test_gc_removes_only_files_no_version_lists(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    # What a writer killed between writing a data file and committing it leaves.
+    data = tmp_path / "ws" / "catalog" / "items" / "killed" / "data"
+    data.mkdir(parents=True)
+    (data / "0001-part.parquet").write_bytes(b"x" * 10)
+    assert ws.gc(dry_run=True).files == [], "younger than the grace period"
+    dry = ws.gc(older_than=timedelta(0), dry_run=True)
+    assert dry.files == ["items/killed/data/0001-part.parquet"]
+    assert (dry.bytes, dry.removed) == (10, False)
+    assert (data / "0001-part.parquet").exists()
+    done = ws.gc(older_than=timedelta(0))
+    assert done.removed and not (data / "0001-part.parquet").exists()
+    with pytest.raises(ts.InvalidInputError):
+        ws.gc(older_than=timedelta(seconds=-1))

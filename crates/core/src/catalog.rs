@@ -123,20 +123,33 @@ pub struct TagEntry {
     pub created_at: Timestamp,
 }
 
-/// Retry bound and backoff for contended commits.
+/// A data file no version lists (see [`Catalog::unlisted_files`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnlistedFile {
+    /// Path relative to the catalog root.
+    pub path: String,
+    pub size: u64,
+}
+
+/// Retry bounds and backoff for contended commits: a writer that keeps losing races retries
+/// with full-jitter backoff until it gets through, gives up only after `max_attempts` or
+/// `deadline`, whichever comes first.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
+    /// No retry starts once this long has passed since the first attempt.
+    pub deadline: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 64,
+            max_attempts: 1000,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(400),
+            deadline: Duration::from_secs(120),
         }
     }
 }
@@ -150,6 +163,11 @@ impl RetryPolicy {
             .min(self.max_delay);
         let millis = rand::random_range(0..=cap.as_millis().max(1) as u64);
         Duration::from_millis(millis)
+    }
+
+    /// Whether another attempt may start after `attempts` made since `started`.
+    fn allows(&self, attempts: u32, started: std::time::Instant) -> bool {
+        attempts < self.max_attempts && started.elapsed() < self.deadline
     }
 }
 
@@ -316,6 +334,70 @@ impl Catalog {
         Ok(())
     }
 
+    /// Deletes a data file written by [`Self::put_file`] that no version lists, after the
+    /// commit it was meant for failed. Best effort: what remains is found by
+    /// [`Self::unlisted_files`].
+    pub async fn remove_unlisted_file(&self, entry: &FileEntry) {
+        if let Ok(path) = data_path(entry)
+            && let Err(e) = self.store.delete(&path).await
+        {
+            tracing::warn!(path = %entry.path, "could not remove an uncommitted data file: {e}");
+        }
+    }
+
+    /// Data files that no version of their item lists, last written more than `grace` ago:
+    /// what writers that failed or were killed between writing and committing left behind.
+    /// Younger files may belong to a commit in progress and are left alone.
+    pub async fn unlisted_files(&self, grace: Duration) -> Result<Vec<UnlistedFile>> {
+        let now = chrono::Utc::now();
+        let mut out = Vec::new();
+        for item in self.items().await? {
+            // Data files first: a version committed after this listing is seen below.
+            let dir = Self::item_dir(&item).join("data");
+            let files: Vec<_> = self
+                .store
+                .list(Some(&dir))
+                .try_collect()
+                .await
+                .map_err(|e| Error::storage("list", &dir, e))?;
+            let mut listed = HashSet::new();
+            for version in self.versions_of(&item).await? {
+                listed.extend(
+                    self.get(&item, version)
+                        .await?
+                        .files
+                        .into_iter()
+                        .map(|f| f.path),
+                );
+            }
+            for meta in files {
+                let old_enough = now
+                    .signed_duration_since(meta.last_modified)
+                    .to_std()
+                    .is_ok_and(|age| age > grace);
+                if old_enough && !listed.contains(meta.location.as_ref()) {
+                    out.push(UnlistedFile {
+                        path: meta.location.to_string(),
+                        size: meta.size,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes files found by [`Self::unlisted_files`].
+    pub async fn remove_unlisted(&self, files: &[UnlistedFile]) -> Result<()> {
+        for f in files {
+            let path = Path::from(f.path.as_str());
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::storage("delete", &path, e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Where a data file lies on the local disk, for catalogs on a local disk (`file://`):
     /// lets readers map it into memory instead of copying it.
     pub fn local_path(&self, entry: &FileEntry) -> Option<std::path::PathBuf> {
@@ -345,8 +427,9 @@ impl Catalog {
             }
         }
         let seq = Self::versions(item);
-        let mut last_tried = Version::FIRST;
-        for attempt in 0..self.retry.max_attempts {
+        let started = std::time::Instant::now();
+        let mut attempt = 0;
+        loop {
             let latest = seq
                 .latest(self.store.as_ref())
                 .await?
@@ -365,7 +448,6 @@ impl Catalog {
                 Some(v) => v.next()?,
                 None => Version::FIRST,
             };
-            last_tried = version;
             let manifest = Manifest {
                 format: MANIFEST_FORMAT,
                 item: item.clone(),
@@ -383,14 +465,47 @@ impl Catalog {
                 tracing::debug!(item = %item, version = %version, attempt, "committed");
                 return Ok(manifest);
             }
+            attempt += 1;
+            if !self.retry.allows(attempt, started) {
+                return Err(Error::VersionConflict {
+                    item: item.to_string(),
+                    version: version.get(),
+                    attempts: attempt,
+                });
+            }
             tracing::debug!(item = %item, version = %version, attempt, "commit lost a race; retrying");
-            tokio::time::sleep(self.retry.delay(attempt)).await;
+            tokio::time::sleep(self.retry.delay(attempt - 1)).await;
         }
-        Err(Error::VersionConflict {
-            item: item.to_string(),
-            version: last_tried.get(),
-            attempts: self.retry.max_attempts,
-        })
+    }
+
+    /// Runs `attempt` again while it ends in [`Error::VersionConflict`], with the same backoff
+    /// and bounds as commits. For writes that plan on the latest version and commit
+    /// [`CommitMode::OnTopOf`] it: each attempt re-reads and re-plans, so nothing another
+    /// writer committed in between is lost. The final error counts every attempt.
+    pub async fn retry_conflicts<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let started = std::time::Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match attempt().await {
+                Err(Error::VersionConflict { item, version, .. }) => {
+                    if !self.retry.allows(attempts, started) {
+                        return Err(Error::VersionConflict {
+                            item,
+                            version,
+                            attempts,
+                        });
+                    }
+                    tracing::debug!(%item, attempts, "lost a race; re-planning");
+                    tokio::time::sleep(self.retry.delay(attempts - 1)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The manifest of one version.
@@ -517,7 +632,9 @@ impl Catalog {
             });
         }
         let seq = Self::aliases(item, alias);
-        for attempt in 0..self.retry.max_attempts {
+        let started = std::time::Instant::now();
+        let mut attempt = 0;
+        while self.retry.allows(attempt, started) {
             let next = seq.latest(self.store.as_ref()).await?.unwrap_or(0) + 1;
             let entry = AliasEntry {
                 alias: alias.clone(),
@@ -530,11 +647,12 @@ impl Catalog {
                 return Ok(entry);
             }
             tokio::time::sleep(self.retry.delay(attempt)).await;
+            attempt += 1;
         }
         Err(Error::VersionConflict {
             item: format!("{item}@{alias}"),
             version: version.get(),
-            attempts: self.retry.max_attempts,
+            attempts: attempt,
         })
     }
 

@@ -20,7 +20,7 @@ pub mod source;
 pub mod storage;
 pub mod time;
 
-pub use catalog::{Catalog, FileEntry, Manifest, NewVersion};
+pub use catalog::{Catalog, FileEntry, Manifest, NewVersion, UnlistedFile};
 pub use config::{
     ConfigChain, ConfigProvider, ConfigProviderRef, DirConfig, EnvConfig, Secret, YamlConfig,
     expand_references, is_sensitive, redact_url,

@@ -106,13 +106,59 @@ impl OfflineStore {
         author: &UserName,
     ) -> Result<Ingested> {
         let view = &selection.view;
-        let current = self.layout(view).await?;
-        let (base, mut segments) = match current {
+        // Checked before the rows are copied, and again at each commit attempt.
+        self.plan_ingest(view, &[], &range).await?;
+        let parts =
+            write_partitions(&self.catalog, view, selection, source, range, PART_BYTES).await?;
+        let rows: u64 = parts.iter().map(|s| s.rows).sum();
+        let committed = self
+            .catalog
+            .retry_conflicts(|| async {
+                // Another writer may have committed since: plan on what is there now.
+                let (base, layout) = self.plan_ingest(view, &parts, &range).await?;
+                let mut new = NewVersion::new(author.clone());
+                new.files = layout.segments.iter().map(|s| s.file.clone()).collect();
+                new.metadata = serde_json::to_value(&layout).expect("layout serializes");
+                new.mode = CommitMode::OnTopOf(base);
+                let manifest = self.catalog.commit(&item(view)?, new).await?;
+                Ok((manifest.version, layout.segments.len()))
+            })
+            .await;
+        let (version, count) = match committed {
+            Ok(done) => done,
+            Err(e) => {
+                // Nothing lists the segments: remove them rather than leave them to `gc`.
+                for part in &parts {
+                    self.catalog.remove_unlisted_file(&part.file).await;
+                }
+                return Err(e);
+            }
+        };
+        tracing::info!(view = %view.name, %range, rows, %version, "ingested");
+        Ok(Ingested {
+            view: view.name.to_string(),
+            version: version.get(),
+            range,
+            rows,
+            segments: count,
+        })
+    }
+
+    /// The version to build on and the layout that adds `parts` to it, or an error if `range`
+    /// overlaps what is ingested already. Ingesting under a changed view definition starts
+    /// afresh.
+    async fn plan_ingest(
+        &self,
+        view: &FeatureView,
+        parts: &[Segment],
+        range: &TimeRange,
+    ) -> Result<(Option<Version>, Layout)> {
+        let (base, mut segments) = match self.layout(view).await? {
             Some((v, layout)) if layout.view == *view => (Some(v), layout.segments),
             Some((v, _)) => (Some(v), Vec::new()),
             None => (None, Vec::new()),
         };
-        if let Some(s) = segments.iter().find(|s| overlaps(&s.range, &range)) {
+        if let Some(s) = segments.iter().find(|s| overlaps(&s.range, range)) {
             return Err(Error::invalid(
                 "ingest range",
                 range.to_string(),
@@ -122,29 +168,15 @@ impl OfflineStore {
                 ),
             ));
         }
-        let parts =
-            write_partitions(&self.catalog, view, selection, source, range, PART_BYTES).await?;
-        let rows: u64 = parts.iter().map(|s| s.rows).sum();
-        segments.extend(parts);
+        segments.extend(parts.iter().cloned());
         segments.sort_by_key(|s| s.range.start());
-        let count = segments.len();
-        let layout = Layout {
-            view: view.clone(),
-            segments,
-        };
-        let mut new = NewVersion::new(author.clone());
-        new.files = layout.segments.iter().map(|s| s.file.clone()).collect();
-        new.metadata = serde_json::to_value(&layout).expect("layout serializes");
-        new.mode = CommitMode::OnTopOf(base);
-        let manifest = self.catalog.commit(&item(view)?, new).await?;
-        tracing::info!(view = %view.name, %range, rows, version = %manifest.version, "ingested");
-        Ok(Ingested {
-            view: view.name.to_string(),
-            version: manifest.version.get(),
-            range,
-            rows,
-            segments: count,
-        })
+        Ok((
+            base,
+            Layout {
+                view: view.clone(),
+                segments,
+            },
+        ))
     }
 
     /// The segments that hold every row of `view` that `needed` asks for, as a source, if
@@ -284,8 +316,9 @@ async fn write_partitions(
     part_bytes: usize,
 ) -> Result<Vec<Segment>> {
     let times = event_millis(selection, source, range).await?;
+    remove_dead_spills(&std::env::temp_dir());
     let spill_dir = tempfile::Builder::new()
-        .prefix("trainstore-ingest-")
+        .prefix(&format!("{SPILL_PREFIX}{}-", std::process::id()))
         .tempdir()
         .map_err(|e| spill_error("create", &std::env::temp_dir(), e))?;
     let mut spill: Option<Spill> = None;
@@ -352,6 +385,39 @@ async fn event_millis(
     }
     times.sort_unstable();
     Ok(times)
+}
+
+/// Spill directories are named `<prefix><pid>-<random>`, so that one whose process is gone
+/// can be told from one in use.
+const SPILL_PREFIX: &str = "trainstore-ingest-";
+
+/// Removes the spill directories under `temp` of ingests whose process no longer runs (killed
+/// before its directory was dropped). Best effort: a directory that cannot be removed stays.
+fn remove_dead_spills(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SPILL_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok());
+        if let Some(pid) = pid
+            && pid > 0
+            && !process_runs(pid)
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists (a signal-0 probe: nothing is sent).
+fn process_runs(pid: libc::pid_t) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists and may be signalled.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// A local spill file could not be used.
@@ -696,6 +762,25 @@ mod tests {
 
     use super::*;
     use crate::definitions::{Field, Name, SourceSpec, ValueType};
+
+    #[test]
+    fn spills_of_dead_processes_are_removed_and_live_ones_kept() {
+        let temp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let dirs = [
+            format!("{SPILL_PREFIX}{dead}-abc"),
+            format!("{SPILL_PREFIX}{}-def", std::process::id()),
+            format!("{SPILL_PREFIX}junk"),
+        ];
+        for d in &dirs {
+            std::fs::create_dir_all(temp.path().join(d).join("part")).unwrap();
+        }
+        remove_dead_spills(temp.path());
+        let left: Vec<bool> = dirs.iter().map(|d| temp.path().join(d).exists()).collect();
+        assert_eq!(left, [false, true, true]);
+    }
 
     /// Rows as (key, event time ms, value); the value is the row's source position.
     fn source(rows: &[(&str, i64)]) -> DataSourceRef {

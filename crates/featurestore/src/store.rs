@@ -24,9 +24,6 @@ use crate::sources::{SourceColumns, SourceEnv};
 /// the offline store).
 pub const SOURCES_METADATA: &str = "trainstore.sources";
 
-/// How often an apply re-plans when someone else applied in between.
-const APPLY_ATTEMPTS: u32 = 5;
-
 /// The outcome of an apply: the plan carried out, and the new registry version (`None` when
 /// nothing changed).
 #[derive(Debug, Clone)]
@@ -154,34 +151,30 @@ impl FeatureStore {
         Ok(plan)
     }
 
-    /// Applies `definitions` (adding or replacing by name) as one new registry version.
+    /// Applies `definitions` (adding or replacing by name) as one new registry version. When
+    /// someone else applies in between, the apply is planned again on their result.
     pub async fn apply(&self, definitions: Vec<Definition>) -> Result<Applied> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let plan = self.plan(definitions.clone()).await?;
-            if plan.is_noop() {
-                return Ok(Applied {
-                    plan,
-                    version: None,
-                });
-            }
-            match self
-                .registry
-                .commit(plan.base, &plan.result, plan.summary(), &self.author)
-                .await
-            {
-                Ok(version) => {
-                    tracing::info!(%version, summary = %plan.summary(), "feature definitions applied");
+        self.registry
+            .catalog()
+            .retry_conflicts(|| async {
+                let plan = self.plan(definitions.clone()).await?;
+                if plan.is_noop() {
                     return Ok(Applied {
                         plan,
-                        version: Some(version),
+                        version: None,
                     });
                 }
-                Err(Error::VersionConflict { .. }) if attempt < APPLY_ATTEMPTS => continue,
-                Err(e) => return Err(e),
-            }
-        }
+                let version = self
+                    .registry
+                    .commit(plan.base, &plan.result, plan.summary(), &self.author)
+                    .await?;
+                tracing::info!(%version, summary = %plan.summary(), "feature definitions applied");
+                Ok(Applied {
+                    plan,
+                    version: Some(version),
+                })
+            })
+            .await
     }
 
     /// The current definitions.
@@ -197,20 +190,15 @@ impl FeatureStore {
     /// Makes the definitions of `version` current again, as a new version.
     pub async fn rollback(&self, version: Version) -> Result<Version> {
         let old = self.registry.at(version).await?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let base = self.registry.latest_version().await?;
-            match self
-                .registry
-                .commit(base, &old, format!("rollback to {version}"), &self.author)
-                .await
-            {
-                Ok(v) => return Ok(v),
-                Err(Error::VersionConflict { .. }) if attempt < APPLY_ATTEMPTS => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        self.registry
+            .catalog()
+            .retry_conflicts(|| async {
+                let base = self.registry.latest_version().await?;
+                self.registry
+                    .commit(base, &old, format!("rollback to {version}"), &self.author)
+                    .await
+            })
+            .await
     }
 
     /// Point-in-time-correct values of `features` for each entity row (see

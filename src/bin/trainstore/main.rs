@@ -74,6 +74,18 @@ enum WorkspaceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete data files that no version lists (left by failed or killed writers)
+    Gc {
+        #[command(flatten)]
+        at: Location,
+        /// Only files last written this many hours ago or earlier (younger ones may belong
+        /// to a commit in progress)
+        #[arg(long, default_value_t = 6.0, value_name = "HOURS")]
+        older_than_hours: f64,
+        /// List what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Check every version of every item: manifests readable, data files of the recorded size
     /// and SHA-256. Exits non-zero when anything is wrong
     Verify {
@@ -196,6 +208,33 @@ async fn run(cli: Cli) -> Result<()> {
                     reason: format!("{n} versions failed verification"),
                 }),
             }
+        }
+        Command::Workspace(WorkspaceCommand::Gc {
+            at,
+            older_than_hours,
+            dry_run,
+        }) => {
+            let grace = std::time::Duration::try_from_secs_f64(older_than_hours * 3600.0).map_err(
+                |_| {
+                    Error::invalid(
+                        "--older-than-hours",
+                        older_than_hours.to_string(),
+                        "expected a number of hours, 0 or more",
+                    )
+                },
+            )?;
+            let ws = Workspace::open_existing(&at.location, &mounts, &options(&at)?).await?;
+            let report = ws.gc(grace, dry_run).await?;
+            for file in &report.files {
+                println!("{file}");
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            eprintln!(
+                "{verb} {} files, {} bytes",
+                report.files.len(),
+                report.bytes
+            );
+            Ok(())
         }
         Command::Mounts(MountsCommand::List) => {
             if settings.mounts.is_empty() {

@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from . import _native
 from .exceptions import (
@@ -136,6 +136,17 @@ class MountTable:
 
 
 @dataclass(frozen=True)
+class GcReport:
+    """What :meth:`Workspace.gc` found, and whether it deleted it."""
+
+    files: list[str]
+    """Data files no version lists, relative to the catalog root."""
+    bytes: int
+    removed: bool
+    """Whether they were deleted (``False`` for a dry run)."""
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     """What :meth:`Workspace.verify` found."""
 
@@ -218,6 +229,12 @@ class Workspace:
         """Every versioned item with its newest version number."""
         return self._native.items()
 
+    def gc(self, older_than: timedelta = timedelta(hours=6), dry_run: bool = False) -> GcReport:
+        """Deletes data files that no version lists (left by failed or killed writers), last
+        written at least ``older_than`` ago: younger ones may belong to a commit in progress.
+        With ``dry_run`` nothing is deleted."""
+        return GcReport(**json.loads(self._native.gc(older_than.total_seconds(), dry_run)))
+
     def verify(self, progress: bool = True) -> VerifyReport:
         """Checks every version of every item: manifests readable, each data file of the size
         and SHA-256 its version records. Problems are listed in the report, not raised."""
@@ -258,6 +275,7 @@ __all__ = [
     "FileSource",
     "Float32",
     "Float64",
+    "GcReport",
     "Ingested",
     "Int32",
     "Int64",

@@ -211,3 +211,82 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A feature store of its own on the fixture's workspace, as another process would open it.
+async fn another_writer(f: &Fixture, who: &str) -> trainstore_featurestore::FeatureStore {
+    use trainstore_core::{Catalog, MountTable, StorageOptions, UserName};
+    let location = f.dir.path().join("ws").to_str().unwrap().to_owned();
+    let resolved = MountTable::default()
+        .resolve_with(&location, &StorageOptions::new())
+        .unwrap();
+    let catalog = Catalog::open(resolved.store, &resolved.url).await.unwrap();
+    trainstore_featurestore::FeatureStore::new(
+        catalog,
+        trainstore_featurestore::SourceEnv::default(),
+        UserName::new(who).unwrap(),
+    )
+}
+
+/// Parallel ingests of different ranges into one view all land, each re-planned on the
+/// others' segments; overlapping ones are refused and leave no files behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_ingests_all_land_and_failures_leave_nothing() {
+    const HOUR: i64 = 3_600_000;
+    let f = Fixture::new().await;
+    let rows: Vec<_> = (0..8 * 60)
+        .map(|i| row("A", "1", T0 + i * 60_000, i as f64))
+        .collect();
+    let location = f.write("basic", feature_table(&rows)).await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &location, Ttl::days(3)).into(),
+        ])
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for hour in 0..8 {
+        let store = another_writer(&f, &format!("writer{hour}")).await;
+        tasks.push(tokio::spawn(async move {
+            let start = T0 + hour * HOUR;
+            store
+                .ingest(&name("basic"), ts(start), ts(start + HOUR - 1))
+                .await
+        }));
+    }
+    for t in tasks {
+        let done = t.await.unwrap().unwrap();
+        assert_eq!(done.rows, 60);
+    }
+    let catalog = f.store.registry().catalog();
+    let item = trainstore_core::DatasetName::new("offline-basic").unwrap();
+    let latest = catalog.latest(&item).await.unwrap().unwrap();
+    assert_eq!((latest.version.get(), latest.files.len()), (8, 8));
+
+    // Two writers race for one range: one wins, the other is refused and cleans up.
+    let mut tasks = Vec::new();
+    for who in ["first", "second"] {
+        let store = another_writer(&f, who).await;
+        tasks.push(tokio::spawn(async move {
+            store
+                .ingest(&name("basic"), ts(T0 + 20 * HOUR), ts(T0 + 21 * HOUR))
+                .await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    let refused = outcomes.into_iter().find_map(|o| o.err()).unwrap();
+    assert!(refused.to_string().contains("overlaps"), "{refused}");
+    let left = catalog
+        .unlisted_files(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}

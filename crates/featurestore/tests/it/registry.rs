@@ -154,14 +154,14 @@ async fn definitions_read_from_yaml_apply_like_rust_ones() {
     assert_eq!(Definitions::from_yaml(&back.to_yaml()).unwrap(), back);
 }
 
-#[tokio::test]
-async fn concurrent_applies_both_land() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_applies_all_land() {
     let f = Fixture::new().await;
     let table = f.write("t", feature_table(&[row("A", "1", T0, 1.0)])).await;
     f.store.apply(vec![device().into()]).await.unwrap();
     let location = f.dir.path().join("ws").to_str().unwrap().to_owned();
     let mut tasks = Vec::new();
-    for i in 0..4 {
+    for i in 0..8 {
         let location = location.clone();
         let view: FeatureView = view(&format!("view{i}"), &table, Ttl::days(1));
         tasks.push(tokio::spawn(async move {
@@ -189,8 +189,9 @@ async fn concurrent_applies_both_land() {
         .map(|v| v.name.to_string())
         .collect();
     names.sort();
-    assert_eq!(names, ["view0", "view1", "view2", "view3"]);
-    assert_eq!(f.store.history().await.unwrap().len(), 5);
+    let expected: Vec<String> = (0..8).map(|i| format!("view{i}")).collect();
+    assert_eq!(names, expected);
+    assert_eq!(f.store.history().await.unwrap().len(), 9);
 }
 
 #[tokio::test]
