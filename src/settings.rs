@@ -59,7 +59,7 @@ impl Settings {
                 });
             }
         };
-        serde_yaml_ng::from_str(&text).map_err(|e| Error::Config {
+        trainstore_core::yaml::parse(&text).map_err(|e| Error::Config {
             key: path.display().to_string(),
             reason: format!("invalid settings: {e}"),
         })

@@ -217,3 +217,55 @@ fn secrets_are_never_echoed_nor_saved_in_plain_text_unasked() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_deeply_nested_definitions_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let ws = dir.path().join("ws");
+    let file = dir.path().join("deep.yaml");
+    std::fs::write(
+        &file,
+        format!("entities: {}{}", "[".repeat(100_000), "]".repeat(100_000)),
+    )
+    .unwrap();
+    let (ok, _, stderr) = cli(&["workspace", "init", ws.to_str().unwrap()], &config);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = cli(
+        &[
+            "features",
+            "plan",
+            ws.to_str().unwrap(),
+            "-f",
+            file.to_str().unwrap(),
+        ],
+        &config,
+    );
+    assert!(
+        !ok && stderr.contains("nests deeper than 64 levels at line 1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn generating_into_a_read_only_directory_says_the_write_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("snaps");
+    std::fs::create_dir(&to).unwrap();
+    let (ok, _, stderr) = cli_read_only(
+        &[
+            "snapshots",
+            "generate",
+            "--to",
+            to.to_str().unwrap(),
+            "--devices",
+            "1",
+            "--snapshots",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("write Parquet"), "{stderr}");
+    assert!(!stderr.contains("cannot read"), "{stderr}");
+}

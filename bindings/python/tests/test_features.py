@@ -261,7 +261,7 @@ def test_hostile_expressions_are_refused_and_the_registry_stays_readable(
     store: ts.FeatureStore,
 ) -> None:
     before = store.list()
-    for text in [" + ".join(["basic:x"] * 2000), "(" * 500 + "basic:x" + ")" * 500]:
+    for text in [" + ".join(["basic:x"] * 2000), "-" * 500 + "basic:x"]:
         with pytest.raises(ts.InvalidInputError) as info:
             store.apply([ts.OnDemandFeatureView("huge", features={"h": text})])
         assert len(str(info.value)) < 400

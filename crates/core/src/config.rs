@@ -201,11 +201,10 @@ impl YamlConfig {
 
     /// Parses YAML text; `source` names it in errors.
     pub fn from_str(source: &str, text: &str) -> Result<Self> {
-        let doc: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(text).map_err(|e| Error::Config {
-                key: source.into(),
-                reason: format!("invalid YAML: {e}"),
-            })?;
+        let doc: serde_yaml_ng::Value = crate::yaml::parse(text).map_err(|e| Error::Config {
+            key: source.into(),
+            reason: format!("invalid YAML: {e}"),
+        })?;
         let mut values = BTreeMap::new();
         flatten("", &doc, &mut values);
         Ok(YamlConfig {

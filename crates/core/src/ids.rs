@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-const MAX_NAME_LEN: usize = 128;
+/// The longest name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
 
 fn check_name(what: &'static str, text: &str) -> Result<()> {
     let bad = |reason: &str| Err(Error::invalid(what, text, reason));

@@ -9,6 +9,7 @@
 //! - [`catalog`]: append-only numbered versions of named items, on any mount.
 //! - [`progress`]: the one interface long operations report progress through.
 //! - [`parallel`]: CPU-bound work spread over the cores.
+//! - [`yaml`]: user YAML documents, parsed with bounds on size and nesting.
 
 pub mod catalog;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod progress;
 pub mod source;
 pub mod storage;
 pub mod time;
+pub mod yaml;
 
 pub use catalog::{Catalog, FileEntry, Manifest, NewVersion, UnlistedFile};
 pub use config::{

@@ -268,6 +268,19 @@ pub(crate) fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Er
     }
 }
 
+/// Writing a Parquet file failed: the store (a read-only directory, a full disk) or the
+/// encoder, never a file to blame.
+fn parquet_write_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    Error::storage(
+        "write Parquet",
+        path,
+        object_store::Error::Generic {
+            store: "parquet",
+            source: Box::new(e),
+        },
+    )
+}
+
 /// What one scan does to each raw batch: parse (unless `raw`), filter, project.
 struct Job {
     raw: bool,
@@ -534,11 +547,13 @@ pub async fn write_snapshot_file(
                 .build();
             let writer = BufWriter::new(store.clone(), path.clone());
             let mut w = AsyncArrowWriter::try_new(writer, schema, Some(props))
-                .map_err(|e| parquet_error(path, e))?;
+                .map_err(|e| parquet_write_error(path, e))?;
             for b in batches {
-                w.write(&b).await.map_err(|e| parquet_error(path, e))?;
+                w.write(&b)
+                    .await
+                    .map_err(|e| parquet_write_error(path, e))?;
             }
-            w.close().await.map_err(|e| parquet_error(path, e))?;
+            w.close().await.map_err(|e| parquet_write_error(path, e))?;
         }
         FileFormat::JsonLines => {
             let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());

@@ -218,8 +218,7 @@ impl SnapshotSchema {
     ///   - {name: extend, type: json}
     /// ```
     pub fn from_yaml(text: &str) -> Result<Self> {
-        serde_yaml_ng::from_str(text)
-            .map_err(|e| Error::invalid("snapshot schema", "YAML", e.to_string()))
+        trainstore_core::yaml::parse(text).map_err(|e| Error::invalid("snapshot schema", "YAML", e))
     }
 
     /// The schema as YAML.

@@ -622,8 +622,8 @@ impl Definitions {
     /// Parses YAML (or JSON) definitions that may refer to ones already applied: names must
     /// be unique, and the rest is checked by `apply` on the merged result.
     pub fn parse(text: &str) -> Result<Self> {
-        let defs: Definitions = serde_yaml_ng::from_str(text)
-            .map_err(|e| Error::invalid("feature definitions", "YAML", e.to_string()))?;
+        let defs: Definitions = trainstore_core::yaml::parse(text)
+            .map_err(|e| Error::invalid("feature definitions", "YAML", e))?;
         defs.check_unique()?;
         Ok(defs)
     }
@@ -778,6 +778,15 @@ impl Definitions {
         let bad = |reason: String| Err(Error::invalid("feature view", v.name.as_str(), reason));
         if v.entities.is_empty() {
             return bad("needs at least one entity".into());
+        }
+        let longest = trainstore_core::ids::MAX_NAME_LEN - crate::offline::ITEM_PREFIX.len();
+        if v.name.as_str().len() > longest {
+            return bad(format!(
+                "the name is {} characters; a feature view's name has at most {longest}, so \
+                 that its offline store ({}<name>) can be named too",
+                v.name.as_str().len(),
+                crate::offline::ITEM_PREFIX
+            ));
         }
         let keys = self.join_keys(v)?;
         if v.timestamp_field.is_empty() {

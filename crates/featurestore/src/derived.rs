@@ -12,9 +12,10 @@
 //! empty list, a zero sum or a division by zero gives null, never a made-up number.
 //!
 //! An expression is at most [`MAX_EXPRESSION_BYTES`] long and its tree at most
-//! [`MAX_EXPRESSION_DEPTH`] deep: checking, evaluating, printing and dropping a tree all
-//! recurse, so the bound is what keeps a hostile definition from overflowing the stack of
-//! every later command that loads the registry.
+//! [`MAX_EXPRESSION_DEPTH`] deep. The parser keeps its own stacks instead of recursing;
+//! checking, evaluating, printing and dropping a tree do recurse, and the depth bound is what
+//! keeps a hostile definition from overflowing the stack of every later command that loads
+//! the registry.
 
 use std::fmt;
 use std::str::FromStr;
@@ -391,17 +392,14 @@ impl FromStr for Expr {
                 ),
             ));
         }
-        let mut p = Parser {
+        Parser {
             text,
             tokens: tokenize(text)?,
             at: 0,
-            depth: 0,
-        };
-        let (e, _) = p.sum()?;
-        match p.tokens.get(p.at) {
-            None => Ok(e),
-            Some(t) => Err(p.error(format!("unexpected {t}"))),
+            operands: Vec::new(),
+            operators: Vec::new(),
         }
+        .parse()
     }
 }
 
@@ -471,9 +469,13 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
                     break;
                 }
             }
-            let number = text[start..end].parse().map_err(|_| {
-                expression_error(text, format!("bad number {:?}", &text[start..end]))
-            })?;
+            let number = text[start..end]
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| {
+                    expression_error(text, format!("bad number {:?}", &text[start..end]))
+                })?;
             tokens.push(Token::Number(number));
         } else if c.is_alphanumeric() || c == '_' {
             let mut end = start;
@@ -496,53 +498,140 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
     Ok(tokens)
 }
 
-/// Recursive descent: sum := product (('+'|'-') product)*; product := unary (('*'|'/')
-/// unary)*; unary := '-' unary | atom; atom := number | ref | call | '(' sum ')'.
-///
-/// Each rule returns its tree with the tree's depth, and nesting is counted on the way down,
-/// so input too deep for [`MAX_EXPRESSION_DEPTH`] is refused before it is built or recursed
-/// into.
+/// Operator precedence without recursion: operands and operators go on two stacks, so no
+/// input, however nested, deepens the call stack. The grammar is the usual one: `*` and `/`
+/// bind tighter than `+` and `-`, all left-associative; unary `-` binds tightest.
 struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Token>,
     at: usize,
-    /// How many parentheses and negations enclose the current position.
-    depth: usize,
+    /// Parsed subtrees, each with its depth.
+    operands: Vec<(Expr, usize)>,
+    operators: Vec<Pending>,
 }
 
-/// A parsed subtree and its depth.
-type Sub = (Expr, usize);
+/// An operator waiting for its right operand, or an open parenthesis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pending {
+    Binary(Op),
+    Neg,
+    Open,
+}
+
+impl Op {
+    fn precedence(self) -> u8 {
+        match self {
+            Op::Add | Op::Sub => 1,
+            Op::Mul | Op::Div => 2,
+        }
+    }
+}
 
 impl Parser<'_> {
     fn error(&self, reason: String) -> Error {
         expression_error(self.text, reason)
     }
 
-    fn too_deep(&self) -> Error {
-        self.error(format!(
-            "nests deeper than {MAX_EXPRESSION_DEPTH} levels (operators, parentheses and \
-             negations each add one); split it into several on-demand features"
-        ))
+    fn parse(mut self) -> Result<Expr> {
+        let mut want_operand = true;
+        while let Some(token) = self.next() {
+            if want_operand {
+                let operand = match token {
+                    Token::Punct('-') => {
+                        self.operators.push(Pending::Neg);
+                        continue;
+                    }
+                    Token::Punct('(') => {
+                        self.operators.push(Pending::Open);
+                        continue;
+                    }
+                    Token::Number(n) => Expr::Number(n),
+                    Token::Word(w) if w.contains(':') => Expr::Feature(w.parse()?),
+                    Token::Word(w) => self.call(&w)?,
+                    t => return Err(self.error(format!("unexpected {t}"))),
+                };
+                self.operands.push((operand, 1));
+                self.negate_pending()?;
+                want_operand = false;
+            } else {
+                let op = match token {
+                    Token::Punct('+') => Op::Add,
+                    Token::Punct('-') => Op::Sub,
+                    Token::Punct('*') => Op::Mul,
+                    Token::Punct('/') => Op::Div,
+                    Token::Punct(')') => {
+                        self.close()?;
+                        continue;
+                    }
+                    t => return Err(self.error(format!("unexpected {t}"))),
+                };
+                while let Some(Pending::Binary(top)) = self.operators.last().copied()
+                    && top.precedence() >= op.precedence()
+                {
+                    self.operators.pop();
+                    self.apply(top)?;
+                }
+                self.operators.push(Pending::Binary(op));
+                want_operand = true;
+            }
+        }
+        if want_operand {
+            return Err(self.error("ends too early".into()));
+        }
+        while let Some(pending) = self.operators.pop() {
+            match pending {
+                Pending::Binary(op) => self.apply(op)?,
+                Pending::Open => return Err(self.error("expected ')'".into())),
+                Pending::Neg => unreachable!("negations are applied to their operand at once"),
+            }
+        }
+        Ok(self.operands.pop().expect("one operand is left").0)
     }
 
-    /// Joins `a op b`, refusing a tree past the depth bound.
-    fn binary(&self, (a, da): Sub, op: Op, (b, db): Sub) -> Result<Sub> {
-        let depth = 1 + da.max(db);
-        if self.depth + depth > MAX_EXPRESSION_DEPTH {
-            return Err(self.too_deep());
+    /// Applies the negations waiting right before the operand on top.
+    fn negate_pending(&mut self) -> Result<()> {
+        while self.operators.last() == Some(&Pending::Neg) {
+            self.operators.pop();
+            let (e, depth) = self.operands.pop().expect("an operand");
+            self.operands
+                .push((Expr::Neg(Box::new(e)), self.deeper(depth)?));
         }
-        Ok((Expr::Binary(Box::new(a), op, Box::new(b)), depth))
+        Ok(())
     }
 
-    /// Runs `rule` one level deeper.
-    fn nested(&mut self, rule: impl FnOnce(&mut Self) -> Result<Sub>) -> Result<Sub> {
-        if self.depth >= MAX_EXPRESSION_DEPTH {
-            return Err(self.too_deep());
+    /// Closes a parenthesis: applies the operators inside it; the group is an operand.
+    fn close(&mut self) -> Result<()> {
+        loop {
+            match self.operators.pop() {
+                Some(Pending::Binary(op)) => self.apply(op)?,
+                Some(Pending::Open) => return self.negate_pending(),
+                Some(Pending::Neg) => {
+                    unreachable!("negations are applied to their operand at once")
+                }
+                None => return Err(self.error("unexpected ')'".into())),
+            }
         }
-        self.depth += 1;
-        let sub = rule(self);
-        self.depth -= 1;
-        sub
+    }
+
+    /// Replaces the two operands on top by `a op b`.
+    fn apply(&mut self, op: Op) -> Result<()> {
+        let (b, db) = self.operands.pop().expect("a right operand");
+        let (a, da) = self.operands.pop().expect("a left operand");
+        let depth = self.deeper(da.max(db))?;
+        self.operands
+            .push((Expr::Binary(Box::new(a), op, Box::new(b)), depth));
+        Ok(())
+    }
+
+    /// The depth of a node above a subtree `depth` deep, if within the bound.
+    fn deeper(&self, depth: usize) -> Result<usize> {
+        if depth >= MAX_EXPRESSION_DEPTH {
+            return Err(self.error(format!(
+                "nests deeper than {MAX_EXPRESSION_DEPTH} levels (operators and negations \
+                 each add one); split it into several on-demand features"
+            )));
+        }
+        Ok(depth + 1)
     }
 
     fn next(&mut self) -> Option<Token> {
@@ -565,55 +654,6 @@ impl Parser<'_> {
             Ok(())
         } else {
             Err(self.error(format!("expected '{c}'")))
-        }
-    }
-
-    fn sum(&mut self) -> Result<Sub> {
-        let mut e = self.product()?;
-        loop {
-            let op = if self.eat('+') {
-                Op::Add
-            } else if self.eat('-') {
-                Op::Sub
-            } else {
-                return Ok(e);
-            };
-            let rhs = self.product()?;
-            e = self.binary(e, op, rhs)?;
-        }
-    }
-
-    fn product(&mut self) -> Result<Sub> {
-        let mut e = self.unary()?;
-        loop {
-            let op = if self.eat('*') {
-                Op::Mul
-            } else if self.eat('/') {
-                Op::Div
-            } else {
-                return Ok(e);
-            };
-            let rhs = self.unary()?;
-            e = self.binary(e, op, rhs)?;
-        }
-    }
-
-    fn unary(&mut self) -> Result<Sub> {
-        if self.eat('-') {
-            let (e, depth) = self.nested(Self::unary)?;
-            return Ok((Expr::Neg(Box::new(e)), depth + 1));
-        }
-        match self.next() {
-            Some(Token::Number(n)) => Ok((Expr::Number(n), 1)),
-            Some(Token::Punct('(')) => {
-                let e = self.nested(Self::sum)?;
-                self.expect(')')?;
-                Ok(e)
-            }
-            Some(Token::Word(w)) if w.contains(':') => Ok((Expr::Feature(w.parse()?), 1)),
-            Some(Token::Word(w)) => Ok((self.call(&w)?, 1)),
-            Some(t) => Err(self.error(format!("unexpected {t}"))),
-            None => Err(self.error("ends too early".into())),
         }
     }
 
@@ -710,7 +750,17 @@ mod tests {
             assert!(e.len() < 400, "{e}");
         };
         deep(&chain(MAX_EXPRESSION_DEPTH + 1));
-        deep(&format!("{}v:x{}", "(".repeat(2000), ")".repeat(2000)));
+        // Parentheses build no tree and take no stack.
+        assert_eq!(
+            parse(&format!("{}v:x{}", "(".repeat(2000), ")".repeat(2000))),
+            parse("v:x")
+        );
+        // The stored form of the deepest tree accepted reads back.
+        let deepest = parse(&format!("{}v:x", "-".repeat(MAX_EXPRESSION_DEPTH - 1)));
+        assert_eq!(parse(&deepest.to_string()), deepest);
+        let deepest = parse(&chain(MAX_EXPRESSION_DEPTH));
+        assert_eq!(parse(&deepest.to_string()), deepest);
+        assert!("1e309 * v:x".parse::<Expr>().is_err());
         deep(&format!("{}v:x", "-".repeat(2000)));
         deep(&format!("{}1", "2 * ".repeat(1000)));
         let long = chain(10_000);

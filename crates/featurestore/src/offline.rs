@@ -61,15 +61,34 @@ struct Segment {
     rows: u64,
 }
 
-/// A version's metadata: the view as ingested and its segments.
+/// A version's metadata: the view as ingested, the join keys its entities had, and its
+/// segments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Layout {
     view: FeatureView,
+    /// Absent in versions written before keys were recorded; those are trusted to match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    join_keys: Option<Vec<String>>,
     segments: Vec<Segment>,
 }
 
+impl Layout {
+    /// Whether the segments hold rows of `selection`'s view as it is defined now: the same
+    /// view, keyed by the same join keys (an entity's keys may change without its views).
+    fn serves(&self, selection: &ViewSelection) -> bool {
+        self.view == selection.view
+            && self
+                .join_keys
+                .as_ref()
+                .is_none_or(|keys| *keys == selection.join_keys)
+    }
+}
+
+/// What the catalog item of a view's offline store is named: this prefix, then the view's.
+pub(crate) const ITEM_PREFIX: &str = "offline-";
+
 fn item(view: &FeatureView) -> Result<DatasetName> {
-    DatasetName::new(format!("offline-{}", view.name))
+    DatasetName::new(format!("{ITEM_PREFIX}{}", view.name))
 }
 
 /// The offline store of one workspace catalog.
@@ -107,7 +126,7 @@ impl OfflineStore {
     ) -> Result<Ingested> {
         let view = &selection.view;
         // Checked before the rows are copied, and again at each commit attempt.
-        self.plan_ingest(view, &[], &range).await?;
+        self.plan_ingest(selection, &[], &range).await?;
         let parts =
             write_partitions(&self.catalog, view, selection, source, range, PART_BYTES).await?;
         let rows: u64 = parts.iter().map(|s| s.rows).sum();
@@ -115,7 +134,7 @@ impl OfflineStore {
             .catalog
             .retry_conflicts(|| async {
                 // Another writer may have committed since: plan on what is there now.
-                let (base, layout) = self.plan_ingest(view, &parts, &range).await?;
+                let (base, layout) = self.plan_ingest(selection, &parts, &range).await?;
                 let mut new = NewVersion::new(author.clone());
                 new.files = layout.segments.iter().map(|s| s.file.clone()).collect();
                 new.metadata = serde_json::to_value(&layout).expect("layout serializes");
@@ -149,12 +168,13 @@ impl OfflineStore {
     /// afresh.
     async fn plan_ingest(
         &self,
-        view: &FeatureView,
+        selection: &ViewSelection,
         parts: &[Segment],
         range: &TimeRange,
     ) -> Result<(Option<Version>, Layout)> {
-        let (base, mut segments) = match self.layout(view).await? {
-            Some((v, layout)) if layout.view == *view => (Some(v), layout.segments),
+        let view = &selection.view;
+        let (base, mut segments) = match self.layout(&selection.view).await? {
+            Some((v, layout)) if layout.serves(selection) => (Some(v), layout.segments),
             Some((v, _)) => (Some(v), Vec::new()),
             None => (None, Vec::new()),
         };
@@ -174,6 +194,7 @@ impl OfflineStore {
             base,
             Layout {
                 view: view.clone(),
+                join_keys: Some(selection.join_keys.clone()),
                 segments,
             },
         ))
@@ -183,9 +204,10 @@ impl OfflineStore {
     /// the store covers it under the view's current definition.
     pub(crate) async fn covering(
         &self,
-        view: &FeatureView,
+        selection: &ViewSelection,
         needed: NeededSpan,
     ) -> Result<Option<DataSourceRef>> {
+        let view = &selection.view;
         let needed = match needed {
             NeededSpan::Range(range) => range,
             // Without a TTL any row may match: only the source has them all.
@@ -194,7 +216,7 @@ impl OfflineStore {
         let Some((version, layout)) = self.layout(view).await? else {
             return Ok(None);
         };
-        if layout.view != *view {
+        if !layout.serves(selection) {
             return Ok(None);
         }
         // Segments are sorted by start: walk the contiguous span that holds needed's start.

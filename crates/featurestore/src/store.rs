@@ -124,25 +124,38 @@ impl FeatureStore {
         &self.registry
     }
 
-    /// What applying `definitions` would change. Views new or changed are checked against
-    /// their source's real columns, and an empty schema is filled from the source.
+    /// What applying `definitions` would change. Views new or changed, and views of entities
+    /// whose join keys changed, are checked against their source's real columns, and an empty
+    /// schema is filled from the source.
     pub async fn plan(&self, definitions: Vec<Definition>) -> Result<Plan> {
         let (base, current) = self.registry.current().await?;
         let mut plan = Plan::new(base, &current, definitions)?;
-        for change in plan.changes.clone() {
-            if change.kind != "feature view" || change.change == Change::Unchanged {
-                continue;
-            }
+        let changed = |kind: &str| -> Vec<Name> {
+            plan.changes
+                .iter()
+                .filter(|c| c.kind == kind && c.change != Change::Unchanged)
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        let (views, entities) = (changed("feature view"), changed("entity"));
+        let to_check: Vec<Name> = plan
+            .result
+            .feature_views
+            .iter()
+            .filter(|v| views.contains(&v.name) || v.entities.iter().any(|e| entities.contains(e)))
+            .map(|v| v.name.clone())
+            .collect();
+        for name in to_check {
             let keys = plan.result.join_keys(
                 plan.result
-                    .feature_view(change.name.as_str())
+                    .feature_view(name.as_str())
                     .expect("planned view"),
             )?;
             let view = plan
                 .result
                 .feature_views
                 .iter_mut()
-                .find(|v| v.name == change.name)
+                .find(|v| v.name == name)
                 .expect("planned view");
             self.check_against_source(view, &keys).await?;
         }
@@ -220,7 +233,7 @@ impl FeatureStore {
             let source = match options.engine {
                 Engine::InProcess => {
                     let needed = historical::needed_span(bounds, &selection.view)?;
-                    let offline = self.offline().covering(&selection.view, needed).await?;
+                    let offline = self.offline().covering(&selection, needed).await?;
                     match offline {
                         Some(segments) => JoinSource::Offline(segments),
                         None => JoinSource::Scan(self.env.open(&selection.view).await?),

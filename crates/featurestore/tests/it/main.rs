@@ -4,6 +4,7 @@
 
 mod derived;
 mod historical;
+mod hostile_input;
 mod offline;
 mod online;
 mod pushdown;

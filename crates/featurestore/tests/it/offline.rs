@@ -290,3 +290,65 @@ async fn parallel_ingests_all_land_and_failures_leave_nothing() {
         .unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// An entity's keys changed after an ingest: the segments, sorted and keyed by the old keys,
+/// no longer answer; the source does.
+#[tokio::test]
+async fn segments_keyed_by_old_join_keys_are_not_used() {
+    let f = Fixture::new().await;
+    let rows = vec![row("A", "1", T0, 1.0), row("A", "2", T0 + 1, 2.0)];
+    let location = f.write("basic", feature_table(&rows)).await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &location, Ttl::days(3)).into(),
+        ])
+        .await
+        .unwrap();
+    f.store
+        .ingest(&name("basic"), ts(T0 - 5 * DAY), ts(T0 + DAY))
+        .await
+        .unwrap();
+    let entities = entity_rows(&[(Some("A"), "1", T0 + 10)]);
+    let request: Vec<FeatureRef> = vec!["basic:x".parse().unwrap()];
+    let answer = f
+        .store
+        .get_historical_features(&entities, &request, &HistoricalOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        read_from(&answer).starts_with("offline store"),
+        "{}",
+        read_from(&answer)
+    );
+
+    let mut by_uuid = device();
+    by_uuid.join_keys = vec!["uuid".into()];
+    f.store.apply(vec![by_uuid.into()]).await.unwrap();
+    let keyed = arrow::array::RecordBatch::try_from_iter([
+        (
+            "uuid",
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["A"])) as _,
+        ),
+        (
+            "event_timestamp",
+            entities.column_by_name("event_timestamp").unwrap().clone(),
+        ),
+    ])
+    .unwrap();
+    let answer = f
+        .store
+        .get_historical_features(&keyed, &request, &HistoricalOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        !read_from(&answer).starts_with("offline store"),
+        "{}",
+        read_from(&answer)
+    );
+    assert_eq!(
+        floats(&answer, "x"),
+        [Some(2.0)],
+        "the latest row of uuid A, any nodeId"
+    );
+}

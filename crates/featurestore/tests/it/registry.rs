@@ -236,3 +236,38 @@ async fn a_state_that_cannot_be_read_still_rolls_back() {
         "(basic:x * 2)"
     );
 }
+
+#[tokio::test]
+async fn names_that_cannot_name_derived_items_and_key_changes_are_checked_at_apply() {
+    let f = Fixture::new().await;
+    let table = f.write("t", feature_table(&[row("A", "1", T0, 1.0)])).await;
+    let long = "v".repeat(121);
+    let e = f
+        .store
+        .apply(vec![
+            device().into(),
+            view(&long, &table, Ttl::days(1)).into(),
+        ])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("at most 120"), "{e}");
+    f.store
+        .apply(vec![
+            device().into(),
+            view(&"v".repeat(120), &table, Ttl::days(1)).into(),
+        ])
+        .await
+        .unwrap();
+
+    // The view's source has no column for the entity's new key.
+    let mut renamed = device();
+    renamed.join_keys = vec!["uuid".into(), "sensorId".into()];
+    let e = f
+        .store
+        .apply(vec![renamed.into()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sensorId"), "{e}");
+}
