@@ -16,7 +16,7 @@ use trainstore_core::{
 };
 use trainstore_doris::flight::{FlightOptions, FlightSource};
 use trainstore_doris::{
-    DorisSource, FeatureKind, FileFormat, FileSource, ReadOptions, SnapshotSchema,
+    AsOfWindows, DorisSource, FeatureKind, FileFormat, FileSource, ReadOptions, SnapshotSchema,
     write_snapshot_file,
 };
 
@@ -262,5 +262,45 @@ async fn every_source_compares_exactly_and_refuses_values_that_do_not_fit() {
         .unwrap();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
     assert_eq!(queries(), sent, "a refused filter reached the server");
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pushed_down_join_matches_keys_and_filters_exactly() {
+    let db = TestDb::new().await;
+    table(&db).await;
+    let source = DorisSource::connect(&db.url(), "flat", schema(), ReadOptions::default())
+        .await
+        .unwrap();
+    let windows = AsOfWindows {
+        keys: vec![Arc::new(StringArray::from(vec![
+            "aaa", "AAA", "aaa ", "Aaa",
+        ]))],
+        lower: Int64Array::from(vec![None; 4]),
+        upper: Int64Array::from(vec![T0 + 10; 4]),
+    };
+    // "aaa " has nodeId "1465 ": the filter leaves it no row.
+    let request = ScanRequest {
+        filters: vec![Filter::eq("nodeId", "1465")],
+        ..Default::default()
+    };
+    let batches: Vec<RecordBatch> = source
+        .scan_latest_in_windows(&request, &["uuid".to_owned()], None, &windows)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut got: Vec<(String, i64)> = Vec::new();
+    for b in &batches {
+        let uuid = b.column_by_name("uuid").unwrap().as_string::<i32>();
+        let time = b.column_by_name("time").unwrap();
+        let time = time.as_primitive::<TimestampMillisecondType>();
+        for r in 0..b.num_rows() {
+            got.push((uuid.value(r).to_owned(), time.value(r) - T0));
+        }
+    }
+    got.sort();
+    assert_eq!(got, [("AAA".to_owned(), 1), ("aaa".to_owned(), 0)]);
     db.drop_db().await;
 }
