@@ -128,3 +128,82 @@ fn generate_into_mariadb_and_query_through_the_mysql_protocol() {
         conn.disconnect().await.unwrap();
     });
 }
+
+#[test]
+fn filters_mean_the_same_on_files_and_on_the_database_and_bad_values_fail_the_query() {
+    let server = std::env::var("TRAINSTORE_TEST_MYSQL_URL").expect(
+        "TRAINSTORE_TEST_MYSQL_URL is not set: run `eval \"$(scripts/test-services)\"` first",
+    );
+    let db = format!("ts_cli_filters_{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sql = |statement: String| {
+        rt.block_on(async {
+            let mut conn = mysql_async::Conn::from_url(server.as_str()).await.unwrap();
+            conn.query_drop(statement).await.unwrap();
+            conn.disconnect().await.unwrap();
+        })
+    };
+    sql(format!("CREATE DATABASE IF NOT EXISTS `{db}`"));
+    let url = format!("{}/{db}", server.trim_end_matches('/'));
+    let env = [("TRAINSTORE_DORIS_URL", url.as_str())];
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    let data = dir.path().join("snaps");
+    let (ok, out, err) = cli_with_env(
+        &[
+            "snapshots",
+            "generate",
+            "--to",
+            data.to_str().unwrap(),
+            "--table",
+            "snapshots",
+            "--devices",
+            "2",
+            "--snapshots",
+            "10",
+            "--malformed-rate",
+            "0",
+        ],
+        &config,
+        &env,
+    );
+    assert!(ok, "{out}{err}");
+    let query = |filter: &str, table: bool| {
+        let mut args = vec!["snapshots", "query", "--filter", filter];
+        if table {
+            args.extend(["--table", "snapshots"]);
+        } else {
+            args.push(data.to_str().unwrap());
+        }
+        cli_with_env(&args, &config, &env)
+    };
+    let headline = |out: &str| out.lines().next().unwrap_or_default().to_owned();
+    for table in [false, true] {
+        let (ok, all, err) = query("nodeId=1465", table);
+        assert!(ok && all.starts_with("20 rows"), "{all}{err}");
+        let (ok, out, err) = query("nodeId=1465 ", table);
+        assert!(ok && out.starts_with("0 rows"), "{out}{err}");
+        // The first row's time, as the summary prints it (RFC 3339) and as epoch ms.
+        let first = headline(&all)
+            .split(", ")
+            .nth(1)
+            .and_then(|range| range.split(" .. ").next())
+            .unwrap()
+            .to_owned();
+        let millis = trainstore::core::Timestamp::parse(&first)
+            .unwrap()
+            .as_millis()
+            .to_string();
+        let (ok, by_text, err) = query(&format!("time={first}"), table);
+        assert!(ok && !by_text.starts_with("0 rows"), "{by_text}{err}");
+        let (ok, by_millis, err) = query(&format!("time={millis}"), table);
+        assert!(ok, "{err}");
+        assert_eq!(headline(&by_text), headline(&by_millis));
+        for bad in [format!("time={millis}abc"), format!("time={millis} OR 1=1")] {
+            let (ok, out, err) = query(&bad, table);
+            assert!(!ok, "{bad} was accepted: {out}");
+            assert!(err.contains(&bad) && err.contains("time"), "{err}");
+        }
+    }
+    sql(format!("DROP DATABASE `{db}`"));
+}

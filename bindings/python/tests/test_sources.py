@@ -101,6 +101,18 @@ def test_doris_source_reads_what_was_loaded(
     assert hostile.num_rows == 0
     assert sum(b.num_rows for b in source.stream(filters={"nodeId": "1465"})) == raw.num_rows // 2
     assert "doris mysql://127.0.0.1:3306" in repr(source)
+    # Filters mean the same on both: the same time forms, exact text, bad values refused.
+    first = local["time"][0].as_py()
+    millis = local["time"].cast(pa.int64())[0].as_py()
+    for either in (source, ts.FileSource(snapshot_dir)):
+        rows = {
+            either.query(filters={"time": value}).num_rows
+            for value in (millis, str(millis), first.isoformat())
+        }
+        assert len(rows) == 1 and rows.pop() >= 1
+        assert either.query(filters={"nodeId": "1465 "}).num_rows == 0
+        with pytest.raises(ts.InvalidInputError, match=f"time={millis}abc"):
+            either.query(filters={"time": f"{millis}abc"})
 
 
 def test_doris_errors_are_typed_and_keep_the_password_out(mysql_db: str) -> None:

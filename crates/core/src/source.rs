@@ -16,7 +16,7 @@ use arrow::array::{
 };
 use arrow::compute::kernels::{boolean, cmp};
 use arrow::compute::{cast, filter_record_batch, is_not_null, is_null};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
@@ -109,6 +109,15 @@ pub enum Predicate {
 }
 
 /// A predicate on one named column.
+///
+/// Every source gives a filter the same meaning, that of [`apply_filters`]:
+/// - Comparisons are exact. Text compares byte for byte: case, accents and leading or trailing
+///   spaces all count, whatever collation a database server would apply.
+/// - A value is typed by its column before anything is read or sent ([`Filter::typed`]): text
+///   given for a number must be that number (`"1465"`, not `"1465 "` or `"1465abc"`), and
+///   text given for a timestamp is epoch milliseconds or ISO-8601 as [`Timestamp::parse`]
+///   reads it; an integer given for a text column stands for its decimal digits. Anything
+///   else is an [`Error::InvalidInput`] naming the column and the value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     pub column: String,
@@ -149,6 +158,120 @@ impl Filter {
             column: column.into(),
             predicate: Predicate::IsNull,
         }
+    }
+
+    /// The filter with every value converted to the type of its column in `schema`, or an
+    /// error naming the column and the value when one does not fit (or the column is missing).
+    pub fn typed(&self, schema: &Schema) -> Result<Filter> {
+        let field = schema.field_with_name(&self.column).map_err(|_| {
+            let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            Error::invalid(
+                "filter column",
+                &self.column,
+                format!("no such column; columns are {known:?}"),
+            )
+        })?;
+        self.typed_as(field.data_type())
+    }
+
+    /// The filter with every value converted to `column_type`.
+    pub fn typed_as(&self, column_type: &DataType) -> Result<Filter> {
+        let typed = |v: &Scalar| v.typed_as(&self.column, column_type);
+        let bound = |b: &Bound<Scalar>| -> Result<Bound<Scalar>> {
+            Ok(match b {
+                Bound::Included(v) => Bound::Included(typed(v)?),
+                Bound::Excluded(v) => Bound::Excluded(typed(v)?),
+                Bound::Unbounded => Bound::Unbounded,
+            })
+        };
+        let predicate = match &self.predicate {
+            Predicate::Eq(v) => Predicate::Eq(typed(v)?),
+            Predicate::In(values) => {
+                Predicate::In(values.iter().map(typed).collect::<Result<_>>()?)
+            }
+            Predicate::Range { lower, upper } => Predicate::Range {
+                lower: bound(lower)?,
+                upper: bound(upper)?,
+            },
+            Predicate::IsNull => Predicate::IsNull,
+            Predicate::IsNotNull => Predicate::IsNotNull,
+        };
+        Ok(Filter {
+            column: self.column.clone(),
+            predicate,
+        })
+    }
+}
+
+/// What a timestamp filter value may be.
+const TIMES: &str = "times: epoch milliseconds or ISO-8601 such as 2022-12-07T04:30:00Z";
+
+impl Scalar {
+    /// This value as one of `column_type`, the column being `column`: the same value in the
+    /// column's own terms, never a guess (see [`Filter`]).
+    fn typed_as(&self, column: &str, column_type: &DataType) -> Result<Scalar> {
+        let refuse = |holds: &str| {
+            let value = match self {
+                Scalar::Utf8(s) => s.clone(),
+                Scalar::Timestamp(t) => t.to_string(),
+                Scalar::Boolean(b) => b.to_string(),
+                Scalar::Int64(i) => i.to_string(),
+                Scalar::Float64(f) => f.to_string(),
+            };
+            Error::invalid(
+                "filter",
+                format!("{column}={value}"),
+                format!("column {column:?} holds {holds}"),
+            )
+        };
+        let typed = match column_type {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => match self {
+                Scalar::Utf8(_) => Some(self.clone()),
+                Scalar::Int64(i) => Some(Scalar::Utf8(i.to_string())),
+                _ => None,
+            }
+            .ok_or_else(|| refuse("text"))?,
+            t if t.is_integer() => match self {
+                Scalar::Int64(_) => Some(self.clone()),
+                Scalar::Utf8(s) => s.parse().ok().map(Scalar::Int64),
+                // Integer columns of epoch milliseconds hold times as stored.
+                Scalar::Timestamp(t) => Some(Scalar::Int64(t.as_millis())),
+                Scalar::Float64(f) if f.fract() == 0.0 && f.abs() < 2f64.powi(63) => {
+                    Some(Scalar::Int64(*f as i64))
+                }
+                _ => None,
+            }
+            .ok_or_else(|| refuse("integers"))?,
+            t if t.is_floating() => match self {
+                Scalar::Float64(f) => Some(*f),
+                Scalar::Int64(i) => Some(*i as f64),
+                Scalar::Utf8(s) => s.parse().ok(),
+                _ => None,
+            }
+            .filter(|f: &f64| f.is_finite())
+            .map(Scalar::Float64)
+            .ok_or_else(|| refuse("finite numbers"))?,
+            DataType::Boolean => match self {
+                Scalar::Boolean(_) => Some(self.clone()),
+                Scalar::Utf8(s) => s.parse().ok().map(Scalar::Boolean),
+                _ => None,
+            }
+            .ok_or_else(|| refuse("true or false"))?,
+            DataType::Timestamp(..) => match self {
+                Scalar::Timestamp(_) => self.clone(),
+                Scalar::Int64(ms) => Scalar::Timestamp(Timestamp::from_millis(*ms)),
+                Scalar::Utf8(s) => {
+                    Scalar::Timestamp(Timestamp::parse(s).map_err(|_| refuse(TIMES))?)
+                }
+                _ => return Err(refuse(TIMES)),
+            },
+            _ => {
+                return Err(refuse(&format!(
+                    "{column_type}, which filters cannot compare"
+                )));
+            }
+        };
+        Ok(typed)
     }
 }
 
@@ -245,6 +368,7 @@ pub fn apply_filters(batch: &RecordBatch, filters: &[Filter]) -> Result<RecordBa
     let schema = batch.schema();
     let mut mask: Option<BooleanArray> = None;
     for f in filters {
+        let f = f.typed(&schema)?;
         let column = batch.column(column_index(&schema, &f.column, "filter column")?);
         let m = predicate_mask(&f.column, column, &f.predicate)?;
         mask = Some(match mask {
@@ -278,7 +402,7 @@ impl DataSource for MemorySource {
             });
         }
         for f in &request.filters {
-            column_index(&self.schema, &f.column, "filter column")?;
+            f.typed(&self.schema)?;
         }
         let projection = match &request.projection {
             Some(names) => Some(
@@ -493,6 +617,40 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(times(hostile).await, Vec::<i64>::new());
+    }
+
+    #[tokio::test]
+    async fn values_are_typed_by_their_column_and_compared_exactly() {
+        let eq = |column: &str, value: Scalar| ScanRequest {
+            filters: vec![Filter::eq(column, value)],
+            ..Default::default()
+        };
+        for near_miss in ["A", "a ", " a", "a\t"] {
+            assert_eq!(times(eq("uuid", near_miss.into())).await, Vec::<i64>::new());
+        }
+        assert_eq!(times(eq("nodeId", 2.into())).await, [20, 40]);
+        for same_instant in [
+            Scalar::Int64(30),
+            "30".into(),
+            "1970-01-01T00:00:00.030Z".into(),
+            "1970-01-01 00:00:00.030".into(),
+        ] {
+            assert_eq!(times(eq("time", same_instant)).await, [30]);
+        }
+        assert_eq!(times(eq("meanLf", "4".into())).await, [40]);
+        for (column, value) in [
+            ("time", "30abc".into()),
+            ("time", "30 OR 1=1".into()),
+            ("meanLf", "4 ".into()),
+            ("meanLf", "NaN".into()),
+            ("uuid", Scalar::Float64(1.5)),
+        ] {
+            let err = source().scan(&eq(column, value)).await.err().unwrap();
+            let Error::InvalidInput { value: shown, .. } = &err else {
+                panic!("{err}");
+            };
+            assert!(shown.starts_with(&format!("{column}=")), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -327,18 +327,17 @@ impl DataSource for FileSource {
 
     async fn scan(&self, request: &ScanRequest) -> Result<RecordBatchStream> {
         let output = self.parser.schema().output_schema();
-        let mut filters = request.filters.clone();
+        let mut filters = request
+            .filters
+            .iter()
+            .map(|f| f.typed(&output))
+            .collect::<Result<Vec<_>>>()?;
         if let Some(range) = &request.time_range {
             filters.push(Filter::range(
                 self.parser.schema().time(),
                 Bound::Included(Scalar::Timestamp(range.start())),
                 Bound::Excluded(Scalar::Timestamp(range.end())),
             ));
-        }
-        for f in &filters {
-            output
-                .index_of(&f.column)
-                .map_err(|_| Error::invalid("filter column", &f.column, "not a snapshot column"))?;
         }
         let projection = match &request.projection {
             Some(names) => Some(

@@ -13,9 +13,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::array::{BooleanArray, RecordBatch};
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::{Action, FlightInfo};
@@ -32,7 +32,7 @@ use crate::mysql::ReadOptions;
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::resume::{Progress, batch_keys};
 use crate::schema::SnapshotSchema;
-use crate::sql::{Ident, Literals, Select, TableRef};
+use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef};
 use crate::stream::limited;
 
 /// Flight messages can be far larger than tonic's 4 MiB default.
@@ -60,7 +60,7 @@ struct Inner {
     table: TableRef,
     columns: Vec<Ident>,
     time_column: Option<Ident>,
-    table_columns: Vec<String>,
+    table_columns: TableColumns,
     parser: SnapshotParser,
     options: FlightOptions,
     last_report: Mutex<ParseReport>,
@@ -278,12 +278,12 @@ impl FlightSource {
             table,
             columns: Vec::new(),
             time_column: None,
-            table_columns: Vec::new(),
+            table_columns: TableColumns::new(),
             parser: SnapshotParser::new(schema.clone()).strict(options.read.strict),
             options,
             last_report: Mutex::new(ParseReport::default()),
         };
-        // Doris answers SHOW on the FE; its first column is the field name.
+        // Doris answers SHOW on the FE; its first columns are the field name and type.
         let mut session = Session::open(&inner).await?;
         let info = session
             .client
@@ -301,17 +301,18 @@ impl FlightSource {
         let described = session.fetch_all(&info).await?;
         session.close().await;
         for b in &described {
-            let names = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)?;
-            let names = names
-                .as_any()
-                .downcast_ref::<arrow::array::StringArray>()
-                .expect("utf8");
-            inner
-                .table_columns
-                .extend(names.iter().flatten().map(str::to_owned));
+            let text = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
+            let (names, types) = (text(0)?, text(1)?);
+            let (names, types) = (names.as_string::<i32>(), types.as_string::<i32>());
+            for (name, ty) in names.iter().zip(types.iter()) {
+                if let Some(name) = name {
+                    let storage = Storage::of_sql_type(ty.unwrap_or_default());
+                    inner.table_columns.insert(name.to_owned(), storage);
+                }
+            }
         }
         let (columns, time_column) = crate::sql::snapshot_columns(&schema, &inner.table, |c| {
-            inner.table_columns.iter().any(|t| t == c).then_some(())
+            inner.table_columns.contains_key(c).then_some(())
         })?;
         inner.columns = columns.into_iter().map(|(c, ())| c).collect();
         inner.time_column = time_column;
@@ -369,11 +370,7 @@ impl DataSource for FlightSource {
             },
         );
         let output = inner.parser.schema().output_schema();
-        let split = select.split(
-            request,
-            |c| inner.table_columns.iter().any(|t| t == c),
-            &output,
-        )?;
+        let split = select.split(request, &inner.table_columns, &output, &output)?;
         let (conditions, post, projection) = (split.conditions, split.post, split.projection);
         let parts: Vec<Option<TimeRange>> = match request.time_range {
             Some(r) => r

@@ -9,7 +9,6 @@
 //! already handed out (known by a fingerprint of their content, counted, so identical rows are
 //! not confused): rows already returned are never repeated or lost, and no ORDER BY is needed.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,7 +28,7 @@ use xxhash_rust::xxh3::xxh3_128_with_seed;
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::resume::Progress;
 use crate::schema::SnapshotSchema;
-use crate::sql::{Ident, Literals, Select, TableRef, snapshot_columns};
+use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef, snapshot_columns};
 use crate::stream::limited;
 
 mod asof;
@@ -96,7 +95,7 @@ struct Inner {
     raw_schema: SchemaRef,
     /// The table column time ranges apply to (the schema's time field, when the table has it).
     time_column: Option<Ident>,
-    table_columns: HashSet<String>,
+    table_columns: TableColumns,
     parser: SnapshotParser,
     literals: Literals,
     dialect: Dialect,
@@ -179,19 +178,18 @@ impl DorisSource {
             .within("describe table", probe.text_rows(&describe))
             .await?
             .map_err(|e| not_found_or(&table, e))?;
-        let mut table_columns = HashSet::new();
-        let mut types = std::collections::HashMap::new();
-        for col in columns {
-            let name = cell(&col, 0).unwrap_or_default();
-            let ty = cell(&col, 1).unwrap_or_default().to_ascii_lowercase();
-            table_columns.insert(name.clone());
-            types.insert(name, ty);
-        }
+        let table_columns: TableColumns = columns
+            .iter()
+            .map(|col| {
+                let storage = Storage::of_sql_type(&cell(col, 1).unwrap_or_default());
+                (cell(col, 0).unwrap_or_default(), storage)
+            })
+            .collect();
 
         let parser = SnapshotParser::new(schema.clone()).strict(options.strict);
         let (raw, time_column) = snapshot_columns(&schema, &table, |name| {
-            types.get(name).map(|ty| {
-                if is_integer_type(ty) {
+            table_columns.get(name).map(|storage| {
+                if *storage == Storage::Integer {
                     RawType::Int
                 } else {
                     RawType::Text
@@ -368,12 +366,6 @@ fn not_found_or(table: &TableRef, e: WireError) -> Error {
     }
 }
 
-fn is_integer_type(ty: &str) -> bool {
-    ["bigint", "int", "smallint", "tinyint", "mediumint"]
-        .iter()
-        .any(|t| ty.starts_with(t))
-}
-
 /// What a request asks of the table: conditions pushed to the server, filters applied after
 /// parsing, the output columns, and the time range.
 struct ScanPlan {
@@ -391,9 +383,12 @@ impl Inner {
         } else {
             self.raw_schema.clone()
         };
-        let split = self
-            .select()
-            .split(request, |c| self.table_columns.contains(c), &output)?;
+        let split = self.select().split(
+            request,
+            &self.table_columns,
+            &self.parser.schema().output_schema(),
+            &output,
+        )?;
         if !parse && !split.post.is_empty() {
             return Err(Error::invalid(
                 "raw scan filter",

@@ -5,10 +5,11 @@
 //! every value is encoded by `mysql_common`'s literal encoder (`Value::as_sql`), honouring the
 //! session's `NO_BACKSLASH_ESCAPES` mode.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Bound;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use mysql_async::Value;
 use trainstore_core::{
     Error, Filter, Predicate, Result, Scalar, ScanRequest, TimeRange, Timestamp,
@@ -120,6 +121,53 @@ impl Literals {
     }
 }
 
+/// How a table stores a column, which decides how a filter on it is compared on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Integers that fit an `i64`.
+    Integer,
+    /// Text in some character set and collation.
+    Text,
+    /// Anything else (floating point, decimals, dates, JSON, …).
+    Other,
+}
+
+impl Storage {
+    /// The storage of a column type as `SHOW COLUMNS` reports it (`bigint(20)`, `varchar(64)`,
+    /// `STRING`).
+    pub fn of_sql_type(sql_type: &str) -> Self {
+        let ty = sql_type.to_ascii_lowercase();
+        let is = |prefixes: &[&str]| prefixes.iter().any(|p| ty.starts_with(p));
+        if is(&["bigint", "int", "smallint", "tinyint", "mediumint"]) {
+            Storage::Integer
+        } else if is(&[
+            "varchar",
+            "char",
+            "tinytext",
+            "text",
+            "mediumtext",
+            "longtext",
+            "string",
+        ]) {
+            Storage::Text
+        } else {
+            Storage::Other
+        }
+    }
+
+    /// The type a filter on a table column that is no snapshot field is typed as.
+    fn data_type(self) -> Option<DataType> {
+        match self {
+            Storage::Integer => Some(DataType::Int64),
+            Storage::Text => Some(DataType::Utf8),
+            Storage::Other => None,
+        }
+    }
+}
+
+/// A table's columns and how each is stored.
+pub(crate) type TableColumns = HashMap<String, Storage>;
+
 /// Selected columns, each with what the caller's lookup said of it, and the time column.
 pub(crate) type SnapshotColumns<T> = (Vec<(Ident, T)>, Option<Ident>);
 
@@ -194,23 +242,38 @@ pub(crate) struct SplitRequest {
 }
 
 impl<'a> Select<'a> {
-    /// Splits `request` by which filters name table columns (`is_column`) and checks it
-    /// against the scan's `output`.
+    /// Types `request`'s filters (by the snapshot `fields`, else by their table column), splits
+    /// them into conditions the server runs exactly and filters applied after reading, and
+    /// checks the request against the scan's `output`. Nothing is sent before this succeeds.
     pub fn split(
         &self,
         request: &ScanRequest,
-        is_column: impl Fn(&str) -> bool,
+        table_columns: &TableColumns,
+        fields: &Schema,
         output: &SchemaRef,
     ) -> Result<SplitRequest> {
-        let (pushed, post): (Vec<Filter>, Vec<Filter>) = request
-            .filters
-            .iter()
-            .cloned()
-            .partition(|f| is_column(&f.column));
-        let conditions = pushed
-            .iter()
-            .map(|f| self.predicate(f))
-            .collect::<Result<Vec<_>>>()?;
+        let mut conditions = Vec::new();
+        let mut post = Vec::new();
+        for f in &request.filters {
+            let storage = table_columns.get(&f.column).copied();
+            let typed = match (fields.field_with_name(&f.column), storage) {
+                (Ok(field), _) => f.typed_as(field.data_type())?,
+                (Err(_), Some(storage)) => {
+                    f.typed_as(&storage.data_type().ok_or_else(|| {
+                        Error::invalid(
+                            "filter column",
+                            &f.column,
+                            "neither a snapshot field nor an integer or text column",
+                        )
+                    })?)?
+                }
+                (Err(_), None) => f.typed(output)?,
+            };
+            match storage.map(|s| self.predicate(&typed, s)).transpose()? {
+                Some(Some(condition)) => conditions.push(condition),
+                _ => post.push(typed),
+            }
+        }
         let projection = projection(output, request.projection.as_deref())?;
         for f in &post {
             output.index_of(&f.column).map_err(|_| {
@@ -253,34 +316,88 @@ impl<'a> Select<'a> {
         }
     }
 
-    /// A filter as a SQL condition; the column is validated, the values encoded.
-    pub fn predicate(&self, f: &Filter) -> Result<String> {
+    /// A typed filter on a column stored as `storage`, as a SQL condition that holds exactly
+    /// where [`apply_filters`](trainstore_core::apply_filters) keeps the parsed row; `None` when
+    /// the server cannot tell that (the filter is then applied after parsing).
+    ///
+    /// Text compares byte for byte. MariaDB and MySQL compare text by the column's collation
+    /// (`aaa = 'AAA'`, and under PAD SPACE `'a' = 'a '`), and `BINARY`/`COLLATE` fix that but are
+    /// no Doris SQL, while Flight SQL may be served by either. `HEX(col)` is the column's bytes
+    /// as upper-case hex on both, in the same order as the bytes, so comparing hex is comparing
+    /// bytes everywhere. An equality keeps a plain `col = 'x'` in front: every exact match is a
+    /// collation match, so an index on the column still narrows the rows.
+    pub fn predicate(&self, f: &Filter, storage: Storage) -> Result<Option<String>> {
         let col = Ident::new(&f.column)?;
-        let lit = |v: &Scalar| self.literals.scalar(v);
+        let text = storage == Storage::Text;
+        let bytes = |e: &str| {
+            if text {
+                format!("HEX({e})")
+            } else {
+                e.to_owned()
+            }
+        };
+        let lit = |v: &Scalar| self.literal(v, storage);
         Ok(match &f.predicate {
-            Predicate::Eq(v) => format!("{col} = {}", lit(v)),
-            Predicate::In(values) if values.is_empty() => "FALSE".into(),
-            Predicate::In(values) => format!(
-                "{col} IN ({})",
-                values.iter().map(lit).collect::<Vec<_>>().join(", ")
-            ),
+            Predicate::Eq(v) => lit(v).map(|l| {
+                let exact = format!("{} = {}", bytes(&col.to_string()), bytes(&l));
+                if text {
+                    format!("{col} = {l} AND {exact}")
+                } else {
+                    exact
+                }
+            }),
+            Predicate::In(values) if values.is_empty() => Some("FALSE".into()),
+            Predicate::In(values) => values
+                .iter()
+                .map(lit)
+                .collect::<Option<Vec<_>>>()
+                .map(|ls| {
+                    let keys: Vec<String> = ls.iter().map(|l| bytes(l)).collect();
+                    let exact = format!("{} IN ({})", bytes(&col.to_string()), keys.join(", "));
+                    if text {
+                        format!("{col} IN ({}) AND {exact}", ls.join(", "))
+                    } else {
+                        exact
+                    }
+                }),
             Predicate::Range { lower, upper } => {
                 let mut parts = vec![format!("{col} IS NOT NULL")];
-                match lower {
-                    Bound::Included(v) => parts.push(format!("{col} >= {}", lit(v))),
-                    Bound::Excluded(v) => parts.push(format!("{col} > {}", lit(v))),
-                    Bound::Unbounded => {}
+                let key = bytes(&col.to_string());
+                for (bound, included, excluded) in [(lower, ">=", ">"), (upper, "<=", "<")] {
+                    let (op, v) = match bound {
+                        Bound::Included(v) => (included, v),
+                        Bound::Excluded(v) => (excluded, v),
+                        Bound::Unbounded => continue,
+                    };
+                    let Some(l) = lit(v) else {
+                        return Ok(None);
+                    };
+                    parts.push(format!("{key} {op} {}", bytes(&l)));
                 }
-                match upper {
-                    Bound::Included(v) => parts.push(format!("{col} <= {}", lit(v))),
-                    Bound::Excluded(v) => parts.push(format!("{col} < {}", lit(v))),
-                    Bound::Unbounded => {}
-                }
-                parts.join(" AND ")
+                Some(parts.join(" AND "))
             }
-            Predicate::IsNull => format!("{col} IS NULL"),
-            Predicate::IsNotNull => format!("{col} IS NOT NULL"),
+            Predicate::IsNull => Some(format!("{col} IS NULL")),
+            Predicate::IsNotNull => Some(format!("{col} IS NOT NULL")),
         })
+    }
+
+    /// A typed value as a literal the server compares with a column stored as `storage`
+    /// without converting either side; `None` when it would convert. An integer column's
+    /// parsed text is its decimal digits, so only such text matches it.
+    fn literal(&self, value: &Scalar, storage: Storage) -> Option<String> {
+        let number = match (storage, value) {
+            (Storage::Text, Scalar::Utf8(_)) => return Some(self.literals.scalar(value)),
+            (Storage::Integer, Scalar::Utf8(s)) => s
+                .parse::<i64>()
+                .ok()
+                .filter(|i| i.to_string() == *s)
+                .map(Scalar::Int64),
+            (Storage::Integer, _) | (Storage::Other, Scalar::Int64(_) | Scalar::Float64(_)) => {
+                Some(value.clone())
+            }
+            _ => None,
+        };
+        number.map(|n| self.literals.scalar(&n))
     }
 
     /// The query: `conditions`, times in `range` (from `from` on, when resuming), and ordered
@@ -344,6 +461,48 @@ mod tests {
         );
         assert!(TableRef::parse("t", None).is_err());
         assert!(TableRef::parse("a.b.c", None).is_err());
+    }
+
+    #[test]
+    fn text_compares_as_bytes_and_values_the_server_would_convert_stay_on_the_client() {
+        let table = TableRef::parse("db.t", None).unwrap();
+        let select = Select::new(
+            &table,
+            &[],
+            None,
+            Literals {
+                no_backslash_escapes: false,
+            },
+        );
+        let sql = |f: Filter, storage| select.predicate(&f, storage).unwrap();
+        assert_eq!(
+            sql(Filter::eq("uuid", "aaa"), Storage::Text).as_deref(),
+            Some("`uuid` = 'aaa' AND HEX(`uuid`) = HEX('aaa')")
+        );
+        assert_eq!(
+            sql(Filter::eq("nodeId", "1465"), Storage::Integer).as_deref(),
+            Some("`nodeId` = 1465")
+        );
+        for not_exact_on_the_server in [
+            (Filter::eq("nodeId", "01465"), Storage::Integer),
+            (Filter::eq("meanLf", 1.5), Storage::Text),
+            (Filter::eq("uuid", "a"), Storage::Other),
+        ] {
+            assert_eq!(
+                sql(not_exact_on_the_server.0, not_exact_on_the_server.1),
+                None
+            );
+        }
+        for (ty, storage) in [
+            ("bigint(20)", Storage::Integer),
+            ("varchar(64)", Storage::Text),
+            ("STRING", Storage::Text),
+            ("tinytext", Storage::Text),
+            ("double", Storage::Other),
+            ("largeint", Storage::Other),
+        ] {
+            assert_eq!(Storage::of_sql_type(ty), storage, "{ty}");
+        }
     }
 
     #[test]

@@ -159,7 +159,9 @@ impl WindowQuery {
             .map(|k| inner.key_expression(k))
             .collect::<Result<Vec<_>>>()?;
         let tie = match tie_break {
-            Some(c) if inner.table_columns.contains(c) => format!(", f.{} DESC", Ident::new(c)?),
+            Some(c) if inner.table_columns.contains_key(c) => {
+                format!(", f.{} DESC", Ident::new(c)?)
+            }
             Some(c) => return Err(unsupported(format!("{c:?} is not a table column"))),
             None => String::new(),
         };
@@ -315,7 +317,7 @@ impl Inner {
     /// How the query reads snapshot field `name`: its table column, or the field of the JSON
     /// document.
     fn key_expression(&self, name: &str) -> Result<String> {
-        if self.table_columns.contains(name) {
+        if self.table_columns.contains_key(name) {
             return Ok(format!("f.{}", Ident::new(name)?));
         }
         let document = self.parser.schema().document_column().ok_or_else(|| {

@@ -37,7 +37,7 @@ type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>
 
 /// Everything the servers saw, for the assertions.
 #[derive(Default)]
-struct Log {
+pub(crate) struct Log {
     events: Mutex<Vec<String>>,
 }
 
@@ -45,7 +45,7 @@ impl Log {
     fn push(&self, event: String) {
         self.events.lock().unwrap().push(event);
     }
-    fn events(&self) -> Vec<String> {
+    pub(crate) fn events(&self) -> Vec<String> {
         self.events.lock().unwrap().clone()
     }
 }
@@ -356,10 +356,10 @@ impl FlightSqlService for Fe {
 }
 
 /// A running FE with three BEs on 127.0.0.2–4.
-struct Cluster {
-    fe_addr: SocketAddr,
+pub(crate) struct Cluster {
+    pub(crate) fe_addr: SocketAddr,
     be_addrs: Vec<SocketAddr>,
-    log: Arc<Log>,
+    pub(crate) log: Arc<Log>,
     fail_next: Arc<AtomicBool>,
     break_next: Arc<AtomicBool>,
 }
@@ -379,7 +379,7 @@ async fn serve<S: FlightService>(service: S, ip: &str) -> SocketAddr {
 
 /// `advertise_unreachable`: the FE advertises the last BE at a dead address, as a BE behind
 /// NAT would, so only a client with the rewrite hook can read it.
-async fn cluster(mysql_url: String, advertise_unreachable: bool) -> Cluster {
+pub(crate) async fn cluster(mysql_url: String, advertise_unreachable: bool) -> Cluster {
     let log = Arc::new(Log::default());
     let fail_next = Arc::new(AtomicBool::new(false));
     let break_next = Arc::new(AtomicBool::new(false));

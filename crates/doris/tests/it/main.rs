@@ -4,6 +4,7 @@
 //! (`TRAINSTORE_TEST_MYSQL_URL`); each test works in a database of its own.
 
 mod file;
+mod filters;
 mod flight;
 mod mysql;
 mod parse;
