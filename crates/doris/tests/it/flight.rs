@@ -28,7 +28,7 @@ use tonic::{Request, Response, Status, Streaming};
 use trainstore_core::{DataSource, Filter, ScanRequest, Secret, TimeRange, Timestamp};
 use trainstore_doris::flight::{FlightOptions, FlightSource};
 use trainstore_doris::load::load_design_doc_rows;
-use trainstore_doris::{ReadOptions, SnapshotGenerator, SnapshotSchema, SynthConfig};
+use trainstore_doris::{ReadOptions, SnapshotGenerator, SnapshotSchema, SynthConfig, Timeouts};
 
 use crate::support::{TestDb, scan_all};
 
@@ -457,7 +457,7 @@ async fn loaded() -> (TestDb, Vec<RecordBatch>) {
         .unwrap()
         .batches(500)
         .collect();
-    load_design_doc_rows(&db.url(), "snapshots", raw.clone())
+    load_design_doc_rows(&db.url(), "snapshots", raw.clone(), Timeouts::default())
         .await
         .unwrap();
     (db, raw)
