@@ -19,9 +19,10 @@ use trainstore::core::{
 };
 use trainstore::doris::flight::{FlightOptions, FlightSource as CoreFlight};
 use trainstore::doris::load::load_design_doc_rows;
+use trainstore::doris::write::WriteOptions;
 use trainstore::doris::{
     DorisSource as CoreDoris, FileFormat, FileSource as CoreFile, ReadOptions, SnapshotGenerator,
-    SnapshotSchema as CoreSchema, SynthConfig,
+    SnapshotSchema as CoreSchema, SynthConfig, Timeouts,
 };
 
 use crate::errors::to_py;
@@ -256,7 +257,7 @@ pub struct SnapshotSource {
 impl SnapshotSource {
     /// Doris (or a MySQL-protocol server), over the MySQL protocol or Flight SQL.
     #[staticmethod]
-    #[pyo3(signature = (url, table, schema=None, partitions=4, batch_rows=8192, query_timeout=300.0, max_retries=3, strict=false, flight_url=None, flight_rewrite=None))]
+    #[pyo3(signature = (url, table, schema=None, partitions=4, batch_rows=8192, query_timeout=300.0, max_retries=3, strict=false, flight_url=None, flight_rewrite=None, connect_timeout=10.0, read_timeout=60.0))]
     #[allow(clippy::too_many_arguments)]
     fn open_doris(
         py: Python<'_>,
@@ -270,19 +271,15 @@ impl SnapshotSource {
         strict: bool,
         flight_url: Option<String>,
         flight_rewrite: Option<std::collections::HashMap<String, String>>,
+        connect_timeout: f64,
+        read_timeout: f64,
     ) -> PyResult<Self> {
-        if !(query_timeout.is_finite() && query_timeout > 0.0) {
-            return Err(to_py(Error::invalid(
-                "query_timeout",
-                query_timeout.to_string(),
-                "seconds, > 0",
-            )));
-        }
         let schema = schema.map_or_else(CoreSchema::design_doc, |s| s.inner);
         let options = ReadOptions {
             partitions,
             batch_rows,
-            query_timeout: Duration::from_secs_f64(query_timeout),
+            query_timeout: seconds("query_timeout", query_timeout)?,
+            timeouts: timeouts(connect_timeout, read_timeout)?,
             max_retries,
             strict,
         };
@@ -447,20 +444,40 @@ pub fn synthetic_snapshots<'py>(
         .into_pyarrow(py)
 }
 
+/// A positive number of seconds passed as `what`.
+fn seconds(what: &'static str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| to_py(Error::invalid(what, value.to_string(), "seconds, > 0")))
+}
+
+/// The connect and read deadlines from their keyword arguments.
+fn timeouts(connect_timeout: f64, read_timeout: f64) -> PyResult<Timeouts> {
+    Ok(Timeouts {
+        connect: seconds("connect_timeout", connect_timeout)?,
+        read: seconds("read_timeout", read_timeout)?,
+    })
+}
+
 /// Appends raw design-document rows (any Arrow stream with `time` and `feature`) to a table,
 /// creating it when absent; returns the rows written.
 #[pyfunction]
+#[pyo3(signature = (url, table, data, connect_timeout=10.0, read_timeout=60.0))]
 pub fn load_snapshots(
     py: Python<'_>,
     url: String,
     table: String,
     data: &Bound<'_, PyAny>,
+    connect_timeout: f64,
+    read_timeout: f64,
 ) -> PyResult<u64> {
+    let timeouts = timeouts(connect_timeout, read_timeout)?;
     let data = Table::from_pyarrow_bound(data)?;
     let (batches, _) = data.into_inner();
     let url = Secret::new(url);
     run(py, "load_snapshots", async move {
-        load_design_doc_rows(&url, &table, batches).await
+        load_design_doc_rows(&url, &table, batches, timeouts).await
     })
 }
 
@@ -493,7 +510,8 @@ pub fn parse_snapshots<'py>(
 /// Appends rows (any Arrow stream) to a table under `label`, exactly once however often the
 /// same label is written; returns (rows written, already written, attempts).
 #[pyfunction]
-#[pyo3(signature = (url, table, data, label, max_retries=3))]
+#[pyo3(signature = (url, table, data, label, max_retries=3, timeout=300.0, connect_timeout=10.0, read_timeout=60.0))]
+#[allow(clippy::too_many_arguments)]
 pub fn write_back(
     py: Python<'_>,
     url: String,
@@ -501,11 +519,19 @@ pub fn write_back(
     data: &Bound<'_, PyAny>,
     label: String,
     max_retries: u32,
+    timeout: f64,
+    connect_timeout: f64,
+    read_timeout: f64,
 ) -> PyResult<(u64, bool, u32)> {
+    let options = WriteOptions {
+        max_retries,
+        timeout: seconds("timeout", timeout)?,
+        timeouts: timeouts(connect_timeout, read_timeout)?,
+    };
     let (batches, _) = Table::from_pyarrow_bound(data)?.into_inner();
     let url = Secret::new(url);
     let outcome = run(py, "write_back", async move {
-        trainstore::doris::write::write_batches(&url, &table, &label, &batches, max_retries).await
+        trainstore::doris::write::write_batches(&url, &table, &label, &batches, &options).await
     })?;
     Ok((
         outcome.rows_written,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -153,3 +157,50 @@ def test_write_back_is_idempotent_per_label(mysql_db: str) -> None:
     conn.close()
     with pytest.raises(ts.InvalidInputError):
         ts.write_back(mysql_db, "predictions", predictions, label="")
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A server that accepts connections and never answers; its ``host:port``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    host, port = listener.getsockname()
+    yield f"{host}:{port}"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_a_server_that_never_answers_times_out_in_seconds_naming_it(
+    silent_server: str, raw: pa.Table
+) -> None:
+    url = f"mysql://root:hunter2secret@{silent_server}/db"
+    calls: list[Callable[[], object]] = [
+        lambda: ts.DorisSource(url, "t", connect_timeout=1.0),
+        lambda: ts.load_snapshots(url, "t", raw, connect_timeout=1.0),
+        lambda: ts.write_back(url, "t", raw, "label", max_retries=0, connect_timeout=1.0),
+    ]
+    for call in calls:
+        started = time.monotonic()
+        with pytest.raises(ts.exceptions.TimeoutError) as caught:
+            call()
+        assert time.monotonic() - started < 10
+        message = str(caught.value)
+        assert silent_server in message
+        assert "hunter2secret" not in message
+    with pytest.raises(ts.exceptions.InvalidInputError):
+        ts.DorisSource(url, "t", read_timeout=0.0)

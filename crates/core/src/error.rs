@@ -96,11 +96,15 @@ pub enum Error {
         transient: bool,
     },
 
-    /// An operation did not finish in time.
-    #[error("{operation} timed out after {after:?}")]
+    /// An operation did not finish in time: `operation` is the phase that waited (connect,
+    /// handshake, query, read, …), `endpoint` the server it waited on (`service host:port`,
+    /// never credentials), `attempts` how many tries the deadline covered.
+    #[error("{operation} on {endpoint} timed out after {after:?}{}", attempts_note(*attempts))]
     Timeout {
         operation: &'static str,
+        endpoint: String,
         after: Duration,
+        attempts: u32,
     },
 
     /// Arrow rejected data (schema mismatch, bad batch).
@@ -128,6 +132,35 @@ impl Error {
             Error::Remote { transient, .. } => *transient,
             Error::Storage { source, .. } => matches!(source, object_store::Error::Generic { .. }),
             _ => false,
+        }
+    }
+
+    /// This error as the last of `attempts` attempts of a retried operation, saying so.
+    pub fn after_attempts(self, attempts: u32) -> Self {
+        match self {
+            Error::Timeout {
+                operation,
+                endpoint,
+                after,
+                ..
+            } => Error::Timeout {
+                operation,
+                endpoint,
+                after,
+                attempts,
+            },
+            Error::Remote {
+                service,
+                operation,
+                reason,
+                transient,
+            } if attempts > 1 => Error::Remote {
+                service,
+                operation,
+                reason: format!("{reason}{}", attempts_note(attempts)),
+                transient,
+            },
+            other => other,
         }
     }
 
@@ -168,5 +201,14 @@ impl Error {
             path: path.to_string(),
             source,
         }
+    }
+}
+
+/// How a retried operation's final error says how often it was tried.
+fn attempts_note(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (gave up after {attempts} attempts)")
+    } else {
+        String::new()
     }
 }

@@ -9,13 +9,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{
+    ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -402,7 +405,12 @@ impl StorageProvider for S3Provider {
     fn open(&self, url: &Url, options: &BTreeMap<String, Secret>) -> Result<ObjectStoreRef> {
         install_crypto_provider();
         let bucket = url.host_str().unwrap_or_default();
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(s3_retries());
+        for (key, value) in S3_TIMEOUTS {
+            builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
+        }
         for (key, value) in options {
             let config_key: AmazonS3ConfigKey = key.parse().map_err(|_| Error::Config {
                 key: key.clone(),
@@ -424,6 +432,23 @@ impl StorageProvider for S3Provider {
             reason: redact(&e.to_string(), options),
         })?;
         rooted(Arc::new(store), url.path())
+    }
+}
+
+/// Deadlines of every S3 request, before the options (whose `connect_timeout` and `timeout`
+/// keys override them): 10 s to connect, 30 s for a request (object_store's own default).
+const S3_TIMEOUTS: [(ClientConfigKey, &str); 2] = [
+    (ClientConfigKey::ConnectTimeout, "10 seconds"),
+    (ClientConfigKey::Timeout, "30 seconds"),
+];
+
+/// Retries of a failed S3 request: object_store's default tries for three minutes, so a store
+/// that went silent would hold an operation that long; three retries within a minute.
+fn s3_retries() -> RetryConfig {
+    RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(60),
+        ..RetryConfig::default()
     }
 }
 

@@ -29,6 +29,7 @@ use trainstore_core::{
 };
 
 use crate::mysql::ReadOptions;
+use crate::net::{Timeouts, timed_out, within};
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::resume::{Progress, batch_keys};
 use crate::schema::SnapshotSchema;
@@ -53,7 +54,7 @@ pub struct FlightSource {
 }
 
 struct Inner {
-    /// `grpc://host:port` of the FE.
+    /// `http://host:port` of the FE.
     fe: String,
     user: String,
     password: Secret,
@@ -72,30 +73,68 @@ impl fmt::Debug for FlightSource {
     }
 }
 
-fn flight_error(operation: &'static str, e: impl fmt::Display, transient: bool) -> Error {
+/// A failure of `operation` on the Flight server at `endpoint` (`host:port`).
+fn flight_error(
+    endpoint: &str,
+    operation: &'static str,
+    e: impl fmt::Display,
+    transient: bool,
+) -> Error {
     Error::Remote {
-        service: "doris flight".into(),
+        service: service(endpoint),
         operation,
         reason: e.to_string(),
         transient,
     }
 }
 
+/// How errors name the Flight server at `endpoint` (`host:port`).
+fn service(endpoint: &str) -> String {
+    format!("doris flight at {endpoint}")
+}
+
+/// The `host:port` of an `http://host:port` URI.
+fn authority(uri: &str) -> &str {
+    uri.split_once("://").map_or(uri, |(_, rest)| rest)
+}
+
+/// Runs `work`, a call to the server at `endpoint`, for at most `limit`; a failure or timeout
+/// is an error of `phase`.
+async fn call<T, E: fmt::Display>(
+    endpoint: &str,
+    phase: &'static str,
+    limit: Duration,
+    transient: bool,
+    work: impl Future<Output = std::result::Result<T, E>>,
+) -> Result<T> {
+    within(limit, &service(endpoint), phase, work)
+        .await?
+        .map_err(|e| flight_error(endpoint, phase, e, transient))
+}
+
 /// One Flight SQL session on the FE.
 struct Session {
     client: FlightSqlServiceClient<Channel>,
+    /// `host:port` of the FE.
+    fe: String,
+    timeouts: Timeouts,
     rewrite: HashMap<String, String>,
     bes: HashMap<String, FlightSqlServiceClient<Channel>>,
 }
 
-async fn channel(uri: &str) -> Result<Channel> {
+/// A connection to `uri` (`http://host:port`), made within the connect timeout.
+async fn channel(uri: &str, timeouts: Timeouts) -> Result<Channel> {
     let endpoint = Endpoint::from_shared(uri.to_owned())
         .map_err(|e| Error::invalid("Flight SQL URL", uri, e.to_string()))?
-        .connect_timeout(Duration::from_secs(10));
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| flight_error("connect", format!("{uri}: {e}"), true))
+        .connect_timeout(timeouts.connect);
+    call(
+        authority(uri),
+        "connect",
+        timeouts.connect,
+        true,
+        endpoint.connect(),
+    )
+    .await
 }
 
 fn sql_client(channel: Channel) -> FlightSqlServiceClient<Channel> {
@@ -108,13 +147,21 @@ fn sql_client(channel: Channel) -> FlightSqlServiceClient<Channel> {
 impl Session {
     /// Handshake (Basic → Bearer) and the session variables every read needs.
     async fn open(inner: &Inner) -> Result<Self> {
-        let mut client = sql_client(channel(&inner.fe).await?);
-        client
-            .handshake(&inner.user, inner.password.expose())
-            .await
-            .map_err(|e| flight_error("handshake", e, false))?;
+        let timeouts = inner.options.read.timeouts;
+        let fe = authority(&inner.fe).to_owned();
+        let mut client = sql_client(channel(&inner.fe, timeouts).await?);
+        call(
+            &fe,
+            "handshake",
+            timeouts.connect,
+            false,
+            client.handshake(&inner.user, inner.password.expose()),
+        )
+        .await?;
         let mut session = Session {
             client,
+            fe,
+            timeouts,
             rewrite: inner.options.rewrite.clone(),
             bes: HashMap::new(),
         };
@@ -123,26 +170,30 @@ impl Session {
             "SET time_zone = '+00:00'".to_owned(),
             format!("SET query_timeout = {secs}"),
         ] {
-            let info = session
-                .client
-                .execute(statement, None)
-                .await
-                .map_err(|e| flight_error("set session variable", e, true))?;
+            let info = session.execute("set session variable", statement).await?;
             session.fetch_all(&info).await?;
         }
         Ok(session)
     }
 
-    /// The client for an endpoint's location: the FE itself when the location is empty or
-    /// says to reuse the connection, else the (rewritten) BE address, one client per address.
+    /// Runs `sql` on the FE (`GetFlightInfo`) within the read timeout; a failure is a
+    /// transient error of `phase`.
+    async fn execute(&mut self, phase: &'static str, sql: String) -> Result<FlightInfo> {
+        let request = self.client.execute(sql, None);
+        call(&self.fe, phase, self.timeouts.read, true, request).await
+    }
+
+    /// The client for an endpoint's location, and its `host:port`: the FE itself when the
+    /// location is empty or says to reuse the connection, else the (rewritten) BE address,
+    /// one client per address.
     async fn client_for(
         &mut self,
         location: Option<&str>,
-    ) -> Result<FlightSqlServiceClient<Channel>> {
+    ) -> Result<(FlightSqlServiceClient<Channel>, String)> {
         let location = match location {
-            None | Some("") => return Ok(self.client.clone()),
+            None | Some("") => return Ok((self.client.clone(), self.fe.clone())),
             Some(l) if l.starts_with("arrow-flight-reuse-connection://") => {
-                return Ok(self.client.clone());
+                return Ok((self.client.clone(), self.fe.clone()));
             }
             Some(l) => l,
         };
@@ -160,15 +211,16 @@ impl Session {
                 "http"
             }
         );
+        let dialed = dialed.to_owned();
         if let Some(c) = self.bes.get(&uri) {
-            return Ok(c.clone());
+            return Ok((c.clone(), dialed));
         }
-        let mut client = sql_client(channel(&uri).await?);
+        let mut client = sql_client(channel(&uri, self.timeouts).await?);
         if let Some(token) = self.client.token() {
             client.set_token(token.clone());
         }
         self.bes.insert(uri, client.clone());
-        Ok(client)
+        Ok((client, dialed))
     }
 
     /// Every endpoint's batches, fetched in parallel, in endpoint order.
@@ -190,23 +242,20 @@ impl Session {
     ) -> Result<()> {
         let mut receivers = Vec::new();
         for endpoint in &info.endpoint {
-            let ticket = endpoint
-                .ticket
-                .clone()
-                .ok_or_else(|| flight_error("plan", "an endpoint without a ticket", false))?;
+            let ticket = endpoint.ticket.clone().ok_or_else(|| {
+                flight_error(&self.fe, "plan", "an endpoint without a ticket", false)
+            })?;
             let location = endpoint.location.first().map(|l| l.uri.clone());
-            let mut client = self.client_for(location.as_deref()).await?;
+            let (mut client, at) = self.client_for(location.as_deref()).await?;
+            let limit = self.timeouts.read;
             let (etx, erx) = mpsc::channel::<Result<RecordBatch>>(4);
             tokio::spawn(async move {
                 let result = async {
-                    let mut stream = client
-                        .do_get(ticket)
-                        .await
-                        .map_err(|e| flight_error("fetch", e, true))?;
-                    while let Some(batch) = stream
-                        .try_next()
-                        .await
-                        .map_err(|e| flight_error("fetch", e, true))?
+                    let mut stream = call(&at, "fetch", limit, true, client.do_get(ticket)).await?;
+                    // The idle deadline runs only while waiting on the server, not while the
+                    // reader is busy with earlier batches.
+                    while let Some(batch) =
+                        call(&at, "read", limit, true, stream.try_next()).await?
                     {
                         if etx.send(Ok(batch)).await.is_err() {
                             break;
@@ -234,12 +283,13 @@ impl Session {
         Ok(())
     }
 
-    /// Ends the FE session (Doris keeps abandoned ones until its token cache evicts them).
+    /// Ends the FE session (Doris keeps abandoned ones until its token cache evicts them);
+    /// a server that does not answer is left to evict it.
     async fn close(mut self) {
-        let _ = self
+        let close = self
             .client
-            .do_action(Action::new("CloseSession", Vec::<u8>::new()))
-            .await;
+            .do_action(Action::new("CloseSession", Vec::<u8>::new()));
+        let _ = tokio::time::timeout(self.timeouts.read, close).await;
     }
 }
 
@@ -271,6 +321,7 @@ impl FlightSource {
                 .trim_end_matches('/')
         );
         let table = TableRef::parse(table, None)?;
+        options.read.timeouts.check()?;
         let mut inner = Inner {
             fe,
             user: user.to_owned(),
@@ -285,19 +336,23 @@ impl FlightSource {
         };
         // Doris answers SHOW on the FE; its first columns are the field name and type.
         let mut session = Session::open(&inner).await?;
-        let info = session
+        let describe = session
             .client
-            .execute(format!("SHOW COLUMNS FROM {}", inner.table), None)
-            .await
-            .map_err(|e| match e.to_string() {
-                m if m.contains("doesn't exist") || m.contains("Unknown table") => {
-                    Error::NotFound {
-                        what: "table",
-                        name: inner.table.to_string(),
-                    }
-                }
-                m => flight_error("describe table", m, false),
-            })?;
+            .execute(format!("SHOW COLUMNS FROM {}", inner.table), None);
+        let info = within(
+            session.timeouts.read,
+            &service(&session.fe),
+            "describe table",
+            describe,
+        )
+        .await?
+        .map_err(|e| match e.to_string() {
+            m if m.contains("doesn't exist") || m.contains("Unknown table") => Error::NotFound {
+                what: "table",
+                name: inner.table.to_string(),
+            },
+            m => flight_error(&session.fe, "describe table", m, false),
+        })?;
         let described = session.fetch_all(&info).await?;
         session.close().await;
         for b in &described {
@@ -413,21 +468,39 @@ struct FlightPart {
 impl FlightPart {
     /// Reads the part; after a transient failure it starts over with a new session and a new
     /// `GetFlightInfo` (tickets are single-use), skipping the rows already handed out
-    /// (recognised by their content), so none is repeated or lost.
+    /// (recognised by their content), so none is repeated or lost. Every attempt shares the
+    /// query's deadline.
     async fn run(&self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<()> {
+        let read = &self.inner.options.read;
+        let deadline = tokio::time::Instant::now() + read.query_timeout;
         let mut progress = Progress::default();
-        let mut attempt = 0u32;
+        let mut attempt = 1u32;
         loop {
-            match self.attempt(tx, &mut progress).await {
+            let outcome = tokio::time::timeout_at(deadline, self.attempt(tx, &mut progress))
+                .await
+                .unwrap_or_else(|_| Err(self.timed_out()));
+            match outcome {
                 Ok(()) => return Ok(()),
-                Err(e) if e.retryable() && attempt < self.inner.options.read.max_retries => {
-                    attempt += 1;
+                Err(e) if e.retryable() && attempt <= read.max_retries => {
                     tracing::warn!(attempt, error = %e, "flight read failed; retrying with a new ticket");
-                    tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(6)))).await;
+                    let delay = Duration::from_millis(100 * (1 << attempt.min(6)));
+                    attempt += 1;
+                    if tokio::time::timeout_at(deadline, tokio::time::sleep(delay))
+                        .await
+                        .is_err()
+                    {
+                        return Err(self.timed_out().after_attempts(attempt - 1));
+                    }
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.after_attempts(attempt)),
             }
         }
+    }
+
+    /// The error for a query past its overall limit.
+    fn timed_out(&self) -> Error {
+        let fe = authority(&self.inner.fe);
+        timed_out(&service(fe), "query", self.inner.options.read.query_timeout)
     }
 
     async fn attempt(
@@ -436,29 +509,15 @@ impl FlightPart {
         progress: &mut Progress,
     ) -> Result<()> {
         let inner = &self.inner;
-        let deadline = tokio::time::Instant::now() + inner.options.read.query_timeout;
-        let timeout = || Error::Timeout {
-            operation: "flight query",
-            after: inner.options.read.query_timeout,
-        };
-        let mut session = tokio::time::timeout_at(deadline, Session::open(inner))
-            .await
-            .map_err(|_| timeout())??;
+        let mut session = Session::open(inner).await?;
         tracing::debug!(sql = %self.sql, "flight query");
-        let info =
-            tokio::time::timeout_at(deadline, session.client.execute(self.sql.clone(), None))
-                .await
-                .map_err(|_| timeout())?
-                .map_err(|e| flight_error("query", e, true))?;
+        let info = session.execute("query", self.sql.clone()).await?;
         let (btx, mut brx) = mpsc::channel(4);
         session.spawn_fetch(&info, btx).await?;
         let track = inner.options.read.max_retries > 0;
         let mut skip = progress.already_sent()?;
         let result = async {
-            while let Some(raw) = tokio::time::timeout_at(deadline, brx.recv())
-                .await
-                .map_err(|_| timeout())?
-            {
+            while let Some(raw) = brx.recv().await {
                 let mut raw = raw?;
                 let mut keys = if track { batch_keys(&raw)? } else { Vec::new() };
                 if track {

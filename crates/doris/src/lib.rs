@@ -9,6 +9,7 @@
 //! - [`table`]: [`ParquetSource`], typed Parquet files read as stored.
 //! - [`flight`]: [`flight::FlightSource`], Doris over Arrow Flight SQL.
 //! - [`sql`]: validated identifiers and the literal encoder.
+//! - [`net`]: [`Timeouts`], the connect and read deadlines every network client keeps.
 //! - [`write`](mod@write): idempotent write-back of Arrow batches under a label.
 //! - [`load`]: raw snapshot rows loaded into a MySQL-protocol table (tests, benchmarks, demo).
 //! - [`synth`]: [`SnapshotGenerator`], seeded synthetic snapshots for tests, benchmarks and demos.
@@ -18,6 +19,7 @@ pub mod flight;
 mod floats;
 pub mod load;
 pub mod mysql;
+pub mod net;
 pub mod parse;
 mod resume;
 mod scan;
@@ -30,6 +32,7 @@ pub mod write;
 
 pub use file::{FileFormat, FileSource, write_snapshot_file};
 pub use mysql::{AsOfWindows, Dialect, DorisSource, ReadOptions};
+pub use net::Timeouts;
 pub use parse::{ColumnReport, ParseIssue, ParseReport, SnapshotParser};
 pub use schema::{FeatureField, FeatureKind, SnapshotSchema, SnapshotSchemaBuilder};
 pub use synth::{SnapshotGenerator, SynthConfig};

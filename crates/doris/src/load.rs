@@ -5,27 +5,27 @@ use arrow::array::RecordBatch;
 use arrow::compute::{sort_to_indices, take_record_batch};
 use arrow::datatypes::DataType;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
 use trainstore_core::{Error, Result, Secret};
 
-use crate::mysql::{Dialect, mysql_error as remote, parse_url, session_info};
+use crate::mysql::{Dialect, Link};
+use crate::net::Timeouts;
 use crate::sql::TableRef;
 use crate::write::InsertValues;
 
 /// Creates `table` in the design document's layout (`time` BIGINT, `feature` JSON text) when it
 /// does not exist, then appends the raw batches (columns `time` and `feature`, as
-/// [`crate::synth::raw_schema`]). Returns the rows written.
+/// [`crate::synth::raw_schema`]). Returns the rows written. Connecting, and every statement,
+/// keep `timeouts`.
 pub async fn load_design_doc_rows(
     url: &Secret,
     table: &str,
     batches: impl IntoIterator<Item = RecordBatch>,
+    timeouts: Timeouts,
 ) -> Result<u64> {
-    let opts = parse_url(url)?;
-    let table = TableRef::parse(table, opts.db_name())?;
-    let mut conn = Conn::new(OptsBuilder::from_opts(opts).prefer_socket(false))
-        .await
-        .map_err(|e| remote("connect", e))?;
-    let (dialect, literals) = session_info(&mut conn).await?;
+    let link = Link::new(url, timeouts)?;
+    let table = TableRef::parse(table, link.database())?;
+    let mut conn = link.connect().await?;
+    let (dialect, literals) = link.session_info(&mut conn).await?;
     let create = match dialect {
         Dialect::Doris => format!(
             "CREATE TABLE IF NOT EXISTS {table} (`time` BIGINT NOT NULL, `feature` STRING) \
@@ -40,9 +40,7 @@ pub async fn load_design_doc_rows(
              `seq` BIGINT NOT NULL AUTO_INCREMENT INVISIBLE, PRIMARY KEY (`time`, `seq`), KEY `by_seq` (`seq`))"
         ),
     };
-    conn.query_drop(create)
-        .await
-        .map_err(|e| remote("create table", e))?;
+    link.step("create table", conn.query_drop(create)).await?;
     let head = format!("INSERT INTO {table} (`time`, `feature`) VALUES ");
     let mut values = InsertValues::new(literals);
     let mut written = 0u64;
@@ -50,17 +48,15 @@ pub async fn load_design_doc_rows(
         let batch = design_doc_columns(&batch)?;
         written += batch.num_rows() as u64;
         for statement in values.add(&batch) {
-            conn.query_drop(format!("{head}{}", statement.values))
-                .await
-                .map_err(|e| remote("insert", e))?;
+            let insert = conn.query_drop(format!("{head}{}", statement.values));
+            link.step("insert", insert).await?;
         }
     }
     if let Some(statement) = values.finish() {
-        conn.query_drop(format!("{head}{}", statement.values))
-            .await
-            .map_err(|e| remote("insert", e))?;
+        let insert = conn.query_drop(format!("{head}{}", statement.values));
+        link.step("insert", insert).await?;
     }
-    let _ = conn.disconnect().await;
+    let _ = link.step("disconnect", conn.disconnect()).await;
     Ok(written)
 }
 

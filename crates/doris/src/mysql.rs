@@ -25,6 +25,7 @@ use trainstore_core::{
 };
 use xxhash_rust::xxh3::xxh3_128_with_seed;
 
+use crate::net::{Timeouts, within};
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::resume::Progress;
 use crate::schema::SnapshotSchema;
@@ -44,8 +45,12 @@ pub struct ReadOptions {
     pub partitions: usize,
     /// Rows per Arrow batch.
     pub batch_rows: usize,
-    /// Limit for one query, enforced by the server (session variable) and the client.
+    /// Limit for one query, enforced by the server (session variable) and the client; retries
+    /// of a failed read stay within it too.
     pub query_timeout: Duration,
+    /// How long to wait for a connection and for a silent server (well below the query's
+    /// limit, so a dead server is noticed in seconds).
+    pub timeouts: Timeouts,
     /// Attempts after a transient failure (dropped connection, timeout), with backoff.
     pub max_retries: u32,
     /// Strict parsing: the first malformed value fails the read.
@@ -58,6 +63,7 @@ impl Default for ReadOptions {
             partitions: 4,
             batch_rows: 8192,
             query_timeout: Duration::from_secs(300),
+            timeouts: Timeouts::default(),
             max_retries: 3,
             strict: false,
         }
@@ -114,14 +120,93 @@ impl fmt::Debug for DorisSource {
     }
 }
 
-pub(crate) fn mysql_error(operation: &'static str, e: mysql_async::Error) -> Error {
+/// A mysql_async failure of `operation` on the server at `endpoint` (`host:port`).
+fn mysql_error(endpoint: &str, operation: &'static str, e: mysql_async::Error) -> Error {
     // Dropped connections and I/O failures may pass; server errors (syntax, access) will not.
     let transient = matches!(e, mysql_async::Error::Io(_) | mysql_async::Error::Driver(_));
     Error::Remote {
-        service: "doris".into(),
+        service: format!("doris at {endpoint}"),
         operation,
         reason: e.to_string(),
         transient,
+    }
+}
+
+/// Where loading and write-back (over mysql_async) connect, and the deadlines every step of
+/// theirs keeps.
+pub(crate) struct Link {
+    opts: Opts,
+    /// `host:port`, safe to show (never the credentials).
+    endpoint: String,
+    timeouts: Timeouts,
+}
+
+impl Link {
+    /// The server of `url`, its deadlines checked.
+    pub fn new(url: &Secret, timeouts: Timeouts) -> Result<Self> {
+        timeouts.check()?;
+        let opts = parse_url(url)?;
+        let endpoint = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
+        Ok(Link {
+            opts,
+            endpoint,
+            timeouts,
+        })
+    }
+
+    /// The database the URL names, if any.
+    pub fn database(&self) -> Option<&str> {
+        self.opts.db_name()
+    }
+
+    /// A new connection, made (TCP and handshake) within the connect timeout.
+    pub async fn connect(&self) -> Result<Conn> {
+        let opts = mysql_async::OptsBuilder::from_opts(self.opts.clone()).prefer_socket(false);
+        self.within("connect", self.timeouts.connect, Conn::new(opts))
+            .await
+    }
+
+    /// Runs one step (a statement, a commit) within the read timeout: the server answers a
+    /// statement only once it is done, so this is how long one may take.
+    pub async fn step<T>(
+        &self,
+        phase: &'static str,
+        work: impl Future<Output = mysql_async::Result<T>>,
+    ) -> Result<T> {
+        self.within(phase, self.timeouts.read, work).await
+    }
+
+    async fn within<T>(
+        &self,
+        phase: &'static str,
+        limit: Duration,
+        work: impl Future<Output = mysql_async::Result<T>>,
+    ) -> Result<T> {
+        within(limit, &self.describe(), phase, work)
+            .await?
+            .map_err(|e| mysql_error(&self.endpoint, phase, e))
+    }
+
+    /// How errors name this server.
+    pub fn describe(&self) -> String {
+        format!("doris at {}", self.endpoint)
+    }
+
+    /// The error `e` of `phase` on this server, for results the caller inspects first.
+    pub fn error(&self, phase: &'static str, e: mysql_async::Error) -> Error {
+        mysql_error(&self.endpoint, phase, e)
+    }
+
+    /// Which server `conn` talks to, and how its session escapes literals.
+    pub async fn session_info(&self, conn: &mut Conn) -> Result<(Dialect, Literals)> {
+        let (comment, sql_mode): (String, String) = self
+            .step(
+                "connect",
+                conn.query_first("SELECT @@version_comment, @@SESSION.sql_mode"),
+            )
+            .await?
+            .unwrap_or_default();
+        Ok(session_of(&comment, &sql_mode))
     }
 }
 
@@ -141,6 +226,7 @@ impl DorisSource {
                 "partitions and batch_rows must be positive",
             ));
         }
+        options.timeouts.check()?;
         let opts = parse_url(url)?;
         if opts.ssl_opts().is_some() {
             return Err(Error::invalid(
@@ -154,11 +240,10 @@ impl DorisSource {
 
         // One connection first: which server, how it escapes, the table's columns. It then
         // starts the pool.
-        let timed = Deadline::after(options.query_timeout);
+        let timed = Deadline::after(options.query_timeout, &endpoint);
         let mut probe = timed
-            .within("connect", WireConn::connect(&opts))
-            .await?
-            .map_err(|e| connect_error(&endpoint, e))?;
+            .run("connect", WireConn::connect(&opts, options.timeouts))
+            .await?;
         let session = timed
             .run(
                 "connect",
@@ -177,7 +262,7 @@ impl DorisSource {
         let columns = timed
             .within("describe table", probe.text_rows(&describe))
             .await?
-            .map_err(|e| not_found_or(&table, e))?;
+            .map_err(|e| not_found_or(&endpoint, &table, e))?;
         let table_columns: TableColumns = columns
             .iter()
             .map(|col| {
@@ -223,7 +308,7 @@ impl DorisSource {
         for statement in &setup {
             timed.run("connect", probe.execute(statement)).await?;
         }
-        let pool = WirePool::new(opts, setup, options.partitions * 2, probe);
+        let pool = WirePool::new(opts, options.timeouts, setup, options.partitions * 2, probe);
 
         tracing::info!(%endpoint, %table, ?dialect, "doris source connected");
         Ok(DorisSource {
@@ -312,16 +397,6 @@ pub(crate) fn parse_url(url: &Secret) -> Result<Opts> {
     })
 }
 
-/// Which server `conn` talks to, and how its session escapes literals.
-pub(crate) async fn session_info(conn: &mut Conn) -> Result<(Dialect, Literals)> {
-    let (comment, sql_mode): (String, String) = conn
-        .query_first("SELECT @@version_comment, @@SESSION.sql_mode")
-        .await
-        .map_err(|e| mysql_error("connect", e))?
-        .unwrap_or_default();
-    Ok(session_of(&comment, &sql_mode))
-}
-
 /// The server and the session's escaping, from `@@version_comment` and `@@sql_mode`.
 fn session_of(version_comment: &str, sql_mode: &str) -> (Dialect, Literals) {
     let dialect = if version_comment.to_ascii_lowercase().contains("doris") {
@@ -337,32 +412,34 @@ fn session_of(version_comment: &str, sql_mode: &str) -> (Dialect, Literals) {
     )
 }
 
-/// A failed connection, naming the server (never the credentials).
-fn connect_error(endpoint: &str, e: WireError) -> Error {
-    Error::Remote {
-        service: format!("doris at {endpoint}"),
-        operation: "connect",
-        reason: e.to_string(),
-        transient: e.is_transient(),
+/// A failure of `operation` on the server at `endpoint` (`host:port`, never the credentials).
+/// A server that did not answer in time is a timeout of the phase that waited: connecting and
+/// logging in are their own, any later silence is the operation's.
+fn wire_error(endpoint: &str, operation: &'static str, e: WireError) -> Error {
+    let endpoint = format!("doris at {endpoint}");
+    match e {
+        WireError::TimedOut { phase, after } => Error::Timeout {
+            operation: if phase == "read" { operation } else { phase },
+            endpoint,
+            after,
+            attempts: 1,
+        },
+        e => Error::Remote {
+            service: endpoint,
+            operation,
+            reason: e.to_string(),
+            transient: e.is_transient(),
+        },
     }
 }
 
-fn wire_error(operation: &'static str, e: WireError) -> Error {
-    Error::Remote {
-        service: "doris".into(),
-        operation,
-        reason: e.to_string(),
-        transient: e.is_transient(),
-    }
-}
-
-fn not_found_or(table: &TableRef, e: WireError) -> Error {
+fn not_found_or(endpoint: &str, table: &TableRef, e: WireError) -> Error {
     match e.server_code() {
         Some(1146 | 1049) => Error::NotFound {
             what: "table",
             name: table.to_string(),
         },
-        _ => wire_error("describe table", e),
+        _ => wire_error(endpoint, "describe table", e),
     }
 }
 
@@ -422,7 +499,7 @@ impl Inner {
             sql.push_str(" WHERE ");
             sql.push_str(&where_sql.join(" AND "));
         }
-        let timed = Deadline::after(self.options.query_timeout);
+        let timed = Deadline::after(self.options.query_timeout, &self.endpoint);
         let mut conn = timed.run("connect", self.pool.get()).await?;
         let rows = timed.run("time bounds", conn.text_rows(&sql)).await?;
         self.pool.put(conn);
@@ -455,20 +532,23 @@ impl Part {
     }
 
     /// Reads the part; after a transient failure it reads it again, skipping the rows already
-    /// handed out (recognised by their content), so none is repeated or lost.
+    /// handed out (recognised by their content), so none is repeated or lost. Every attempt
+    /// shares the query's deadline.
     async fn run(&self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<()> {
+        let inner = &self.inner;
+        let timed = Deadline::after(inner.options.query_timeout, &inner.endpoint);
         let mut progress = Progress::default();
-        let mut attempt = 0u32;
+        let mut attempt = 1u32;
         loop {
-            match self.attempt(tx, &mut progress).await {
+            match self.attempt(tx, &mut progress, timed).await {
                 Ok(()) => return Ok(()),
-                Err(e) if e.retryable() && attempt < self.inner.options.max_retries => {
-                    attempt += 1;
+                Err(e) if e.retryable() && attempt <= inner.options.max_retries => {
                     let delay = Duration::from_millis(100 * (1 << attempt.min(6)));
-                    tracing::warn!(table = %self.inner.table, attempt, error = %e, "read failed; retrying");
-                    tokio::time::sleep(delay).await;
+                    tracing::warn!(table = %inner.table, attempt, error = %e, "read failed; retrying");
+                    attempt += 1;
+                    timed.within("retry", tokio::time::sleep(delay)).await?;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.after_attempts(attempt)),
             }
         }
     }
@@ -477,14 +557,14 @@ impl Part {
         &self,
         tx: &mpsc::Sender<Result<RecordBatch>>,
         progress: &mut Progress,
+        timed: Deadline<'_>,
     ) -> Result<()> {
         let inner = &self.inner;
-        let timed = Deadline::after(inner.options.query_timeout);
         let sql = self.sql();
         tracing::debug!(%sql, "doris query");
         let mut conn = timed.run("connect", inner.pool.get()).await?;
         let mut result = timed.run("query", conn.query(&sql)).await?;
-        check_columns(&result, inner.raw.len())?;
+        check_columns(&inner.endpoint, &result, inner.raw.len())?;
         // Rows a previous attempt handed out, to be skipped once each this time.
         let mut skip = progress.already_sent()?;
         let track = inner.options.max_retries > 0;
@@ -565,11 +645,12 @@ impl Inner {
 }
 
 /// Fails unless a result has the columns the builders expect.
-fn check_columns(result: &ResultSet<'_>, expected: usize) -> Result<()> {
+fn check_columns(endpoint: &str, result: &ResultSet<'_>, expected: usize) -> Result<()> {
     if result.columns() == expected {
         return Ok(());
     }
     Err(wire_error(
+        endpoint,
         "query",
         WireError::Protocol(format!(
             "{} columns in the result, {expected} expected",
@@ -591,18 +672,21 @@ fn row_key<'a>(cells: impl IntoIterator<Item = Option<&'a [u8]>>) -> u128 {
     })
 }
 
-/// The query timeout, enforced on the client across one query's steps.
+/// The query timeout, enforced on the client across one query's steps (and its retries) on
+/// the server at `endpoint`.
 #[derive(Debug, Clone, Copy)]
-struct Deadline {
+struct Deadline<'a> {
     at: tokio::time::Instant,
     limit: Duration,
+    endpoint: &'a str,
 }
 
-impl Deadline {
-    fn after(limit: Duration) -> Self {
+impl<'a> Deadline<'a> {
+    fn after(limit: Duration, endpoint: &'a str) -> Self {
         Deadline {
             at: tokio::time::Instant::now() + limit,
             limit,
+            endpoint,
         }
     }
 
@@ -614,18 +698,19 @@ impl Deadline {
     ) -> Result<T> {
         self.within(operation, work)
             .await?
-            .map_err(|e| wire_error(operation, e))
+            .map_err(|e| wire_error(self.endpoint, operation, e))
     }
 
     /// Runs one step, failing with a timeout once the deadline has passed; its own error is
     /// left to the caller.
     async fn within<T>(&self, operation: &'static str, work: impl Future<Output = T>) -> Result<T> {
-        tokio::time::timeout_at(self.at, work)
-            .await
-            .map_err(|_| Error::Timeout {
+        tokio::time::timeout_at(self.at, work).await.map_err(|_| {
+            crate::net::timed_out(
+                &format!("doris at {}", self.endpoint),
                 operation,
-                after: self.limit,
-            })
+                self.limit,
+            )
+        })
     }
 }
 

@@ -17,10 +17,11 @@ use arrow::datatypes::{
     TimestampMillisecondType, UInt32Type,
 };
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, TxOpts, Value};
+use mysql_async::{Conn, TxOpts, Value};
 use trainstore_core::{Error, Result, Secret};
 
-use crate::mysql::{Dialect, mysql_error, parse_url, session_info};
+use crate::mysql::{Dialect, Link};
+use crate::net::{Timeouts, timed_out};
 use crate::sql::{Ident, Literals, TableRef};
 
 /// The table that remembers which labels were written (MySQL-compatible servers).
@@ -43,6 +44,27 @@ fn doris_label(label: &str, chunk: usize) -> Result<Ident> {
     Ident::new(&format!("ts_{readable}_{hash:024x}_{chunk}"))
 }
 
+/// How a write is run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOptions {
+    /// Attempts after a transient failure (dropped connection, timeout), with backoff.
+    pub max_retries: u32,
+    /// Limit for the whole write, its retries included.
+    pub timeout: Duration,
+    /// How long to wait for a connection and for each statement's answer.
+    pub timeouts: Timeouts,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            max_retries: 3,
+            timeout: Duration::from_secs(300),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
 /// What a write did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOutcome {
@@ -61,7 +83,7 @@ pub async fn write_batches(
     table: &str,
     label: &str,
     batches: &[RecordBatch],
-    max_retries: u32,
+    options: &WriteOptions,
 ) -> Result<WriteOutcome> {
     if label.is_empty() || label.len() > 128 || label.chars().any(|c| c.is_control()) {
         return Err(Error::invalid(
@@ -80,8 +102,15 @@ pub async fn write_batches(
             "all batches must share one schema",
         ));
     }
-    let opts = parse_url(url)?;
-    let table = TableRef::parse(table, opts.db_name())?;
+    if options.timeout.is_zero() {
+        return Err(Error::invalid(
+            "write options",
+            format!("{options:?}"),
+            "the timeout must be positive",
+        ));
+    }
+    let link = Link::new(url, options.timeouts)?;
+    let table = TableRef::parse(table, link.database())?;
     let columns: Vec<(Ident, &DataType)> = schema
         .fields()
         .iter()
@@ -96,16 +125,20 @@ pub async fn write_batches(
             )
         })?;
     }
+    // Every attempt shares the write's deadline; one cut off by it is rolled back with its
+    // connection, as any failed attempt is.
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let overdue = || timed_out(&link.describe(), "write", options.timeout);
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let conn = Conn::new(OptsBuilder::from_opts(opts.clone()).prefer_socket(false))
-            .await
-            .map_err(|e| mysql_error("connect", e));
-        let result = match conn {
-            Ok(conn) => write_once(conn, &table, label, &columns, batches).await,
-            Err(e) => Err(e),
+        let once = async {
+            let conn = link.connect().await?;
+            write_once(&link, conn, &table, label, &columns, batches).await
         };
+        let result = tokio::time::timeout_at(deadline, once)
+            .await
+            .unwrap_or_else(|_| Err(overdue()));
         match result {
             Ok((rows_written, already_written)) => {
                 return Ok(WriteOutcome {
@@ -114,23 +147,30 @@ pub async fn write_batches(
                     attempts: attempt,
                 });
             }
-            Err(e) if e.retryable() && attempt <= max_retries => {
+            Err(e) if e.retryable() && attempt <= options.max_retries => {
                 tracing::warn!(%table, label, attempt, error = %e, "write failed; retrying with the same label");
-                tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(6)))).await;
+                let delay = Duration::from_millis(100 * (1 << attempt.min(6)));
+                if tokio::time::timeout_at(deadline, tokio::time::sleep(delay))
+                    .await
+                    .is_err()
+                {
+                    return Err(overdue().after_attempts(attempt));
+                }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.after_attempts(attempt)),
         }
     }
 }
 
 async fn write_once(
+    link: &Link,
     mut conn: Conn,
     table: &TableRef,
     label: &str,
     columns: &[(Ident, &DataType)],
     batches: &[RecordBatch],
 ) -> Result<(u64, bool)> {
-    let (dialect, literals) = session_info(&mut conn).await?;
+    let (dialect, literals) = link.session_info(&mut conn).await?;
     let definition = columns
         .iter()
         .map(|(name, ty)| format!("{name} {}", sql_type(ty).expect("checked")))
@@ -148,9 +188,7 @@ async fn write_once(
                  PROPERTIES (\"replication_num\" = \"1\")",
                 columns[0].0
             );
-            conn.query_drop(create)
-                .await
-                .map_err(|e| mysql_error("create table", e))?;
+            link.step("create table", conn.query_drop(create)).await?;
             let mut written = 0u64;
             let mut already = true;
             for (n, statement) in statements(batches, literals).into_iter().enumerate() {
@@ -159,40 +197,39 @@ async fn write_once(
                     "INSERT INTO {table} WITH LABEL {chunk_label} ({column_list}) VALUES {}",
                     statement.values
                 );
-                match conn.query_drop(sql).await {
+                match link
+                    .step("insert", async { Ok(conn.query_drop(sql).await) })
+                    .await?
+                {
                     Ok(()) => {
                         written += statement.rows;
                         already = false;
                     }
                     Err(mysql_async::Error::Server(e))
                         if e.message.contains("already") && e.message.contains("abel") => {}
-                    Err(e) => return Err(mysql_error("insert", e)),
+                    Err(e) => return Err(link.error("insert", e)),
                 }
             }
             Ok((written, already))
         }
         Dialect::MySql => {
-            conn.query_drop(format!(
-                "CREATE TABLE IF NOT EXISTS {table} ({definition}) ENGINE=InnoDB"
-            ))
-            .await
-            .map_err(|e| mysql_error("create table", e))?;
+            let create = format!("CREATE TABLE IF NOT EXISTS {table} ({definition}) ENGINE=InnoDB");
+            link.step("create table", conn.query_drop(create)).await?;
             let labels = TableRef {
                 database: table.database.clone(),
                 table: Ident::new(LABELS)?,
             };
-            conn.query_drop(format!(
+            let create = format!(
                 "CREATE TABLE IF NOT EXISTS {labels} (`label` VARCHAR(255) NOT NULL, `table_name` VARCHAR(200) NOT NULL, \
                  `rows_written` BIGINT NOT NULL, `written_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
                  PRIMARY KEY (`label`, `table_name`)) ENGINE=InnoDB"
-            ))
-            .await
-            .map_err(|e| mysql_error("create label table", e))?;
+            );
+            link.step("create label table", conn.query_drop(create))
+                .await?;
             let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-            let mut tx = conn
-                .start_transaction(TxOpts::default())
-                .await
-                .map_err(|e| mysql_error("begin", e))?;
+            let mut tx = link
+                .step("begin", conn.start_transaction(TxOpts::default()))
+                .await?;
             // The label row first: a concurrent writer with the same label waits on its key,
             // then finds it taken.
             let claim = format!(
@@ -200,25 +237,25 @@ async fn write_once(
                 literals.value(&Value::from(label)),
                 literals.value(&Value::from(table.table.as_str()))
             );
-            match tx.query_drop(claim).await {
+            match link
+                .step("claim label", async { Ok(tx.query_drop(claim).await) })
+                .await?
+            {
                 Ok(()) => {}
                 Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
-                    tx.rollback()
-                        .await
-                        .map_err(|e| mysql_error("rollback", e))?;
+                    link.step("rollback", tx.rollback()).await?;
                     return Ok((0, true));
                 }
-                Err(e) => return Err(mysql_error("claim label", e)),
+                Err(e) => return Err(link.error("claim label", e)),
             }
             for statement in statements(batches, literals) {
-                tx.query_drop(format!(
+                let insert = format!(
                     "INSERT INTO {table} ({column_list}) VALUES {}",
                     statement.values
-                ))
-                .await
-                .map_err(|e| mysql_error("insert", e))?;
+                );
+                link.step("insert", tx.query_drop(insert)).await?;
             }
-            tx.commit().await.map_err(|e| mysql_error("commit", e))?;
+            link.step("commit", tx.commit()).await?;
             Ok((rows, false))
         }
     }

@@ -15,7 +15,7 @@ use trainstore::core::{
 use trainstore::doris::load::load_design_doc_rows;
 use trainstore::doris::{
     DorisSource, FileFormat, FileSource, ReadOptions, SnapshotGenerator, SnapshotSchema,
-    SynthConfig, write_snapshot_file,
+    SynthConfig, Timeouts, write_snapshot_file,
 };
 
 #[derive(Subcommand)]
@@ -80,6 +80,12 @@ pub struct Database {
     /// mysql://user:password@host:port/db (prefer the environment variable: it stays out of `ps`)
     #[arg(long, env = "TRAINSTORE_DORIS_URL", hide_env_values = true)]
     url: Option<String>,
+    /// Seconds to wait for a connection to the database
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    connect_timeout: f64,
+    /// Seconds the database may stay silent (no rows, no answer) before the read gives up
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds)]
+    read_timeout: f64,
 }
 
 impl Database {
@@ -92,6 +98,21 @@ impl Database {
             }),
             _ => Ok(None),
         }
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs_f64(self.connect_timeout),
+            read: Duration::from_secs_f64(self.read_timeout),
+        }
+    }
+}
+
+/// A positive number of seconds.
+fn parse_seconds(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(s),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
     }
 }
 
@@ -170,7 +191,9 @@ pub async fn run(command: SnapshotsCommand, mounts: &MountTable) -> Result<()> {
                 );
             }
             if let Some((url, table)) = db.target()? {
-                let rows = load_design_doc_rows(&url, table, generator.batches(8192)).await?;
+                let rows =
+                    load_design_doc_rows(&url, table, generator.batches(8192), db.timeouts())
+                        .await?;
                 println!("loaded {rows} rows into {table}");
             }
             Ok(())
@@ -189,7 +212,7 @@ pub async fn run(command: SnapshotsCommand, mounts: &MountTable) -> Result<()> {
             )
             .await?;
             let raw: Vec<_> = source.scan_raw().try_collect().await?;
-            let rows = load_design_doc_rows(&url, table, raw).await?;
+            let rows = load_design_doc_rows(&url, table, raw, db.timeouts()).await?;
             println!(
                 "loaded {rows} rows from {} files into {table}",
                 source.files().len()
@@ -239,6 +262,7 @@ pub async fn run(command: SnapshotsCommand, mounts: &MountTable) -> Result<()> {
                     let options = ReadOptions {
                         strict,
                         query_timeout: Duration::from_secs(600),
+                        timeouts: db.timeouts(),
                         ..ReadOptions::default()
                     };
                     let source = DorisSource::connect(&url, table, schema.clone(), options).await?;

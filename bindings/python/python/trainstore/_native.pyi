@@ -101,6 +101,8 @@ class SnapshotSource:
         strict: bool = False,
         flight_url: str | None = None,
         flight_rewrite: dict[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
     ) -> SnapshotSource: ...
     @staticmethod
     def open_files(
@@ -146,12 +148,21 @@ def synthetic_snapshots(
     malformed_rate: float = 0.005,
     seed: int = 42,
 ) -> pa.Table: ...
-def load_snapshots(url: str, table: str, data: Any) -> int: ...
+def load_snapshots(
+    url: str, table: str, data: Any, connect_timeout: float = 10.0, read_timeout: float = 60.0
+) -> int: ...
 def parse_snapshots(
     data: Any, schema: SnapshotSchema | None = None, strict: bool = False
 ) -> tuple[pa.Table, str]: ...
 def write_back(
-    url: str, table: str, data: Any, label: str, max_retries: int = 3
+    url: str,
+    table: str,
+    data: Any,
+    label: str,
+    max_retries: int = 3,
+    timeout: float = 300.0,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
 ) -> tuple[int, bool, int]: ...
 @final
 class FeatureStore:

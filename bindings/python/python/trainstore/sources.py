@@ -205,6 +205,10 @@ class DorisSource(_Source):
     reader speaks plain TCP to ``mysql_native_password`` accounts, as Doris does; for an
     encrypted transport use Flight SQL.
     ``flight_rewrite`` maps advertised BE addresses (``host:port``) to reachable ones.
+    ``query_timeout`` bounds a whole query, retries included; ``connect_timeout`` (seconds to
+    connect and log in) and ``read_timeout`` (seconds the server may stay silent) give up on a
+    dead server quickly without cutting off a long read that keeps receiving rows. A timeout
+    raises :class:`~trainstore.exceptions.TimeoutError` naming the server and the phase.
     """
 
     def __init__(
@@ -219,6 +223,8 @@ class DorisSource(_Source):
         strict: bool = False,
         flight_url: str | None = None,
         flight_rewrite: Mapping[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
     ) -> None:
         self._spec = {"type": "doris", "url": url, "table": table}
         if flight_url is not None:
@@ -236,6 +242,8 @@ class DorisSource(_Source):
             strict,
             flight_url,
             None if flight_rewrite is None else dict(flight_rewrite),
+            connect_timeout,
+            read_timeout,
         )
 
     def query_raw(
@@ -304,14 +312,17 @@ def synthetic_snapshots(
     )
 
 
-def load_snapshots(url: str, table: str, data: Any) -> int:
+def load_snapshots(
+    url: str, table: str, data: Any, connect_timeout: float = 10.0, read_timeout: float = 60.0
+) -> int:
     """Appends raw design-document rows (a pyarrow.Table or any Arrow stream with ``time`` and
     ``feature``) to ``table``, creating it when absent. Returns the rows written.
 
     A table created on MySQL/MariaDB keeps its rows in time order, as Doris keeps a duplicate-key
     table (primary key on ``time`` and an invisible sequence), so a time range reads only its own
-    rows; each batch is written in time order, and batches are best given in time order too."""
-    return _native.load_snapshots(url, table, data)
+    rows; each batch is written in time order, and batches are best given in time order too.
+    ``connect_timeout`` and ``read_timeout`` (seconds) bound connecting and each statement."""
+    return _native.load_snapshots(url, table, data, connect_timeout, read_timeout)
 
 
 def parse_snapshots(
@@ -332,9 +343,22 @@ class WriteOutcome:
     attempts: int
 
 
-def write_back(url: str, table: str, data: Any, label: str, max_retries: int = 3) -> WriteOutcome:
+def write_back(
+    url: str,
+    table: str,
+    data: Any,
+    label: str,
+    max_retries: int = 3,
+    timeout: float = 300.0,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
+) -> WriteOutcome:
     """Appends rows (a pyarrow.Table or any Arrow stream, e.g. predictions) to ``table`` under
     ``label``, creating the table when absent. Writing the same label again, or a retry after a
-    dropped connection, never duplicates rows."""
-    rows, already, attempts = _native.write_back(url, table, data, label, max_retries)
+    dropped connection, never duplicates rows. ``timeout`` (seconds) bounds the whole write,
+    retries included; ``connect_timeout`` and ``read_timeout`` bound connecting and each
+    statement."""
+    rows, already, attempts = _native.write_back(
+        url, table, data, label, max_retries, timeout, connect_timeout, read_timeout
+    )
     return WriteOutcome(rows, already, attempts)

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -11,11 +12,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use trainstore_core::catalog::CommitMode;
 use trainstore_core::{
-    Catalog, DatasetName, Error, MountTable, NewVersion, NoProgress, StorageOptions, TagName,
-    UserName, Version,
+    Catalog, DatasetName, Error, MountTable, NewVersion, NoProgress, ObjectStoreRef,
+    StorageOptions, TagName, UserName, Version,
 };
 
-use crate::support::{self, Backend};
+use crate::support::{self, Backend, FaultyWrites, WriteFault};
 
 fn item() -> DatasetName {
     DatasetName::new("vibration").unwrap()
@@ -475,4 +476,45 @@ async fn probe_files_left_by_killed_processes_are_removed() {
         .unwrap();
     assert!(!dead.exists());
     assert!(live.exists());
+}
+
+#[tokio::test]
+async fn a_dropped_manifest_write_leaves_no_version_and_a_corrupted_file_is_caught() {
+    let backend = support::local();
+    let healthy = Catalog::open(backend.store(), &backend.url).await.unwrap();
+    healthy.ensure_writable().await.unwrap();
+    let faulty = |fault| {
+        let store: ObjectStoreRef = Arc::new(FaultyWrites {
+            inner: backend.store(),
+            matching: "/versions/",
+            fault,
+        });
+        Catalog::open(store, &backend.url)
+    };
+    let dropping = faulty(WriteFault::Drop).await.unwrap();
+    let err = dropping
+        .commit(&item(), NewVersion::new(alice()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err}");
+    assert!(healthy.latest(&item()).await.unwrap().is_none());
+    assert!(healthy.versions_of(&item()).await.unwrap().is_empty());
+    let first = healthy
+        .commit(&item(), NewVersion::new(alice()))
+        .await
+        .unwrap();
+    assert_eq!(first.version, v(1), "the dropped write took no version");
+
+    let store: ObjectStoreRef = Arc::new(FaultyWrites {
+        inner: backend.store(),
+        matching: "part-",
+        fault: WriteFault::Corrupt,
+    });
+    let corrupting = Catalog::open(store, &backend.url).await.unwrap();
+    let file = corrupting
+        .put_file(&item(), "part-0.parquet", Bytes::from_static(b"rows"))
+        .await
+        .unwrap();
+    let err = healthy.verify_file(&file).await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 }

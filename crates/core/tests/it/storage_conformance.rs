@@ -7,6 +7,8 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutPayload};
 use trainstore_core::{Error, MountTable, ObjectStoreRef, StorageOptions, probe_create_if_absent};
 
+use trainstore_testkit::{Fault, FaultProxy};
+
 use crate::support::{self, Backend};
 
 async fn read(store: &ObjectStoreRef, path: &Path) -> bytes::Bytes {
@@ -270,4 +272,36 @@ fn local_paths_and_mounts_resolve_to_the_same_directory() {
         );
     });
     assert!(dir.path().join("ws/f").exists());
+}
+
+/// An S3 server that accepts connections and never answers fails a request in seconds, with
+/// an error naming it: the `timeout` option bounds each try, and retries stop within a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_s3_fails_in_seconds_naming_the_endpoint() {
+    let backend = support::s3().await;
+    let moto: std::net::SocketAddr = support::s3_endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let proxy = FaultProxy::start(moto, Fault::Stall { after: 0 }).await;
+    let options = backend
+        .options
+        .clone()
+        .with("aws_endpoint", format!("http://{}", proxy.addr()))
+        .with("timeout", "1 second");
+    let store = MountTable::default()
+        .resolve_with(&backend.url, &options)
+        .unwrap()
+        .store;
+    let started = std::time::Instant::now();
+    let err = store.get(&Path::from("anything")).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(20),
+        "{elapsed:?}: {err}"
+    );
+    let text = format!("{err}");
+    assert!(text.contains(&proxy.addr().to_string()), "{text}");
+    assert!(proxy.accepted() >= 2, "retried: {}", proxy.accepted());
 }

@@ -1,4 +1,4 @@
-//! Test backends (memory, local directory, S3 on loopback) and a deliberately broken store.
+//! Test backends (memory, local directory, S3 on loopback) and deliberately broken stores.
 
 use std::fmt;
 use std::sync::Arc;
@@ -157,4 +157,88 @@ impl ObjectStore for IgnoresCreate {
 
 pub fn ignores_create(inner: ObjectStoreRef) -> ObjectStoreRef {
     Arc::new(IgnoresCreate(inner))
+}
+
+/// What [`FaultyWrites`] does to a write it matches.
+#[derive(Debug, Clone, Copy)]
+pub enum WriteFault {
+    /// Fails the write, storing nothing, as a connection cut before the upload completed.
+    Drop,
+    /// Stores the bytes with one flipped and reports success, as a faulty disk or gateway.
+    Corrupt,
+}
+
+/// A store whose writes to paths containing `matching` are dropped or corrupted.
+#[derive(Debug)]
+pub struct FaultyWrites {
+    pub inner: ObjectStoreRef,
+    pub matching: &'static str,
+    pub fault: WriteFault,
+}
+
+impl fmt::Display for FaultyWrites {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyWrites({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyWrites {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        if !location.as_ref().contains(self.matching) {
+            return self.inner.put_opts(location, payload, opts).await;
+        }
+        match self.fault {
+            WriteFault::Drop => Err(object_store::Error::Generic {
+                store: "faulty",
+                source: "the write was dropped".into(),
+            }),
+            WriteFault::Corrupt => {
+                let mut bytes: Vec<u8> = payload.iter().flat_map(|b| b.to_vec()).collect();
+                if let Some(first) = bytes.first_mut() {
+                    *first ^= 0x20;
+                }
+                self.inner.put_opts(location, bytes.into(), opts).await
+            }
+        }
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
 }

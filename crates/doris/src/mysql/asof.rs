@@ -262,7 +262,7 @@ impl WindowQuery {
         upload: RecordBatch,
         tx: &mpsc::Sender<Result<RecordBatch>>,
     ) -> Result<()> {
-        let timed = Deadline::after(inner.options.query_timeout);
+        let timed = Deadline::after(inner.options.query_timeout, &inner.endpoint);
         let mut conn = timed.run("connect", inner.pool.get()).await?;
         let outcome = self.stream(&mut conn, timed, inner, plan, upload, tx).await;
         if let Err(e) = timed
@@ -277,7 +277,7 @@ impl WindowQuery {
     async fn stream(
         &self,
         conn: &mut WireConn,
-        timed: Deadline,
+        timed: Deadline<'_>,
         inner: &Inner,
         plan: &ScanPlan,
         upload: RecordBatch,
@@ -294,7 +294,7 @@ impl WindowQuery {
         }
         tracing::debug!(sql = %self.select, "doris point-in-time query");
         let mut result = timed.run("query", conn.query(&self.select)).await?;
-        check_columns(&result, inner.raw.len())?;
+        check_columns(&inner.endpoint, &result, inner.raw.len())?;
         let mut rows = RawRows::new(&inner.raw, inner.options.batch_rows);
         let mut more = true;
         while more {

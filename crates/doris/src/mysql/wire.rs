@@ -13,6 +13,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use mysql_async::Opts;
 use mysql_common::constants::CapabilityFlags;
@@ -23,6 +24,8 @@ use mysql_common::packets::{
 use mysql_common::proto::MySerialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::net::Timeouts;
 
 /// The read buffer: the most one `recv` can bring (a packet larger than this grows it).
 const READ_BUFFER: usize = 1 << 20;
@@ -46,6 +49,11 @@ pub(crate) enum WireError {
     },
     /// The server sent something this client does not expect or support.
     Protocol(String),
+    /// The server did not answer in time: `phase` is `connect`, `handshake` or `read`.
+    TimedOut {
+        phase: &'static str,
+        after: Duration,
+    },
 }
 
 pub(crate) type WireResult<T> = std::result::Result<T, WireError>;
@@ -54,7 +62,7 @@ impl WireError {
     /// A dropped connection or a killed session: reading again may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            WireError::Io(_) => true,
+            WireError::Io(_) | WireError::TimedOut { .. } => true,
             WireError::Server { code, .. } => TRANSIENT_SERVER_ERRORS.contains(code),
             WireError::Protocol(_) => false,
         }
@@ -75,6 +83,9 @@ impl fmt::Display for WireError {
             WireError::Io(e) => write!(f, "connection: {e}"),
             WireError::Server { code, message } => write!(f, "server error {code}: {message}"),
             WireError::Protocol(what) => write!(f, "protocol: {what}"),
+            WireError::TimedOut { phase, after } => {
+                write!(f, "no answer to {phase} within {after:?}")
+            }
         }
     }
 }
@@ -109,19 +120,38 @@ pub(crate) struct WireConn {
     busy: bool,
     /// The current row's cells, as ranges of its payload (`None` for NULL).
     cells: Vec<Option<(usize, usize)>>,
+    /// How long one read or write may wait on the server.
+    read_timeout: Duration,
 }
 
 impl WireConn {
-    /// Connects and logs in with the URL's user, password and database.
-    pub async fn connect(opts: &Opts) -> WireResult<Self> {
-        let stream = TcpStream::connect((opts.ip_or_hostname(), opts.tcp_port())).await?;
+    /// Connects and logs in with the URL's user, password and database, both within the
+    /// connect timeout.
+    pub async fn connect(opts: &Opts, timeouts: Timeouts) -> WireResult<Self> {
+        let deadline = tokio::time::Instant::now() + timeouts.connect;
+        let timed_out = |phase| WireError::TimedOut {
+            phase,
+            after: timeouts.connect,
+        };
+        let tcp = TcpStream::connect((opts.ip_or_hostname(), opts.tcp_port()));
+        let stream = tokio::time::timeout_at(deadline, tcp)
+            .await
+            .map_err(|_| timed_out("connect"))??;
         stream.set_nodelay(true)?;
-        let mut conn = WireConn::over(stream);
-        conn.log_in(opts).await?;
+        // Logging in waits on the connect deadline alone; reads wait the read timeout after.
+        let mut conn = WireConn::over(stream, timeouts.connect);
+        tokio::time::timeout_at(deadline, conn.log_in(opts))
+            .await
+            .map_err(|_| timed_out("handshake"))?
+            .map_err(|e| match e {
+                WireError::TimedOut { .. } => timed_out("handshake"),
+                e => e,
+            })?;
+        conn.read_timeout = timeouts.read;
         Ok(conn)
     }
 
-    fn over(stream: TcpStream) -> Self {
+    fn over(stream: TcpStream, read_timeout: Duration) -> Self {
         WireConn {
             stream,
             buf: vec![0; READ_BUFFER],
@@ -131,6 +161,7 @@ impl WireConn {
             capabilities: CapabilityFlags::empty(),
             busy: false,
             cells: Vec::new(),
+            read_timeout,
         }
     }
 
@@ -352,7 +383,13 @@ impl WireConn {
             self.buf.shrink_to_fit();
         }
         while self.end - self.pos < need {
-            let n = self.stream.read(&mut self.buf[self.end..]).await?;
+            // One timer per receive, not per row: a receive brings many rows.
+            let n = tokio::time::timeout(
+                self.read_timeout,
+                self.stream.read(&mut self.buf[self.end..]),
+            )
+            .await
+            .map_err(|_| self.timed_out())??;
             if n == 0 {
                 return Err(WireError::Io(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -381,8 +418,18 @@ impl WireConn {
             }
             rest = after;
         }
-        self.stream.write_all(&out).await?;
+        tokio::time::timeout(self.read_timeout, self.stream.write_all(&out))
+            .await
+            .map_err(|_| self.timed_out())??;
         Ok(())
+    }
+
+    /// A server that stopped reading or answering.
+    fn timed_out(&self) -> WireError {
+        WireError::TimedOut {
+            phase: "read",
+            after: self.read_timeout,
+        }
     }
 }
 
@@ -461,6 +508,7 @@ impl<'a> Row<'a> {
 /// Idle connections kept for the next read, each set up by the same statements.
 pub(crate) struct WirePool {
     opts: Opts,
+    timeouts: Timeouts,
     setup: Vec<String>,
     idle: Mutex<Vec<WireConn>>,
     max_idle: usize,
@@ -468,9 +516,16 @@ pub(crate) struct WirePool {
 
 impl WirePool {
     /// A pool that keeps up to `max_idle` connections, with `first` already set up.
-    pub fn new(opts: Opts, setup: Vec<String>, max_idle: usize, first: WireConn) -> Self {
+    pub fn new(
+        opts: Opts,
+        timeouts: Timeouts,
+        setup: Vec<String>,
+        max_idle: usize,
+        first: WireConn,
+    ) -> Self {
         WirePool {
             opts,
+            timeouts,
             setup,
             idle: Mutex::new(vec![first]),
             max_idle,
@@ -487,7 +542,7 @@ impl WirePool {
                 None => break,
             }
         }
-        let mut conn = WireConn::connect(&self.opts).await?;
+        let mut conn = WireConn::connect(&self.opts, self.timeouts).await?;
         for statement in &self.setup {
             conn.execute(statement).await?;
         }
@@ -568,9 +623,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (client, server) = tokio::join!(TcpStream::connect(address), listener.accept());
+        let patience = Duration::from_secs(30);
         (
-            WireConn::over(client.unwrap()),
-            WireConn::over(server.unwrap().0),
+            WireConn::over(client.unwrap(), patience),
+            WireConn::over(server.unwrap().0, patience),
         )
     }
 

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, AsArray, Int32Array, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -28,7 +29,9 @@ use tonic::{Request, Response, Status, Streaming};
 use trainstore_core::{DataSource, Filter, ScanRequest, Secret, TimeRange, Timestamp};
 use trainstore_doris::flight::{FlightOptions, FlightSource};
 use trainstore_doris::load::load_design_doc_rows;
-use trainstore_doris::{ReadOptions, SnapshotGenerator, SnapshotSchema, SynthConfig};
+use trainstore_doris::{ReadOptions, SnapshotGenerator, SnapshotSchema, SynthConfig, Timeouts};
+
+use trainstore_testkit::{Fault, FaultProxy};
 
 use crate::support::{TestDb, scan_all};
 
@@ -457,7 +460,7 @@ async fn loaded() -> (TestDb, Vec<RecordBatch>) {
         .unwrap()
         .batches(500)
         .collect();
-    load_design_doc_rows(&db.url(), "snapshots", raw.clone())
+    load_design_doc_rows(&db.url(), "snapshots", raw.clone(), Timeouts::default())
         .await
         .unwrap();
     (db, raw)
@@ -779,5 +782,81 @@ print(typed.num_rows, typed.schema.field("time").type)
             "ADBC did not read {be}: {events:#?}"
         );
     }
+    db.drop_db().await;
+}
+
+/// Deadlines short enough for tests, long enough for a loaded machine.
+fn quick(max_retries: u32) -> FlightOptions {
+    FlightOptions {
+        read: ReadOptions {
+            max_retries,
+            timeouts: Timeouts {
+                connect: Duration::from_secs(3),
+                read: Duration::from_secs(2),
+            },
+            ..ReadOptions::default()
+        },
+        ..FlightOptions::default()
+    }
+}
+
+/// A timeout of one of `phases` naming `endpoint`, without the password.
+fn assert_timeout(err: &trainstore_core::Error, phases: &[&str], endpoint: SocketAddr) {
+    let text = format!("{err} {err:?}");
+    assert!(
+        matches!(err, trainstore_core::Error::Timeout { operation, .. } if phases.contains(operation)),
+        "expected a timeout of {phases:?}: {text}"
+    );
+    assert!(text.contains(&endpoint.to_string()), "{text}");
+    assert!(!text.contains("flight-secret"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_fe_that_never_answers_fails_the_connect_in_seconds_naming_it() {
+    let (db, _) = loaded().await;
+    let cluster = cluster(db.url().expose().to_owned(), false).await;
+    let proxy = FaultProxy::start(cluster.fe_addr, Fault::Stall { after: 0 }).await;
+    let started = Instant::now();
+    let err = FlightSource::connect(
+        &format!("grpc://{}", proxy.addr()),
+        "root",
+        Secret::new("flight-secret"),
+        &format!("{}.snapshots", db.name),
+        SnapshotSchema::design_doc(),
+        quick(0),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    assert_timeout(&err, &["connect", "handshake"], proxy.addr());
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_be_gone_silent_mid_stream_is_given_up_on_after_the_read_timeout_and_retries() {
+    let (db, _) = loaded().await;
+    let cluster = cluster(db.url().expose().to_owned(), false).await;
+    // Past the HTTP/2 preface and the request, into the first endpoint's rows.
+    let be = cluster.be_addrs[0];
+    let proxy = FaultProxy::start(be, Fault::Stall { after: 4_000 }).await;
+    let options = FlightOptions {
+        rewrite: [(be.to_string(), proxy.addr().to_string())].into(),
+        ..quick(1)
+    };
+    let source = connect(&cluster, &db, options).await.unwrap();
+    let started = Instant::now();
+    let err = async {
+        source
+            .scan(&ScanRequest::default())
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    }
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+    assert_timeout(&err, &["fetch", "read"], proxy.addr());
+    assert!(err.to_string().contains("2 attempts"), "{err}");
+    assert_eq!(proxy.accepted(), 2, "each attempt dials the BE again");
     db.drop_db().await;
 }

@@ -1,7 +1,7 @@
 //! The Doris source over the MySQL protocol, against the real MariaDB on loopback.
 
 use std::ops::Bound;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, TimestampMillisecondType};
@@ -13,10 +13,12 @@ use trainstore_core::{
 use trainstore_doris::load::load_design_doc_rows;
 use trainstore_doris::{
     DorisSource, FeatureKind, ReadOptions, SnapshotGenerator, SnapshotParser, SnapshotSchema,
-    SynthConfig,
+    SynthConfig, Timeouts,
 };
 
-use crate::support::TestDb;
+use trainstore_testkit::{Fault, FaultProxy};
+
+use crate::support::{TestDb, assert_timeout, server_addr, url_through, with_password};
 
 fn config() -> SynthConfig {
     SynthConfig {
@@ -71,7 +73,7 @@ async fn loaded_with(config: SynthConfig) -> (TestDb, Vec<RecordBatch>) {
         .unwrap()
         .batches(LOAD_BATCH_ROWS)
         .collect();
-    let written = load_design_doc_rows(&db.url(), "snapshots", raw.clone())
+    let written = load_design_doc_rows(&db.url(), "snapshots", raw.clone(), Timeouts::default())
         .await
         .unwrap();
     assert_eq!(written, config.rows() as u64);
@@ -642,6 +644,143 @@ async fn bad_connections_and_tables_are_clear_errors_without_the_password() {
     assert!(
         matches!(err, Error::NotFound { what: "table", .. }),
         "{err}"
+    );
+    db.drop_db().await;
+}
+
+/// Deadlines short enough for tests, long enough for a loaded machine: 3 s to connect, 2 s of
+/// silence.
+fn quick() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(3),
+        read: Duration::from_secs(2),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_the_connect_in_seconds_naming_it() {
+    let db = TestDb::new().await;
+    let proxy = FaultProxy::start(server_addr(), Fault::Stall { after: 0 }).await;
+    let url = with_password(&url_through(&db, &proxy));
+    let started = Instant::now();
+    let err = DorisSource::connect(
+        &url,
+        "snapshots",
+        SnapshotSchema::design_doc(),
+        ReadOptions {
+            timeouts: quick(),
+            ..ReadOptions::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    assert_timeout(&err, "handshake", proxy.addr());
+
+    let started = Instant::now();
+    let err = load_design_doc_rows(&url, "snapshots", Vec::new(), quick())
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    assert_timeout(&err, "connect", proxy.addr());
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_gone_silent_mid_read_is_given_up_on_after_the_read_timeout_and_retries() {
+    let (db, _) = loaded().await;
+    // Enough for logging in and describing the table, not for the rows.
+    let proxy = FaultProxy::start(server_addr(), Fault::Stall { after: 60_000 }).await;
+    let options = ReadOptions {
+        partitions: 1,
+        batch_rows: 10,
+        max_retries: 1,
+        timeouts: quick(),
+        ..ReadOptions::default()
+    };
+    let src = DorisSource::connect(
+        &url_through(&db, &proxy),
+        "snapshots",
+        SnapshotSchema::design_doc(),
+        options.clone(),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut stream = src.scan(&ScanRequest::default()).await.unwrap();
+    let mut rows = 0;
+    let err = loop {
+        match stream.try_next().await {
+            Ok(Some(batch)) => rows += batch.num_rows(),
+            Ok(None) => panic!("the read ended although the server went silent"),
+            Err(e) => break e,
+        }
+    };
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+    assert!(rows > 0, "rows before the stall are handed out");
+    assert_timeout(&err, "read rows", proxy.addr());
+    assert!(err.to_string().contains("2 attempts"), "{err}");
+    assert_eq!(proxy.accepted(), 2, "the retry connects again");
+
+    // A server silent once a query is sent: the query's own timeout.
+    proxy.set(Fault::PassThrough);
+    let src = DorisSource::connect(
+        &url_through(&db, &proxy),
+        "snapshots",
+        SnapshotSchema::design_doc(),
+        ReadOptions {
+            max_retries: 0,
+            ..options
+        },
+    )
+    .await
+    .unwrap();
+    proxy.set(Fault::Stall { after: 0 });
+    let err = match src.scan(&ScanRequest::default()).await {
+        Ok(stream) => stream.try_collect::<Vec<_>>().await.unwrap_err(),
+        Err(e) => e,
+    };
+    assert_timeout(&err, "query", proxy.addr());
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_steady_result_is_not_cut_off_by_the_read_timeout() {
+    let (db, _) = loaded().await;
+    let mut conn = db.conn().await;
+    // Rows longer than the server's 16 KiB write buffer go out one by one, 0.3 s apart (a
+    // view with a LIMIT would be computed whole first).
+    conn.query_drop("CREATE TABLE few AS SELECT time, feature FROM snapshots LIMIT 12")
+        .await
+        .unwrap();
+    conn.query_drop(
+        "CREATE VIEW steady AS SELECT time, \
+         CONCAT(feature, IF(SLEEP(0.3) = 0, REPEAT(' ', 20000), '')) AS feature FROM few",
+    )
+    .await
+    .unwrap();
+    conn.disconnect().await.unwrap();
+    let options = ReadOptions {
+        partitions: 1,
+        max_retries: 0,
+        timeouts: quick(),
+        ..ReadOptions::default()
+    };
+    let src = DorisSource::connect(&db.url(), "steady", SnapshotSchema::design_doc(), options)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let read: Vec<RecordBatch> = src
+        .scan(&ScanRequest::default())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(read.iter().map(RecordBatch::num_rows).sum::<usize>(), 12);
+    assert!(
+        started.elapsed() > quick().read,
+        "the read should outlast the read timeout to show anything"
     );
     db.drop_db().await;
 }

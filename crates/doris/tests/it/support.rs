@@ -68,3 +68,47 @@ fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
+
+/// The loopback MariaDB's address, for a proxy in front of it.
+pub fn server_addr() -> std::net::SocketAddr {
+    let url = server_url();
+    let authority = url.rsplit('@').next().unwrap_or(&url);
+    let authority = authority.trim_start_matches("mysql://");
+    let authority = authority.split('/').next().unwrap();
+    std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+/// `db`'s URL, leading through `proxy` instead of to the server.
+pub fn url_through(db: &TestDb, proxy: &trainstore_testkit::FaultProxy) -> Secret {
+    let server = server_addr().to_string();
+    Secret::new(
+        db.url()
+            .expose()
+            .replacen(&server, &proxy.addr().to_string(), 1),
+    )
+}
+
+/// `url` with [`PASSWORD`], for servers that never get to check it.
+pub fn with_password(url: &Secret) -> Secret {
+    Secret::new(
+        url.expose()
+            .replacen("mysql://root@", &format!("mysql://root:{PASSWORD}@"), 1),
+    )
+}
+
+/// A password no error may show.
+pub const PASSWORD: &str = "hunter2secret";
+
+/// Checks a network error: a timeout of `phase` naming `endpoint`, without the password.
+pub fn assert_timeout(err: &trainstore_core::Error, phase: &str, endpoint: std::net::SocketAddr) {
+    let text = err.to_string();
+    assert!(
+        matches!(err, trainstore_core::Error::Timeout { operation, .. } if *operation == phase),
+        "expected a {phase} timeout: {text}"
+    );
+    assert!(text.contains(&endpoint.to_string()), "{text}");
+    assert!(!format!("{text} {err:?}").contains(PASSWORD), "{err:?}");
+}

@@ -1,6 +1,7 @@
 //! Idempotent write-back on MariaDB: labels, reruns, concurrent writers, a killed connection.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::array::{
     ArrayRef, Float32Builder, Float64Array, ListBuilder, RecordBatch, StringArray,
@@ -9,9 +10,18 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use mysql_async::prelude::Queryable;
 use trainstore_core::Error;
-use trainstore_doris::write::write_batches;
+use trainstore_doris::Timeouts;
+use trainstore_doris::write::{WriteOptions, write_batches};
+use trainstore_testkit::{Fault, FaultProxy};
 
-use crate::support::TestDb;
+use crate::support::{TestDb, assert_timeout, server_addr, url_through, with_password};
+
+fn retries(max_retries: u32) -> WriteOptions {
+    WriteOptions {
+        max_retries,
+        ..WriteOptions::default()
+    }
+}
 
 fn predictions(rows: usize, pad: usize) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
@@ -70,7 +80,7 @@ async fn a_label_is_written_once_however_often_it_is_sent() {
         "predictions",
         "run-1",
         std::slice::from_ref(&batch),
-        3,
+        &retries(3),
     )
     .await
     .unwrap();
@@ -80,7 +90,7 @@ async fn a_label_is_written_once_however_often_it_is_sent() {
         "predictions",
         "run-1",
         std::slice::from_ref(&batch),
-        3,
+        &retries(3),
     )
     .await
     .unwrap();
@@ -91,7 +101,7 @@ async fn a_label_is_written_once_however_often_it_is_sent() {
         "predictions",
         "run-2",
         std::slice::from_ref(&batch),
-        3,
+        &retries(3),
     )
     .await
     .unwrap();
@@ -122,7 +132,7 @@ async fn concurrent_writers_with_one_label_write_once() {
         .map(|_| {
             let (url, batch) = (url.clone(), batch.clone());
             tokio::spawn(async move {
-                write_batches(&url, "predictions", "shared", &[batch], 3)
+                write_batches(&url, "predictions", "shared", &[batch], &retries(3))
                     .await
                     .unwrap()
             })
@@ -144,8 +154,9 @@ async fn a_connection_killed_mid_write_is_retried_without_duplicates() {
     // About 15 MB in several statements of one transaction: long enough to be caught mid-way.
     let batch = predictions(30_000, 500);
     let url = db.url();
-    let writer =
-        tokio::spawn(async move { write_batches(&url, "predictions", "big", &[batch], 3).await });
+    let writer = tokio::spawn(async move {
+        write_batches(&url, "predictions", "big", &[batch], &retries(3)).await
+    });
     let mut admin = db.conn().await;
     let mut killed = false;
     for _ in 0..2000 {
@@ -177,7 +188,7 @@ async fn a_connection_killed_mid_write_is_retried_without_duplicates() {
         "predictions",
         "big",
         &[predictions(30_000, 500)],
-        0,
+        &retries(0),
     )
     .await
     .unwrap();
@@ -196,7 +207,7 @@ async fn bad_writes_are_refused_before_touching_the_database() {
             "predictions",
             label,
             std::slice::from_ref(&batch),
-            0,
+            &retries(0),
         )
         .await
         .unwrap_err();
@@ -210,13 +221,13 @@ async fn bad_writes_are_refused_before_touching_the_database() {
         "pred`ictions",
         "l",
         std::slice::from_ref(&batch),
-        0,
+        &retries(0),
     )
     .await
     .unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
     assert!(
-        write_batches(&db.url(), "predictions", "l", &[], 0)
+        write_batches(&db.url(), "predictions", "l", &[], &retries(0))
             .await
             .is_err()
     );
@@ -226,16 +237,120 @@ async fn bad_writes_are_refused_before_touching_the_database() {
         "predictions",
         hostile,
         std::slice::from_ref(&batch),
-        0,
+        &retries(0),
     )
     .await
     .unwrap();
     assert!(
-        write_batches(&db.url(), "predictions", hostile, &[batch], 0)
+        write_batches(&db.url(), "predictions", hostile, &[batch], &retries(0))
             .await
             .unwrap()
             .already_written
     );
     assert_eq!(count(&db, "predictions").await, 3);
+    db.drop_db().await;
+}
+
+/// Write options with deadlines short enough for tests.
+fn quick(max_retries: u32, timeout: Duration) -> WriteOptions {
+    WriteOptions {
+        max_retries,
+        timeout,
+        timeouts: Timeouts {
+            connect: Duration::from_secs(3),
+            read: Duration::from_secs(2),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_the_write_in_seconds_retries_within_the_deadline() {
+    let db = TestDb::new().await;
+    let proxy = FaultProxy::start(server_addr(), Fault::Stall { after: 0 }).await;
+    let url = with_password(&url_through(&db, &proxy));
+    let batch = predictions(10, 0);
+    let started = Instant::now();
+    let err = write_batches(
+        &url,
+        "predictions",
+        "l",
+        std::slice::from_ref(&batch),
+        &quick(1, Duration::from_secs(60)),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(20), "{err}");
+    assert_timeout(&err, "connect", proxy.addr());
+    assert!(err.to_string().contains("2 attempts"), "{err}");
+    assert_eq!(proxy.accepted(), 2);
+
+    // Many retries allowed, but the whole write has 4 s.
+    let started = Instant::now();
+    let err = write_batches(
+        &url,
+        "predictions",
+        "l",
+        std::slice::from_ref(&batch),
+        &quick(100, Duration::from_secs(4)),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(8), "{err}");
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains(&proxy.addr().to_string()), "{err}");
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cut_off_mid_insert_leaves_nothing_and_a_rerun_writes_it_once() {
+    let db = TestDb::new().await;
+    let batch = predictions(20_000, 100);
+    for fault in [
+        Fault::Stall { after: 256 << 10 },
+        Fault::Reset { after: 256 << 10 },
+        Fault::Truncate { after: 256 << 10 },
+    ] {
+        let proxy = FaultProxy::start(server_addr(), fault).await;
+        let err = write_batches(
+            &url_through(&db, &proxy),
+            "predictions",
+            "cut",
+            std::slice::from_ref(&batch),
+            &quick(1, Duration::from_secs(60)),
+        )
+        .await
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&proxy.addr().to_string()),
+            "{fault:?}: {text}"
+        );
+        assert!(text.contains("2 attempts"), "{fault:?}: {text}");
+        if matches!(fault, Fault::Stall { .. }) {
+            // The retry waits on the label the stalled attempt's open transaction still holds.
+            assert_timeout(&err, "claim label", proxy.addr());
+        } else {
+            assert!(matches!(err, Error::Remote { .. }), "{fault:?}: {text}");
+        }
+    }
+    let mut conn = db.conn().await;
+    let labels: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM _trainstore_labels")
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+    assert_eq!(labels, Some(0), "no cut-off write may claim its label");
+    assert_eq!(count(&db, "predictions").await, 0);
+    let done = write_batches(
+        &db.url(),
+        "predictions",
+        "cut",
+        std::slice::from_ref(&batch),
+        &retries(0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.rows_written, 20_000);
+    assert_eq!(count(&db, "predictions").await, 20_000);
     db.drop_db().await;
 }

@@ -203,6 +203,7 @@ async fn pushdown_on_mariadb_returns_what_the_in_process_engine_returns() {
         &trainstore_core::Secret::new(db.url()),
         "snapshots",
         batches.clone(),
+        trainstore_doris::Timeouts::default(),
     )
     .await
     .unwrap();
