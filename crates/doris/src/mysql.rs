@@ -33,8 +33,10 @@ use crate::sql::{Ident, Literals, Select, TableRef, snapshot_columns};
 use crate::stream::limited;
 
 mod asof;
+pub(crate) mod tls;
 mod wire;
 pub use asof::AsOfWindows;
+use tls::Tls;
 use wire::{ResultSet, Row, WireConn, WireError, WirePool, WireResult};
 
 /// How reads are run.
@@ -129,6 +131,11 @@ pub(crate) fn mysql_error(operation: &'static str, e: mysql_async::Error) -> Err
 impl DorisSource {
     /// Connects to `url` (`mysql://user:password@host:port/db`) and reads `table` (`db.table`,
     /// or a table of the URL's database) with `schema`.
+    ///
+    /// TLS: `?require_ssl=true` encrypts every connection, verifying that the server's
+    /// certificate chains to a public root, or to the CA in `ssl_ca=/path/ca.pem` (which also
+    /// turns TLS on), and names the host; `verify_identity=false` skips the name check,
+    /// `verify_ca=false` every check, `built_in_roots=false` trusts the `ssl_ca` CA only.
     pub async fn connect(
         url: &Secret,
         table: &str,
@@ -143,13 +150,13 @@ impl DorisSource {
             ));
         }
         let opts = parse_url(url)?;
-        if opts.ssl_opts().is_some() {
-            return Err(Error::invalid(
-                "MySQL URL",
-                redact_url(url.expose()),
-                "TLS is not supported by the MySQL-protocol reader; use the Flight SQL endpoint",
-            ));
-        }
+        let tls =
+            match opts.ssl_opts() {
+                Some(ssl) => Some(Tls::new(ssl, opts.ip_or_hostname()).await.map_err(
+                    |reason| Error::invalid("MySQL URL", redact_url(url.expose()), reason),
+                )?),
+                None => None,
+            };
         let endpoint = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
         let table = TableRef::parse(table, opts.db_name())?;
 
@@ -157,7 +164,7 @@ impl DorisSource {
         // starts the pool.
         let timed = Deadline::after(options.query_timeout);
         let mut probe = timed
-            .within("connect", WireConn::connect(&opts))
+            .within("connect", WireConn::connect(&opts, tls.as_ref()))
             .await?
             .map_err(|e| connect_error(&endpoint, e))?;
         let session = timed
@@ -225,7 +232,7 @@ impl DorisSource {
         for statement in &setup {
             timed.run("connect", probe.execute(statement)).await?;
         }
-        let pool = WirePool::new(opts, setup, options.partitions * 2, probe);
+        let pool = WirePool::new(opts, tls, setup, options.partitions * 2, probe);
 
         tracing::info!(%endpoint, %table, ?dialect, "doris source connected");
         Ok(DorisSource {
@@ -303,15 +310,41 @@ impl DorisSource {
     }
 }
 
-/// Parses a `mysql://` URL without ever echoing it (it holds the password).
+/// Parses a `mysql://` URL without ever echoing it (it holds the password): mysql_async's
+/// parameters, and `ssl_ca=/path/ca.pem`, the CA the server's certificate may chain to, read
+/// here (it turns TLS on, as the MySQL client's `--ssl-ca` does).
 pub(crate) fn parse_url(url: &Secret) -> Result<Opts> {
-    Opts::from_url(url.expose()).map_err(|_| {
-        Error::invalid(
-            "MySQL URL",
-            redact_url(url.expose()),
-            "expected mysql://user:password@host:port/database",
-        )
-    })
+    let invalid = |reason: String| Error::invalid("MySQL URL", redact_url(url.expose()), reason);
+    let bad = || invalid("expected mysql://user:password@host:port/database".to_owned());
+    let mut parsed = url::Url::parse(url.expose()).map_err(|_| bad())?;
+    let (ca, rest): (Vec<_>, Vec<_>) = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .partition(|(k, _)| k == "ssl_ca");
+    if ca.is_empty() {
+        return Opts::from_url(url.expose()).map_err(|_| bad());
+    }
+    let tls_asked = rest.iter().any(|(k, _)| k == "require_ssl");
+    parsed.query_pairs_mut().clear().extend_pairs(rest);
+    if !tls_asked {
+        // mysql_async applies `verify_ca` and the like only when TLS is asked for.
+        parsed.query_pairs_mut().append_pair("require_ssl", "true");
+    }
+    let opts = Opts::from_url(parsed.as_str()).map_err(|_| bad())?;
+    let Some(ssl) = opts.ssl_opts().cloned() else {
+        return Err(invalid("ssl_ca with require_ssl=false".to_owned()));
+    };
+    let mut roots = Vec::new();
+    for (_, path) in ca {
+        roots.push(
+            tls::read_ca(std::path::Path::new(&path))
+                .map_err(invalid)?
+                .into(),
+        );
+    }
+    Ok(mysql_async::OptsBuilder::from_opts(opts)
+        .ssl_opts(ssl.with_root_certs(roots))
+        .into())
 }
 
 /// Which server `conn` talks to, and how its session escapes literals.

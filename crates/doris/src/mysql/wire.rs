@@ -5,8 +5,9 @@
 //! million design-document rows through it took 2.6–2.8 s of client CPU, through this 1.4–1.6 s
 //! (BENCHMARKS.md).
 //!
-//! It speaks what a reader needs from a Doris FE (or MariaDB): plain TCP, the
-//! `mysql_native_password` plugin (or no password), `COM_QUERY` and text-protocol result sets.
+//! It speaks what a reader needs from a Doris FE (or MariaDB, MySQL): TCP, plain or with TLS
+//! (`tls`), the `mysql_native_password` plugin (or no password), `COM_QUERY` and text-protocol
+//! result sets.
 //! Handshake and error packets are parsed by `mysql_common`, the protocol crate under
 //! mysql_async; packet framing and rows are ours.
 
@@ -16,13 +17,16 @@ use std::sync::Mutex;
 
 use mysql_async::Opts;
 use mysql_common::constants::CapabilityFlags;
+use mysql_common::constants::UTF8MB4_GENERAL_CI;
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
-    AuthPlugin, AuthSwitchRequest, ErrPacket, HandshakePacket, HandshakeResponse,
+    AuthPlugin, AuthSwitchRequest, ErrPacket, HandshakePacket, HandshakeResponse, SslRequest,
 };
 use mysql_common::proto::MySerialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::tls::{Stream, Tls};
 
 /// The read buffer: the most one `recv` can bring (a packet larger than this grows it).
 const READ_BUFFER: usize = 1 << 20;
@@ -46,6 +50,9 @@ pub(crate) enum WireError {
     },
     /// The server sent something this client does not expect or support.
     Protocol(String),
+    /// The TLS handshake failed: the server's certificate is not trusted, or it speaks no TLS
+    /// we do. Trying again will not help.
+    Tls(std::io::Error),
 }
 
 pub(crate) type WireResult<T> = std::result::Result<T, WireError>;
@@ -56,7 +63,7 @@ impl WireError {
         match self {
             WireError::Io(_) => true,
             WireError::Server { code, .. } => TRANSIENT_SERVER_ERRORS.contains(code),
-            WireError::Protocol(_) => false,
+            WireError::Protocol(_) | WireError::Tls(_) => false,
         }
     }
 
@@ -75,6 +82,7 @@ impl fmt::Display for WireError {
             WireError::Io(e) => write!(f, "connection: {e}"),
             WireError::Server { code, message } => write!(f, "server error {code}: {message}"),
             WireError::Protocol(what) => write!(f, "protocol: {what}"),
+            WireError::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -97,7 +105,7 @@ enum Frame {
 
 /// One connection.
 pub(crate) struct WireConn {
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes received; `pos..end` is not consumed yet.
     buf: Vec<u8>,
     pos: usize,
@@ -112,16 +120,21 @@ pub(crate) struct WireConn {
 }
 
 impl WireConn {
-    /// Connects and logs in with the URL's user, password and database.
-    pub async fn connect(opts: &Opts) -> WireResult<Self> {
+    /// Connects, over TLS when `tls` is given, and logs in with the URL's user, password and
+    /// database.
+    pub async fn connect(opts: &Opts, tls: Option<&Tls>) -> WireResult<Self> {
         let stream = TcpStream::connect((opts.ip_or_hostname(), opts.tcp_port())).await?;
         stream.set_nodelay(true)?;
-        let mut conn = WireConn::over(stream);
-        conn.log_in(opts).await?;
+        let mut conn = WireConn::over(Stream::Plain(stream));
+        let hello = conn.hello().await?;
+        if let Some(tls) = tls {
+            conn = conn.encrypt(tls, &hello).await?;
+        }
+        conn.log_in(opts, &hello).await?;
         Ok(conn)
     }
 
-    fn over(stream: TcpStream) -> Self {
+    fn over(stream: Stream) -> Self {
         WireConn {
             stream,
             buf: vec![0; READ_BUFFER],
@@ -134,7 +147,8 @@ impl WireConn {
         }
     }
 
-    async fn log_in(&mut self, opts: &Opts) -> WireResult<()> {
+    /// Reads the server's greeting and settles the capabilities both sides use.
+    async fn hello(&mut self) -> WireResult<Hello> {
         let hello = self.packet().await?;
         let hello = &self.buf[hello];
         if hello.first() == Some(&0xFF) {
@@ -164,13 +178,49 @@ impl WireConn {
             .maria_db_server_version_parsed()
             .or_else(|| handshake.server_version_parsed())
             .unwrap_or((0, 0, 0));
+        Ok(Hello {
+            nonce,
+            version,
+            offers_tls: handshake
+                .capabilities()
+                .contains(CapabilityFlags::CLIENT_SSL),
+        })
+    }
+
+    /// Asks the server to switch to TLS (an `SSLRequest`) and runs the TLS handshake; the
+    /// login then goes over the encrypted connection.
+    async fn encrypt(mut self, tls: &Tls, hello: &Hello) -> WireResult<Self> {
+        if !hello.offers_tls {
+            return Err(protocol(
+                "the URL asks for TLS (require_ssl) but the server does not offer it",
+            ));
+        }
+        self.capabilities |= CapabilityFlags::CLIENT_SSL;
+        let mut request = Vec::new();
+        SslRequest::new(self.capabilities, MAX_PACKET, UTF8MB4_GENERAL_CI as u8)
+            .serialize(&mut request);
+        self.write_packet(&request).await?;
+        // Bytes that came before the handshake would be read as if they had been encrypted.
+        if self.pos != self.end {
+            return Err(protocol("the server sent data before the TLS handshake"));
+        }
+        let Stream::Plain(tcp) = self.stream else {
+            return Err(protocol("TLS requested twice"));
+        };
+        Ok(WireConn {
+            stream: tls.wrap(tcp).await.map_err(WireError::Tls)?,
+            ..self
+        })
+    }
+
+    async fn log_in(&mut self, opts: &Opts, hello: &Hello) -> WireResult<()> {
         // Whatever the server proposes, we answer with the plugin Doris accounts use; an
         // account with another one makes the server ask us to switch.
         let plugin = AuthPlugin::MysqlNativePassword;
-        let scramble = auth_data(&plugin, opts.pass(), &nonce);
+        let scramble = auth_data(&plugin, opts.pass(), &hello.nonce);
         let response = HandshakeResponse::new(
             Some(scramble),
-            version,
+            hello.version,
             opts.user().map(str::as_bytes),
             opts.db_name().map(str::as_bytes),
             Some(plugin),
@@ -281,7 +331,7 @@ impl WireConn {
         if self.busy || self.pos != self.end {
             return false;
         }
-        matches!(self.stream.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        matches!(self.stream.tcp().try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     /// The next packet's payload, joined from its fragments, as a range of the buffer (valid
@@ -386,6 +436,14 @@ impl WireConn {
     }
 }
 
+/// What the server's greeting tells the login.
+struct Hello {
+    /// The scramble passwords are answered with.
+    nonce: Vec<u8>,
+    version: (u16, u16, u16),
+    offers_tls: bool,
+}
+
 /// The rows of one query, read as they arrive.
 pub(crate) struct ResultSet<'c> {
     conn: &'c mut WireConn,
@@ -461,6 +519,7 @@ impl<'a> Row<'a> {
 /// Idle connections kept for the next read, each set up by the same statements.
 pub(crate) struct WirePool {
     opts: Opts,
+    tls: Option<Tls>,
     setup: Vec<String>,
     idle: Mutex<Vec<WireConn>>,
     max_idle: usize,
@@ -468,9 +527,16 @@ pub(crate) struct WirePool {
 
 impl WirePool {
     /// A pool that keeps up to `max_idle` connections, with `first` already set up.
-    pub fn new(opts: Opts, setup: Vec<String>, max_idle: usize, first: WireConn) -> Self {
+    pub fn new(
+        opts: Opts,
+        tls: Option<Tls>,
+        setup: Vec<String>,
+        max_idle: usize,
+        first: WireConn,
+    ) -> Self {
         WirePool {
             opts,
+            tls,
             setup,
             idle: Mutex::new(vec![first]),
             max_idle,
@@ -487,7 +553,7 @@ impl WirePool {
                 None => break,
             }
         }
-        let mut conn = WireConn::connect(&self.opts).await?;
+        let mut conn = WireConn::connect(&self.opts, self.tls.as_ref()).await?;
         for statement in &self.setup {
             conn.execute(statement).await?;
         }
@@ -569,8 +635,8 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let (client, server) = tokio::join!(TcpStream::connect(address), listener.accept());
         (
-            WireConn::over(client.unwrap()),
-            WireConn::over(server.unwrap().0),
+            WireConn::over(Stream::Plain(client.unwrap())),
+            WireConn::over(Stream::Plain(server.unwrap().0)),
         )
     }
 
