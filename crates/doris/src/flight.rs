@@ -7,6 +7,9 @@
 //! failed read starts over with a new `GetFlightInfo`, skipping the rows already handed out;
 //! the session is closed at the end. Advertised BE addresses can be rewritten for clients that
 //! cannot reach them (NAT, proxies, `0.0.0.0`).
+//!
+//! `grpc+tls://` (or `https://`) URLs encrypt the FE's and the BEs' connections, trusting the
+//! public roots or the CA of `?ssl_ca=/path/ca.pem`, the parameter MySQL URLs take too.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,7 +25,7 @@ use arrow_flight::{Action, FlightInfo};
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use trainstore_core::{
     DataSource, Error, Filter, RecordBatchStream, Result, ScanRequest, Secret, TimeRange,
     apply_filters,
@@ -53,8 +56,11 @@ pub struct FlightSource {
 }
 
 struct Inner {
-    /// `grpc://host:port` of the FE.
+    /// `http://host:port` or `https://host:port` of the FE.
     fe: String,
+    /// Whom encrypted connections (the FE's, when it is `https`, and any BE's advertised with
+    /// TLS) trust.
+    tls: ClientTlsConfig,
     user: String,
     password: Secret,
     table: TableRef,
@@ -84,18 +90,86 @@ fn flight_error(operation: &'static str, e: impl fmt::Display, transient: bool) 
 /// One Flight SQL session on the FE.
 struct Session {
     client: FlightSqlServiceClient<Channel>,
+    tls: ClientTlsConfig,
     rewrite: HashMap<String, String>,
     bes: HashMap<String, FlightSqlServiceClient<Channel>>,
 }
 
-async fn channel(uri: &str) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(uri.to_owned())
+/// A connection to `uri`, encrypted with `tls` when it is `https://`.
+async fn channel(uri: &str, tls: &ClientTlsConfig) -> Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(uri.to_owned())
         .map_err(|e| Error::invalid("Flight SQL URL", uri, e.to_string()))?
         .connect_timeout(Duration::from_secs(10));
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| flight_error("connect", format!("{uri}: {e}"), true))
+    if uri.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(tls.clone())
+            .map_err(|e| Error::invalid("Flight SQL URL", uri, causes(&e)))?;
+    }
+    endpoint.connect().await.map_err(|e| {
+        // A certificate that is not trusted stays so: only network failures may pass.
+        let certificate = certificate_error(&e);
+        flight_error("connect", format!("{uri}: {}", causes(&e)), !certificate)
+    })
+}
+
+/// An error with the errors that caused it: tonic's own say only "transport error".
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Whether TLS refused the server's certificate somewhere down `e`'s causes.
+fn certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let rustls = c.downcast_ref::<rustls::Error>().or_else(|| {
+            c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref()?.downcast_ref::<rustls::Error>())
+        });
+        if matches!(rustls, Some(rustls::Error::InvalidCertificate(_))) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// The FE's `http(s)://host:port` and whom TLS trusts, from a Flight SQL URL.
+fn parse_flight_url(url: &str) -> Result<(String, ClientTlsConfig)> {
+    let invalid = |reason: String| Error::invalid("Flight SQL URL", url, reason);
+    let expected = || invalid("expected grpc://host:port or grpc+tls://host:port".to_owned());
+    let parsed = url::Url::parse(url).map_err(|_| expected())?;
+    let secure = match parsed.scheme() {
+        "grpc" | "grpc+tcp" | "http" => false,
+        "grpc+tls" | "https" => true,
+        _ => return Err(expected()),
+    };
+    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+        return Err(expected());
+    };
+    let mut tls = ClientTlsConfig::new();
+    let mut ca = None;
+    for (key, value) in parsed.query_pairs() {
+        match &*key {
+            "ssl_ca" if secure => ca = Some(value.into_owned()),
+            "ssl_ca" => return Err(invalid("ssl_ca needs a grpc+tls:// URL".to_owned())),
+            other => return Err(invalid(format!("unknown parameter {other}"))),
+        }
+    }
+    tls = match ca {
+        Some(path) => tls.ca_certificate(Certificate::from_pem(
+            crate::mysql::tls::read_ca(std::path::Path::new(&path)).map_err(invalid)?,
+        )),
+        None => tls.with_webpki_roots(),
+    };
+    let scheme = if secure { "https" } else { "http" };
+    Ok((format!("{scheme}://{host}:{port}"), tls))
 }
 
 fn sql_client(channel: Channel) -> FlightSqlServiceClient<Channel> {
@@ -108,13 +182,14 @@ fn sql_client(channel: Channel) -> FlightSqlServiceClient<Channel> {
 impl Session {
     /// Handshake (Basic → Bearer) and the session variables every read needs.
     async fn open(inner: &Inner) -> Result<Self> {
-        let mut client = sql_client(channel(&inner.fe).await?);
+        let mut client = sql_client(channel(&inner.fe, &inner.tls).await?);
         client
             .handshake(&inner.user, inner.password.expose())
             .await
             .map_err(|e| flight_error("handshake", e, false))?;
         let mut session = Session {
             client,
+            tls: inner.tls.clone(),
             rewrite: inner.options.rewrite.clone(),
             bes: HashMap::new(),
         };
@@ -163,7 +238,7 @@ impl Session {
         if let Some(c) = self.bes.get(&uri) {
             return Ok(c.clone());
         }
-        let mut client = sql_client(channel(&uri).await?);
+        let mut client = sql_client(channel(&uri, &self.tls).await?);
         if let Some(token) = self.client.token() {
             client.set_token(token.clone());
         }
@@ -244,8 +319,8 @@ impl Session {
 }
 
 impl FlightSource {
-    /// Connects to the FE at `url` (`grpc://host:port`) as `user` and reads `table`
-    /// (`db.table`) with `schema`.
+    /// Connects to the FE at `url` (`grpc://host:port`, or `grpc+tls://host:port` with an
+    /// optional `?ssl_ca=/path/ca.pem`) as `user` and reads `table` (`db.table`) with `schema`.
     pub async fn connect(
         url: &str,
         user: &str,
@@ -254,25 +329,11 @@ impl FlightSource {
         schema: SnapshotSchema,
         options: FlightOptions,
     ) -> Result<Self> {
-        if !(url.starts_with("grpc://")
-            || url.starts_with("grpc+tcp://")
-            || url.starts_with("http://"))
-        {
-            return Err(Error::invalid(
-                "Flight SQL URL",
-                url,
-                "expected grpc://host:port",
-            ));
-        }
-        let fe = format!(
-            "http://{}",
-            url.split_once("://")
-                .map_or(url, |(_, rest)| rest)
-                .trim_end_matches('/')
-        );
+        let (fe, tls) = parse_flight_url(url)?;
         let table = TableRef::parse(table, None)?;
         let mut inner = Inner {
             fe,
+            tls,
             user: user.to_owned(),
             password,
             table,
@@ -349,7 +410,7 @@ impl DataSource for FlightSource {
     fn describe(&self) -> String {
         format!(
             "doris flight {}/{}",
-            self.inner.fe.trim_start_matches("http://"),
+            self.inner.fe.split_once("://").map_or("", |(_, fe)| fe),
             self.inner.table
         )
     }
