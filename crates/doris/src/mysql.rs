@@ -67,12 +67,43 @@ impl Default for ReadOptions {
     }
 }
 
-/// Which server answered: the session variables differ.
+/// Which server answered: the session variables and some SQL differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// Apache Doris (its FE says so in `@@version_comment`).
     Doris,
-    /// MariaDB or MySQL, the stand-in for Doris in tests.
+    /// MariaDB (its `@@version` says so), the stand-in for Doris in tests.
+    MariaDb,
+    /// MySQL 8, or another server of the MySQL protocol.
     MySql,
+}
+
+impl Dialect {
+    /// The server behind `@@version` and `@@version_comment`.
+    fn of(version: &str, version_comment: &str) -> Self {
+        if version_comment.to_ascii_lowercase().contains("doris") {
+            Dialect::Doris
+        } else if version.to_ascii_lowercase().contains("mariadb") {
+            Dialect::MariaDb
+        } else {
+            Dialect::MySql
+        }
+    }
+
+    /// What every read session sets: UTC, and the query timeout the server enforces.
+    fn session_settings(self, query_timeout: Duration) -> Vec<String> {
+        let secs = query_timeout.as_secs().max(1);
+        let timeout = match self {
+            Dialect::Doris => format!("SET query_timeout = {secs}"),
+            Dialect::MariaDb => format!("SET SESSION max_statement_time = {secs}"),
+            // Milliseconds, and for SELECT only (which is all a read runs).
+            Dialect::MySql => format!(
+                "SET SESSION max_execution_time = {}",
+                query_timeout.as_millis().max(1000)
+            ),
+        };
+        vec!["SET time_zone = '+00:00'".to_owned(), timeout]
+    }
 }
 
 /// How a raw column is decoded from the text protocol.
@@ -167,19 +198,15 @@ impl DorisSource {
             .within("connect", WireConn::connect(&opts, tls.as_ref()))
             .await?
             .map_err(|e| connect_error(&endpoint, e))?;
-        let session = timed
-            .run(
-                "connect",
-                probe.text_rows("SELECT @@version_comment, @@SESSION.sql_mode"),
-            )
-            .await?;
+        let session = timed.run("connect", probe.text_rows(SESSION_QUERY)).await?;
         let cell = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten();
         let (dialect, literals) = match session.first() {
             Some(row) => session_of(
                 &cell(row, 0).unwrap_or_default(),
                 &cell(row, 1).unwrap_or_default(),
+                &cell(row, 2).unwrap_or_default(),
             ),
-            None => session_of("", ""),
+            None => session_of("", "", ""),
         };
         let describe = format!("SHOW COLUMNS FROM {table}");
         let columns = timed
@@ -218,17 +245,7 @@ impl DorisSource {
                 .collect::<Vec<_>>(),
         ));
 
-        let secs = options.query_timeout.as_secs().max(1);
-        let setup = match dialect {
-            Dialect::Doris => vec![
-                "SET time_zone = '+00:00'".to_owned(),
-                format!("SET query_timeout = {secs}"),
-            ],
-            Dialect::MySql => vec![
-                "SET time_zone = '+00:00'".to_owned(),
-                format!("SET SESSION max_statement_time = {secs}"),
-            ],
-        };
+        let setup = dialect.session_settings(options.query_timeout);
         for statement in &setup {
             timed.run("connect", probe.execute(statement)).await?;
         }
@@ -347,25 +364,24 @@ pub(crate) fn parse_url(url: &Secret) -> Result<Opts> {
         .into())
 }
 
+/// What tells the server and the session's escaping apart.
+const SESSION_QUERY: &str = "SELECT @@version, @@version_comment, @@SESSION.sql_mode";
+
 /// Which server `conn` talks to, and how its session escapes literals.
 pub(crate) async fn session_info(conn: &mut Conn) -> Result<(Dialect, Literals)> {
-    let (comment, sql_mode): (String, String) = conn
-        .query_first("SELECT @@version_comment, @@SESSION.sql_mode")
+    let (version, comment, sql_mode): (String, String, String) = conn
+        .query_first(SESSION_QUERY)
         .await
         .map_err(|e| mysql_error("connect", e))?
         .unwrap_or_default();
-    Ok(session_of(&comment, &sql_mode))
+    Ok(session_of(&version, &comment, &sql_mode))
 }
 
-/// The server and the session's escaping, from `@@version_comment` and `@@sql_mode`.
-fn session_of(version_comment: &str, sql_mode: &str) -> (Dialect, Literals) {
-    let dialect = if version_comment.to_ascii_lowercase().contains("doris") {
-        Dialect::Doris
-    } else {
-        Dialect::MySql
-    };
+/// The server and the session's escaping, from `@@version`, `@@version_comment` and
+/// `@@sql_mode`.
+fn session_of(version: &str, version_comment: &str, sql_mode: &str) -> (Dialect, Literals) {
     (
-        dialect,
+        Dialect::of(version, version_comment),
         Literals {
             no_backslash_escapes: sql_mode.contains("NO_BACKSLASH_ESCAPES"),
         },
@@ -791,6 +807,49 @@ impl DataSource for DorisSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dialects_are_told_apart_by_version_and_comment_and_set_their_own_timeout() {
+        // `@@version`, `@@version_comment` as each server reports them.
+        let cases = [
+            (
+                "5.7.99",
+                "Doris version doris-2.1.7-rc03-443e87e203",
+                Dialect::Doris,
+            ),
+            ("10.11.19-MariaDB-0+deb12u1", "Debian 12", Dialect::MariaDb),
+            (
+                "11.4.2-MariaDB",
+                "mariadb.org binary distribution",
+                Dialect::MariaDb,
+            ),
+            ("8.0.39", "MySQL Community Server - GPL", Dialect::MySql),
+            ("8.4.2", "Source distribution", Dialect::MySql),
+        ];
+        for (version, comment, dialect) in cases {
+            assert_eq!(
+                Dialect::of(version, comment),
+                dialect,
+                "{version} {comment}"
+            );
+        }
+        let timeout = |d: Dialect| d.session_settings(Duration::from_millis(2500))[1].clone();
+        assert_eq!(timeout(Dialect::Doris), "SET query_timeout = 2");
+        assert_eq!(
+            timeout(Dialect::MariaDb),
+            "SET SESSION max_statement_time = 2"
+        );
+        assert_eq!(
+            timeout(Dialect::MySql),
+            "SET SESSION max_execution_time = 2500"
+        );
+        for d in [Dialect::Doris, Dialect::MariaDb, Dialect::MySql] {
+            assert_eq!(
+                d.session_settings(Duration::ZERO)[0],
+                "SET time_zone = '+00:00'"
+            );
+        }
+    }
 
     #[test]
     fn row_keys_tell_apart_rows_that_differ_in_any_cell_its_place_or_nullness() {

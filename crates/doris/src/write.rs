@@ -171,7 +171,7 @@ async fn write_once(
             }
             Ok((written, already))
         }
-        Dialect::MySql => {
+        Dialect::MariaDb | Dialect::MySql => {
             conn.query_drop(format!(
                 "CREATE TABLE IF NOT EXISTS {table} ({definition}) ENGINE=InnoDB"
             ))

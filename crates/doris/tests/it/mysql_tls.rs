@@ -12,7 +12,9 @@ use arrow::array::RecordBatch;
 use mysql_async::prelude::Queryable;
 use trainstore_core::{Error, Secret};
 use trainstore_doris::load::load_design_doc_rows;
-use trainstore_doris::{DorisSource, ReadOptions, SnapshotGenerator, SnapshotSchema, SynthConfig};
+use trainstore_doris::{
+    Dialect, DorisSource, ReadOptions, SnapshotGenerator, SnapshotSchema, SynthConfig,
+};
 
 use crate::certs::TestCa;
 use crate::support::scan_all;
@@ -172,6 +174,7 @@ async fn reads_over_tls_from_a_server_whose_certificate_chains_to_the_given_ca()
     let source = connect(&server.url(&user, "localhost", &db, &ca))
         .await
         .unwrap();
+    assert_eq!(source.dialect(), Dialect::MariaDb);
     assert_eq!(rows(&scan_all(&source).await), rows(&raw));
     // Parts read in parallel open more connections, each encrypted, and a second scan reuses
     // them.
