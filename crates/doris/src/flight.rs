@@ -7,6 +7,9 @@
 //! failed read starts over with a new `GetFlightInfo`, skipping the rows already handed out;
 //! the session is closed at the end. Advertised BE addresses can be rewritten for clients that
 //! cannot reach them (NAT, proxies, `0.0.0.0`).
+//!
+//! `grpc+tls://` (or `https://`) URLs encrypt the FE's and the BEs' connections, trusting the
+//! public roots or the CA of `?ssl_ca=/path/ca.pem`, the parameter MySQL URLs take too.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,7 +25,7 @@ use arrow_flight::{Action, FlightInfo};
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use trainstore_core::{
     DataSource, Error, Filter, RecordBatchStream, Result, ScanRequest, Secret, TimeRange,
     apply_filters,
@@ -54,8 +57,11 @@ pub struct FlightSource {
 }
 
 struct Inner {
-    /// `http://host:port` of the FE.
+    /// `http://host:port` or `https://host:port` of the FE.
     fe: String,
+    /// Whom encrypted connections (the FE's, when it is `https`, and any BE's advertised with
+    /// TLS) trust.
+    tls: ClientTlsConfig,
     user: String,
     password: Secret,
     table: TableRef,
@@ -118,23 +124,95 @@ struct Session {
     /// `host:port` of the FE.
     fe: String,
     timeouts: Timeouts,
+    tls: ClientTlsConfig,
     rewrite: HashMap<String, String>,
     bes: HashMap<String, FlightSqlServiceClient<Channel>>,
 }
 
-/// A connection to `uri` (`http://host:port`), made within the connect timeout.
-async fn channel(uri: &str, timeouts: Timeouts) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(uri.to_owned())
+/// A connection to `uri` (`http(s)://host:port`), made within the connect timeout and
+/// encrypted with `tls` when it is `https://`.
+async fn channel(uri: &str, tls: &ClientTlsConfig, timeouts: Timeouts) -> Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(uri.to_owned())
         .map_err(|e| Error::invalid("Flight SQL URL", uri, e.to_string()))?
         .connect_timeout(timeouts.connect);
-    call(
-        authority(uri),
-        "connect",
+    if uri.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(tls.clone())
+            .map_err(|e| Error::invalid("Flight SQL URL", uri, causes(&e)))?;
+    }
+    let fe = authority(uri);
+    within(
         timeouts.connect,
-        true,
+        &service(fe),
+        "connect",
         endpoint.connect(),
     )
-    .await
+    .await?
+    .map_err(|e| {
+        // A certificate that is not trusted stays so: only network failures may pass.
+        let certificate = certificate_error(&e);
+        flight_error(fe, "connect", causes(&e), !certificate)
+    })
+}
+
+/// An error with the errors that caused it: tonic's own say only "transport error".
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Whether TLS refused the server's certificate somewhere down `e`'s causes.
+fn certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let rustls = c.downcast_ref::<rustls::Error>().or_else(|| {
+            c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref()?.downcast_ref::<rustls::Error>())
+        });
+        if matches!(rustls, Some(rustls::Error::InvalidCertificate(_))) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// The FE's `http(s)://host:port` and whom TLS trusts, from a Flight SQL URL.
+fn parse_flight_url(url: &str) -> Result<(String, ClientTlsConfig)> {
+    let invalid = |reason: String| Error::invalid("Flight SQL URL", url, reason);
+    let expected = || invalid("expected grpc://host:port or grpc+tls://host:port".to_owned());
+    let parsed = url::Url::parse(url).map_err(|_| expected())?;
+    let secure = match parsed.scheme() {
+        "grpc" | "grpc+tcp" | "http" => false,
+        "grpc+tls" | "https" => true,
+        _ => return Err(expected()),
+    };
+    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+        return Err(expected());
+    };
+    let mut tls = ClientTlsConfig::new();
+    let mut ca = None;
+    for (key, value) in parsed.query_pairs() {
+        match &*key {
+            "ssl_ca" if secure => ca = Some(value.into_owned()),
+            "ssl_ca" => return Err(invalid("ssl_ca needs a grpc+tls:// URL".to_owned())),
+            other => return Err(invalid(format!("unknown parameter {other}"))),
+        }
+    }
+    tls = match ca {
+        Some(path) => tls.ca_certificate(Certificate::from_pem(
+            crate::mysql::tls::read_ca(std::path::Path::new(&path)).map_err(invalid)?,
+        )),
+        None => tls.with_webpki_roots(),
+    };
+    let scheme = if secure { "https" } else { "http" };
+    Ok((format!("{scheme}://{host}:{port}"), tls))
 }
 
 fn sql_client(channel: Channel) -> FlightSqlServiceClient<Channel> {
@@ -149,7 +227,7 @@ impl Session {
     async fn open(inner: &Inner) -> Result<Self> {
         let timeouts = inner.options.read.timeouts;
         let fe = authority(&inner.fe).to_owned();
-        let mut client = sql_client(channel(&inner.fe, timeouts).await?);
+        let mut client = sql_client(channel(&inner.fe, &inner.tls, timeouts).await?);
         call(
             &fe,
             "handshake",
@@ -162,6 +240,7 @@ impl Session {
             client,
             fe,
             timeouts,
+            tls: inner.tls.clone(),
             rewrite: inner.options.rewrite.clone(),
             bes: HashMap::new(),
         };
@@ -215,7 +294,7 @@ impl Session {
         if let Some(c) = self.bes.get(&uri) {
             return Ok((c.clone(), dialed));
         }
-        let mut client = sql_client(channel(&uri, self.timeouts).await?);
+        let mut client = sql_client(channel(&uri, &self.tls, self.timeouts).await?);
         if let Some(token) = self.client.token() {
             client.set_token(token.clone());
         }
@@ -294,8 +373,8 @@ impl Session {
 }
 
 impl FlightSource {
-    /// Connects to the FE at `url` (`grpc://host:port`) as `user` and reads `table`
-    /// (`db.table`) with `schema`.
+    /// Connects to the FE at `url` (`grpc://host:port`, or `grpc+tls://host:port` with an
+    /// optional `?ssl_ca=/path/ca.pem`) as `user` and reads `table` (`db.table`) with `schema`.
     pub async fn connect(
         url: &str,
         user: &str,
@@ -304,26 +383,12 @@ impl FlightSource {
         schema: SnapshotSchema,
         options: FlightOptions,
     ) -> Result<Self> {
-        if !(url.starts_with("grpc://")
-            || url.starts_with("grpc+tcp://")
-            || url.starts_with("http://"))
-        {
-            return Err(Error::invalid(
-                "Flight SQL URL",
-                url,
-                "expected grpc://host:port",
-            ));
-        }
-        let fe = format!(
-            "http://{}",
-            url.split_once("://")
-                .map_or(url, |(_, rest)| rest)
-                .trim_end_matches('/')
-        );
+        let (fe, tls) = parse_flight_url(url)?;
         let table = TableRef::parse(table, None)?;
         options.read.timeouts.check()?;
         let mut inner = Inner {
             fe,
+            tls,
             user: user.to_owned(),
             password,
             table,
@@ -405,7 +470,7 @@ impl DataSource for FlightSource {
     fn describe(&self) -> String {
         format!(
             "doris flight {}/{}",
-            self.inner.fe.trim_start_matches("http://"),
+            self.inner.fe.split_once("://").map_or("", |(_, fe)| fe),
             self.inner.table
         )
     }

@@ -35,7 +35,7 @@ pub async fn load_design_doc_rows(
         // such as one part of a parallel read, then reads only its own rows instead of
         // scanning the table. The sequence that makes the key unique is invisible to
         // `SELECT *`.
-        Dialect::MySql => format!(
+        Dialect::MariaDb | Dialect::MySql => format!(
             "CREATE TABLE IF NOT EXISTS {table} (`time` BIGINT NOT NULL, `feature` LONGTEXT, \
              `seq` BIGINT NOT NULL AUTO_INCREMENT INVISIBLE, PRIMARY KEY (`time`, `seq`), KEY `by_seq` (`seq`))"
         ),

@@ -33,8 +33,10 @@ use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef, snaps
 use crate::stream::limited;
 
 mod asof;
+pub(crate) mod tls;
 mod wire;
 pub use asof::AsOfWindows;
+use tls::Tls;
 use wire::{ResultSet, Row, WireConn, WireError, WirePool, WireResult};
 
 /// How reads are run.
@@ -70,12 +72,43 @@ impl Default for ReadOptions {
     }
 }
 
-/// Which server answered: the session variables differ.
+/// Which server answered: the session variables and some SQL differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// Apache Doris (its FE says so in `@@version_comment`).
     Doris,
-    /// MariaDB or MySQL, the stand-in for Doris in tests.
+    /// MariaDB (its `@@version` says so), the stand-in for Doris in tests.
+    MariaDb,
+    /// MySQL 8, or another server of the MySQL protocol.
     MySql,
+}
+
+impl Dialect {
+    /// The server behind `@@version` and `@@version_comment`.
+    fn of(version: &str, version_comment: &str) -> Self {
+        if version_comment.to_ascii_lowercase().contains("doris") {
+            Dialect::Doris
+        } else if version.to_ascii_lowercase().contains("mariadb") {
+            Dialect::MariaDb
+        } else {
+            Dialect::MySql
+        }
+    }
+
+    /// What every read session sets: UTC, and the query timeout the server enforces.
+    fn session_settings(self, query_timeout: Duration) -> Vec<String> {
+        let secs = query_timeout.as_secs().max(1);
+        let timeout = match self {
+            Dialect::Doris => format!("SET query_timeout = {secs}"),
+            Dialect::MariaDb => format!("SET SESSION max_statement_time = {secs}"),
+            // Milliseconds, and for SELECT only (which is all a read runs).
+            Dialect::MySql => format!(
+                "SET SESSION max_execution_time = {}",
+                query_timeout.as_millis().max(1000)
+            ),
+        };
+        vec!["SET time_zone = '+00:00'".to_owned(), timeout]
+    }
 }
 
 /// How a raw column is decoded from the text protocol.
@@ -199,20 +232,22 @@ impl Link {
 
     /// Which server `conn` talks to, and how its session escapes literals.
     pub async fn session_info(&self, conn: &mut Conn) -> Result<(Dialect, Literals)> {
-        let (comment, sql_mode): (String, String) = self
-            .step(
-                "connect",
-                conn.query_first("SELECT @@version_comment, @@SESSION.sql_mode"),
-            )
+        let (version, comment, sql_mode): (String, String, String) = self
+            .step("connect", conn.query_first(SESSION_QUERY))
             .await?
             .unwrap_or_default();
-        Ok(session_of(&comment, &sql_mode))
+        Ok(session_of(&version, &comment, &sql_mode))
     }
 }
 
 impl DorisSource {
     /// Connects to `url` (`mysql://user:password@host:port/db`) and reads `table` (`db.table`,
     /// or a table of the URL's database) with `schema`.
+    ///
+    /// TLS: `?require_ssl=true` encrypts every connection, verifying that the server's
+    /// certificate chains to a public root, or to the CA in `ssl_ca=/path/ca.pem` (which also
+    /// turns TLS on), and names the host; `verify_identity=false` skips the name check,
+    /// `verify_ca=false` every check, `built_in_roots=false` trusts the `ssl_ca` CA only.
     pub async fn connect(
         url: &Secret,
         table: &str,
@@ -228,13 +263,19 @@ impl DorisSource {
         }
         options.timeouts.check()?;
         let opts = parse_url(url)?;
-        if opts.ssl_opts().is_some() {
-            return Err(Error::invalid(
-                "MySQL URL",
-                trainstore_core::redact_url(url.expose()),
-                "TLS is not supported by the MySQL-protocol reader; use the Flight SQL endpoint",
-            ));
-        }
+        let tls =
+            match opts.ssl_opts() {
+                Some(ssl) => Some(Tls::new(ssl, opts.ip_or_hostname()).await.map_err(
+                    |reason| {
+                        Error::invalid(
+                            "MySQL URL",
+                            trainstore_core::redact_url(url.expose()),
+                            reason,
+                        )
+                    },
+                )?),
+                None => None,
+            };
         let endpoint = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
         let table = TableRef::parse(table, opts.db_name())?;
 
@@ -242,21 +283,20 @@ impl DorisSource {
         // starts the pool.
         let timed = Deadline::after(options.query_timeout, &endpoint);
         let mut probe = timed
-            .run("connect", WireConn::connect(&opts, options.timeouts))
-            .await?;
-        let session = timed
             .run(
                 "connect",
-                probe.text_rows("SELECT @@version_comment, @@SESSION.sql_mode"),
+                WireConn::connect(&opts, options.timeouts, tls.as_ref()),
             )
             .await?;
+        let session = timed.run("connect", probe.text_rows(SESSION_QUERY)).await?;
         let cell = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten();
         let (dialect, literals) = match session.first() {
             Some(row) => session_of(
                 &cell(row, 0).unwrap_or_default(),
                 &cell(row, 1).unwrap_or_default(),
+                &cell(row, 2).unwrap_or_default(),
             ),
-            None => session_of("", ""),
+            None => session_of("", "", ""),
         };
         let describe = format!("SHOW COLUMNS FROM {table}");
         let columns = timed
@@ -294,21 +334,18 @@ impl DorisSource {
                 .collect::<Vec<_>>(),
         ));
 
-        let secs = options.query_timeout.as_secs().max(1);
-        let setup = match dialect {
-            Dialect::Doris => vec![
-                "SET time_zone = '+00:00'".to_owned(),
-                format!("SET query_timeout = {secs}"),
-            ],
-            Dialect::MySql => vec![
-                "SET time_zone = '+00:00'".to_owned(),
-                format!("SET SESSION max_statement_time = {secs}"),
-            ],
-        };
+        let setup = dialect.session_settings(options.query_timeout);
         for statement in &setup {
             timed.run("connect", probe.execute(statement)).await?;
         }
-        let pool = WirePool::new(opts, options.timeouts, setup, options.partitions * 2, probe);
+        let pool = WirePool::new(
+            opts,
+            options.timeouts,
+            tls,
+            setup,
+            options.partitions * 2,
+            probe,
+        );
 
         tracing::info!(%endpoint, %table, ?dialect, "doris source connected");
         Ok(DorisSource {
@@ -386,26 +423,57 @@ impl DorisSource {
     }
 }
 
-/// Parses a `mysql://` URL without ever echoing it (it holds the password).
+/// Parses a `mysql://` URL without ever echoing it (it holds the password): mysql_async's
+/// parameters, and `ssl_ca=/path/ca.pem`, the CA the server's certificate may chain to, read
+/// here (it turns TLS on, as the MySQL client's `--ssl-ca` does).
 pub(crate) fn parse_url(url: &Secret) -> Result<Opts> {
-    Opts::from_url(url.expose()).map_err(|_| {
+    let invalid = |reason: String| {
         Error::invalid(
             "MySQL URL",
             trainstore_core::redact_url(url.expose()),
-            "expected mysql://user:password@host:port/database",
+            reason,
         )
-    })
+    };
+    let bad = || invalid("expected mysql://user:password@host:port/database".to_owned());
+    let mut parsed = url::Url::parse(url.expose()).map_err(|_| bad())?;
+    let (ca, rest): (Vec<_>, Vec<_>) = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .partition(|(k, _)| k == "ssl_ca");
+    if ca.is_empty() {
+        return Opts::from_url(url.expose()).map_err(|_| bad());
+    }
+    let tls_asked = rest.iter().any(|(k, _)| k == "require_ssl");
+    parsed.query_pairs_mut().clear().extend_pairs(rest);
+    if !tls_asked {
+        // mysql_async applies `verify_ca` and the like only when TLS is asked for.
+        parsed.query_pairs_mut().append_pair("require_ssl", "true");
+    }
+    let opts = Opts::from_url(parsed.as_str()).map_err(|_| bad())?;
+    let Some(ssl) = opts.ssl_opts().cloned() else {
+        return Err(invalid("ssl_ca with require_ssl=false".to_owned()));
+    };
+    let mut roots = Vec::new();
+    for (_, path) in ca {
+        roots.push(
+            tls::read_ca(std::path::Path::new(&path))
+                .map_err(invalid)?
+                .into(),
+        );
+    }
+    Ok(mysql_async::OptsBuilder::from_opts(opts)
+        .ssl_opts(ssl.with_root_certs(roots))
+        .into())
 }
 
-/// The server and the session's escaping, from `@@version_comment` and `@@sql_mode`.
-fn session_of(version_comment: &str, sql_mode: &str) -> (Dialect, Literals) {
-    let dialect = if version_comment.to_ascii_lowercase().contains("doris") {
-        Dialect::Doris
-    } else {
-        Dialect::MySql
-    };
+/// What tells the server and the session's escaping apart.
+const SESSION_QUERY: &str = "SELECT @@version, @@version_comment, @@SESSION.sql_mode";
+
+/// The server and the session's escaping, from `@@version`, `@@version_comment` and
+/// `@@sql_mode`.
+fn session_of(version: &str, version_comment: &str, sql_mode: &str) -> (Dialect, Literals) {
     (
-        dialect,
+        Dialect::of(version, version_comment),
         Literals {
             no_backslash_escapes: sql_mode.contains("NO_BACKSLASH_ESCAPES"),
         },
@@ -828,6 +896,49 @@ impl DataSource for DorisSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dialects_are_told_apart_by_version_and_comment_and_set_their_own_timeout() {
+        // `@@version`, `@@version_comment` as each server reports them.
+        let cases = [
+            (
+                "5.7.99",
+                "Doris version doris-2.1.7-rc03-443e87e203",
+                Dialect::Doris,
+            ),
+            ("10.11.19-MariaDB-0+deb12u1", "Debian 12", Dialect::MariaDb),
+            (
+                "11.4.2-MariaDB",
+                "mariadb.org binary distribution",
+                Dialect::MariaDb,
+            ),
+            ("8.0.39", "MySQL Community Server - GPL", Dialect::MySql),
+            ("8.4.2", "Source distribution", Dialect::MySql),
+        ];
+        for (version, comment, dialect) in cases {
+            assert_eq!(
+                Dialect::of(version, comment),
+                dialect,
+                "{version} {comment}"
+            );
+        }
+        let timeout = |d: Dialect| d.session_settings(Duration::from_millis(2500))[1].clone();
+        assert_eq!(timeout(Dialect::Doris), "SET query_timeout = 2");
+        assert_eq!(
+            timeout(Dialect::MariaDb),
+            "SET SESSION max_statement_time = 2"
+        );
+        assert_eq!(
+            timeout(Dialect::MySql),
+            "SET SESSION max_execution_time = 2500"
+        );
+        for d in [Dialect::Doris, Dialect::MariaDb, Dialect::MySql] {
+            assert_eq!(
+                d.session_settings(Duration::ZERO)[0],
+                "SET time_zone = '+00:00'"
+            );
+        }
+    }
 
     #[test]
     fn row_keys_tell_apart_rows_that_differ_in_any_cell_its_place_or_nullness() {

@@ -212,7 +212,7 @@ async fn write_once(
             }
             Ok((written, already))
         }
-        Dialect::MySql => {
+        Dialect::MariaDb | Dialect::MySql => {
             let create = format!("CREATE TABLE IF NOT EXISTS {table} ({definition}) ENGINE=InnoDB");
             link.step("create table", conn.query_drop(create)).await?;
             let labels = TableRef {

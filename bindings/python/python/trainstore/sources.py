@@ -202,8 +202,11 @@ class DorisSource(_Source):
     time range into ``partitions`` parts read in parallel. Over MySQL a dropped connection is
     retried, skipping the rows already returned, so no row is repeated or lost; over Flight a
     failure before any batch was returned starts over with a new ticket. The MySQL-protocol
-    reader speaks plain TCP to ``mysql_native_password`` accounts, as Doris does; for an
-    encrypted transport use Flight SQL.
+    reader logs in to ``mysql_native_password`` accounts, as Doris has them.
+    TLS: ``url`` takes ``?require_ssl=true`` (the server's certificate must chain to a public
+    root) or ``?ssl_ca=/path/ca.pem`` (to that CA), with ``verify_identity=false`` or
+    ``verify_ca=false`` to check less; ``flight_url="grpc+tls://fe:8070"`` encrypts Flight,
+    trusting the public roots or the CA of ``?ssl_ca=/path/ca.pem``.
     ``flight_rewrite`` maps advertised BE addresses (``host:port``) to reachable ones.
     ``query_timeout`` bounds a whole query, retries included; ``connect_timeout`` (seconds to
     connect and log in) and ``read_timeout`` (seconds the server may stay silent) give up on a

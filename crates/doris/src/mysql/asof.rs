@@ -335,7 +335,7 @@ impl Inner {
         let document = Ident::new(document)?;
         Ok(match self.dialect {
             Dialect::Doris => format!("JSON_EXTRACT_STRING(f.{document}, {path})"),
-            Dialect::MySql => format!("JSON_VALUE(f.{document}, {path})"),
+            Dialect::MariaDb | Dialect::MySql => format!("JSON_VALUE(f.{document}, {path})"),
         })
     }
 }

@@ -5,8 +5,9 @@
 //! million design-document rows through it took 2.6–2.8 s of client CPU, through this 1.4–1.6 s
 //! (BENCHMARKS.md).
 //!
-//! It speaks what a reader needs from a Doris FE (or MariaDB): plain TCP, the
-//! `mysql_native_password` plugin (or no password), `COM_QUERY` and text-protocol result sets.
+//! It speaks what a reader needs from a Doris FE (or MariaDB, MySQL): TCP, plain or with TLS
+//! (`tls`), the `mysql_native_password` plugin (or no password), `COM_QUERY` and text-protocol
+//! result sets.
 //! Handshake and error packets are parsed by `mysql_common`, the protocol crate under
 //! mysql_async; packet framing and rows are ours.
 
@@ -17,14 +18,16 @@ use std::time::Duration;
 
 use mysql_async::Opts;
 use mysql_common::constants::CapabilityFlags;
+use mysql_common::constants::UTF8MB4_GENERAL_CI;
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
-    AuthPlugin, AuthSwitchRequest, ErrPacket, HandshakePacket, HandshakeResponse,
+    AuthPlugin, AuthSwitchRequest, ErrPacket, HandshakePacket, HandshakeResponse, SslRequest,
 };
 use mysql_common::proto::MySerialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::tls::{Stream, Tls};
 use crate::net::Timeouts;
 
 /// The read buffer: the most one `recv` can bring (a packet larger than this grows it).
@@ -54,6 +57,9 @@ pub(crate) enum WireError {
         phase: &'static str,
         after: Duration,
     },
+    /// The TLS handshake failed: the server's certificate is not trusted, or it speaks no TLS
+    /// we do. Trying again will not help.
+    Tls(std::io::Error),
 }
 
 pub(crate) type WireResult<T> = std::result::Result<T, WireError>;
@@ -64,7 +70,7 @@ impl WireError {
         match self {
             WireError::Io(_) | WireError::TimedOut { .. } => true,
             WireError::Server { code, .. } => TRANSIENT_SERVER_ERRORS.contains(code),
-            WireError::Protocol(_) => false,
+            WireError::Protocol(_) | WireError::Tls(_) => false,
         }
     }
 
@@ -86,6 +92,7 @@ impl fmt::Display for WireError {
             WireError::TimedOut { phase, after } => {
                 write!(f, "no answer to {phase} within {after:?}")
             }
+            WireError::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -108,7 +115,7 @@ enum Frame {
 
 /// One connection.
 pub(crate) struct WireConn {
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes received; `pos..end` is not consumed yet.
     buf: Vec<u8>,
     pos: usize,
@@ -125,9 +132,9 @@ pub(crate) struct WireConn {
 }
 
 impl WireConn {
-    /// Connects and logs in with the URL's user, password and database, both within the
-    /// connect timeout.
-    pub async fn connect(opts: &Opts, timeouts: Timeouts) -> WireResult<Self> {
+    /// Connects, over TLS when `tls` is given, and logs in with the URL's user, password and
+    /// database, all within the connect timeout.
+    pub async fn connect(opts: &Opts, timeouts: Timeouts, tls: Option<&Tls>) -> WireResult<Self> {
         let deadline = tokio::time::Instant::now() + timeouts.connect;
         let timed_out = |phase| WireError::TimedOut {
             phase,
@@ -139,8 +146,17 @@ impl WireConn {
             .map_err(|_| timed_out("connect"))??;
         stream.set_nodelay(true)?;
         // Logging in waits on the connect deadline alone; reads wait the read timeout after.
-        let mut conn = WireConn::over(stream, timeouts.connect);
-        tokio::time::timeout_at(deadline, conn.log_in(opts))
+        let conn = WireConn::over(Stream::Plain(stream), timeouts.connect);
+        let log_in = async move {
+            let mut conn = conn;
+            let hello = conn.hello().await?;
+            if let Some(tls) = tls {
+                conn = conn.encrypt(tls, &hello).await?;
+            }
+            conn.log_in(opts, &hello).await?;
+            Ok(conn)
+        };
+        let mut conn = tokio::time::timeout_at(deadline, log_in)
             .await
             .map_err(|_| timed_out("handshake"))?
             .map_err(|e| match e {
@@ -151,7 +167,7 @@ impl WireConn {
         Ok(conn)
     }
 
-    fn over(stream: TcpStream, read_timeout: Duration) -> Self {
+    fn over(stream: Stream, read_timeout: Duration) -> Self {
         WireConn {
             stream,
             buf: vec![0; READ_BUFFER],
@@ -165,7 +181,8 @@ impl WireConn {
         }
     }
 
-    async fn log_in(&mut self, opts: &Opts) -> WireResult<()> {
+    /// Reads the server's greeting and settles the capabilities both sides use.
+    async fn hello(&mut self) -> WireResult<Hello> {
         let hello = self.packet().await?;
         let hello = &self.buf[hello];
         if hello.first() == Some(&0xFF) {
@@ -195,13 +212,49 @@ impl WireConn {
             .maria_db_server_version_parsed()
             .or_else(|| handshake.server_version_parsed())
             .unwrap_or((0, 0, 0));
+        Ok(Hello {
+            nonce,
+            version,
+            offers_tls: handshake
+                .capabilities()
+                .contains(CapabilityFlags::CLIENT_SSL),
+        })
+    }
+
+    /// Asks the server to switch to TLS (an `SSLRequest`) and runs the TLS handshake; the
+    /// login then goes over the encrypted connection.
+    async fn encrypt(mut self, tls: &Tls, hello: &Hello) -> WireResult<Self> {
+        if !hello.offers_tls {
+            return Err(protocol(
+                "the URL asks for TLS (require_ssl) but the server does not offer it",
+            ));
+        }
+        self.capabilities |= CapabilityFlags::CLIENT_SSL;
+        let mut request = Vec::new();
+        SslRequest::new(self.capabilities, MAX_PACKET, UTF8MB4_GENERAL_CI as u8)
+            .serialize(&mut request);
+        self.write_packet(&request).await?;
+        // Bytes that came before the handshake would be read as if they had been encrypted.
+        if self.pos != self.end {
+            return Err(protocol("the server sent data before the TLS handshake"));
+        }
+        let Stream::Plain(tcp) = self.stream else {
+            return Err(protocol("TLS requested twice"));
+        };
+        Ok(WireConn {
+            stream: tls.wrap(tcp).await.map_err(WireError::Tls)?,
+            ..self
+        })
+    }
+
+    async fn log_in(&mut self, opts: &Opts, hello: &Hello) -> WireResult<()> {
         // Whatever the server proposes, we answer with the plugin Doris accounts use; an
         // account with another one makes the server ask us to switch.
         let plugin = AuthPlugin::MysqlNativePassword;
-        let scramble = auth_data(&plugin, opts.pass(), &nonce);
+        let scramble = auth_data(&plugin, opts.pass(), &hello.nonce);
         let response = HandshakeResponse::new(
             Some(scramble),
-            version,
+            hello.version,
             opts.user().map(str::as_bytes),
             opts.db_name().map(str::as_bytes),
             Some(plugin),
@@ -312,7 +365,7 @@ impl WireConn {
         if self.busy || self.pos != self.end {
             return false;
         }
-        matches!(self.stream.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        matches!(self.stream.tcp().try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     /// The next packet's payload, joined from its fragments, as a range of the buffer (valid
@@ -433,6 +486,14 @@ impl WireConn {
     }
 }
 
+/// What the server's greeting tells the login.
+struct Hello {
+    /// The scramble passwords are answered with.
+    nonce: Vec<u8>,
+    version: (u16, u16, u16),
+    offers_tls: bool,
+}
+
 /// The rows of one query, read as they arrive.
 pub(crate) struct ResultSet<'c> {
     conn: &'c mut WireConn,
@@ -509,6 +570,7 @@ impl<'a> Row<'a> {
 pub(crate) struct WirePool {
     opts: Opts,
     timeouts: Timeouts,
+    tls: Option<Tls>,
     setup: Vec<String>,
     idle: Mutex<Vec<WireConn>>,
     max_idle: usize,
@@ -519,6 +581,7 @@ impl WirePool {
     pub fn new(
         opts: Opts,
         timeouts: Timeouts,
+        tls: Option<Tls>,
         setup: Vec<String>,
         max_idle: usize,
         first: WireConn,
@@ -526,6 +589,7 @@ impl WirePool {
         WirePool {
             opts,
             timeouts,
+            tls,
             setup,
             idle: Mutex::new(vec![first]),
             max_idle,
@@ -542,7 +606,7 @@ impl WirePool {
                 None => break,
             }
         }
-        let mut conn = WireConn::connect(&self.opts, self.timeouts).await?;
+        let mut conn = WireConn::connect(&self.opts, self.timeouts, self.tls.as_ref()).await?;
         for statement in &self.setup {
             conn.execute(statement).await?;
         }
@@ -625,8 +689,8 @@ mod tests {
         let (client, server) = tokio::join!(TcpStream::connect(address), listener.accept());
         let patience = Duration::from_secs(30);
         (
-            WireConn::over(client.unwrap(), patience),
-            WireConn::over(server.unwrap().0, patience),
+            WireConn::over(Stream::Plain(client.unwrap()), patience),
+            WireConn::over(Stream::Plain(server.unwrap().0), patience),
         )
     }
 

@@ -25,6 +25,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use prost::Message;
+use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use trainstore_core::{DataSource, Filter, ScanRequest, Secret, TimeRange, Timestamp};
 use trainstore_doris::flight::{FlightOptions, FlightSource};
@@ -33,6 +34,7 @@ use trainstore_doris::{ReadOptions, SnapshotGenerator, SnapshotSchema, SynthConf
 
 use trainstore_testkit::{Fault, FaultProxy};
 
+use crate::certs::{ServerCert, TestCa};
 use crate::support::{TestDb, scan_all};
 
 type Batches = Arc<Mutex<HashMap<Vec<u8>, Vec<RecordBatch>>>>;
@@ -367,22 +369,49 @@ pub(crate) struct Cluster {
     break_next: Arc<AtomicBool>,
 }
 
-async fn serve<S: FlightService>(service: S, ip: &str) -> SocketAddr {
+/// Serves `service` on `listener`, over TLS with `tls`'s certificate when given.
+fn serve_on<S: FlightService>(
+    service: S,
+    listener: tokio::net::TcpListener,
+    tls: Option<&ServerCert>,
+) {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(cert) = tls {
+        let identity = Identity::from_pem(&cert.cert_pem, &cert.key_pem);
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .unwrap();
+    }
+    tokio::spawn(
+        builder
+            .add_service(FlightServiceServer::new(service))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+}
+
+async fn serve<S: FlightService>(service: S, ip: &str, tls: Option<&ServerCert>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
         .await
         .expect("loopback address");
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(FlightServiceServer::new(service))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    serve_on(service, listener, tls);
     addr
 }
 
 /// `advertise_unreachable`: the FE advertises the last BE at a dead address, as a BE behind
 /// NAT would, so only a client with the rewrite hook can read it.
 pub(crate) async fn cluster(mysql_url: String, advertise_unreachable: bool) -> Cluster {
+    cluster_with(mysql_url, advertise_unreachable, None).await
+}
+
+/// A cluster whose FE and BEs serve TLS with `tls` (a certificate for 127.0.0.1–4), and
+/// advertise `grpc+tls://` locations.
+async fn cluster_with(
+    mysql_url: String,
+    advertise_unreachable: bool,
+    tls: Option<&ServerCert>,
+) -> Cluster {
+    let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
     let log = Arc::new(Log::default());
     let fail_next = Arc::new(AtomicBool::new(false));
     let break_next = Arc::new(AtomicBool::new(false));
@@ -410,12 +439,12 @@ pub(crate) async fn cluster(mysql_url: String, advertise_unreachable: bool) -> C
                 Arc::new(AtomicBool::new(false))
             },
         };
-        let addr = serve(be.clone(), &format!("127.0.0.{k}")).await;
+        let addr = serve(be.clone(), &format!("127.0.0.{k}"), tls).await;
         be_addrs.push(addr);
         let advertised = if advertise_unreachable && k == 4 {
-            "grpc://127.0.0.1:1".to_owned()
+            format!("{scheme}://127.0.0.1:1")
         } else {
-            format!("grpc://{addr}")
+            format!("{scheme}://{addr}")
         };
         bes.push((be, advertised));
     }
@@ -427,14 +456,10 @@ pub(crate) async fn cluster(mysql_url: String, advertise_unreachable: bool) -> C
         sessions: Default::default(),
         own: Default::default(),
         bes,
-        location: format!("grpc://{fe_addr}"),
+        location: format!("{scheme}://{fe_addr}"),
         log: log.clone(),
     };
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(FlightServiceServer::new(fe))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    serve_on(fe, listener, tls);
     Cluster {
         fe_addr,
         be_addrs,
@@ -484,6 +509,26 @@ async fn connect(
 
 fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+/// Every row's values in Arrow's row format, sorted: equal lists mean the same rows.
+fn sorted_rows(batches: &[RecordBatch]) -> Vec<Vec<u8>> {
+    let fields = batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| SortField::new(f.data_type().clone()))
+        .collect();
+    let converter = RowConverter::new(fields).unwrap();
+    let mut lines: Vec<Vec<u8>> = batches
+        .iter()
+        .flat_map(|b| {
+            let rows = converter.convert_columns(b.columns()).unwrap();
+            rows.iter().map(|r| r.as_ref().to_vec()).collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -589,23 +634,7 @@ async fn a_stream_broken_after_rows_were_handed_out_is_read_again_without_repeat
         .unwrap();
     let read = || async {
         let batches: Vec<RecordBatch> = scan_all(&source).await;
-        // Every row's values in Arrow's row format: equal multisets mean the same rows.
-        let fields = batches[0]
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
-        let converter = RowConverter::new(fields).unwrap();
-        let mut lines: Vec<Vec<u8>> = batches
-            .iter()
-            .flat_map(|b| {
-                let rows = converter.convert_columns(b.columns()).unwrap();
-                rows.iter().map(|r| r.as_ref().to_vec()).collect::<Vec<_>>()
-            })
-            .collect();
-        lines.sort();
-        (rows(&batches), lines)
+        (rows(&batches), sorted_rows(&batches))
     };
     let (clean_rows, clean) = read().await;
     let before = cluster.log.events().len();
@@ -665,6 +694,91 @@ async fn unreachable_advertised_addresses_are_rewritten() {
         .await
         .unwrap();
     assert_eq!(rows(&read), rows(&raw));
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_over_tls_return_the_rows_of_a_plain_read_and_an_unknown_ca_is_refused() {
+    let (db, raw) = loaded().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("flight test CA");
+    let ca_path = ca.write(dir.path(), "ca.pem");
+    let unknown_ca = TestCa::new("unknown test CA").write(dir.path(), "unknown.pem");
+    let cert = ca.server(&["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]);
+    let secure = cluster_with(db.url().expose().to_owned(), false, Some(&cert)).await;
+    let plain = cluster(db.url().expose().to_owned(), false).await;
+    let connect_to = |url: String| {
+        let table = format!("{}.snapshots", db.name);
+        async move {
+            FlightSource::connect(
+                &url,
+                "root",
+                Secret::new("flight-secret"),
+                &table,
+                SnapshotSchema::design_doc(),
+                FlightOptions::default(),
+            )
+            .await
+        }
+    };
+
+    let source = connect_to(format!(
+        "grpc+tls://{}?ssl_ca={}",
+        secure.fe_addr,
+        ca_path.display()
+    ))
+    .await
+    .unwrap();
+    let encrypted = scan_all(&source).await;
+    let clear = scan_all(
+        &connect_to(format!("grpc://{}", plain.fe_addr))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(rows(&encrypted), rows(&raw));
+    assert!(sorted_rows(&encrypted) == sorted_rows(&clear));
+    let events = secure.log.events();
+    for be in ["be2", "be3", "be4"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with(&format!("doget {be} "))),
+            "{be} never served over TLS: {events:#?}"
+        );
+    }
+
+    let fe = secure.fe_addr.to_string();
+    for (url, why) in [
+        (
+            format!("grpc+tls://{fe}?ssl_ca={}", unknown_ca.display()),
+            "UnknownIssuer",
+        ),
+        // The public roots only.
+        (format!("grpc+tls://{fe}"), "UnknownIssuer"),
+    ] {
+        let err = connect_to(url.clone()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(
+                err,
+                trainstore_core::Error::Remote {
+                    transient: false,
+                    ..
+                }
+            ) && text.contains("certificate")
+                && text.contains(why)
+                && text.contains(&fe),
+            "{url}: {err:?}"
+        );
+    }
+    let err = connect_to(format!("grpc://{fe}?ssl_ca={}", ca_path.display()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, trainstore_core::Error::InvalidInput { .. }),
+        "{err}"
+    );
     db.drop_db().await;
 }
 
