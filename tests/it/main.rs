@@ -2,6 +2,7 @@
 //!
 //! Database tests need the MariaDB from `scripts/test-services` (`TRAINSTORE_TEST_MYSQL_URL`).
 
+mod crash;
 mod hostile;
 mod snapshots;
 mod workspace;

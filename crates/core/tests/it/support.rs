@@ -10,7 +10,6 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trainstore_core::{MountTable, ObjectStoreRef, StorageOptions};
 
 /// A place to run a test: its URL and the options to open it with.
@@ -69,32 +68,12 @@ pub fn s3_options() -> StorageOptions {
 /// A fresh bucket on the loopback S3 server.
 pub async fn s3() -> Backend {
     let bucket = unique("ts-test");
-    create_bucket(&bucket).await;
+    trainstore_testkit::create_bucket(&s3_endpoint(), &bucket).await;
     Backend {
         url: format!("s3://{bucket}/root"),
         options: s3_options(),
         _dir: None,
     }
-}
-
-/// Creates a bucket with a bare HTTP request (the S3 server on loopback does not check signatures
-/// for bucket creation, and object_store has no bucket API).
-async fn create_bucket(bucket: &str) {
-    let endpoint = s3_endpoint();
-    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .expect("S3 server reachable");
-    let request = format!(
-        "PUT /{bucket} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(
-        response.starts_with("HTTP/1.1 200"),
-        "bucket creation failed: {response}"
-    );
 }
 
 /// A store whose create-if-absent silently overwrites, like a gateway that ignores
