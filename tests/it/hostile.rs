@@ -90,24 +90,33 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-#[tokio::test]
-async fn a_read_only_workspace_can_be_read_and_reads_create_nothing() {
+/// A workspace at `dir` whose item `set` has one version of one data file holding `content`.
+async fn workspace_with_one_file(
+    dir: &std::path::Path,
+    content: &'static [u8],
+) -> (trainstore::Workspace, trainstore::core::FileEntry) {
     use trainstore::core::{DatasetName, NewVersion, UserName};
 
-    let dir = tempfile::tempdir().unwrap();
-    let ws_dir = dir.path().join("ws");
-    let ws = trainstore::Workspace::open(ws_dir.to_str().unwrap())
+    let ws = trainstore::Workspace::open(dir.to_str().unwrap())
         .await
         .unwrap();
-    let item = DatasetName::new("archived").unwrap();
+    let item = DatasetName::new("set").unwrap();
     let file = ws
         .catalog()
-        .put_file(&item, "part-0.bin", bytes::Bytes::from_static(b"rows"))
+        .put_file(&item, "part-0.bin", bytes::Bytes::from_static(content))
         .await
         .unwrap();
     let mut new = NewVersion::new(UserName::new("tester").unwrap());
-    new.files.push(file);
+    new.files.push(file.clone());
     ws.catalog().commit(&item, new).await.unwrap();
+    (ws, file)
+}
+
+#[tokio::test]
+async fn a_read_only_workspace_can_be_read_and_reads_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws_dir = dir.path().join("ws");
+    workspace_with_one_file(&ws_dir, b"rows").await;
     std::fs::remove_dir_all(ws_dir.join("catalog/_probe")).unwrap();
     let before = walk(dir.path());
 
@@ -129,23 +138,10 @@ async fn a_read_only_workspace_can_be_read_and_reads_create_nothing() {
 
 #[tokio::test]
 async fn verify_names_an_edited_data_file() {
-    use trainstore::core::{DatasetName, NewVersion, UserName};
-
     let dir = tempfile::tempdir().unwrap();
     let ws_dir = dir.path().join("ws");
-    let ws = trainstore::Workspace::open(ws_dir.to_str().unwrap())
-        .await
-        .unwrap();
-    let item = DatasetName::new("set").unwrap();
-    let file = ws
-        .catalog()
-        .put_file(&item, "part-0.bin", bytes::Bytes::from_static(b"1.0,2.0"))
-        .await
-        .unwrap();
+    let (ws, file) = workspace_with_one_file(&ws_dir, b"1.0,2.0").await;
     let path = ws_dir.join("catalog").join(&file.path);
-    let mut new = NewVersion::new(UserName::new("tester").unwrap());
-    new.files.push(file.clone());
-    ws.catalog().commit(&item, new).await.unwrap();
     let config = dir.path().join("config.yaml");
     let (ok, stdout, stderr) = cli(&["workspace", "verify", ws_dir.to_str().unwrap()], &config);
     assert!(ok, "{stderr}");

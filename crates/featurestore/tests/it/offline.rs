@@ -149,15 +149,10 @@ async fn a_workspace_recreated_in_place_answers_from_its_own_segments() {
     }
 }
 
-/// Values edited inside a segment, keeping its size, are found by the recorded hash instead of
-/// being served.
-#[tokio::test]
-async fn an_edited_segment_is_refused_naming_the_file() {
+/// A fixture whose view `basic` (entity `device`, TTL 3 days) reads `rows`.
+async fn with_basic_view(rows: &[FeatureRow]) -> Fixture {
     let f = Fixture::new().await;
-    let rows: Vec<_> = (0..50)
-        .map(|i| row("A", "1", T0 + i * DAY, 1000.0 + i as f64))
-        .collect();
-    let location = f.write("basic", feature_table(&rows)).await;
+    let location = f.write("basic", feature_table(rows)).await;
     f.store
         .apply(vec![
             device().into(),
@@ -165,6 +160,17 @@ async fn an_edited_segment_is_refused_naming_the_file() {
         ])
         .await
         .unwrap();
+    f
+}
+
+/// Values edited inside a segment, keeping its size, are found by the recorded hash instead of
+/// being served.
+#[tokio::test]
+async fn an_edited_segment_is_refused_naming_the_file() {
+    let rows: Vec<_> = (0..50)
+        .map(|i| row("A", "1", T0 + i * DAY, 1000.0 + i as f64))
+        .collect();
+    let f = with_basic_view(&rows).await;
     f.store
         .ingest(&name("basic"), ts(T0), ts(T0 + 60 * DAY))
         .await
@@ -232,18 +238,10 @@ async fn another_writer(f: &Fixture, who: &str) -> trainstore_featurestore::Feat
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_ingests_all_land_and_failures_leave_nothing() {
     const HOUR: i64 = 3_600_000;
-    let f = Fixture::new().await;
     let rows: Vec<_> = (0..8 * 60)
         .map(|i| row("A", "1", T0 + i * 60_000, i as f64))
         .collect();
-    let location = f.write("basic", feature_table(&rows)).await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &location, Ttl::days(3)).into(),
-        ])
-        .await
-        .unwrap();
+    let f = with_basic_view(&rows).await;
     let mut tasks = Vec::new();
     for hour in 0..8 {
         let store = another_writer(&f, &format!("writer{hour}")).await;
@@ -295,16 +293,8 @@ async fn parallel_ingests_all_land_and_failures_leave_nothing() {
 /// no longer answer; the source does.
 #[tokio::test]
 async fn segments_keyed_by_old_join_keys_are_not_used() {
-    let f = Fixture::new().await;
     let rows = vec![row("A", "1", T0, 1.0), row("A", "2", T0 + 1, 2.0)];
-    let location = f.write("basic", feature_table(&rows)).await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &location, Ttl::days(3)).into(),
-        ])
-        .await
-        .unwrap();
+    let f = with_basic_view(&rows).await;
     f.store
         .ingest(&name("basic"), ts(T0 - 5 * DAY), ts(T0 + DAY))
         .await
