@@ -20,7 +20,9 @@ use crate::certs::TestCa;
 use crate::support::scan_all;
 
 /// Creates the data directory, starts the server in the background, and waits until the test
-/// binary's end of stdin closes (it has exited) to stop it and delete the directory.
+/// binary's end of stdin closes (it has exited) to stop it and delete the directory. PAM
+/// accounts ask clients for `mysql_clear_password`, as Doris with LDAP does (the in-process
+/// `auth_pam_v1`: the other needs a setuid helper).
 const SERVE: &str = r#"
 set -eu
 PATH="$PATH:/usr/sbin:/usr/bin"
@@ -30,7 +32,8 @@ mariadb-install-db --no-defaults --user="$user" --datadir="$dir/data" \
 mariadbd --no-defaults --user="$user" --datadir="$dir/data" --bind-address=127.0.0.1 \
     --port="$port" --socket="$dir/mariadb.sock" --pid-file="$dir/mariadb.pid" --skip-log-bin \
     --innodb-buffer-pool-size=16M --ssl-ca="$dir/ca.pem" --ssl-cert="$dir/server.pem" \
-    --ssl-key="$dir/server-key.pem" >"$dir/server.log" 2>&1 &
+    --ssl-key="$dir/server-key.pem" --plugin-load-add=auth_pam_v1 \
+    --loose-pam-use-cleartext-plugin=ON >"$dir/server.log" 2>&1 &
 server=$!
 read -r _ || true
 kill "$server"
@@ -339,6 +342,39 @@ async fn an_account_with_a_plugin_the_reader_does_not_speak_is_refused_naming_it
     let endpoint = format!("localhost:{}", server.port);
     assert_refused(&err, "mysql_old_password", &endpoint, "tls-only-secret");
     assert!(err.to_string().contains("not supported"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clear_password_is_sent_over_tls_or_when_the_url_allows_and_refused_otherwise() {
+    let server = tls_server();
+    let (db, user, raw) = server.loaded().await;
+    // A PAM service no file configures: PAM's `other` refuses the password, but only once the
+    // server has it, so "Access denied" says it was sent.
+    server
+        .with_plugin(
+            &db,
+            &user,
+            &raw,
+            "VIA pam USING 'trainstore-unconfigured' REQUIRE NONE",
+        )
+        .await;
+    let endpoint = format!("localhost:{}", server.port);
+    let plain = server.url(&user, "localhost", &db, "");
+    let err = connect(&plain).await.unwrap_err();
+    assert_refused(&err, "mysql_clear_password", &endpoint, "tls-only-secret");
+    assert!(
+        err.to_string().contains("enable_cleartext_plugin=true"),
+        "says how to allow it: {err}"
+    );
+
+    let ca = format!("ssl_ca={}", server.ca.display());
+    for params in [ca, "enable_cleartext_plugin=true".to_owned()] {
+        let err = connect(&server.url(&user, "localhost", &db, &params))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("Access denied"), "{params}: {err}");
+        assert!(!format!("{err:?}").contains("tls-only-secret"), "{err:?}");
+    }
 }
 
 fn rand_u64() -> u64 {
