@@ -218,7 +218,7 @@ fn plugin_name(plugin: &AuthPlugin<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
     use std::process::Command;
 
@@ -343,7 +343,7 @@ mod tests {
     }
 
     /// A fresh RSA key pair: the private key's file and the public key's PEM.
-    fn rsa_key(dir: &Path, bits: u32) -> (String, Vec<u8>) {
+    pub(crate) fn rsa_key(dir: &Path, bits: u32) -> (String, Vec<u8>) {
         let key = dir.join("key.pem").display().to_string();
         let bits = format!("rsa_keygen_bits:{bits}");
         openssl(&[
@@ -359,6 +359,26 @@ mod tests {
         (key, public)
     }
 
+    /// `sealed` decrypted with the private key in `key`.
+    pub(crate) fn open(dir: &Path, key: &str, sealed: &[u8]) -> Vec<u8> {
+        let file = dir.join("sealed");
+        std::fs::write(&file, sealed).unwrap();
+        let file = file.display().to_string();
+        let oaep = "rsa_padding_mode:oaep";
+        openssl(&[
+            "pkeyutl", "-decrypt", "-inkey", key, "-pkeyopt", oaep, "-in", &file,
+        ])
+    }
+
+    /// `bytes` XORed with `nonce`, repeated.
+    pub(crate) fn xor(bytes: &[u8], nonce: &[u8]) -> Vec<u8> {
+        bytes
+            .iter()
+            .zip(nonce.iter().cycle())
+            .map(|(b, n)| b ^ n)
+            .collect()
+    }
+
     #[test]
     fn the_sha2_password_sealed_to_the_servers_key_opens_to_the_password_xor_nonce() {
         let dir = tempfile::tempdir().unwrap();
@@ -367,24 +387,10 @@ mod tests {
         let sealed =
             sha2_encrypted_password(Some("a-password-longer-than-20"), nonce, &public).unwrap();
         assert_eq!(sealed.len(), 256);
-        let file = dir.path().join("sealed");
-        std::fs::write(&file, &sealed).unwrap();
-        let opened = openssl(&[
-            "pkeyutl",
-            "-decrypt",
-            "-inkey",
-            &key,
-            "-pkeyopt",
-            "rsa_padding_mode:oaep",
-            "-in",
-            &file.display().to_string(),
-        ]);
-        let want: Vec<u8> = b"a-password-longer-than-20\0"
-            .iter()
-            .zip(nonce.iter().cycle())
-            .map(|(p, n)| p ^ n)
-            .collect();
-        assert_eq!(opened, want);
+        assert_eq!(
+            open(dir.path(), &key, &sealed),
+            xor(b"a-password-longer-than-20\0", nonce)
+        );
 
         let err = sha2_encrypted_password(Some(&"p".repeat(300)), nonce, &public).unwrap_err();
         assert!(err.contains("too long") && !err.contains("ppp"), "{err}");

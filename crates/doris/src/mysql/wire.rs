@@ -772,6 +772,84 @@ mod tests {
         assert!(matches!(err, WireError::Protocol(_)), "{err}");
     }
 
+    /// A server's OK packet.
+    const OK: [u8; 7] = [0, 0, 0, 2, 0, 0, 0];
+
+    /// Logs `client` in as a reader whose account uses `caching_sha2_password`, while
+    /// `server` switches it there and then plays `after_scramble` (given the nonce).
+    async fn sha2_log_in(
+        mut client: WireConn,
+        mut server: WireConn,
+        after_scramble: impl AsyncFnOnce(&mut WireConn, &[u8]),
+    ) -> WireResult<()> {
+        let opts = Opts::from_url("mysql://reader:sha2-secret@127.0.0.1:1/db").unwrap();
+        let hello = Hello {
+            nonce: vec![b'h'; 20],
+            version: (8, 0, 34),
+            offers_tls: false,
+        };
+        let nonce = *b"abcdefghij0123456789";
+        let script = async {
+            server.packet().await.unwrap();
+            let mut switch = b"\xFEcaching_sha2_password\0".to_vec();
+            switch.extend_from_slice(&nonce);
+            switch.push(0);
+            server.write_packet(&switch).await.unwrap();
+            let scramble = server.packet().await.unwrap();
+            let want = mysql_common::scramble::scramble_sha256(&nonce, b"sha2-secret").unwrap();
+            assert_eq!(server.buf[scramble], want);
+            after_scramble(&mut server, &nonce).await;
+        };
+        let (login, ()) = tokio::join!(client.log_in(&opts, &hello), script);
+        login
+    }
+
+    #[tokio::test]
+    async fn caching_sha2_password_logs_in_by_its_fast_path() {
+        let (client, server) = pair().await;
+        sha2_log_in(client, server, async |server, _| {
+            server.write_packet(&[0x01, 0x03]).await.unwrap();
+            server.write_packet(&OK).await.unwrap();
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn caching_sha2_passwords_full_authentication_on_plain_tcp_seals_it_to_the_servers_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, public) = auth::tests::rsa_key(dir.path(), 2048);
+        let (client, server) = pair().await;
+        sha2_log_in(client, server, async |server, nonce| {
+            server.write_packet(&[0x01, 0x04]).await.unwrap();
+            let request = server.packet().await.unwrap();
+            assert_eq!(server.buf[request], [0x02], "asks for the public key");
+            let mut key_packet = vec![0x01];
+            key_packet.extend_from_slice(&public);
+            server.write_packet(&key_packet).await.unwrap();
+            let sealed = server.packet().await.unwrap();
+            let opened = auth::tests::open(dir.path(), &key, &server.buf[sealed]);
+            assert_eq!(opened, auth::tests::xor(b"sha2-secret\0", nonce));
+            server.write_packet(&OK).await.unwrap();
+        })
+        .await
+        .unwrap();
+
+        // A server that answers the key request with garbage gets an error, not a panic.
+        let (client, server) = pair().await;
+        let err = sha2_log_in(client, server, async |server, _| {
+            server.write_packet(&[0x01, 0x04]).await.unwrap();
+            server.packet().await.unwrap();
+            server
+                .write_packet(b"\x01-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+                .await
+                .unwrap();
+        })
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("RSA public key"), "{err}");
+    }
+
     #[test]
     fn length_encoded_integers_of_every_width_null_and_truncation() {
         // Bytes, the value read, the bytes it takes.
