@@ -33,6 +33,7 @@ use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef, snaps
 use crate::stream::limited;
 
 mod asof;
+mod auth;
 pub(crate) mod tls;
 mod wire;
 pub use asof::AsOfWindows;

@@ -6,8 +6,7 @@
 //! (BENCHMARKS.md).
 //!
 //! It speaks what a reader needs from a Doris FE (or MariaDB, MySQL): TCP, plain or with TLS
-//! (`tls`), the `mysql_native_password` plugin (or no password), `COM_QUERY` and text-protocol
-//! result sets.
+//! (`tls`), the authentication plugins of `auth`, `COM_QUERY` and text-protocol result sets.
 //! Handshake and error packets are parsed by `mysql_common`, the protocol crate under
 //! mysql_async; packet framing and rows are ours.
 
@@ -21,12 +20,13 @@ use mysql_common::constants::CapabilityFlags;
 use mysql_common::constants::UTF8MB4_GENERAL_CI;
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
-    AuthPlugin, AuthSwitchRequest, ErrPacket, HandshakePacket, HandshakeResponse, SslRequest,
+    AuthPlugin, ErrPacket, HandshakePacket, HandshakeResponse, SslRequest,
 };
 use mysql_common::proto::MySerialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::auth::{self, Channel, Switch};
 use super::tls::{Stream, Tls};
 use crate::net::Timeouts;
 
@@ -247,13 +247,12 @@ impl WireConn {
         })
     }
 
+    /// Logs in as the URL's user. The first answer is `mysql_native_password`'s, what Doris
+    /// accounts use; an account with another plugin makes the server ask to switch, once.
     async fn log_in(&mut self, opts: &Opts, hello: &Hello) -> WireResult<()> {
-        // Whatever the server proposes, we answer with the plugin Doris accounts use; an
-        // account with another one makes the server ask us to switch.
         let plugin = AuthPlugin::MysqlNativePassword;
-        let scramble = auth_data(&plugin, opts.pass(), &hello.nonce);
         let response = HandshakeResponse::new(
-            Some(scramble),
+            Some(auth::scramble(&plugin, opts.pass(), &hello.nonce)),
             hello.version,
             opts.user().map(str::as_bytes),
             opts.db_name().map(str::as_bytes),
@@ -266,34 +265,66 @@ impl WireConn {
         response.serialize(&mut payload);
         self.write_packet(&payload).await?;
 
-        let mut switched = false;
+        let channel = Channel {
+            encrypted: matches!(self.stream, Stream::Tls(_)),
+            cleartext_allowed: opts.enable_cleartext_plugin(),
+        };
+        // The plugin switched to and its nonce, once the server has asked.
+        let mut switched: Option<(AuthPlugin<'static>, Vec<u8>)> = None;
         loop {
             let reply = self.packet().await?;
             let reply = &self.buf[reply];
-            match reply.first() {
-                Some(0x00) => return Ok(()),
-                Some(0xFF) => return Err(server_error(reply, self.capabilities)),
-                Some(0xFE) if !switched => {
-                    switched = true;
-                    let switch: AuthSwitchRequest<'_> = ParseBuf(reply)
-                        .parse(())
-                        .map_err(|e| protocol(format!("bad authentication switch: {e}")))?;
-                    let plugin = switch.auth_plugin();
-                    if plugin != AuthPlugin::MysqlNativePassword {
-                        return Err(protocol(format!(
-                            "the account's authentication plugin {} is not supported \
-                             (Doris accounts use mysql_native_password)",
-                            String::from_utf8_lossy(plugin.as_bytes())
-                        )));
+            match (reply.first(), &switched) {
+                (Some(0x00), _) => return Ok(()),
+                (Some(0xFF), _) => return Err(server_error(reply, self.capabilities)),
+                (Some(0xFE), None) => {
+                    let switch = Switch::parse(reply).map_err(protocol)?;
+                    let answer = auth::answer(&switch.plugin, opts.pass(), switch.nonce(), channel)
+                        .map_err(protocol)?;
+                    switched = Some((switch.plugin.clone().into_owned(), switch.nonce().to_vec()));
+                    self.write_packet(&answer).await?;
+                }
+                (Some(&auth::SHA2_MORE_DATA), Some((AuthPlugin::CachingSha2Password, nonce))) => {
+                    match reply.get(1) {
+                        // The OK packet follows.
+                        Some(&auth::SHA2_FAST_AUTH_OK) => {}
+                        Some(&auth::SHA2_FULL_AUTH) => {
+                            let nonce = nonce.clone();
+                            self.sha2_full_auth(opts.pass(), &nonce, channel).await?;
+                        }
+                        _ => return Err(protocol("unexpected caching_sha2_password packet")),
                     }
-                    let data = switch.plugin_data();
-                    let nonce = data.strip_suffix(&[0]).unwrap_or(data).to_vec();
-                    let scramble = auth_data(&plugin, opts.pass(), &nonce);
-                    self.write_packet(&scramble).await?;
                 }
                 _ => return Err(protocol("unexpected packet while logging in")),
             }
         }
+    }
+
+    /// Sends the password for `caching_sha2_password`'s full authentication: as it is over
+    /// TLS, else encrypted to the public key the server is asked for.
+    async fn sha2_full_auth(
+        &mut self,
+        password: Option<&str>,
+        nonce: &[u8],
+        channel: Channel,
+    ) -> WireResult<()> {
+        if channel.encrypted {
+            return self.write_packet(&auth::nul_terminated(password)).await;
+        }
+        self.write_packet(&[auth::SHA2_PUBLIC_KEY_REQUEST]).await?;
+        let key = self.packet().await?;
+        let key = &self.buf[key];
+        let pem = match key {
+            [auth::SHA2_MORE_DATA, pem @ ..] => pem,
+            [0xFF, ..] => return Err(server_error(key, self.capabilities)),
+            _ => {
+                return Err(protocol(
+                    "caching_sha2_password: no public key from the server",
+                ));
+            }
+        };
+        let encrypted = auth::sha2_encrypted_password(password, nonce, pem).map_err(protocol)?;
+        self.write_packet(&encrypted).await
     }
 
     /// Runs `sql`, which returns no rows (or rows nobody needs).
@@ -624,15 +655,6 @@ impl WirePool {
     }
 }
 
-/// The scramble `plugin` answers `nonce` with (empty for no password).
-fn auth_data(plugin: &AuthPlugin<'_>, password: Option<&str>, nonce: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    if let Some(data) = plugin.gen_data(password, nonce) {
-        data.serialize(&mut out);
-    }
-    out
-}
-
 fn server_error(payload: &[u8], capabilities: CapabilityFlags) -> WireError {
     match ParseBuf(payload).parse::<ErrPacket<'_>>(capabilities) {
         Ok(ErrPacket::Error(e)) => WireError::Server {
@@ -748,6 +770,84 @@ mod tests {
         assert_eq!(&to.buf[first], b"first");
         let err = to.packet().await.unwrap_err();
         assert!(matches!(err, WireError::Protocol(_)), "{err}");
+    }
+
+    /// A server's OK packet.
+    const OK: [u8; 7] = [0, 0, 0, 2, 0, 0, 0];
+
+    /// Logs `client` in as a reader whose account uses `caching_sha2_password`, while
+    /// `server` switches it there and then plays `after_scramble` (given the nonce).
+    async fn sha2_log_in(
+        mut client: WireConn,
+        mut server: WireConn,
+        after_scramble: impl AsyncFnOnce(&mut WireConn, &[u8]),
+    ) -> WireResult<()> {
+        let opts = Opts::from_url("mysql://reader:sha2-secret@127.0.0.1:1/db").unwrap();
+        let hello = Hello {
+            nonce: vec![b'h'; 20],
+            version: (8, 0, 34),
+            offers_tls: false,
+        };
+        let nonce = *b"abcdefghij0123456789";
+        let script = async {
+            server.packet().await.unwrap();
+            let mut switch = b"\xFEcaching_sha2_password\0".to_vec();
+            switch.extend_from_slice(&nonce);
+            switch.push(0);
+            server.write_packet(&switch).await.unwrap();
+            let scramble = server.packet().await.unwrap();
+            let want = mysql_common::scramble::scramble_sha256(&nonce, b"sha2-secret").unwrap();
+            assert_eq!(server.buf[scramble], want);
+            after_scramble(&mut server, &nonce).await;
+        };
+        let (login, ()) = tokio::join!(client.log_in(&opts, &hello), script);
+        login
+    }
+
+    #[tokio::test]
+    async fn caching_sha2_password_logs_in_by_its_fast_path() {
+        let (client, server) = pair().await;
+        sha2_log_in(client, server, async |server, _| {
+            server.write_packet(&[0x01, 0x03]).await.unwrap();
+            server.write_packet(&OK).await.unwrap();
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn caching_sha2_passwords_full_authentication_on_plain_tcp_seals_it_to_the_servers_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, public) = auth::tests::rsa_key(dir.path(), 2048);
+        let (client, server) = pair().await;
+        sha2_log_in(client, server, async |server, nonce| {
+            server.write_packet(&[0x01, 0x04]).await.unwrap();
+            let request = server.packet().await.unwrap();
+            assert_eq!(server.buf[request], [0x02], "asks for the public key");
+            let mut key_packet = vec![0x01];
+            key_packet.extend_from_slice(&public);
+            server.write_packet(&key_packet).await.unwrap();
+            let sealed = server.packet().await.unwrap();
+            let opened = auth::tests::open(dir.path(), &key, &server.buf[sealed]);
+            assert_eq!(opened, auth::tests::xor(b"sha2-secret\0", nonce));
+            server.write_packet(&OK).await.unwrap();
+        })
+        .await
+        .unwrap();
+
+        // A server that answers the key request with garbage gets an error, not a panic.
+        let (client, server) = pair().await;
+        let err = sha2_log_in(client, server, async |server, _| {
+            server.write_packet(&[0x01, 0x04]).await.unwrap();
+            server.packet().await.unwrap();
+            server
+                .write_packet(b"\x01-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+                .await
+                .unwrap();
+        })
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("RSA public key"), "{err}");
     }
 
     #[test]
