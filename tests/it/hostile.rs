@@ -269,3 +269,38 @@ fn generating_into_a_read_only_directory_says_the_write_failed() {
     assert!(stderr.contains("write Parquet"), "{stderr}");
     assert!(!stderr.contains("cannot read"), "{stderr}");
 }
+
+#[test]
+fn numbers_too_large_for_the_data_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let to = dir.path().join("snaps");
+    let to = to.to_str().unwrap();
+    for (extra, expected) in [
+        (
+            &["--devices", "100000000000", "--nodes", "100000000000"][..],
+            "too large",
+        ),
+        (
+            &["--interval-ms", "9223372036854775807"],
+            "last representable time",
+        ),
+        (
+            &[
+                "--devices",
+                "1",
+                "--nodes",
+                "1",
+                "--snapshots",
+                "18446744073709551615",
+            ],
+            "last representable time",
+        ),
+    ] {
+        let mut args = vec!["snapshots", "generate", "--to", to];
+        args.extend_from_slice(extra);
+        let (ok, _, stderr) = cli(&args, &config);
+        assert!(!ok && stderr.contains(expected), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
+    }
+}
