@@ -304,3 +304,31 @@ fn numbers_too_large_for_the_data_are_errors_not_panics() {
         assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
     }
 }
+
+#[test]
+fn online_entities_that_leave_out_or_repeat_a_key_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let ws = dir.path().join("ws");
+    let ws = ws.to_str().unwrap();
+    let (ok, _, stderr) = cli(&["workspace", "init", ws], &config);
+    assert!(ok, "{stderr}");
+    for (entities, expected) in [
+        (&["uuid=A,uuid=B,nodeId=1"][..], "names key \"uuid\" twice"),
+        (
+            &["uuid=A,nodeId=1", "nodeId=1"],
+            "give every entity the same keys",
+        ),
+        (
+            &["uuid=A", "uuid=B,nodeId=1"],
+            "give every entity the same keys",
+        ),
+    ] {
+        let mut args = vec!["features", "get", ws, "--feature", "basic:x"];
+        for e in entities {
+            args.extend(["--entity", e]);
+        }
+        let (ok, _, stderr) = cli(&args, &config);
+        assert!(!ok && stderr.contains(expected), "{entities:?}: {stderr}");
+    }
+}
