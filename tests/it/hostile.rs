@@ -332,3 +332,13 @@ fn online_entities_that_leave_out_or_repeat_a_key_are_refused() {
         assert!(!ok && stderr.contains(expected), "{entities:?}: {stderr}");
     }
 }
+
+#[test]
+fn an_s3_url_without_a_bucket_is_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    for url in ["s3://", "s3:///x"] {
+        let (ok, _, stderr) = cli(&["workspace", "info", url], &config);
+        assert!(!ok && stderr.contains("names no bucket"), "{url}: {stderr}");
+    }
+}
