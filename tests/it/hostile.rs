@@ -265,3 +265,76 @@ fn generating_into_a_read_only_directory_says_the_write_failed() {
     assert!(stderr.contains("write Parquet"), "{stderr}");
     assert!(!stderr.contains("cannot read"), "{stderr}");
 }
+
+#[test]
+fn numbers_too_large_for_the_data_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let to = dir.path().join("snaps");
+    let to = to.to_str().unwrap();
+    for (extra, expected) in [
+        (
+            &["--devices", "100000000000", "--nodes", "100000000000"][..],
+            "too large",
+        ),
+        (
+            &["--interval-ms", "9223372036854775807"],
+            "last representable time",
+        ),
+        (
+            &[
+                "--devices",
+                "1",
+                "--nodes",
+                "1",
+                "--snapshots",
+                "18446744073709551615",
+            ],
+            "last representable time",
+        ),
+    ] {
+        let mut args = vec!["snapshots", "generate", "--to", to];
+        args.extend_from_slice(extra);
+        let (ok, _, stderr) = cli(&args, &config);
+        assert!(!ok && stderr.contains(expected), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
+    }
+}
+
+#[test]
+fn online_entities_that_leave_out_or_repeat_a_key_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let ws = dir.path().join("ws");
+    let ws = ws.to_str().unwrap();
+    let (ok, _, stderr) = cli(&["workspace", "init", ws], &config);
+    assert!(ok, "{stderr}");
+    for (entities, expected) in [
+        (&["uuid=A,uuid=B,nodeId=1"][..], "names key \"uuid\" twice"),
+        (
+            &["uuid=A,nodeId=1", "nodeId=1"],
+            "give every entity the same keys",
+        ),
+        (
+            &["uuid=A", "uuid=B,nodeId=1"],
+            "give every entity the same keys",
+        ),
+    ] {
+        let mut args = vec!["features", "get", ws, "--feature", "basic:x"];
+        for e in entities {
+            args.extend(["--entity", e]);
+        }
+        let (ok, _, stderr) = cli(&args, &config);
+        assert!(!ok && stderr.contains(expected), "{entities:?}: {stderr}");
+    }
+}
+
+#[test]
+fn an_s3_url_without_a_bucket_is_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    for url in ["s3://", "s3:///x"] {
+        let (ok, _, stderr) = cli(&["workspace", "info", url], &config);
+        assert!(!ok && stderr.contains("names no bucket"), "{url}: {stderr}");
+    }
+}

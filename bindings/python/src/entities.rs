@@ -12,6 +12,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::pyarrow::FromPyArrow;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString};
+use trainstore::Error;
+
+use crate::errors::to_py;
 
 /// One column of dict values, typed by the values seen so far.
 enum Column {
@@ -87,6 +90,13 @@ fn dict_rows(list: &Bound<'_, PyList>) -> PyResult<Option<RecordBatch>> {
         Ok(names) => names,
         Err(_) => return Ok(None),
     };
+    if names.is_empty() {
+        return Err(to_py(Error::invalid(
+            "entity rows",
+            "[{}]",
+            "the first row names no join keys",
+        )));
+    }
     let mut columns: Vec<Column> = names.iter().map(|_| Column::Nulls(0)).collect();
     for row in list.iter() {
         let Ok(row) = row.cast_into::<PyDict>() else {

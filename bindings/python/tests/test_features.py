@@ -130,6 +130,30 @@ def test_plan_history_and_rollback(store: ts.FeatureStore, tmp_path: Path) -> No
     assert len(store.history()) == 3
 
 
+def test_inputs_of_the_wrong_shape_raise_typed_errors(store: ts.FeatureStore) -> None:
+    # A bare string is a sequence of its letters: join keys "u", "u", "i", "d".
+    with pytest.raises(TypeError, match="join_keys is a list of names"):
+        store.plan([ts.Entity("device2", join_keys="uuid")])
+    with pytest.raises(TypeError, match="features is a list of names"):
+        store.plan([ts.FeatureService("svc", "basic:x")])
+    refs = ["basic:x"]
+    with pytest.raises(ts.InvalidInputError, match="no join keys"):
+        store.get_online_features(refs, [{}])
+    mixed = [{"uuid": "A", "nodeId": "1"}, {"uuid": 1, "nodeId": "1"}]
+    with pytest.raises(ts.InvalidInputError, match="entity rows"):
+        store.get_online_features(refs, mixed)
+    with pytest.raises(ts.InvalidInputError, match="entity rows"):
+        store.get_online_features(refs, [{"uuid": 2**70, "nodeId": "1"}])
+    twice = pa.table(
+        [pa.array(["A"]), pa.array(["B"]), pa.array(["1"]), pa.array([T0], pa.timestamp("ms"))],
+        names=["uuid", "uuid", "nodeId", "event_timestamp"],
+    )
+    with pytest.raises(ts.InvalidInputError, match="two columns"):
+        store.get_historical_features(twice, refs)
+    with pytest.raises(ts.InvalidInputError, match="last representable"):
+        store.materialize(0, 2**63 - 1)
+
+
 def test_materialize_and_read_online(store: ts.FeatureStore) -> None:
     done = store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=5))
     assert [(m.view, m.entities) for m in done] == [("basic", 3)]

@@ -22,7 +22,9 @@ use object_store::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::{ConfigProviderRef, EnvConfig, Secret, expand_references, is_sensitive};
+use crate::config::{
+    ConfigProviderRef, EnvConfig, Secret, expand_references, is_sensitive, redact_url,
+};
 use crate::error::{Error, Result};
 
 /// Shared handle to an object store.
@@ -405,6 +407,14 @@ impl StorageProvider for S3Provider {
     fn open(&self, url: &Url, options: &BTreeMap<String, Secret>) -> Result<ObjectStoreRef> {
         install_crypto_provider();
         let bucket = url.host_str().unwrap_or_default();
+        if bucket.is_empty() {
+            // Else the request goes out to the endpoint's root and fails far from the cause.
+            return Err(Error::invalid(
+                "s3 url",
+                redact_url(url.as_str()),
+                "names no bucket; expected s3://bucket/prefix",
+            ));
+        }
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_retry(s3_retries());

@@ -28,6 +28,18 @@ impl Timestamp {
         self.0
     }
 
+    /// The instant one millisecond later: the exclusive end of a range that includes `self`.
+    /// Fails for the last representable instant, which no range can include.
+    pub fn next(self) -> Result<Self> {
+        self.0.checked_add(1).map(Timestamp).ok_or_else(|| {
+            Error::invalid(
+                "timestamp",
+                self.0.to_string(),
+                "is the last representable instant; give an earlier end",
+            )
+        })
+    }
+
     /// The current time.
     pub fn now() -> Self {
         Timestamp(Utc::now().timestamp_millis())
@@ -172,9 +184,12 @@ impl TimeRange {
     /// Splits the range into at most `parts` contiguous, non-overlapping ranges of near-equal
     /// length, for reading in parallel.
     pub fn split(&self, parts: usize) -> Vec<TimeRange> {
-        let span = (self.end.0 - self.start.0) as i128;
+        // In i128: a range over all of i64 spans more than i64 holds.
+        let span = i128::from(self.end.0) - i128::from(self.start.0);
         let parts = parts.clamp(1, span.min(usize::MAX as i128) as usize);
-        let bound = |i: usize| Timestamp(self.start.0 + (span * i as i128 / parts as i128) as i64);
+        let bound = |i: usize| {
+            Timestamp((i128::from(self.start.0) + span * i as i128 / parts as i128) as i64)
+        };
         (0..parts)
             .map(|i| TimeRange {
                 start: bound(i),
@@ -263,6 +278,28 @@ mod tests {
                 .split(8)
                 .len(),
             2
+        );
+    }
+
+    #[test]
+    fn split_tiles_the_widest_range() {
+        let all = TimeRange::new(Timestamp(i64::MIN), Timestamp(i64::MAX)).unwrap();
+        let parts = all.split(4);
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts[0].start(), all.start());
+        assert_eq!(parts[3].end(), all.end());
+        for w in parts.windows(2) {
+            assert_eq!(w[0].end(), w[1].start());
+        }
+    }
+
+    #[test]
+    fn next_is_one_millisecond_later_until_the_last_instant() {
+        assert_eq!(Timestamp(41).next().unwrap(), Timestamp(42));
+        let e = Timestamp(i64::MAX).next().unwrap_err().to_string();
+        assert!(
+            e.contains("9223372036854775807") && e.contains("last"),
+            "{e}"
         );
     }
 

@@ -71,6 +71,27 @@ impl SynthConfig {
                 "must be at least 10 ms so times stay strictly increasing",
             );
         }
+        if self
+            .devices
+            .checked_mul(self.nodes_per_device)
+            .and_then(|series| series.checked_mul(self.snapshots))
+            .is_none()
+        {
+            return bad(
+                "devices/nodes_per_device/snapshots",
+                "their product (the number of rows) is too large",
+            );
+        }
+        // Each snapshot lies up to 1.1 intervals after the one before; the last must still be
+        // a representable time.
+        let last = i128::from(self.start.as_millis())
+            + (self.snapshots as i128 + 1) * i128::from(self.interval_ms) * 11 / 10;
+        if last > i128::from(i64::MAX) {
+            return bad(
+                "snapshots/interval_ms",
+                "the last snapshot would lie beyond the last representable time",
+            );
+        }
         if self.array_len.0 == 0 || self.array_len.0 > self.array_len.1 {
             return bad("array_len", "needs 1 <= min <= max");
         }
@@ -405,6 +426,19 @@ mod tests {
             },
             SynthConfig {
                 malformed_rate: 1.5,
+                ..SynthConfig::default()
+            },
+            SynthConfig {
+                devices: 1 << 40,
+                nodes_per_device: 1 << 40,
+                ..SynthConfig::default()
+            },
+            SynthConfig {
+                snapshots: usize::MAX,
+                ..SynthConfig::default()
+            },
+            SynthConfig {
+                interval_ms: i64::MAX,
                 ..SynthConfig::default()
             },
         ] {

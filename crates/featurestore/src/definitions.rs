@@ -750,6 +750,18 @@ impl Definitions {
                     format!("empty join key {k:?}"),
                 ));
             }
+            if let Some(k) = e
+                .join_keys
+                .iter()
+                .enumerate()
+                .find_map(|(i, k)| e.join_keys[..i].contains(k).then_some(k))
+            {
+                return Err(Error::invalid(
+                    "entity",
+                    e.name.as_str(),
+                    format!("join key {k:?} is listed twice"),
+                ));
+            }
         }
         for v in &self.feature_views {
             self.validate_view(v)?;

@@ -255,6 +255,24 @@ fn entity_time_column(rows: &Schema, named: Option<&str>) -> Result<usize> {
     }
 }
 
+/// Fails when two entity-row columns share a name: lookups by name would silently read the
+/// first of them (or the last, in other readers).
+pub(crate) fn require_distinct_columns(entity_rows: &Schema) -> Result<()> {
+    let mut seen = HashSet::new();
+    match entity_rows
+        .fields()
+        .iter()
+        .find(|f| !seen.insert(f.name().as_str()))
+    {
+        Some(f) => Err(Error::invalid(
+            "entity rows",
+            f.name().as_str(),
+            "have two columns of this name; keep one",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Point-in-time-correct features for `entity_rows`: the entity columns unchanged, in their
 /// order, then each requested feature.
 pub async fn get_historical_features(
@@ -263,6 +281,7 @@ pub async fn get_historical_features(
     options: &HistoricalOptions,
 ) -> Result<RecordBatch> {
     let schema = entity_rows.schema();
+    require_distinct_columns(&schema)?;
     if entity_rows.num_rows() >= u32::MAX as usize {
         return Err(Error::invalid(
             "entity rows",

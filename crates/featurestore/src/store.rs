@@ -285,7 +285,7 @@ impl FeatureStore {
             join_keys: defs.join_keys(view)?,
             features: view.schema.clone(),
         };
-        let range = TimeRange::new(start, Timestamp::from_millis(end.as_millis() + 1))?;
+        let range = TimeRange::new(start, end.next()?)?;
         let source = self.env.open(view).await?;
         self.offline()
             .ingest(&selection, &source, range, &self.author)
@@ -300,7 +300,7 @@ impl FeatureStore {
         end: Timestamp,
         views: Option<&[Name]>,
     ) -> Result<Vec<Materialized>> {
-        let range = TimeRange::new(start, Timestamp::from_millis(end.as_millis() + 1))?;
+        let range = TimeRange::new(start, end.next()?)?;
         self.materialize_ranges(views, |_| async move { Ok(Some(range)) })
             .await
     }
@@ -313,7 +313,7 @@ impl FeatureStore {
         views: Option<&[Name]>,
     ) -> Result<Vec<Materialized>> {
         let store = self.online_store().await?;
-        let stop = Timestamp::from_millis(end.as_millis() + 1);
+        let stop = end.next()?;
         self.materialize_ranges(views, |view| {
             let store = store.clone();
             async move {

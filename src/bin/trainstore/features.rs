@@ -229,11 +229,13 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
             out,
             show,
         } => {
+            // Checked before the workspace opens: a mistyped --entity fails at once.
+            let keys = entities.is_none().then(|| key_rows(&entity)).transpose()?;
             let store = open(&workspace, mounts).await?;
             let refs = store.resolve_features(&features).await?;
             let started = Instant::now();
-            let result = match entities {
-                Some(location) => {
+            let result = match (entities, keys) {
+                (Some(location), _) => {
                     let rows = read_entity_rows(&location).await?;
                     let options = HistoricalOptions {
                         full_feature_names: full_names,
@@ -244,7 +246,7 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
                         .get_historical_features(&rows, &refs, &options)
                         .await?
                 }
-                None => {
+                (None, Some(keys)) => {
                     let options = OnlineOptions {
                         full_feature_names: full_names,
                         ttl: if ignore_ttl {
@@ -253,10 +255,9 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
                             TtlPolicy::Enforce
                         },
                     };
-                    store
-                        .get_online_features(&refs, &key_rows(&entity)?, &options)
-                        .await?
+                    store.get_online_features(&refs, &keys, &options).await?
                 }
+                (None, None) => unreachable!("clap requires --entities or --entity"),
             };
             println!(
                 "{} rows x {} columns in {:.3} s",
@@ -277,23 +278,32 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
     }
 }
 
-/// `uuid=A,nodeId=1` per entity → one string column per key.
+/// `uuid=A,nodeId=1` per entity → one string column per key. Every entity names the same
+/// keys, each once: a key left out would read as null and silently match nothing.
 fn key_rows(entities: &[String]) -> Result<RecordBatch> {
     let mut names: Vec<String> = Vec::new();
     let mut rows: Vec<Vec<(String, String)>> = Vec::new();
     for e in entities {
+        let bad = |reason: String| Error::invalid("entity", e.as_str(), reason);
         let pairs = e
             .split(',')
             .map(|p| {
                 p.split_once('=')
                     .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                    .ok_or_else(|| Error::invalid("entity", e.as_str(), "expected KEY=VALUE,…"))
+                    .ok_or_else(|| bad("expected KEY=VALUE,…".into()))
             })
             .collect::<Result<Vec<_>>>()?;
-        for (k, _) in &pairs {
-            if !names.contains(k) {
-                names.push(k.clone());
-            }
+        let mut keys: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        if let Some(k) = keys.windows(2).find(|w| w[0] == w[1]) {
+            return Err(bad(format!("names key {:?} twice", k[0])));
+        }
+        if rows.is_empty() {
+            names = pairs.iter().map(|(k, _)| k.clone()).collect();
+        } else if names.len() != keys.len() || !names.iter().all(|n| keys.contains(n)) {
+            return Err(bad(format!(
+                "names keys {keys:?}, the first --entity names {names:?}; give every entity the same keys"
+            )));
         }
         rows.push(pairs);
     }

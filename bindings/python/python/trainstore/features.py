@@ -21,12 +21,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
 
 from . import _native
+from .exceptions import InvalidInputError
 from .sources import TimeLike, _Source, _time_text
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class Entity:
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "join_keys": list(self.join_keys)}
+        out: dict[str, Any] = {"name": self.name, "join_keys": _names(self.join_keys, "join_keys")}
         if self.description:
             out["description"] = self.description
         return out
@@ -125,7 +128,9 @@ class FeatureView:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name,
-            "entities": [e.name if isinstance(e, Entity) else e for e in self.entities],
+            "entities": [
+                e.name if isinstance(e, Entity) else e for e in _names(self.entities, "entities")
+            ],
             "source": _source_spec(self.source),
             "schema": [f.to_dict() for f in self.schema],
             "ttl": _ttl_text(self.ttl),
@@ -148,7 +153,11 @@ class FeatureService:
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "features": list(self.features), "description": self.description}
+        return {
+            "name": self.name,
+            "features": _names(self.features, "features"),
+            "description": self.description,
+        }
 
 
 @dataclass(frozen=True)
@@ -259,21 +268,25 @@ def _to_batch(data: Any) -> pa.RecordBatch:
     """Entity rows from pyarrow, pandas, polars, a dict of columns or a list of dicts."""
     if isinstance(data, pa.RecordBatch):
         return data
-    if isinstance(data, pa.Table):
-        table = data
-    elif isinstance(data, list):
-        table = pa.Table.from_pylist(data)
-    elif isinstance(data, dict):
-        table = pa.Table.from_pydict(data)
-    elif hasattr(data, "to_arrow"):  # polars
-        table = data.to_arrow()
-    elif type(data).__module__.startswith("pandas"):
-        table = pa.Table.from_pandas(data, preserve_index=False)
-    else:
-        raise TypeError(
-            "entity rows must be a pyarrow Table or RecordBatch, a pandas or polars DataFrame, "
-            f"a dict of columns or a list of dicts, got {type(data).__name__}"
-        )
+    try:
+        if isinstance(data, pa.Table):
+            table = data
+        elif isinstance(data, list):
+            table = pa.Table.from_pylist(data)
+        elif isinstance(data, dict):
+            table = pa.Table.from_pydict(data)
+        elif hasattr(data, "to_arrow"):  # polars
+            table = data.to_arrow()
+        elif type(data).__module__.startswith("pandas"):
+            table = pa.Table.from_pandas(data, preserve_index=False)
+        else:
+            raise TypeError(
+                "entity rows must be a pyarrow Table or RecordBatch, a pandas or polars "
+                f"DataFrame, a dict of columns or a list of dicts, got {type(data).__name__}"
+            )
+    except (pa.ArrowException, OverflowError) as e:
+        # Values pyarrow cannot put in one typed column (mixed types, integers beyond 64 bits).
+        raise InvalidInputError(f"invalid entity rows: {e}") from e
     batches = table.combine_chunks().to_batches()
     if not batches:
         return pa.RecordBatch.from_pylist([], schema=table.schema)
@@ -399,12 +412,17 @@ class FeatureStore:
         return f"FeatureStore(views={views})"
 
 
+def _names(names: Sequence[_T], what: str) -> list[_T]:
+    """``names`` as a list; a bare string, which would read as its letters, is refused."""
+    if isinstance(names, str):
+        raise TypeError(f"{what} is a list of names; wrap a single name in a list")
+    return list(names)
+
+
 def _feature_names(features: Sequence[str] | FeatureService) -> list[str]:
     if isinstance(features, FeatureService):
         return [features.name]
-    if isinstance(features, str):
-        raise TypeError("features is a list of names; wrap a single name in a list")
-    return list(features)
+    return _names(features, "features")
 
 
 def _required_time(value: TimeLike) -> str:

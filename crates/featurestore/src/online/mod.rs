@@ -22,7 +22,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use trainstore_core::{DataSourceRef, Error, Result, TimeRange, Timestamp};
 
-use crate::historical::ViewSelection;
+use crate::historical::{ViewSelection, require_distinct_columns};
 
 pub use embedded::EmbeddedOnlineStore;
 pub use redis::RedisOnlineStore;
@@ -170,6 +170,7 @@ fn answer_shape(
     selections: &[ViewSelection],
     full_feature_names: bool,
 ) -> Result<AnswerShape> {
+    require_distinct_columns(entity)?;
     let mut keys: Vec<usize> = Vec::new();
     for s in selections {
         s.require_join_keys(entity)?;

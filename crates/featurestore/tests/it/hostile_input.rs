@@ -1,6 +1,8 @@
-//! Hostile definitions: no YAML document and no expression makes parsing, validation,
-//! printing or evaluation panic or overflow the stack; each is accepted or refused with an
-//! error. Inputs are built from the grammar's own pieces, so most of them get deep into it.
+//! Hostile definitions and requests: no YAML document and no expression makes parsing,
+//! validation, printing or evaluation panic or overflow the stack; each is accepted or refused
+//! with an error. Inputs are built from the grammar's own pieces, so most of them get deep into
+//! it. Requests at the edges of time, and entity rows whose columns are ambiguous, are refused
+//! with an error naming what was wrong rather than answered.
 
 use std::sync::Arc;
 
@@ -143,4 +145,95 @@ proptest! {
             prop_assert_eq!(expr.evaluate(2, &column).unwrap().len(), 2);
         }
     }
+}
+
+#[tokio::test]
+async fn time_bounds_at_the_end_of_time_are_refused_not_overflowed() {
+    use trainstore_core::Timestamp;
+    use trainstore_featurestore::Ttl;
+
+    use crate::support::*;
+
+    let f = Fixture::new().await;
+    let table = f.write("t", feature_table(&[row("A", "1", 1, 1.0)])).await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(1)).into(),
+        ])
+        .await
+        .unwrap();
+    let store = embedded_online(&f);
+    let last = Timestamp::from_millis(i64::MAX);
+    let first = Timestamp::from_millis(i64::MIN);
+    let errors = [
+        store.materialize(first, last, None).await.unwrap_err(),
+        store.materialize_incremental(last, None).await.unwrap_err(),
+        store.ingest(&name("basic"), first, last).await.unwrap_err(),
+    ];
+    for e in errors {
+        let e = e.to_string();
+        assert!(
+            e.contains("9223372036854775807") && e.contains("last"),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn entity_rows_with_a_duplicated_column_are_refused() {
+    use arrow::array::RecordBatch;
+    use arrow::datatypes::Schema;
+    use trainstore_featurestore::{FeatureRef, HistoricalOptions, OnlineOptions, Ttl};
+
+    use crate::support::*;
+
+    let f = Fixture::new().await;
+    let table = f.write("t", feature_table(&[row("A", "1", 1, 1.0)])).await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(1)).into(),
+        ])
+        .await
+        .unwrap();
+    let rows = entity_rows(&[(Some("A"), "1", 2)]);
+    // A second `uuid` column, naming another device: which one the join reads must not be
+    // left to chance.
+    let mut fields: Vec<_> = rows.schema().fields().iter().cloned().collect();
+    let mut columns = rows.columns().to_vec();
+    fields.push(fields[0].clone());
+    columns.push(Arc::new(arrow::array::StringArray::from(vec!["B"])) as ArrayRef);
+    let twice = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let refs: Vec<FeatureRef> = vec!["basic:x".parse().unwrap()];
+    let historical = f
+        .store
+        .get_historical_features(&twice, &refs, &HistoricalOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    let online = embedded_online(&f)
+        .get_online_features(&refs, &twice, &OnlineOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    for e in [historical, online] {
+        assert!(e.contains("\"uuid\"") && e.contains("two columns"), "{e}");
+    }
+}
+
+#[test]
+fn an_entity_listing_a_join_key_twice_is_refused() {
+    let e = Definitions::from_yaml("entities:\n  - {name: device, join_keys: [uuid, uuid]}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"uuid\" is listed twice"), "{e}");
+}
+
+/// The fixture's store with an embedded online store beside its workspace.
+fn embedded_online(f: &crate::support::Fixture) -> trainstore_featurestore::FeatureStore {
+    let url = f.dir.path().join("online.redb");
+    f.store
+        .clone()
+        .with_online_store(url.to_str().unwrap().to_owned(), "hostile".to_owned())
 }
