@@ -163,11 +163,27 @@ pub(crate) struct RowEncoder {
 }
 
 impl RowEncoder {
+    /// Refuses what a stored row cannot say: more than 65,535 features, or a name longer
+    /// than 255 bytes (it would be cut, and never match on reading).
     pub(crate) fn new(fields: &[Field], columns: &[ArrayRef]) -> Result<Self> {
+        if u16::try_from(fields.len()).is_err() {
+            return Err(Error::invalid(
+                "online features",
+                fields.len().to_string(),
+                "at most 65,535 features per view can be stored online",
+            ));
+        }
         let fields = fields
             .iter()
             .zip(columns)
             .map(|(f, c)| {
+                if f.name.len() > usize::from(u8::MAX) {
+                    return Err(Error::invalid(
+                        "feature name",
+                        &f.name,
+                        "longer than 255 bytes, which the online store cannot hold",
+                    ));
+                }
                 let canonical = cast(c, &canonical_type(&f.dtype))?;
                 Ok((f.name.clone(), type_tag(&f.dtype), canonical))
             })
@@ -180,10 +196,11 @@ impl RowEncoder {
         let mut out = Vec::with_capacity(HEADER + 16 * self.fields.len());
         out.extend_from_slice(&time_bytes(event));
         out.extend_from_slice(&time_bytes(created));
+        // Both fit, as `new` checked.
         out.extend_from_slice(&(self.fields.len() as u16).to_le_bytes());
         for (name, t, column) in &self.fields {
-            out.push(name.len().min(255) as u8);
-            out.extend_from_slice(&name.as_bytes()[..name.len().min(255)]);
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
             if column.is_null(row) {
                 out.push(tag::NULL);
                 continue;
@@ -772,5 +789,20 @@ mod tests {
             matches!(&err, Error::Corrupt { reason, .. } if reason.contains("f64")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_feature_name_longer_than_a_stored_row_can_say_is_refused() {
+        let (_, columns) = columns();
+        let long = [field(&"x".repeat(256), ValueType::Float64)];
+        let err = RowEncoder::new(&long, &columns[..1]).err().unwrap();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        let longest = [field(&"x".repeat(255), ValueType::Float64)];
+        let row = RowEncoder::new(&longest, &columns[..1])
+            .unwrap()
+            .encode(0, 0, 0);
+        let mut decoder = RowDecoder::new(&longest, 1);
+        decoder.append(Some(&row)).unwrap();
+        assert_eq!(decoder.finish()[0].null_count(), 0);
     }
 }
