@@ -338,3 +338,16 @@ fn an_s3_url_without_a_bucket_is_refused_before_any_request() {
         assert!(!ok && stderr.contains("names no bucket"), "{url}: {stderr}");
     }
 }
+
+#[test]
+fn a_mount_url_without_a_name_is_refused_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    for url in ["mount://", "mount:///x"] {
+        let (ok, _, stderr) = cli(&["workspace", "info", url], &config);
+        assert!(
+            !ok && stderr.contains("names no mount") && !stderr.contains("not found"),
+            "{url}: {stderr}"
+        );
+    }
+}

@@ -154,6 +154,18 @@ def test_inputs_of_the_wrong_shape_raise_typed_errors(store: ts.FeatureStore) ->
         store.materialize(0, 2**63 - 1)
 
 
+def test_entity_times_nanoseconds_cannot_hold_name_the_column_and_row(
+    store: ts.FeatureStore,
+) -> None:
+    far = datetime(9999, 1, 1, tzinfo=timezone.utc)
+    rows = [
+        {"uuid": "A", "nodeId": "1", "event_timestamp": T0},
+        {"uuid": "A", "nodeId": "1", "event_timestamp": far},
+    ]
+    with pytest.raises(ts.InvalidInputError, match=r"event_timestamp.*row 1"):
+        store.get_historical_features(rows, ["basic:x"])
+
+
 def test_materialize_and_read_online(store: ts.FeatureStore) -> None:
     done = store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=5))
     assert [(m.view, m.entities) for m in done] == [("basic", 3)]

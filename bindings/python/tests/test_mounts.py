@@ -54,6 +54,15 @@ def test_invalid_mounts_are_rejected(mounts: ts.MountTable) -> None:
     assert mounts.list() == {}
 
 
+def test_arguments_of_the_wrong_type_raise_type_error(mounts: ts.MountTable) -> None:
+    for allow in (None, "yes"):
+        with pytest.raises(TypeError, match="allow_literal_secrets"):
+            mounts.add("scratch", "memory://x", None, allow)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        mounts.check("memory://x", progress="no")  # type: ignore[arg-type]
+    assert mounts.list() == {}
+
+
 def test_check_reports_progress_and_refuses_broken_stores(
     mounts: ts.MountTable,
     s3_bucket: tuple[str, dict[str, str]],

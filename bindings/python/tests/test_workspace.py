@@ -107,3 +107,15 @@ def test_gc_removes_only_files_no_version_lists(tmp_path: Path) -> None:
     assert done.removed and not (data / "0001-part.parquet").exists()
     with pytest.raises(ts.InvalidInputError):
         ws.gc(older_than=timedelta(seconds=-1))
+
+
+def test_arguments_of_the_wrong_type_raise_type_error(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    for wrong in (None, 3600, "6h"):
+        with pytest.raises(TypeError, match="older_than must be a timedelta"):
+            ws.gc(older_than=wrong)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        ws.gc(dry_run="yes")  # type: ignore[arg-type]
+    for progress in (None, "no", 0):
+        with pytest.raises(TypeError, match="progress must be True or False"):
+            ws.verify(progress=progress)  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ pub use ids::{DatasetName, TagName, UserName, Version};
 pub use progress::{NoProgress, Progress, ProgressRef};
 pub use source::{
     DataSource, DataSourceRef, Filter, MemorySource, Predicate, RecordBatchStream, Scalar,
-    ScanRequest, apply_filters,
+    ScanRequest, apply_filters, repeated_column,
 };
 pub use storage::{
     Mount, MountTable, ObjectStoreRef, ResolvedStore, StorageOptions, StorageProvider,

@@ -24,6 +24,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::time::{TimeRange, Timestamp};
 
+/// The first column name `schema` holds twice, if any: lookups by name would silently read
+/// one of the two, so readers refuse such data.
+pub fn repeated_column(schema: &Schema) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .find(|name| !seen.insert(*name))
+}
+
 /// A stream of record batches that can be sent across threads.
 pub type RecordBatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
 

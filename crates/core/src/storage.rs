@@ -225,6 +225,13 @@ impl MountTable {
         let parsed = parse_location(location)?;
         let (url, mut options) = if parsed.scheme() == "mount" {
             let name = parsed.host_str().unwrap_or_default();
+            if name.is_empty() {
+                return Err(Error::invalid(
+                    "mount url",
+                    location,
+                    "names no mount; expected mount://name/path",
+                ));
+            }
             let mount = self.mounts.get(name).ok_or_else(|| Error::NotFound {
                 what: "mount",
                 name: name.to_owned(),
@@ -625,6 +632,19 @@ mod tests {
         assert_eq!(url.scheme(), "file");
         assert!(url.path().ends_with("/some/dir"));
         assert!(parse_location("memory://x/../y").is_err());
+    }
+
+    #[test]
+    fn a_mount_url_without_a_name_is_refused_as_such() {
+        let table = MountTable::default();
+        for location in ["mount://", "mount:///x"] {
+            let err = table.resolve(location).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidInput { .. })
+                    && err.to_string().contains("names no mount"),
+                "{location}: {err}"
+            );
+        }
     }
 
     #[test]

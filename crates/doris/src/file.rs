@@ -30,7 +30,7 @@ use parquet::file::properties::WriterProperties;
 use tokio::sync::mpsc;
 use trainstore_core::{
     DataSource, Error, Filter, MountTable, ObjectStoreRef, RecordBatchStream, Result, Scalar,
-    ScanRequest, StorageOptions, apply_filters,
+    ScanRequest, StorageOptions, apply_filters, repeated_column,
 };
 
 use crate::parse::{ParseReport, SnapshotParser};
@@ -155,9 +155,11 @@ impl FileSource {
                     path: path.clone(),
                     size,
                 };
-                let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
+                let builder = ParquetRecordBatchStreamBuilder::new(reader)
                     .await
-                    .map_err(|e| parquet_error(path, e))?
+                    .map_err(|e| parquet_error(path, e))?;
+                require_distinct_columns(path, builder.schema())?;
+                let mut stream = builder
                     .with_batch_size(BATCH_ROWS)
                     .build()
                     .map_err(|e| parquet_error(path, e))?;
@@ -259,6 +261,18 @@ pub(crate) async fn list_files(
         }
     }
     Ok((store, resolved.url, files))
+}
+
+/// Fails when the file at `path` has two columns of one name: the parser would silently read
+/// one of them.
+pub(crate) fn require_distinct_columns(path: &Path, schema: &Schema) -> Result<()> {
+    match repeated_column(schema) {
+        Some(name) => Err(Error::Corrupt {
+            path: path.to_string(),
+            reason: format!("has two columns named {name:?}"),
+        }),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
@@ -406,6 +420,7 @@ fn read_csv(path: &Path, bytes: Bytes) -> Result<impl Iterator<Item = Result<Rec
     let (inferred, _) = format
         .infer_schema(Cursor::new(&bytes), Some(1))
         .map_err(bad)?;
+    require_distinct_columns(path, &inferred)?;
     let text: SchemaRef = Arc::new(Schema::new(
         inferred
             .fields()
@@ -469,6 +484,8 @@ fn read_json_lines(path: &Path, bytes: &[u8], document: Option<&str>) -> Result<
             continue;
         }
         let mut row: Vec<Option<String>> = vec![None; names.len()];
+        let mut given = vec![false; names.len()];
+        let mut repeated = None;
         let scanned = for_each_member(line, |key, value| {
             let unescaped = |raw: Raw<'_>| {
                 let mut text = String::new();
@@ -489,11 +506,22 @@ fn read_json_lines(path: &Path, bytes: &[u8], document: Option<&str>) -> Result<
                 None => {
                     names.push(key);
                     row.push(None);
+                    given.push(false);
                     names.len() - 1
                 }
             };
+            if given[index] && repeated.is_none() {
+                repeated = Some(names[index].clone());
+            }
+            given[index] = true;
             row[index] = text;
         });
+        if let (Ok(()), Some(name)) = (&scanned, repeated) {
+            return Err(Error::Corrupt {
+                path: path.to_string(),
+                reason: format!("line {} has two columns named {name:?}", number + 1),
+            });
+        }
         if let Err(reason) = scanned {
             let Some(doc) = document else {
                 return Err(Error::Malformed {

@@ -27,7 +27,7 @@ use trainstore_core::{
     ScanRequest, StorageOptions, apply_filters, local_dir,
 };
 
-use crate::file::{FileFormat, StoreReader, list_files, parquet_error};
+use crate::file::{FileFormat, StoreReader, list_files, parquet_error, require_distinct_columns};
 use crate::stream::limited;
 
 const BATCH_ROWS: usize = 8192;
@@ -88,6 +88,7 @@ impl ParquetSource {
                 .clone()
                 .with_metadata(std::collections::HashMap::new()),
         );
+        require_distinct_columns(first, &schema)?;
         if let Some(name) = time_column {
             let field = schema.field_with_name(name).map_err(|_| {
                 Error::invalid(

@@ -21,6 +21,7 @@ use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use futures::StreamExt;
 use trainstore_core::{
     DataSourceRef, Error, RecordBatchStream, Result, ScanRequest, TimeRange, Timestamp,
+    repeated_column,
 };
 use trainstore_doris::{AsOfWindows, DorisSource};
 
@@ -258,15 +259,10 @@ fn entity_time_column(rows: &Schema, named: Option<&str>) -> Result<usize> {
 /// Fails when two entity-row columns share a name: lookups by name would silently read the
 /// first of them (or the last, in other readers).
 pub(crate) fn require_distinct_columns(entity_rows: &Schema) -> Result<()> {
-    let mut seen = HashSet::new();
-    match entity_rows
-        .fields()
-        .iter()
-        .find(|f| !seen.insert(f.name().as_str()))
-    {
-        Some(f) => Err(Error::invalid(
+    match repeated_column(entity_rows) {
+        Some(name) => Err(Error::invalid(
             "entity rows",
-            f.name().as_str(),
+            name,
             "have two columns of this name; keep one",
         )),
         None => Ok(()),

@@ -27,7 +27,8 @@ use trainstore_core::{Error, Result};
 const NONE: u32 = u32::MAX;
 
 /// Converts a time column to epoch nanoseconds (naive timestamps mean UTC; Int64 columns are
-/// epoch milliseconds, the snapshots' `time`).
+/// epoch milliseconds, the snapshots' `time`). A time nanoseconds cannot hold is refused
+/// naming its row.
 pub(crate) fn epoch_nanos(column: &dyn Array, what: &str) -> Result<Int64Array> {
     let factor: i64 = match column.data_type() {
         DataType::Timestamp(TimeUnit::Second, _) => 1_000_000_000,
@@ -50,14 +51,21 @@ pub(crate) fn epoch_nanos(column: &dyn Array, what: &str) -> Result<Int64Array> 
         .as_any()
         .downcast_ref::<Int64Array>()
         .expect("cast to Int64");
-    raw.try_unary(|v| {
-        v.checked_mul(factor).ok_or_else(|| {
-            arrow::error::ArrowError::ComputeError(format!(
-                "time {v} in {what} lies outside the years 1677–2262"
-            ))
-        })
-    })
-    .map_err(Error::from)
+    let mut nanos = Vec::with_capacity(raw.len());
+    for (row, &v) in raw.values().iter().enumerate() {
+        match v.checked_mul(factor) {
+            Some(n) => nanos.push(n),
+            None if raw.is_null(row) => nanos.push(0),
+            None => {
+                return Err(Error::invalid(
+                    "time column",
+                    what,
+                    format!("row {row} holds {v}, outside the years 1677–2262"),
+                ));
+            }
+        }
+    }
+    Ok(Int64Array::new(nanos.into(), raw.nulls().cloned()))
 }
 
 /// Whether any of `columns` is null at `row`.
@@ -614,11 +622,10 @@ mod tests {
         assert_eq!(n.value(0), 1_500_000);
         assert!(n.is_null(1));
         let ms = Int64Array::from(vec![i64::MAX / 10]);
+        let err = epoch_nanos(&ms, "t").unwrap_err();
         assert!(
-            epoch_nanos(&ms, "t")
-                .unwrap_err()
-                .to_string()
-                .contains("1677")
+            matches!(err, Error::InvalidInput { .. }) && err.to_string().contains("row 0"),
+            "{err}"
         );
     }
 }

@@ -59,7 +59,7 @@ from .features import (
     Timestamp,
     ValueType,
 )
-from .progress import ProgressBar
+from .progress import ProgressBar, _bar_if
 from .sources import (
     ColumnReport,
     DorisSource,
@@ -128,7 +128,7 @@ class MountTable:
         Returns the resolved URL; raises :class:`UnsupportedStoreError` if the store cannot be
         used for versioned writes.
         """
-        bar = ProgressBar() if progress else None
+        bar = _bar_if(progress)
         return self._native.check(location, dict(options) if options else None, bar)
 
     def __repr__(self) -> str:
@@ -233,12 +233,14 @@ class Workspace:
         """Deletes data files that no version lists (left by failed or killed writers), last
         written at least ``older_than`` ago: younger ones may belong to a commit in progress.
         With ``dry_run`` nothing is deleted."""
+        if not isinstance(older_than, timedelta):
+            raise TypeError(f"older_than must be a timedelta, got {older_than!r}")
         return GcReport(**json.loads(self._native.gc(older_than.total_seconds(), dry_run)))
 
     def verify(self, progress: bool = True) -> VerifyReport:
         """Checks every version of every item: manifests readable, each data file of the size
         and SHA-256 its version records. Problems are listed in the report, not raised."""
-        bar = ProgressBar() if progress else None
+        bar = _bar_if(progress)
         return VerifyReport(**json.loads(self._native.verify(bar)))
 
     def __repr__(self) -> str:

@@ -70,3 +70,10 @@ class ProgressBar:
         else:
             text = f"{self._label}: {self._done} done"
         print(text, file=self._out(), flush=True)
+
+
+def _bar_if(progress: bool) -> ProgressBar | None:
+    """A bar when ``progress`` is ``True``; anything but a bool is a mistake, not a choice."""
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True or False, got {progress!r}")
+    return ProgressBar() if progress else None

@@ -276,3 +276,69 @@ async fn csv_and_broken_files_are_read_or_refused_clearly() {
     .await;
     assert!(matches!(none, Err(Error::NotFound { .. })));
 }
+
+/// Raw snapshot rows whose `time` column appears twice, the second with other times.
+fn two_time_columns() -> RecordBatch {
+    use arrow::array::StringArray;
+    use arrow::datatypes::{DataType, Field, Schema};
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(vec![text("uuid"), text("time"), text("time")])),
+        vec![
+            std::sync::Arc::new(StringArray::from(vec!["A"])),
+            std::sync::Arc::new(StringArray::from(vec!["1670387400000"])),
+            std::sync::Arc::new(StringArray::from(vec!["1670387999000"])),
+        ],
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn files_with_two_columns_of_one_name_are_refused_naming_file_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("twice.csv"),
+        "uuid,time,time\nA,1670387400000,1670387999000\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("twice.jsonl"),
+        "{\"uuid\": \"A\", \"time\": 1670387400000}\n\
+         {\"uuid\": \"A\", \"time\": 1670387400000, \"time\": 1670387999000}\n",
+    )
+    .unwrap();
+    let mut parquet = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut parquet, two_time_columns().schema(), None)
+            .unwrap();
+    writer.write(&two_time_columns()).unwrap();
+    writer.close().unwrap();
+    std::fs::write(dir.path().join("twice.parquet"), parquet).unwrap();
+    let schema = SnapshotSchema::builder()
+        .flat()
+        .keys(["uuid"])
+        .time("time")
+        .build()
+        .unwrap();
+    for name in ["twice.csv", "twice.jsonl", "twice.parquet"] {
+        let source = FileSource::open(
+            &MountTable::default(),
+            dir.path().join(name).to_str().unwrap(),
+            &StorageOptions::new(),
+            None,
+            schema.clone(),
+            false,
+        )
+        .await
+        .unwrap();
+        let err = source.scan_all(&ScanRequest::default()).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { path, reason }
+                if path.ends_with(name) && reason.contains("\"time\"")),
+            "{name}: {err}"
+        );
+        let raw: Result<Vec<RecordBatch>, Error> =
+            futures::TryStreamExt::try_collect(source.scan_raw()).await;
+        assert!(matches!(raw, Err(Error::Corrupt { .. })), "{name} read raw");
+    }
+}

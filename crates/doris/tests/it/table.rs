@@ -117,3 +117,39 @@ async fn reads_in_order(location: &str) {
     assert!(some.iter().all(|b| b.column(0).null_count() == 0));
     assert_eq!(ids(some), (2_500..4_100).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn parquet_files_with_two_columns_of_one_name_are_refused() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("id", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(Int64Array::from(vec![2])),
+        ],
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("twice.parquet");
+    std::fs::write(&file, out).unwrap();
+    let err = ParquetSource::open(
+        &MountTable::default(),
+        file.to_str().unwrap(),
+        &StorageOptions::new(),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, trainstore_core::Error::Corrupt { path, reason }
+            if path.ends_with("twice.parquet") && reason.contains("\"id\"")),
+        "{err}"
+    );
+}

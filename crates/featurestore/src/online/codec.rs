@@ -39,13 +39,22 @@ fn time_from(bytes: &[u8]) -> i64 {
 }
 
 /// The (event, created) version of a stored row, comparable as bytes.
-pub(crate) fn version(row: &[u8]) -> &[u8] {
-    &row[..HEADER]
+pub(crate) fn version(row: &[u8]) -> Result<&[u8]> {
+    row.get(..HEADER).ok_or_else(ends_early)
 }
 
 /// The event time of a stored row, epoch nanoseconds.
-pub(crate) fn event_time(row: &[u8]) -> i64 {
-    time_from(&row[..8])
+pub(crate) fn event_time(row: &[u8]) -> Result<i64> {
+    Ok(time_from(&version(row)?[..8]))
+}
+
+/// A stored row (read back from the store, where anything may have written it) is shorter
+/// than its own lengths say.
+fn ends_early() -> Error {
+    Error::Corrupt {
+        path: "online store".into(),
+        reason: "a stored row ends early".into(),
+    }
 }
 
 /// Encodes key columns row by row; `None` where a key is null (such rows never match).
@@ -154,11 +163,27 @@ pub(crate) struct RowEncoder {
 }
 
 impl RowEncoder {
+    /// Refuses what a stored row cannot say: more than 65,535 features, or a name longer
+    /// than 255 bytes (it would be cut, and never match on reading).
     pub(crate) fn new(fields: &[Field], columns: &[ArrayRef]) -> Result<Self> {
+        if u16::try_from(fields.len()).is_err() {
+            return Err(Error::invalid(
+                "online features",
+                fields.len().to_string(),
+                "at most 65,535 features per view can be stored online",
+            ));
+        }
         let fields = fields
             .iter()
             .zip(columns)
             .map(|(f, c)| {
+                if f.name.len() > usize::from(u8::MAX) {
+                    return Err(Error::invalid(
+                        "feature name",
+                        &f.name,
+                        "longer than 255 bytes, which the online store cannot hold",
+                    ));
+                }
                 let canonical = cast(c, &canonical_type(&f.dtype))?;
                 Ok((f.name.clone(), type_tag(&f.dtype), canonical))
             })
@@ -171,10 +196,11 @@ impl RowEncoder {
         let mut out = Vec::with_capacity(HEADER + 16 * self.fields.len());
         out.extend_from_slice(&time_bytes(event));
         out.extend_from_slice(&time_bytes(created));
+        // Both fit, as `new` checked.
         out.extend_from_slice(&(self.fields.len() as u16).to_le_bytes());
         for (name, t, column) in &self.fields {
-            out.push(name.len().min(255) as u8);
-            out.extend_from_slice(&name.as_bytes()[..name.len().min(255)]);
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
             if column.is_null(row) {
                 out.push(tag::NULL);
                 continue;
@@ -236,10 +262,7 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or_else(|| Error::Corrupt {
-            path: "online store".into(),
-            reason: "a stored row ends early".into(),
-        })?;
+        let end = end.ok_or_else(ends_early)?;
         let out = &self.bytes[self.at..end];
         self.at = end;
         Ok(out)
@@ -548,6 +571,16 @@ impl<'f> RowDecoder<'f> {
                 _ => self.columns.iter().position(named),
             };
             next = wanted.map_or(next, |i| i + 1);
+            if let Some(i) = wanted.filter(|&i| done[i]) {
+                // A second value would shift every later row of the column by one.
+                return Err(Error::Corrupt {
+                    path: "online store".into(),
+                    reason: format!(
+                        "feature {} is stored twice in one row",
+                        self.columns[i].field.name
+                    ),
+                });
+            }
             match wanted {
                 Some(i) if t == tag::NULL => {
                     self.columns[i].append_null(at)?;
@@ -726,5 +759,50 @@ mod tests {
             err.to_string().contains("materialize the view again"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn stored_rows_too_short_for_their_times_are_corrupt_not_a_panic() {
+        for short in [&b""[..], b"\x80", &[0x80; HEADER - 1]] {
+            assert!(matches!(event_time(short), Err(Error::Corrupt { .. })));
+            assert!(matches!(version(short), Err(Error::Corrupt { .. })));
+            let fields = [field("f64", ValueType::Float64)];
+            let err = RowDecoder::new(&fields, 1).append(Some(short)).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_field_stored_twice_in_one_row_is_corrupt() {
+        let (fields, columns) = columns();
+        let once = RowEncoder::new(&fields[..1], &columns[..1])
+            .unwrap()
+            .encode(0, 0, 0);
+        // The same field again after the first: a count of 2, then its bytes twice.
+        let mut twice = once[..HEADER].to_vec();
+        twice.extend_from_slice(&2u16.to_le_bytes());
+        twice.extend_from_slice(&once[HEADER + 2..]);
+        twice.extend_from_slice(&once[HEADER + 2..]);
+        let mut decoder = RowDecoder::new(&fields[..1], 1);
+        let err = decoder.append(Some(&twice)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { reason, .. } if reason.contains("f64")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_feature_name_longer_than_a_stored_row_can_say_is_refused() {
+        let (_, columns) = columns();
+        let long = [field(&"x".repeat(256), ValueType::Float64)];
+        let err = RowEncoder::new(&long, &columns[..1]).err().unwrap();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        let longest = [field(&"x".repeat(255), ValueType::Float64)];
+        let row = RowEncoder::new(&longest, &columns[..1])
+            .unwrap()
+            .encode(0, 0, 0);
+        let mut decoder = RowDecoder::new(&longest, 1);
+        decoder.append(Some(&row)).unwrap();
+        assert_eq!(decoder.finish()[0].null_count(), 0);
     }
 }

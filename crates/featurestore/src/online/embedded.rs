@@ -185,10 +185,14 @@ impl OnlineStore for EmbeddedOnlineStore {
                     .open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
                     .map_err(|e| db_error(path, "write", e))?;
                 for (key, row) in &rows {
+                    let version = codec::version(row)?;
+                    // A held row too short to carry a version is corrupt: the new row repairs it.
                     let newer_held = table
                         .get(key.as_slice())
                         .map_err(|e| db_error(path, "read", e))?
-                        .is_some_and(|held| codec::version(held.value()) > codec::version(row));
+                        .is_some_and(|held| {
+                            codec::version(held.value()).is_ok_and(|v| v > version)
+                        });
                     if !newer_held {
                         table
                             .insert(key.as_slice(), row.as_slice())

@@ -98,7 +98,7 @@ pub(crate) async fn materialize_view(
             let encoded = encoder.encode(row, event.value(row), c);
             match latest.get_mut(&key) {
                 // Later rows win full ties, as in historical retrieval.
-                Some(held) if codec::version(held) > codec::version(&encoded) => {}
+                Some(held) if codec::version(held)? > codec::version(&encoded)? => {}
                 Some(held) => *held = encoded,
                 None => {
                     latest.insert(key, encoded);
@@ -243,8 +243,10 @@ pub(crate) async fn read_features(
                 decoder.append(None)?;
             }
             rows.next();
-            let fresh = row
-                .filter(|r| limit.is_none_or(|l| now_ns - i128::from(codec::event_time(r)) <= l));
+            let fresh = match (row, limit) {
+                (Some(r), Some(l)) if now_ns - i128::from(codec::event_time(r)?) > l => None,
+                _ => row,
+            };
             decoder.append(fresh)
         };
         store

@@ -118,7 +118,7 @@ impl OnlineStore for RedisOnlineStore {
             let mut call = script.prepare_invoke();
             for (key, row) in chunk {
                 call.key(self.key(view, key))
-                    .arg(hex(codec::version(row)))
+                    .arg(hex(codec::version(row)?))
                     .arg(row.as_slice());
             }
             let n: usize = call

@@ -237,3 +237,36 @@ fn embedded_online(f: &crate::support::Fixture) -> trainstore_featurestore::Feat
         .clone()
         .with_online_store(url.to_str().unwrap().to_owned(), "hostile".to_owned())
 }
+
+#[tokio::test]
+async fn entity_times_beyond_nanosecond_range_are_refused_naming_column_and_row() {
+    use trainstore_core::Error;
+    use trainstore_featurestore::{FeatureRef, HistoricalOptions, Ttl};
+
+    use crate::support::*;
+
+    let f = Fixture::new().await;
+    let table = f.write("t", feature_table(&[row("A", "1", 1, 1.0)])).await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(1)).into(),
+        ])
+        .await
+        .unwrap();
+    // Year 3000 in milliseconds fits, in nanoseconds it does not.
+    let rows = entity_rows(&[(Some("A"), "1", 2), (Some("A"), "1", 32_503_680_000_000)]);
+    let refs: Vec<FeatureRef> = vec!["basic:x".parse().unwrap()];
+    let err = f
+        .store
+        .get_historical_features(&rows, &refs, &HistoricalOptions::default())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::InvalidInput { .. })
+            && text.contains("event_timestamp")
+            && text.contains("row 1"),
+        "{text}"
+    );
+}

@@ -271,3 +271,64 @@ async fn without_an_online_store_reads_say_so() {
         .unwrap_err();
     assert!(err.to_string().contains("online store"), "{err}");
 }
+
+#[tokio::test]
+async fn a_corrupt_row_in_redis_reads_as_corrupt_data_not_a_panic() {
+    let f = Fixture::new().await;
+    let now = Timestamp::now().as_millis();
+    let table = f
+        .write("basic", feature_table(&[row("A", "1", now - DAY, 1.0)]))
+        .await;
+    f.store
+        .apply(vec![
+            device().into(),
+            view("basic", &table, Ttl::days(30)).into(),
+        ])
+        .await
+        .unwrap();
+    let namespace = namespace();
+    let url = std::env::var("TRAINSTORE_TEST_REDIS_URL").expect("TRAINSTORE_TEST_REDIS_URL");
+    let store = f
+        .store
+        .clone()
+        .with_online_store(url.clone(), namespace.clone());
+    store
+        .materialize(
+            Timestamp::from_millis(now - 2 * DAY),
+            Timestamp::from_millis(now),
+            None,
+        )
+        .await
+        .unwrap();
+    // Another writer (or a broken one) left a value too short to hold its times.
+    let mut redis = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let stored: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg(format!("trainstore:{namespace}:basic:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    let () = redis::cmd("HSET")
+        .arg(&stored[0])
+        .arg("d")
+        .arg(&b"x"[..])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let err = store
+        .get_online_features(
+            &refs(&["basic:x"]),
+            &keys(&[(Some("A"), "1")]),
+            &OnlineOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, trainstore_core::Error::Corrupt { .. }),
+        "{err}"
+    );
+}
