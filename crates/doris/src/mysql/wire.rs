@@ -129,6 +129,9 @@ pub(crate) struct WireConn {
     cells: Vec<Option<(usize, usize)>>,
     /// How long one read or write may wait on the server.
     read_timeout: Duration,
+    /// The longest payload accepted: what the handshake announces ([`MAX_PACKET`]), so a
+    /// hostile server cannot make the buffer grow without bound (tests lower it).
+    max_payload: usize,
 }
 
 impl WireConn {
@@ -178,6 +181,7 @@ impl WireConn {
             busy: false,
             cells: Vec::new(),
             read_timeout,
+            max_payload: MAX_PACKET as usize,
         }
     }
 
@@ -414,13 +418,20 @@ impl WireConn {
     /// payload are moved together over the headers between them.
     fn frame(&mut self) -> WireResult<Frame> {
         let available = self.end - self.pos;
-        let mut size = 0;
+        let (mut size, mut payload) = (0, 0);
         loop {
             if available < size + 4 {
                 return Ok(Frame::Need(size + 4));
             }
             let header = self.pos + size;
             let len = u24(&self.buf[header..]);
+            payload += len;
+            if payload > self.max_payload {
+                return Err(protocol(format!(
+                    "the server sent a packet of more than {} bytes, the most this client accepts",
+                    self.max_payload
+                )));
+            }
             if available < size + 4 + len {
                 return Ok(Frame::Need(size + 4 + len));
             }
@@ -758,6 +769,31 @@ mod tests {
         let short = to.packet().await.unwrap();
         assert_eq!(&to.buf[short], b"short");
         assert_eq!(to.buf.len(), READ_BUFFER, "back to its usual size");
+    }
+
+    #[tokio::test]
+    async fn a_packet_longer_than_announced_is_refused() {
+        let (mut from, mut to) = pair().await;
+        to.max_payload = 2 * MAX_FRAGMENT;
+        let at_the_limit = vec![1u8; 2 * MAX_FRAGMENT];
+        let beyond = vec![2u8; 2 * MAX_FRAGMENT + 1];
+        let writer = async {
+            from.write_packet(&at_the_limit).await.unwrap();
+            // The reader gives up on the second packet and may close before all of it is sent.
+            let _ = from.write_packet(&beyond).await;
+        };
+        let reader = async {
+            let first = to.packet().await.map(|p| p.len());
+            let second = to.packet().await.map(|p| p.len());
+            (first, second)
+        };
+        let ((), (first, second)) = tokio::join!(writer, reader);
+        assert_eq!(first.unwrap(), 2 * MAX_FRAGMENT);
+        let err = second.unwrap_err();
+        assert!(
+            err.to_string().contains("the most this client accepts"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
