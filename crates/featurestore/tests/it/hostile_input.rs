@@ -154,15 +154,7 @@ async fn time_bounds_at_the_end_of_time_are_refused_not_overflowed() {
 
     use crate::support::*;
 
-    let f = Fixture::new().await;
-    let table = f.write("t", feature_table(&[row("A", "1", 1, 1.0)])).await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &table, Ttl::days(1)).into(),
-        ])
-        .await
-        .unwrap();
+    let f = with_basic_view(&[row("A", "1", 1, 1.0)], Ttl::days(1)).await;
     let store = embedded_online(&f);
     let last = Timestamp::from_millis(i64::MAX);
     let first = Timestamp::from_millis(i64::MIN);
@@ -188,15 +180,7 @@ async fn entity_rows_with_a_duplicated_column_are_refused() {
 
     use crate::support::*;
 
-    let f = Fixture::new().await;
-    let table = f.write("t", feature_table(&[row("A", "1", 1, 1.0)])).await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &table, Ttl::days(1)).into(),
-        ])
-        .await
-        .unwrap();
+    let f = with_basic_view(&[row("A", "1", 1, 1.0)], Ttl::days(1)).await;
     let rows = entity_rows(&[(Some("A"), "1", 2)]);
     // A second `uuid` column, naming another device: which one the join reads must not be
     // left to chance.
@@ -245,15 +229,7 @@ async fn entity_times_beyond_nanosecond_range_are_refused_naming_column_and_row(
 
     use crate::support::*;
 
-    let f = Fixture::new().await;
-    let table = f.write("t", feature_table(&[row("A", "1", 1, 1.0)])).await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &table, Ttl::days(1)).into(),
-        ])
-        .await
-        .unwrap();
+    let f = with_basic_view(&[row("A", "1", 1, 1.0)], Ttl::days(1)).await;
     // Year 3000 in milliseconds fits, in nanoseconds it does not.
     let rows = entity_rows(&[(Some("A"), "1", 2), (Some("A"), "1", 32_503_680_000_000)]);
     let refs: Vec<FeatureRef> = vec!["basic:x".parse().unwrap()];

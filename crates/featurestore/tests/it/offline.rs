@@ -149,20 +149,6 @@ async fn a_workspace_recreated_in_place_answers_from_its_own_segments() {
     }
 }
 
-/// A fixture whose view `basic` (entity `device`, TTL 3 days) reads `rows`.
-async fn with_basic_view(rows: &[FeatureRow]) -> Fixture {
-    let f = Fixture::new().await;
-    let location = f.write("basic", feature_table(rows)).await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &location, Ttl::days(3)).into(),
-        ])
-        .await
-        .unwrap();
-    f
-}
-
 /// Values edited inside a segment, keeping its size, are found by the recorded hash instead of
 /// being served.
 #[tokio::test]
@@ -170,7 +156,7 @@ async fn an_edited_segment_is_refused_naming_the_file() {
     let rows: Vec<_> = (0..50)
         .map(|i| row("A", "1", T0 + i * DAY, 1000.0 + i as f64))
         .collect();
-    let f = with_basic_view(&rows).await;
+    let f = with_basic_view(&rows, Ttl::days(3)).await;
     f.store
         .ingest(&name("basic"), ts(T0), ts(T0 + 60 * DAY))
         .await
@@ -241,7 +227,7 @@ async fn parallel_ingests_all_land_and_failures_leave_nothing() {
     let rows: Vec<_> = (0..8 * 60)
         .map(|i| row("A", "1", T0 + i * 60_000, i as f64))
         .collect();
-    let f = with_basic_view(&rows).await;
+    let f = with_basic_view(&rows, Ttl::days(3)).await;
     let mut tasks = Vec::new();
     for hour in 0..8 {
         let store = another_writer(&f, &format!("writer{hour}")).await;
@@ -294,7 +280,7 @@ async fn parallel_ingests_all_land_and_failures_leave_nothing() {
 #[tokio::test]
 async fn segments_keyed_by_old_join_keys_are_not_used() {
     let rows = vec![row("A", "1", T0, 1.0), row("A", "2", T0 + 1, 2.0)];
-    let f = with_basic_view(&rows).await;
+    let f = with_basic_view(&rows, Ttl::days(3)).await;
     f.store
         .ingest(&name("basic"), ts(T0 - 5 * DAY), ts(T0 + DAY))
         .await

@@ -197,3 +197,14 @@ pub fn floats(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
         .iter()
         .collect()
 }
+
+/// A fixture whose view `basic` (entity `device`, valid for `ttl`) reads `rows`.
+pub async fn with_basic_view(rows: &[FeatureRow], ttl: Ttl) -> Fixture {
+    let f = Fixture::new().await;
+    let location = f.write("basic", feature_table(rows)).await;
+    f.store
+        .apply(vec![device().into(), view("basic", &location, ttl).into()])
+        .await
+        .unwrap();
+    f
+}
