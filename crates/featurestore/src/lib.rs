@@ -26,6 +26,7 @@ pub mod online;
 pub mod registry;
 pub mod sources;
 pub mod store;
+pub mod training;
 
 pub use definitions::{
     Definition, Definitions, DerivedFeature, Entity, FeatureRef, FeatureService, FeatureView,
