@@ -11,6 +11,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
+use trainstore_core::VersionStore as _;
 use trainstore_core::catalog::hex_sha256;
 use trainstore_core::{
     Catalog, DatasetName, Error, MountTable, ObjectStoreRef, Progress, Result, StorageOptions,

@@ -3,6 +3,8 @@
 
 use std::process::{Command, Stdio};
 
+use trainstore::core::VersionStore as _;
+
 use crate::cli;
 
 #[test]

@@ -29,8 +29,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::de::DeserializeOwned;
@@ -42,6 +43,7 @@ use crate::ids::{DatasetName, TagName, UserName, Version};
 use crate::progress::Progress;
 use crate::storage::{ObjectStoreRef, probe_create_if_absent};
 use crate::time::Timestamp;
+use crate::versions::{VersionStore, VersionSummary};
 
 /// The manifest format this code writes and understands.
 const MANIFEST_FORMAT: u32 = 1;
@@ -70,6 +72,10 @@ pub struct Manifest {
     /// Free metadata, e.g. lineage and quality of a training set.
     #[serde(default)]
     pub metadata: serde_json::Value,
+    /// The little a listing of many versions needs (a training set's quality score and
+    /// size): copied into the item's index, see [`VersionStore::summaries`].
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub summary: serde_json::Value,
 }
 
 /// Where a new version may land.
@@ -89,6 +95,8 @@ pub struct NewVersion {
     pub author: UserName,
     pub files: Vec<FileEntry>,
     pub metadata: serde_json::Value,
+    /// See [`Manifest::summary`]; keep it to a few hundred bytes.
+    pub summary: serde_json::Value,
     pub mode: CommitMode,
 }
 
@@ -99,6 +107,7 @@ impl NewVersion {
             author,
             files: Vec::new(),
             metadata: serde_json::Value::Null,
+            summary: serde_json::Value::Null,
             mode: CommitMode::Append,
         }
     }
@@ -175,7 +184,7 @@ impl RetryPolicy {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use trainstore_core::{Catalog, DatasetName, NewVersion, UserName};
+/// use trainstore_core::{Catalog, DatasetName, NewVersion, UserName, VersionStore};
 /// use trainstore_core::object_store::memory::InMemory;
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let catalog = Catalog::open(Arc::new(InMemory::new()), "memory://doc").await.unwrap();
@@ -202,6 +211,23 @@ const PROBE_DIR: &str = "_probe";
 
 /// A probe file older than this was left by a process that died mid-probe.
 const STALE_PROBE: Duration = Duration::from_secs(600);
+
+/// Every this many versions, the committer writes an index checkpoint of all summaries so
+/// far: listing then reads one checkpoint and fewer than this many manifests, whatever the
+/// number of versions.
+const INDEX_EVERY: u64 = 100;
+
+/// How many checkpoints below the newest expected one are tried before reading every
+/// manifest (a checkpoint is missing when its writer was killed after committing).
+const INDEX_SEARCH: u64 = 3;
+
+/// An index checkpoint: the summaries of versions 1..=n, in order. Immutable, like the
+/// manifests it copies.
+#[derive(Debug, Serialize, Deserialize)]
+struct IndexCheckpoint {
+    item: DatasetName,
+    versions: Vec<VersionSummary>,
+}
 
 impl Catalog {
     /// Opens the catalog rooted at `store` (described by `url` in errors). Nothing is written:
@@ -236,11 +262,6 @@ impl Catalog {
         self
     }
 
-    /// The URL the catalog was opened at.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     fn item_dir(item: &DatasetName) -> Path {
         Path::from_iter(["items", item.as_str()])
     }
@@ -259,90 +280,65 @@ impl Catalog {
         }
     }
 
-    /// Writes one data file for a future version of `item` under a unique name and returns
-    /// its entry (size and hash) for [`NewVersion::files`]. Never overwrites anything.
-    pub async fn put_file(
-        &self,
-        item: &DatasetName,
-        file_name: &str,
-        content: Bytes,
-    ) -> Result<FileEntry> {
-        self.ensure_writable().await?;
-        let base = file_name.rsplit('/').next().unwrap_or(file_name);
-        let safe: String = base
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let unique: u128 = rand::random();
-        let path = Self::item_dir(item)
-            .join("data")
-            .join(format!("{unique:032x}-{safe}"));
-        let entry = FileEntry {
-            path: path.to_string(),
-            size: content.len() as u64,
-            sha256: hex_sha256(&content),
-        };
-        self.store
-            .put_opts(
-                &path,
-                PutPayload::from_bytes(content),
-                PutMode::Create.into(),
-            )
-            .await
-            .map_err(|e| Error::storage("write data file", &path, e))?;
-        Ok(entry)
+    fn index_path(item: &DatasetName, upto: u64) -> Path {
+        Self::item_dir(item)
+            .join("index")
+            .join(format!("{upto:020}.json"))
     }
 
-    /// Reads a data file of a version, checked against its recorded size and SHA-256.
-    pub async fn read_file(&self, entry: &FileEntry) -> Result<Bytes> {
-        let content = read_bytes(self.store.as_ref(), &data_path(entry)?, "data file").await?;
-        self.check_content(entry, &content)?;
-        Ok(content)
-    }
-
-    /// Checks `content`, read by other means (a memory map), against what `entry` records:
-    /// the size always, the SHA-256 the first time this process sees the file.
-    pub fn check_content(&self, entry: &FileEntry, content: &[u8]) -> Result<()> {
-        let corrupt = |found: String| Error::Corrupt {
-            path: format!("{}/{}", self.url, entry.path),
-            reason: format!(
-                "expected {} bytes with sha256 {}, found {found}; `trainstore workspace verify` \
-                 checks the whole workspace",
-                entry.size, entry.sha256
-            ),
-        };
-        if content.len() as u64 != entry.size {
-            return Err(corrupt(format!("{} bytes", content.len())));
-        }
-        static VERIFIED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-        let key = format!("{}/{}#{}", self.url, entry.path, entry.sha256);
-        let verified = VERIFIED.get_or_init(Default::default);
-        if verified.lock().expect("verified files").contains(&key) {
-            return Ok(());
-        }
-        let actual = hex_sha256(content);
-        if actual != entry.sha256 {
-            return Err(corrupt(format!("sha256 {actual}")));
-        }
-        verified.lock().expect("verified files").insert(key);
-        Ok(())
-    }
-
-    /// Deletes a data file written by [`Self::put_file`] that no version lists, after the
-    /// commit it was meant for failed. Best effort: what remains is found by
-    /// [`Self::unlisted_files`].
-    pub async fn remove_unlisted_file(&self, entry: &FileEntry) {
-        if let Ok(path) = data_path(entry)
-            && let Err(e) = self.store.delete(&path).await
+    /// The summaries of versions 1..=n from the newest index checkpoint at or below
+    /// `latest` (empty when there is none, or the few nearest are missing or unreadable:
+    /// the manifests then answer, only slower).
+    async fn newest_index(&self, item: &DatasetName, latest: u64) -> Result<Vec<VersionSummary>> {
+        let newest = latest / INDEX_EVERY * INDEX_EVERY;
+        for upto in (1..=INDEX_SEARCH)
+            .map_while(|k| newest.checked_sub((k - 1) * INDEX_EVERY))
+            .take_while(|&n| n > 0)
         {
-            tracing::warn!(path = %entry.path, "could not remove an uncommitted data file: {e}");
+            let path = Self::index_path(item, upto);
+            match read_json::<IndexCheckpoint>(self.store.as_ref(), &path).await {
+                Ok(Some(index))
+                    if index.versions.len() as u64 == upto
+                        && index
+                            .versions
+                            .iter()
+                            .zip(1..)
+                            .all(|(s, n)| s.version.get() == n) =>
+                {
+                    return Ok(index.versions);
+                }
+                Ok(None) => {}
+                Ok(Some(_)) | Err(Error::Corrupt { .. }) => {
+                    tracing::warn!(%path, "an index checkpoint does not hold what its name says; reading manifests instead");
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Ok(Vec::new())
+    }
+
+    /// Writes the index checkpoint of versions 1..=`upto`, after the commit of `upto`. Best
+    /// effort: a missing checkpoint only makes listing read more manifests.
+    async fn write_index(&self, item: &DatasetName, upto: u64) {
+        let written = async {
+            let mut versions = self.summaries(item).await?;
+            versions.truncate(upto as usize);
+            let index = IndexCheckpoint {
+                item: item.clone(),
+                versions,
+            };
+            create_json(self.store.as_ref(), &Self::index_path(item, upto), &index).await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(%item, upto, "could not write an index checkpoint: {e}");
+        }
+    }
+
+    fn tag_path(&self, item: &DatasetName, tag: &TagName) -> Path {
+        Self::item_dir(item)
+            .join("tags")
+            .join(format!("{tag}.json"))
     }
 
     /// Data files that no version of their item lists, last written more than `grace` ago:
@@ -398,18 +394,148 @@ impl Catalog {
         Ok(())
     }
 
-    /// Where a data file lies on the local disk, for catalogs on a local disk (`file://`):
-    /// lets readers map it into memory instead of copying it.
-    pub fn local_path(&self, entry: &FileEntry) -> Option<std::path::PathBuf> {
+    /// Runs `attempt` again while it ends in [`Error::VersionConflict`], with the same backoff
+    /// and bounds as commits. For writes that plan on the latest version and commit
+    /// [`CommitMode::OnTopOf`] it: each attempt re-reads and re-plans, so nothing another
+    /// writer committed in between is lost. The final error counts every attempt.
+    pub async fn retry_conflicts<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let started = std::time::Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match attempt().await {
+                Err(Error::VersionConflict { item, version, .. }) => {
+                    if !self.retry.allows(attempts, started) {
+                        return Err(Error::VersionConflict {
+                            item,
+                            version,
+                            attempts,
+                        });
+                    }
+                    tracing::debug!(%item, attempts, "lost a race; re-planning");
+                    tokio::time::sleep(self.retry.delay(attempts - 1)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Re-reads every file of a version and checks its size and hash, reporting bytes read.
+    pub async fn verify(
+        &self,
+        item: &DatasetName,
+        version: Version,
+        progress: &dyn Progress,
+    ) -> Result<Manifest> {
+        let manifest = self.get(item, version).await?;
+        let total = manifest.files.iter().map(|f| f.size).sum();
+        progress.begin(&format!("verifying {item}@{version}"), Some(total));
+        let result = async {
+            for f in &manifest.files {
+                self.verify_file(f).await?;
+                progress.advance(f.size);
+            }
+            Ok(())
+        }
+        .await;
+        progress.finish();
+        result.map(|()| manifest)
+    }
+}
+
+#[async_trait]
+impl VersionStore for Catalog {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn put_file(
+        &self,
+        item: &DatasetName,
+        file_name: &str,
+        content: Bytes,
+    ) -> Result<FileEntry> {
+        self.ensure_writable().await?;
+        let base = file_name.rsplit('/').next().unwrap_or(file_name);
+        let safe: String = base
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let unique: u128 = rand::random();
+        let path = Self::item_dir(item)
+            .join("data")
+            .join(format!("{unique:032x}-{safe}"));
+        let entry = FileEntry {
+            path: path.to_string(),
+            size: content.len() as u64,
+            sha256: hex_sha256(&content),
+        };
+        self.store
+            .put_opts(
+                &path,
+                PutPayload::from_bytes(content),
+                PutMode::Create.into(),
+            )
+            .await
+            .map_err(|e| Error::storage("write data file", &path, e))?;
+        Ok(entry)
+    }
+
+    async fn read_file(&self, entry: &FileEntry) -> Result<Bytes> {
+        let content = read_bytes(self.store.as_ref(), &data_path(entry)?, "data file").await?;
+        self.check_content(entry, &content)?;
+        Ok(content)
+    }
+
+    fn check_content(&self, entry: &FileEntry, content: &[u8]) -> Result<()> {
+        let corrupt = |found: String| Error::Corrupt {
+            path: format!("{}/{}", self.url, entry.path),
+            reason: format!(
+                "expected {} bytes with sha256 {}, found {found}; `trainstore workspace verify` \
+                 checks the whole workspace",
+                entry.size, entry.sha256
+            ),
+        };
+        if content.len() as u64 != entry.size {
+            return Err(corrupt(format!("{} bytes", content.len())));
+        }
+        static VERIFIED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+        let key = format!("{}/{}#{}", self.url, entry.path, entry.sha256);
+        let verified = VERIFIED.get_or_init(Default::default);
+        if verified.lock().expect("verified files").contains(&key) {
+            return Ok(());
+        }
+        let actual = hex_sha256(content);
+        if actual != entry.sha256 {
+            return Err(corrupt(format!("sha256 {actual}")));
+        }
+        verified.lock().expect("verified files").insert(key);
+        Ok(())
+    }
+
+    async fn remove_unlisted_file(&self, entry: &FileEntry) {
+        if let Ok(path) = data_path(entry)
+            && let Err(e) = self.store.delete(&path).await
+        {
+            tracing::warn!(path = %entry.path, "could not remove an uncommitted data file: {e}");
+        }
+    }
+
+    fn local_path(&self, entry: &FileEntry) -> Option<std::path::PathBuf> {
         Some(crate::storage::local_dir(&self.url)?.join(&entry.path))
     }
 
-    /// Commits a new version of `item`; returns its manifest.
-    ///
-    /// Every listed file must exist with its recorded size. Under contention the commit
-    /// retries with jittered backoff; in [`CommitMode::OnTopOf`] a newer version is a conflict
-    /// at once.
-    pub async fn commit(&self, item: &DatasetName, new: NewVersion) -> Result<Manifest> {
+    async fn commit(&self, item: &DatasetName, new: NewVersion) -> Result<Manifest> {
         self.ensure_writable().await?;
         for f in &new.files {
             let path = Path::parse(&f.path)
@@ -457,12 +583,16 @@ impl Catalog {
                 created_at: Timestamp::now(),
                 files: new.files.clone(),
                 metadata: new.metadata.clone(),
+                summary: new.summary.clone(),
             };
             if seq
                 .create(self.store.as_ref(), version.get(), &manifest)
                 .await?
             {
                 tracing::debug!(item = %item, version = %version, attempt, "committed");
+                if version.get() % INDEX_EVERY == 0 {
+                    self.write_index(item, version.get()).await;
+                }
                 return Ok(manifest);
             }
             attempt += 1;
@@ -478,38 +608,7 @@ impl Catalog {
         }
     }
 
-    /// Runs `attempt` again while it ends in [`Error::VersionConflict`], with the same backoff
-    /// and bounds as commits. For writes that plan on the latest version and commit
-    /// [`CommitMode::OnTopOf`] it: each attempt re-reads and re-plans, so nothing another
-    /// writer committed in between is lost. The final error counts every attempt.
-    pub async fn retry_conflicts<T, F, Fut>(&self, mut attempt: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
-    {
-        let started = std::time::Instant::now();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match attempt().await {
-                Err(Error::VersionConflict { item, version, .. }) => {
-                    if !self.retry.allows(attempts, started) {
-                        return Err(Error::VersionConflict {
-                            item,
-                            version,
-                            attempts,
-                        });
-                    }
-                    tracing::debug!(%item, attempts, "lost a race; re-planning");
-                    tokio::time::sleep(self.retry.delay(attempts - 1)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// The manifest of one version.
-    pub async fn get(&self, item: &DatasetName, version: Version) -> Result<Manifest> {
+    async fn get(&self, item: &DatasetName, version: Version) -> Result<Manifest> {
         Self::versions(item)
             .read(self.store.as_ref(), version.get())
             .await?
@@ -519,22 +618,19 @@ impl Catalog {
             })
     }
 
-    /// The newest manifest of `item`, or `None` when it has no version yet.
-    pub async fn latest(&self, item: &DatasetName) -> Result<Option<Manifest>> {
+    async fn latest(&self, item: &DatasetName) -> Result<Option<Manifest>> {
         match Self::versions(item).latest(self.store.as_ref()).await? {
             Some(n) => Ok(Some(self.get(item, Version::new(n)?).await?)),
             None => Ok(None),
         }
     }
 
-    /// Every version number of `item`, ascending.
-    pub async fn versions_of(&self, item: &DatasetName) -> Result<Vec<Version>> {
+    async fn versions_of(&self, item: &DatasetName) -> Result<Vec<Version>> {
         let numbers = Self::versions(item).list(self.store.as_ref()).await?;
         numbers.into_iter().map(Version::new).collect()
     }
 
-    /// The names of all items with at least one version, sorted.
-    pub async fn items(&self) -> Result<Vec<DatasetName>> {
+    async fn items(&self) -> Result<Vec<DatasetName>> {
         let listing = self
             .store
             .list_with_delimiter(Some(&Path::from("items")))
@@ -549,8 +645,57 @@ impl Catalog {
         Ok(names)
     }
 
-    /// Resolves `latest`, `v3`, `3`, a tag or an alias to a version of `item`.
-    pub async fn resolve(&self, item: &DatasetName, reference: &str) -> Result<Version> {
+    async fn summaries(&self, item: &DatasetName) -> Result<Vec<VersionSummary>> {
+        let Some(latest) = Self::versions(item).latest(self.store.as_ref()).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = self.newest_index(item, latest).await?;
+        let tail: Vec<VersionSummary> = futures::stream::iter(out.len() as u64 + 1..=latest)
+            .map(|n| async move {
+                let manifest = self.get(item, Version::new(n)?).await?;
+                Ok::<_, Error>(VersionSummary::of(&manifest))
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        out.extend(tail);
+        Ok(out)
+    }
+
+    async fn tags(&self, item: &DatasetName) -> Result<Vec<TagEntry>> {
+        let dir = Self::item_dir(item).join("tags");
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("list", &dir, e))?;
+        let mut out = Vec::new();
+        for meta in metas {
+            out.extend(read_json::<TagEntry>(self.store.as_ref(), &meta.location).await?);
+        }
+        out.sort_by(|a, b| a.tag.cmp(&b.tag));
+        Ok(out)
+    }
+
+    async fn aliases_of(&self, item: &DatasetName) -> Result<Vec<AliasEntry>> {
+        let dir = Self::item_dir(item).join("aliases");
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(|e| Error::storage("list", &dir, e))?;
+        let mut out = Vec::new();
+        for prefix in &listing.common_prefixes {
+            if let Some(name) = prefix.filename().and_then(|n| TagName::new(n).ok()) {
+                out.extend(self.alias(item, &name).await?);
+            }
+        }
+        out.sort_by(|a, b| a.alias.cmp(&b.alias));
+        Ok(out)
+    }
+
+    async fn resolve(&self, item: &DatasetName, reference: &str) -> Result<Version> {
         let not_found = || Error::NotFound {
             what: "version",
             name: format!("{item}@{reference}"),
@@ -572,8 +717,7 @@ impl Catalog {
         Err(not_found())
     }
 
-    /// Tags `version` of `item` as `tag`, once and for all.
-    pub async fn create_tag(
+    async fn create_tag(
         &self,
         item: &DatasetName,
         tag: &TagName,
@@ -604,19 +748,11 @@ impl Catalog {
         Ok(entry)
     }
 
-    /// The tag `tag` of `item`, if it exists.
-    pub async fn tag(&self, item: &DatasetName, tag: &TagName) -> Result<Option<TagEntry>> {
+    async fn tag(&self, item: &DatasetName, tag: &TagName) -> Result<Option<TagEntry>> {
         read_json(self.store.as_ref(), &self.tag_path(item, tag)).await
     }
 
-    fn tag_path(&self, item: &DatasetName, tag: &TagName) -> Path {
-        Self::item_dir(item)
-            .join("tags")
-            .join(format!("{tag}.json"))
-    }
-
-    /// Points alias `alias` of `item` at `version`, keeping the previous positions as history.
-    pub async fn set_alias(
+    async fn set_alias(
         &self,
         item: &DatasetName,
         alias: &TagName,
@@ -656,8 +792,7 @@ impl Catalog {
         })
     }
 
-    /// Where alias `alias` of `item` points now.
-    pub async fn alias(&self, item: &DatasetName, alias: &TagName) -> Result<Option<AliasEntry>> {
+    async fn alias(&self, item: &DatasetName, alias: &TagName) -> Result<Option<AliasEntry>> {
         let seq = Self::aliases(item, alias);
         match seq.latest(self.store.as_ref()).await? {
             Some(n) => seq.read(self.store.as_ref(), n).await,
@@ -665,12 +800,7 @@ impl Catalog {
         }
     }
 
-    /// Every position alias `alias` of `item` has had, oldest first.
-    pub async fn alias_history(
-        &self,
-        item: &DatasetName,
-        alias: &TagName,
-    ) -> Result<Vec<AliasEntry>> {
+    async fn alias_history(&self, item: &DatasetName, alias: &TagName) -> Result<Vec<AliasEntry>> {
         let seq = Self::aliases(item, alias);
         let mut out = Vec::new();
         for n in seq.list(self.store.as_ref()).await? {
@@ -679,31 +809,7 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Re-reads every file of a version and checks its size and hash, reporting bytes read.
-    pub async fn verify(
-        &self,
-        item: &DatasetName,
-        version: Version,
-        progress: &dyn Progress,
-    ) -> Result<Manifest> {
-        let manifest = self.get(item, version).await?;
-        let total = manifest.files.iter().map(|f| f.size).sum();
-        progress.begin(&format!("verifying {item}@{version}"), Some(total));
-        let result = async {
-            for f in &manifest.files {
-                self.verify_file(f).await?;
-                progress.advance(f.size);
-            }
-            Ok(())
-        }
-        .await;
-        progress.finish();
-        result.map(|()| manifest)
-    }
-
-    /// Reads data file `entry` and checks its size and SHA-256, always (not once per process
-    /// as reads do: a file checked earlier may have changed since).
-    pub async fn verify_file(&self, entry: &FileEntry) -> Result<()> {
+    async fn verify_file(&self, entry: &FileEntry) -> Result<()> {
         let content = read_bytes(self.store.as_ref(), &data_path(entry)?, "data file").await?;
         let actual = hex_sha256(&content);
         if content.len() as u64 != entry.size || actual != entry.sha256 {

@@ -6,7 +6,9 @@
 //! - [`source`]: the [`DataSource`] trait and its reference [`MemorySource`].
 //! - [`config`]: configuration and secret providers, and the redacting [`Secret`].
 //! - [`storage`]: mounts over `object_store` ([`MountTable`], [`StorageProvider`]).
-//! - [`catalog`]: append-only numbered versions of named items, on any mount.
+//! - [`versions`]: [`VersionStore`], the one interface to versioned items.
+//! - [`catalog`]: append-only numbered versions of named items, on any mount; the
+//!   [`VersionStore`].
 //! - [`progress`]: the one interface long operations report progress through.
 //! - [`parallel`]: CPU-bound work spread over the cores.
 //! - [`yaml`]: user YAML documents, parsed with bounds on size and nesting.
@@ -20,6 +22,7 @@ pub mod progress;
 pub mod source;
 pub mod storage;
 pub mod time;
+pub mod versions;
 pub mod yaml;
 
 pub use catalog::{Catalog, FileEntry, Manifest, NewVersion, UnlistedFile};
@@ -39,6 +42,7 @@ pub use storage::{
     StorageProviderRef, check_store, local_dir, probe_create_if_absent,
 };
 pub use time::{TimeRange, Timestamp};
+pub use versions::{VersionStore, VersionSummary};
 
 /// Re-exported so dependants use the same versions.
 pub use arrow;

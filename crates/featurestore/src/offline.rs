@@ -28,6 +28,7 @@ use arrow::ipc::{self, root_as_footer};
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
+use trainstore_core::VersionStore as _;
 use trainstore_core::catalog::{CommitMode, FileEntry, NewVersion};
 use trainstore_core::{
     Catalog, DataSource, DataSourceRef, DatasetName, Error, Filter, RecordBatchStream, Result,

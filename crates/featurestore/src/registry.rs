@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use trainstore_core::VersionStore as _;
 use trainstore_core::catalog::CommitMode;
 use trainstore_core::{
     Catalog, DatasetName, Error, NewVersion, Result, Timestamp, UserName, Version,

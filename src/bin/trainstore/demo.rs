@@ -11,6 +11,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use trainstore::SnapshotSummary;
 use trainstore::Workspace;
+use trainstore::core::VersionStore as _;
 use trainstore::core::catalog::NewVersion;
 use trainstore::core::{
     DatasetName, Error, Filter, MountTable, Result, ScanRequest, StorageOptions, TagName,

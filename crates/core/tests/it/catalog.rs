@@ -10,6 +10,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
+use trainstore_core::VersionStore as _;
 use trainstore_core::catalog::CommitMode;
 use trainstore_core::{
     Catalog, DatasetName, Error, MountTable, NewVersion, NoProgress, ObjectStoreRef,
@@ -517,4 +518,94 @@ async fn a_dropped_manifest_write_leaves_no_version_and_a_corrupted_file_is_caug
         .unwrap();
     let err = healthy.verify_file(&file).await.unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn summaries_come_from_index_checkpoints_and_survive_missing_or_bad_ones() {
+    let backend = support::memory();
+    let store = backend.store();
+    let catalog = Catalog::open(store.clone(), &backend.url).await.unwrap();
+    for n in 1..=250u64 {
+        let mut new = NewVersion::new(alice());
+        new.summary = serde_json::json!({ "n": n });
+        catalog.commit(&item(), new).await.unwrap();
+    }
+    let index = |upto: u64| Path::from(format!("items/vibration/index/{upto:020}.json"));
+    for upto in [100, 200] {
+        store.head(&index(upto)).await.unwrap();
+    }
+    assert!(store.head(&index(250)).await.is_err());
+    let expected: Vec<u64> = (1..=250).collect();
+    let listed = |summaries: Vec<trainstore_core::VersionSummary>| {
+        summaries
+            .iter()
+            .map(|s| {
+                assert_eq!(s.summary["n"], s.version.get());
+                assert_eq!(s.author, alice());
+                s.version.get()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(catalog.summaries(&item()).await.unwrap()), expected);
+
+    // A checkpoint a killed committer never wrote, and one that lies: manifests answer.
+    store.delete(&index(200)).await.unwrap();
+    store
+        .put(
+            &index(100),
+            PutPayload::from_static(b"{\"item\":\"vibration\",\"versions\":[]}"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed(catalog.summaries(&item()).await.unwrap()), expected);
+    store
+        .put(&index(100), PutPayload::from_static(b"not json"))
+        .await
+        .unwrap();
+    assert_eq!(listed(catalog.summaries(&item()).await.unwrap()), expected);
+}
+
+#[tokio::test]
+async fn tags_and_aliases_of_an_item_are_listed_by_name() {
+    let backend = support::memory();
+    let catalog = Catalog::open(backend.store(), &backend.url).await.unwrap();
+    for _ in 0..3 {
+        catalog
+            .commit(&item(), NewVersion::new(alice()))
+            .await
+            .unwrap();
+    }
+    let name = |s: &str| TagName::new(s).unwrap();
+    catalog
+        .create_tag(&item(), &name("paper"), v(1), &alice())
+        .await
+        .unwrap();
+    catalog
+        .create_tag(&item(), &name("baseline"), v(2), &alice())
+        .await
+        .unwrap();
+    catalog
+        .set_alias(&item(), &name("golden"), v(1), &alice())
+        .await
+        .unwrap();
+    catalog
+        .set_alias(&item(), &name("golden"), v(3), &alice())
+        .await
+        .unwrap();
+    let tags: Vec<_> = catalog
+        .tags(&item())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.tag.to_string(), t.version.get()))
+        .collect();
+    assert_eq!(tags, [("baseline".to_owned(), 2), ("paper".to_owned(), 1)]);
+    let aliases: Vec<_> = catalog
+        .aliases_of(&item())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.alias.to_string(), a.version.get()))
+        .collect();
+    assert_eq!(aliases, [("golden".to_owned(), 3)]);
 }

@@ -2,6 +2,7 @@
 //! (ties included), whatever the source says since; requests beyond them, or under a changed
 //! view, go to the source; overlapping ingests are refused.
 
+use trainstore_core::VersionStore as _;
 use trainstore_core::{Error, Timestamp};
 use trainstore_featurestore::{FeatureRef, HistoricalOptions, Ttl};
 

@@ -1,6 +1,7 @@
 //! The registry on a real catalog: plan, apply, history, rollback, validation against the
 //! source, and concurrent applies.
 
+use trainstore_core::VersionStore as _;
 use trainstore_core::{MountTable, StorageOptions, UserName, Version};
 use trainstore_featurestore::{
     Change, Definitions, FeatureStore, FeatureView, Field, SourceEnv, Ttl, ValueType,

@@ -1,0 +1,157 @@
+//! The one interface to versioned items: training sets, models and pipeline definitions are
+//! all kept, listed and read through [`VersionStore`], implemented once by the
+//! [`Catalog`](crate::Catalog) on any object store.
+//!
+//! A version is immutable: data files written first under unique names, then a manifest
+//! created with create-if-absent, which is the moment the version exists. Tags are fixed
+//! names of a version; aliases move and keep their history. See [`crate::catalog`] for how
+//! this is laid out on storage and why nothing rests on locks.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{AliasEntry, FileEntry, Manifest, NewVersion, TagEntry};
+use crate::error::Result;
+use crate::ids::{DatasetName, TagName, UserName, Version};
+use crate::time::Timestamp;
+
+/// What listing a version needs, kept small so an index of many thousands reads at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionSummary {
+    pub version: Version,
+    pub author: UserName,
+    pub created_at: Timestamp,
+    /// Total size of the version's data files, in bytes.
+    pub bytes: u64,
+    /// The manifest's [`Manifest::summary`]: what its kind of item lists by (a training
+    /// set's quality, a model's metrics).
+    #[serde(default)]
+    pub summary: serde_json::Value,
+}
+
+impl VersionSummary {
+    /// The summary of the version `manifest` records.
+    pub fn of(manifest: &Manifest) -> Self {
+        VersionSummary {
+            version: manifest.version,
+            author: manifest.author.clone(),
+            created_at: manifest.created_at,
+            bytes: manifest.files.iter().map(|f| f.size).sum(),
+            summary: manifest.summary.clone(),
+        }
+    }
+}
+
+/// Versioned items with immutable data files: create, read, list, name.
+///
+/// ```
+/// use std::sync::Arc;
+/// use trainstore_core::{Catalog, DatasetName, NewVersion, UserName, VersionStore};
+/// use trainstore_core::object_store::memory::InMemory;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store: Arc<dyn VersionStore> =
+///     Arc::new(Catalog::open(Arc::new(InMemory::new()), "memory://doc").await.unwrap());
+/// let item = DatasetName::new("vibration").unwrap();
+/// let mut new = NewVersion::new(UserName::new("alice").unwrap());
+/// new.summary = serde_json::json!({"rows": 10});
+/// store.commit(&item, new).await.unwrap();
+/// let listed = store.summaries(&item).await.unwrap();
+/// assert_eq!(listed[0].summary["rows"], 10);
+/// # });
+/// ```
+#[async_trait]
+pub trait VersionStore: Send + Sync + fmt::Debug {
+    /// The URL the catalog was opened at.
+    fn url(&self) -> &str;
+
+    /// Writes one data file for a future version of `item` under a unique name and returns
+    /// its entry (size and hash) for [`NewVersion::files`]. Never overwrites anything.
+    async fn put_file(
+        &self,
+        item: &DatasetName,
+        file_name: &str,
+        content: Bytes,
+    ) -> Result<FileEntry>;
+
+    /// Reads a data file of a version, checked against its recorded size and SHA-256.
+    async fn read_file(&self, entry: &FileEntry) -> Result<Bytes>;
+
+    /// Checks `content`, read by other means (a memory map), against what `entry` records:
+    /// the size always, the SHA-256 the first time this process sees the file.
+    fn check_content(&self, entry: &FileEntry, content: &[u8]) -> Result<()>;
+
+    /// Deletes a data file written by [`Self::put_file`] that no version lists, after the
+    /// commit it was meant for failed. Best effort: what remains is found by
+    /// [`Catalog::unlisted_files`](crate::Catalog::unlisted_files).
+    async fn remove_unlisted_file(&self, entry: &FileEntry);
+
+    /// Where a data file lies on the local disk, for catalogs on a local disk (`file://`):
+    /// lets readers map it into memory instead of copying it.
+    fn local_path(&self, entry: &FileEntry) -> Option<std::path::PathBuf>;
+
+    /// Commits a new version of `item`; returns its manifest.
+    ///
+    /// Every listed file must exist with its recorded size. Under contention the commit
+    /// retries with jittered backoff; in [`CommitMode::OnTopOf`](crate::catalog::CommitMode::OnTopOf) a newer version is a conflict
+    /// at once.
+    async fn commit(&self, item: &DatasetName, new: NewVersion) -> Result<Manifest>;
+
+    /// The manifest of one version.
+    async fn get(&self, item: &DatasetName, version: Version) -> Result<Manifest>;
+
+    /// The newest manifest of `item`, or `None` when it has no version yet.
+    async fn latest(&self, item: &DatasetName) -> Result<Option<Manifest>>;
+
+    /// Every version number of `item`, ascending.
+    async fn versions_of(&self, item: &DatasetName) -> Result<Vec<Version>>;
+
+    /// The names of all items with at least one version, sorted.
+    async fn items(&self) -> Result<Vec<DatasetName>>;
+
+    /// A summary of every version of `item`, ascending: what listing and selecting need,
+    /// without reading every manifest (an index the commits maintain holds most of them).
+    async fn summaries(&self, item: &DatasetName) -> Result<Vec<VersionSummary>>;
+
+    /// Every tag of `item`, by name.
+    async fn tags(&self, item: &DatasetName) -> Result<Vec<TagEntry>>;
+
+    /// Where each alias of `item` points now, by name.
+    async fn aliases_of(&self, item: &DatasetName) -> Result<Vec<AliasEntry>>;
+
+    /// Resolves `latest`, `v3`, `3`, a tag or an alias to a version of `item`.
+    async fn resolve(&self, item: &DatasetName, reference: &str) -> Result<Version>;
+
+    /// Tags `version` of `item` as `tag`, once and for all.
+    async fn create_tag(
+        &self,
+        item: &DatasetName,
+        tag: &TagName,
+        version: Version,
+        author: &UserName,
+    ) -> Result<TagEntry>;
+
+    /// The tag `tag` of `item`, if it exists.
+    async fn tag(&self, item: &DatasetName, tag: &TagName) -> Result<Option<TagEntry>>;
+
+    /// Points alias `alias` of `item` at `version`, keeping the previous positions as history.
+    async fn set_alias(
+        &self,
+        item: &DatasetName,
+        alias: &TagName,
+        version: Version,
+        author: &UserName,
+    ) -> Result<AliasEntry>;
+
+    /// Where alias `alias` of `item` points now.
+    async fn alias(&self, item: &DatasetName, alias: &TagName) -> Result<Option<AliasEntry>>;
+
+    /// Every position alias `alias` of `item` has had, oldest first.
+    async fn alias_history(&self, item: &DatasetName, alias: &TagName) -> Result<Vec<AliasEntry>>;
+
+    /// Reads data file `entry` and checks its size and SHA-256, always (not once per process
+    /// as reads do: a file checked earlier may have changed since).
+    async fn verify_file(&self, entry: &FileEntry) -> Result<()>;
+}
