@@ -17,6 +17,7 @@ use trainstore_core::{
     Catalog, DatasetName, Error, MountTable, ObjectStoreRef, Progress, Result, StorageOptions,
     Timestamp, UserName, Version,
 };
+use trainstore_featurestore::training::TrainingSets;
 use trainstore_featurestore::{FeatureStore, SourceEnv};
 
 /// The layout this trainstore writes and understands.
@@ -47,6 +48,8 @@ pub struct Workspace {
     store: ObjectStoreRef,
     config: WorkspaceConfig,
     catalog: Catalog,
+    /// Training-set versions, a catalog of their own under `training-sets/`.
+    training_sets: Catalog,
     /// How feature-view sources are opened: the mounts and options the workspace was opened
     /// with.
     sources: SourceEnv,
@@ -65,8 +68,10 @@ pub struct WorkspaceInfo {
     pub layout_version: u32,
     pub created_at: Timestamp,
     pub created_by: String,
-    /// Each versioned item with its newest version.
+    /// Each versioned item of the feature store with its newest version.
     pub items: Vec<(DatasetName, Version)>,
+    /// Each training set with its newest version.
+    pub training_sets: Vec<(DatasetName, Version)>,
 }
 
 impl Workspace {
@@ -106,6 +111,8 @@ impl Workspace {
         let url = resolved.url;
         let catalog_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), "catalog"));
         let catalog = Catalog::open(catalog_store, &format!("{url}/catalog")).await?;
+        let sets_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), "training-sets"));
+        let training_sets = Catalog::open(sets_store, &format!("{url}/training-sets")).await?;
         let config = match read_config(&store, &url).await? {
             Some(config) => config,
             None if create => {
@@ -133,6 +140,7 @@ impl Workspace {
             store,
             config,
             catalog,
+            training_sets,
             sources: SourceEnv {
                 mounts: mounts.clone(),
                 options: options.clone(),
@@ -178,6 +186,17 @@ impl Workspace {
         }
     }
 
+    /// Training-set versions: created by the current user ([`UserName::current`]), listed
+    /// best first, selected by criteria.
+    pub fn training_sets(&self) -> TrainingSets {
+        TrainingSets::new(Arc::new(self.training_sets.clone()), UserName::current())
+    }
+
+    /// Every catalog of the workspace: feature registry and offline store, training sets.
+    fn catalogs(&self) -> [&Catalog; 2] {
+        [&self.catalog, &self.training_sets]
+    }
+
     /// Uses the online store at `url` (`redis://…`, or a local path for an embedded file).
     pub fn with_online_store(mut self, url: impl Into<String>) -> Self {
         self.online_store = Some(url.into());
@@ -196,21 +215,23 @@ impl Workspace {
     pub async fn verify(&self, progress: &dyn Progress) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         let mut plan = Vec::new();
-        for item in self.catalog.items().await? {
-            for version in self.catalog.versions_of(&item).await? {
-                plan.push((item.clone(), version));
+        for catalog in self.catalogs() {
+            for item in catalog.items().await? {
+                for version in catalog.versions_of(&item).await? {
+                    plan.push((catalog, item.clone(), version));
+                }
             }
         }
         progress.begin(&format!("verifying {}", self.url), Some(plan.len() as u64));
         let mut seen = HashSet::new();
         let result = async {
-            for (item, version) in plan {
+            for (catalog, item, version) in plan {
                 report.versions += 1;
                 let checked = async {
-                    let manifest = self.catalog.get(&item, version).await?;
+                    let manifest = catalog.get(&item, version).await?;
                     for file in &manifest.files {
-                        if seen.insert((file.path.clone(), file.sha256.clone())) {
-                            self.catalog.verify_file(file).await?;
+                        if seen.insert((catalog.url(), file.path.clone(), file.sha256.clone())) {
+                            catalog.verify_file(file).await?;
                             report.files += 1;
                             report.bytes += file.size;
                         }
@@ -237,15 +258,24 @@ impl Workspace {
     /// Finds data files that no version lists, older than `grace` (what failed or killed
     /// writers left), and deletes them unless `dry_run`.
     pub async fn gc(&self, grace: std::time::Duration, dry_run: bool) -> Result<GcReport> {
-        let files = self.catalog.unlisted_files(grace).await?;
-        if !dry_run {
-            self.catalog.remove_unlisted(&files).await?;
-        }
-        Ok(GcReport {
-            bytes: files.iter().map(|f| f.size).sum(),
-            files: files.into_iter().map(|f| f.path).collect(),
+        let mut report = GcReport {
             removed: !dry_run,
-        })
+            ..GcReport::default()
+        };
+        for catalog in self.catalogs() {
+            let files = catalog.unlisted_files(grace).await?;
+            if !dry_run {
+                catalog.remove_unlisted(&files).await?;
+            }
+            let root = catalog.url().strip_prefix(&self.url).unwrap_or_default();
+            report.bytes += files.iter().map(|f| f.size).sum::<u64>();
+            report.files.extend(
+                files
+                    .into_iter()
+                    .map(|f| format!("{}/{}", root.trim_start_matches('/'), f.path)),
+            );
+        }
+        Ok(report)
     }
 
     pub async fn info(&self) -> Result<WorkspaceInfo> {
@@ -255,12 +285,19 @@ impl Workspace {
                 items.push((item, m.version));
             }
         }
+        let mut training_sets = Vec::new();
+        for item in self.training_sets.items().await? {
+            if let Some(m) = self.training_sets.latest(&item).await? {
+                training_sets.push((item, m.version));
+            }
+        }
         Ok(WorkspaceInfo {
             url: self.url.clone(),
             layout_version: self.config.layout_version,
             created_at: self.config.created_at,
             created_by: self.config.created_by.clone(),
             items,
+            training_sets,
         })
     }
 }
@@ -268,7 +305,7 @@ impl Workspace {
 /// What [`Workspace::gc`] found, and whether it deleted it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GcReport {
-    /// Data files no version lists, relative to the catalog root.
+    /// Data files no version lists, relative to the workspace root.
     pub files: Vec<String>,
     pub bytes: u64,
     /// Whether they were deleted (`false` for a dry run).

@@ -11,6 +11,7 @@ mod logging;
 mod progress;
 mod runtime;
 mod sources;
+mod training_sets;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -173,6 +174,13 @@ impl Workspace {
         }
     }
 
+    /// The workspace's training-set versions.
+    fn training_sets(&self) -> training_sets::TrainingSets {
+        training_sets::TrainingSets {
+            inner: self.inner.training_sets(),
+        }
+    }
+
     #[getter]
     fn url(&self) -> &str {
         self.inner.url()
@@ -251,6 +259,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Workspace>()?;
     m.add_class::<MountTable>()?;
     m.add_class::<features::FeatureStore>()?;
+    m.add_class::<training_sets::TrainingSets>()?;
     m.add_class::<sources::SnapshotSchema>()?;
     m.add_class::<sources::SnapshotSource>()?;
     m.add_class::<sources::BatchIterator>()?;

@@ -223,13 +223,43 @@ impl FeatureStore {
         options: &HistoricalOptions,
     ) -> Result<RecordBatch> {
         let defs = self.registry.recent().await?;
-        let derivation = Derivation::plan(&defs, features)?;
+        self.historical(&defs, entity_rows, features, options).await
+    }
+
+    /// Like [`Self::get_historical_features`], by the definitions of registry `version`
+    /// (`None`: the newest, read now); also returns the registry version that answered, for
+    /// a training set's lineage and for rebuilding one from it.
+    pub async fn get_historical_features_at(
+        &self,
+        version: Option<Version>,
+        entity_rows: &RecordBatch,
+        features: &[FeatureRef],
+        options: &HistoricalOptions,
+    ) -> Result<(Option<Version>, RecordBatch)> {
+        let (version, defs) = match version {
+            Some(v) => (Some(v), self.registry.at(v).await?),
+            None => self.registry.current().await?,
+        };
+        let answer = self
+            .historical(&defs, entity_rows, features, options)
+            .await?;
+        Ok((version, answer))
+    }
+
+    async fn historical(
+        &self,
+        defs: &Definitions,
+        entity_rows: &RecordBatch,
+        features: &[FeatureRef],
+        options: &HistoricalOptions,
+    ) -> Result<RecordBatch> {
+        let derivation = Derivation::plan(defs, features)?;
         let bounds = match options.engine {
             Engine::InProcess => historical::entity_time_bounds(entity_rows, options)?,
             Engine::Pushdown => None,
         };
         let mut views = Vec::new();
-        for selection in group_by_view(&defs, derivation.fetch())? {
+        for selection in group_by_view(defs, derivation.fetch())? {
             let source = match options.engine {
                 Engine::InProcess => {
                     let needed = historical::needed_span(bounds, &selection.view)?;

@@ -4,6 +4,7 @@ mod demo;
 mod features;
 mod progress;
 mod snapshots;
+mod training_sets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ enum Command {
     /// Define features, build point-in-time training data, materialize and serve online
     #[command(subcommand)]
     Features(features::FeaturesCommand),
+    /// Versioned, quality-scored training sets: create, list, select, tag, export
+    #[command(subcommand, name = "training-sets")]
+    TrainingSets(training_sets::TrainingSetsCommand),
     /// Run the main job end to end on an embedded workspace (no servers needed)
     Demo {
         /// Where the demo workspace lives
@@ -286,6 +290,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Mounts(MountsCommand::Check { at }) => check_mount(&mounts, &at).await,
         Command::Snapshots(command) => snapshots::run(command, &mounts).await,
         Command::Features(command) => features::run(command, &mounts).await,
+        Command::TrainingSets(command) => training_sets::run(command, &mounts).await,
         Command::Demo { workspace } => demo::run(&workspace).await,
     }
 }
@@ -308,6 +313,10 @@ pub(crate) async fn print_info(ws: &Workspace, json: bool) -> Result<()> {
     println!("  items          {}", info.items.len());
     for (item, version) in &info.items {
         println!("    {item:<24} latest {version}");
+    }
+    println!("  training sets  {}", info.training_sets.len());
+    for (name, version) in &info.training_sets {
+        println!("    {name:<24} latest {version}");
     }
     Ok(())
 }

@@ -72,6 +72,13 @@ from .sources import (
     synthetic_snapshots,
     write_back,
 )
+from .training_sets import (
+    ColumnQuality,
+    ListedVersion,
+    Quality,
+    TrainingSets,
+    TrainingSetVersion,
+)
 
 __version__: str = _native.__version__
 LAYOUT_VERSION: int = _native.LAYOUT_VERSION
@@ -140,7 +147,7 @@ class GcReport:
     """What :meth:`Workspace.gc` found, and whether it deleted it."""
 
     files: list[str]
-    """Data files no version lists, relative to the catalog root."""
+    """Data files no version lists, relative to the workspace root."""
     bytes: int
     removed: bool
     """Whether they were deleted (``False`` for a dry run)."""
@@ -170,6 +177,7 @@ class Workspace:
     def __init__(self, native: _native.Workspace) -> None:
         self._native = native
         self._features: FeatureStore | None = None
+        self._training_sets: TrainingSets | None = None
 
     @classmethod
     def open(
@@ -225,6 +233,13 @@ class Workspace:
             self._features = FeatureStore(self._native.features())
         return self._features
 
+    @property
+    def training_sets(self) -> TrainingSets:
+        """Training-set versions: create, list best first, select by criteria, tag."""
+        if self._training_sets is None:
+            self._training_sets = TrainingSets(self._native.training_sets())
+        return self._training_sets
+
     def items(self) -> dict[str, int]:
         """Every versioned item with its newest version number."""
         return self._native.items()
@@ -265,6 +280,7 @@ __all__ = [
     "Array",
     "Bool",
     "CancelledError",
+    "ColumnQuality",
     "ColumnReport",
     "ConfigError",
     "CorruptDataError",
@@ -282,6 +298,7 @@ __all__ = [
     "Int32",
     "Int64",
     "InvalidInputError",
+    "ListedVersion",
     "MalformedDataError",
     "Materialized",
     "MountTable",
@@ -291,6 +308,7 @@ __all__ = [
     "ParseReport",
     "PlannedChange",
     "ProgressBar",
+    "Quality",
     "RegistryVersion",
     "RemoteError",
     "SnapshotSchema",
@@ -298,6 +316,8 @@ __all__ = [
     "String",
     "TimeoutError",
     "Timestamp",
+    "TrainingSetVersion",
+    "TrainingSets",
     "TrainstoreError",
     "UnsupportedLayoutError",
     "UnsupportedStoreError",

@@ -1,5 +1,6 @@
 """Type stubs of the private native module; the public API is in ``trainstore``."""
 
+import builtins
 from typing import Any, Protocol, final
 
 import pyarrow as pa
@@ -11,6 +12,7 @@ __all__ = [
     "MountTable",
     "SnapshotSchema",
     "SnapshotSource",
+    "TrainingSets",
     "Workspace",
     "__version__",
     "load_snapshots",
@@ -60,6 +62,7 @@ class Workspace:
         online_store: str | None = None,
     ) -> Workspace: ...
     def features(self) -> FeatureStore: ...
+    def training_sets(self) -> TrainingSets: ...
     @property
     def url(self) -> str: ...
     @property
@@ -191,3 +194,34 @@ class FeatureStore:
         ignore_ttl: bool = False,
     ) -> pa.RecordBatch: ...
     def online_store(self) -> str: ...
+
+@final
+class TrainingSets:
+    def create(
+        self,
+        name: str,
+        rows: pa.RecordBatchReader,
+        metadata: str | None = None,
+        label: str | None = None,
+        time_column: str | None = None,
+    ) -> str: ...
+    def create_from_features(
+        self,
+        features: FeatureStore,
+        name: str,
+        entity_rows: pa.RecordBatch,
+        refs: builtins.list[str],
+        metadata: str | None = None,
+        label: str | None = None,
+        full_feature_names: bool = False,
+        timestamp_column: str | None = None,
+        engine: str = "in-process",
+    ) -> str: ...
+    def list(self, name: str) -> str: ...
+    def names(self) -> builtins.list[str]: ...
+    def get(self, name: str, reference: str) -> str: ...
+    def select_best(self, name: str, criteria: str) -> str: ...
+    def tag(self, name: str, reference: str, tag: str) -> int: ...
+    def alias(self, name: str, reference: str, alias: str) -> int: ...
+    def read(self, name: str, version: int) -> tuple[pa.Schema, builtins.list[pa.RecordBatch]]: ...
+    def local_files(self, name: str, version: int) -> builtins.list[str]: ...

@@ -1,8 +1,558 @@
 //! Training-set versions: immutable, quality-scored, selectable sets of rows, kept as
 //! Parquet files and a manifest in a workspace's versioned catalog.
 //!
+//! A version is created by streaming batches into it ([`TrainingSets::create`]); its quality
+//! is measured in the same pass, its files are hashed as they are stored, and it becomes
+//! visible, all at once, when its manifest is committed. The manifest records the set's
+//! schema, content hash, quality and lineage (where its rows came from, enough to rebuild
+//! it); the version index keeps a small summary of each, so listing and selecting among
+//! thousands of versions reads a few files, not every manifest.
+//!
 //! - [`quality`]: the quality of a set, computed in one pass while it is written.
+//! - [`select`]: choosing a version by criteria.
 //! - [`drift`]: how far each feature's distribution moved between two sets (PSI, KS).
+//! - `files`: how the rows lie in Parquet files, written and read on every core.
 
 pub mod drift;
+mod files;
 pub mod quality;
+pub mod select;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use trainstore_core::catalog::{AliasEntry, FileEntry, NewVersion, TagEntry};
+use trainstore_core::{
+    DatasetName, Error, RecordBatchStream, Result, TagName, Timestamp, UserName, Version,
+    VersionStore, VersionSummary,
+};
+
+use self::files::SetWriter;
+use self::quality::{Quality, QualityOptions};
+pub use self::select::Criteria;
+use crate::definitions::FeatureRef;
+use crate::historical::{self, HistoricalOptions};
+use crate::store::{FeatureStore, SOURCES_METADATA};
+
+/// The manifest format of a training set this code writes and reads.
+const SET_FORMAT: u32 = 1;
+
+/// Where a set's rows came from: enough to say what it is built of and to rebuild it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// How the rows were produced: `rows` (given by the caller) or `historical_features`.
+    pub source: String,
+    /// The feature references requested, as `view:feature`.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// The feature registry version the references resolved against.
+    pub registry_version: Option<Version>,
+    /// Per feature view, what its rows were read from (a source or an offline-store version).
+    #[serde(default)]
+    pub sources: serde_json::Value,
+    /// The entity rows of a historical request, stored with the version so it can be rebuilt.
+    pub entity_rows: Option<FileEntry>,
+    /// How many entity rows the request had.
+    pub entity_count: Option<u64>,
+    /// The earliest and latest entity (or row) time, both included.
+    pub time_range: Option<(Timestamp, Timestamp)>,
+    /// The snapshot parse report's rates, when the rows came through the snapshot parser.
+    pub malformed_rate: Option<f64>,
+    pub missing_rate: Option<f64>,
+    /// The trainstore version that built the set.
+    pub library_version: String,
+}
+
+/// A column of a set's schema, as recorded in its manifest (for listing and diffs without
+/// opening a data file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// What a training-set version's manifest records beyond its files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetInfo {
+    pub format: u32,
+    /// SHA-256 over the schema and the data files' hashes, in order.
+    pub content_hash: String,
+    pub rows: u64,
+    pub schema: Vec<ColumnInfo>,
+    pub label: Option<String>,
+    pub time_column: Option<String>,
+    pub quality: Quality,
+    pub lineage: Lineage,
+    /// The caller's own metadata (a description, an experiment id…).
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+/// What the version index keeps of each set: what listing and selecting read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetSummary {
+    pub rows: u64,
+    pub overall_score: f64,
+    /// The earliest and latest time of the set's time column, both included.
+    pub time_coverage: Option<(Timestamp, Timestamp)>,
+    pub content_hash: String,
+}
+
+/// One version as listed: the index's summary, without reading its manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub version: Version,
+    pub author: UserName,
+    pub created_at: Timestamp,
+    /// Bytes of data files.
+    pub bytes: u64,
+    pub summary: SetSummary,
+}
+
+/// A committed training-set version, its manifest read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingSetVersion {
+    pub name: DatasetName,
+    pub version: Version,
+    pub author: UserName,
+    pub created_at: Timestamp,
+    /// The data files, in row order (the lineage's entity rows are not among them).
+    pub files: Vec<FileEntry>,
+    pub info: SetInfo,
+}
+
+impl TrainingSetVersion {
+    /// `name@vN`: how the version is referred to everywhere.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// How to create a version.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The caller's metadata, kept as given (a JSON object or null).
+    pub metadata: serde_json::Value,
+    /// The label column, whose class balance is measured.
+    pub label: Option<String>,
+    /// The column of event times; by default `event_timestamp` when present.
+    pub time_column: Option<String>,
+    pub lineage: Lineage,
+}
+
+/// The entity rows' time column a historical request names by default.
+const DEFAULT_TIME_COLUMN: &str = "event_timestamp";
+
+/// Training-set versions of a workspace, created as `author`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow::array::{Float64Array, RecordBatch};
+/// use trainstore_core::{Catalog, DatasetName, UserName};
+/// use trainstore_core::object_store::memory::InMemory;
+/// use trainstore_featurestore::training::{CreateOptions, Criteria, TrainingSets};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let catalog = Catalog::open(Arc::new(InMemory::new()), "memory://doc").await.unwrap();
+/// let sets = TrainingSets::new(Arc::new(catalog), UserName::new("alice").unwrap());
+/// let rows = RecordBatch::try_from_iter([(
+///     "temperature",
+///     Arc::new(Float64Array::from(vec![20.5, 21.0, 22.5])) as _,
+/// )])
+/// .unwrap();
+/// let name = DatasetName::new("vibration").unwrap();
+/// let v = sets.create_from_batches(&name, vec![rows], CreateOptions::default()).await.unwrap();
+/// assert_eq!((v.id().as_str(), v.info.rows), ("vibration@v1", 3));
+/// let best = sets.select_best(&name, &Criteria::default().min_data_size(2)).await.unwrap();
+/// assert_eq!(best.version, v.version);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct TrainingSets {
+    store: Arc<dyn VersionStore>,
+    author: UserName,
+    file_target: usize,
+}
+
+impl TrainingSets {
+    pub fn new(store: Arc<dyn VersionStore>, author: UserName) -> Self {
+        TrainingSets {
+            store,
+            author,
+            file_target: files::FILE_TARGET,
+        }
+    }
+
+    /// Closes a data file once its encoded size reaches about `bytes` (256 MiB by default):
+    /// smaller files suit stores that read whole objects, larger ones fewer requests.
+    pub fn with_file_target(mut self, bytes: usize) -> Self {
+        self.file_target = bytes.max(1);
+        self
+    }
+
+    /// The store the versions are kept in.
+    pub fn store(&self) -> &Arc<dyn VersionStore> {
+        &self.store
+    }
+
+    /// Creates a version of `name` from `batches` (all of `schema`), streaming them into
+    /// Parquet files and measuring their quality on the way. Nothing is visible until the
+    /// whole set is stored; on failure the files written are removed.
+    pub async fn create(
+        &self,
+        name: &DatasetName,
+        schema: SchemaRef,
+        mut batches: RecordBatchStream,
+        options: CreateOptions,
+    ) -> Result<TrainingSetVersion> {
+        if !(options.metadata.is_null() || options.metadata.is_object()) {
+            return Err(Error::invalid(
+                "metadata",
+                options.metadata.to_string(),
+                "must be a mapping of names to values",
+            ));
+        }
+        let time_column = match &options.time_column {
+            Some(c) => Some(c.clone()),
+            None => schema
+                .index_of(DEFAULT_TIME_COLUMN)
+                .ok()
+                .map(|_| DEFAULT_TIME_COLUMN.to_owned()),
+        };
+        let quality = QualityOptions {
+            label: options.label.clone(),
+            time_column: time_column.clone(),
+            malformed_rate: options.lineage.malformed_rate,
+            missing_rate: options.lineage.missing_rate,
+        };
+        let mut writer = SetWriter::new(
+            self.store.clone(),
+            name.clone(),
+            schema.clone(),
+            self.file_target,
+            quality,
+        )?;
+        let streamed = async {
+            while let Some(batch) = batches.next().await {
+                writer.write(batch?).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = streamed {
+            writer.abandon().await;
+            return Err(e);
+        }
+        let written = writer.finish().await?;
+        let quality = written.quality.finish(Timestamp::now());
+        let info = SetInfo {
+            format: SET_FORMAT,
+            content_hash: written.content_hash,
+            rows: written.rows,
+            schema: schema
+                .fields()
+                .iter()
+                .map(|f| ColumnInfo {
+                    name: f.name().clone(),
+                    data_type: f.data_type().to_string(),
+                    nullable: f.is_nullable(),
+                })
+                .collect(),
+            label: options.label,
+            time_column,
+            lineage: Lineage {
+                library_version: env!("CARGO_PKG_VERSION").to_owned(),
+                ..options.lineage
+            },
+            metadata: options.metadata,
+            quality,
+        };
+        let summary = SetSummary {
+            rows: info.rows,
+            overall_score: info.quality.overall_score,
+            time_coverage: info
+                .quality
+                .time_coverage
+                .as_ref()
+                .map(|c| (c.start, c.end)),
+            content_hash: info.content_hash.clone(),
+        };
+        let mut new = NewVersion::new(self.author.clone());
+        new.files = written.files.clone();
+        new.files.extend(info.lineage.entity_rows.clone());
+        new.metadata = serde_json::to_value(&info).expect("set info serializes");
+        new.summary = serde_json::to_value(&summary).expect("summary serializes");
+        let manifest = match self.store.commit(name, new).await {
+            Ok(m) => m,
+            Err(e) => {
+                for f in &written.files {
+                    self.store.remove_unlisted_file(f).await;
+                }
+                return Err(e);
+            }
+        };
+        Ok(TrainingSetVersion {
+            name: name.clone(),
+            version: manifest.version,
+            author: manifest.author,
+            created_at: manifest.created_at,
+            files: written.files,
+            info,
+        })
+    }
+
+    /// [`Self::create`] from batches in memory (at least one, all of one schema).
+    pub async fn create_from_batches(
+        &self,
+        name: &DatasetName,
+        batches: Vec<RecordBatch>,
+        options: CreateOptions,
+    ) -> Result<TrainingSetVersion> {
+        let Some(first) = batches.first() else {
+            return Err(Error::invalid(
+                "training-set rows",
+                "no batches",
+                "give at least one batch (it may have no rows) so the schema is known",
+            ));
+        };
+        let schema = first.schema();
+        let stream = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
+        self.create(name, schema, stream, options).await
+    }
+
+    /// Builds a set from a historical request and creates it as a version of `name`: the
+    /// point-in-time-correct values of `features` for `entity_rows`, by the registry's
+    /// newest definitions. The lineage records the request whole (the entity rows are stored
+    /// with the version, the registry version, what each view was read from), so
+    /// the set can be rebuilt and checked against its hash.
+    pub async fn create_from_features(
+        &self,
+        features: &FeatureStore,
+        name: &DatasetName,
+        entity_rows: &RecordBatch,
+        refs: &[FeatureRef],
+        historical: &HistoricalOptions,
+        mut options: CreateOptions,
+    ) -> Result<TrainingSetVersion> {
+        let bounds = historical::entity_time_bounds(entity_rows, historical)?;
+        let (registry_version, answer) = features
+            .get_historical_features_at(None, entity_rows, refs, historical)
+            .await?;
+        let sources = answer
+            .schema()
+            .metadata()
+            .get(SOURCES_METADATA)
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let stored = self.store_entity_rows(name, entity_rows).await?;
+        options.time_column = options
+            .time_column
+            .or_else(|| historical.timestamp_column.clone());
+        options.lineage = Lineage {
+            source: "historical_features".into(),
+            features: refs.iter().map(ToString::to_string).collect(),
+            registry_version,
+            sources,
+            entity_rows: Some(stored.clone()),
+            entity_count: Some(entity_rows.num_rows() as u64),
+            time_range: bounds.map(|(lo, hi)| {
+                (
+                    Timestamp::from_millis(lo.div_euclid(1_000_000)),
+                    Timestamp::from_millis(hi.div_euclid(1_000_000)),
+                )
+            }),
+            ..options.lineage
+        };
+        let created = self.create_from_batches(name, vec![answer], options).await;
+        if created.is_err() {
+            self.store.remove_unlisted_file(&stored).await;
+        }
+        created
+    }
+
+    /// Stores `entity_rows` as a file for the lineage of a set about to be created from them,
+    /// returning the lineage's record of them (file, count, hash).
+    pub async fn store_entity_rows(
+        &self,
+        name: &DatasetName,
+        entity_rows: &RecordBatch,
+    ) -> Result<FileEntry> {
+        let encode_error = |e: parquet::errors::ParquetError| Error::Internal {
+            operation: "encode entity rows as Parquet".into(),
+            reason: e.to_string(),
+        };
+        let mut buffer = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buffer, entity_rows.schema(), None)
+            .map_err(encode_error)?;
+        w.write(entity_rows).map_err(encode_error)?;
+        w.close().map_err(encode_error)?;
+        self.store
+            .put_file(name, "entity-rows.parquet", buffer.into())
+            .await
+    }
+
+    /// Every version of `name`, best quality first (the newer first on a tie).
+    pub async fn list(&self, name: &DatasetName) -> Result<Vec<Listed>> {
+        let mut listed: Vec<Listed> = self
+            .store
+            .summaries(name)
+            .await?
+            .iter()
+            .map(|s| listed(name, s))
+            .collect::<Result<_>>()?;
+        listed.sort_by(|a, b| {
+            b.summary
+                .overall_score
+                .total_cmp(&a.summary.overall_score)
+                .then(b.version.cmp(&a.version))
+        });
+        Ok(listed)
+    }
+
+    /// The best version of `name` meeting `criteria`; [`Error::NotFound`] naming the criterion
+    /// that excluded the most versions when none does.
+    pub async fn select_best(
+        &self,
+        name: &DatasetName,
+        criteria: &Criteria,
+    ) -> Result<TrainingSetVersion> {
+        let listed = self.list(name).await?;
+        let names = if criteria.tags.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.names(name).await?
+        };
+        let best = select::select_best(name.as_str(), &listed, &names, criteria)?;
+        self.get_version(name, best.version).await
+    }
+
+    /// Each version's tags and aliases (current positions).
+    async fn names(&self, name: &DatasetName) -> Result<BTreeMap<Version, Vec<TagName>>> {
+        let mut out: BTreeMap<Version, Vec<TagName>> = BTreeMap::new();
+        for t in self.store.tags(name).await? {
+            out.entry(t.version).or_default().push(t.tag);
+        }
+        for a in self.store.aliases_of(name).await? {
+            out.entry(a.version).or_default().push(a.alias);
+        }
+        Ok(out)
+    }
+
+    /// The version `reference` (`latest`, `v3`, `3`, a tag or an alias) of `name`.
+    pub async fn get(&self, name: &DatasetName, reference: &str) -> Result<TrainingSetVersion> {
+        let version = self.store.resolve(name, reference).await?;
+        self.get_version(name, version).await
+    }
+
+    async fn get_version(
+        &self,
+        name: &DatasetName,
+        version: Version,
+    ) -> Result<TrainingSetVersion> {
+        let manifest = self.store.get(name, version).await?;
+        let info: SetInfo =
+            serde_json::from_value(manifest.metadata.clone()).map_err(|e| Error::Corrupt {
+                path: format!("{}/{name}@{version}", self.store.url()),
+                reason: format!("not a training-set manifest: {e}"),
+            })?;
+        if info.format > SET_FORMAT {
+            return Err(Error::Corrupt {
+                path: format!("{}/{name}@{version}", self.store.url()),
+                reason: format!(
+                    "written in training-set format {}, this trainstore reads up to {SET_FORMAT}: upgrade",
+                    info.format
+                ),
+            });
+        }
+        let entity_rows = info.lineage.entity_rows.as_ref().map(|f| f.path.as_str());
+        Ok(TrainingSetVersion {
+            name: name.clone(),
+            version,
+            author: manifest.author,
+            created_at: manifest.created_at,
+            files: manifest
+                .files
+                .into_iter()
+                .filter(|f| Some(f.path.as_str()) != entity_rows)
+                .collect(),
+            info,
+        })
+    }
+
+    /// Every row of `version`, in the order it was written; files are checked against their
+    /// hashes the first time this process reads them.
+    pub async fn read(
+        &self,
+        version: &TrainingSetVersion,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let contents: Vec<_> = futures::stream::iter(version.files.iter().cloned())
+            .map(|f| {
+                let store = self.store.clone();
+                async move {
+                    let bytes = files::read_file(store, f.clone()).await?;
+                    Ok::<_, Error>((f, bytes))
+                }
+            })
+            .buffered(4)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
+        tokio::task::spawn_blocking(move || files::decode(contents))
+            .await
+            .map_err(|e| Error::Internal {
+                operation: "decode a training set".into(),
+                reason: e.to_string(),
+            })?
+    }
+
+    /// Tags `reference` of `name` as `tag`, once and for all.
+    pub async fn tag(
+        &self,
+        name: &DatasetName,
+        reference: &str,
+        tag: &TagName,
+    ) -> Result<TagEntry> {
+        let version = self.store.resolve(name, reference).await?;
+        self.store
+            .create_tag(name, tag, version, &self.author)
+            .await
+    }
+
+    /// Points alias `alias` of `name` at `reference`, keeping its history.
+    pub async fn alias(
+        &self,
+        name: &DatasetName,
+        reference: &str,
+        alias: &TagName,
+    ) -> Result<AliasEntry> {
+        let version = self.store.resolve(name, reference).await?;
+        self.store
+            .set_alias(name, alias, version, &self.author)
+            .await
+    }
+
+    /// The names of every training set with at least one version.
+    pub async fn names_of_sets(&self) -> Result<Vec<DatasetName>> {
+        self.store.items().await
+    }
+}
+
+fn listed(name: &DatasetName, s: &VersionSummary) -> Result<Listed> {
+    let summary: SetSummary =
+        serde_json::from_value(s.summary.clone()).map_err(|e| Error::Corrupt {
+            path: format!("{name}@{}", s.version),
+            reason: format!("its index summary is not a training set's: {e}"),
+        })?;
+    Ok(Listed {
+        version: s.version,
+        author: s.author.clone(),
+        created_at: s.created_at,
+        bytes: s.bytes,
+        summary,
+    })
+}

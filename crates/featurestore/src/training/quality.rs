@@ -2,8 +2,8 @@
 //!
 //! The writer hands every batch to [`QualityAccumulator::observe`] (on its own thread, beside
 //! the Parquet encoder) and calls [`QualityAccumulator::finish`] once the set is complete; the
-//! resulting [`Quality`] goes into the set's manifest and its [`QualitySummary`] into the
-//! version index.
+//! resulting [`Quality`] goes into the set's manifest, its score and size into the version
+//! index.
 //!
 //! # Reproducibility
 //!
@@ -105,7 +105,7 @@ pub struct QualityOptions {
     pub label: Option<String>,
     /// The column whose times the set covers (time coverage, freshness); None = no time measures.
     pub time_column: Option<String>,
-    /// Parse-report rates carried through lineage (fractions of rows in [0,1]); None when unknown.
+    /// Parse-report rates carried through lineage (fractions of rows in [0, 1]); None when unknown.
     pub malformed_rate: Option<f64>,
     /// Like `malformed_rate`, for values the parse report found absent or null in the input.
     pub missing_rate: Option<f64>,
@@ -154,7 +154,7 @@ pub struct LabelBalance {
     pub classes: BTreeMap<String, u64>,
     /// Rows whose label is null.
     pub nulls: u64,
-    /// Normalized Shannon entropy of the class frequencies, H / ln(k) for k classes, in [0,1]:
+    /// Normalized Shannon entropy of the class frequencies, H / ln(k) for k classes, in [0, 1]:
     /// 1 when every class has as many rows, 0 with a single class (or none).
     pub balance: f64,
 }
@@ -216,25 +216,8 @@ pub struct NumericStats {
     pub quantiles: Vec<(f64, f64)>,
 }
 
-/// The few measures a version index keeps for every version (64 bytes each).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct QualitySummary {
-    /// See [`Quality::data_size`].
-    pub data_size: u64,
-    /// See [`Quality::overall_score`].
-    pub overall_score: f64,
-    /// See [`Quality::completeness`].
-    pub completeness: f64,
-    /// See [`Quality::duplicate_rate`].
-    pub duplicate_rate: f64,
-    /// The start of [`Quality::time_coverage`].
-    pub time_start: Option<Timestamp>,
-    /// The (included) end of [`Quality::time_coverage`].
-    pub time_end: Option<Timestamp>,
-}
-
 impl Quality {
-    /// One number in [0,1] to rank versions by, 1 being best:
+    /// One number in [0, 1] to rank versions by, 1 being best:
     ///
     /// overall = 0.4·completeness + 0.2·(1 − duplicate_rate) + 0.2·(1 − parse_error_rate)
     /// + 0.2·balance
@@ -254,18 +237,6 @@ impl Quality {
             + 0.2 * (1.0 - parse_error_rate)
             + 0.2 * balance;
         score.clamp(0.0, 1.0)
-    }
-
-    /// The measures a version index keeps.
-    pub fn summary(&self) -> QualitySummary {
-        QualitySummary {
-            data_size: self.data_size,
-            overall_score: self.overall_score,
-            completeness: self.completeness,
-            duplicate_rate: self.duplicate_rate,
-            time_start: self.time_coverage.as_ref().map(|t| t.start),
-            time_end: self.time_coverage.as_ref().map(|t| t.end),
-        }
     }
 }
 
@@ -307,7 +278,7 @@ impl QualityAccumulator {
     /// Fails, naming the column, when the label or time column is absent or of a type that
     /// cannot serve (a label must be a boolean, integer, float or string, or a dictionary of
     /// those; a time a timestamp, a date or Int64 epoch milliseconds), when a column's type
-    /// cannot be hashed for the duplicate check, or when a rate lies outside [0,1].
+    /// cannot be hashed for the duplicate check, or when a rate lies outside [0, 1].
     pub fn new(schema: &SchemaRef, options: QualityOptions) -> Result<Self> {
         let position = |what: &'static str, name: &str| {
             schema.index_of(name).map_err(|_| {
@@ -2212,52 +2183,6 @@ mod tests {
             )
         );
         assert_eq!(q.freshness_seconds, Some(60.5));
-        let summary = q.summary();
-        assert_eq!(
-            (summary.data_size, summary.time_start, summary.time_end),
-            (4, Some(coverage.start), Some(coverage.end))
-        );
-        assert_eq!(
-            (summary.overall_score, summary.completeness),
-            (q.overall_score, 0.75)
-        );
-    }
-
-    /// `cargo test --release -p trainstore-featurestore --lib training::quality -- --ignored
-    /// --nocapture` prints what `observe` costs on the shape of a typical embedding set.
-    #[test]
-    #[ignore = "a timing, not a test"]
-    fn observe_cost_on_a_million_rows() {
-        let rows = 1_000_000;
-        let mut columns: Vec<(String, ArrayRef)> = (0..10)
-            .map(|c| {
-                let values = (0..rows).map(|i| ((i * (c + 7)) % 10_007) as f64 * 0.5);
-                (
-                    format!("f{c}"),
-                    Arc::new(Float64Array::from_iter_values(values)) as ArrayRef,
-                )
-            })
-            .collect();
-        let values = Float32Array::from_iter_values((0..rows * 64).map(|i| (i % 1013) as f32));
-        let offsets = arrow::buffer::OffsetBuffer::from_lengths(std::iter::repeat_n(64, rows));
-        let field = Arc::new(Field::new("item", DataType::Float32, true));
-        let emb = ListArray::new(field, offsets, Arc::new(values), None);
-        columns.push(("emb".into(), Arc::new(emb)));
-        let b = batch(
-            columns
-                .iter()
-                .map(|(n, a)| (n.as_str(), a.clone()))
-                .collect(),
-        );
-        let mut acc = QualityAccumulator::new(&b.schema(), QualityOptions::default()).unwrap();
-        // The first batch also pays for allocating the scratch buffers and the row-hash set.
-        for batch in ["first", "second", "third"] {
-            let started = std::time::Instant::now();
-            acc.observe(&b).unwrap();
-            println!("observe, {batch} batch: {:?}", started.elapsed());
-        }
-        let started = std::time::Instant::now();
-        let q = acc.finish(Timestamp::from_millis(0));
-        println!("finish: {:?}, rows {}", started.elapsed(), q.data_size);
+        assert_eq!((q.data_size, q.completeness), (4, 0.75));
     }
 }

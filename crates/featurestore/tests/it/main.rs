@@ -10,3 +10,4 @@ mod online;
 mod pushdown;
 mod registry;
 mod support;
+mod training_sets;

@@ -1,0 +1,421 @@
+"""Training-set versions: immutable, quality-scored sets of rows, listed best first and
+selected by criteria (``ws.training_sets``).
+
+>>> import pyarrow as pa, trainstore as ts
+>>> ws = ts.Workspace.open("memory://training-sets-doc")
+>>> v = ws.training_sets.create("vibration", pa.table({"temperature": [20.5, 21.0, 22.5]}))
+>>> v.id, v.rows
+('vibration@v1', 3)
+>>> ws.training_sets.select_best("vibration", min_data_size=2).version
+1
+
+A version's rows are stored as Parquet files with a manifest recording its schema, content
+hash, quality (:class:`Quality`) and lineage; it becomes visible to everyone at once, when
+complete, and never changes afterwards.
+"""
+
+from __future__ import annotations
+
+import builtins
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+import pyarrow as pa
+
+from . import _native
+from .features import FeatureService, FeatureStore, _feature_names, _to_batch
+from .sources import TimeLike, _time_text
+
+if TYPE_CHECKING:
+    import pandas
+    import polars
+    import pyarrow.dataset
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _reader(data: Any) -> pa.RecordBatchReader:
+    """Rows as an Arrow stream: pyarrow readers pass through, tables and frames without a
+    copy, an iterable of record batches is streamed as it is consumed."""
+    if isinstance(data, pa.RecordBatchReader):
+        return data
+    if isinstance(data, pa.Table):
+        return data.to_reader()
+    if isinstance(data, pa.RecordBatch):
+        return pa.RecordBatchReader.from_batches(data.schema, [data])
+    is_frame = hasattr(data, "to_arrow") or type(data).__module__.startswith("pandas")
+    if (
+        not is_frame
+        and isinstance(data, Iterable)
+        and not isinstance(data, (str, bytes, dict, list))
+    ):
+        it = iter(data)
+        first = next(it, None)
+        if not isinstance(first, pa.RecordBatch):
+            raise TypeError("an iterable of rows must yield pyarrow.RecordBatch objects")
+
+        def chain() -> Iterable[pa.RecordBatch]:
+            yield first
+            yield from it
+
+        return pa.RecordBatchReader.from_batches(first.schema, chain())
+    table = pa.Table.from_batches([_to_batch(data)])
+    return table.to_reader()
+
+
+@dataclass(frozen=True)
+class ColumnQuality:
+    """The statistics of one column of a set."""
+
+    name: str
+    data_type: str
+    count: int
+    """Values present (not null)."""
+    nulls: int
+    completeness: float
+    numeric: dict[str, Any] | None
+    """``count``, ``min``, ``max``, ``mean``, ``std``, ``quantiles`` of the values (of every
+    list item, for list columns); ``None`` for text."""
+    list_length: dict[str, Any] | None
+    """The same statistics over list lengths, for list columns."""
+
+
+class Quality:
+    """The quality of a set, measured while it was written. ``overall_score`` is in [0, 1];
+    the formula is in the project's ``docs/training-sets.md``."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw
+        self.overall_score: float = raw["overall_score"]
+        self.data_size: int = raw["data_size"]
+        self.completeness: float = raw["completeness"]
+        self.duplicate_rows: int = raw["duplicate_rows"]
+        self.duplicate_rate: float = raw["duplicate_rate"]
+        self.malformed_rate: float | None = raw.get("malformed_rate")
+        self.missing_rate: float | None = raw.get("missing_rate")
+        self.label_balance: dict[str, Any] | None = raw.get("label_balance")
+        self.time_coverage: dict[str, Any] | None = raw.get("time_coverage")
+        self.freshness_seconds: float | None = raw.get("freshness_seconds")
+        self.columns: list[ColumnQuality] = [
+            ColumnQuality(
+                c["name"],
+                c["data_type"],
+                c["count"],
+                c["nulls"],
+                c["completeness"],
+                c.get("numeric"),
+                c.get("list_length"),
+            )
+            for c in raw["columns"]
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything measured, as stored in the manifest."""
+        return self._raw
+
+    def report(self) -> pa.Table:
+        """One row per column: count, nulls, completeness and value statistics."""
+
+        def stat(c: ColumnQuality, key: str) -> Any:
+            return None if c.numeric is None else c.numeric.get(key)
+
+        return pa.table(
+            {
+                "column": [c.name for c in self.columns],
+                "type": [c.data_type for c in self.columns],
+                "count": [c.count for c in self.columns],
+                "nulls": [c.nulls for c in self.columns],
+                "completeness": [c.completeness for c in self.columns],
+                "min": pa.array([stat(c, "min") for c in self.columns], pa.float64()),
+                "mean": pa.array([stat(c, "mean") for c in self.columns], pa.float64()),
+                "max": pa.array([stat(c, "max") for c in self.columns], pa.float64()),
+                "std": pa.array([stat(c, "std") for c in self.columns], pa.float64()),
+                "mean_length": pa.array(
+                    [
+                        None if c.list_length is None else c.list_length["mean"]
+                        for c in self.columns
+                    ],
+                    pa.float64(),
+                ),
+            }
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Quality(overall_score={self.overall_score:.3f}, data_size={self.data_size}, "
+            f"completeness={self.completeness:.3f}, duplicate_rate={self.duplicate_rate:.3f})"
+        )
+
+    def _repr_html_(self) -> str:
+        def cell(v: Any) -> str:
+            if isinstance(v, float):
+                return f"{v:.4g}"
+            return "" if v is None else html.escape(str(v))
+
+        report = self.report().to_pylist()
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in report[0]) if report else ""
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r.values()) + "</tr>" for r in report
+        )
+        return (
+            f"<b>quality {self.overall_score:.3f}</b>: {self.data_size} rows, completeness "
+            f"{self.completeness:.3f}, duplicates {self.duplicate_rows}"
+            f"<table><tr>{head}</tr>{rows}</table>"
+        )
+
+
+class TrainingSetVersion:
+    """One committed version of a training set: immutable, its rows read on demand."""
+
+    def __init__(self, native: _native.TrainingSets, raw: dict[str, Any]) -> None:
+        self._native = native
+        self._raw = raw
+        info = raw["info"]
+        self.name: str = raw["name"]
+        self.version: int = raw["version"]
+        self.author: str = raw["author"]
+        self.created_at: datetime = _utc(raw["created_at"])
+        self.rows: int = info["rows"]
+        self.content_hash: str = info["content_hash"]
+        self.quality = Quality(info["quality"])
+        self.metadata: dict[str, Any] = info.get("metadata") or {}
+        self.lineage: dict[str, Any] = info["lineage"]
+        self.label: str | None = info.get("label")
+        self.schema: list[dict[str, Any]] = info["schema"]
+
+    @property
+    def id(self) -> str:
+        """``name@vN``, how the version is referred to everywhere."""
+        return f"{self.name}@v{self.version}"
+
+    def to_batches(self) -> builtins.list[pa.RecordBatch]:
+        """The rows as record batches, in the order they were written."""
+        _, batches = self._native.read(self.name, self.version)
+        return batches
+
+    def to_arrow(self) -> pa.Table:
+        """The rows as a pyarrow Table (buffers shared with Rust, not copied)."""
+        schema, batches = self._native.read(self.name, self.version)
+        return pa.Table.from_batches(batches, schema=schema)
+
+    def to_reader(self) -> pa.RecordBatchReader:
+        """The rows as a RecordBatchReader."""
+        schema, batches = self._native.read(self.name, self.version)
+        return pa.RecordBatchReader.from_batches(schema, batches)
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The rows as a pandas DataFrame."""
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self) -> polars.DataFrame:
+        """The rows as a polars DataFrame (needs polars installed)."""
+        import polars
+
+        frame = polars.from_arrow(self.to_arrow())
+        assert isinstance(frame, polars.DataFrame)
+        return frame
+
+    def dataset(self) -> pyarrow.dataset.Dataset:
+        """A ``pyarrow.dataset`` over the version's Parquet files, checked against their
+        hashes first. Workspaces on a local disk only; elsewhere use :meth:`to_arrow`."""
+        import pyarrow.dataset as ds
+
+        return ds.dataset(self._native.local_files(self.name, self.version), format="parquet")
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainingSetVersion({self.id!r}, rows={self.rows}, "
+            f"overall_score={self.quality.overall_score:.3f})"
+        )
+
+    def _repr_html_(self) -> str:
+        lineage = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>"
+            for k, v in self.lineage.items()
+            if v not in (None, [], {}, "")
+        )
+        return (
+            f"<b>training set {html.escape(self.id)}</b> by {html.escape(self.author)}, "
+            f"{self.created_at:%Y-%m-%d %H:%M} UTC, content hash "
+            f"<code>{self.content_hash[:12]}…</code><br>{self.quality._repr_html_()}"
+            f"<b>lineage</b><table>{lineage}</table>"
+        )
+
+
+@dataclass(frozen=True)
+class ListedVersion:
+    """A version as listed, from the version index (no manifest read)."""
+
+    name: str
+    version: int
+    author: str
+    created_at: datetime
+    bytes: int
+    rows: int
+    overall_score: float
+    time_coverage: tuple[datetime, datetime] | None
+    content_hash: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+
+def _criteria(
+    criteria: Mapping[str, Any] | None,
+    min_data_size: int | None,
+    min_quality_score: float | None,
+    time_range: Mapping[str, TimeLike] | tuple[TimeLike, TimeLike] | None,
+    tags: Sequence[str] | None,
+) -> str:
+    merged: dict[str, Any] = dict(criteria or {})
+    for key, value in (
+        ("min_data_size", min_data_size),
+        ("min_quality_score", min_quality_score),
+        ("time_range", time_range),
+        ("tags", tags),
+    ):
+        if value is not None:
+            merged[key] = value
+    if "time_range" in merged:
+        tr = merged["time_range"]
+        start, end = (tr["start"], tr["end"]) if isinstance(tr, Mapping) else tr
+        merged["time_range"] = [_time_text(start), _time_text(end)]
+    if "tags" in merged:
+        if isinstance(merged["tags"], str):
+            raise TypeError("tags must be a list of tag names, not one string")
+        merged["tags"] = list(merged["tags"])
+    return json.dumps(merged)
+
+
+class TrainingSets:
+    """A workspace's training-set versions (``ws.training_sets``)."""
+
+    def __init__(self, native: _native.TrainingSets) -> None:
+        self._native = native
+
+    def _version(self, raw: str) -> TrainingSetVersion:
+        return TrainingSetVersion(self._native, json.loads(raw))
+
+    def create(
+        self,
+        name: str,
+        data: Any,
+        metadata: Mapping[str, Any] | None = None,
+        label: str | None = None,
+        time_column: str | None = None,
+    ) -> TrainingSetVersion:
+        """Creates a version of ``name`` from ``data``: a pyarrow Table, RecordBatch or
+        RecordBatchReader, an iterable of record batches (streamed, never held whole), a
+        pandas or polars DataFrame. Quality is measured while the rows are written;
+        ``label`` names a label column (its class balance is measured), ``time_column`` the
+        event times (default ``event_timestamp`` when present)."""
+        meta = None if metadata is None else json.dumps(dict(metadata))
+        return self._version(self._native.create(name, _reader(data), meta, label, time_column))
+
+    def create_from_features(
+        self,
+        name: str,
+        entity_df: Any,
+        features: Sequence[str] | FeatureService,
+        feature_store: FeatureStore,
+        metadata: Mapping[str, Any] | None = None,
+        label: str | None = None,
+        full_feature_names: bool = False,
+        timestamp_column: str | None = None,
+        engine: Literal["in-process", "pushdown"] = "in-process",
+    ) -> TrainingSetVersion:
+        """Runs ``feature_store.get_historical_features(entity_df, features, …)`` and creates
+        its answer as a version of ``name``, recording the request in the lineage (entity
+        rows, feature references, registry version) so it can be rebuilt."""
+        meta = None if metadata is None else json.dumps(dict(metadata))
+        raw = self._native.create_from_features(
+            feature_store._native,
+            name,
+            _to_batch(entity_df),
+            _feature_names(features),
+            meta,
+            label,
+            full_feature_names,
+            timestamp_column,
+            engine,
+        )
+        return self._version(raw)
+
+    def names(self) -> builtins.list[str]:
+        """Every training set with at least one version."""
+        return self._native.names()
+
+    def list(self, name: str) -> builtins.list[ListedVersion]:
+        """Every version of ``name``, best quality first (the newer first on a tie)."""
+        out = []
+        for r in json.loads(self._native.list(name)):
+            tc = r["time_coverage"]
+            out.append(
+                ListedVersion(
+                    name,
+                    r["version"],
+                    r["author"],
+                    _utc(r["created_at"]),
+                    r["bytes"],
+                    r["rows"],
+                    r["overall_score"],
+                    None if tc is None else (_utc(tc[0]), _utc(tc[1])),
+                    r["content_hash"],
+                )
+            )
+        return out
+
+    def get(self, name: str, version: int | str = "latest") -> TrainingSetVersion:
+        """A version by number, ``"v3"``, ``"latest"``, a tag or an alias."""
+        return self._version(self._native.get(name, str(version)))
+
+    def select_best(
+        self,
+        name: str,
+        criteria: Mapping[str, Any] | None = None,
+        *,
+        min_data_size: int | None = None,
+        min_quality_score: float | None = None,
+        time_range: Mapping[str, TimeLike] | tuple[TimeLike, TimeLike] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> TrainingSetVersion:
+        """The best version meeting every criterion, given as keywords or as a dict (the
+        design document's form). ``time_range`` (``{"start": …, "end": …}`` or a pair, both
+        included) means the data's times all lie within it; ``tags`` names tags or aliases
+        the version must carry. Raises :class:`NotFoundError` naming the criterion that
+        excluded the most versions when none qualifies."""
+        return self._version(
+            self._native.select_best(
+                name, _criteria(criteria, min_data_size, min_quality_score, time_range, tags)
+            )
+        )
+
+    def tag(self, version: TrainingSetVersion | str, tag: str) -> int:
+        """Tags a version (an object or ``"name@ref"``) once and for all; returns its number."""
+        name, ref = _reference(version)
+        return self._native.tag(name, ref, tag)
+
+    def alias(self, version: TrainingSetVersion | str, alias: str) -> int:
+        """Points a movable alias (``golden``, ``latest-good``) at a version; the previous
+        positions stay in its history. Returns the version number."""
+        name, ref = _reference(version)
+        return self._native.alias(name, ref, alias)
+
+    def __repr__(self) -> str:
+        return "TrainingSets()"
+
+
+def _reference(version: TrainingSetVersion | str) -> tuple[str, str]:
+    if isinstance(version, TrainingSetVersion):
+        return version.name, str(version.version)
+    if not isinstance(version, str):
+        raise TypeError(f"expected a TrainingSetVersion or 'name@ref', got {version!r}")
+    name, _, ref = version.partition("@")
+    return name, ref or "latest"

@@ -1,0 +1,277 @@
+//! How a training set's rows lie in storage: Snappy-compressed Parquet files of about
+//! [`FILE_TARGET`] bytes, row groups of [`ROW_GROUP_ROWS`] rows, written while the rows
+//! stream in and read back row group by row group on every core.
+//!
+//! Writing overlaps three things: the caller producing batches, Parquet encoding (a blocking
+//! task per batch) and the quality pass (a thread of its own, fed the same batches through a
+//! short queue). A finished file is stored under a unique name at once, so memory holds at
+//! most one file in the making; a set larger than memory becomes several files. Nothing is
+//! visible until the version's manifest is committed: a writer that fails removes its files,
+//! and what a killed one leaves is found by `gc`.
+//!
+//! Small row groups cost a little compression and let a reader decode a single file on
+//! every core, which is what makes reading a set as fast as `pyarrow.parquet.read_table`.
+
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use trainstore_core::catalog::{FileEntry, hex_sha256};
+use trainstore_core::{DatasetName, Error, Result, VersionStore, parallel};
+
+use super::quality::{QualityAccumulator, QualityOptions};
+
+/// By default, a file is closed and stored once its encoded size reaches this many bytes.
+pub const FILE_TARGET: usize = 256 << 20;
+
+/// Rows per Parquet row group: the unit readers decode in parallel.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Batches waiting for the quality pass; the encoder blocks when it is this far ahead.
+const QUALITY_QUEUE: usize = 4;
+
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
+}
+
+/// What [`SetWriter::finish`] produced: the stored files, in row order, and the quality pass.
+pub(crate) struct Written {
+    pub files: Vec<FileEntry>,
+    pub rows: u64,
+    pub quality: QualityAccumulator,
+    /// SHA-256 over the schema and the files' hashes in order: equal for equal rows written by
+    /// the same format version.
+    pub content_hash: String,
+}
+
+/// Streams batches of one schema into Parquet files of a future version of `item`.
+pub(crate) struct SetWriter {
+    store: Arc<dyn VersionStore>,
+    item: DatasetName,
+    schema: SchemaRef,
+    file_target: usize,
+    encoder: Option<ArrowWriter<Vec<u8>>>,
+    files: Vec<FileEntry>,
+    rows: u64,
+    quality_queue: Option<SyncSender<RecordBatch>>,
+    quality: Option<JoinHandle<Result<QualityAccumulator>>>,
+}
+
+impl SetWriter {
+    pub fn new(
+        store: Arc<dyn VersionStore>,
+        item: DatasetName,
+        schema: SchemaRef,
+        file_target: usize,
+        quality: QualityOptions,
+    ) -> Result<Self> {
+        let mut accumulator = QualityAccumulator::new(&schema, quality)?;
+        let (queue, batches) = sync_channel::<RecordBatch>(QUALITY_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("trainstore-quality".into())
+            .spawn(move || {
+                for batch in batches {
+                    accumulator.observe(&batch)?;
+                }
+                Ok(accumulator)
+            })
+            .map_err(|e| Error::Internal {
+                operation: "start the quality pass".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(SetWriter {
+            store,
+            item,
+            schema,
+            file_target,
+            encoder: None,
+            files: Vec::new(),
+            rows: 0,
+            quality_queue: Some(queue),
+            quality: Some(thread),
+        })
+    }
+
+    /// Encodes `batch`, storing a file whenever one is full.
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.schema().fields() != self.schema.fields() {
+            return Err(Error::invalid(
+                "training-set batch",
+                format!("{:?}", batch.schema().fields()),
+                format!(
+                    "has another schema than the set's first batch ({:?})",
+                    self.schema.fields()
+                ),
+            ));
+        }
+        self.rows += batch.num_rows() as u64;
+        let encoder = match self.encoder.take() {
+            Some(e) => e,
+            None => self.new_encoder()?,
+        };
+        let queue = self.quality_queue.clone();
+        let encoder = tokio::task::spawn_blocking(move || {
+            // A closed queue means the quality pass failed; its error is reported by finish.
+            if let Some(queue) = queue {
+                let _ = queue.send(batch.clone());
+            }
+            let mut encoder = encoder;
+            encoder.write(&batch).map_err(write_error)?;
+            Ok::<_, Error>(encoder)
+        })
+        .await
+        .map_err(join_error)??;
+        if encoder.bytes_written() + encoder.in_progress_size() >= self.file_target {
+            self.store_file(encoder).await?;
+        } else {
+            self.encoder = Some(encoder);
+        }
+        Ok(())
+    }
+
+    fn new_encoder(&self) -> Result<ArrowWriter<Vec<u8>>> {
+        ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(properties()))
+            .map_err(write_error)
+    }
+
+    async fn store_file(&mut self, encoder: ArrowWriter<Vec<u8>>) -> Result<()> {
+        let bytes = tokio::task::spawn_blocking(move || encoder.into_inner().map_err(write_error))
+            .await
+            .map_err(join_error)??;
+        let name = format!("part-{:05}.parquet", self.files.len());
+        let entry = self
+            .store
+            .put_file(&self.item, &name, Bytes::from(bytes))
+            .await?;
+        self.files.push(entry);
+        Ok(())
+    }
+
+    /// Stores the last file and waits for the quality pass.
+    pub async fn finish(mut self) -> Result<Written> {
+        // A set of no rows is still one file: readers learn the schema from it.
+        if let Some(encoder) = self.encoder.take() {
+            self.store_file(encoder).await?;
+        } else if self.files.is_empty() {
+            let encoder = self.new_encoder()?;
+            self.store_file(encoder).await?;
+        }
+        let quality = self.join_quality().await?;
+        let mut hashed = format!(
+            "trainstore training set, format 1\n{:?}\n",
+            self.schema.fields()
+        );
+        for f in &self.files {
+            hashed.push_str(&f.sha256);
+            hashed.push('\n');
+        }
+        Ok(Written {
+            files: std::mem::take(&mut self.files),
+            rows: self.rows,
+            quality,
+            content_hash: hex_sha256(hashed.as_bytes()),
+        })
+    }
+
+    async fn join_quality(&mut self) -> Result<QualityAccumulator> {
+        drop(self.quality_queue.take());
+        let thread = self.quality.take().expect("joined once");
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(join_error)?
+            .map_err(|_| Error::Internal {
+                operation: "the quality pass".into(),
+                reason: "panicked".into(),
+            })?
+    }
+
+    /// Removes every file stored so far: the version they were for will not be committed.
+    pub async fn abandon(mut self) {
+        for f in std::mem::take(&mut self.files) {
+            self.store.remove_unlisted_file(&f).await;
+        }
+        let _ = self.join_quality().await;
+    }
+}
+
+fn write_error(e: parquet::errors::ParquetError) -> Error {
+    Error::Internal {
+        operation: "encode a training set as Parquet".into(),
+        reason: e.to_string(),
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::Internal {
+        operation: "a training-set task".into(),
+        reason: e.to_string(),
+    }
+}
+
+/// Reads one stored file, checked against its recorded hash the first time this process
+/// reads it (hashing off the async workers).
+pub(crate) async fn read_file(store: Arc<dyn VersionStore>, entry: FileEntry) -> Result<Bytes> {
+    let Some(path) = store.local_path(&entry) else {
+        return store.read_file(&entry).await;
+    };
+    tokio::task::spawn_blocking(move || {
+        let content = std::fs::read(&path).map_err(|e| Error::NotFound {
+            what: "training-set file",
+            name: format!("{}: {e}", entry.path),
+        })?;
+        store.check_content(&entry, &content)?;
+        Ok(Bytes::from(content))
+    })
+    .await
+    .map_err(join_error)?
+}
+
+/// Decodes stored files into batches in row order, every row group on its own task, all
+/// cores busy.
+pub(crate) fn decode(files: Vec<(FileEntry, Bytes)>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let corrupt = |entry: &FileEntry, e: parquet::errors::ParquetError| Error::Corrupt {
+        path: entry.path.clone(),
+        reason: format!("not a readable Parquet file: {e}"),
+    };
+    let mut units = Vec::new();
+    let mut schema = None;
+    for (entry, bytes) in &files {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+            .map_err(|e| corrupt(entry, e))?;
+        schema.get_or_insert_with(|| builder.schema().clone());
+        for group in 0..builder.metadata().num_row_groups() {
+            units.push((entry, bytes, group));
+        }
+    }
+    let schema = schema.ok_or_else(|| Error::Corrupt {
+        path: "training set".into(),
+        reason: "has no data files".into(),
+    })?;
+    let decoded = parallel::map_indexed(units.len(), |i| {
+        let (entry, bytes, group) = units[i];
+        let reader = ParquetRecordBatchReaderBuilder::try_new((*bytes).clone())
+            .map_err(|e| corrupt(entry, e))?
+            .with_row_groups(vec![group])
+            .with_batch_size(ROW_GROUP_ROWS)
+            .build()
+            .map_err(|e| corrupt(entry, e))?;
+        reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::from)
+    });
+    let mut batches = Vec::new();
+    for d in decoded {
+        batches.extend(d?);
+    }
+    Ok((schema, batches))
+}

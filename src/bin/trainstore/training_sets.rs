@@ -1,0 +1,391 @@
+//! `trainstore training-sets create|list|show|select-best|tag|alias|export`: versioned,
+//! quality-scored training sets of a workspace. Tables on a terminal, `--json` for scripts.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use trainstore::Workspace;
+use trainstore::core::{
+    DataSource, DatasetName, Error, MountTable, Result, StorageOptions, TagName, Timestamp,
+};
+use trainstore::featurestore::training::{
+    CreateOptions, Criteria, Lineage, Listed, TrainingSetVersion, TrainingSets,
+};
+
+use crate::features::parquet_bytes;
+
+#[derive(Subcommand)]
+pub enum TrainingSetsCommand {
+    /// Create a version from a Parquet file's rows (streamed; quality measured on the way)
+    Create {
+        workspace: String,
+        name: String,
+        /// The rows: a Parquet file (path or URL)
+        #[arg(long)]
+        from: String,
+        /// The label column, whose class balance is measured
+        #[arg(long)]
+        label: Option<String>,
+        /// The column of event times [default: event_timestamp when present]
+        #[arg(long)]
+        time_column: Option<String>,
+        /// Metadata as KEY=VALUE; repeatable
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        metadata: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the training sets, or the versions of one, best quality first
+    List {
+        workspace: String,
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one version (NAME, NAME@v3, NAME@golden): quality per feature and lineage
+    Show {
+        workspace: String,
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The best version meeting every criterion given
+    SelectBest {
+        workspace: String,
+        name: String,
+        #[arg(long)]
+        min_data_size: Option<u64>,
+        #[arg(long)]
+        min_quality_score: Option<f64>,
+        /// The data's times lie at or after this (ISO-8601 or epoch ms); needs --end
+        #[arg(long, requires = "end")]
+        start: Option<String>,
+        /// The data's times lie at or before this; needs --start
+        #[arg(long, requires = "start")]
+        end: Option<String>,
+        /// The version carries this tag or alias; repeatable
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tag a version once and for all: `tag WS NAME@v3 paper-2026`
+    Tag {
+        workspace: String,
+        reference: String,
+        tag: String,
+    },
+    /// Point a movable alias at a version: `alias WS NAME@v3 golden`
+    Alias {
+        workspace: String,
+        reference: String,
+        alias: String,
+    },
+    /// Write a version's rows to a Parquet file
+    Export {
+        workspace: String,
+        reference: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+async fn open(workspace: &str, mounts: &MountTable) -> Result<TrainingSets> {
+    Ok(
+        Workspace::open_existing(workspace, mounts, &StorageOptions::new())
+            .await?
+            .training_sets(),
+    )
+}
+
+/// `NAME` or `NAME@REF` (REF: `latest`, `v3`, `3`, a tag or an alias).
+fn reference(text: &str) -> Result<(DatasetName, String)> {
+    let (name, reference) = text.split_once('@').unwrap_or((text, "latest"));
+    Ok((DatasetName::new(name)?, reference.to_owned()))
+}
+
+fn key_values(pairs: &[String]) -> Result<serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| Error::invalid("--meta", pair.as_str(), "expected KEY=VALUE"))?;
+        map.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
+    }
+    Ok(serde_json::Value::Object(map))
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serializes")
+    );
+}
+
+pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()> {
+    match command {
+        TrainingSetsCommand::Create {
+            workspace,
+            name,
+            from,
+            label,
+            time_column,
+            metadata,
+            json,
+        } => {
+            let sets = open(&workspace, mounts).await?;
+            let source =
+                trainstore::doris::ParquetSource::open(mounts, &from, &StorageOptions::new(), None)
+                    .await?;
+            let schema = source.schema().await?;
+            let batches = source.scan(&Default::default()).await?;
+            let options = CreateOptions {
+                metadata: key_values(&metadata)?,
+                label,
+                time_column,
+                lineage: Lineage {
+                    source: format!("rows of {}", source.describe()),
+                    ..Lineage::default()
+                },
+            };
+            let v = sets
+                .create(&DatasetName::new(name)?, schema, batches, options)
+                .await?;
+            if json {
+                print_json(&version_json(&v));
+            } else {
+                println!(
+                    "created {}: {} rows, quality {:.3}, content hash {}…",
+                    v.id(),
+                    v.info.rows,
+                    v.info.quality.overall_score,
+                    &v.info.content_hash[..12]
+                );
+            }
+            Ok(())
+        }
+        TrainingSetsCommand::List {
+            workspace,
+            name: None,
+            json,
+        } => {
+            let names = open(&workspace, mounts).await?.names_of_sets().await?;
+            if json {
+                print_json(&names);
+            } else {
+                for n in names {
+                    println!("{n}");
+                }
+            }
+            Ok(())
+        }
+        TrainingSetsCommand::List {
+            workspace,
+            name: Some(name),
+            json,
+        } => {
+            let listed = open(&workspace, mounts)
+                .await?
+                .list(&DatasetName::new(name)?)
+                .await?;
+            if json {
+                print_json(&listed.iter().map(listed_json).collect::<Vec<_>>());
+            } else {
+                print_listed(&listed);
+            }
+            Ok(())
+        }
+        TrainingSetsCommand::Show {
+            workspace,
+            reference: text,
+            json,
+        } => {
+            let (name, r) = reference(&text)?;
+            let v = open(&workspace, mounts).await?.get(&name, &r).await?;
+            if json {
+                print_json(&version_json(&v));
+            } else {
+                print_version(&v);
+            }
+            Ok(())
+        }
+        TrainingSetsCommand::SelectBest {
+            workspace,
+            name,
+            min_data_size,
+            min_quality_score,
+            start,
+            end,
+            tags,
+            json,
+        } => {
+            let mut criteria = Criteria::default();
+            if let Some(rows) = min_data_size {
+                criteria = criteria.min_data_size(rows);
+            }
+            if let Some(score) = min_quality_score {
+                criteria = criteria.min_quality_score(score)?;
+            }
+            if let (Some(start), Some(end)) = (start, end) {
+                criteria =
+                    criteria.time_range(Timestamp::parse(&start)?, Timestamp::parse(&end)?)?;
+            }
+            for t in tags {
+                criteria = criteria.tag(TagName::new(t)?);
+            }
+            let v = open(&workspace, mounts)
+                .await?
+                .select_best(&DatasetName::new(name)?, &criteria)
+                .await?;
+            if json {
+                print_json(&version_json(&v));
+            } else {
+                print_version(&v);
+            }
+            Ok(())
+        }
+        TrainingSetsCommand::Tag {
+            workspace,
+            reference: text,
+            tag,
+        } => {
+            let (name, r) = reference(&text)?;
+            let entry = open(&workspace, mounts)
+                .await?
+                .tag(&name, &r, &TagName::new(tag)?)
+                .await?;
+            println!("tagged {name}@{} as {}", entry.version, entry.tag);
+            Ok(())
+        }
+        TrainingSetsCommand::Alias {
+            workspace,
+            reference: text,
+            alias,
+        } => {
+            let (name, r) = reference(&text)?;
+            let entry = open(&workspace, mounts)
+                .await?
+                .alias(&name, &r, &TagName::new(alias)?)
+                .await?;
+            println!("alias {} of {name} -> {}", entry.alias, entry.version);
+            Ok(())
+        }
+        TrainingSetsCommand::Export {
+            workspace,
+            reference: text,
+            out,
+        } => {
+            let (name, r) = reference(&text)?;
+            let sets = open(&workspace, mounts).await?;
+            let v = sets.get(&name, &r).await?;
+            let (schema, batches) = sets.read(&v).await?;
+            let all = arrow::compute::concat_batches(&schema, &batches)?;
+            std::fs::write(&out, parquet_bytes(&all)?).map_err(|e| Error::Config {
+                key: out.display().to_string(),
+                reason: format!("cannot write the output file: {e}"),
+            })?;
+            println!(
+                "wrote {} rows of {} to {}",
+                all.num_rows(),
+                v.id(),
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn listed_json(l: &Listed) -> serde_json::Value {
+    serde_json::json!({
+        "version": l.version,
+        "author": l.author,
+        "created_at": l.created_at,
+        "bytes": l.bytes,
+        "rows": l.summary.rows,
+        "overall_score": l.summary.overall_score,
+        "time_coverage": l.summary.time_coverage,
+        "content_hash": l.summary.content_hash,
+    })
+}
+
+fn version_json(v: &TrainingSetVersion) -> serde_json::Value {
+    serde_json::json!({
+        "id": v.id(),
+        "name": v.name,
+        "version": v.version,
+        "author": v.author,
+        "created_at": v.created_at,
+        "files": v.files,
+        "info": v.info,
+    })
+}
+
+fn print_listed(listed: &[Listed]) {
+    println!(
+        "{:>8}  {:>7}  {:>12}  {:<12}  {:<25}  time covered",
+        "version", "score", "rows", "author", "created"
+    );
+    for l in listed {
+        let covered = l
+            .summary
+            .time_coverage
+            .map_or("-".to_owned(), |(a, b)| format!("{a} .. {b}"));
+        println!(
+            "{:>8}  {:>7.3}  {:>12}  {:<12}  {:<25}  {covered}",
+            l.version.to_string(),
+            l.summary.overall_score,
+            l.summary.rows,
+            l.author.as_str(),
+            l.created_at.to_string(),
+        );
+    }
+}
+
+fn print_version(v: &TrainingSetVersion) {
+    let q = &v.info.quality;
+    println!("{}  by {} at {}", v.id(), v.author, v.created_at);
+    println!("  rows           {}", v.info.rows);
+    println!("  content hash   {}", v.info.content_hash);
+    println!("  overall score  {:.3}", q.overall_score);
+    println!("  completeness   {:.3}", q.completeness);
+    println!(
+        "  duplicates     {} ({:.3})",
+        q.duplicate_rows, q.duplicate_rate
+    );
+    if let Some(c) = &q.time_coverage {
+        println!("  time covered   {} .. {}", c.start, c.end);
+    }
+    if let Some(label) = &q.label_balance {
+        println!("  label balance  {:.3}", label.balance);
+    }
+    let l = &v.info.lineage;
+    println!("  built from     {}", l.source);
+    if !l.features.is_empty() {
+        println!("  features       {}", l.features.join(", "));
+    }
+    if let Some(r) = l.registry_version {
+        println!("  registry       {r}");
+    }
+    println!(
+        "\n  {:<28} {:>10} {:>8} {:>12} {:>12} {:>12} {:>12}",
+        "column", "count", "nulls", "min", "mean", "max", "std"
+    );
+    for c in &q.columns {
+        let num = |f: fn(&trainstore::featurestore::training::quality::NumericStats) -> f64| {
+            c.numeric
+                .as_ref()
+                .map_or("-".to_owned(), |n| format!("{:.4}", f(n)))
+        };
+        println!(
+            "  {:<28} {:>10} {:>8} {:>12} {:>12} {:>12} {:>12}",
+            c.name,
+            c.count,
+            c.nulls,
+            num(|n| n.min),
+            num(|n| n.mean),
+            num(|n| n.max),
+            num(|n| n.std.unwrap_or(f64::NAN)),
+        );
+    }
+}
