@@ -100,7 +100,7 @@ def test_gc_removes_only_files_no_version_lists(tmp_path: Path) -> None:
     (data / "0001-part.parquet").write_bytes(b"x" * 10)
     assert ws.gc(dry_run=True).files == [], "younger than the grace period"
     dry = ws.gc(older_than=timedelta(0), dry_run=True)
-    assert dry.files == ["items/killed/data/0001-part.parquet"]
+    assert dry.files == ["catalog/items/killed/data/0001-part.parquet"]
     assert (dry.bytes, dry.removed) == (10, False)
     assert (data / "0001-part.parquet").exists()
     done = ws.gc(older_than=timedelta(0))
