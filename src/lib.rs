@@ -24,6 +24,6 @@ pub use trainstore_core::{Error, Result};
 pub use trainstore_doris as doris;
 pub use trainstore_featurestore as featurestore;
 pub use workspace::{
-    GcReport, LAYOUT_VERSION, ONLINE_STORE_ENV, VerifyReport, Workspace, WorkspaceConfig,
+    GC_GRACE, GcReport, LAYOUT_VERSION, ONLINE_STORE_ENV, VerifyReport, Workspace, WorkspaceConfig,
     WorkspaceInfo,
 };

@@ -4,7 +4,6 @@
 //! A small config file at the root records the layout version, so a newer trainstore can
 //! migrate and an older one refuses what it does not understand instead of corrupting it.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use object_store::path::Path;
@@ -56,6 +55,10 @@ pub struct Workspace {
     /// The online store's URL, when one is set or the workspace is on a local disk.
     online_store: Option<String>,
 }
+
+/// How old a data file no version lists must be before `gc` removes it by default: younger
+/// ones may belong to a commit in progress.
+pub const GC_GRACE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 /// Names the online store every workspace opened by this process uses (e.g.
 /// `redis://host:6379/0`), instead of the embedded file in a local workspace.
@@ -208,51 +211,30 @@ impl Workspace {
         &self.store
     }
 
-    /// A summary: layout, creation, and every versioned item with its newest version.
     /// Checks every version of every item: its manifest reads, and each data file has the
-    /// size and SHA-256 it records (each distinct file read once). Problems are collected, not
-    /// raised, so one run lists them all; errors reaching the store are raised.
+    /// size and SHA-256 it records (each distinct file read once); every tag and alias points
+    /// at a version. Problems are collected, not raised, so one run lists them all; errors
+    /// reaching the store are raised. Data files no version lists, older than
+    /// [`GC_GRACE`], are listed as orphans: `gc` removes them.
     pub async fn verify(&self, progress: &dyn Progress) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        let mut plan = Vec::new();
         for catalog in self.catalogs() {
-            for item in catalog.items().await? {
-                for version in catalog.versions_of(&item).await? {
-                    plan.push((catalog, item.clone(), version));
-                }
-            }
+            let found = catalog.fsck(GC_GRACE, progress).await?;
+            let root = self.relative(catalog);
+            report.versions += found.versions;
+            report.files += found.files;
+            report.bytes += found.bytes;
+            report
+                .problems
+                .extend(found.problems.into_iter().map(|p| format!("{root}: {p}")));
+            report.orphans.extend(
+                found
+                    .orphans
+                    .into_iter()
+                    .map(|f| format!("{root}/{}", f.path)),
+            );
         }
-        progress.begin(&format!("verifying {}", self.url), Some(plan.len() as u64));
-        let mut seen = HashSet::new();
-        let result = async {
-            for (catalog, item, version) in plan {
-                report.versions += 1;
-                let checked = async {
-                    let manifest = catalog.get(&item, version).await?;
-                    for file in &manifest.files {
-                        if seen.insert((catalog.url(), file.path.clone(), file.sha256.clone())) {
-                            catalog.verify_file(file).await?;
-                            report.files += 1;
-                            report.bytes += file.size;
-                        }
-                    }
-                    Ok::<_, Error>(())
-                }
-                .await;
-                match checked {
-                    Ok(()) => {}
-                    Err(e @ (Error::Corrupt { .. } | Error::NotFound { .. })) => {
-                        report.problems.push(format!("{item}@{version}: {e}"));
-                    }
-                    Err(e) => return Err(e),
-                }
-                progress.advance(1);
-            }
-            Ok(())
-        }
-        .await;
-        progress.finish();
-        result.map(|()| report)
+        Ok(report)
     }
 
     /// Finds data files that no version lists, older than `grace` (what failed or killed
@@ -263,21 +245,26 @@ impl Workspace {
             ..GcReport::default()
         };
         for catalog in self.catalogs() {
-            let files = catalog.unlisted_files(grace).await?;
-            if !dry_run {
-                catalog.remove_unlisted(&files).await?;
-            }
-            let root = catalog.url().strip_prefix(&self.url).unwrap_or_default();
+            let files = catalog.gc(grace, dry_run).await?;
+            let root = self.relative(catalog);
             report.bytes += files.iter().map(|f| f.size).sum::<u64>();
-            report.files.extend(
-                files
-                    .into_iter()
-                    .map(|f| format!("{}/{}", root.trim_start_matches('/'), f.path)),
-            );
+            report
+                .files
+                .extend(files.into_iter().map(|f| format!("{root}/{}", f.path)));
         }
         Ok(report)
     }
 
+    /// Where `catalog` lies, relative to the workspace root (`catalog`, `training-sets`).
+    fn relative<'a>(&self, catalog: &'a Catalog) -> &'a str {
+        catalog
+            .url()
+            .strip_prefix(self.url.as_str())
+            .unwrap_or_default()
+            .trim_start_matches('/')
+    }
+
+    /// A summary: layout, creation, and every versioned item with its newest version.
     pub async fn info(&self) -> Result<WorkspaceInfo> {
         let mut items = Vec::new();
         for item in self.catalog.items().await? {
@@ -320,8 +307,11 @@ pub struct VerifyReport {
     /// Distinct data files read and hashed.
     pub files: usize,
     pub bytes: u64,
-    /// One line per version that failed: `item@vN: what is wrong`.
+    /// One line per thing wrong: `catalog: item@vN: what is wrong`.
     pub problems: Vec<String>,
+    /// Data files no version lists, older than [`GC_GRACE`]: left by failed or killed
+    /// writers, removed by `gc`; not a problem.
+    pub orphans: Vec<String>,
 }
 
 impl VerifyReport {

@@ -5,6 +5,7 @@
 mod crash;
 mod hostile;
 mod snapshots;
+mod training_sets;
 mod workspace;
 
 use std::path::Path;

@@ -226,13 +226,7 @@ impl Workspace {
 
     /// Finds (and unless `dry_run` deletes) data files no version lists; the report as JSON.
     fn gc(&self, py: Python<'_>, older_than_s: f64, dry_run: bool) -> PyResult<String> {
-        let grace = std::time::Duration::try_from_secs_f64(older_than_s).map_err(|_| {
-            to_py(trainstore::Error::invalid(
-                "older_than",
-                older_than_s.to_string(),
-                "expected a duration of 0 or more",
-            ))
-        })?;
+        let grace = training_sets::grace(older_than_s).map_err(to_py)?;
         let ws = self.inner.clone();
         let report = run(
             py,

@@ -273,6 +273,33 @@ impl TrainingSets {
         Ok((schema.as_ref().to_pyarrow(py)?, list))
     }
 
+    /// Checks every version, tag and alias; the report as JSON.
+    #[pyo3(signature = (older_than_s, progress=None))]
+    fn fsck(
+        &self,
+        py: Python<'_>,
+        older_than_s: f64,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let grace = grace(older_than_s).map_err(to_py)?;
+        let sets = self.inner.clone();
+        let sink = crate::progress::sink(progress);
+        let report = run(py, "training_sets.fsck", async move {
+            sets.fsck(grace, sink.as_ref()).await
+        })?;
+        Ok(serde_json::to_string(&report).expect("report serializes"))
+    }
+
+    /// Deletes (unless `dry_run`) data files no version lists; their paths and sizes as JSON.
+    fn gc(&self, py: Python<'_>, older_than_s: f64, dry_run: bool) -> PyResult<String> {
+        let grace = grace(older_than_s).map_err(to_py)?;
+        let sets = self.inner.clone();
+        let files = run(py, "training_sets.gc", async move {
+            sets.gc(grace, dry_run).await
+        })?;
+        Ok(serde_json::to_string(&files).expect("files serialize"))
+    }
+
     /// Local paths of a version's data files, for `pyarrow.dataset` (checked first).
     fn local_files(&self, py: Python<'_>, name: &str, version: u64) -> PyResult<Vec<String>> {
         let name = DatasetName::new(name).map_err(to_py)?;
@@ -291,6 +318,16 @@ impl TrainingSets {
             Ok(paths)
         })
     }
+}
+
+pub(crate) fn grace(seconds: f64) -> Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| {
+        Error::invalid(
+            "older_than",
+            seconds.to_string(),
+            "expected a duration of 0 or more",
+        )
+    })
 }
 
 fn tokio_stream_from(

@@ -194,3 +194,27 @@ def test_a_set_from_a_historical_request_records_its_lineage(
     assert v.lineage["registry_version"] == 1
     assert v.lineage["entity_count"] == 3
     assert v.quality.label_balance is not None
+
+
+def test_fsck_finds_a_corrupt_file_and_gc_removes_only_orphans(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    v = ws.training_sets.create("vibration", rows(100, JAN))
+    report = ws.training_sets.fsck(progress=False)
+    assert report.ok and report.versions == 1 and report.orphans == []
+    data = tmp_path / "ws" / "training-sets" / "items" / "vibration" / "data"
+    orphan = data / "0001-part-00000.parquet"
+    orphan.write_bytes(b"left by a killed writer")
+    assert ws.training_sets.fsck(progress=False).orphans == []  # younger than the grace
+    found = ws.training_sets.fsck(older_than=timedelta(0), progress=False)
+    assert [o.path for o in found.orphans] == ["items/vibration/data/0001-part-00000.parquet"]
+    assert ws.training_sets.gc(older_than=timedelta(0), dry_run=True) == found.orphans
+    assert orphan.exists()
+    assert ws.training_sets.gc(older_than=timedelta(0)) == found.orphans
+    assert not orphan.exists()
+    assert v.to_arrow().num_rows == 100
+
+    (stored,) = (p for p in data.iterdir())
+    stored.write_bytes(stored.read_bytes()[:-8] + b"tampered")
+    bad = ws.training_sets.fsck(progress=False)
+    assert not bad.ok
+    assert "vibration@v1" in bad.problems[0]

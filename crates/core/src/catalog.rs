@@ -43,7 +43,7 @@ use crate::ids::{DatasetName, TagName, UserName, Version};
 use crate::progress::Progress;
 use crate::storage::{ObjectStoreRef, probe_create_if_absent};
 use crate::time::Timestamp;
-use crate::versions::{VersionStore, VersionSummary};
+use crate::versions::{FsckReport, VersionStore, VersionSummary};
 
 /// The manifest format this code writes and understands.
 const MANIFEST_FORMAT: u32 = 1;
@@ -807,6 +807,81 @@ impl VersionStore for Catalog {
             out.extend(seq.read::<AliasEntry>(self.store.as_ref(), n).await?);
         }
         Ok(out)
+    }
+
+    async fn fsck(&self, grace: Duration, progress: &dyn Progress) -> Result<FsckReport> {
+        let mut report = FsckReport::default();
+        let mut plan = Vec::new();
+        for item in self.items().await? {
+            for version in self.versions_of(&item).await? {
+                plan.push((item.clone(), version));
+            }
+        }
+        progress.begin(&format!("checking {}", self.url), Some(plan.len() as u64));
+        let mut seen = HashSet::new();
+        let checked = async {
+            for (item, version) in &plan {
+                report.versions += 1;
+                let version_ok = async {
+                    let manifest = self.get(item, *version).await?;
+                    for file in &manifest.files {
+                        if seen.insert((file.path.clone(), file.sha256.clone())) {
+                            self.verify_file(file).await?;
+                            report.files += 1;
+                            report.bytes += file.size;
+                        }
+                    }
+                    Ok::<_, Error>(())
+                }
+                .await;
+                match version_ok {
+                    Ok(()) => {}
+                    Err(e @ (Error::Corrupt { .. } | Error::NotFound { .. })) => {
+                        report.problems.push(format!("{item}@{version}: {e}"));
+                    }
+                    Err(e) => return Err(e),
+                }
+                progress.advance(1);
+            }
+            Ok(())
+        }
+        .await;
+        progress.finish();
+        checked?;
+        let versions: HashSet<(&DatasetName, Version)> =
+            plan.iter().map(|(i, v)| (i, *v)).collect();
+        let mut items: Vec<&DatasetName> = plan.iter().map(|(i, _)| i).collect();
+        items.dedup();
+        for item in items {
+            let named = self
+                .tags(item)
+                .await?
+                .into_iter()
+                .map(|t| (t.tag, t.version))
+                .chain(
+                    self.aliases_of(item)
+                        .await?
+                        .into_iter()
+                        .map(|a| (a.alias, a.version)),
+                );
+            for (name, version) in named {
+                if !versions.contains(&(item, version)) {
+                    report.problems.push(format!(
+                        "{item}@{name}: points at {version}, which does not exist"
+                    ));
+                }
+            }
+        }
+        report.orphans = self.unlisted_files(grace).await?;
+        Ok(report)
+    }
+
+    async fn gc(&self, grace: Duration, dry_run: bool) -> Result<Vec<UnlistedFile>> {
+        let files = self.unlisted_files(grace).await?;
+        if !dry_run {
+            self.remove_unlisted(&files).await?;
+        }
+        Ok(files)
     }
 
     async fn verify_file(&self, entry: &FileEntry) -> Result<()> {

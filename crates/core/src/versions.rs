@@ -13,9 +13,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{AliasEntry, FileEntry, Manifest, NewVersion, TagEntry};
+use std::time::Duration;
+
+use crate::catalog::{AliasEntry, FileEntry, Manifest, NewVersion, TagEntry, UnlistedFile};
 use crate::error::Result;
 use crate::ids::{DatasetName, TagName, UserName, Version};
+use crate::progress::Progress;
 use crate::time::Timestamp;
 
 /// What listing a version needs, kept small so an index of many thousands reads at once.
@@ -42,6 +45,29 @@ impl VersionSummary {
             bytes: manifest.files.iter().map(|f| f.size).sum(),
             summary: manifest.summary.clone(),
         }
+    }
+}
+
+/// What [`VersionStore::fsck`] found. Problems make a store unhealthy; orphans do not: they
+/// are what failed or killed writers left, and [`VersionStore::gc`] removes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FsckReport {
+    /// Versions checked, of every item.
+    pub versions: usize,
+    /// Distinct data files read and hashed.
+    pub files: usize,
+    pub bytes: u64,
+    /// One line per thing wrong: `item@vN: …` for a missing or corrupt manifest or file,
+    /// `item@name: …` for a tag or alias pointing at no version.
+    pub problems: Vec<String>,
+    /// Data files no version lists, older than the grace period: collectable.
+    pub orphans: Vec<UnlistedFile>,
+}
+
+impl FsckReport {
+    /// Whether nothing is wrong (orphans are not wrong, only waste).
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
     }
 }
 
@@ -154,4 +180,14 @@ pub trait VersionStore: Send + Sync + fmt::Debug {
     /// Reads data file `entry` and checks its size and SHA-256, always (not once per process
     /// as reads do: a file checked earlier may have changed since).
     async fn verify_file(&self, entry: &FileEntry) -> Result<()>;
+
+    /// Checks every version of every item (each distinct data file re-read and hashed),
+    /// every tag and alias, and lists the data files no version lists that are older than
+    /// `grace`. Problems are collected, not raised, so one run lists them all; errors
+    /// reaching the store are raised.
+    async fn fsck(&self, grace: Duration, progress: &dyn Progress) -> Result<FsckReport>;
+
+    /// Deletes the data files no version lists that are older than `grace` (younger ones may
+    /// belong to a commit in progress), unless `dry_run`; returns them.
+    async fn gc(&self, grace: Duration, dry_run: bool) -> Result<Vec<UnlistedFile>>;
 }

@@ -204,6 +204,12 @@ async fn run(cli: Cli) -> Result<()> {
                 for problem in &report.problems {
                     println!("  {problem}");
                 }
+                if !report.orphans.is_empty() {
+                    println!(
+                        "  {} orphaned data files (left by failed writers; `workspace gc` removes them)",
+                        report.orphans.len()
+                    );
+                }
             }
             match report.problems.len() {
                 0 => Ok(()),
@@ -218,15 +224,7 @@ async fn run(cli: Cli) -> Result<()> {
             older_than_hours,
             dry_run,
         }) => {
-            let grace = std::time::Duration::try_from_secs_f64(older_than_hours * 3600.0).map_err(
-                |_| {
-                    Error::invalid(
-                        "--older-than-hours",
-                        older_than_hours.to_string(),
-                        "expected a number of hours, 0 or more",
-                    )
-                },
-            )?;
+            let grace = training_sets::hours(older_than_hours)?;
             let ws = Workspace::open_existing(&at.location, &mounts, &options(&at)?).await?;
             let report = ws.gc(grace, dry_run).await?;
             for file in &report.files {

@@ -13,6 +13,7 @@ use trainstore::featurestore::training::{
 };
 
 use crate::features::parquet_bytes;
+use crate::progress::TerminalProgress;
 
 #[derive(Subcommand)]
 pub enum TrainingSetsCommand {
@@ -81,6 +82,27 @@ pub enum TrainingSetsCommand {
         reference: String,
         alias: String,
     },
+    /// Check every version (files re-read and hashed), tag and alias; list orphaned files.
+    /// Exits non-zero when anything is wrong
+    Fsck {
+        workspace: String,
+        /// Files no version lists count as orphans once this many hours old
+        #[arg(long, default_value_t = 6.0, value_name = "HOURS")]
+        older_than_hours: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete data files no version lists (left by failed or killed writers)
+    Gc {
+        workspace: String,
+        /// Only files this many hours old or older (younger ones may belong to a commit in
+        /// progress)
+        #[arg(long, default_value_t = 6.0, value_name = "HOURS")]
+        older_than_hours: f64,
+        /// List what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write a version's rows to a Parquet file
     Export {
         workspace: String,
@@ -102,6 +124,17 @@ async fn open(workspace: &str, mounts: &MountTable) -> Result<TrainingSets> {
 fn reference(text: &str) -> Result<(DatasetName, String)> {
     let (name, reference) = text.split_once('@').unwrap_or((text, "latest"));
     Ok((DatasetName::new(name)?, reference.to_owned()))
+}
+
+/// A grace period given in hours.
+pub(crate) fn hours(value: f64) -> Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(value * 3600.0).map_err(|_| {
+        Error::invalid(
+            "--older-than-hours",
+            value.to_string(),
+            "expected a number of hours, 0 or more",
+        )
+    })
 }
 
 fn key_values(pairs: &[String]) -> Result<serde_json::Value> {
@@ -269,6 +302,61 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
                 .alias(&name, &r, &TagName::new(alias)?)
                 .await?;
             println!("alias {} of {name} -> {}", entry.alias, entry.version);
+            Ok(())
+        }
+        TrainingSetsCommand::Fsck {
+            workspace,
+            older_than_hours,
+            json,
+        } => {
+            let sets = open(&workspace, mounts).await?;
+            let report = sets
+                .fsck(hours(older_than_hours)?, &TerminalProgress::new())
+                .await?;
+            if json {
+                print_json(&report);
+            } else {
+                println!(
+                    "{} versions, {} files, {} bytes checked; {} problems, {} orphaned files",
+                    report.versions,
+                    report.files,
+                    report.bytes,
+                    report.problems.len(),
+                    report.orphans.len()
+                );
+                for p in &report.problems {
+                    println!("  {p}");
+                }
+                for o in &report.orphans {
+                    println!("  orphan {} ({} bytes)", o.path, o.size);
+                }
+            }
+            match report.problems.len() {
+                0 => Ok(()),
+                n => Err(Error::Corrupt {
+                    path: sets.store().url().to_owned(),
+                    reason: format!("{n} problems found"),
+                }),
+            }
+        }
+        TrainingSetsCommand::Gc {
+            workspace,
+            older_than_hours,
+            dry_run,
+        } => {
+            let files = open(&workspace, mounts)
+                .await?
+                .gc(hours(older_than_hours)?, dry_run)
+                .await?;
+            for f in &files {
+                println!("{}", f.path);
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            eprintln!(
+                "{verb} {} files, {} bytes",
+                files.len(),
+                files.iter().map(|f| f.size).sum::<u64>()
+            );
             Ok(())
         }
         TrainingSetsCommand::Export {

@@ -163,7 +163,10 @@ class VerifyReport:
     """Distinct data files read and hashed."""
     bytes: int
     problems: list[str]
-    """One line per version that failed: ``item@vN: what is wrong``."""
+    """One line per thing wrong: ``catalog: item@vN: what is wrong``."""
+    orphans: list[str]
+    """Data files no version lists, older than six hours: left by failed or killed writers,
+    removed by :meth:`Workspace.gc`; not a problem."""
 
     @property
     def ok(self) -> bool:

@@ -21,13 +21,14 @@ import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
 from . import _native
 from .features import FeatureService, FeatureStore, _feature_names, _to_batch
+from .progress import _bar_if
 from .sources import TimeLike, _time_text
 
 if TYPE_CHECKING:
@@ -294,6 +295,32 @@ def _criteria(
     return json.dumps(merged)
 
 
+@dataclass(frozen=True)
+class OrphanFile:
+    """A data file no version lists: left by a failed or killed writer."""
+
+    path: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FsckReport:
+    """What :meth:`TrainingSets.fsck` found."""
+
+    versions: int
+    files: int
+    bytes: int
+    problems: builtins.list[str]
+    """One line per thing wrong: a missing or corrupt file or manifest, a tag or alias
+    pointing at no version."""
+    orphans: builtins.list[OrphanFile]
+    """Collectable files, not a problem: :meth:`TrainingSets.gc` removes them."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
 class TrainingSets:
     """A workspace's training-set versions (``ws.training_sets``)."""
 
@@ -407,6 +434,29 @@ class TrainingSets:
         positions stay in its history. Returns the version number."""
         name, ref = _reference(version)
         return self._native.alias(name, ref, alias)
+
+    def fsck(self, older_than: timedelta = timedelta(hours=6), progress: bool = True) -> FsckReport:
+        """Checks every version (each file re-read and hashed against its manifest), tag
+        and alias; files no version lists, older than ``older_than``, are listed as orphans.
+        Problems are reported, not raised."""
+        if not isinstance(older_than, timedelta):
+            raise TypeError(f"older_than must be a timedelta, got {older_than!r}")
+        raw = json.loads(self._native.fsck(older_than.total_seconds(), _bar_if(progress)))
+        raw["orphans"] = [OrphanFile(**o) for o in raw["orphans"]]
+        return FsckReport(**raw)
+
+    def gc(
+        self, older_than: timedelta = timedelta(hours=6), dry_run: bool = False
+    ) -> builtins.list[OrphanFile]:
+        """Deletes data files no version lists, last written at least ``older_than`` ago
+        (younger ones may belong to a create in progress); with ``dry_run`` nothing is
+        deleted. Returns the files."""
+        if not isinstance(older_than, timedelta):
+            raise TypeError(f"older_than must be a timedelta, got {older_than!r}")
+        return [
+            OrphanFile(**o)
+            for o in json.loads(self._native.gc(older_than.total_seconds(), dry_run))
+        ]
 
     def __repr__(self) -> str:
         return "TrainingSets()"

@@ -25,10 +25,12 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use trainstore_core::catalog::{AliasEntry, FileEntry, NewVersion, TagEntry};
+use std::time::Duration;
+
+use trainstore_core::catalog::{AliasEntry, FileEntry, NewVersion, TagEntry, UnlistedFile};
 use trainstore_core::{
-    DatasetName, Error, RecordBatchStream, Result, TagName, Timestamp, UserName, Version,
-    VersionStore, VersionSummary,
+    DatasetName, Error, FsckReport, Progress, RecordBatchStream, Result, TagName, Timestamp,
+    UserName, Version, VersionStore, VersionSummary,
 };
 
 use self::files::SetWriter;
@@ -534,6 +536,18 @@ impl TrainingSets {
         self.store
             .set_alias(name, alias, version, &self.author)
             .await
+    }
+
+    /// Checks every version (files re-read and hashed), tag and alias of every set, and
+    /// lists orphaned files older than `grace`; see [`VersionStore::fsck`].
+    pub async fn fsck(&self, grace: Duration, progress: &dyn Progress) -> Result<FsckReport> {
+        self.store.fsck(grace, progress).await
+    }
+
+    /// Deletes data files no version lists, older than `grace`, unless `dry_run`; see
+    /// [`VersionStore::gc`].
+    pub async fn gc(&self, grace: Duration, dry_run: bool) -> Result<Vec<UnlistedFile>> {
+        self.store.gc(grace, dry_run).await
     }
 
     /// The names of every training set with at least one version.
