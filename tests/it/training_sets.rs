@@ -353,6 +353,27 @@ fn the_cli_creates_lists_selects_names_exports_and_checks_sets() {
     .map(|b| b.unwrap().num_rows())
     .sum::<usize>();
     assert_eq!(exported, 5_000);
+    let diff = run(&[
+        "training-sets",
+        "diff",
+        ws,
+        "vibration@1",
+        "vibration@golden",
+    ]);
+    assert!(diff.contains("0 removed, 4900 added"), "{diff}");
+    let drift = run(&[
+        "training-sets",
+        "drift",
+        ws,
+        "vibration@1",
+        "vibration@2",
+        "--json",
+    ]);
+    let drift: Vec<serde_json::Value> = serde_json::from_str(&drift).unwrap();
+    assert!(drift.iter().any(|d| d["column"] == "x"), "{drift:?}");
+    // Sets given as rows have no request to repeat.
+    let (ok, _, err) = cli(&["training-sets", "reproduce", ws, "vibration"], &config);
+    assert!(!ok && err.contains("not supported"), "{err}");
     run(&["training-sets", "fsck", ws]);
 
     // A data file changed behind the catalog's back: fsck fails naming the version.

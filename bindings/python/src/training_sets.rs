@@ -9,6 +9,7 @@ use futures::StreamExt;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use trainstore::core::{DatasetName, Error, Result, TagName, Timestamp};
+use trainstore::featurestore::training::drift::DriftOptions;
 use trainstore::featurestore::training::{
     CreateOptions, Criteria, Listed, TrainingSetVersion, TrainingSets as CoreSets,
 };
@@ -271,6 +272,63 @@ impl TrainingSets {
             list.append(batch_to_pyarrow(py, b)?)?;
         }
         Ok((schema.as_ref().to_pyarrow(py)?, list))
+    }
+
+    /// What differs between two versions (of possibly different sets), as JSON.
+    fn diff(
+        &self,
+        py: Python<'_>,
+        before: (String, String),
+        after: (String, String),
+    ) -> PyResult<String> {
+        let sets = self.inner.clone();
+        let d = run(py, "training_sets.diff", async move {
+            let a = sets.get(&DatasetName::new(before.0)?, &before.1).await?;
+            let b = sets.get(&DatasetName::new(after.0)?, &after.1).await?;
+            sets.diff(&a, &b).await
+        })?;
+        Ok(serde_json::to_string(&d).expect("diff serializes"))
+    }
+
+    /// Drift of every numeric and list feature from `baseline` to `current`, as JSON.
+    #[pyo3(signature = (baseline, current, bins=10, columns=None))]
+    fn drift(
+        &self,
+        py: Python<'_>,
+        baseline: (String, String),
+        current: (String, String),
+        bins: usize,
+        columns: Option<Vec<String>>,
+    ) -> PyResult<String> {
+        let sets = self.inner.clone();
+        let options = DriftOptions { bins, columns };
+        let d = run(py, "training_sets.drift", async move {
+            let a = sets
+                .get(&DatasetName::new(baseline.0)?, &baseline.1)
+                .await?;
+            let b = sets.get(&DatasetName::new(current.0)?, &current.1).await?;
+            sets.drift(&a, &b, &options).await
+        })?;
+        Ok(serde_json::to_string(&d).expect("drift serializes"))
+    }
+
+    /// Rebuilds a version from its lineage and compares hashes; the outcome as JSON.
+    fn reproduce(
+        &self,
+        py: Python<'_>,
+        features: PyRef<'_, FeatureStore>,
+        name: &str,
+        reference: &str,
+    ) -> PyResult<String> {
+        let name = DatasetName::new(name).map_err(to_py)?;
+        let reference = reference.to_owned();
+        let store = features.inner.clone();
+        let sets = self.inner.clone();
+        let r = run(py, "training_sets.reproduce", async move {
+            let v = sets.get(&name, &reference).await?;
+            sets.reproduce(&store, &v).await
+        })?;
+        Ok(serde_json::to_string(&r).expect("outcome serializes"))
     }
 
     /// Checks every version, tag and alias; the report as JSON.

@@ -185,15 +185,40 @@ def test_a_set_from_a_historical_request_records_its_lineage(
             "label": [0, 1, 0],
         }
     )
-    v = ws.training_sets.create_from_features(
-        "vibration", entity_df, ["basic:x"], ws.features, label="label"
-    )
+    v = ws.training_sets.create_from_features("vibration", entity_df, ["basic:x"], label="label")
     assert v.to_arrow().column("x").to_pylist() == [1.0, 3.0, 2.0]
     assert v.lineage["source"] == "historical_features"
     assert v.lineage["features"] == ["basic:x"]
     assert v.lineage["registry_version"] == 1
     assert v.lineage["entity_count"] == 3
     assert v.quality.label_balance is not None
+    same = ws.training_sets.reproduce(v)
+    assert same.matches and same.rebuilt_hash == v.content_hash and same.differences is None
+
+    pq.write_table(
+        features.set_column(2, "x", pa.array([1.0, 5.0, 3.0])), tmp_path / "basic.parquet"
+    )
+    changed = ws.training_sets.reproduce("vibration@1")
+    assert not changed.matches
+    assert changed.differences is not None
+    assert (changed.differences.rows_removed, changed.differences.rows_added) == (1, 1)
+    with pytest.raises(ts.NotSupportedError):
+        ws.training_sets.reproduce(ws.training_sets.create("given", rows(3, JAN)))
+
+
+def test_diff_and_drift_between_versions(ws: ts.Workspace) -> None:
+    sets = ws.training_sets
+    a = sets.create("vibration", rows(4000, JAN))
+    b = sets.create("vibration", rows(4000, JAN, missing=2000))
+    d = sets.diff(a, "vibration@2")
+    assert (d.rows_before, d.rows_after, d.same_content) == (4000, 4000, False)
+    assert (d.rows_removed, d.rows_added) == (2000, 2000)
+    drift = sets.drift(a, b)
+    x = drift.filter(pa.compute.equal(drift.column("column"), "x")).to_pylist()[0]
+    assert x["measure"] == "values"
+    assert x["ks_statistic"] == pytest.approx(0.5, abs=1e-3)
+    assert x["baseline_count"] == 4000 and x["current_count"] == 2000
+    assert sets.drift(a, a).column("psi").to_pylist()[0] == 0.0
 
 
 def test_fsck_finds_a_corrupt_file_and_gc_removes_only_orphans(tmp_path: Path) -> None:

@@ -70,6 +70,14 @@ impl Engine {
             )),
         }
     }
+
+    /// The name [`Engine::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::InProcess => "in-process",
+            Engine::Pushdown => "pushdown",
+        }
+    }
 }
 
 /// One view's part of a request: the view, its join keys, and the requested features in

@@ -1,5 +1,6 @@
-//! `trainstore training-sets create|list|show|select-best|tag|alias|export`: versioned,
-//! quality-scored training sets of a workspace. Tables on a terminal, `--json` for scripts.
+//! `trainstore training-sets create|list|show|select-best|tag|alias|diff|drift|reproduce|
+//! fsck|gc|export`: versioned, quality-scored training sets of a workspace. Tables on a
+//! terminal, `--json` for scripts.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,8 @@ use trainstore::Workspace;
 use trainstore::core::{
     DataSource, DatasetName, Error, MountTable, Result, StorageOptions, TagName, Timestamp,
 };
+use trainstore::featurestore::training::compare::SetDiff;
+use trainstore::featurestore::training::drift::DriftOptions;
 use trainstore::featurestore::training::{
     CreateOptions, Criteria, Lineage, Listed, TrainingSetVersion, TrainingSets,
 };
@@ -81,6 +84,33 @@ pub enum TrainingSetsCommand {
         workspace: String,
         reference: String,
         alias: String,
+    },
+    /// What differs between two versions: columns, rows (added, removed), statistics
+    Diff {
+        workspace: String,
+        before: String,
+        after: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// How far each feature moved between two versions (PSI, two-sample KS)
+    Drift {
+        workspace: String,
+        baseline: String,
+        current: String,
+        /// PSI bins (equal-frequency bins of the baseline)
+        #[arg(long, default_value_t = 10)]
+        bins: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a version from its lineage and check its content hash; exits non-zero when
+    /// the rebuilt set differs
+    Reproduce {
+        workspace: String,
+        reference: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Check every version (files re-read and hashed), tag and alias; list orphaned files.
     /// Exits non-zero when anything is wrong
@@ -304,6 +334,95 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             println!("alias {} of {name} -> {}", entry.alias, entry.version);
             Ok(())
         }
+        TrainingSetsCommand::Diff {
+            workspace,
+            before,
+            after,
+            json,
+        } => {
+            let sets = open(&workspace, mounts).await?;
+            let (a, b) = (
+                version(&sets, &before).await?,
+                version(&sets, &after).await?,
+            );
+            let d = sets.diff(&a, &b).await?;
+            if json {
+                print_json(&d);
+            } else {
+                print_diff(&d);
+            }
+            Ok(())
+        }
+        TrainingSetsCommand::Drift {
+            workspace,
+            baseline,
+            current,
+            bins,
+            json,
+        } => {
+            let sets = open(&workspace, mounts).await?;
+            let (a, b) = (
+                version(&sets, &baseline).await?,
+                version(&sets, &current).await?,
+            );
+            let options = DriftOptions {
+                bins,
+                ..DriftOptions::default()
+            };
+            let drift = sets.drift(&a, &b, &options).await?;
+            if json {
+                print_json(&drift);
+            } else {
+                println!(
+                    "{:<28} {:<12} {:>10} {:>10} {:>12}",
+                    "feature", "measure", "psi", "ks", "p-value"
+                );
+                for d in &drift {
+                    println!(
+                        "{:<28} {:<12} {:>10.4} {:>10.4} {:>12.3e}",
+                        d.column,
+                        format!("{:?}", d.measure).to_lowercase(),
+                        d.psi,
+                        d.ks_statistic,
+                        d.ks_pvalue
+                    );
+                }
+            }
+            Ok(())
+        }
+        TrainingSetsCommand::Reproduce {
+            workspace,
+            reference: text,
+            json,
+        } => {
+            let ws = Workspace::open_existing(&workspace, mounts, &StorageOptions::new()).await?;
+            let sets = ws.training_sets();
+            let v = version(&sets, &text).await?;
+            let outcome = sets.reproduce(&ws.features(), &v).await?;
+            if json {
+                print_json(&outcome);
+            } else if outcome.matches {
+                println!(
+                    "{}: rebuilt from its lineage, content hash {} matches",
+                    outcome.version, outcome.recorded_hash
+                );
+            } else {
+                println!(
+                    "{}: the rebuilt set differs (recorded {}, rebuilt {})",
+                    outcome.version, outcome.recorded_hash, outcome.rebuilt_hash
+                );
+                if let Some(d) = &outcome.differences {
+                    print_diff(d);
+                }
+            }
+            match outcome.matches {
+                true => Ok(()),
+                false => Err(Error::Corrupt {
+                    path: outcome.version,
+                    reason: "rebuilt from its lineage, it differs from the recorded set".into(),
+                }),
+            }
+        }
         TrainingSetsCommand::Fsck {
             workspace,
             older_than_hours,
@@ -381,6 +500,47 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             );
             Ok(())
         }
+    }
+}
+
+async fn version(sets: &TrainingSets, text: &str) -> Result<TrainingSetVersion> {
+    let (name, r) = reference(text)?;
+    sets.get(&name, &r).await
+}
+
+fn print_diff(d: &SetDiff) {
+    println!("{} -> {}", d.before, d.after);
+    println!(
+        "  rows {} -> {}: {} removed, {} added{}",
+        d.rows_before,
+        d.rows_after,
+        d.rows_removed,
+        d.rows_added,
+        if d.same_content {
+            " (same content)"
+        } else {
+            ""
+        }
+    );
+    for c in &d.columns_added {
+        println!("  + column {} {}", c.name, c.data_type);
+    }
+    for c in &d.columns_removed {
+        println!("  - column {} {}", c.name, c.data_type);
+    }
+    for r in &d.columns_retyped {
+        println!("  ~ column {} {} -> {}", r.column, r.before, r.after);
+    }
+    let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
+    for c in &d.columns_changed {
+        println!(
+            "  {:<28} mean {} -> {}  completeness {:.3} -> {:.3}",
+            c.column,
+            show(c.mean.before),
+            show(c.mean.after),
+            c.completeness.before,
+            c.completeness.after
+        );
     }
 }
 

@@ -74,8 +74,12 @@ from .sources import (
 )
 from .training_sets import (
     ColumnQuality,
+    FsckReport,
     ListedVersion,
+    OrphanFile,
     Quality,
+    Reproduction,
+    SetDiff,
     TrainingSets,
     TrainingSetVersion,
 )
@@ -240,7 +244,7 @@ class Workspace:
     def training_sets(self) -> TrainingSets:
         """Training-set versions: create, list best first, select by criteria, tag."""
         if self._training_sets is None:
-            self._training_sets = TrainingSets(self._native.training_sets())
+            self._training_sets = TrainingSets(self._native.training_sets(), self.features)
         return self._training_sets
 
     def items(self) -> dict[str, int]:
@@ -296,6 +300,7 @@ __all__ = [
     "FileSource",
     "Float32",
     "Float64",
+    "FsckReport",
     "GcReport",
     "Ingested",
     "Int32",
@@ -308,12 +313,15 @@ __all__ = [
     "NotFoundError",
     "NotSupportedError",
     "OnDemandFeatureView",
+    "OrphanFile",
     "ParseReport",
     "PlannedChange",
     "ProgressBar",
     "Quality",
     "RegistryVersion",
     "RemoteError",
+    "Reproduction",
+    "SetDiff",
     "SnapshotSchema",
     "StorageError",
     "String",

@@ -321,11 +321,51 @@ class FsckReport:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class SetDiff:
+    """What differs between two versions (:meth:`TrainingSets.diff`)."""
+
+    before: str
+    after: str
+    same_content: bool
+    """Equal content hashes: the same rows in the same order."""
+    columns_added: builtins.list[dict[str, Any]]
+    columns_removed: builtins.list[dict[str, Any]]
+    columns_retyped: builtins.list[dict[str, str]]
+    rows_before: int
+    rows_after: int
+    rows_removed: int
+    """Rows (over the columns both have, with one type) only in ``before``."""
+    rows_added: int
+    columns_changed: builtins.list[dict[str, Any]]
+    """Per common column, ``completeness``, ``mean``, ``std``, ``min``, ``max`` as
+    ``{"before": …, "after": …}``."""
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """Whether a set rebuilt from its lineage is the set recorded
+    (:meth:`TrainingSets.reproduce`)."""
+
+    version: str
+    matches: bool
+    recorded_hash: str
+    rebuilt_hash: str
+    differences: SetDiff | None
+    """What differs, when the hashes do not match."""
+
+
+def _ref(version: TrainingSetVersion | str) -> tuple[str, str]:
+    name, ref = _reference(version)
+    return name, ref
+
+
 class TrainingSets:
     """A workspace's training-set versions (``ws.training_sets``)."""
 
-    def __init__(self, native: _native.TrainingSets) -> None:
+    def __init__(self, native: _native.TrainingSets, features: FeatureStore) -> None:
         self._native = native
+        self._features = features
 
     def _version(self, raw: str) -> TrainingSetVersion:
         return TrainingSetVersion(self._native, json.loads(raw))
@@ -351,19 +391,18 @@ class TrainingSets:
         name: str,
         entity_df: Any,
         features: Sequence[str] | FeatureService,
-        feature_store: FeatureStore,
         metadata: Mapping[str, Any] | None = None,
         label: str | None = None,
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
         engine: Literal["in-process", "pushdown"] = "in-process",
     ) -> TrainingSetVersion:
-        """Runs ``feature_store.get_historical_features(entity_df, features, …)`` and creates
+        """Runs ``ws.features.get_historical_features(entity_df, features, …)`` and creates
         its answer as a version of ``name``, recording the request in the lineage (entity
-        rows, feature references, registry version) so it can be rebuilt."""
+        rows, feature references, registry version) so :meth:`reproduce` can rebuild it."""
         meta = None if metadata is None else json.dumps(dict(metadata))
         raw = self._native.create_from_features(
-            feature_store._native,
+            self._features._native,
             name,
             _to_batch(entity_df),
             _feature_names(features),
@@ -434,6 +473,47 @@ class TrainingSets:
         positions stay in its history. Returns the version number."""
         name, ref = _reference(version)
         return self._native.alias(name, ref, alias)
+
+    def diff(self, before: TrainingSetVersion | str, after: TrainingSetVersion | str) -> SetDiff:
+        """What differs between two versions (objects or ``"name@ref"``): columns added,
+        removed or retyped, rows added and removed (as multisets), statistics moved."""
+        return SetDiff(**json.loads(self._native.diff(_ref(before), _ref(after))))
+
+    def drift(
+        self,
+        baseline: TrainingSetVersion | str,
+        current: TrainingSetVersion | str,
+        bins: int = 10,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """How far each numeric feature (and each list feature's values and lengths) moved
+        from ``baseline`` to ``current``: one row per feature and measure with ``psi``
+        (``bins`` equal-frequency bins of the baseline), ``ks_statistic`` and ``ks_pvalue``
+        (two-sample Kolmogorov-Smirnov, asymptotic p-value)."""
+        cols = None if columns is None else list(columns)
+        rows = json.loads(self._native.drift(_ref(baseline), _ref(current), bins, cols))
+        schema = pa.schema(
+            [
+                ("column", pa.string()),
+                ("measure", pa.string()),
+                ("psi", pa.float64()),
+                ("ks_statistic", pa.float64()),
+                ("ks_pvalue", pa.float64()),
+                ("baseline_count", pa.int64()),
+                ("current_count", pa.int64()),
+            ]
+        )
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    def reproduce(self, version: TrainingSetVersion | str) -> Reproduction:
+        """Rebuilds a version from its lineage (its stored entity rows, by the feature
+        registry version it was built with) and checks the content hash; when it differs,
+        ``differences`` says what. Only sets built by :meth:`create_from_features` can be
+        rebuilt (:class:`NotSupportedError` otherwise)."""
+        name, ref = _ref(version)
+        raw = json.loads(self._native.reproduce(self._features._native, name, ref))
+        diff = raw.pop("differences")
+        return Reproduction(**raw, differences=None if diff is None else SetDiff(**diff))
 
     def fsck(self, older_than: timedelta = timedelta(hours=6), progress: bool = True) -> FsckReport:
         """Checks every version (each file re-read and hashed against its manifest), tag

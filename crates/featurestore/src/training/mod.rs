@@ -10,9 +10,11 @@
 //!
 //! - [`quality`]: the quality of a set, computed in one pass while it is written.
 //! - [`select`]: choosing a version by criteria.
+//! - [`compare`]: what differs between two versions; rebuilding one from its lineage.
 //! - [`drift`]: how far each feature's distribution moved between two sets (PSI, KS).
 //! - `files`: how the rows lie in Parquet files, written and read on every core.
 
+pub mod compare;
 pub mod drift;
 mod files;
 pub mod quality;
@@ -27,17 +29,21 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+use trainstore_core::object_store::memory::InMemory;
+
 use trainstore_core::catalog::{AliasEntry, FileEntry, NewVersion, TagEntry, UnlistedFile};
 use trainstore_core::{
-    DatasetName, Error, FsckReport, Progress, RecordBatchStream, Result, TagName, Timestamp,
-    UserName, Version, VersionStore, VersionSummary,
+    Catalog, DatasetName, Error, FsckReport, Progress, RecordBatchStream, Result, TagName,
+    Timestamp, UserName, Version, VersionStore, VersionSummary,
 };
 
+use self::compare::{Reproduction, SetDiff};
+use self::drift::{DriftOptions, FeatureDrift};
 use self::files::SetWriter;
 use self::quality::{Quality, QualityOptions};
 pub use self::select::Criteria;
 use crate::definitions::FeatureRef;
-use crate::historical::{self, HistoricalOptions};
+use crate::historical::{self, Engine, HistoricalOptions};
 use crate::store::{FeatureStore, SOURCES_METADATA};
 
 /// The manifest format of a training set this code writes and reads.
@@ -62,11 +68,22 @@ pub struct Lineage {
     pub entity_count: Option<u64>,
     /// The earliest and latest entity (or row) time, both included.
     pub time_range: Option<(Timestamp, Timestamp)>,
+    /// How the historical request was answered, for rebuilding the set.
+    pub request: Option<RequestOptions>,
     /// The snapshot parse report's rates, when the rows came through the snapshot parser.
     pub malformed_rate: Option<f64>,
     pub missing_rate: Option<f64>,
     /// The trainstore version that built the set.
     pub library_version: String,
+}
+
+/// The options of the historical request a set was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestOptions {
+    pub full_feature_names: bool,
+    pub timestamp_column: Option<String>,
+    /// `in-process` or `pushdown`.
+    pub engine: String,
 }
 
 /// A column of a set's schema, as recorded in its manifest (for listing and diffs without
@@ -350,6 +367,9 @@ impl TrainingSets {
             .get(SOURCES_METADATA)
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
+        // Where the rows were read from goes into the lineage, not the data: a rebuild that
+        // reads them elsewhere (the offline store, once ingested) is still the same set.
+        let answer = without_schema_metadata(answer)?;
         let stored = self.store_entity_rows(name, entity_rows).await?;
         options.time_column = options
             .time_column
@@ -361,6 +381,11 @@ impl TrainingSets {
             sources,
             entity_rows: Some(stored.clone()),
             entity_count: Some(entity_rows.num_rows() as u64),
+            request: Some(RequestOptions {
+                full_feature_names: historical.full_feature_names,
+                timestamp_column: historical.timestamp_column.clone(),
+                engine: historical.engine.as_str().to_owned(),
+            }),
             time_range: bounds.map(|(lo, hi)| {
                 (
                     Timestamp::from_millis(lo.div_euclid(1_000_000)),
@@ -538,6 +563,94 @@ impl TrainingSets {
             .await
     }
 
+    /// What differs between versions `before` and `after` of this workspace's sets: schema,
+    /// rows (as multisets) and per-column statistics.
+    pub async fn diff(
+        &self,
+        before: &TrainingSetVersion,
+        after: &TrainingSetVersion,
+    ) -> Result<SetDiff> {
+        compare::diff(self, before, self, after).await
+    }
+
+    /// How far each numeric and list feature moved from `baseline` to `current` (PSI and
+    /// two-sample KS; see [`drift`]).
+    pub async fn drift(
+        &self,
+        baseline: &TrainingSetVersion,
+        current: &TrainingSetVersion,
+        options: &DriftOptions,
+    ) -> Result<Vec<FeatureDrift>> {
+        let (_, base) = self.read(baseline).await?;
+        let (_, cur) = self.read(current).await?;
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || drift::drift(&base, &cur, &options))
+            .await
+            .map_err(|e| Error::Internal {
+                operation: "measure drift".into(),
+                reason: e.to_string(),
+            })?
+    }
+
+    /// Rebuilds `version` from its lineage (its stored entity rows, by the registry version
+    /// it was built with, through `features`) and checks the rebuilt set's content hash
+    /// against the recorded one; when they differ, says what differs. The rebuilt set is
+    /// held in memory and not kept. Only sets built from a historical request can be
+    /// rebuilt.
+    pub async fn reproduce(
+        &self,
+        features: &FeatureStore,
+        version: &TrainingSetVersion,
+    ) -> Result<Reproduction> {
+        let lineage = &version.info.lineage;
+        let (Some(stored), Some(request)) = (&lineage.entity_rows, &lineage.request) else {
+            return Err(Error::NotSupported {
+                operation: "rebuilding a set from rows given by the caller (only sets built from a historical request can be)",
+                implementer: version.id(),
+            });
+        };
+        let bytes = self.store.read_file(stored).await?;
+        let entity_rows = decode_entity_rows(stored, bytes)?;
+        let refs = lineage
+            .features
+            .iter()
+            .map(|r| r.parse())
+            .collect::<Result<Vec<FeatureRef>>>()?;
+        let historical = HistoricalOptions {
+            full_feature_names: request.full_feature_names,
+            timestamp_column: request.timestamp_column.clone(),
+            engine: Engine::parse(&request.engine)?,
+        };
+        let (_, answer) = features
+            .get_historical_features_at(lineage.registry_version, &entity_rows, &refs, &historical)
+            .await?;
+        let answer = without_schema_metadata(answer)?;
+        let scratch = Catalog::open(Arc::new(InMemory::new()), "memory://rebuilt").await?;
+        let rebuilt_sets = TrainingSets::new(Arc::new(scratch), self.author.clone())
+            .with_file_target(self.file_target);
+        let options = CreateOptions {
+            label: version.info.label.clone(),
+            time_column: version.info.time_column.clone(),
+            ..CreateOptions::default()
+        };
+        let rebuilt = rebuilt_sets
+            .create_from_batches(&version.name, vec![answer], options)
+            .await?;
+        let matches = rebuilt.info.content_hash == version.info.content_hash;
+        let differences = if matches {
+            None
+        } else {
+            Some(compare::diff(self, version, &rebuilt_sets, &rebuilt).await?)
+        };
+        Ok(Reproduction {
+            version: version.id(),
+            matches,
+            recorded_hash: version.info.content_hash.clone(),
+            rebuilt_hash: rebuilt.info.content_hash,
+            differences,
+        })
+    }
+
     /// Checks every version (files re-read and hashed), tag and alias of every set, and
     /// lists orphaned files older than `grace`; see [`VersionStore::fsck`].
     pub async fn fsck(&self, grace: Duration, progress: &dyn Progress) -> Result<FsckReport> {
@@ -569,4 +682,29 @@ fn listed(name: &DatasetName, s: &VersionSummary) -> Result<Listed> {
         bytes: s.bytes,
         summary,
     })
+}
+
+/// Entity rows stored with a version's lineage, decoded.
+fn decode_entity_rows(entry: &FileEntry, bytes: bytes::Bytes) -> Result<RecordBatch> {
+    let corrupt = |e: String| Error::Corrupt {
+        path: entry.path.clone(),
+        reason: format!("stored entity rows unreadable: {e}"),
+    };
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let schema = reader.schema().clone();
+    let batches = reader
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+}
+
+/// `batch` without schema-level metadata (a historical answer's note of where its rows were
+/// read from), which would otherwise be written into the data files.
+fn without_schema_metadata(batch: RecordBatch) -> Result<RecordBatch> {
+    let schema = Arc::new(arrow::datatypes::Schema::new(
+        batch.schema().fields().clone(),
+    ));
+    Ok(RecordBatch::try_new(schema, batch.columns().to_vec())?)
 }

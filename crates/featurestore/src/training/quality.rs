@@ -253,10 +253,9 @@ pub struct QualityAccumulator {
     label: Option<LabelAcc>,
     time: Option<TimeAcc>,
     /// One odd multiplier per column position, for the row hash.
-    multipliers: Vec<u128>,
+    hasher: RowHasher,
     /// Per-batch scratch, kept to avoid reallocating for every batch.
     row_hashes: Vec<u128>,
-    value_hashes: Vec<u128>,
     label_hashes: Vec<u128>,
 }
 
@@ -373,7 +372,6 @@ impl QualityAccumulator {
                 lengths,
             });
         }
-        let multipliers = (0..columns.len() as u64).map(column_multiplier).collect();
         Ok(QualityAccumulator {
             schema: schema.clone(),
             options,
@@ -383,9 +381,8 @@ impl QualityAccumulator {
             duplicates: 0,
             label,
             time,
-            multipliers,
+            hasher: RowHasher::new(schema.fields().len()),
             row_hashes: Vec::new(),
-            value_hashes: Vec::new(),
             label_hashes: Vec::new(),
         })
     }
@@ -438,25 +435,10 @@ impl QualityAccumulator {
                 Some((any.then_some((lo, hi)), nanos.null_count() as u64))
             }
         };
-        self.row_hashes.clear();
-        self.row_hashes.resize(rows, 0);
+        self.hasher.hash(batch, &mut self.row_hashes)?;
         self.label_hashes.clear();
-        let label = self.label.as_ref().map(|l| l.index);
-        // In chunks of rows, so that the per-column scratch stays small (and in cache)
-        // however large the batch.
-        for start in (0..rows).step_by(HASH_CHUNK) {
-            let len = HASH_CHUNK.min(rows - start);
-            let row_hashes = &mut self.row_hashes[start..start + len];
-            for (c, column) in batch.columns().iter().enumerate() {
-                value_hashes(column.slice(start, len).as_ref(), &mut self.value_hashes)?;
-                let m = self.multipliers[c];
-                for (row, value) in row_hashes.iter_mut().zip(&self.value_hashes) {
-                    *row = row.wrapping_add(value.wrapping_mul(m));
-                }
-                if label == Some(c) {
-                    self.label_hashes.extend_from_slice(&self.value_hashes);
-                }
-            }
+        if let Some(l) = &self.label {
+            value_hashes(batch.column(l.index).as_ref(), &mut self.label_hashes)?;
         }
         let label_formatter = match &self.label {
             Some(l) if !l.overflowed => Some(ArrayFormatter::try_new(
@@ -1224,6 +1206,45 @@ const SEED_NESTED: u64 = 0x06;
 const SEED_STRUCT: u64 = 0x07;
 const SEED_FORMATTED: u64 = 0x08;
 const SEED_COLUMN: u64 = 0x09;
+
+/// One 128-bit hash per row, built column by column (see the module documentation): equal
+/// rows, and only those, hash alike. Shared by the duplicate check and the comparison of
+/// two sets' rows.
+#[derive(Debug)]
+pub(crate) struct RowHasher {
+    multipliers: Vec<u128>,
+    /// Scratch: one column's value hashes for a chunk of rows.
+    values: Vec<u128>,
+}
+
+impl RowHasher {
+    pub(crate) fn new(columns: usize) -> Self {
+        RowHasher {
+            multipliers: (0..columns as u64).map(column_multiplier).collect(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The hash of each row of `batch`, into `out` (replacing what it held).
+    pub(crate) fn hash(&mut self, batch: &RecordBatch, out: &mut Vec<u128>) -> Result<()> {
+        let rows = batch.num_rows();
+        out.clear();
+        out.resize(rows, 0);
+        // In chunks of rows, so that the per-column scratch stays small (and in cache)
+        // however large the batch.
+        for start in (0..rows).step_by(HASH_CHUNK) {
+            let len = HASH_CHUNK.min(rows - start);
+            let chunk = &mut out[start..start + len];
+            for (column, &m) in batch.columns().iter().zip(&self.multipliers) {
+                value_hashes(column.slice(start, len).as_ref(), &mut self.values)?;
+                for (row, value) in chunk.iter_mut().zip(&self.values) {
+                    *row = row.wrapping_add(value.wrapping_mul(m));
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The odd multiplier of column (or struct field) `position` in a row hash.
 fn column_multiplier(position: u64) -> u128 {

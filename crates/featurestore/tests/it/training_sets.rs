@@ -14,7 +14,7 @@ use trainstore_core::{
 use trainstore_featurestore::Ttl;
 use trainstore_featurestore::training::{CreateOptions, Criteria, TrainingSets};
 
-use crate::support::{entity_rows, row, with_basic_view};
+use crate::support::{entity_rows, feature_table, row, with_basic_view};
 
 async fn sets_in(dir: &TempDir) -> TrainingSets {
     let location = dir.path().join("sets");
@@ -334,4 +334,140 @@ async fn a_set_built_from_a_historical_request_records_its_lineage() {
         .downcast_ref::<Float64Array>()
         .unwrap();
     assert_eq!(x.iter().collect::<Vec<_>>(), [Some(2.0), Some(3.0)]);
+}
+
+#[tokio::test]
+async fn diff_counts_added_and_removed_rows_and_columns() {
+    let dir = TempDir::new().unwrap();
+    let sets = sets_in(&dir).await;
+    let a = sets
+        .create_from_batches(&set_name(), vec![rows(1000, 0, 0)], labelled())
+        .await
+        .unwrap();
+    // The first 100 rows gone, 300 new ones after the last.
+    let b = sets
+        .create_from_batches(
+            &set_name(),
+            vec![
+                rows(1200, 0, 0).slice(100, 1100),
+                rows(200, 1200 * 60_000, 0),
+            ],
+            labelled(),
+        )
+        .await
+        .unwrap();
+    let d = sets.diff(&a, &b).await.unwrap();
+    assert!(!d.same_content);
+    assert_eq!((d.rows_before, d.rows_after), (1000, 1300));
+    assert_eq!((d.rows_removed, d.rows_added), (100, 400));
+    assert!(d.columns_added.is_empty() && d.columns_removed.is_empty());
+    let x = d.columns_changed.iter().find(|c| c.column == "x").unwrap();
+    assert_eq!(x.max.before, Some(999.0));
+    assert_eq!(x.max.after, Some(1199.0));
+
+    let same = sets.diff(&a, &a).await.unwrap();
+    assert!(same.same_content && same.is_empty());
+
+    let narrower = sets
+        .create_from_batches(
+            &set_name(),
+            vec![rows(1000, 0, 0).project(&[0, 2]).unwrap()],
+            CreateOptions::default(),
+        )
+        .await
+        .unwrap();
+    let d = sets.diff(&a, &narrower).await.unwrap();
+    assert_eq!(d.columns_removed[0].name, "label");
+    // Over the columns both have, the rows are the same.
+    assert_eq!((d.rows_removed, d.rows_added), (0, 0));
+}
+
+#[tokio::test]
+async fn drift_is_zero_between_equal_sets_and_grows_with_a_shift() {
+    let dir = TempDir::new().unwrap();
+    let sets = sets_in(&dir).await;
+    let a = sets
+        .create_from_batches(&set_name(), vec![rows(5000, 0, 0)], labelled())
+        .await
+        .unwrap();
+    let same = sets
+        .create_from_batches(&set_name(), vec![rows(5000, 0, 0)], labelled())
+        .await
+        .unwrap();
+    let later = sets
+        .create_from_batches(&set_name(), vec![rows(5000, 0, 2500)], labelled())
+        .await
+        .unwrap();
+    let options = Default::default();
+    let none = sets.drift(&a, &same, &options).await.unwrap();
+    let x = none.iter().find(|d| d.column == "x").unwrap();
+    assert_eq!((x.psi, x.ks_statistic), (0.0, 0.0));
+    let moved = sets.drift(&a, &later, &options).await.unwrap();
+    let x = moved.iter().find(|d| d.column == "x").unwrap();
+    // Half the values (the low half) are gone: the distributions split at the median.
+    assert!((x.ks_statistic - 0.5).abs() < 1e-3, "{x:?}");
+    assert!(x.psi > 1.0 && x.ks_pvalue < 1e-6, "{x:?}");
+}
+
+#[tokio::test]
+async fn a_set_rebuilt_from_its_lineage_matches_until_its_source_changes() {
+    let f = with_basic_view(
+        &[
+            row("a", "1", 1_000, 1.0),
+            row("a", "1", 2_000, 2.0),
+            row("b", "1", 1_500, 3.0),
+        ],
+        Ttl::days(1),
+    )
+    .await;
+    let sets = sets_in(&f.dir).await;
+    let entities = entity_rows(&[(Some("a"), "1", 2_500), (Some("b"), "1", 1_600)]);
+    let refs = f
+        .store
+        .resolve_features(&["basic:x".to_owned()])
+        .await
+        .unwrap();
+    let v = sets
+        .create_from_features(
+            &f.store,
+            &set_name(),
+            &entities,
+            &refs,
+            &Default::default(),
+            CreateOptions::default(),
+        )
+        .await
+        .unwrap();
+    let again = sets.reproduce(&f.store, &v).await.unwrap();
+    assert!(again.matches, "{again:?}");
+    assert_eq!(again.rebuilt_hash, v.info.content_hash);
+
+    // The source is rewritten with other values: the rebuild differs, and says where.
+    f.write(
+        "basic",
+        feature_table(&[
+            row("a", "1", 1_000, 1.0),
+            row("a", "1", 2_000, 20.0),
+            row("b", "1", 1_500, 3.0),
+        ]),
+    )
+    .await;
+    let changed = sets.reproduce(&f.store, &v).await.unwrap();
+    assert!(!changed.matches);
+    let diff = changed.differences.unwrap();
+    assert_eq!((diff.rows_removed, diff.rows_added), (1, 1));
+    let x = diff
+        .columns_changed
+        .iter()
+        .find(|c| c.column == "x")
+        .unwrap();
+    assert_eq!((x.max.before, x.max.after), (Some(3.0), Some(20.0)));
+
+    // A set given as rows has no request to repeat.
+    let given = sets
+        .create_from_batches(&set_name(), vec![rows(3, 0, 0)], CreateOptions::default())
+        .await
+        .unwrap();
+    let e = sets.reproduce(&f.store, &given).await.unwrap_err();
+    assert!(matches!(e, Error::NotSupported { .. }), "{e}");
 }
