@@ -21,17 +21,18 @@ use trainstore::doris::{
     FileFormat, FileSource, SnapshotGenerator, SnapshotSchema, SynthConfig, write_snapshot_file,
 };
 use trainstore::features::design_doc_definitions;
+use trainstore::featurestore::training::{CreateOptions, Criteria};
 use trainstore::featurestore::{FeatureRef, HistoricalOptions, OnlineOptions};
 
-use crate::features::parquet_bytes;
 use crate::print_info;
 use crate::progress::TerminalProgress;
 use crate::snapshots;
 
 /// The main job on an embedded workspace: synthetic design-document snapshots written and read
 /// back through the snapshot source, committed as a verified catalog version; the design
-/// document's feature views applied; a point-in-time training set built and stored; the views
-/// materialized into the embedded online store and read back online.
+/// document's feature views applied; a point-in-time training set built as a scored version
+/// and selected back by criteria; the views materialized into the embedded online store and
+/// read back online.
 pub async fn run(location: &str) -> Result<()> {
     let ws = Workspace::open(location).await?;
     println!("1. workspace ready at {}", ws.url());
@@ -164,41 +165,58 @@ pub async fn run(location: &str) -> Result<()> {
     .map(|r| r.parse())
     .collect::<Result<_>>()?;
     let started = Instant::now();
-    let training = features
-        .get_historical_features(&entity_rows, &refs, &HistoricalOptions::default())
-        .await?;
-    let matched = |name: &str| {
-        training
-            .column_by_name(name)
-            .map_or(0, |c| c.len() - c.null_count())
-    };
-    let training_item = DatasetName::new("demo-training-set")?;
-    let entry = catalog
-        .put_file(
-            &training_item,
-            "training.parquet",
-            parquet_bytes(&training)?.into(),
+    let sets = ws.training_sets();
+    let training_name = DatasetName::new("demo-training-set")?;
+    let version = sets
+        .create_from_features(
+            &features,
+            &training_name,
+            &entity_rows,
+            &refs,
+            &HistoricalOptions::default(),
+            CreateOptions {
+                label: Some("label".into()),
+                metadata: serde_json::json!({"description": "the demo's point-in-time training set"}),
+                ..CreateOptions::default()
+            },
         )
         .await?;
-    let mut new = NewVersion::new(author.clone());
-    new.files.push(entry.clone());
-    new.metadata = serde_json::json!({
-        "features": refs.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-        "entity_rows": training.num_rows(),
-    });
-    let version = catalog.commit(&training_item, new).await?.version;
+    let quality = &version.info.quality;
+    let matched = |name: &str| {
+        quality
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(0, |c| c.count)
+    };
     println!(
         "7. point-in-time training set: {} entity rows x {} columns in {:.3} s; basic_features matched {}, array_features matched {} (the rest lie before a device's first snapshot, beyond the 30-day TTL, or name unknown devices)",
-        training.num_rows(),
-        training.num_columns(),
+        version.info.rows,
+        version.info.schema.len(),
         started.elapsed().as_secs_f64(),
         matched("meanLf"),
         matched("peakPowers"),
     );
     println!(
-        "   stored as {training_item}@{version}: {}/catalog/{}",
-        ws.url(),
-        entry.path
+        "   stored as {}: quality {:.3} (completeness {:.3}, duplicates {}, label balance {:.3}), content hash {}…",
+        version.id(),
+        quality.overall_score,
+        quality.completeness,
+        quality.duplicate_rows,
+        quality.label_balance.as_ref().map_or(1.0, |l| l.balance),
+        &version.info.content_hash[..12],
+    );
+    let criteria = Criteria::default()
+        .min_data_size(100)
+        .min_quality_score(0.5)?;
+    let best = sets.select_best(&training_name, &criteria).await?;
+    let (schema, rows) = sets.read(&best).await?;
+    let training = arrow::compute::concat_batches(&schema, &rows)?;
+    println!(
+        "   selected back by criteria (at least 100 rows, quality at least 0.5): {} of {} versions, {} rows",
+        best.id(),
+        sets.list(&training_name).await?.len(),
+        training.num_rows()
     );
     snapshots::print_rows(&[training.project(&[0, 1, 2, 3, 4, 5])?], 3)?;
 
