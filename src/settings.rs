@@ -5,6 +5,7 @@
 //! `$XDG_CONFIG_HOME/trainstore/config.yaml`, else `~/.config/trainstore/config.yaml`:
 //!
 //! ```yaml
+//! user: alice                                 # optional; who you are (see Settings::user_name)
 //! secrets_dir: /var/run/secrets/trainstore   # optional; one file per secret, as Kubernetes mounts them
 //! mounts:
 //!   lake:
@@ -21,13 +22,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use trainstore_core::{
     ConfigChain, ConfigProviderRef, DirConfig, EnvConfig, Error, Mount, MountTable, Result,
-    StorageOptions, YamlConfig,
+    StorageOptions, UserName, YamlConfig,
 };
 
 /// The settings file's content.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// The user to act as, recorded as author and checked against permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_dir: Option<PathBuf>,
     #[serde(default)]
@@ -45,6 +49,21 @@ impl Settings {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
             .unwrap_or_else(|| PathBuf::from("."));
         base.join("trainstore").join("config.yaml")
+    }
+
+    /// Who the user is, most specific first: `explicit` (a `--user` flag, a `user=` argument),
+    /// else `$TRAINSTORE_USER` (when not empty), else these settings' `user`, else the login name (`$USER`),
+    /// else `anonymous`.
+    pub fn user_name(&self, explicit: Option<&str>) -> Result<UserName> {
+        if let Some(name) = explicit {
+            return UserName::new(name);
+        }
+        if let Ok(name) = std::env::var("TRAINSTORE_USER")
+            && !name.is_empty()
+        {
+            return UserName::new(name);
+        }
+        Ok(self.user.clone().unwrap_or_else(UserName::current))
     }
 
     /// Reads settings from `path`; a missing file means empty settings.

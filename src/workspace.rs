@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use trainstore_core::VersionStore as _;
 use trainstore_core::catalog::hex_sha256;
 use trainstore_core::{
-    Catalog, DatasetName, Error, MountTable, ObjectStoreRef, Progress, Result, StorageOptions,
-    Timestamp, UserName, Version,
+    Catalog, DatasetName, Error, MountTable, Namespace, ObjectStoreRef, Progress, Result,
+    StorageOptions, Timestamp, UserName, Version,
 };
 use trainstore_featurestore::training::TrainingSets;
 use trainstore_featurestore::{FeatureStore, SourceEnv};
@@ -23,6 +23,11 @@ use trainstore_featurestore::{FeatureStore, SourceEnv};
 pub const LAYOUT_VERSION: u32 = 1;
 
 const CONFIG_FILE: &str = "trainstore.json";
+
+/// Where training sets live in a workspace: the default namespace's catalog at this root,
+/// every other namespace's under `<root>/namespaces/<name>/`.
+const TRAINING_SETS: &str = "training-sets";
+const NAMESPACES: &str = "namespaces";
 
 /// What the workspace's config file records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +59,8 @@ pub struct Workspace {
     sources: SourceEnv,
     /// The online store's URL, when one is set or the workspace is on a local disk.
     online_store: Option<String>,
+    /// Who acts: recorded as author, checked against permissions.
+    user: UserName,
 }
 
 /// How old a data file no version lists must be before `gc` removes it by default: younger
@@ -114,8 +121,8 @@ impl Workspace {
         let url = resolved.url;
         let catalog_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), "catalog"));
         let catalog = Catalog::open(catalog_store, &format!("{url}/catalog")).await?;
-        let sets_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), "training-sets"));
-        let training_sets = Catalog::open(sets_store, &format!("{url}/training-sets")).await?;
+        let sets_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), TRAINING_SETS));
+        let training_sets = Catalog::open(sets_store, &format!("{url}/{TRAINING_SETS}")).await?;
         let config = match read_config(&store, &url).await? {
             Some(config) => config,
             None if create => {
@@ -153,6 +160,7 @@ impl Workspace {
                 Some(format!("{local}/online/online.redb"))
             }),
             url,
+            user: UserName::current(),
         })
     }
 
@@ -171,8 +179,20 @@ impl Workspace {
         &self.catalog
     }
 
+    /// This workspace acting as `user` (by default [`UserName::current`]; the CLI and Python
+    /// resolve it with [`crate::Settings::user_name`]).
+    pub fn with_user(mut self, user: UserName) -> Self {
+        self.user = user;
+        self
+    }
+
+    /// Who acts through this workspace.
+    pub fn user(&self) -> &UserName {
+        &self.user
+    }
+
     /// The feature store: definitions in this workspace's registry, changes recorded as made
-    /// by the current user ([`UserName::current`]).
+    /// by [`Self::user`].
     ///
     /// Its online store is the one set with [`Workspace::with_online_store`], else the one
     /// `$TRAINSTORE_ONLINE_STORE` names, else an embedded file in a local workspace
@@ -181,7 +201,7 @@ impl Workspace {
         let store = FeatureStore::new(
             self.catalog.clone(),
             self.sources.clone(),
-            UserName::current(),
+            self.user.clone(),
         );
         match &self.online_store {
             Some(url) => store.with_online_store(url, &hex_sha256(self.url.as_bytes())[..16]),
@@ -189,15 +209,51 @@ impl Workspace {
         }
     }
 
-    /// Training-set versions: created by the current user ([`UserName::current`]), listed
-    /// best first, selected by criteria.
+    /// Training-set versions of the default namespace, acting as [`Self::user`]: created,
+    /// listed best first, selected by criteria, shared under per-set permissions.
     pub fn training_sets(&self) -> TrainingSets {
-        TrainingSets::new(Arc::new(self.training_sets.clone()), UserName::current())
+        TrainingSets::new(Arc::new(self.training_sets.clone()), self.user.clone())
     }
 
-    /// Every catalog of the workspace: feature registry and offline store, training sets.
-    fn catalogs(&self) -> [&Catalog; 2] {
-        [&self.catalog, &self.training_sets]
+    /// Training-set versions of `namespace`: a team's or project's own sets, whose names do
+    /// not meet those of the default namespace or of other namespaces. Kept under
+    /// `training-sets/namespaces/<namespace>/`, with the same layout as the default's.
+    pub async fn training_sets_in(&self, namespace: &Namespace) -> Result<TrainingSets> {
+        let catalog = self.namespace_catalog(namespace).await?;
+        Ok(TrainingSets::new(Arc::new(catalog), self.user.clone()))
+    }
+
+    async fn namespace_catalog(&self, namespace: &Namespace) -> Result<Catalog> {
+        let prefix = format!("{TRAINING_SETS}/{NAMESPACES}/{namespace}");
+        let store: ObjectStoreRef = Arc::new(PrefixStore::new(self.store.clone(), prefix.as_str()));
+        Catalog::open(store, &format!("{}/{prefix}", self.url)).await
+    }
+
+    /// The namespaces that hold anything, by name.
+    pub async fn namespaces(&self) -> Result<Vec<Namespace>> {
+        let dir = Path::from_iter([TRAINING_SETS, NAMESPACES]);
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(|e| Error::storage("list namespaces", &dir, e))?;
+        let mut names: Vec<Namespace> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().and_then(|n| Namespace::new(n).ok()))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every catalog of the workspace: feature registry and offline store, training sets of
+    /// the default namespace and of every other.
+    async fn catalogs(&self) -> Result<Vec<Catalog>> {
+        let mut out = vec![self.catalog.clone(), self.training_sets.clone()];
+        for namespace in self.namespaces().await? {
+            out.push(self.namespace_catalog(&namespace).await?);
+        }
+        Ok(out)
     }
 
     /// Uses the online store at `url` (`redis://…`, or a local path for an embedded file).
@@ -218,7 +274,7 @@ impl Workspace {
     /// [`GC_GRACE`], are listed as orphans: `gc` removes them.
     pub async fn verify(&self, progress: &dyn Progress) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        for catalog in self.catalogs() {
+        for catalog in &self.catalogs().await? {
             let found = catalog.fsck(GC_GRACE, progress).await?;
             let root = self.relative(catalog);
             report.versions += found.versions;
@@ -244,7 +300,7 @@ impl Workspace {
             removed: !dry_run,
             ..GcReport::default()
         };
-        for catalog in self.catalogs() {
+        for catalog in &self.catalogs().await? {
             let files = catalog.gc(grace, dry_run).await?;
             let root = self.relative(catalog);
             report.bytes += files.iter().map(|f| f.size).sum::<u64>();
@@ -274,8 +330,10 @@ impl Workspace {
         }
         let mut training_sets = Vec::new();
         for item in self.training_sets.items().await? {
-            if let Some(m) = self.training_sets.latest(&item).await? {
-                training_sets.push((item, m.version));
+            match self.training_sets.resolve(&item, "latest").await {
+                Ok(v) => training_sets.push((item, v)),
+                Err(Error::NotFound { .. }) => {} // every version deleted
+                Err(e) => return Err(e),
             }
         }
         Ok(WorkspaceInfo {

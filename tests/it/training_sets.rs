@@ -14,7 +14,7 @@ use trainstore::Workspace;
 use trainstore::core::{DatasetName, MountTable, NoProgress, StorageOptions};
 use trainstore::featurestore::training::{CreateOptions, TrainingSets};
 
-use crate::cli;
+use crate::{cli, cli_with_env};
 
 const WORKER_ENV: &str = "TRAINSTORE_TEST_TRAINING_SET_WORKER";
 const PROCESSES: usize = 8;
@@ -392,4 +392,218 @@ fn the_cli_creates_lists_selects_names_exports_and_checks_sets() {
     assert!(out.contains("vibration@v"), "{out}{err}");
     let (ok, out, _) = cli(&["workspace", "verify", ws], &config);
     assert!(!ok && out.contains("training-sets: vibration@v"), "{out}");
+}
+
+#[test]
+fn the_cli_shares_sets_between_users_with_permissions_leases_drafts_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "user: ana\n").unwrap();
+    let ws = dir.path().join("ws");
+    let ws = ws.to_str().unwrap();
+    let as_user = |user: Option<&str>, args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        if let Some(u) = user {
+            all.extend(["--user", u]);
+        }
+        cli_with_env(&all, &config, &[("TRAINSTORE_USER", "")])
+    };
+    let run = |user: Option<&str>, args: &[&str]| {
+        let (ok, out, err) = as_user(user, args);
+        assert!(ok, "{args:?}: {out}{err}");
+        out
+    };
+    run(None, &["workspace", "init", ws]);
+    let rows = rows_file(dir.path(), 100);
+    run(
+        None,
+        &["training-sets", "create", ws, "vibration", "--from", &rows],
+    );
+    // The settings file's user is the author and so the admin.
+    let audit = run(None, &["training-sets", "audit", ws, "vibration", "--json"]);
+    let audit: Vec<serde_json::Value> = serde_json::from_str(&audit).unwrap();
+    assert_eq!(
+        (audit[0]["user"].as_str(), audit[0]["action"].as_str()),
+        (Some("ana"), Some("create"))
+    );
+
+    run(
+        None,
+        &["training-sets", "grant", ws, "vibration", "*", "read"],
+    );
+    let (ok, _, err) = as_user(
+        Some("bob"),
+        &["training-sets", "create", ws, "vibration", "--from", &rows],
+    );
+    assert!(
+        !ok && err.contains("permission denied: bob may not create vibration"),
+        "{err}"
+    );
+    let (ok, _, err) = as_user(
+        Some("bob"),
+        &["training-sets", "grant", ws, "vibration", "bob", "admin"],
+    );
+    assert!(!ok && err.contains("needs admin"), "{err}");
+    let audit = run(Some("bob"), &["training-sets", "audit", ws, "vibration"]);
+    assert_eq!(audit.matches("REFUSED").count(), 2, "{audit}");
+    let (ok, _, err) = as_user(
+        None,
+        &["training-sets", "grant", ws, "vibration", "bob", "owner"],
+    );
+    assert!(
+        !ok && err.contains("expected read, write or admin"),
+        "{err}"
+    );
+    run(
+        None,
+        &["training-sets", "grant", ws, "vibration", "bob", "write"],
+    );
+    let access = run(None, &["training-sets", "access", ws, "vibration"]);
+    assert!(
+        access.contains("bob: write") && access.contains("set by ana"),
+        "{access}"
+    );
+
+    // bob's lease keeps ana out until she, the admin, breaks it.
+    run(
+        Some("bob"),
+        &[
+            "training-sets",
+            "lease",
+            ws,
+            "vibration",
+            "acquire",
+            "--hours",
+            "1",
+        ],
+    );
+    let (ok, _, err) = as_user(None, &["training-sets", "tag", ws, "vibration@1", "x"]);
+    assert!(!ok && err.contains("leased by bob"), "{err}");
+    let shown = run(None, &["training-sets", "lease", ws, "vibration"]);
+    assert!(shown.contains("held by bob"), "{shown}");
+    run(None, &["training-sets", "lease", ws, "vibration", "break"]);
+
+    // A draft: only bob sees it until he commits it.
+    let id = run(
+        Some("bob"),
+        &[
+            "training-sets",
+            "draft",
+            "start",
+            ws,
+            "vibration",
+            "--base",
+            "vibration@1",
+        ],
+    );
+    let id = id.trim();
+    run(
+        Some("bob"),
+        &[
+            "training-sets",
+            "draft",
+            "append",
+            ws,
+            "vibration",
+            id,
+            "--from",
+            &rows,
+        ],
+    );
+    assert!(run(None, &["training-sets", "draft", "list", ws, "vibration"]).is_empty());
+    let (ok, _, err) = as_user(
+        None,
+        &["training-sets", "draft", "commit", ws, "vibration", id],
+    );
+    assert!(!ok && err.contains("not found"), "{err}");
+    let listed = run(
+        Some("bob"),
+        &["training-sets", "draft", "list", ws, "vibration"],
+    );
+    assert!(
+        listed.contains(id) && listed.contains("200 rows"),
+        "{listed}"
+    );
+    let out = run(
+        Some("bob"),
+        &["training-sets", "draft", "commit", ws, "vibration", id],
+    );
+    assert!(out.contains("committed vibration@v2: 200 rows"), "{out}");
+
+    run(
+        None,
+        &["training-sets", "create", ws, "vibration", "--from", &rows],
+    );
+    let out = run(
+        None,
+        &[
+            "training-sets",
+            "retain",
+            ws,
+            "vibration",
+            "--keep-last",
+            "1",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["would delete vibration@v1", "would delete vibration@v2"]
+    );
+    run(None, &["training-sets", "delete", ws, "vibration@2"]);
+    let (ok, _, err) = as_user(None, &["training-sets", "show", ws, "vibration@2"]);
+    assert!(!ok && err.contains("deleted"), "{err}");
+    run(None, &["training-sets", "fsck", ws]);
+
+    // A namespace's sets are its own: same name, other versions; verify and gc cover them.
+    run(
+        None,
+        &[
+            "training-sets",
+            "--namespace",
+            "team-b",
+            "create",
+            ws,
+            "vibration",
+            "--from",
+            &rows,
+        ],
+    );
+    let listed = run(
+        None,
+        &[
+            "training-sets",
+            "--namespace",
+            "team-b",
+            "list",
+            ws,
+            "vibration",
+            "--json",
+        ],
+    );
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.len(), 1);
+    let listed = run(None, &["training-sets", "list", ws, "vibration", "--json"]);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.len(), 2);
+    let data = dir
+        .path()
+        .join("ws/training-sets/namespaces/team-b/items/vibration/data");
+    let victim = std::fs::read_dir(&data)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&victim, b"not parquet").unwrap();
+    let (ok, out, _) = as_user(None, &["workspace", "verify", ws]);
+    assert!(
+        !ok && out.contains("training-sets/namespaces/team-b: vibration@v1"),
+        "{out}"
+    );
+    let (ok, _, err) = as_user(
+        None,
+        &["training-sets", "--namespace", "no/such", "list", ws],
+    );
+    assert!(!ok && err.contains("namespace"), "{err}");
 }

@@ -12,6 +12,8 @@ fn class_for(error: &Error) -> &'static str {
         Error::InvalidInput { .. } => "InvalidInputError",
         Error::NotFound { .. } => "NotFoundError",
         Error::AlreadyExists { .. } => "AlreadyExistsError",
+        Error::PermissionDenied { .. } => "PermissionDeniedError",
+        Error::Leased { .. } => "LeasedError",
         Error::VersionConflict { .. } => "VersionConflictError",
         Error::UnsupportedStore { .. } => "UnsupportedStoreError",
         Error::UnsupportedLayout { .. } => "UnsupportedLayoutError",

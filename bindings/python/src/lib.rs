@@ -10,6 +10,7 @@ mod features;
 mod logging;
 mod progress;
 mod runtime;
+mod sharing;
 mod sources;
 mod training_sets;
 
@@ -142,7 +143,7 @@ struct Workspace {
 #[pymethods]
 impl Workspace {
     #[staticmethod]
-    #[pyo3(signature = (location, storage_options=None, mounts=None, create=true, online_store=None))]
+    #[pyo3(signature = (location, storage_options=None, mounts=None, create=true, online_store=None, user=None))]
     fn open(
         py: Python<'_>,
         location: String,
@@ -150,7 +151,15 @@ impl Workspace {
         mounts: Option<PyRef<'_, MountTable>>,
         create: bool,
         online_store: Option<String>,
+        user: Option<String>,
     ) -> PyResult<Self> {
+        let user = match &mounts {
+            Some(m) => m.settings.user_name(user.as_deref()),
+            None => {
+                Settings::load(&Settings::default_path()).and_then(|s| s.user_name(user.as_deref()))
+            }
+        }
+        .map_err(to_py)?;
         let table = mounts.map(|m| m.table.clone()).unwrap_or_default();
         let options = options(storage_options);
         let inner = run(py, "Workspace.open", async move {
@@ -163,7 +172,8 @@ impl Workspace {
         let inner = match online_store {
             Some(url) => inner.with_online_store(url),
             None => inner,
-        };
+        }
+        .with_user(user);
         Ok(Workspace { inner })
     }
 
@@ -181,9 +191,40 @@ impl Workspace {
         }
     }
 
+    /// The training-set versions of `namespace`.
+    fn training_sets_in(
+        &self,
+        py: Python<'_>,
+        namespace: &str,
+    ) -> PyResult<training_sets::TrainingSets> {
+        let namespace = trainstore::core::Namespace::new(namespace).map_err(to_py)?;
+        let ws = self.inner.clone();
+        let inner = run(py, "Workspace.training_sets_in", async move {
+            ws.training_sets_in(&namespace).await
+        })?;
+        Ok(training_sets::TrainingSets { inner })
+    }
+
+    /// The namespaces that hold training sets.
+    fn namespaces(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let ws = self.inner.clone();
+        let names = run(
+            py,
+            "Workspace.namespaces",
+            async move { ws.namespaces().await },
+        )?;
+        Ok(names.into_iter().map(String::from).collect())
+    }
+
     #[getter]
     fn url(&self) -> &str {
         self.inner.url()
+    }
+
+    /// Who acts through this workspace.
+    #[getter]
+    fn user(&self) -> &str {
+        self.inner.user().as_str()
     }
 
     #[getter]
@@ -254,6 +295,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MountTable>()?;
     m.add_class::<features::FeatureStore>()?;
     m.add_class::<training_sets::TrainingSets>()?;
+    m.add_class::<sharing::SetGovernance>()?;
     m.add_class::<sources::SnapshotSchema>()?;
     m.add_class::<sources::SnapshotSource>()?;
     m.add_class::<sources::BatchIterator>()?;

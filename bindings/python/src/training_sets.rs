@@ -23,7 +23,7 @@ use crate::runtime::run;
 /// Batches waiting between the thread reading the Python stream and the writer.
 const STREAM_QUEUE: usize = 2;
 
-fn metadata(json: Option<&str>) -> Result<serde_json::Value> {
+pub(crate) fn metadata(json: Option<&str>) -> Result<serde_json::Value> {
     match json {
         None => Ok(serde_json::Value::Null),
         Some(text) => serde_json::from_str(text)
@@ -127,21 +127,9 @@ impl TrainingSets {
             time_column,
             ..CreateOptions::default()
         };
-        let reader = rows.0;
-        let schema = reader.schema();
         let sets = self.inner.clone();
         let v = run(py, "training_sets.create", async move {
-            // The stream may call back into Python (a generator behind a reader): read it on
-            // a thread of its own, which takes the GIL when it must, never on the runtime.
-            let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
-            std::thread::spawn(move || {
-                for batch in reader {
-                    if tx.blocking_send(batch.map_err(Error::from)).is_err() {
-                        break;
-                    }
-                }
-            });
-            let stream = tokio_stream_from(rx);
+            let (schema, stream) = stream_of(rows.0);
             sets.create(&name, schema, stream, options).await
         })?;
         Ok(version_json(&v))
@@ -358,6 +346,13 @@ impl TrainingSets {
         Ok(serde_json::to_string(&files).expect("files serialize"))
     }
 
+    /// Permissions, audit log, leases, deletion and drafts of these sets.
+    fn governance(&self) -> crate::sharing::SetGovernance {
+        crate::sharing::SetGovernance {
+            inner: self.inner.clone(),
+        }
+    }
+
     /// Local paths of a version's data files, for `pyarrow.dataset` (checked first).
     fn local_files(&self, py: Python<'_>, name: &str, version: u64) -> PyResult<Vec<String>> {
         let name = DatasetName::new(name).map_err(to_py)?;
@@ -388,8 +383,24 @@ pub(crate) fn grace(seconds: f64) -> Result<std::time::Duration> {
     })
 }
 
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
-) -> trainstore::core::RecordBatchStream {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+/// The batches of a Python Arrow stream as a stream for the runtime. The stream may call
+/// back into Python (a generator behind a reader): it is read on a thread of its own, which
+/// takes the GIL when it must, never on the runtime. Call it inside the runtime.
+pub(crate) fn stream_of(
+    reader: RecordBatchStreamReader,
+) -> (
+    arrow::datatypes::SchemaRef,
+    trainstore::core::RecordBatchStream,
+) {
+    let schema = reader.schema();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(STREAM_QUEUE);
+    std::thread::spawn(move || {
+        for batch in reader {
+            if tx.blocking_send(batch.map_err(Error::from)).is_err() {
+                break;
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+    (schema, stream)
 }

@@ -15,6 +15,11 @@
 //! items/<item>/data/<unique>-<file name>               data files, immutable
 //! items/<item>/tags/<tag>.json                         fixed pointers, created once
 //! items/<item>/aliases/<alias>/<00000000000000000001>.json   movable pointers; each move appends
+//! items/<item>/index/<n>.json                          summaries of versions 1..=n (checkpoints)
+//! items/<item>/deleted/<00000000000000000001>.json     a version's deletion, created once
+//! items/<item>/drafts/<id>.json                        a draft's files, replaced as it grows
+//! items/<item>/{access,audit,lease}/…                  permissions, audit log, lease (see
+//!                                                      [`crate::governance`])
 //! ```
 //!
 //! The newest entry of a numbered sequence is found without listing: start from the hint (or
@@ -25,7 +30,7 @@
 //! The check that the store honours create-if-absent runs once, before the first write.
 //! Data files are checked against their recorded SHA-256 the first time a process reads them.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -132,6 +137,44 @@ pub struct TagEntry {
     pub created_at: Timestamp,
 }
 
+/// The record that a version was deleted: by whom and when. The manifest stays (numbers are
+/// never reused, and the history shows what was there); the version is no longer listed or
+/// resolved, and its files become collectable once nothing else lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    pub version: Version,
+    pub by: UserName,
+    pub at: Timestamp,
+}
+
+/// Work in progress towards a new version, seen only by its owner until committed.
+///
+/// Copy-on-write: a draft lists its parent's files it keeps plus the files written for it,
+/// so starting one copies nothing. Saving a draft replaces its document whole (one owner
+/// writes it); committing turns its files into a version through the ordinary commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    /// Random, unique within the item.
+    pub id: String,
+    pub item: DatasetName,
+    pub owner: UserName,
+    /// The version it started from (`None`: from nothing).
+    pub parent: Option<Version>,
+    pub files: Vec<FileEntry>,
+    /// Free metadata of the draft's user (e.g. a training set's schema).
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Draft {
+    /// A fresh random draft id.
+    pub fn new_id() -> String {
+        format!("{:016x}", rand::random::<u64>())
+    }
+}
+
 /// A data file no version lists (see [`Catalog::unlisted_files`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnlistedFile {
@@ -199,7 +242,7 @@ impl RetryPolicy {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    store: ObjectStoreRef,
+    pub(crate) store: ObjectStoreRef,
     url: String,
     retry: RetryPolicy,
     /// Set once the store has shown that create-if-absent never overwrites.
@@ -262,7 +305,7 @@ impl Catalog {
         self
     }
 
-    fn item_dir(item: &DatasetName) -> Path {
+    pub(crate) fn item_dir(item: &DatasetName) -> Path {
         Path::from_iter(["items", item.as_str()])
     }
 
@@ -278,6 +321,42 @@ impl Catalog {
             dir: Self::item_dir(item).join("aliases").join(alias.as_str()),
             hinted: false,
         }
+    }
+
+    fn deletion_path(item: &DatasetName, version: Version) -> Path {
+        Self::item_dir(item)
+            .join("deleted")
+            .join(format!("{:020}.json", version.get()))
+    }
+
+    fn draft_path(item: &DatasetName, id: &str) -> Result<Path> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Error::invalid(
+                "draft id",
+                id,
+                "expected letters, digits and dashes",
+            ));
+        }
+        Ok(Self::item_dir(item)
+            .join("drafts")
+            .join(format!("{id}.json")))
+    }
+
+    /// Every draft of `item`, of every owner.
+    async fn all_drafts(&self, item: &DatasetName) -> Result<Vec<Draft>> {
+        let dir = Self::item_dir(item).join("drafts");
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("list", &dir, e))?;
+        let mut out = Vec::with_capacity(metas.len());
+        for meta in metas {
+            out.extend(read_json::<Draft>(self.store.as_ref(), &meta.location).await?);
+        }
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
     }
 
     fn index_path(item: &DatasetName, upto: u64) -> Path {
@@ -341,9 +420,10 @@ impl Catalog {
             .join(format!("{tag}.json"))
     }
 
-    /// Data files that no version of their item lists, last written more than `grace` ago:
-    /// what writers that failed or were killed between writing and committing left behind.
-    /// Younger files may belong to a commit in progress and are left alone.
+    /// Data files that no live version or draft of their item lists, last written more than
+    /// `grace` ago: what writers that failed or were killed between writing and committing
+    /// left behind, and the files of deleted versions. Younger files may belong to a commit
+    /// in progress and are left alone.
     pub async fn unlisted_files(&self, grace: Duration) -> Result<Vec<UnlistedFile>> {
         let now = chrono::Utc::now();
         let mut out = Vec::new();
@@ -357,7 +437,11 @@ impl Catalog {
                 .await
                 .map_err(|e| Error::storage("list", &dir, e))?;
             let mut listed = HashSet::new();
+            let deleted = self.deleted(&item).await?;
             for version in self.versions_of(&item).await? {
+                if deleted.contains(&version) {
+                    continue;
+                }
                 listed.extend(
                     self.get(&item, version)
                         .await?
@@ -365,6 +449,9 @@ impl Catalog {
                         .into_iter()
                         .map(|f| f.path),
                 );
+            }
+            for draft in self.all_drafts(&item).await? {
+                listed.extend(draft.files.into_iter().map(|f| f.path));
             }
             for meta in files {
                 let old_enough = now
@@ -422,6 +509,37 @@ impl Catalog {
                 other => return other,
             }
         }
+    }
+
+    /// Why `draft` cannot be committed any more, if it cannot: its parent is gone or one of
+    /// its files is missing or has the wrong size (an orphaned draft, to discard).
+    async fn draft_problem(
+        &self,
+        draft: &Draft,
+        deleted: &BTreeSet<Version>,
+    ) -> Result<Option<String>> {
+        if let Some(parent) = draft.parent
+            && deleted.contains(&parent)
+        {
+            return Ok(Some(format!("its parent {parent} was deleted")));
+        }
+        for file in &draft.files {
+            let path = data_path(file)?;
+            match self.store.head(&path).await {
+                Ok(meta) if meta.size == file.size => {}
+                Ok(meta) => {
+                    return Ok(Some(format!(
+                        "{} is {} bytes, the draft expects {}",
+                        file.path, meta.size, file.size
+                    )));
+                }
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Ok(Some(format!("{} is missing", file.path)));
+                }
+                Err(e) => return Err(Error::storage("check draft file", &path, e)),
+            }
+        }
+        Ok(None)
     }
 
     /// Re-reads every file of a version and checks its size and hash, reporting bytes read.
@@ -659,6 +777,10 @@ impl VersionStore for Catalog {
             .try_collect()
             .await?;
         out.extend(tail);
+        let deleted = self.deleted(item).await?;
+        if !deleted.is_empty() {
+            out.retain(|s| !deleted.contains(&s.version));
+        }
         Ok(out)
     }
 
@@ -700,19 +822,35 @@ impl VersionStore for Catalog {
             what: "version",
             name: format!("{item}@{reference}"),
         };
+        let deleted = self.deleted(item).await?;
+        let live = |v: Version| {
+            if deleted.contains(&v) {
+                Err(Error::NotFound {
+                    what: "version (it was deleted)",
+                    name: format!("{item}@{v}"),
+                })
+            } else {
+                Ok(v)
+            }
+        };
         if reference == "latest" {
-            return Ok(self.latest(item).await?.ok_or_else(not_found)?.version);
+            let newest = Self::versions(item).latest(self.store.as_ref()).await?;
+            return (1..=newest.unwrap_or(0))
+                .rev()
+                .map(Version::new)
+                .find(|v| v.as_ref().map_or(true, |v| !deleted.contains(v)))
+                .unwrap_or_else(|| Err(not_found()));
         }
         if let Ok(v) = reference.parse::<Version>() {
             self.get(item, v).await?;
-            return Ok(v);
+            return live(v);
         }
         let name = TagName::new(reference)?;
         if let Some(tag) = self.tag(item, &name).await? {
-            return Ok(tag.version);
+            return live(tag.version);
         }
         if let Some(alias) = self.alias(item, &name).await? {
-            return Ok(alias.version);
+            return live(alias.version);
         }
         Err(not_found())
     }
@@ -809,12 +947,115 @@ impl VersionStore for Catalog {
         Ok(out)
     }
 
+    async fn delete(&self, item: &DatasetName, version: Version, by: &UserName) -> Result<()> {
+        self.ensure_writable().await?;
+        self.get(item, version).await?;
+        let named: Vec<String> = self
+            .tags(item)
+            .await?
+            .into_iter()
+            .filter(|t| t.version == version)
+            .map(|t| format!("tag {}", t.tag))
+            .chain(
+                self.aliases_of(item)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.version == version)
+                    .map(|a| format!("alias {}", a.alias)),
+            )
+            .collect();
+        if !named.is_empty() {
+            return Err(Error::invalid(
+                "version to delete",
+                format!("{item}@{version}"),
+                format!(
+                    "it is named by {}: tags are permanent, move an alias elsewhere first",
+                    named.join(", ")
+                ),
+            ));
+        }
+        let deletion = Deletion {
+            version,
+            by: by.clone(),
+            at: Timestamp::now(),
+        };
+        if !create_json(
+            self.store.as_ref(),
+            &Self::deletion_path(item, version),
+            &deletion,
+        )
+        .await?
+        {
+            return Err(Error::AlreadyExists {
+                what: "deletion of",
+                name: format!("{item}@{version}"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn deleted(&self, item: &DatasetName) -> Result<BTreeSet<Version>> {
+        let dir = Self::item_dir(item).join("deleted");
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("list", &dir, e))?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| m.location.filename()?.strip_suffix(".json")?.parse().ok())
+            .filter_map(|n: u64| Version::new(n).ok())
+            .collect())
+    }
+
+    async fn save_draft(&self, draft: &Draft) -> Result<()> {
+        self.ensure_writable().await?;
+        let path = Self::draft_path(&draft.item, &draft.id)?;
+        let body = serde_json::to_vec(draft).map_err(|e| Error::Internal {
+            operation: "encode a draft".into(),
+            reason: e.to_string(),
+        })?;
+        self.store
+            .put(&path, PutPayload::from(body))
+            .await
+            .map_err(|e| Error::storage("write draft", &path, e))?;
+        Ok(())
+    }
+
+    async fn drafts(&self, item: &DatasetName, owner: &UserName) -> Result<Vec<Draft>> {
+        let mut drafts = self.all_drafts(item).await?;
+        drafts.retain(|d| &d.owner == owner);
+        Ok(drafts)
+    }
+
+    async fn discard_draft(&self, item: &DatasetName, id: &str, owner: &UserName) -> Result<()> {
+        self.ensure_writable().await?;
+        let path = Self::draft_path(item, id)?;
+        match read_json::<Draft>(self.store.as_ref(), &path).await? {
+            Some(d) if &d.owner == owner => {}
+            _ => {
+                return Err(Error::NotFound {
+                    what: "draft",
+                    name: format!("{item} draft {id} of {owner}"),
+                });
+            }
+        }
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::storage("delete draft", &path, e)),
+        }
+    }
+
     async fn fsck(&self, grace: Duration, progress: &dyn Progress) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         let mut plan = Vec::new();
         for item in self.items().await? {
+            let deleted = self.deleted(&item).await?;
             for version in self.versions_of(&item).await? {
-                plan.push((item.clone(), version));
+                if !deleted.contains(&version) {
+                    plan.push((item.clone(), version));
+                }
             }
         }
         progress.begin(&format!("checking {}", self.url), Some(plan.len() as u64));
@@ -872,6 +1113,17 @@ impl VersionStore for Catalog {
                 }
             }
         }
+        for item in self.items().await? {
+            let deleted = self.deleted(&item).await?;
+            for draft in self.all_drafts(&item).await? {
+                if let Some(problem) = self.draft_problem(&draft, &deleted).await? {
+                    report.problems.push(format!(
+                        "{item} draft {} of {}: {problem}",
+                        draft.id, draft.owner
+                    ));
+                }
+            }
+        }
         report.orphans = self.unlisted_files(grace).await?;
         Ok(report)
     }
@@ -914,10 +1166,10 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 }
 
 /// A gap-free numbered sequence of JSON entries `<dir>/<n:020>.json`, numbered from 1.
-struct Sequence {
-    dir: Path,
+pub(crate) struct Sequence {
+    pub(crate) dir: Path,
     /// Whether a `_latest` hint is kept to shorten the search for the newest entry.
-    hinted: bool,
+    pub(crate) hinted: bool,
 }
 
 impl Sequence {
@@ -939,7 +1191,7 @@ impl Sequence {
     }
 
     /// The newest entry's number: gallop forward from the hint, then bisect.
-    async fn latest(&self, store: &dyn ObjectStore) -> Result<Option<u64>> {
+    pub(crate) async fn latest(&self, store: &dyn ObjectStore) -> Result<Option<u64>> {
         let mut known = 0u64; // highest number known to exist (0: none)
         if self.hinted
             && let Some(hint) = read_bytes_opt(store, &self.hint_path()).await?
@@ -973,7 +1225,7 @@ impl Sequence {
     }
 
     /// Creates entry `n`; `false` if it exists already (someone else won the race).
-    async fn create<T: Serialize>(
+    pub(crate) async fn create<T: Serialize>(
         &self,
         store: &dyn ObjectStore,
         n: u64,
@@ -992,7 +1244,7 @@ impl Sequence {
         Ok(created)
     }
 
-    async fn read<T: DeserializeOwned>(
+    pub(crate) async fn read<T: DeserializeOwned>(
         &self,
         store: &dyn ObjectStore,
         n: u64,
@@ -1001,7 +1253,7 @@ impl Sequence {
     }
 
     /// Every entry number present, ascending.
-    async fn list(&self, store: &dyn ObjectStore) -> Result<Vec<u64>> {
+    pub(crate) async fn list(&self, store: &dyn ObjectStore) -> Result<Vec<u64>> {
         let metas: Vec<_> = store
             .list(Some(&self.dir))
             .try_collect()
@@ -1040,7 +1292,7 @@ async fn remove_stale_probes(store: &dyn ObjectStore, dir: &Path) {
     }
 }
 
-async fn create_json<T: Serialize>(
+pub(crate) async fn create_json<T: Serialize>(
     store: &dyn ObjectStore,
     path: &Path,
     value: &T,
@@ -1075,7 +1327,10 @@ async fn read_bytes(store: &dyn ObjectStore, path: &Path, what: &'static str) ->
         })
 }
 
-async fn read_json<T: DeserializeOwned>(store: &dyn ObjectStore, path: &Path) -> Result<Option<T>> {
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<Option<T>> {
     let Some(bytes) = read_bytes_opt(store, path).await? else {
         return Ok(None);
     };

@@ -25,6 +25,23 @@ pub enum Error {
     #[error("{what} not found: {name}")]
     NotFound { what: &'static str, name: String },
 
+    /// `user` may not do `action` on `item`: it needs the `needed` permission.
+    #[error("permission denied: {user} may not {action} {item} (needs {needed} permission)")]
+    PermissionDenied {
+        user: String,
+        action: String,
+        item: String,
+        needed: &'static str,
+    },
+
+    /// Someone else holds `item`'s lease until `until`.
+    #[error("{item} is leased by {owner} until {until}")]
+    Leased {
+        item: String,
+        owner: String,
+        until: String,
+    },
+
     /// A named thing exists already and may not be replaced.
     #[error("{what} already exists: {name}")]
     AlreadyExists { what: &'static str, name: String },

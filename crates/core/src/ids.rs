@@ -96,16 +96,23 @@ validated_name!(
     "dataset name"
 );
 validated_name!(
+    /// The name of a namespace: a team's or project's own set of names, kept apart from
+    /// others' (two namespaces may each hold a `vibration`).
+    Namespace,
+    "namespace"
+);
+validated_name!(
     /// The name of a user, recorded as the author of versions.
     UserName,
     "user name"
 );
 impl UserName {
-    /// The user running this process: `$TRAINSTORE_USER`, else `$USER` with characters a name
-    /// cannot hold dropped, else `anonymous`.
+    /// The user running this process: `$TRAINSTORE_USER`, else `$USER` (empty ones ignored),
+    /// with characters a name cannot hold dropped, else `anonymous`.
     pub fn current() -> Self {
-        let raw = std::env::var("TRAINSTORE_USER")
-            .or_else(|_| std::env::var("USER"))
+        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let raw = set("TRAINSTORE_USER")
+            .or_else(|| set("USER"))
             .unwrap_or_default();
         let cleaned: String = raw
             .chars()

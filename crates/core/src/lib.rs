@@ -7,6 +7,7 @@
 //! - [`config`]: configuration and secret providers, and the redacting [`Secret`].
 //! - [`storage`]: mounts over `object_store` ([`MountTable`], [`StorageProvider`]).
 //! - [`versions`]: [`VersionStore`], the one interface to versioned items.
+//! - [`governance`]: per-item permissions, the audit log and leases ([`Governance`]).
 //! - [`catalog`]: append-only numbered versions of named items, on any mount; the
 //!   [`VersionStore`].
 //! - [`progress`]: the one interface long operations report progress through.
@@ -16,6 +17,7 @@
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod governance;
 pub mod ids;
 pub mod parallel;
 pub mod progress;
@@ -25,13 +27,14 @@ pub mod time;
 pub mod versions;
 pub mod yaml;
 
-pub use catalog::{Catalog, FileEntry, Manifest, NewVersion, UnlistedFile};
+pub use catalog::{Catalog, Deletion, Draft, FileEntry, Manifest, NewVersion, UnlistedFile};
 pub use config::{
     ConfigChain, ConfigProvider, ConfigProviderRef, DirConfig, EnvConfig, Secret, YamlConfig,
     expand_references, is_sensitive, redact_url,
 };
 pub use error::{Error, Result};
-pub use ids::{DatasetName, TagName, UserName, Version};
+pub use governance::{Access, AuditEvent, Governance, Lease, LeaseState, Permission};
+pub use ids::{DatasetName, Namespace, TagName, UserName, Version};
 pub use progress::{NoProgress, Progress, ProgressRef};
 pub use source::{
     DataSource, DataSourceRef, Filter, MemorySource, Predicate, RecordBatchStream, Scalar,

@@ -7,6 +7,7 @@
 //! names of a version; aliases move and keep their history. See [`crate::catalog`] for how
 //! this is laid out on storage and why nothing rests on locks.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -15,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use crate::catalog::{AliasEntry, FileEntry, Manifest, NewVersion, TagEntry, UnlistedFile};
+use crate::catalog::{AliasEntry, Draft, FileEntry, Manifest, NewVersion, TagEntry, UnlistedFile};
 use crate::error::Result;
+use crate::governance::Governance;
 use crate::ids::{DatasetName, TagName, UserName, Version};
 use crate::progress::Progress;
 use crate::time::Timestamp;
@@ -71,7 +73,8 @@ impl FsckReport {
     }
 }
 
-/// Versioned items with immutable data files: create, read, list, name.
+/// Versioned items with immutable data files: create, read, list, name, delete; and, through
+/// [`Governance`], who may do so.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -89,7 +92,7 @@ impl FsckReport {
 /// # });
 /// ```
 #[async_trait]
-pub trait VersionStore: Send + Sync + fmt::Debug {
+pub trait VersionStore: Governance + Send + Sync + fmt::Debug {
     /// The URL the catalog was opened at.
     fn url(&self) -> &str;
 
@@ -190,4 +193,25 @@ pub trait VersionStore: Send + Sync + fmt::Debug {
     /// Deletes the data files no version lists that are older than `grace` (younger ones may
     /// belong to a commit in progress), unless `dry_run`; returns them.
     async fn gc(&self, grace: Duration, dry_run: bool) -> Result<Vec<UnlistedFile>>;
+
+    /// Marks `version` of `item` deleted by `by`: it is no longer listed or resolved, and its
+    /// files become collectable by [`Self::gc`] once no other version lists them. The number is
+    /// never reused. A version a tag or alias names cannot be deleted; deleting twice is an
+    /// [`crate::Error::AlreadyExists`].
+    async fn delete(&self, item: &DatasetName, version: Version, by: &UserName) -> Result<()>;
+
+    /// The deleted versions of `item`.
+    async fn deleted(&self, item: &DatasetName) -> Result<BTreeSet<Version>>;
+
+    /// Stores `draft`, replacing its earlier state. Its files must have been stored with
+    /// [`Self::put_file`] first; from then on they are kept by [`Self::gc`] until the draft is
+    /// discarded.
+    async fn save_draft(&self, draft: &Draft) -> Result<()>;
+
+    /// The drafts of `item` that `owner` owns, oldest first; others' are invisible.
+    async fn drafts(&self, item: &DatasetName, owner: &UserName) -> Result<Vec<Draft>>;
+
+    /// Removes `owner`'s draft `id` (after committing it, or to give it up); the files only
+    /// it listed become collectable.
+    async fn discard_draft(&self, item: &DatasetName, id: &str, owner: &UserName) -> Result<()>;
 }

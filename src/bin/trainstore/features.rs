@@ -11,7 +11,7 @@ use clap::Subcommand;
 use futures::TryStreamExt;
 use trainstore::Workspace;
 use trainstore::core::DataSource;
-use trainstore::core::{Error, MountTable, Result, StorageOptions, Timestamp, Version};
+use trainstore::core::{Error, MountTable, Result, StorageOptions, Timestamp, UserName, Version};
 use trainstore::featurestore::{
     Definitions, Engine, FeatureStore, HistoricalOptions, Name, OnlineOptions, TtlPolicy,
 };
@@ -98,10 +98,11 @@ pub enum FeaturesCommand {
     },
 }
 
-async fn open(workspace: &str, mounts: &MountTable) -> Result<FeatureStore> {
+async fn open(workspace: &str, mounts: &MountTable, user: &UserName) -> Result<FeatureStore> {
     Ok(
         Workspace::open_existing(workspace, mounts, &StorageOptions::new())
             .await?
+            .with_user(user.clone())
             .features(),
     )
 }
@@ -114,10 +115,10 @@ fn read_definitions(file: &PathBuf) -> Result<Definitions> {
     Definitions::parse(&text)
 }
 
-pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
+pub async fn run(command: FeaturesCommand, mounts: &MountTable, user: &UserName) -> Result<()> {
     match command {
         FeaturesCommand::Apply { workspace, file } => {
-            let applied = open(&workspace, mounts)
+            let applied = open(&workspace, mounts, user)
                 .await?
                 .apply(read_definitions(&file)?.into_list())
                 .await?;
@@ -129,7 +130,7 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
             Ok(())
         }
         FeaturesCommand::Plan { workspace, file } => {
-            let plan = open(&workspace, mounts)
+            let plan = open(&workspace, mounts, user)
                 .await?
                 .plan(read_definitions(&file)?.into_list())
                 .await?;
@@ -140,12 +141,12 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
             Ok(())
         }
         FeaturesCommand::List { workspace } => {
-            let defs = open(&workspace, mounts).await?.definitions().await?;
+            let defs = open(&workspace, mounts, user).await?.definitions().await?;
             print!("{}", defs.to_yaml());
             Ok(())
         }
         FeaturesCommand::History { workspace } => {
-            for v in open(&workspace, mounts).await?.history().await? {
+            for v in open(&workspace, mounts, user).await?.history().await? {
                 println!(
                     "{:>4}  {}  {:<12} {}",
                     v.version, v.created_at, v.author, v.summary
@@ -154,7 +155,7 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
             Ok(())
         }
         FeaturesCommand::Rollback { workspace, to } => {
-            let v = open(&workspace, mounts)
+            let v = open(&workspace, mounts, user)
                 .await?
                 .rollback(Version::new(to)?)
                 .await?;
@@ -167,7 +168,7 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
             start,
             end,
         } => {
-            let store = open(&workspace, mounts).await?;
+            let store = open(&workspace, mounts, user).await?;
             let start = start
                 .as_deref()
                 .map_or(Ok(Timestamp::from_millis(0)), Timestamp::parse)?;
@@ -194,7 +195,7 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
             end,
             views,
         } => {
-            let store = open(&workspace, mounts).await?;
+            let store = open(&workspace, mounts, user).await?;
             let end = match end {
                 Some(t) => Timestamp::parse(&t)?,
                 None => Timestamp::now(),
@@ -231,7 +232,7 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable) -> Result<()> {
         } => {
             // Checked before the workspace opens: a mistyped --entity fails at once.
             let keys = entities.is_none().then(|| key_rows(&entity)).transpose()?;
-            let store = open(&workspace, mounts).await?;
+            let store = open(&workspace, mounts, user).await?;
             let refs = store.resolve_features(&features).await?;
             let started = Instant::now();
             let result = match (entities, keys) {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use trainstore::core::{Error, MountTable, Result, StorageOptions};
+use trainstore::core::{Error, MountTable, Namespace, Result, StorageOptions};
 use trainstore::{LiteralSecrets, Settings, Workspace};
 
 use progress::TerminalProgress;
@@ -28,6 +28,9 @@ struct Cli {
     /// Settings file with named mounts [default: $TRAINSTORE_CONFIG or ~/.config/trainstore/config.yaml]
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Act as this user [default: $TRAINSTORE_USER, else the settings file's `user`, else $USER]
+    #[arg(long, global = true, value_name = "NAME")]
+    user: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,9 +49,15 @@ enum Command {
     /// Define features, build point-in-time training data, materialize and serve online
     #[command(subcommand)]
     Features(features::FeaturesCommand),
-    /// Versioned, quality-scored training sets: create, list, select, tag, export
-    #[command(subcommand, name = "training-sets")]
-    TrainingSets(training_sets::TrainingSetsCommand),
+    /// Versioned, quality-scored training sets: create, list, select, tag, share, export
+    #[command(name = "training-sets")]
+    TrainingSets {
+        /// The namespace of sets to work in [default: the workspace's default namespace]
+        #[arg(long, global = true, value_name = "NAME")]
+        namespace: Option<String>,
+        #[command(subcommand)]
+        command: training_sets::TrainingSetsCommand,
+    },
     /// Run the main job end to end on an embedded workspace (no servers needed)
     Demo {
         /// Where the demo workspace lives
@@ -175,6 +184,7 @@ async fn run(cli: Cli) -> Result<()> {
     let settings_path = cli.config.clone().unwrap_or_else(Settings::default_path);
     let mut settings = Settings::load(&settings_path)?;
     let mounts = settings.mount_table(&settings_path)?;
+    let user = settings.user_name(cli.user.as_deref())?;
     match cli.command {
         Command::Workspace(WorkspaceCommand::Init(at)) => {
             let ws = Workspace::open_with(&at.location, &mounts, &options(&at)?).await?;
@@ -287,8 +297,15 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Mounts(MountsCommand::Check { at }) => check_mount(&mounts, &at).await,
         Command::Snapshots(command) => snapshots::run(command, &mounts).await,
-        Command::Features(command) => features::run(command, &mounts).await,
-        Command::TrainingSets(command) => training_sets::run(command, &mounts).await,
+        Command::Features(command) => features::run(command, &mounts, &user).await,
+        Command::TrainingSets { namespace, command } => {
+            let scope = training_sets::Scope {
+                mounts: &mounts,
+                user: &user,
+                namespace: namespace.map(Namespace::new).transpose()?,
+            };
+            training_sets::run(command, &scope).await
+        }
         Command::Demo { workspace } => demo::run(&workspace).await,
     }
 }

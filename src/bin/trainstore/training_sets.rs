@@ -1,5 +1,5 @@
 //! `trainstore training-sets create|list|show|select-best|tag|alias|diff|drift|reproduce|
-//! fsck|gc|export`: versioned, quality-scored training sets of a workspace. Tables on a
+//! fsck|gc|delete|retain|access|grant|audit|lease|draft|export`: versioned, quality-scored training sets of a workspace. Tables on a
 //! terminal, `--json` for scripts.
 
 use std::path::PathBuf;
@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use trainstore::Workspace;
 use trainstore::core::{
-    DataSource, DatasetName, Error, MountTable, Result, StorageOptions, TagName, Timestamp,
+    Access, DataSource, DatasetName, Error, LeaseState, MountTable, Namespace, Permission, Result,
+    StorageOptions, TagName, Timestamp, UserName,
 };
 use trainstore::featurestore::training::compare::SetDiff;
 use trainstore::featurestore::training::drift::DriftOptions;
+use trainstore::featurestore::training::lifecycle::Retention;
+use trainstore::featurestore::training::sharing::Grantee;
 use trainstore::featurestore::training::{
     CreateOptions, Criteria, Lineage, Listed, TrainingSetVersion, TrainingSets,
 };
@@ -133,6 +136,64 @@ pub enum TrainingSetsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Delete a version: no longer listed or resolved; its files go at the next gc. Tagged
+    /// or aliased versions cannot be deleted
+    Delete {
+        workspace: String,
+        reference: String,
+    },
+    /// Delete the versions a retention policy does not keep (tagged and aliased ones always
+    /// stay)
+    Retain {
+        workspace: String,
+        name: String,
+        /// Keep the newest this many versions
+        #[arg(long)]
+        keep_last: Option<usize>,
+        /// Keep the versions created within this many days
+        #[arg(long, value_name = "DAYS")]
+        keep_within_days: Option<f64>,
+        /// List what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show who may do what with a set
+    Access {
+        workspace: String,
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a user (or `*`, everyone) read, write or admin permission, or `none`; admins only
+    Grant {
+        workspace: String,
+        name: String,
+        /// A user name, or `*` for everyone not named
+        grantee: String,
+        /// read, write, admin or none
+        permission: String,
+    },
+    /// The set's audit log: every change and every refused attempt, oldest first
+    Audit {
+        workspace: String,
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take, renew, release or break a set's lease, or show it
+    Lease {
+        workspace: String,
+        name: String,
+        /// show, acquire (also renews), release or break (admins only)
+        #[arg(default_value = "show")]
+        action: String,
+        /// How long an acquired lease lasts
+        #[arg(long, default_value_t = 1.0, value_name = "HOURS")]
+        hours: f64,
+    },
+    /// Build a version in steps, seen only by you until committed
+    #[command(subcommand)]
+    Draft(DraftCommand),
     /// Write a version's rows to a Parquet file
     Export {
         workspace: String,
@@ -142,12 +203,64 @@ pub enum TrainingSetsCommand {
     },
 }
 
-async fn open(workspace: &str, mounts: &MountTable) -> Result<TrainingSets> {
+#[derive(Subcommand)]
+pub enum DraftCommand {
+    /// Start a draft, empty or from a version (`--base NAME@v3`); prints its id
+    Start {
+        workspace: String,
+        name: String,
+        /// The version to start from, `NAME@v3` (its rows, not copied)
+        #[arg(long)]
+        base: Option<String>,
+    },
+    /// Add a Parquet file's rows to a draft
+    Append {
+        workspace: String,
+        name: String,
+        id: String,
+        #[arg(long)]
+        from: String,
+    },
+    /// Commit a draft as a new version (quality measured over all its rows)
+    Commit {
+        workspace: String,
+        name: String,
+        id: String,
+        /// Metadata as KEY=VALUE; repeatable
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        metadata: Vec<String>,
+    },
+    /// Your drafts of a set
+    List { workspace: String, name: String },
+    /// Give a draft up
+    Discard {
+        workspace: String,
+        name: String,
+        id: String,
+    },
+}
+
+/// Who runs a command, and where: the mounts, the acting user, the namespace of sets.
+pub struct Scope<'a> {
+    pub mounts: &'a MountTable,
+    pub user: &'a UserName,
+    pub namespace: Option<Namespace>,
+}
+
+async fn open_workspace(workspace: &str, cx: &Scope<'_>) -> Result<Workspace> {
     Ok(
-        Workspace::open_existing(workspace, mounts, &StorageOptions::new())
+        Workspace::open_existing(workspace, cx.mounts, &StorageOptions::new())
             .await?
-            .training_sets(),
+            .with_user(cx.user.clone()),
     )
+}
+
+async fn open(workspace: &str, cx: &Scope<'_>) -> Result<TrainingSets> {
+    let ws = open_workspace(workspace, cx).await?;
+    match &cx.namespace {
+        Some(namespace) => ws.training_sets_in(namespace).await,
+        None => Ok(ws.training_sets()),
+    }
 }
 
 /// `NAME` or `NAME@REF` (REF: `latest`, `v3`, `3`, a tag or an alias).
@@ -186,7 +299,7 @@ fn print_json(value: &impl serde::Serialize) {
     );
 }
 
-pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()> {
+pub async fn run(command: TrainingSetsCommand, cx: &Scope<'_>) -> Result<()> {
     match command {
         TrainingSetsCommand::Create {
             workspace,
@@ -197,10 +310,14 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             metadata,
             json,
         } => {
-            let sets = open(&workspace, mounts).await?;
-            let source =
-                trainstore::doris::ParquetSource::open(mounts, &from, &StorageOptions::new(), None)
-                    .await?;
+            let sets = open(&workspace, cx).await?;
+            let source = trainstore::doris::ParquetSource::open(
+                cx.mounts,
+                &from,
+                &StorageOptions::new(),
+                None,
+            )
+            .await?;
             let schema = source.schema().await?;
             let batches = source.scan(&Default::default()).await?;
             let options = CreateOptions {
@@ -233,7 +350,7 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             name: None,
             json,
         } => {
-            let names = open(&workspace, mounts).await?.names_of_sets().await?;
+            let names = open(&workspace, cx).await?.names_of_sets().await?;
             if json {
                 print_json(&names);
             } else {
@@ -248,7 +365,7 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             name: Some(name),
             json,
         } => {
-            let listed = open(&workspace, mounts)
+            let listed = open(&workspace, cx)
                 .await?
                 .list(&DatasetName::new(name)?)
                 .await?;
@@ -265,7 +382,7 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             json,
         } => {
             let (name, r) = reference(&text)?;
-            let v = open(&workspace, mounts).await?.get(&name, &r).await?;
+            let v = open(&workspace, cx).await?.get(&name, &r).await?;
             if json {
                 print_json(&version_json(&v));
             } else {
@@ -297,7 +414,7 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             for t in tags {
                 criteria = criteria.tag(TagName::new(t)?);
             }
-            let v = open(&workspace, mounts)
+            let v = open(&workspace, cx)
                 .await?
                 .select_best(&DatasetName::new(name)?, &criteria)
                 .await?;
@@ -314,7 +431,7 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             tag,
         } => {
             let (name, r) = reference(&text)?;
-            let entry = open(&workspace, mounts)
+            let entry = open(&workspace, cx)
                 .await?
                 .tag(&name, &r, &TagName::new(tag)?)
                 .await?;
@@ -327,7 +444,7 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             alias,
         } => {
             let (name, r) = reference(&text)?;
-            let entry = open(&workspace, mounts)
+            let entry = open(&workspace, cx)
                 .await?
                 .alias(&name, &r, &TagName::new(alias)?)
                 .await?;
@@ -340,7 +457,7 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             after,
             json,
         } => {
-            let sets = open(&workspace, mounts).await?;
+            let sets = open(&workspace, cx).await?;
             let (a, b) = (
                 version(&sets, &before).await?,
                 version(&sets, &after).await?,
@@ -360,7 +477,7 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             bins,
             json,
         } => {
-            let sets = open(&workspace, mounts).await?;
+            let sets = open(&workspace, cx).await?;
             let (a, b) = (
                 version(&sets, &baseline).await?,
                 version(&sets, &current).await?,
@@ -395,8 +512,8 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             reference: text,
             json,
         } => {
-            let ws = Workspace::open_existing(&workspace, mounts, &StorageOptions::new()).await?;
-            let sets = ws.training_sets();
+            let ws = open_workspace(&workspace, cx).await?;
+            let sets = open(&workspace, cx).await?;
             let v = version(&sets, &text).await?;
             let outcome = sets.reproduce(&ws.features(), &v).await?;
             if json {
@@ -428,7 +545,7 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             older_than_hours,
             json,
         } => {
-            let sets = open(&workspace, mounts).await?;
+            let sets = open(&workspace, cx).await?;
             let report = sets
                 .fsck(hours(older_than_hours)?, &TerminalProgress::new())
                 .await?;
@@ -463,7 +580,7 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             older_than_hours,
             dry_run,
         } => {
-            let files = open(&workspace, mounts)
+            let files = open(&workspace, cx)
                 .await?
                 .gc(hours(older_than_hours)?, dry_run)
                 .await?;
@@ -478,13 +595,158 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             );
             Ok(())
         }
+        TrainingSetsCommand::Delete {
+            workspace,
+            reference: text,
+        } => {
+            let (name, r) = reference(&text)?;
+            let v = open(&workspace, cx).await?.delete(&name, &r).await?;
+            println!("deleted {name}@{v} (its files go at the next gc)");
+            Ok(())
+        }
+        TrainingSetsCommand::Retain {
+            workspace,
+            name,
+            keep_last,
+            keep_within_days,
+            dry_run,
+        } => {
+            let keep_within = keep_within_days
+                .map(|days| {
+                    std::time::Duration::try_from_secs_f64(days * 86_400.0).map_err(|_| {
+                        Error::invalid(
+                            "--keep-within-days",
+                            days.to_string(),
+                            "expected a number of days, 0 or more",
+                        )
+                    })
+                })
+                .transpose()?;
+            let policy = Retention {
+                keep_last,
+                keep_within,
+            };
+            let name = DatasetName::new(name)?;
+            let doomed = open(&workspace, cx)
+                .await?
+                .retain(&name, &policy, dry_run)
+                .await?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for v in &doomed {
+                println!("{verb} {name}@{v}");
+            }
+            eprintln!("{verb} {} versions", doomed.len());
+            Ok(())
+        }
+        TrainingSetsCommand::Access {
+            workspace,
+            name,
+            json,
+        } => {
+            let access = open(&workspace, cx)
+                .await?
+                .access(&DatasetName::new(name)?)
+                .await?;
+            if json {
+                print_json(&access);
+            } else {
+                print_access(&access);
+            }
+            Ok(())
+        }
+        TrainingSetsCommand::Grant {
+            workspace,
+            name,
+            grantee,
+            permission,
+        } => {
+            let permission = match permission.as_str() {
+                "none" => None,
+                other => Some(Permission::parse(other)?),
+            };
+            let access = open(&workspace, cx)
+                .await?
+                .grant(
+                    &DatasetName::new(name)?,
+                    &Grantee::parse(&grantee)?,
+                    permission,
+                )
+                .await?;
+            print_access(&access);
+            Ok(())
+        }
+        TrainingSetsCommand::Audit {
+            workspace,
+            name,
+            json,
+        } => {
+            let log = open(&workspace, cx)
+                .await?
+                .audit_log(&DatasetName::new(name)?)
+                .await?;
+            if json {
+                print_json(&log);
+            } else {
+                for e in &log {
+                    println!(
+                        "{}  {:<12} {:<16} {:<6} {}{}",
+                        e.at,
+                        e.user,
+                        e.action,
+                        e.version.map_or("-".to_owned(), |v| v.to_string()),
+                        if e.allowed { "" } else { "REFUSED " },
+                        e.detail
+                    );
+                }
+            }
+            Ok(())
+        }
+        TrainingSetsCommand::Lease {
+            workspace,
+            name,
+            action,
+            hours: ttl,
+        } => {
+            let sets = open(&workspace, cx).await?;
+            let name = DatasetName::new(name)?;
+            let lease = match action.as_str() {
+                "show" => sets.lease(&name).await?,
+                "acquire" => Some(sets.acquire_lease(&name, hours(ttl)?).await?),
+                "release" => Some(sets.release_lease(&name).await?),
+                "break" => Some(sets.break_lease(&name).await?),
+                other => {
+                    return Err(Error::invalid(
+                        "lease action",
+                        other,
+                        "expected show, acquire, release or break",
+                    ));
+                }
+            };
+            match lease {
+                None => println!("{name}: never leased"),
+                Some(l) => println!(
+                    "{name}: {} by {} since {} until {}",
+                    match &l.state {
+                        LeaseState::Held if l.is_held(Timestamp::now()) => "held".to_owned(),
+                        LeaseState::Held => "expired".to_owned(),
+                        LeaseState::Released => "released".to_owned(),
+                        LeaseState::Broken { by } => format!("broken by {by}"),
+                    },
+                    l.owner,
+                    l.since,
+                    l.expires_at
+                ),
+            }
+            Ok(())
+        }
+        TrainingSetsCommand::Draft(command) => draft(command, cx).await,
         TrainingSetsCommand::Export {
             workspace,
             reference: text,
             out,
         } => {
             let (name, r) = reference(&text)?;
-            let sets = open(&workspace, mounts).await?;
+            let sets = open(&workspace, cx).await?;
             let v = sets.get(&name, &r).await?;
             let (schema, batches) = sets.read(&v).await?;
             let all = arrow::compute::concat_batches(&schema, &batches)?;
@@ -500,6 +762,128 @@ pub async fn run(command: TrainingSetsCommand, mounts: &MountTable) -> Result<()
             );
             Ok(())
         }
+    }
+}
+
+async fn draft(command: DraftCommand, cx: &Scope<'_>) -> Result<()> {
+    match command {
+        DraftCommand::Start {
+            workspace,
+            name,
+            base,
+        } => {
+            let name = DatasetName::new(name)?;
+            // `--base v3` or `--base NAME@v3`, as versions are named everywhere else.
+            let qualified = |b: &str| match b.contains('@') {
+                true => reference(b),
+                false => Ok((name.clone(), b.to_owned())),
+            };
+            let base = match base.as_deref().map(qualified).transpose()? {
+                Some((of, _)) if of != name => {
+                    return Err(Error::invalid(
+                        "--base",
+                        of.to_string(),
+                        format!("a draft of {name} starts from a version of {name}"),
+                    ));
+                }
+                Some((_, r)) => Some(r),
+                None => None,
+            };
+            let d = open(&workspace, cx)
+                .await?
+                .draft(&name, base.as_deref())
+                .await?;
+            println!("{}", d.id);
+            eprintln!(
+                "draft {} of {} started ({} rows{})",
+                d.id,
+                d.name,
+                d.rows,
+                d.parent.map_or(String::new(), |p| format!(" from {p}"))
+            );
+            Ok(())
+        }
+        DraftCommand::Append {
+            workspace,
+            name,
+            id,
+            from,
+        } => {
+            let sets = open(&workspace, cx).await?;
+            let mut d = sets.open_draft(&DatasetName::new(name)?, &id).await?;
+            let source = trainstore::doris::ParquetSource::open(
+                cx.mounts,
+                &from,
+                &StorageOptions::new(),
+                None,
+            )
+            .await?;
+            let schema = source.schema().await?;
+            let batches = source.scan(&Default::default()).await?;
+            sets.append_to_draft(&mut d, schema, batches).await?;
+            println!("draft {} of {} now holds {} rows", d.id, d.name, d.rows);
+            Ok(())
+        }
+        DraftCommand::Commit {
+            workspace,
+            name,
+            id,
+            metadata,
+        } => {
+            let sets = open(&workspace, cx).await?;
+            let d = sets.open_draft(&DatasetName::new(name)?, &id).await?;
+            let options = CreateOptions {
+                metadata: key_values(&metadata)?,
+                ..CreateOptions::default()
+            };
+            let v = sets.commit_draft(d, options).await?;
+            println!(
+                "committed {}: {} rows, quality {:.3}",
+                v.id(),
+                v.info.rows,
+                v.info.quality.overall_score
+            );
+            Ok(())
+        }
+        DraftCommand::List { workspace, name } => {
+            for d in open(&workspace, cx)
+                .await?
+                .drafts(&DatasetName::new(name)?)
+                .await?
+            {
+                println!(
+                    "{}  {} rows  from {}  started {}",
+                    d.id,
+                    d.rows,
+                    d.parent.map_or("nothing".to_owned(), |p| p.to_string()),
+                    d.created_at
+                );
+            }
+            Ok(())
+        }
+        DraftCommand::Discard {
+            workspace,
+            name,
+            id,
+        } => {
+            let sets = open(&workspace, cx).await?;
+            let d = sets.open_draft(&DatasetName::new(name)?, &id).await?;
+            sets.discard_draft(d).await?;
+            println!("draft {id} discarded");
+            Ok(())
+        }
+    }
+}
+
+fn print_access(access: &Access) {
+    let show = |p: Option<Permission>| p.map_or("none", Permission::as_str);
+    println!("everyone: {}", show(access.everyone));
+    for (user, p) in &access.users {
+        println!("{user}: {}", p.as_str());
+    }
+    match (&access.set_by, &access.set_at) {
+        (Some(by), Some(at)) => println!("(set by {by} at {at})"),
+        _ => println!("(implicit: the first version's author is admin)"),
     }
 }
 

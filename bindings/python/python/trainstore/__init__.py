@@ -26,9 +26,11 @@ from .exceptions import (
     ConfigError,
     CorruptDataError,
     InvalidInputError,
+    LeasedError,
     MalformedDataError,
     NotFoundError,
     NotSupportedError,
+    PermissionDeniedError,
     RemoteError,
     StorageError,
     TimeoutError,
@@ -60,6 +62,7 @@ from .features import (
     ValueType,
 )
 from .progress import ProgressBar, _bar_if
+from .sharing import Access, AuditEvent, Draft, Lease
 from .sources import (
     ColumnReport,
     DorisSource,
@@ -194,6 +197,7 @@ class Workspace:
         mounts: MountTable | None = None,
         create: bool = True,
         online_store: str | None = None,
+        user: str | None = None,
     ) -> Workspace:
         """Creates or reopens the workspace at ``location``.
 
@@ -202,6 +206,8 @@ class Workspace:
         ``create=False`` a missing workspace raises :class:`NotFoundError`.
         ``online_store`` (``redis://host:6379/0``, or a local file path) replaces the
         default: ``$TRAINSTORE_ONLINE_STORE``, else an embedded file in a local workspace.
+        ``user`` is who acts (recorded as author, checked against permissions); by default
+        ``$TRAINSTORE_USER``, else the settings file's ``user``, else ``$USER``.
         """
         native = _native.Workspace.open(
             os.fspath(location),
@@ -209,6 +215,7 @@ class Workspace:
             None if mounts is None else mounts._native,
             create,
             online_store,
+            user,
         )
         return cls(native)
 
@@ -216,6 +223,11 @@ class Workspace:
     def url(self) -> str:
         """Where the workspace lives."""
         return self._native.url
+
+    @property
+    def user(self) -> str:
+        """Who acts through this workspace."""
+        return self._native.user
 
     @property
     def layout_version(self) -> int:
@@ -246,6 +258,15 @@ class Workspace:
         if self._training_sets is None:
             self._training_sets = TrainingSets(self._native.training_sets(), self.features)
         return self._training_sets
+
+    def training_sets_in(self, namespace: str) -> TrainingSets:
+        """The training sets of ``namespace``: a team's or project's own sets, whose names
+        never meet those of the default namespace (:attr:`training_sets`) or of others."""
+        return TrainingSets(self._native.training_sets_in(namespace), self.features)
+
+    def namespaces(self) -> list[str]:
+        """The namespaces that hold training sets."""
+        return self._native.namespaces()
 
     def items(self) -> dict[str, int]:
         """Every versioned item with its newest version number."""
@@ -282,9 +303,11 @@ class Workspace:
 
 __all__ = [
     "LAYOUT_VERSION",
+    "Access",
     "AlreadyExistsError",
     "Applied",
     "Array",
+    "AuditEvent",
     "Bool",
     "CancelledError",
     "ColumnQuality",
@@ -292,6 +315,7 @@ __all__ = [
     "ConfigError",
     "CorruptDataError",
     "DorisSource",
+    "Draft",
     "Entity",
     "FeatureService",
     "FeatureStore",
@@ -306,6 +330,8 @@ __all__ = [
     "Int32",
     "Int64",
     "InvalidInputError",
+    "Lease",
+    "LeasedError",
     "ListedVersion",
     "MalformedDataError",
     "Materialized",
@@ -315,6 +341,7 @@ __all__ = [
     "OnDemandFeatureView",
     "OrphanFile",
     "ParseReport",
+    "PermissionDeniedError",
     "PlannedChange",
     "ProgressBar",
     "Quality",

@@ -73,15 +73,25 @@ class CancelledError(TrainstoreError):
     """The operation was cancelled."""
 
 
+class PermissionDeniedError(TrainstoreError, PermissionError):
+    """The acting user lacks the permission an operation needs (recorded in the audit log)."""
+
+
+class LeasedError(TrainstoreError):
+    """Another user holds the lease of what was to be changed."""
+
+
 __all__ = [
     "AlreadyExistsError",
     "CancelledError",
     "ConfigError",
     "CorruptDataError",
     "InvalidInputError",
+    "LeasedError",
     "MalformedDataError",
     "NotFoundError",
     "NotSupportedError",
+    "PermissionDeniedError",
     "RemoteError",
     "StorageError",
     "TimeoutError",

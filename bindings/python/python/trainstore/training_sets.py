@@ -29,6 +29,7 @@ import pyarrow as pa
 from . import _native
 from .features import FeatureService, FeatureStore, _feature_names, _to_batch
 from .progress import _bar_if
+from .sharing import Access, AuditEvent, Draft, Lease, Permission, _events, _lease
 from .sources import TimeLike, _time_text
 
 if TYPE_CHECKING:
@@ -365,7 +366,14 @@ class TrainingSets:
 
     def __init__(self, native: _native.TrainingSets, features: FeatureStore) -> None:
         self._native = native
+        self._governance = native.governance()
         self._features = features
+
+    @property
+    def user(self) -> str:
+        """Who acts: recorded as author, checked against permissions (``Workspace.open(...,
+        user=)``, else ``$TRAINSTORE_USER``, else the settings file's ``user``, else ``$USER``)."""
+        return self._governance.user
 
     def _version(self, raw: str) -> TrainingSetVersion:
         return TrainingSetVersion(self._native, json.loads(raw))
@@ -538,8 +546,73 @@ class TrainingSets:
             for o in json.loads(self._native.gc(older_than.total_seconds(), dry_run))
         ]
 
+    def delete(self, version: TrainingSetVersion | str) -> int:
+        """Deletes a version: no longer listed or resolved, its number never reused, its
+        files removed by a later :meth:`gc`. Tagged or aliased versions cannot be deleted.
+        Returns its number."""
+        name, ref = _reference(version)
+        return self._governance.delete(name, ref)
+
+    def retain(
+        self,
+        name: str,
+        keep_last: int | None = None,
+        keep_within: timedelta | None = None,
+        dry_run: bool = False,
+    ) -> builtins.list[int]:
+        """Deletes the versions of ``name`` that no rule keeps: the newest ``keep_last``,
+        those created within ``keep_within``, and every tagged or aliased one always stay.
+        With ``dry_run`` nothing is deleted. Returns the numbers, oldest first."""
+        if keep_within is not None and not isinstance(keep_within, timedelta):
+            raise TypeError(f"keep_within must be a timedelta, got {keep_within!r}")
+        within = None if keep_within is None else keep_within.total_seconds()
+        return self._governance.retain(name, keep_last, within, dry_run)
+
+    def access(self, name: str) -> Access:
+        """Who may do what with ``name``."""
+        return Access._from(json.loads(self._governance.access(name)))
+
+    def grant(self, name: str, user: str, permission: Permission | None) -> Access:
+        """Gives ``user`` (or ``"*"``, everyone not named) ``read``, ``write`` or ``admin``
+        permission on ``name``, or none (``None``). Only an admin may; a set always keeps an
+        admin. Raises :class:`PermissionDeniedError` otherwise."""
+        return Access._from(json.loads(self._governance.grant(name, user, permission)))
+
+    def audit_log(self, name: str) -> builtins.list[AuditEvent]:
+        """Every change to ``name`` and every refused attempt, oldest first."""
+        return _events(self._governance.audit_log(name))
+
+    def lease(self, name: str) -> Lease | None:
+        """``name``'s lease, if one was ever taken."""
+        return _lease(self._governance.lease(name, "show"))
+
+    def acquire_lease(self, name: str, ttl: timedelta = timedelta(hours=1)) -> Lease:
+        """Takes (or renews) ``name``'s lease for ``ttl``: until it expires or is released,
+        others' changes raise :class:`LeasedError`. Correctness never depends on a lease."""
+        if not isinstance(ttl, timedelta):
+            raise TypeError(f"ttl must be a timedelta, got {ttl!r}")
+        return Lease._from(json.loads(self._governance.lease(name, "acquire", ttl.total_seconds())))
+
+    def release_lease(self, name: str) -> Lease:
+        """Gives up this user's lease on ``name``."""
+        return Lease._from(json.loads(self._governance.lease(name, "release")))
+
+    def break_lease(self, name: str) -> Lease:
+        """Ends whoever's lease on ``name``; admins only."""
+        return Lease._from(json.loads(self._governance.lease(name, "break")))
+
+    def draft(self, name: str, base: int | str | None = None) -> Draft:
+        """Starts a draft of a new version of ``name``, empty or holding version ``base``'s
+        rows (not copied). Only this user sees it until it is committed."""
+        raw = self._governance.draft(name, None if base is None else str(base))
+        return Draft(self, json.loads(raw))
+
+    def drafts(self, name: str) -> builtins.list[Draft]:
+        """This user's drafts of ``name``, oldest first."""
+        return [Draft(self, d) for d in json.loads(self._governance.drafts(name))]
+
     def __repr__(self) -> str:
-        return "TrainingSets()"
+        return f"TrainingSets(user={self.user!r})"
 
 
 def _reference(version: TrainingSetVersion | str) -> tuple[str, str]:

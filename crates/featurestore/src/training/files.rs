@@ -167,19 +167,11 @@ impl SetWriter {
             self.store_file(encoder).await?;
         }
         let quality = self.join_quality().await?;
-        let mut hashed = format!(
-            "trainstore training set, format 1\n{:?}\n",
-            self.schema.fields()
-        );
-        for f in &self.files {
-            hashed.push_str(&f.sha256);
-            hashed.push('\n');
-        }
         Ok(Written {
+            content_hash: content_hash(&self.schema, &self.files),
             files: std::mem::take(&mut self.files),
             rows: self.rows,
             quality,
-            content_hash: hex_sha256(hashed.as_bytes()),
         })
     }
 
@@ -234,6 +226,47 @@ pub(crate) async fn read_file(store: Arc<dyn VersionStore>, entry: FileEntry) ->
     })
     .await
     .map_err(join_error)?
+}
+
+/// SHA-256 over the schema and the files' hashes in order: equal for equal rows written by
+/// the same format version, whichever way the files came together (one create, or a draft
+/// adding to its parent's).
+pub(crate) fn content_hash(schema: &SchemaRef, files: &[FileEntry]) -> String {
+    let mut hashed = format!("trainstore training set, format 1\n{:?}\n", schema.fields());
+    for f in files {
+        hashed.push_str(&f.sha256);
+        hashed.push('\n');
+    }
+    hex_sha256(hashed.as_bytes())
+}
+
+/// `schema` as the hex of an Arrow IPC stream without batches: exact, where a manifest's
+/// column list is only descriptive.
+pub(crate) fn schema_to_hex(schema: &SchemaRef) -> Result<String> {
+    let mut buffer = Vec::new();
+    let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut buffer, schema)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The schema [`schema_to_hex`] encoded; `what` names where it was read from.
+pub(crate) fn schema_from_hex(hex: &str, what: &str) -> Result<SchemaRef> {
+    let corrupt = |reason: String| Error::Corrupt {
+        path: what.to_owned(),
+        reason: format!("its recorded schema is unreadable: {reason}"),
+    };
+    if !hex.len().is_multiple_of(2) {
+        return Err(corrupt("odd length".into()));
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(reader.schema())
 }
 
 /// Decodes stored files into batches in row order, every row group on its own task, all

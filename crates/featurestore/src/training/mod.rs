@@ -11,14 +11,20 @@
 //! - [`quality`]: the quality of a set, computed in one pass while it is written.
 //! - [`select`]: choosing a version by criteria.
 //! - [`compare`]: what differs between two versions; rebuilding one from its lineage.
+//! - [`drafts`]: building a version in steps, copy-on-write, seen only by its owner.
+//! - [`lifecycle`]: deleting versions, by hand or by a retention policy.
+//! - [`sharing`]: who may do what with a set, the audit log, leases.
 //! - [`drift`]: how far each feature's distribution moved between two sets (PSI, KS).
 //! - `files`: how the rows lie in Parquet files, written and read on every core.
 
 pub mod compare;
+pub mod drafts;
 pub mod drift;
 mod files;
+pub mod lifecycle;
 pub mod quality;
 pub mod select;
+pub mod sharing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,8 +39,8 @@ use trainstore_core::object_store::memory::InMemory;
 
 use trainstore_core::catalog::{AliasEntry, FileEntry, NewVersion, TagEntry, UnlistedFile};
 use trainstore_core::{
-    Catalog, DatasetName, Error, FsckReport, Progress, RecordBatchStream, Result, TagName,
-    Timestamp, UserName, Version, VersionStore, VersionSummary,
+    AuditEvent, Catalog, DatasetName, Error, FsckReport, Permission, Progress, RecordBatchStream,
+    Result, TagName, Timestamp, UserName, Version, VersionStore, VersionSummary,
 };
 
 use self::compare::{Reproduction, SetDiff};
@@ -75,6 +81,9 @@ pub struct Lineage {
     pub missing_rate: Option<f64>,
     /// The trainstore version that built the set.
     pub library_version: String,
+    /// The version a draft started from, for a set committed from a draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Version>,
 }
 
 /// The options of the historical request a set was built from.
@@ -103,6 +112,9 @@ pub struct SetInfo {
     pub content_hash: String,
     pub rows: u64,
     pub schema: Vec<ColumnInfo>,
+    /// The exact Arrow schema (an IPC stream without batches, in hex), for drafts that add
+    /// rows to the set and readers of a set without rows.
+    pub arrow_schema: String,
     pub label: Option<String>,
     pub time_column: Option<String>,
     pub quality: Quality,
@@ -162,6 +174,17 @@ pub struct CreateOptions {
     /// The column of event times; by default `event_timestamp` when present.
     pub time_column: Option<String>,
     pub lineage: Lineage,
+}
+
+/// What a new version is made of, however its files were written.
+struct SetParts {
+    files: Vec<FileEntry>,
+    rows: u64,
+    quality: Quality,
+    content_hash: String,
+    time_column: Option<String>,
+    /// The version a draft started from.
+    parent: Option<Version>,
 }
 
 /// The entity rows' time column a historical request names by default.
@@ -228,6 +251,9 @@ impl TrainingSets {
         mut batches: RecordBatchStream,
         options: CreateOptions,
     ) -> Result<TrainingSetVersion> {
+        self.store
+            .authorize_write(name, &self.author, "create")
+            .await?;
         if !(options.metadata.is_null() || options.metadata.is_object()) {
             return Err(Error::invalid(
                 "metadata",
@@ -267,11 +293,42 @@ impl TrainingSets {
             return Err(e);
         }
         let written = writer.finish().await?;
-        let quality = written.quality.finish(Timestamp::now());
+        let committed = self
+            .commit_set(
+                name,
+                &schema,
+                SetParts {
+                    files: written.files.clone(),
+                    rows: written.rows,
+                    quality: written.quality.finish(Timestamp::now()),
+                    content_hash: written.content_hash,
+                    time_column,
+                    parent: None,
+                },
+                options,
+            )
+            .await;
+        if committed.is_err() {
+            for f in &written.files {
+                self.store.remove_unlisted_file(f).await;
+            }
+        }
+        committed
+    }
+
+    /// Commits a version of `name` made of `parts`, records it in the audit log. Shared by
+    /// [`Self::create`] and committing a draft.
+    async fn commit_set(
+        &self,
+        name: &DatasetName,
+        schema: &SchemaRef,
+        parts: SetParts,
+        options: CreateOptions,
+    ) -> Result<TrainingSetVersion> {
         let info = SetInfo {
             format: SET_FORMAT,
-            content_hash: written.content_hash,
-            rows: written.rows,
+            content_hash: parts.content_hash,
+            rows: parts.rows,
             schema: schema
                 .fields()
                 .iter()
@@ -281,14 +338,15 @@ impl TrainingSets {
                     nullable: f.is_nullable(),
                 })
                 .collect(),
+            arrow_schema: files::schema_to_hex(schema)?,
             label: options.label,
-            time_column,
+            time_column: parts.time_column,
             lineage: Lineage {
                 library_version: env!("CARGO_PKG_VERSION").to_owned(),
                 ..options.lineage
             },
             metadata: options.metadata,
-            quality,
+            quality: parts.quality,
         };
         let summary = SetSummary {
             rows: info.rows,
@@ -301,25 +359,23 @@ impl TrainingSets {
             content_hash: info.content_hash.clone(),
         };
         let mut new = NewVersion::new(self.author.clone());
-        new.files = written.files.clone();
+        new.files = parts.files.clone();
         new.files.extend(info.lineage.entity_rows.clone());
         new.metadata = serde_json::to_value(&info).expect("set info serializes");
         new.summary = serde_json::to_value(&summary).expect("summary serializes");
-        let manifest = match self.store.commit(name, new).await {
-            Ok(m) => m,
-            Err(e) => {
-                for f in &written.files {
-                    self.store.remove_unlisted_file(f).await;
-                }
-                return Err(e);
-            }
+        let manifest = self.store.commit(name, new).await?;
+        let detail = match parts.parent {
+            Some(parent) => format!("{} rows, from a draft on {parent}", info.rows),
+            None => format!("{} rows", info.rows),
         };
+        self.audit(name, "create", Some(manifest.version), detail)
+            .await;
         Ok(TrainingSetVersion {
             name: name.clone(),
             version: manifest.version,
             author: manifest.author,
             created_at: manifest.created_at,
-            files: written.files,
+            files: parts.files,
             info,
         })
     }
@@ -357,6 +413,9 @@ impl TrainingSets {
         historical: &HistoricalOptions,
         mut options: CreateOptions,
     ) -> Result<TrainingSetVersion> {
+        self.store
+            .authorize_write(name, &self.author, "create")
+            .await?;
         let bounds = historical::entity_time_bounds(entity_rows, historical)?;
         let (registry_version, answer) = features
             .get_historical_features_at(None, entity_rows, refs, historical)
@@ -424,6 +483,7 @@ impl TrainingSets {
 
     /// Every version of `name`, best quality first (the newer first on a tie).
     pub async fn list(&self, name: &DatasetName) -> Result<Vec<Listed>> {
+        self.authorize_read(name).await?;
         let mut listed: Vec<Listed> = self
             .store
             .summaries(name)
@@ -471,6 +531,7 @@ impl TrainingSets {
 
     /// The version `reference` (`latest`, `v3`, `3`, a tag or an alias) of `name`.
     pub async fn get(&self, name: &DatasetName, reference: &str) -> Result<TrainingSetVersion> {
+        self.authorize_read(name).await?;
         let version = self.store.resolve(name, reference).await?;
         self.get_version(name, version).await
     }
@@ -516,6 +577,7 @@ impl TrainingSets {
         &self,
         version: &TrainingSetVersion,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        self.authorize_read(&version.name).await?;
         let contents: Vec<_> = futures::stream::iter(version.files.iter().cloned())
             .map(|f| {
                 let store = self.store.clone();
@@ -544,10 +606,17 @@ impl TrainingSets {
         reference: &str,
         tag: &TagName,
     ) -> Result<TagEntry> {
-        let version = self.store.resolve(name, reference).await?;
         self.store
+            .authorize_write(name, &self.author, "tag")
+            .await?;
+        let version = self.store.resolve(name, reference).await?;
+        let entry = self
+            .store
             .create_tag(name, tag, version, &self.author)
-            .await
+            .await?;
+        self.audit(name, "tag", Some(version), format!("tag {tag}"))
+            .await;
+        Ok(entry)
     }
 
     /// Points alias `alias` of `name` at `reference`, keeping its history.
@@ -557,10 +626,17 @@ impl TrainingSets {
         reference: &str,
         alias: &TagName,
     ) -> Result<AliasEntry> {
-        let version = self.store.resolve(name, reference).await?;
         self.store
+            .authorize_write(name, &self.author, "alias")
+            .await?;
+        let version = self.store.resolve(name, reference).await?;
+        let entry = self
+            .store
             .set_alias(name, alias, version, &self.author)
-            .await
+            .await?;
+        self.audit(name, "alias", Some(version), format!("alias {alias}"))
+            .await;
+        Ok(entry)
     }
 
     /// What differs between versions `before` and `after` of this workspace's sets: schema,
@@ -602,6 +678,7 @@ impl TrainingSets {
         features: &FeatureStore,
         version: &TrainingSetVersion,
     ) -> Result<Reproduction> {
+        self.authorize_read(&version.name).await?;
         let lineage = &version.info.lineage;
         let (Some(stored), Some(request)) = (&lineage.entity_rows, &lineage.request) else {
             return Err(Error::NotSupported {
@@ -661,6 +738,40 @@ impl TrainingSets {
     /// [`VersionStore::gc`].
     pub async fn gc(&self, grace: Duration, dry_run: bool) -> Result<Vec<UnlistedFile>> {
         self.store.gc(grace, dry_run).await
+    }
+
+    /// Checks that this user may read `name`.
+    async fn authorize_read(&self, name: &DatasetName) -> Result<()> {
+        self.store
+            .authorize(name, &self.author, Permission::Read, "read")
+            .await
+    }
+
+    /// Records in `name`'s audit log that this user did `action`. The change it records has
+    /// happened already, so a failure to record is logged, not returned.
+    async fn audit(
+        &self,
+        name: &DatasetName,
+        action: &str,
+        version: Option<Version>,
+        detail: String,
+    ) {
+        let event = AuditEvent {
+            at: Timestamp::now(),
+            user: self.author.clone(),
+            action: action.to_owned(),
+            version,
+            allowed: true,
+            detail,
+        };
+        if let Err(e) = self.store.record(name, event).await {
+            tracing::warn!(%name, action, "could not record in the audit log: {e}");
+        }
+    }
+
+    /// The user this handle acts as.
+    pub fn user(&self) -> &UserName {
+        &self.author
     }
 
     /// The names of every training set with at least one version.

@@ -9,5 +9,6 @@ mod offline;
 mod online;
 mod pushdown;
 mod registry;
+mod sharing;
 mod support;
 mod training_sets;
