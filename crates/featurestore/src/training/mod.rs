@@ -93,6 +93,14 @@ pub struct RequestOptions {
     pub timestamp_column: Option<String>,
     /// `in-process` or `pushdown`.
     pub engine: String,
+    /// How many entity rows were joined at a time (the answer streamed into the set in
+    /// batches of this many rows).
+    #[serde(default = "default_entity_chunk")]
+    pub entity_chunk_rows: usize,
+}
+
+fn default_entity_chunk() -> usize {
+    ENTITY_CHUNK_ROWS
 }
 
 /// A column of a set's schema, as recorded in its manifest (for listing and diffs without
@@ -218,6 +226,7 @@ pub struct TrainingSets {
     store: Arc<dyn VersionStore>,
     author: UserName,
     file_target: usize,
+    entity_chunk: usize,
 }
 
 impl TrainingSets {
@@ -226,7 +235,15 @@ impl TrainingSets {
             store,
             author,
             file_target: files::FILE_TARGET,
+            entity_chunk: ENTITY_CHUNK_ROWS,
         }
+    }
+
+    /// Joins a historical request's entity rows `rows` at a time when building a set from it
+    /// (1 Mi by default): the most of its answer held in memory at once.
+    pub fn with_entity_chunk(mut self, rows: usize) -> Self {
+        self.entity_chunk = rows.max(1);
+        self
     }
 
     /// Closes a data file once its encoded size reaches about `bytes` (256 MiB by default):
@@ -417,18 +434,15 @@ impl TrainingSets {
             .authorize_write(name, &self.author, "create")
             .await?;
         let bounds = historical::entity_time_bounds(entity_rows, historical)?;
-        let (registry_version, answer) = features
-            .get_historical_features_at(None, entity_rows, refs, historical)
-            .await?;
-        let sources = answer
-            .schema()
-            .metadata()
-            .get(SOURCES_METADATA)
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
-        // Where the rows were read from goes into the lineage, not the data: a rebuild that
-        // reads them elsewhere (the offline store, once ingested) is still the same set.
-        let answer = without_schema_metadata(answer)?;
+        let answer = answer_in_chunks(
+            features,
+            None,
+            entity_rows,
+            refs,
+            historical,
+            self.entity_chunk,
+        )
+        .await?;
         let stored = self.store_entity_rows(name, entity_rows).await?;
         options.time_column = options
             .time_column
@@ -436,14 +450,15 @@ impl TrainingSets {
         options.lineage = Lineage {
             source: "historical_features".into(),
             features: refs.iter().map(ToString::to_string).collect(),
-            registry_version,
-            sources,
+            registry_version: answer.registry_version,
+            sources: answer.sources,
             entity_rows: Some(stored.clone()),
             entity_count: Some(entity_rows.num_rows() as u64),
             request: Some(RequestOptions {
                 full_feature_names: historical.full_feature_names,
                 timestamp_column: historical.timestamp_column.clone(),
                 engine: historical.engine.as_str().to_owned(),
+                entity_chunk_rows: self.entity_chunk,
             }),
             time_range: bounds.map(|(lo, hi)| {
                 (
@@ -453,7 +468,9 @@ impl TrainingSets {
             }),
             ..options.lineage
         };
-        let created = self.create_from_batches(name, vec![answer], options).await;
+        let created = self
+            .create(name, answer.schema, answer.batches, options)
+            .await;
         if created.is_err() {
             self.store.remove_unlisted_file(&stored).await;
         }
@@ -698,10 +715,15 @@ impl TrainingSets {
             timestamp_column: request.timestamp_column.clone(),
             engine: Engine::parse(&request.engine)?,
         };
-        let (_, answer) = features
-            .get_historical_features_at(lineage.registry_version, &entity_rows, &refs, &historical)
-            .await?;
-        let answer = without_schema_metadata(answer)?;
+        let answer = answer_in_chunks(
+            features,
+            lineage.registry_version,
+            &entity_rows,
+            &refs,
+            &historical,
+            request.entity_chunk_rows.max(1),
+        )
+        .await?;
         let scratch = Catalog::open(Arc::new(InMemory::new()), "memory://rebuilt").await?;
         let rebuilt_sets = TrainingSets::new(Arc::new(scratch), self.author.clone())
             .with_file_target(self.file_target);
@@ -711,7 +733,7 @@ impl TrainingSets {
             ..CreateOptions::default()
         };
         let rebuilt = rebuilt_sets
-            .create_from_batches(&version.name, vec![answer], options)
+            .create(&version.name, answer.schema, answer.batches, options)
             .await?;
         let matches = rebuilt.info.content_hash == version.info.content_hash;
         let differences = if matches {
@@ -792,6 +814,70 @@ fn listed(name: &DatasetName, s: &VersionSummary) -> Result<Listed> {
         created_at: s.created_at,
         bytes: s.bytes,
         summary,
+    })
+}
+
+/// How many entity rows are joined at a time, by default, when a set is built from a
+/// historical request: the most of the answer held in memory at once. A set's content hash
+/// depends on it (file boundaries follow the batches), so the lineage records it and a
+/// rebuild joins in the same chunks.
+const ENTITY_CHUNK_ROWS: usize = 1 << 20;
+
+/// A historical request's answer as a stream, joined `chunk` entity rows at a time, all by
+/// one registry version; what each view was read from, from the first chunk.
+struct ChunkedAnswer {
+    registry_version: Option<Version>,
+    sources: serde_json::Value,
+    schema: SchemaRef,
+    batches: RecordBatchStream,
+}
+
+async fn answer_in_chunks(
+    features: &FeatureStore,
+    registry_version: Option<Version>,
+    entity_rows: &RecordBatch,
+    refs: &[FeatureRef],
+    historical: &HistoricalOptions,
+    chunk: usize,
+) -> Result<ChunkedAnswer> {
+    let rows = entity_rows.num_rows();
+    let first = entity_rows.slice(0, rows.min(chunk));
+    let (registry_version, answer) = features
+        .get_historical_features_at(registry_version, &first, refs, historical)
+        .await?;
+    let sources = answer
+        .schema()
+        .metadata()
+        .get(SOURCES_METADATA)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    // Where the rows were read from goes into the lineage, not the data: a rebuild that
+    // reads them elsewhere (the offline store, once ingested) is still the same set.
+    let answer = without_schema_metadata(answer)?;
+    let schema = answer.schema();
+    let (features, entity_rows, refs, historical) = (
+        features.clone(),
+        entity_rows.clone(),
+        refs.to_vec(),
+        historical.clone(),
+    );
+    let rest = futures::stream::iter((chunk..rows).step_by(chunk)).then(move |start| {
+        let chunk = entity_rows.slice(start, (rows - start).min(chunk));
+        let (features, refs, historical) = (features.clone(), refs.clone(), historical.clone());
+        async move {
+            let (_, answer) = features
+                .get_historical_features_at(registry_version, &chunk, &refs, &historical)
+                .await?;
+            without_schema_metadata(answer)
+        }
+    });
+    Ok(ChunkedAnswer {
+        registry_version,
+        sources,
+        schema,
+        batches: futures::stream::once(async { Ok(answer) })
+            .chain(rest)
+            .boxed(),
     })
 }
 

@@ -471,3 +471,60 @@ async fn a_set_rebuilt_from_its_lineage_matches_until_its_source_changes() {
     let e = sets.reproduce(&f.store, &given).await.unwrap_err();
     assert!(matches!(e, Error::NotSupported { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn a_historical_answer_streams_into_the_set_a_chunk_of_entity_rows_at_a_time() {
+    let f = with_basic_view(
+        &[
+            row("a", "1", 1_000, 1.0),
+            row("a", "1", 2_000, 2.0),
+            row("b", "1", 1_500, 3.0),
+        ],
+        Ttl::days(1),
+    )
+    .await;
+    // 11 entity rows joined 3 at a time: four joins, one set, rows in the entity rows' order.
+    let wanted: Vec<(Option<&str>, &str, i64)> = (0..11)
+        .map(|i| {
+            (
+                Some(if i % 2 == 0 { "a" } else { "b" }),
+                "1",
+                1_200 + i * 100,
+            )
+        })
+        .collect();
+    let entities = entity_rows(&wanted);
+    let refs = f
+        .store
+        .resolve_features(&["basic:x".to_owned()])
+        .await
+        .unwrap();
+    let sets = sets_in(&f.dir).await.with_entity_chunk(3);
+    let v = sets
+        .create_from_features(
+            &f.store,
+            &set_name(),
+            &entities,
+            &refs,
+            &Default::default(),
+            CreateOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.info.rows, 11);
+    assert_eq!(
+        v.info.lineage.request.as_ref().unwrap().entity_chunk_rows,
+        3
+    );
+    let whole = f
+        .store
+        .get_historical_features(&entities, &refs, &Default::default())
+        .await
+        .unwrap();
+    let (_, read) = sets.read(&v).await.unwrap();
+    let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+    assert_eq!(read.columns(), whole.columns());
+    // The rebuild joins in the recorded chunks, whatever this handle's default.
+    let again = sets_in(&f.dir).await.reproduce(&f.store, &v).await.unwrap();
+    assert!(again.matches, "{again:?}");
+}
