@@ -37,8 +37,8 @@ pub use governance::{Access, AuditEvent, Governance, Lease, LeaseState, Permissi
 pub use ids::{DatasetName, Namespace, TagName, UserName, Version};
 pub use progress::{NoProgress, Progress, ProgressRef};
 pub use source::{
-    DataSource, DataSourceRef, Filter, MemorySource, Predicate, RecordBatchStream, Scalar,
-    ScanRequest, apply_filters, repeated_column,
+    DataSource, DataSourceRef, Filter, MemorySource, ParseCounts, Predicate, RecordBatchStream,
+    Scalar, ScanRequest, apply_filters, repeated_column,
 };
 pub use storage::{
     Mount, MountTable, ObjectStoreRef, ResolvedStore, StorageOptions, StorageProvider,

@@ -56,6 +56,44 @@ pub trait DataSource: Send + Sync + fmt::Debug {
 
     /// Streams the rows matching `request`.
     async fn scan(&self, request: &ScanRequest) -> Result<RecordBatchStream>;
+
+    /// For a source that parses snapshots, what its parser counted over the most recent
+    /// scan (complete once that scan's stream has ended); `None` for a source whose rows
+    /// arrive typed.
+    fn parse_counts(&self) -> Option<ParseCounts> {
+        None
+    }
+}
+
+/// What a snapshot parser counted over a scan: how many values it parsed, and how many of
+/// them were malformed or missing. Summed over several scans with [`ParseCounts::add`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParseCounts {
+    pub rows: u64,
+    /// Values parsed: rows times parsed columns.
+    pub values: u64,
+    pub malformed: u64,
+    pub missing: u64,
+}
+
+impl ParseCounts {
+    /// The counts of both.
+    pub fn add(self, other: ParseCounts) -> ParseCounts {
+        ParseCounts {
+            rows: self.rows + other.rows,
+            values: self.values + other.values,
+            malformed: self.malformed + other.malformed,
+            missing: self.missing + other.missing,
+        }
+    }
+
+    /// Malformed and missing values as fractions of the values parsed; `None` when none were.
+    pub fn rates(&self) -> Option<(f64, f64)> {
+        (self.values > 0).then(|| {
+            let values = self.values as f64;
+            (self.malformed as f64 / values, self.missing as f64 / values)
+        })
+    }
 }
 
 /// A typed value in a filter. Values are never spliced into query text; each source encodes

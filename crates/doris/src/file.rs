@@ -331,6 +331,10 @@ impl Job {
 
 #[async_trait]
 impl DataSource for FileSource {
+    fn parse_counts(&self) -> Option<trainstore_core::ParseCounts> {
+        Some(self.parse_report().counts())
+    }
+
     fn describe(&self) -> String {
         format!("snapshot files at {}", self.url)
     }

@@ -467,6 +467,10 @@ impl FlightSource {
 
 #[async_trait]
 impl DataSource for FlightSource {
+    fn parse_counts(&self) -> Option<trainstore_core::ParseCounts> {
+        Some(self.parse_report().counts())
+    }
+
     fn describe(&self) -> String {
         format!(
             "doris flight {}/{}",

@@ -881,6 +881,10 @@ fn int_of(cell: Option<&[u8]>) -> Option<i64> {
 
 #[async_trait]
 impl DataSource for DorisSource {
+    fn parse_counts(&self) -> Option<trainstore_core::ParseCounts> {
+        Some(self.parse_report().counts())
+    }
+
     fn describe(&self) -> String {
         format!("doris mysql://{}/{}", self.inner.endpoint, self.inner.table)
     }

@@ -80,6 +80,16 @@ impl ParseReport {
         self.columns.values().map(|c| c.malformed).sum()
     }
 
+    /// The report's counts, for a training set's lineage.
+    pub fn counts(&self) -> trainstore_core::ParseCounts {
+        trainstore_core::ParseCounts {
+            rows: self.rows,
+            values: self.rows * self.columns.len() as u64,
+            malformed: self.malformed(),
+            missing: self.columns.values().map(|c| c.missing).sum(),
+        }
+    }
+
     /// Adds another report's counts (e.g. of the next batch).
     pub fn merge(&mut self, other: &ParseReport) {
         self.rows += other.rows;

@@ -43,4 +43,4 @@ pub use online::{
 };
 pub use registry::{Change, Plan, PlannedChange, REGISTRY_ITEM, Registry, RegistryVersion};
 pub use sources::SourceEnv;
-pub use store::{Applied, FeatureStore, OnlineOptions, SOURCES_METADATA};
+pub use store::{Applied, FeatureStore, OnlineOptions, PARSE_COUNTS_METADATA, SOURCES_METADATA};

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use tokio::sync::OnceCell;
-use trainstore_core::{Catalog, Error, Result, TimeRange, Timestamp, UserName, Version};
+use trainstore_core::{
+    Catalog, DataSourceRef, Error, ParseCounts, Result, TimeRange, Timestamp, UserName, Version,
+};
 
 use crate::definitions::{
     Definition, Definitions, FeatureRef, FeatureView, Field, Name, ValueType,
@@ -23,6 +25,11 @@ use crate::sources::{SourceColumns, SourceEnv};
 /// from: a JSON object of view name to description (`offline store offline-<view>@v<N>` for
 /// the offline store).
 pub const SOURCES_METADATA: &str = "trainstore.sources";
+
+/// The schema metadata key of a historical answer's snapshot parse counts (JSON
+/// [`ParseCounts`], summed over the views read through a snapshot parser; absent when none
+/// was).
+pub const PARSE_COUNTS_METADATA: &str = "trainstore.parse_counts";
 
 /// The outcome of an apply: the plan carried out, and the new registry version (`None` when
 /// nothing changed).
@@ -282,8 +289,13 @@ impl FeatureStore {
                 (v.selection.view.name.to_string(), read.into())
             })
             .collect();
+        let read: Vec<DataSourceRef> = views.iter().map(|v| v.source.data_source()).collect();
         let fetched = historical::get_historical_features(entity_rows, views, options).await?;
         let answer = derivation.finish(fetched, options.full_feature_names)?;
+        let parsed = read
+            .iter()
+            .filter_map(|s| s.parse_counts())
+            .reduce(ParseCounts::add);
         // Where each view's rows came from (the offline store's version, or the source), so a
         // training set built from the answer can name the exact data behind it.
         let mut metadata = answer.schema().metadata().clone();
@@ -291,6 +303,12 @@ impl FeatureStore {
             SOURCES_METADATA.to_owned(),
             serde_json::Value::Object(sources).to_string(),
         );
+        if let Some(counts) = parsed {
+            metadata.insert(
+                PARSE_COUNTS_METADATA.to_owned(),
+                serde_json::to_string(&counts).expect("counts serialize"),
+            );
+        }
         let schema = answer.schema().as_ref().clone().with_metadata(metadata);
         Ok(answer.with_schema(Arc::new(schema))?)
     }

@@ -39,8 +39,8 @@ use trainstore_core::object_store::memory::InMemory;
 
 use trainstore_core::catalog::{AliasEntry, FileEntry, NewVersion, TagEntry, UnlistedFile};
 use trainstore_core::{
-    AuditEvent, Catalog, DatasetName, Error, FsckReport, Permission, Progress, RecordBatchStream,
-    Result, TagName, Timestamp, UserName, Version, VersionStore, VersionSummary,
+    AuditEvent, Catalog, DatasetName, Error, FsckReport, ParseCounts, Permission, Progress,
+    RecordBatchStream, Result, TagName, Timestamp, UserName, Version, VersionStore, VersionSummary,
 };
 
 use self::compare::{Reproduction, SetDiff};
@@ -50,7 +50,7 @@ use self::quality::{Quality, QualityOptions};
 pub use self::select::Criteria;
 use crate::definitions::FeatureRef;
 use crate::historical::{self, Engine, HistoricalOptions};
-use crate::store::{FeatureStore, SOURCES_METADATA};
+use crate::store::{FeatureStore, PARSE_COUNTS_METADATA, SOURCES_METADATA};
 
 /// The manifest format of a training set this code writes and reads.
 const SET_FORMAT: u32 = 1;
@@ -265,8 +265,22 @@ impl TrainingSets {
         &self,
         name: &DatasetName,
         schema: SchemaRef,
-        mut batches: RecordBatchStream,
+        batches: RecordBatchStream,
         options: CreateOptions,
+    ) -> Result<TrainingSetVersion> {
+        self.create_counted(name, schema, batches, options, None)
+            .await
+    }
+
+    /// [`Self::create`], the lineage's parse rates taken from `parsed` once the stream has
+    /// ended (it is filled while the batches are produced).
+    async fn create_counted(
+        &self,
+        name: &DatasetName,
+        schema: SchemaRef,
+        mut batches: RecordBatchStream,
+        mut options: CreateOptions,
+        parsed: Option<&ParseTally>,
     ) -> Result<TrainingSetVersion> {
         self.store
             .authorize_write(name, &self.author, "create")
@@ -310,6 +324,14 @@ impl TrainingSets {
             return Err(e);
         }
         let written = writer.finish().await?;
+        let mut quality = written.quality.finish(Timestamp::now());
+        if let Some((malformed, missing)) = parsed.and_then(|p| p.rates()) {
+            options.lineage.malformed_rate = Some(malformed);
+            options.lineage.missing_rate = Some(missing);
+            quality.malformed_rate = Some(malformed);
+            quality.missing_rate = Some(missing);
+            quality.overall_score = quality.overall_score();
+        }
         let committed = self
             .commit_set(
                 name,
@@ -317,7 +339,7 @@ impl TrainingSets {
                 SetParts {
                     files: written.files.clone(),
                     rows: written.rows,
-                    quality: written.quality.finish(Timestamp::now()),
+                    quality,
                     content_hash: written.content_hash,
                     time_column,
                     parent: None,
@@ -469,7 +491,13 @@ impl TrainingSets {
             ..options.lineage
         };
         let created = self
-            .create(name, answer.schema, answer.batches, options)
+            .create_counted(
+                name,
+                answer.schema,
+                answer.batches,
+                options,
+                Some(&answer.parsed),
+            )
             .await;
         if created.is_err() {
             self.store.remove_unlisted_file(&stored).await;
@@ -733,7 +761,13 @@ impl TrainingSets {
             ..CreateOptions::default()
         };
         let rebuilt = rebuilt_sets
-            .create(&version.name, answer.schema, answer.batches, options)
+            .create_counted(
+                &version.name,
+                answer.schema,
+                answer.batches,
+                options,
+                Some(&answer.parsed),
+            )
             .await?;
         let matches = rebuilt.info.content_hash == version.info.content_hash;
         let differences = if matches {
@@ -830,6 +864,34 @@ struct ChunkedAnswer {
     sources: serde_json::Value,
     schema: SchemaRef,
     batches: RecordBatchStream,
+    /// The snapshot parse counts of every chunk's join, summed as the chunks are joined.
+    parsed: ParseTally,
+}
+
+/// Parse counts summed while a stream is produced, read once it has ended.
+#[derive(Debug, Clone, Default)]
+struct ParseTally(Arc<std::sync::Mutex<Option<ParseCounts>>>);
+
+impl ParseTally {
+    /// Adds the counts a historical answer carries, if any.
+    fn add_from(&self, answer: &RecordBatch) {
+        let counts = answer
+            .schema()
+            .metadata()
+            .get(PARSE_COUNTS_METADATA)
+            .and_then(|c| serde_json::from_str::<ParseCounts>(c).ok());
+        if let Some(counts) = counts {
+            let mut total = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            *total = Some(total.map_or(counts, |t| t.add(counts)));
+        }
+    }
+
+    fn rates(&self) -> Option<(f64, f64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .and_then(|c| c.rates())
+    }
 }
 
 async fn answer_in_chunks(
@@ -851,23 +913,32 @@ async fn answer_in_chunks(
         .get(SOURCES_METADATA)
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
+    let parsed = ParseTally::default();
+    parsed.add_from(&answer);
     // Where the rows were read from goes into the lineage, not the data: a rebuild that
     // reads them elsewhere (the offline store, once ingested) is still the same set.
     let answer = without_schema_metadata(answer)?;
     let schema = answer.schema();
-    let (features, entity_rows, refs, historical) = (
+    let (features, entity_rows, refs, historical, tally) = (
         features.clone(),
         entity_rows.clone(),
         refs.to_vec(),
         historical.clone(),
+        parsed.clone(),
     );
     let rest = futures::stream::iter((chunk..rows).step_by(chunk)).then(move |start| {
         let chunk = entity_rows.slice(start, (rows - start).min(chunk));
-        let (features, refs, historical) = (features.clone(), refs.clone(), historical.clone());
+        let (features, refs, historical, tally) = (
+            features.clone(),
+            refs.clone(),
+            historical.clone(),
+            tally.clone(),
+        );
         async move {
             let (_, answer) = features
                 .get_historical_features_at(registry_version, &chunk, &refs, &historical)
                 .await?;
+            tally.add_from(&answer);
             without_schema_metadata(answer)
         }
     });
@@ -878,6 +949,7 @@ async fn answer_in_chunks(
         batches: futures::stream::once(async { Ok(answer) })
             .chain(rest)
             .boxed(),
+        parsed,
     })
 }
 

@@ -105,7 +105,8 @@ pub struct QualityOptions {
     pub label: Option<String>,
     /// The column whose times the set covers (time coverage, freshness); None = no time measures.
     pub time_column: Option<String>,
-    /// Parse-report rates carried through lineage (fractions of rows in [0, 1]); None when unknown.
+    /// Parse-report rates carried through lineage: malformed values as a fraction of the
+    /// values the snapshot parser read, in [0, 1]; None when unknown.
     pub malformed_rate: Option<f64>,
     /// Like `malformed_rate`, for values the parse report found absent or null in the input.
     pub missing_rate: Option<f64>,

@@ -528,3 +528,98 @@ async fn a_historical_answer_streams_into_the_set_a_chunk_of_entity_rows_at_a_ti
     let again = sets_in(&f.dir).await.reproduce(&f.store, &v).await.unwrap();
     assert!(again.matches, "{again:?}");
 }
+
+#[tokio::test]
+async fn a_set_from_snapshot_files_carries_the_parsers_malformed_and_missing_rates() {
+    use trainstore_doris::{SnapshotGenerator, SnapshotSchema, SynthConfig};
+    use trainstore_featurestore::{FeatureView, Name, SourceSpec};
+    let f = crate::support::Fixture::new().await;
+    let config = SynthConfig {
+        devices: 4,
+        snapshots: 40,
+        malformed_rate: 0.05,
+        ..SynthConfig::default()
+    };
+    let raw: Vec<_> = SnapshotGenerator::new(config)
+        .unwrap()
+        .batches(50)
+        .collect();
+    let location = f.dir.path().join("snaps");
+    std::fs::create_dir_all(&location).unwrap();
+    let resolved = MountTable::default()
+        .resolve_with(location.to_str().unwrap(), &StorageOptions::new())
+        .unwrap();
+    trainstore_doris::write_snapshot_file(
+        resolved.store,
+        &"part-0.parquet".into(),
+        trainstore_doris::FileFormat::Parquet,
+        raw.clone(),
+    )
+    .await
+    .unwrap();
+    let source = SourceSpec::Files {
+        location: location.to_str().unwrap().to_owned(),
+        format: None,
+        snapshots: Some(SnapshotSchema::design_doc()),
+    };
+    let name = |n: &str| Name::new(n).unwrap();
+    let device = crate::support::device();
+    let view = FeatureView::new(name("basic"), vec![name("device")], source, vec![])
+        .with_ttl(Ttl::days(30));
+    f.store
+        .apply(vec![device.into(), view.into()])
+        .await
+        .unwrap();
+
+    // What the parser makes of the same files, read whole.
+    let (parsed, report) = trainstore_doris::SnapshotParser::new(SnapshotSchema::design_doc())
+        .parse(&arrow::compute::concat_batches(&raw[0].schema(), &raw).unwrap())
+        .unwrap();
+    let expected = report.counts().rates().unwrap();
+    assert!(expected.0 > 0.0, "{report:?}");
+    let keys = parsed.project(&[0, 1, 2]).unwrap();
+    let entities = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            keys.schema().field(0).clone(),
+            keys.schema().field(1).clone(),
+            keys.schema().field(2).clone().with_name("event_timestamp"),
+        ])),
+        keys.columns().to_vec(),
+    )
+    .unwrap();
+    let refs = f
+        .store
+        .resolve_features(&["basic:meanLf".to_owned()])
+        .await
+        .unwrap();
+    let v = sets_in(&f.dir)
+        .await
+        .create_from_features(
+            &f.store,
+            &set_name(),
+            &entities,
+            &refs,
+            &Default::default(),
+            CreateOptions::default(),
+        )
+        .await
+        .unwrap();
+    let lineage = &v.info.lineage;
+    assert_eq!(
+        (lineage.malformed_rate, lineage.missing_rate),
+        (Some(expected.0), Some(expected.1))
+    );
+    let quality = &v.info.quality;
+    assert_eq!(
+        (quality.malformed_rate, quality.missing_rate),
+        (Some(expected.0), Some(expected.1))
+    );
+    assert_eq!(quality.overall_score, quality.overall_score());
+    // Rows given directly carry no rates.
+    let given = sets_in(&f.dir)
+        .await
+        .create_from_batches(&set_name(), vec![rows(3, 0, 0)], CreateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(given.info.lineage.malformed_rate, None);
+}
