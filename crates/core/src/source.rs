@@ -66,7 +66,7 @@ pub trait DataSource: Send + Sync + fmt::Debug {
 }
 
 /// What a snapshot parser counted over a scan: how many values it parsed, and how many of
-/// them were malformed or missing. Summed over several scans with [`ParseCounts::add`].
+/// them were malformed or missing. Several scans' counts add up with `+`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParseCounts {
     pub rows: u64,
@@ -76,9 +76,11 @@ pub struct ParseCounts {
     pub missing: u64,
 }
 
-impl ParseCounts {
-    /// The counts of both.
-    pub fn add(self, other: ParseCounts) -> ParseCounts {
+impl std::ops::Add for ParseCounts {
+    type Output = ParseCounts;
+
+    /// The counts of both scans.
+    fn add(self, other: ParseCounts) -> ParseCounts {
         ParseCounts {
             rows: self.rows + other.rows,
             values: self.values + other.values,
@@ -86,7 +88,9 @@ impl ParseCounts {
             missing: self.missing + other.missing,
         }
     }
+}
 
+impl ParseCounts {
     /// Malformed and missing values as fractions of the values parsed; `None` when none were.
     pub fn rates(&self) -> Option<(f64, f64)> {
         (self.values > 0).then(|| {

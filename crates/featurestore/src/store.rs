@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use tokio::sync::OnceCell;
 use trainstore_core::{
-    Catalog, DataSourceRef, Error, ParseCounts, Result, TimeRange, Timestamp, UserName, Version,
+    Catalog, DataSourceRef, Error, Result, TimeRange, Timestamp, UserName, Version,
 };
 
 use crate::definitions::{
@@ -27,7 +27,7 @@ use crate::sources::{SourceColumns, SourceEnv};
 pub const SOURCES_METADATA: &str = "trainstore.sources";
 
 /// The schema metadata key of a historical answer's snapshot parse counts (JSON
-/// [`ParseCounts`], summed over the views read through a snapshot parser; absent when none
+/// [`trainstore_core::ParseCounts`], summed over the views read through a snapshot parser; absent when none
 /// was).
 pub const PARSE_COUNTS_METADATA: &str = "trainstore.parse_counts";
 
@@ -295,7 +295,7 @@ impl FeatureStore {
         let parsed = read
             .iter()
             .filter_map(|s| s.parse_counts())
-            .reduce(ParseCounts::add);
+            .reduce(|a, b| a + b);
         // Where each view's rows came from (the offline store's version, or the source), so a
         // training set built from the answer can name the exact data behind it.
         let mut metadata = answer.schema().metadata().clone();

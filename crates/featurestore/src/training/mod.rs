@@ -882,7 +882,7 @@ impl ParseTally {
             .and_then(|c| serde_json::from_str::<ParseCounts>(c).ok());
         if let Some(counts) = counts {
             let mut total = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            *total = Some(total.map_or(counts, |t| t.add(counts)));
+            *total = Some(total.map_or(counts, |t| t + counts));
         }
     }
 
