@@ -27,8 +27,8 @@ use crate::sources::{SourceColumns, SourceEnv};
 pub const SOURCES_METADATA: &str = "trainstore.sources";
 
 /// The schema metadata key of a historical answer's snapshot parse counts (JSON
-/// [`trainstore_core::ParseCounts`], summed over the views read through a snapshot parser; absent when none
-/// was).
+/// [`trainstore_core::ParseCounts`], summed over the views read through a snapshot parser;
+/// absent when none was).
 pub const PARSE_COUNTS_METADATA: &str = "trainstore.parse_counts";
 
 /// The outcome of an apply: the plan carried out, and the new registry version (`None` when
