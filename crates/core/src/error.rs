@@ -229,3 +229,27 @@ fn attempts_note(attempts: u32) -> String {
         String::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_panic_becomes_an_internal_error_naming_the_operation_and_message() {
+        for payload in [
+            std::panic::catch_unwind(|| panic!("static text")).unwrap_err(),
+            std::panic::catch_unwind(|| panic!("formatted {}", 7)).unwrap_err(),
+            std::panic::catch_unwind(|| std::panic::panic_any(42u8)).unwrap_err(),
+        ] {
+            let e = Error::from_panic("Workspace.open", &*payload);
+            let Error::Internal { operation, reason } = &e else {
+                panic!("{e:?}");
+            };
+            assert_eq!(operation, "Workspace.open");
+            assert!(
+                ["static text", "formatted 7", "panicked"].contains(&reason.as_str()),
+                "{reason}"
+            );
+        }
+    }
+}
