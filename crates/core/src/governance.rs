@@ -19,8 +19,7 @@
 //! A deployment that must enforce them gives each user credentials of their own and lets the
 //! store enforce access: S3 bucket policies or IAM roles per prefix (a workspace's
 //! `training-sets/items/<name>/`), POSIX permissions on shared directories, or a service in
-//! front of the store that holds the only write credentials (the REST service of a later
-//! release).
+//! front of the store that holds the only write credentials.
 //!
 //! A lease is for work that must be exclusive among cooperating users (a nightly rebuild).
 //! Correctness never depends on one: two writers without leases still never lose a version.

@@ -14,7 +14,8 @@ Until an admin sets permissions, the author of a set's first version is its admi
 everyone else may write. trainstore runs with your storage credentials, so these rules
 keep cooperating users and scripts in line; they cannot stop someone who writes to the
 store with other tools. A deployment that must enforce them gives each user their own
-credentials and lets the store enforce access (see the governance chapter of the docs).
+credentials and lets the store enforce access (``docs/training-sets.md``, "Permissions and
+the audit log").
 """
 
 from __future__ import annotations
