@@ -345,16 +345,7 @@ impl Catalog {
     /// Every draft of `item`, of every owner.
     async fn all_drafts(&self, item: &DatasetName) -> Result<Vec<Draft>> {
         let dir = Self::item_dir(item).join("drafts");
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| Error::storage("list", &dir, e))?;
-        let mut out = Vec::with_capacity(metas.len());
-        for meta in metas {
-            out.extend(read_json::<Draft>(self.store.as_ref(), &meta.location).await?);
-        }
+        let mut out: Vec<Draft> = read_all_json(self.store.as_ref(), &dir).await?;
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }
@@ -786,16 +777,7 @@ impl VersionStore for Catalog {
 
     async fn tags(&self, item: &DatasetName) -> Result<Vec<TagEntry>> {
         let dir = Self::item_dir(item).join("tags");
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| Error::storage("list", &dir, e))?;
-        let mut out = Vec::new();
-        for meta in metas {
-            out.extend(read_json::<TagEntry>(self.store.as_ref(), &meta.location).await?);
-        }
+        let mut out: Vec<TagEntry> = read_all_json(self.store.as_ref(), &dir).await?;
         out.sort_by(|a, b| a.tag.cmp(&b.tag));
         Ok(out)
     }
@@ -1325,6 +1307,24 @@ async fn read_bytes(store: &dyn ObjectStore, path: &Path, what: &'static str) ->
             what,
             name: path.to_string(),
         })
+}
+
+/// Every JSON entry directly or deeper under `dir`, in the order of their paths.
+pub(crate) async fn read_all_json<T: DeserializeOwned>(
+    store: &dyn ObjectStore,
+    dir: &Path,
+) -> Result<Vec<T>> {
+    let mut metas: Vec<_> = store
+        .list(Some(dir))
+        .try_collect()
+        .await
+        .map_err(|e| Error::storage("list", dir, e))?;
+    metas.sort_by(|a, b| a.location.cmp(&b.location));
+    let mut out = Vec::with_capacity(metas.len());
+    for meta in metas {
+        out.extend(read_json::<T>(store, &meta.location).await?);
+    }
+    Ok(out)
 }
 
 pub(crate) async fn read_json<T: DeserializeOwned>(

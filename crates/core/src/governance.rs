@@ -28,11 +28,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Sequence, create_json, read_json};
+use crate::catalog::{Catalog, Sequence, create_json, read_all_json};
 use crate::error::{Error, Result};
 use crate::ids::{DatasetName, UserName, Version};
 use crate::time::Timestamp;
@@ -391,18 +390,7 @@ impl Governance for Catalog {
 
     async fn audit_log(&self, item: &DatasetName) -> Result<Vec<AuditEvent>> {
         let dir = Catalog::item_dir(item).join("audit");
-        let mut metas: Vec<_> = self
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| Error::storage("list", &dir, e))?;
-        metas.sort_by(|a, b| a.location.cmp(&b.location));
-        let mut out = Vec::with_capacity(metas.len());
-        for meta in metas {
-            out.extend(read_json::<AuditEvent>(self.store.as_ref(), &meta.location).await?);
-        }
-        Ok(out)
+        read_all_json(self.store.as_ref(), &dir).await
     }
 
     async fn lease(&self, item: &DatasetName) -> Result<Option<Lease>> {

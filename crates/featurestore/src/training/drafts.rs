@@ -8,7 +8,6 @@
 //! discarding leaves its own files to `gc`.
 
 use arrow::datatypes::SchemaRef;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use trainstore_core::catalog::Draft;
@@ -141,7 +140,7 @@ impl TrainingSets {
         &self,
         draft: &mut SetDraft,
         schema: SchemaRef,
-        mut batches: RecordBatchStream,
+        batches: RecordBatchStream,
     ) -> Result<()> {
         self.store
             .authorize_write(&draft.name, &self.author, "draft")
@@ -155,25 +154,15 @@ impl TrainingSets {
                 format!("the draft's set has the schema {:?}", expected.fields()),
             ));
         }
-        let mut writer = SetWriter::new(
+        let written = SetWriter::new(
             self.store.clone(),
             draft.name.clone(),
             schema.clone(),
             self.file_target,
             QualityOptions::default(),
-        )?;
-        let streamed = async {
-            while let Some(batch) = batches.next().await {
-                writer.write(batch?).await?;
-            }
-            Ok::<_, Error>(())
-        }
-        .await;
-        if let Err(e) = streamed {
-            writer.abandon().await;
-            return Err(e);
-        }
-        let written = writer.finish().await?;
+        )?
+        .write_all(batches)
+        .await?;
         let mut next = draft.clone();
         next.state.arrow_schema = Some(files::schema_to_hex(&schema)?);
         next.state.rows += written.rows;

@@ -19,12 +19,13 @@ use std::thread::JoinHandle;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
+use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use trainstore_core::catalog::{FileEntry, hex_sha256};
-use trainstore_core::{DatasetName, Error, Result, VersionStore, parallel};
+use trainstore_core::{DatasetName, Error, RecordBatchStream, Result, VersionStore, parallel};
 
 use super::quality::{QualityAccumulator, QualityOptions};
 
@@ -155,6 +156,23 @@ impl SetWriter {
             .await?;
         self.files.push(entry);
         Ok(())
+    }
+
+    /// Writes every batch of `batches` and finishes; on any failure, removes the files
+    /// stored so far.
+    pub async fn write_all(mut self, mut batches: RecordBatchStream) -> Result<Written> {
+        let streamed = async {
+            while let Some(batch) = batches.next().await {
+                self.write(batch?).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = streamed {
+            self.abandon().await;
+            return Err(e);
+        }
+        self.finish().await
     }
 
     /// Stores the last file and waits for the quality pass.

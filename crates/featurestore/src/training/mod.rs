@@ -278,7 +278,7 @@ impl TrainingSets {
         &self,
         name: &DatasetName,
         schema: SchemaRef,
-        mut batches: RecordBatchStream,
+        batches: RecordBatchStream,
         mut options: CreateOptions,
         parsed: Option<&ParseTally>,
     ) -> Result<TrainingSetVersion> {
@@ -305,25 +305,15 @@ impl TrainingSets {
             malformed_rate: options.lineage.malformed_rate,
             missing_rate: options.lineage.missing_rate,
         };
-        let mut writer = SetWriter::new(
+        let written = SetWriter::new(
             self.store.clone(),
             name.clone(),
             schema.clone(),
             self.file_target,
             quality,
-        )?;
-        let streamed = async {
-            while let Some(batch) = batches.next().await {
-                writer.write(batch?).await?;
-            }
-            Ok::<_, Error>(())
-        }
-        .await;
-        if let Err(e) = streamed {
-            writer.abandon().await;
-            return Err(e);
-        }
-        let written = writer.finish().await?;
+        )?
+        .write_all(batches)
+        .await?;
         let mut quality = written.quality.finish(Timestamp::now());
         if let Some((malformed, missing)) = parsed.and_then(|p| p.rates()) {
             options.lineage.malformed_rate = Some(malformed);
