@@ -1,4 +1,4 @@
-//! The design document's feature definitions (§4): a `device` entity keyed by `uuid` and
+//! The design document's feature definitions: a `device` entity keyed by `uuid` and
 //! `nodeId`, and the two views over its snapshots, `basic_features` (the numbers) and
 //! `array_features` (the spectra), both valid for 30 days, and `vibration_stats`, statistics of
 //! the spectra computed on demand.

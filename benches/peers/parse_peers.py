@@ -26,7 +26,7 @@ ARRAYS = ["peakPowers", "peakFreqs", "bandSpectrum", "feature1", "feature2", "fe
 
 
 class FeatureSnapshotParser:
-    """The design document's parser (section 3.2), transcribed as written."""
+    """The design document's parser, transcribed as written."""
 
     def __init__(self) -> None:
         self.feature_extractors: dict[str, Callable[[Any], Any]] = {

@@ -1,6 +1,6 @@
 """Parity with Feast itself: the same generated feature rows and entity rows go through real
 Feast 0.67 (local provider, DuckDB offline store, SQLite online store) and through trainstore,
-and the answers must be identical. The rules are in FEAST_SEMANTICS.md; where it says we
+and the answers must be identical. The rules are in docs/point-in-time.md; where it says we
 deliberately differ (TTL on online reads), the Feast-compatible option is used."""
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def maybe_null(rng: random.Random, value: T) -> T | None:
 
 
 def spectrum(rng: random.Random) -> list[float] | None:
-    """Null, empty or a few values: Feast keeps null and empty lists apart (rule 10.2)."""
+    """Null, empty or a few values: Feast keeps null and empty lists apart (rule 10.2 of
+    docs/point-in-time.md)."""
     return maybe_null(rng, [round(rng.uniform(0, 50), 3) for _ in range(rng.randrange(4))])
 
 
@@ -107,7 +108,8 @@ def feature_rows(rng: random.Random, view: str) -> list[dict[str, Any]]:
         for _ in range(ROWS_PER_DEVICE):
             values: dict[str, Any]
             if view == "basic":
-                # A null value is still the chosen row's value (rule 4.4).
+                # A null value is still the chosen row's value (rule 4.4 of
+                # docs/point-in-time.md).
                 values = {
                     "meanLf": maybe_null(rng, rng.uniform(0, 100)),
                     "meanHf": maybe_null(rng, rng.uniform(0, 100)),
@@ -126,20 +128,23 @@ def entity_rows(
     keys: list[tuple[str, str, datetime]] = []
     for rows, ttl in ((basic, BASIC_TTL), (spectra, SPECTRA_TTL)):
         for r in rows:
-            # On the row, on its TTL's end, just past it (rules 3.1, 3.2).
+            # On the row, on its TTL's end, just past it (rules 3.1, 3.2 of
+            # docs/point-in-time.md).
             keys += [(r["uuid"], r["nodeId"], r["ts"] + d) for d in (timedelta(0), ttl, ttl + MS)]
     for uuid, node in DEVICES:
         first = min(r["ts"] for r in basic + spectra if (r["uuid"], r["nodeId"]) == (uuid, node))
-        keys.append((uuid, node, first - MS))  # a known key before its first row (rule 5.1)
+        # A known key before its first row (rule 5.1 of docs/point-in-time.md).
+        keys.append((uuid, node, first - MS))
     middle = T0 + timedelta(hours=10)
-    # An unknown uuid, and pairs whose uuid and nodeId each exist but not together (rule 7.1).
+    # An unknown uuid, and pairs whose uuid and nodeId each exist but not together (rule 7.1 of
+    # docs/point-in-time.md).
     keys += [("ghost", "1", middle), ("u2", "2", middle), ("u3", "1", middle)]
     rows = [
         {"uuid": u, "nodeId": n, "event_timestamp": t, "label": i, "split": rng.choice("AB")}
         for i, (u, n, t) in enumerate(keys)
     ]
-    # Duplicates are all answered (rule 6.1): identical copies, and equal keys and time with
-    # other labels.
+    # Duplicates are all answered (rule 6.1 of docs/point-in-time.md): identical copies, and
+    # equal keys and time with other labels.
     copies = rng.sample(rows, 10)
     rows += [dict(r) for r in copies[:5]]
     rows += [{**r, "label": r["label"] + 100_000, "split": "C"} for r in copies[5:]]
@@ -229,11 +234,11 @@ def our_store(location: Path, basic: Path, spectra: Path) -> ts.FeatureStore:
 
 
 def canonical(table: pa.Table) -> pa.Table:
-    """Representation only, never values: timestamps in microseconds (DuckDB's unit, rule 2.3;
-    ours keep the input's milliseconds) and lists with pyarrow's default item field name
-    (DuckDB names it ``l``, ours ``element``). The casts are safe casts, which raise rather
-    than change a value. Rows sorted by the entity columns, since Feast leaves the row order
-    open (rule 9)."""
+    """Representation only, never values: timestamps in microseconds (DuckDB's unit; ours keep
+    the input's milliseconds: rule 2.3 of docs/point-in-time.md) and lists with pyarrow's
+    default item field name (DuckDB names it ``l``, ours ``element``). The casts are safe
+    casts, which raise rather than change a value. Rows sorted by the entity columns, since
+    Feast leaves the row order open (rule 9 of docs/point-in-time.md)."""
     columns = {}
     for column in table.schema:
         kind = column.type
@@ -281,7 +286,8 @@ def test_online_features_match_feast(tmp_path: Path, full_feature_names: bool) -
     stores = Stores(tmp_path)
     # The window ends on a row of one device and starts on another device's last row before
     # that end, the earliest such row of all devices: every device has a row in the window,
-    # and what two of them read depends on whether each end is included (rule 11.1).
+    # and what two of them read depends on whether each end is included (rule 11.1 of
+    # docs/point-in-time.md).
     by_time = sorted(stores.basic, key=lambda r: r["ts"])
     end = by_time[3 * len(by_time) // 4]["ts"]
     start = min(
@@ -296,13 +302,14 @@ def test_online_features_match_feast(tmp_path: Path, full_feature_names: bool) -
     theirs = stores.feast.get_online_features(
         features=FEATURES, entity_rows=rows, full_feature_names=full_feature_names
     ).to_dict()
-    # Feast applies no TTL to online reads (rule 11.2); ours does unless told not to.
+    # Feast applies no TTL to online reads (rule 11.2 of docs/point-in-time.md); ours does
+    # unless told not to.
     ours = stores.ours.get_online_features(
         FEATURES, rows, full_feature_names=full_feature_names, ignore_ttl=True
     ).to_pydict()
     # Feast keeps a view's requested features in a set, so their order within the view changes
     # from one process to the next (string hashing); the keys' and the views' order is stable.
-    # Ours is the historical order (rule 8.3).
+    # Ours is the historical order (rule 8.3 of docs/point-in-time.md).
     assert list(ours) == ONLINE_COLUMNS[full_feature_names]
     by_view = [slice(0, 2), slice(2, 4), slice(4, 6)]
     assert [set(list(theirs)[s]) for s in by_view] == [set(list(ours)[s]) for s in by_view]

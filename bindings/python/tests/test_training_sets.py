@@ -1,6 +1,6 @@
 """Training-set versions from Python: created from pyarrow, pandas, polars and streamed
 batches, read back without loss, listed best first, selected by the design document's
-criteria (§11.2), tagged and aliased, built from a historical request."""
+criteria, tagged and aliased, built from a historical request."""
 
 from __future__ import annotations
 

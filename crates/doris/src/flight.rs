@@ -1,6 +1,6 @@
 //! Doris over Arrow Flight SQL: the fast path for large reads (Doris 2.1+).
 //!
-//! The flow Doris expects (see `DORIS.md`): a Basic→Bearer handshake with the FE opens a
+//! The flow Doris expects (see `docs/doris.md`): a Basic→Bearer handshake with the FE opens a
 //! session; session variables are set with `SET` statements on it; `GetFlightInfo` on the FE
 //! runs the query and returns endpoints whose locations are BEs; `DoGet` fetches each endpoint
 //! from its BE, in parallel, results kept in endpoint order. Tickets are single-use, so a

@@ -2,7 +2,7 @@
 //! protocol straight into Arrow builders (by our own client, `wire`), then parsed into
 //! typed snapshots.
 //!
-//! What a Doris client must get right (see `DORIS.md`): no server-side prepared statements
+//! What a Doris client must get right (see `docs/doris.md`): no server-side prepared statements
 //! (values go through the literal encoder), `prefer_socket = false`, no `COM_RESET_CONNECTION`,
 //! database-qualified table names. Reads split the time range into parts read in parallel, one
 //! connection each. After a transient failure a part is read again, skipping the rows it has

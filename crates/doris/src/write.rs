@@ -6,8 +6,7 @@
 //! connection, or a rerun with the same label, finds the label and writes nothing twice. On
 //! Doris each statement carries its own label (`INSERT … WITH LABEL`, an identifier derived
 //! from the write's label), which Doris keeps for three days; "label already used" means the
-//! rows are there. Doris's recommended bulk path
-//! is Stream Load; see `DORIS.md`.
+//! rows are there. Doris's recommended bulk path is Stream Load; see `docs/doris.md`.
 
 use std::time::Duration;
 

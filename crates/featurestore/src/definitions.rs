@@ -164,7 +164,7 @@ impl Field {
 }
 
 /// How far back a feature row stays valid for an entity row: `ttl == 0` means forever
-/// (Feast's rule 3.3).
+/// (rule 3.3 of `docs/point-in-time.md`).
 ///
 /// Written as an integer with a unit: `30d`, `12h`, `15m`, `45s`, `250ms`, `10us`; `0` alone
 /// means no limit.

@@ -1,5 +1,5 @@
 //! Historical retrieval: for each entity row (join keys + an event time), the feature values
-//! that were current at that time, by Feast's point-in-time rules (`FEAST_SEMANTICS.md`).
+//! that were current at that time, by Feast's point-in-time rules (`docs/point-in-time.md`).
 //!
 //! Everything that can be checked before reading data is checked first (missing join keys,
 //! name collisions, the timestamp column); then every view is joined on its own task, all at
@@ -188,7 +188,8 @@ impl JoinSource {
 }
 
 /// Groups feature references by view, views in order of first appearance and features in
-/// request order (rule 8.3), with each view's join keys. Duplicate references are an error.
+/// request order (rule 8.3 of `docs/point-in-time.md`), with each view's join keys. Duplicate
+/// references are an error.
 pub fn group_by_view(defs: &Definitions, refs: &[FeatureRef]) -> Result<Vec<ViewSelection>> {
     if refs.is_empty() {
         return Err(Error::invalid(
@@ -221,7 +222,7 @@ pub fn group_by_view(defs: &Definitions, refs: &[FeatureRef]) -> Result<Vec<View
 }
 
 /// Finds the entity rows' time column: the named one, else `event_timestamp`, else the only
-/// timestamp column (rule 1.1).
+/// timestamp column (rule 1.1 of `docs/point-in-time.md`).
 fn entity_time_column(rows: &Schema, named: Option<&str>) -> Result<usize> {
     if let Some(name) = named {
         return rows.index_of(name).map_err(|_| {

@@ -3,8 +3,8 @@
 //! Entity rows are indexed once: their join keys become a key id, and each key's distinct
 //! timestamps are kept sorted. Every source row then visits only the entity timestamps it can
 //! answer, `[row time, row time + ttl]` of its key, and wins where it beats the best row seen
-//! so far by (event time, created time), a later row winning a full tie (the "last in source
-//! order" rule of `FEAST_SEMANTICS.md`). A run of one key whose times strictly increase (the
+//! so far by (event time, created time), a later row winning a full tie (rule 4.3 of
+//! `docs/point-in-time.md`). A run of one key whose times strictly increase (the
 //! offline store's layout) is merged with the key's timestamps instead: the same winners,
 //! each row and timestamp visited once. Batches holding a current winner are kept by
 //! reference, not copied: in a time-ordered source almost every row wins somewhere for a
@@ -14,7 +14,8 @@
 //! in memory anyway (a mapped offline-store segment) need no budget: only the final winners
 //! are copied, once, at the end.
 //!
-//! Duplicate entity rows (same keys and time) share one slot and one answer (rule 6.1).
+//! Duplicate entity rows (same keys and time) share one slot and one answer (rule 6.1 of
+//! `docs/point-in-time.md`).
 
 use std::collections::HashMap;
 
@@ -449,7 +450,8 @@ impl<'a> AsOfJoin<'a> {
 }
 
 /// Casts source key columns to the entity rows' key types where only the string spelling
-/// differs; any other mismatch is an error (Feast's rule 7.3: no implicit casts).
+/// differs; any other mismatch is an error (rule 7.3 of `docs/point-in-time.md`: no implicit
+/// casts).
 pub(crate) fn align_keys(
     view: &str,
     names: &[String],
@@ -541,7 +543,7 @@ mod tests {
         vec![Arc::new(names), Arc::new(nodes)]
     }
 
-    /// Feast's reference rules, written as plainly as possible.
+    /// The rules of `docs/point-in-time.md` (Feast's reference), written as plainly as possible.
     fn reference(entities: &[Row], source: &[Row], ttl: Option<i64>) -> Vec<Option<f64>> {
         entities
             .iter()

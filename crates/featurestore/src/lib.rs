@@ -13,7 +13,7 @@
 //! - [`sources`]: opening a view's stored source description.
 //!
 //! The join's rules are Feast's reference semantics, written down with our decisions in
-//! `FEAST_SEMANTICS.md` of the design notes: inclusive TTL bounds, the whole latest row wins,
+//! `docs/point-in-time.md`: inclusive TTL bounds, the whole latest row wins,
 //! ties go to the created timestamp and then to the row last in source order, unmatched rows
 //! are kept with nulls, and output rows keep the entity rows' order.
 

@@ -1,5 +1,5 @@
 """The feature store: entities, feature views and services, point-in-time training data, and
-online serving, with Feast's semantics (see the project's ``FEAST_SEMANTICS.md``).
+online serving, with Feast's semantics (see the project's ``docs/point-in-time.md``).
 
 >>> import trainstore as ts
 >>> from datetime import datetime, timedelta, timezone

@@ -125,7 +125,7 @@ pub enum TtlPolicy {
     /// A value older than its view's TTL at read time is returned as null (our default).
     #[default]
     Enforce,
-    /// Values are returned however old, as Feast does (`FEAST_SEMANTICS.md` rule 11.2).
+    /// Values are returned however old, as Feast does (rule 11.2 of `docs/point-in-time.md`).
     Ignore,
 }
 

@@ -1,4 +1,4 @@
-//! Choosing a training-set version by criteria (the design document's §11.2): enough rows,
+//! Choosing a training-set version by criteria (the design document's): enough rows,
 //! a high enough quality score, data from within a time range, given tags. Among the
 //! versions that qualify the best score wins, the newer on a tie.
 //!

@@ -1,4 +1,4 @@
-//! Historical retrieval against Feast's reference rules (`FEAST_SEMANTICS.md`), case by case,
+//! Historical retrieval against Feast's reference rules (`docs/point-in-time.md`), case by case,
 //! over real Parquet and snapshot files.
 
 use arrow::array::{Array, ListArray};
