@@ -4,6 +4,8 @@
 //! - [`time`]: [`Timestamp`] and the half-open [`TimeRange`].
 //! - [`ids`]: validated names and version numbers.
 //! - [`source`]: the [`DataSource`] trait and its reference [`MemorySource`].
+//! - [`snapshot`]: [`SnapshotSchema`], which fields a feature snapshot has and where they are
+//!   read (the Doris sources parse by it; the feature store persists it in views' sources).
 //! - [`config`]: configuration and secret providers, and the redacting [`Secret`].
 //! - [`storage`]: mounts over `object_store` ([`MountTable`], [`StorageProvider`]).
 //! - [`versions`]: [`VersionStore`], the one interface to versioned items.
@@ -21,6 +23,7 @@ pub mod governance;
 pub mod ids;
 pub mod parallel;
 pub mod progress;
+pub mod snapshot;
 pub mod source;
 pub mod storage;
 pub mod time;
@@ -36,9 +39,10 @@ pub use error::{Error, Result};
 pub use governance::{Access, AuditEvent, Governance, Lease, LeaseState, Permission};
 pub use ids::{DatasetName, Namespace, TagName, UserName, Version};
 pub use progress::{NoProgress, Progress, ProgressRef};
+pub use snapshot::{FeatureField, FeatureKind, SnapshotSchema};
 pub use source::{
-    DataSource, DataSourceRef, Filter, MemorySource, ParseCounts, Predicate, RecordBatchStream,
-    Scalar, ScanRequest, apply_filters, repeated_column,
+    AsOfScan, AsOfWindows, DataSource, DataSourceRef, Filter, MemorySource, ParseCounts, Predicate,
+    RecordBatchStream, Scalar, ScanRequest, apply_filters, repeated_column,
 };
 pub use storage::{
     Mount, MountTable, ObjectStoreRef, ResolvedStore, StorageOptions, StorageProvider,

@@ -63,6 +63,80 @@ pub trait DataSource: Send + Sync + fmt::Debug {
     fn parse_counts(&self) -> Option<ParseCounts> {
         None
     }
+
+    /// The source's own point-in-time join, for a source that can pick each entity window's
+    /// latest row itself (a database); `None` for one that can only be scanned.
+    fn as_of(&self) -> Option<&dyn AsOfScan> {
+        None
+    }
+}
+
+/// A source that answers a point-in-time join itself: of the rows a scan would return, only
+/// each entity window's latest one. The feature store's `pushdown` engine uses it.
+#[async_trait]
+pub trait AsOfScan: Send + Sync {
+    /// Scans, of the rows `request` selects, only each window's latest one: the row with the
+    /// greatest time, then the greatest `tie_break` column (e.g. a created timestamp).
+    /// `key_fields` are the fields the windows' keys match. The output is that of
+    /// [`DataSource::scan`], in no particular order; a row latest in several windows may come
+    /// back once per window.
+    async fn scan_latest_in_windows(
+        &self,
+        request: &ScanRequest,
+        key_fields: &[String],
+        tie_break: Option<&str>,
+        windows: &AsOfWindows,
+    ) -> Result<RecordBatchStream>;
+}
+
+/// The windows of a point-in-time join. Window `i` asks for the rows whose keys equal
+/// `keys[k][i]` (for every key `k`) and whose time lies in `[lower[i], upper[i]]`, epoch
+/// milliseconds, both included; a null lower bound means no lower bound.
+#[derive(Debug, Clone)]
+pub struct AsOfWindows {
+    /// One column per key field, `Utf8` or `Int64`; a window with a null key matches nothing.
+    pub keys: Vec<ArrayRef>,
+    pub lower: Int64Array,
+    pub upper: Int64Array,
+}
+
+impl AsOfWindows {
+    /// Checks that there is one key column per key field, of a supported type, and that
+    /// every column has one value per window and every window an upper bound.
+    pub fn check(&self, key_fields: &[String]) -> Result<()> {
+        let n = self.upper.len();
+        if self.keys.len() != key_fields.len() || self.keys.is_empty() {
+            return Err(Error::invalid(
+                "as-of windows",
+                format!("{} key columns", self.keys.len()),
+                format!("need one per key field ({})", key_fields.join(", ")),
+            ));
+        }
+        if self.lower.len() != n || self.keys.iter().any(|k| k.len() != n) {
+            return Err(Error::invalid(
+                "as-of windows",
+                "columns",
+                "keys and bounds must have one value per window",
+            ));
+        }
+        if self.upper.null_count() > 0 {
+            return Err(Error::invalid(
+                "as-of windows",
+                "upper",
+                "every window needs an upper bound",
+            ));
+        }
+        for (k, name) in self.keys.iter().zip(key_fields) {
+            if !matches!(k.data_type(), DataType::Utf8 | DataType::Int64) {
+                return Err(Error::invalid(
+                    "as-of windows",
+                    name.as_str(),
+                    format!("key is {}; Utf8 or Int64 keys only", k.data_type()),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a snapshot parser counted over a scan: how many values it parsed, and how many of

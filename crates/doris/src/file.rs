@@ -35,8 +35,8 @@ use trainstore_core::{
 
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::scan::{Kind, Raw, for_each_member};
-use crate::schema::SnapshotSchema;
 use crate::stream::limited;
+use trainstore_core::snapshot::SnapshotSchema;
 
 /// Rows per raw batch read from a file.
 const BATCH_ROWS: usize = 8192;

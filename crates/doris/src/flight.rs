@@ -35,9 +35,9 @@ use crate::mysql::ReadOptions;
 use crate::net::{Timeouts, timed_out, within};
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::resume::{Progress, batch_keys};
-use crate::schema::SnapshotSchema;
 use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef};
 use crate::stream::limited;
+use trainstore_core::snapshot::SnapshotSchema;
 
 /// Flight messages can be far larger than tonic's 4 MiB default.
 const MAX_MESSAGE_BYTES: usize = 256 << 20;

@@ -1,7 +1,8 @@
 //! Doris feature snapshots: the snapshot schema, the parser into typed Arrow, and the sources
 //! that read them from Doris (over the MySQL protocol or Arrow Flight SQL) and from files.
 //!
-//! - [`schema`]: [`SnapshotSchema`], the design document's layout or a flat table.
+//! - [`SnapshotSchema`] (defined in `trainstore_core::snapshot`, where the feature store sees it
+//!   too): the design document's layout or a flat table.
 //! - [`parse`]: [`SnapshotParser`] and its [`ParseReport`].
 //! - [`mysql`]: [`DorisSource`], Doris (or MariaDB/MySQL) over the MySQL protocol, read by a
 //!   text-protocol client of its own that decodes rows straight into Arrow builders.
@@ -23,7 +24,6 @@ pub mod net;
 pub mod parse;
 mod resume;
 mod scan;
-pub mod schema;
 pub mod sql;
 mod stream;
 pub mod synth;
@@ -31,9 +31,11 @@ pub mod table;
 pub mod write;
 
 pub use file::{FileFormat, FileSource, write_snapshot_file};
-pub use mysql::{AsOfWindows, Dialect, DorisSource, ReadOptions};
+pub use mysql::{Dialect, DorisSource, ReadOptions};
 pub use net::Timeouts;
 pub use parse::{ColumnReport, ParseIssue, ParseReport, SnapshotParser};
-pub use schema::{FeatureField, FeatureKind, SnapshotSchema, SnapshotSchemaBuilder};
 pub use synth::{SnapshotGenerator, SynthConfig};
 pub use table::ParquetSource;
+pub use trainstore_core::snapshot::{
+    FeatureField, FeatureKind, SnapshotSchema, SnapshotSchemaBuilder,
+};

@@ -28,15 +28,14 @@ use xxhash_rust::xxh3::xxh3_128_with_seed;
 use crate::net::{Timeouts, within};
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::resume::Progress;
-use crate::schema::SnapshotSchema;
 use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef, snapshot_columns};
 use crate::stream::limited;
+use trainstore_core::snapshot::SnapshotSchema;
 
 mod asof;
 mod auth;
 pub(crate) mod tls;
 mod wire;
-pub use asof::AsOfWindows;
 use tls::Tls;
 use wire::{ResultSet, Row, WireConn, WireError, WirePool, WireResult};
 
@@ -883,6 +882,10 @@ fn int_of(cell: Option<&[u8]>) -> Option<i64> {
 impl DataSource for DorisSource {
     fn parse_counts(&self) -> Option<trainstore_core::ParseCounts> {
         Some(self.parse_report().counts())
+    }
+
+    fn as_of(&self) -> Option<&dyn trainstore_core::AsOfScan> {
+        Some(self)
     }
 
     fn describe(&self) -> String {

@@ -31,7 +31,7 @@ use trainstore_core::{Error, Result, Timestamp};
 
 use crate::floats::parse_f32_list;
 use crate::scan::{Kind, Members, PlainKey, Raw, ScanError, is_json};
-use crate::schema::{FeatureKind, SnapshotSchema};
+use trainstore_core::snapshot::{FeatureKind, SnapshotSchema};
 
 /// How many example problems a report keeps.
 const MAX_EXAMPLES: usize = 20;

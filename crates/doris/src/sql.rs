@@ -15,7 +15,7 @@ use trainstore_core::{
     Error, Filter, Predicate, Result, Scalar, ScanRequest, TimeRange, Timestamp,
 };
 
-use crate::schema::SnapshotSchema;
+use trainstore_core::snapshot::SnapshotSchema;
 
 /// An identifier (database, table or column name) that is safe to quote.
 ///

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use arrow::datatypes::{DataType, TimeUnit};
 use serde::{Deserialize, Serialize};
+use trainstore_core::SnapshotSchema;
 use trainstore_core::{DatasetName, Error, Result};
-use trainstore_doris::SnapshotSchema;
 
 use crate::derived::Expr;
 

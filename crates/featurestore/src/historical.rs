@@ -20,10 +20,9 @@ use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use futures::StreamExt;
 use trainstore_core::{
-    DataSourceRef, Error, RecordBatchStream, Result, ScanRequest, TimeRange, Timestamp,
-    repeated_column,
+    AsOfScan, AsOfWindows, DataSourceRef, Error, RecordBatchStream, Result, ScanRequest, TimeRange,
+    Timestamp, repeated_column,
 };
-use trainstore_doris::{AsOfWindows, DorisSource};
 
 use crate::definitions::{Definitions, FeatureRef, FeatureView, Field};
 use crate::join::{
@@ -174,15 +173,17 @@ pub enum JoinSource {
     /// The offline store's segments, in memory (mapped) for good: the join keeps every
     /// batch by reference and copies only the final winners.
     Offline(DataSourceRef),
-    /// Only each entity window's latest row, chosen by the database.
-    Pushdown(DorisSource),
+    /// Only each entity window's latest row, chosen by the source itself (a database; its
+    /// [`DataSource::as_of`](trainstore_core::DataSource::as_of) is `Some`).
+    Pushdown(DataSourceRef),
 }
 
 impl JoinSource {
     pub(crate) fn data_source(&self) -> DataSourceRef {
         match self {
-            JoinSource::Scan(source) | JoinSource::Offline(source) => source.clone(),
-            JoinSource::Pushdown(doris) => Arc::new(doris.clone()),
+            JoinSource::Scan(source)
+            | JoinSource::Offline(source)
+            | JoinSource::Pushdown(source) => source.clone(),
         }
     }
 }
@@ -450,7 +451,16 @@ async fn join_view(
     let request = v.selection.scan_request(time_range);
     let mut stream = match &v.source {
         JoinSource::Scan(source) | JoinSource::Offline(source) => source.scan(&request).await?,
-        JoinSource::Pushdown(doris) => {
+        JoinSource::Pushdown(source) => {
+            let Some(doris) = source.as_of() else {
+                return Err(Error::NotSupported {
+                    operation: "the pushdown engine",
+                    implementer: format!(
+                        "feature view {view_name}, whose source {} cannot join by itself",
+                        source.describe()
+                    ),
+                });
+            };
             let source_keys = v
                 .selection
                 .join_keys
@@ -489,7 +499,7 @@ async fn join_view(
 /// (the join applies the exact bounds again).
 async fn pushdown(
     v: &ViewRequest,
-    doris: &DorisSource,
+    doris: &dyn AsOfScan,
     request: &ScanRequest,
     index: &EntityIndex,
     entity_keys: &[ArrayRef],

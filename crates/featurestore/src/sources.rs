@@ -74,13 +74,13 @@ impl SourceEnv {
             }
             SourceSpec::Doris {
                 flight_url: None, ..
-            } => Arc::new(self.open_pushdown(view).await?),
+            } => self.open_pushdown(view).await?,
         })
     }
 
     /// Opens `view`'s source for joins run by the database: Doris (or a MySQL-protocol
     /// server) read over the MySQL protocol.
-    pub async fn open_pushdown(&self, view: &FeatureView) -> Result<DorisSource> {
+    pub async fn open_pushdown(&self, view: &FeatureView) -> Result<DataSourceRef> {
         match &view.source {
             SourceSpec::Doris {
                 url,
@@ -89,7 +89,10 @@ impl SourceEnv {
                 snapshots,
             } => {
                 let url = expand_references(url, &EnvConfig)?;
-                DorisSource::connect(&url, table, snapshots.clone(), ReadOptions::default()).await
+                Ok(Arc::new(
+                    DorisSource::connect(&url, table, snapshots.clone(), ReadOptions::default())
+                        .await?,
+                ))
             }
             _ => Err(Error::NotSupported {
                 operation: "the pushdown engine",

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
+use async_trait::async_trait;
 use tokio::sync::mpsc;
-use trainstore_core::{Error, RecordBatchStream, Result, ScanRequest};
+use trainstore_core::{AsOfScan, AsOfWindows, Error, RecordBatchStream, Result, ScanRequest};
 
 use super::wire::WireConn;
 use super::{Deadline, Dialect, DorisSource, Inner, RawRows, ScanPlan, check_columns};
@@ -23,54 +24,13 @@ use crate::sql::{Ident, TableRef};
 use crate::stream::limited;
 use crate::write::InsertValues;
 
-/// The windows of a point-in-time join. Window `i` asks for the rows whose keys equal
-/// `keys[k][i]` (for every key `k`) and whose time lies in `[lower[i], upper[i]]`, epoch
-/// milliseconds, both included; a null lower bound means no lower bound.
-#[derive(Debug, Clone)]
-pub struct AsOfWindows {
-    /// One column per key field, `Utf8` or `Int64`; a window with a null key matches nothing.
-    pub keys: Vec<ArrayRef>,
-    pub lower: Int64Array,
-    pub upper: Int64Array,
+/// How the windows of a pushed-down join are uploaded.
+trait Upload {
+    /// The upload: window number, keys, bounds.
+    fn batch(&self) -> Result<RecordBatch>;
 }
 
-impl AsOfWindows {
-    fn check(&self, key_fields: &[String]) -> Result<()> {
-        let n = self.upper.len();
-        if self.keys.len() != key_fields.len() || self.keys.is_empty() {
-            return Err(Error::invalid(
-                "as-of windows",
-                format!("{} key columns", self.keys.len()),
-                format!("need one per key field ({})", key_fields.join(", ")),
-            ));
-        }
-        if self.lower.len() != n || self.keys.iter().any(|k| k.len() != n) {
-            return Err(Error::invalid(
-                "as-of windows",
-                "columns",
-                "keys and bounds must have one value per window",
-            ));
-        }
-        if self.upper.null_count() > 0 {
-            return Err(Error::invalid(
-                "as-of windows",
-                "upper",
-                "every window needs an upper bound",
-            ));
-        }
-        for (k, name) in self.keys.iter().zip(key_fields) {
-            if !matches!(k.data_type(), DataType::Utf8 | DataType::Int64) {
-                return Err(Error::invalid(
-                    "as-of windows",
-                    name.as_str(),
-                    format!("key is {}; Utf8 or Int64 keys only", k.data_type()),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The upload: window number, keys, bounds.
+impl Upload for AsOfWindows {
     fn batch(&self) -> Result<RecordBatch> {
         let mut fields = vec![Field::new("w", DataType::Int64, false)];
         let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(
@@ -91,14 +51,11 @@ impl AsOfWindows {
     }
 }
 
-impl DorisSource {
-    /// Scans, of the rows `request` selects, only each window's latest one: the row with the
-    /// greatest time, then the greatest `tie_break` (a table column, e.g. a created
-    /// timestamp); a full tie goes to either row. `key_fields` are the snapshot fields the
-    /// windows' keys match, table columns or fields of the JSON document. The output is that of
-    /// [`DataSource::scan`](trainstore_core::DataSource::scan), in no particular order; a row
-    /// latest in several windows may come back once per window.
-    pub async fn scan_latest_in_windows(
+#[async_trait]
+impl AsOfScan for DorisSource {
+    /// A full tie goes to either row. `key_fields` are table columns or fields of the JSON
+    /// document.
+    async fn scan_latest_in_windows(
         &self,
         request: &ScanRequest,
         key_fields: &[String],

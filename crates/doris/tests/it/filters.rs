@@ -12,11 +12,12 @@ use mysql_async::prelude::Queryable;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use trainstore_core::{
-    DataSource, Error, Filter, MountTable, Scalar, ScanRequest, Secret, StorageOptions, Timestamp,
+    AsOfScan, AsOfWindows, DataSource, Error, Filter, MountTable, Scalar, ScanRequest, Secret,
+    StorageOptions, Timestamp,
 };
 use trainstore_doris::flight::{FlightOptions, FlightSource};
 use trainstore_doris::{
-    AsOfWindows, DorisSource, FeatureKind, FileFormat, FileSource, ReadOptions, SnapshotSchema,
+    DorisSource, FeatureKind, FileFormat, FileSource, ReadOptions, SnapshotSchema,
     write_snapshot_file,
 };
 

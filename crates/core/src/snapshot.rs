@@ -9,9 +9,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::error::{Error, Result};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
-use trainstore_core::{Error, Result};
 
 /// What a feature field holds, and so how it is parsed and typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -218,7 +218,7 @@ impl SnapshotSchema {
     ///   - {name: extend, type: json}
     /// ```
     pub fn from_yaml(text: &str) -> Result<Self> {
-        trainstore_core::yaml::parse(text).map_err(|e| Error::invalid("snapshot schema", "YAML", e))
+        crate::yaml::parse(text).map_err(|e| Error::invalid("snapshot schema", "YAML", e))
     }
 
     /// The schema as YAML.
