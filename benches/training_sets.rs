@@ -1,4 +1,4 @@
-//! Training-set versions (SPEC §6, issue 16), Rust only, each figure beside its arrow-rs peer
+//! Training-set versions, Rust only, each figure beside its arrow-rs peer
 //! in the same run:
 //!
 //! - `create_join_answer_100k`, `read_join_answer_100k`: a set shaped like the feature-store

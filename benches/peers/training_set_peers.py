@@ -1,4 +1,4 @@
-"""Training-set versions (SPEC §6, issue 16), side by side on the same data in one run:
+"""Training-set versions, side by side on the same data in one run:
 
 - create and read: ``ws.training_sets.create`` (quality with the label's balance, SHA-256,
   manifest) and ``v.to_arrow()`` against ``pq.write_table`` / ``pq.read_table`` of the same
@@ -23,7 +23,7 @@
   --stream-scale (10M feature rows x 1M entity rows by default, ``feature_join_peers.py``'s
   data, generated if absent) straight from the Parquet file, with
   ``ws.training_sets.create_from_features``, in a fresh process (its own ``VmHWM``); beside it,
-  the same request's ``ws.features.get_historical_features`` alone, in another. SPEC §6: under
+  the same request's ``ws.features.get_historical_features`` alone, in another. The bar: under
   2 GiB resident.
 
     .venv/bin/pip install -r benches/requirements.txt
