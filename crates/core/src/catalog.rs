@@ -30,7 +30,7 @@
 //! The check that the store honours create-if-absent runs once, before the first write.
 //! Data files are checked against their recorded SHA-256 the first time a process reads them.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -247,7 +247,16 @@ pub struct Catalog {
     retry: RetryPolicy,
     /// Set once the store has shown that create-if-absent never overwrites.
     writable: Arc<tokio::sync::OnceCell<()>>,
+    /// Index checkpoints parsed already: immutable once written, so a process reads and
+    /// parses each at most once (a few, the newest of recently listed items, are kept).
+    checkpoints: Arc<Mutex<ParsedCheckpoints>>,
 }
+
+/// Parsed index checkpoints by item and the last version they hold.
+type ParsedCheckpoints = HashMap<(DatasetName, u64), Arc<Vec<VersionSummary>>>;
+
+/// How many parsed index checkpoints a catalog keeps.
+const CHECKPOINTS_KEPT: usize = 16;
 
 /// Where the create-if-absent probe writes, under the catalog root.
 const PROBE_DIR: &str = "_probe";
@@ -281,6 +290,7 @@ impl Catalog {
             url: url.to_owned(),
             retry: RetryPolicy::default(),
             writable: Arc::default(),
+            checkpoints: Arc::default(),
         })
     }
 
@@ -365,6 +375,16 @@ impl Catalog {
             .map_while(|k| newest.checked_sub((k - 1) * INDEX_EVERY))
             .take_while(|&n| n > 0)
         {
+            let key = (item.clone(), upto);
+            let kept = self
+                .checkpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .cloned();
+            if let Some(versions) = kept {
+                return Ok(versions.as_ref().clone());
+            }
             let path = Self::index_path(item, upto);
             match read_json::<IndexCheckpoint>(self.store.as_ref(), &path).await {
                 Ok(Some(index))
@@ -375,6 +395,11 @@ impl Catalog {
                             .zip(1..)
                             .all(|(s, n)| s.version.get() == n) =>
                 {
+                    let mut kept = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+                    if kept.len() >= CHECKPOINTS_KEPT {
+                        kept.clear();
+                    }
+                    kept.insert(key, Arc::new(index.versions.clone()));
                     return Ok(index.versions);
                 }
                 Ok(None) => {}

@@ -21,6 +21,7 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -103,8 +104,21 @@ impl SetWriter {
         })
     }
 
-    /// Encodes `batch`, storing a file whenever one is full.
+    /// Encodes `batch`, storing a file whenever one is full. A batch of more than a row
+    /// group's rows is encoded a row group at a time, so that files are cut near their target
+    /// size however large the caller's batches.
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() <= ROW_GROUP_ROWS {
+            return self.write_piece(batch).await;
+        }
+        for start in (0..batch.num_rows()).step_by(ROW_GROUP_ROWS) {
+            let len = ROW_GROUP_ROWS.min(batch.num_rows() - start);
+            self.write_piece(batch.slice(start, len)).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_piece(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.schema().fields() != self.schema.fields() {
             return Err(Error::invalid(
                 "training-set batch",
@@ -287,31 +301,46 @@ pub(crate) fn schema_from_hex(hex: &str, what: &str) -> Result<SchemaRef> {
     Ok(reader.schema())
 }
 
-/// Decodes stored files into batches in row order, every row group on its own task, all
-/// cores busy.
+/// Decodes stored files into batches in row order, every core busy: each row group on a
+/// task of its own, and when there are fewer row groups than cores (a small set), each row
+/// group's columns split among several tasks.
 pub(crate) fn decode(files: Vec<(FileEntry, Bytes)>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let corrupt = |entry: &FileEntry, e: parquet::errors::ParquetError| Error::Corrupt {
         path: entry.path.clone(),
         reason: format!("not a readable Parquet file: {e}"),
     };
-    let mut units = Vec::new();
+    let mut groups = Vec::new();
     let mut schema = None;
     for (entry, bytes) in &files {
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
             .map_err(|e| corrupt(entry, e))?;
         schema.get_or_insert_with(|| builder.schema().clone());
         for group in 0..builder.metadata().num_row_groups() {
-            units.push((entry, bytes, group));
+            groups.push((entry, bytes, group));
         }
     }
-    let schema = schema.ok_or_else(|| Error::Corrupt {
+    let schema: SchemaRef = schema.ok_or_else(|| Error::Corrupt {
         path: "training set".into(),
         reason: "has no data files".into(),
     })?;
-    let decoded = parallel::map_indexed(units.len(), |i| {
-        let (entry, bytes, group) = units[i];
-        let reader = ParquetRecordBatchReaderBuilder::try_new((*bytes).clone())
-            .map_err(|e| corrupt(entry, e))?
+    let columns = schema.fields().len().max(1);
+    let splits = (parallel::threads() / groups.len().max(1)).clamp(1, columns);
+    // Column ranges: `splits` contiguous, nearly equal parts.
+    let ranges: Vec<std::ops::Range<usize>> = (0..splits)
+        .map(|i| i * columns / splits..(i + 1) * columns / splits)
+        .collect();
+    let decoded = parallel::map_indexed(groups.len() * splits, |unit| {
+        let (entry, bytes, group) = groups[unit / splits];
+        let builder = ParquetRecordBatchReaderBuilder::try_new((*bytes).clone())
+            .map_err(|e| corrupt(entry, e))?;
+        let builder = if splits > 1 {
+            let mask =
+                ProjectionMask::roots(builder.parquet_schema(), ranges[unit % splits].clone());
+            builder.with_projection(mask)
+        } else {
+            builder
+        };
+        let reader = builder
             .with_row_groups(vec![group])
             .with_batch_size(ROW_GROUP_ROWS)
             .build()
@@ -321,8 +350,28 @@ pub(crate) fn decode(files: Vec<(FileEntry, Bytes)>) -> Result<(SchemaRef, Vec<R
             .map_err(Error::from)
     });
     let mut batches = Vec::new();
-    for d in decoded {
-        batches.extend(d?);
+    let mut parts = decoded.into_iter();
+    for _ in 0..groups.len() {
+        let pieces: Vec<Vec<RecordBatch>> = parts.by_ref().take(splits).collect::<Result<_>>()?;
+        if splits == 1 {
+            batches.extend(pieces.into_iter().flatten());
+            continue;
+        }
+        // A row group is at most one batch (it holds at most ROW_GROUP_ROWS rows); its
+        // columns come back in parts, put side by side again.
+        let mut arrays = Vec::with_capacity(columns);
+        for piece in &pieces {
+            for b in piece {
+                arrays.extend(b.columns().iter().cloned());
+            }
+        }
+        if arrays.len() != columns {
+            return Err(Error::Corrupt {
+                path: groups[batches.len().min(groups.len() - 1)].0.path.clone(),
+                reason: format!("a row group of more than {ROW_GROUP_ROWS} rows"),
+            });
+        }
+        batches.push(RecordBatch::try_new(schema.clone(), arrays)?);
     }
     Ok((schema, batches))
 }

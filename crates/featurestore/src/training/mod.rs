@@ -827,11 +827,10 @@ impl TrainingSets {
 }
 
 fn listed(name: &DatasetName, s: &VersionSummary) -> Result<Listed> {
-    let summary: SetSummary =
-        serde_json::from_value(s.summary.clone()).map_err(|e| Error::Corrupt {
-            path: format!("{name}@{}", s.version),
-            reason: format!("its index summary is not a training set's: {e}"),
-        })?;
+    let summary = SetSummary::deserialize(&s.summary).map_err(|e| Error::Corrupt {
+        path: format!("{name}@{}", s.version),
+        reason: format!("its index summary is not a training set's: {e}"),
+    })?;
     Ok(Listed {
         version: s.version,
         author: s.author.clone(),
