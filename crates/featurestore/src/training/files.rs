@@ -65,6 +65,9 @@ pub(crate) struct SetWriter {
     encoder: Option<ArrowWriter<Vec<u8>>>,
     files: Vec<FileEntry>,
     rows: u64,
+    /// Rows waiting to make a whole row group, and how many.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
     quality_queue: Option<SyncSender<RecordBatch>>,
     quality: Option<JoinHandle<Result<QualityAccumulator>>>,
 }
@@ -99,26 +102,21 @@ impl SetWriter {
             encoder: None,
             files: Vec::new(),
             rows: 0,
+            pending: Vec::new(),
+            pending_rows: 0,
             quality_queue: Some(queue),
             quality: Some(thread),
         })
     }
 
-    /// Encodes `batch`, storing a file whenever one is full. A batch of more than a row
-    /// group's rows is encoded a row group at a time, so that files are cut near their target
-    /// size however large the caller's batches.
+    /// Encodes `batch`, storing a file whenever one is full.
+    ///
+    /// Rows are encoded a whole row group at a time (the caller's batches gathered or cut to
+    /// [`ROW_GROUP_ROWS`]), and a file is cut only where a row group ends, once it has reached
+    /// its target size. So the bytes of every file, and the set's content hash, depend on the
+    /// rows alone, never on how the caller batched them; and a file stays near its target
+    /// however large the caller's batches.
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() <= ROW_GROUP_ROWS {
-            return self.write_piece(batch).await;
-        }
-        for start in (0..batch.num_rows()).step_by(ROW_GROUP_ROWS) {
-            let len = ROW_GROUP_ROWS.min(batch.num_rows() - start);
-            self.write_piece(batch.slice(start, len)).await?;
-        }
-        Ok(())
-    }
-
-    async fn write_piece(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.schema().fields() != self.schema.fields() {
             return Err(Error::invalid(
                 "training-set batch",
@@ -129,13 +127,46 @@ impl SetWriter {
                 ),
             ));
         }
+        let mut start = 0;
+        while start < batch.num_rows() {
+            let len = (ROW_GROUP_ROWS - self.pending_rows).min(batch.num_rows() - start);
+            self.pending.push(batch.slice(start, len));
+            self.pending_rows += len;
+            start += len;
+            if self.pending_rows == ROW_GROUP_ROWS {
+                self.write_group().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the pending rows as one row group, storing the file if it is full.
+    async fn write_group(&mut self) -> Result<()> {
+        let pieces = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let group = match pieces.as_slice() {
+            [one] => one.clone(),
+            _ => arrow::compute::concat_batches(&self.schema, &pieces)?,
+        };
+        let encoder = self.encode(group).await?;
+        if encoder.bytes_written() >= self.file_target {
+            self.store_file(encoder).await
+        } else {
+            self.encoder = Some(encoder);
+            Ok(())
+        }
+    }
+
+    /// Encodes `batch` (one row group) into the current file's encoder, and hands the
+    /// encoder back.
+    async fn encode(&mut self, batch: RecordBatch) -> Result<ArrowWriter<Vec<u8>>> {
         self.rows += batch.num_rows() as u64;
         let encoder = match self.encoder.take() {
             Some(e) => e,
             None => self.new_encoder()?,
         };
         let queue = self.quality_queue.clone();
-        let encoder = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             // A closed queue means the quality pass failed; its error is reported by finish.
             if let Some(queue) = queue {
                 let _ = queue.send(batch.clone());
@@ -145,13 +176,7 @@ impl SetWriter {
             Ok::<_, Error>(encoder)
         })
         .await
-        .map_err(join_error)??;
-        if encoder.bytes_written() + encoder.in_progress_size() >= self.file_target {
-            self.store_file(encoder).await?;
-        } else {
-            self.encoder = Some(encoder);
-        }
-        Ok(())
+        .map_err(join_error)?
     }
 
     fn new_encoder(&self) -> Result<ArrowWriter<Vec<u8>>> {
@@ -191,6 +216,9 @@ impl SetWriter {
 
     /// Stores the last file and waits for the quality pass.
     pub async fn finish(mut self) -> Result<Written> {
+        if self.pending_rows > 0 {
+            self.write_group().await?;
+        }
         // A set of no rows is still one file: readers learn the schema from it.
         if let Some(encoder) = self.encoder.take() {
             self.store_file(encoder).await?;

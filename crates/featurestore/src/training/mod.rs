@@ -841,9 +841,8 @@ fn listed(name: &DatasetName, s: &VersionSummary) -> Result<Listed> {
 }
 
 /// How many entity rows are joined at a time, by default, when a set is built from a
-/// historical request: the most of the answer held in memory at once. A set's content hash
-/// depends on it (file boundaries follow the batches), so the lineage records it and a
-/// rebuild joins in the same chunks.
+/// historical request: the most of the answer held in memory at once. The set does not
+/// depend on it (rows are joined independently, and files are cut by rows, not batches).
 const ENTITY_CHUNK_ROWS: usize = 1 << 20;
 
 /// A historical request's answer as a stream, joined `chunk` entity rows at a time, all by

@@ -623,3 +623,25 @@ async fn a_set_from_snapshot_files_carries_the_parsers_malformed_and_missing_rat
         .unwrap();
     assert_eq!(given.info.lineage.malformed_rate, None);
 }
+
+#[tokio::test]
+async fn where_files_are_cut_and_so_the_hash_depend_on_the_rows_not_their_batches() {
+    let dir = TempDir::new().unwrap();
+    let sets = sets_in(&dir).await.with_file_target(256 << 10);
+    let all = rows(500_000, 0, 0);
+    let whole = sets
+        .create_from_batches(&set_name(), vec![all.clone()], CreateOptions::default())
+        .await
+        .unwrap();
+    let pieces: Vec<RecordBatch> = [0, 1, 99_999, 250_000, 250_001, 500_000]
+        .windows(2)
+        .map(|w| all.slice(w[0], w[1] - w[0]))
+        .collect();
+    let sliced = sets
+        .create_from_batches(&set_name(), pieces, CreateOptions::default())
+        .await
+        .unwrap();
+    assert!(whole.files.len() >= 3, "{} files", whole.files.len());
+    assert_eq!(sliced.files.len(), whole.files.len());
+    assert_eq!(sliced.info.content_hash, whole.info.content_hash);
+}
