@@ -26,8 +26,8 @@ use trainstore_core::{
 
 use crate::definitions::{Definitions, FeatureRef, FeatureView, Field};
 use crate::join::{
-    AsOfJoin, EntityIndex, Retention, STREAM_BUDGET, SourceBatch, align_keys, check_key_type,
-    epoch_nanos, null_columns,
+    AsOfJoin, EntityIndex, Retention, STREAM_BUDGET, SourceBatch, Winners, align_keys,
+    check_key_type, epoch_nanos,
 };
 use crate::sources::SourceColumns;
 
@@ -286,6 +286,46 @@ pub async fn get_historical_features(
     views: Vec<ViewRequest>,
     options: &HistoricalOptions,
 ) -> Result<RecordBatch> {
+    let joined = join(entity_rows, views, options).await?;
+    joined.slice(0..joined.rows())
+}
+
+/// A request joined, its answer not yet gathered: [`Joined::slice`] gathers the answer for
+/// a range of entity rows, so an answer can be produced a slice at a time and never held
+/// whole.
+pub struct Joined {
+    entity_rows: RecordBatch,
+    schema: Arc<Schema>,
+    /// Per view, in request order.
+    winners: Vec<Winners>,
+}
+
+impl Joined {
+    /// How many entity rows (and so answer rows) there are.
+    pub fn rows(&self) -> usize {
+        self.entity_rows.num_rows()
+    }
+
+    /// The answer's rows for entity rows `range`.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<RecordBatch> {
+        let mut columns = self
+            .entity_rows
+            .slice(range.start, range.len())
+            .columns()
+            .to_vec();
+        for w in &self.winners {
+            columns.extend(w.gather(range.clone())?);
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+/// Joins every view of a request; see [`get_historical_features`].
+pub async fn join(
+    entity_rows: &RecordBatch,
+    views: Vec<ViewRequest>,
+    options: &HistoricalOptions,
+) -> Result<Joined> {
     let schema = entity_rows.schema();
     require_distinct_columns(&schema)?;
     if entity_rows.num_rows() >= u32::MAX as usize {
@@ -338,7 +378,7 @@ pub async fn get_historical_features(
         })
         .collect();
     let mut fields: Vec<ArrowField> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut columns: Vec<ArrayRef> = entity_rows.columns().to_vec();
+    let mut winners = Vec::with_capacity(views.len());
     for (v, task) in views.iter().zip(tasks) {
         let joined = task.await.map_err(|e| Error::Remote {
             service: "feature store".into(),
@@ -349,19 +389,20 @@ pub async fn get_historical_features(
             ),
             transient: false,
         })??;
-        for (f, column) in v.selection.features.iter().zip(joined) {
+        for (f, dtype) in v.selection.features.iter().zip(joined.feature_types()) {
             fields.push(ArrowField::new(
                 v.selection.output_name(f, options.full_feature_names),
-                column.data_type().clone(),
+                dtype.clone(),
                 true,
             ));
-            columns.push(column);
         }
+        winners.push(joined);
     }
-    Ok(RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        columns,
-    )?)
+    Ok(Joined {
+        entity_rows: entity_rows.clone(),
+        schema: Arc::new(Schema::new(fields)),
+        winners,
+    })
 }
 
 fn ttl_nanos(view: &FeatureView) -> Option<i64> {
@@ -421,12 +462,8 @@ pub(crate) enum NeededSpan {
     Unbounded,
 }
 
-/// Joins one view: checks the source's columns, scans it, returns the feature columns.
-async fn join_view(
-    v: &ViewRequest,
-    keys: &[ArrayRef],
-    times: &Int64Array,
-) -> Result<Vec<ArrayRef>> {
+/// Joins one view: checks the source's columns, scans it, returns each entity row's winner.
+async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Result<Winners> {
     let view_name = v.selection.view.name.as_str();
     let index = EntityIndex::new(keys, times)?;
     let columns = SourceColumns::of(&v.selection.view, &v.source.data_source()).await?;
@@ -444,7 +481,7 @@ async fn join_view(
         columns.time(c)?;
     }
     let Some((first, last)) = index.time_bounds() else {
-        return Ok(null_columns(&feature_types, times.len()));
+        return Ok(Winners::none(feature_types, times.len()));
     };
     let ttl_ns = ttl_nanos(&v.selection.view);
     let time_range = source_span((first, last), ttl_ns)?;
@@ -491,7 +528,7 @@ async fn join_view(
             features: parts.features,
         })?;
     }
-    join.finish()
+    Ok(join.into_winners())
 }
 
 /// Asks `doris` for the latest row of each entity slot's window: keys as the source spells

@@ -404,33 +404,13 @@ impl<'a> AsOfJoin<'a> {
         Ok(())
     }
 
-    /// Feature columns holding the given (chunk, row) picks; with `null_tail`, chunk index
-    /// `chunks.len()` names a null value.
-    ///
-    /// Columns are gathered in parallel: copying the winners' values is most of a join from
-    /// the offline store.
     fn gather(&self, picks: &[(usize, usize)], null_tail: bool) -> Result<Vec<ArrayRef>> {
-        let column = |f: usize| -> Result<ArrayRef> {
-            let dtype = &self.feature_types[f];
-            let null = new_null_array(dtype, 1);
-            let mut arrays: Vec<&dyn Array> = self.chunks.iter().map(|c| c[f].as_ref()).collect();
-            if null_tail {
-                arrays.push(null.as_ref());
-            }
-            Ok(if arrays.is_empty() {
-                new_null_array(dtype, picks.len())
-            } else {
-                interleave(&arrays, picks)?
-            })
-        };
-        trainstore_core::parallel::map_indexed(self.feature_types.len(), column)
-            .into_iter()
-            .collect()
+        interleave_columns(&self.chunks, &self.feature_types, picks, null_tail)
     }
 
-    /// The feature columns, one value per entity row in input order (null where no source
-    /// row qualified).
-    pub(crate) fn finish(self) -> Result<Vec<ArrayRef>> {
+    /// Where each entity row's winner lies, its values left where they are, to be gathered
+    /// a slice of entity rows at a time ([`Winners::gather`]).
+    pub(crate) fn into_winners(self) -> Winners {
         let null_chunk = self.chunks.len();
         let picks: Vec<(usize, usize)> = self
             .index
@@ -445,8 +425,71 @@ impl<'a> AsOfJoin<'a> {
                 ),
             })
             .collect();
-        self.gather(&picks, true)
+        Winners {
+            chunks: self.chunks,
+            feature_types: self.feature_types,
+            picks,
+        }
     }
+}
+
+/// A finished join: for each entity row, where its winning source row lies among the kept
+/// batches (or that it has none). Holding winners instead of their gathered values lets an
+/// answer be produced a slice of entity rows at a time, never whole.
+pub(crate) struct Winners {
+    chunks: Vec<Vec<ArrayRef>>,
+    feature_types: Vec<DataType>,
+    /// Per entity row: (chunk, row), chunk `chunks.len()` meaning no winner.
+    picks: Vec<(usize, usize)>,
+}
+
+impl Winners {
+    /// No winner for any of `rows` entity rows.
+    pub(crate) fn none(feature_types: Vec<DataType>, rows: usize) -> Self {
+        Winners {
+            chunks: Vec::new(),
+            feature_types,
+            picks: vec![(0, 0); rows],
+        }
+    }
+
+    pub(crate) fn feature_types(&self) -> &[DataType] {
+        &self.feature_types
+    }
+
+    /// The feature columns of entity rows `range`, null where no source row qualified.
+    pub(crate) fn gather(&self, range: std::ops::Range<usize>) -> Result<Vec<ArrayRef>> {
+        interleave_columns(&self.chunks, &self.feature_types, &self.picks[range], true)
+    }
+}
+
+/// Feature columns holding the given (chunk, row) picks; with `null_tail`, chunk index
+/// `chunks.len()` names a null value.
+///
+/// Columns are gathered in parallel: copying the winners' values is most of a join from the
+/// offline store.
+fn interleave_columns(
+    chunks: &[Vec<ArrayRef>],
+    feature_types: &[DataType],
+    picks: &[(usize, usize)],
+    null_tail: bool,
+) -> Result<Vec<ArrayRef>> {
+    let column = |f: usize| -> Result<ArrayRef> {
+        let dtype = &feature_types[f];
+        let null = new_null_array(dtype, 1);
+        let mut arrays: Vec<&dyn Array> = chunks.iter().map(|c| c[f].as_ref()).collect();
+        if null_tail {
+            arrays.push(null.as_ref());
+        }
+        Ok(if arrays.is_empty() {
+            new_null_array(dtype, picks.len())
+        } else {
+            interleave(&arrays, picks)?
+        })
+    };
+    trainstore_core::parallel::map_indexed(feature_types.len(), column)
+        .into_iter()
+        .collect()
 }
 
 /// Casts source key columns to the entity rows' key types where only the string spelling
@@ -495,11 +538,6 @@ pub(crate) fn check_key_type(
             ),
         ))
     }
-}
-
-/// An all-null column of `len` rows, for views none of whose rows can match.
-pub(crate) fn null_columns(types: &[DataType], len: usize) -> Vec<ArrayRef> {
-    types.iter().map(|t| new_null_array(t, len)).collect()
 }
 
 #[cfg(test)]
@@ -605,7 +643,8 @@ mod tests {
                 })
                 .unwrap();
             }
-            let out = join.finish().unwrap();
+            let winners = join.into_winners();
+            let out = winners.gather(0..times.len()).unwrap();
             let got: Vec<Option<f64>> = out[0]
                 .as_any()
                 .downcast_ref::<Float64Array>()

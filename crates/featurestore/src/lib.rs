@@ -43,4 +43,6 @@ pub use online::{
 };
 pub use registry::{Change, Plan, PlannedChange, REGISTRY_ITEM, Registry, RegistryVersion};
 pub use sources::SourceEnv;
-pub use store::{Applied, FeatureStore, OnlineOptions, PARSE_COUNTS_METADATA, SOURCES_METADATA};
+pub use store::{
+    Applied, FeatureStore, HistoricalAnswer, OnlineOptions, PARSE_COUNTS_METADATA, SOURCES_METADATA,
+};

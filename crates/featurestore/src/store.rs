@@ -1,6 +1,7 @@
 //! The feature store of a workspace: plan and apply definitions, read them back, and build
 //! point-in-time-correct training data from them.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
@@ -70,6 +71,33 @@ struct OnlinePlan {
     derivation: Derivation,
     selections: Vec<ViewSelection>,
     shapes: AnswerShapes,
+}
+
+/// A historical request's answer, joined but not yet gathered; see
+/// [`FeatureStore::historical_answer_at`].
+pub struct HistoricalAnswer {
+    joined: historical::Joined,
+    derivation: Derivation,
+    full_feature_names: bool,
+    /// [`SOURCES_METADATA`] and [`PARSE_COUNTS_METADATA`], set on every slice's schema.
+    metadata: HashMap<String, String>,
+}
+
+impl HistoricalAnswer {
+    /// How many rows the answer has: one per entity row.
+    pub fn rows(&self) -> usize {
+        self.joined.rows()
+    }
+
+    /// The answer's rows for entity rows `range`, on-demand features included.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<RecordBatch> {
+        let fetched = self.joined.slice(range)?;
+        let answer = self.derivation.finish(fetched, self.full_feature_names)?;
+        let mut metadata = answer.schema().metadata().clone();
+        metadata.extend(self.metadata.clone());
+        let schema = answer.schema().as_ref().clone().with_metadata(metadata);
+        Ok(answer.with_schema(Arc::new(schema))?)
+    }
 }
 
 /// Entities, feature views and services of one workspace, and retrieval over them.
@@ -243,12 +271,28 @@ impl FeatureStore {
         features: &[FeatureRef],
         options: &HistoricalOptions,
     ) -> Result<(Option<Version>, RecordBatch)> {
+        let (version, answer) = self
+            .historical_answer_at(version, entity_rows, features, options)
+            .await?;
+        Ok((version, answer.slice(0..answer.rows())?))
+    }
+
+    /// Like [`Self::get_historical_features_at`], the answer not yet gathered: it is produced
+    /// a slice of entity rows at a time ([`HistoricalAnswer::slice`]), so that a large answer
+    /// can be streamed (into a training set) without ever being held whole.
+    pub async fn historical_answer_at(
+        &self,
+        version: Option<Version>,
+        entity_rows: &RecordBatch,
+        features: &[FeatureRef],
+        options: &HistoricalOptions,
+    ) -> Result<(Option<Version>, HistoricalAnswer)> {
         let (version, defs) = match version {
             Some(v) => (Some(v), self.registry.at(v).await?),
             None => self.registry.current().await?,
         };
         let answer = self
-            .historical(&defs, entity_rows, features, options)
+            .historical_answer(&defs, entity_rows, features, options)
             .await?;
         Ok((version, answer))
     }
@@ -260,6 +304,19 @@ impl FeatureStore {
         features: &[FeatureRef],
         options: &HistoricalOptions,
     ) -> Result<RecordBatch> {
+        let answer = self
+            .historical_answer(defs, entity_rows, features, options)
+            .await?;
+        answer.slice(0..answer.rows())
+    }
+
+    async fn historical_answer(
+        &self,
+        defs: &Definitions,
+        entity_rows: &RecordBatch,
+        features: &[FeatureRef],
+        options: &HistoricalOptions,
+    ) -> Result<HistoricalAnswer> {
         let derivation = Derivation::plan(defs, features)?;
         let bounds = match options.engine {
             Engine::InProcess => historical::entity_time_bounds(entity_rows, options)?,
@@ -290,15 +347,14 @@ impl FeatureStore {
             })
             .collect();
         let read: Vec<DataSourceRef> = views.iter().map(|v| v.source.data_source()).collect();
-        let fetched = historical::get_historical_features(entity_rows, views, options).await?;
-        let answer = derivation.finish(fetched, options.full_feature_names)?;
+        let joined = historical::join(entity_rows, views, options).await?;
         let parsed = read
             .iter()
             .filter_map(|s| s.parse_counts())
             .reduce(|a, b| a + b);
         // Where each view's rows came from (the offline store's version, or the source), so a
         // training set built from the answer can name the exact data behind it.
-        let mut metadata = answer.schema().metadata().clone();
+        let mut metadata = HashMap::new();
         metadata.insert(
             SOURCES_METADATA.to_owned(),
             serde_json::Value::Object(sources).to_string(),
@@ -309,8 +365,12 @@ impl FeatureStore {
                 serde_json::to_string(&counts).expect("counts serialize"),
             );
         }
-        let schema = answer.schema().as_ref().clone().with_metadata(metadata);
-        Ok(answer.with_schema(Arc::new(schema))?)
+        Ok(HistoricalAnswer {
+            joined,
+            derivation,
+            full_feature_names: options.full_feature_names,
+            metadata,
+        })
     }
 
     fn offline(&self) -> OfflineStore {

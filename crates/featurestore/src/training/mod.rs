@@ -93,14 +93,6 @@ pub struct RequestOptions {
     pub timestamp_column: Option<String>,
     /// `in-process` or `pushdown`.
     pub engine: String,
-    /// How many entity rows were joined at a time (the answer streamed into the set in
-    /// batches of this many rows).
-    #[serde(default = "default_entity_chunk")]
-    pub entity_chunk_rows: usize,
-}
-
-fn default_entity_chunk() -> usize {
-    ENTITY_CHUNK_ROWS
 }
 
 /// A column of a set's schema, as recorded in its manifest (for listing and diffs without
@@ -226,7 +218,6 @@ pub struct TrainingSets {
     store: Arc<dyn VersionStore>,
     author: UserName,
     file_target: usize,
-    entity_chunk: usize,
 }
 
 impl TrainingSets {
@@ -235,15 +226,7 @@ impl TrainingSets {
             store,
             author,
             file_target: files::FILE_TARGET,
-            entity_chunk: ENTITY_CHUNK_ROWS,
         }
-    }
-
-    /// Joins a historical request's entity rows `rows` at a time when building a set from it
-    /// (1 Mi by default): the most of its answer held in memory at once.
-    pub fn with_entity_chunk(mut self, rows: usize) -> Self {
-        self.entity_chunk = rows.max(1);
-        self
     }
 
     /// Closes a data file once its encoded size reaches about `bytes` (256 MiB by default):
@@ -267,20 +250,6 @@ impl TrainingSets {
         schema: SchemaRef,
         batches: RecordBatchStream,
         options: CreateOptions,
-    ) -> Result<TrainingSetVersion> {
-        self.create_counted(name, schema, batches, options, None)
-            .await
-    }
-
-    /// [`Self::create`], the lineage's parse rates taken from `parsed` once the stream has
-    /// ended (it is filled while the batches are produced).
-    async fn create_counted(
-        &self,
-        name: &DatasetName,
-        schema: SchemaRef,
-        batches: RecordBatchStream,
-        mut options: CreateOptions,
-        parsed: Option<&ParseTally>,
     ) -> Result<TrainingSetVersion> {
         self.store
             .authorize_write(name, &self.author, "create")
@@ -314,14 +283,7 @@ impl TrainingSets {
         )?
         .write_all(batches)
         .await?;
-        let mut quality = written.quality.finish(Timestamp::now());
-        if let Some((malformed, missing)) = parsed.and_then(|p| p.rates()) {
-            options.lineage.malformed_rate = Some(malformed);
-            options.lineage.missing_rate = Some(missing);
-            quality.malformed_rate = Some(malformed);
-            quality.missing_rate = Some(missing);
-            quality.overall_score = quality.overall_score();
-        }
+        let quality = written.quality.finish(Timestamp::now());
         let committed = self
             .commit_set(
                 name,
@@ -446,15 +408,7 @@ impl TrainingSets {
             .authorize_write(name, &self.author, "create")
             .await?;
         let bounds = historical::entity_time_bounds(entity_rows, historical)?;
-        let answer = answer_in_chunks(
-            features,
-            None,
-            entity_rows,
-            refs,
-            historical,
-            self.entity_chunk,
-        )
-        .await?;
+        let answer = answer_in_slices(features, None, entity_rows, refs, historical).await?;
         let stored = self.store_entity_rows(name, entity_rows).await?;
         options.time_column = options
             .time_column
@@ -470,7 +424,6 @@ impl TrainingSets {
                 full_feature_names: historical.full_feature_names,
                 timestamp_column: historical.timestamp_column.clone(),
                 engine: historical.engine.as_str().to_owned(),
-                entity_chunk_rows: self.entity_chunk,
             }),
             time_range: bounds.map(|(lo, hi)| {
                 (
@@ -478,16 +431,12 @@ impl TrainingSets {
                     Timestamp::from_millis(hi.div_euclid(1_000_000)),
                 )
             }),
+            malformed_rate: answer.parse_rates.map(|r| r.0),
+            missing_rate: answer.parse_rates.map(|r| r.1),
             ..options.lineage
         };
         let created = self
-            .create_counted(
-                name,
-                answer.schema,
-                answer.batches,
-                options,
-                Some(&answer.parsed),
-            )
+            .create(name, answer.schema, answer.batches, options)
             .await;
         if created.is_err() {
             self.store.remove_unlisted_file(&stored).await;
@@ -733,13 +682,12 @@ impl TrainingSets {
             timestamp_column: request.timestamp_column.clone(),
             engine: Engine::parse(&request.engine)?,
         };
-        let answer = answer_in_chunks(
+        let answer = answer_in_slices(
             features,
             lineage.registry_version,
             &entity_rows,
             &refs,
             &historical,
-            request.entity_chunk_rows.max(1),
         )
         .await?;
         let scratch = Catalog::open(Arc::new(InMemory::new()), "memory://rebuilt").await?;
@@ -748,16 +696,15 @@ impl TrainingSets {
         let options = CreateOptions {
             label: version.info.label.clone(),
             time_column: version.info.time_column.clone(),
+            lineage: Lineage {
+                malformed_rate: answer.parse_rates.map(|r| r.0),
+                missing_rate: answer.parse_rates.map(|r| r.1),
+                ..Lineage::default()
+            },
             ..CreateOptions::default()
         };
         let rebuilt = rebuilt_sets
-            .create_counted(
-                &version.name,
-                answer.schema,
-                answer.batches,
-                options,
-                Some(&answer.parsed),
-            )
+            .create(&version.name, answer.schema, answer.batches, options)
             .await?;
         let matches = rebuilt.info.content_hash == version.info.content_hash;
         let differences = if matches {
@@ -840,104 +787,69 @@ fn listed(name: &DatasetName, s: &VersionSummary) -> Result<Listed> {
     })
 }
 
-/// How many entity rows are joined at a time, by default, when a set is built from a
-/// historical request: the most of the answer held in memory at once. The set does not
-/// depend on it (rows are joined independently, and files are cut by rows, not batches).
-const ENTITY_CHUNK_ROWS: usize = 1 << 20;
+/// How many rows of a historical answer are gathered at a time when it streams into a set:
+/// the request is joined once, and its answer never held whole.
+const ANSWER_SLICE_ROWS: usize = files::ROW_GROUP_ROWS;
 
-/// A historical request's answer as a stream, joined `chunk` entity rows at a time, all by
-/// one registry version; what each view was read from, from the first chunk.
-struct ChunkedAnswer {
+/// A historical request's answer as a stream of slices, by one registry version; what each
+/// view was read from and the snapshot parser's rates, known once the join is done.
+struct StreamedAnswer {
     registry_version: Option<Version>,
     sources: serde_json::Value,
+    parse_rates: Option<(f64, f64)>,
     schema: SchemaRef,
     batches: RecordBatchStream,
-    /// The snapshot parse counts of every chunk's join, summed as the chunks are joined.
-    parsed: ParseTally,
 }
 
-/// Parse counts summed while a stream is produced, read once it has ended.
-#[derive(Debug, Clone, Default)]
-struct ParseTally(Arc<std::sync::Mutex<Option<ParseCounts>>>);
-
-impl ParseTally {
-    /// Adds the counts a historical answer carries, if any.
-    fn add_from(&self, answer: &RecordBatch) {
-        let counts = answer
-            .schema()
-            .metadata()
-            .get(PARSE_COUNTS_METADATA)
-            .and_then(|c| serde_json::from_str::<ParseCounts>(c).ok());
-        if let Some(counts) = counts {
-            let mut total = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            *total = Some(total.map_or(counts, |t| t + counts));
-        }
-    }
-
-    fn rates(&self) -> Option<(f64, f64)> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .and_then(|c| c.rates())
-    }
-}
-
-async fn answer_in_chunks(
+async fn answer_in_slices(
     features: &FeatureStore,
     registry_version: Option<Version>,
     entity_rows: &RecordBatch,
     refs: &[FeatureRef],
     historical: &HistoricalOptions,
-    chunk: usize,
-) -> Result<ChunkedAnswer> {
-    let rows = entity_rows.num_rows();
-    let first = entity_rows.slice(0, rows.min(chunk));
+) -> Result<StreamedAnswer> {
     let (registry_version, answer) = features
-        .get_historical_features_at(registry_version, &first, refs, historical)
+        .historical_answer_at(registry_version, entity_rows, refs, historical)
         .await?;
-    let sources = answer
-        .schema()
-        .metadata()
+    let first = answer.slice(0..answer.rows().min(ANSWER_SLICE_ROWS))?;
+    let metadata = first.schema().metadata().clone();
+    let sources = metadata
         .get(SOURCES_METADATA)
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
-    let parsed = ParseTally::default();
-    parsed.add_from(&answer);
+    let parse_rates = metadata
+        .get(PARSE_COUNTS_METADATA)
+        .and_then(|c| serde_json::from_str::<ParseCounts>(c).ok())
+        .and_then(|c| c.rates());
     // Where the rows were read from goes into the lineage, not the data: a rebuild that
     // reads them elsewhere (the offline store, once ingested) is still the same set.
-    let answer = without_schema_metadata(answer)?;
-    let schema = answer.schema();
-    let (features, entity_rows, refs, historical, tally) = (
-        features.clone(),
-        entity_rows.clone(),
-        refs.to_vec(),
-        historical.clone(),
-        parsed.clone(),
+    let first = without_schema_metadata(first)?;
+    let schema = first.schema();
+    let answer = Arc::new(answer);
+    let rows = answer.rows();
+    let rest = futures::stream::iter((ANSWER_SLICE_ROWS..rows).step_by(ANSWER_SLICE_ROWS)).then(
+        move |start| {
+            let answer = answer.clone();
+            async move {
+                let end = (start + ANSWER_SLICE_ROWS).min(rows);
+                let slice = tokio::task::spawn_blocking(move || answer.slice(start..end))
+                    .await
+                    .map_err(|e| Error::Internal {
+                        operation: "gather a historical answer".into(),
+                        reason: e.to_string(),
+                    })??;
+                without_schema_metadata(slice)
+            }
+        },
     );
-    let rest = futures::stream::iter((chunk..rows).step_by(chunk)).then(move |start| {
-        let chunk = entity_rows.slice(start, (rows - start).min(chunk));
-        let (features, refs, historical, tally) = (
-            features.clone(),
-            refs.clone(),
-            historical.clone(),
-            tally.clone(),
-        );
-        async move {
-            let (_, answer) = features
-                .get_historical_features_at(registry_version, &chunk, &refs, &historical)
-                .await?;
-            tally.add_from(&answer);
-            without_schema_metadata(answer)
-        }
-    });
-    Ok(ChunkedAnswer {
+    Ok(StreamedAnswer {
         registry_version,
         sources,
+        parse_rates,
         schema,
-        batches: futures::stream::once(async { Ok(answer) })
+        batches: futures::stream::once(async { Ok(first) })
             .chain(rest)
             .boxed(),
-        parsed,
     })
 }
 

@@ -473,7 +473,7 @@ async fn a_set_rebuilt_from_its_lineage_matches_until_its_source_changes() {
 }
 
 #[tokio::test]
-async fn a_historical_answer_streams_into_the_set_a_chunk_of_entity_rows_at_a_time() {
+async fn a_historical_answer_streams_into_the_set_a_slice_at_a_time() {
     let f = with_basic_view(
         &[
             row("a", "1", 1_000, 1.0),
@@ -483,13 +483,13 @@ async fn a_historical_answer_streams_into_the_set_a_chunk_of_entity_rows_at_a_ti
         Ttl::days(1),
     )
     .await;
-    // 11 entity rows joined 3 at a time: four joins, one set, rows in the entity rows' order.
-    let wanted: Vec<(Option<&str>, &str, i64)> = (0..11)
+    // 300,000 entity rows: the answer is gathered and written in three slices.
+    let wanted: Vec<(Option<&str>, &str, i64)> = (0..300_000)
         .map(|i| {
             (
                 Some(if i % 2 == 0 { "a" } else { "b" }),
                 "1",
-                1_200 + i * 100,
+                1_200 + i % 1_000,
             )
         })
         .collect();
@@ -499,7 +499,7 @@ async fn a_historical_answer_streams_into_the_set_a_chunk_of_entity_rows_at_a_ti
         .resolve_features(&["basic:x".to_owned()])
         .await
         .unwrap();
-    let sets = sets_in(&f.dir).await.with_entity_chunk(3);
+    let sets = sets_in(&f.dir).await;
     let v = sets
         .create_from_features(
             &f.store,
@@ -511,11 +511,7 @@ async fn a_historical_answer_streams_into_the_set_a_chunk_of_entity_rows_at_a_ti
         )
         .await
         .unwrap();
-    assert_eq!(v.info.rows, 11);
-    assert_eq!(
-        v.info.lineage.request.as_ref().unwrap().entity_chunk_rows,
-        3
-    );
+    assert_eq!(v.info.rows, 300_000);
     let whole = f
         .store
         .get_historical_features(&entities, &refs, &Default::default())
@@ -524,8 +520,7 @@ async fn a_historical_answer_streams_into_the_set_a_chunk_of_entity_rows_at_a_ti
     let (_, read) = sets.read(&v).await.unwrap();
     let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
     assert_eq!(read.columns(), whole.columns());
-    // The rebuild joins in the recorded chunks, whatever this handle's default.
-    let again = sets_in(&f.dir).await.reproduce(&f.store, &v).await.unwrap();
+    let again = sets.reproduce(&f.store, &v).await.unwrap();
     assert!(again.matches, "{again:?}");
 }
 
