@@ -20,11 +20,10 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::StreamExt;
-use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, Type as PhysicalType};
+use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use trainstore_core::catalog::{FileEntry, hex_sha256};
 use trainstore_core::{DatasetName, Error, RecordBatchStream, Result, VersionStore, parallel};
@@ -40,25 +39,11 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Batches waiting for the quality pass; the encoder blocks when it is this far ahead.
 const QUALITY_QUEUE: usize = 4;
 
-/// How a set's files are encoded. Floating-point columns (and lists of them) are written
-/// without a dictionary: measured sensor values rarely repeat, so a dictionary only costs
-/// encoding time (hashing every value) for no smaller file.
-fn properties(schema: &SchemaRef) -> WriterProperties {
-    let mut builder = WriterProperties::builder()
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-    let parquet = ArrowSchemaConverter::new().convert(schema);
-    if let Ok(parquet) = parquet {
-        for column in parquet.columns() {
-            if matches!(
-                column.physical_type(),
-                PhysicalType::FLOAT | PhysicalType::DOUBLE
-            ) {
-                builder = builder.set_column_dictionary_enabled(column.path().clone(), false);
-            }
-        }
-    }
-    builder.build()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
 }
 
 /// What [`SetWriter::finish`] produced: the stored files, in row order, and the quality pass.
@@ -195,12 +180,8 @@ impl SetWriter {
     }
 
     fn new_encoder(&self) -> Result<ArrowWriter<Vec<u8>>> {
-        ArrowWriter::try_new(
-            Vec::new(),
-            self.schema.clone(),
-            Some(properties(&self.schema)),
-        )
-        .map_err(write_error)
+        ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(properties()))
+            .map_err(write_error)
     }
 
     async fn store_file(&mut self, encoder: ArrowWriter<Vec<u8>>) -> Result<()> {
