@@ -282,8 +282,12 @@ async fn bad_criteria_and_metadata_are_refused_naming_them() {
     assert!(sets.list(&set_name()).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_set_built_from_a_historical_request_records_its_lineage() {
+/// The `basic` view over three rows (a: 1.0 at 1 s and 2.0 at 2 s, b: 3.0 at 1.5 s) and a
+/// reference to its feature `x`.
+async fn basic_x() -> (
+    crate::support::Fixture,
+    Vec<trainstore_featurestore::FeatureRef>,
+) {
     let f = with_basic_view(
         &[
             row("a", "1", 1_000, 1.0),
@@ -293,24 +297,39 @@ async fn a_set_built_from_a_historical_request_records_its_lineage() {
         Ttl::days(1),
     )
     .await;
-    let sets = sets_in(&f.dir).await;
-    let entities = entity_rows(&[(Some("a"), "1", 2_500), (Some("b"), "1", 1_600)]);
     let refs = f
         .store
         .resolve_features(&["basic:x".to_owned()])
         .await
         .unwrap();
-    let v = sets
-        .create_from_features(
-            &f.store,
-            &set_name(),
-            &entities,
-            &refs,
-            &Default::default(),
-            CreateOptions::default(),
-        )
-        .await
-        .unwrap();
+    (f, refs)
+}
+
+/// A set of `set_name()` built from `refs` for `entities`, with default options.
+async fn from_features(
+    sets: &TrainingSets,
+    f: &crate::support::Fixture,
+    entities: &RecordBatch,
+    refs: &[trainstore_featurestore::FeatureRef],
+) -> trainstore_featurestore::training::TrainingSetVersion {
+    sets.create_from_features(
+        &f.store,
+        &set_name(),
+        entities,
+        refs,
+        &Default::default(),
+        CreateOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_set_built_from_a_historical_request_records_its_lineage() {
+    let (f, refs) = basic_x().await;
+    let sets = sets_in(&f.dir).await;
+    let entities = entity_rows(&[(Some("a"), "1", 2_500), (Some("b"), "1", 1_600)]);
+    let v = from_features(&sets, &f, &entities, &refs).await;
     let lineage = &v.info.lineage;
     assert_eq!(lineage.source, "historical_features");
     assert_eq!(lineage.features, ["basic:x"]);
@@ -411,33 +430,10 @@ async fn drift_is_zero_between_equal_sets_and_grows_with_a_shift() {
 
 #[tokio::test]
 async fn a_set_rebuilt_from_its_lineage_matches_until_its_source_changes() {
-    let f = with_basic_view(
-        &[
-            row("a", "1", 1_000, 1.0),
-            row("a", "1", 2_000, 2.0),
-            row("b", "1", 1_500, 3.0),
-        ],
-        Ttl::days(1),
-    )
-    .await;
+    let (f, refs) = basic_x().await;
     let sets = sets_in(&f.dir).await;
     let entities = entity_rows(&[(Some("a"), "1", 2_500), (Some("b"), "1", 1_600)]);
-    let refs = f
-        .store
-        .resolve_features(&["basic:x".to_owned()])
-        .await
-        .unwrap();
-    let v = sets
-        .create_from_features(
-            &f.store,
-            &set_name(),
-            &entities,
-            &refs,
-            &Default::default(),
-            CreateOptions::default(),
-        )
-        .await
-        .unwrap();
+    let v = from_features(&sets, &f, &entities, &refs).await;
     let again = sets.reproduce(&f.store, &v).await.unwrap();
     assert!(again.matches, "{again:?}");
     assert_eq!(again.rebuilt_hash, v.info.content_hash);
@@ -474,15 +470,7 @@ async fn a_set_rebuilt_from_its_lineage_matches_until_its_source_changes() {
 
 #[tokio::test]
 async fn a_historical_answer_streams_into_the_set_a_slice_at_a_time() {
-    let f = with_basic_view(
-        &[
-            row("a", "1", 1_000, 1.0),
-            row("a", "1", 2_000, 2.0),
-            row("b", "1", 1_500, 3.0),
-        ],
-        Ttl::days(1),
-    )
-    .await;
+    let (f, refs) = basic_x().await;
     // 300,000 entity rows: the answer is gathered and written in three slices.
     let wanted: Vec<(Option<&str>, &str, i64)> = (0..300_000)
         .map(|i| {
@@ -494,23 +482,8 @@ async fn a_historical_answer_streams_into_the_set_a_slice_at_a_time() {
         })
         .collect();
     let entities = entity_rows(&wanted);
-    let refs = f
-        .store
-        .resolve_features(&["basic:x".to_owned()])
-        .await
-        .unwrap();
     let sets = sets_in(&f.dir).await;
-    let v = sets
-        .create_from_features(
-            &f.store,
-            &set_name(),
-            &entities,
-            &refs,
-            &Default::default(),
-            CreateOptions::default(),
-        )
-        .await
-        .unwrap();
+    let v = from_features(&sets, &f, &entities, &refs).await;
     assert_eq!(v.info.rows, 300_000);
     let whole = f
         .store
