@@ -54,7 +54,7 @@ pub struct FeatureField {
 /// The shape of feature snapshots and how to read them into typed Arrow.
 ///
 /// ```
-/// use trainstore_doris::{FeatureKind, SnapshotSchema};
+/// use trainstore_core::{FeatureKind, SnapshotSchema};
 /// let doc = SnapshotSchema::design_doc();
 /// assert_eq!(doc.document_column(), Some("feature"));
 /// let flat = SnapshotSchema::builder()
