@@ -409,17 +409,8 @@ async fn versions_workspace(dir: &Path) -> (Workspace, TrainingSets) {
             let mut info = template.info.clone();
             info.rows = 1_000 + (i * 104_729) % 100_000;
             info.quality.overall_score = 0.5 + ((i * 7_919) % 1_000) as f64 / 2_000.0;
-            let summary = SetSummary {
-                rows: info.rows,
-                overall_score: info.quality.overall_score,
-                time_coverage: info
-                    .quality
-                    .time_coverage
-                    .as_ref()
-                    .map(|c| (c.start, c.end)),
-                content_hash: hex_sha256(format!("{count}/{i}").as_bytes()),
-            };
-            info.content_hash = summary.content_hash.clone();
+            info.content_hash = hex_sha256(format!("{count}/{i}").as_bytes());
+            let summary = SetSummary::of(&info);
             let mut new = NewVersion::new(UserName::new("bench").unwrap());
             new.files = template.files.clone();
             new.metadata = serde_json::to_value(&info).unwrap();

@@ -134,6 +134,22 @@ pub struct SetSummary {
     pub content_hash: String,
 }
 
+impl SetSummary {
+    /// What the version index keeps of the set `info` describes.
+    pub fn of(info: &SetInfo) -> Self {
+        SetSummary {
+            rows: info.rows,
+            overall_score: info.quality.overall_score,
+            time_coverage: info
+                .quality
+                .time_coverage
+                .as_ref()
+                .map(|c| (c.start, c.end)),
+            content_hash: info.content_hash.clone(),
+        }
+    }
+}
+
 /// One version as listed: the index's summary, without reading its manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed {
@@ -339,16 +355,7 @@ impl TrainingSets {
             metadata: options.metadata,
             quality: parts.quality,
         };
-        let summary = SetSummary {
-            rows: info.rows,
-            overall_score: info.quality.overall_score,
-            time_coverage: info
-                .quality
-                .time_coverage
-                .as_ref()
-                .map(|c| (c.start, c.end)),
-            content_hash: info.content_hash.clone(),
-        };
+        let summary = SetSummary::of(&info);
         let mut new = NewVersion::new(self.author.clone());
         new.files = parts.files.clone();
         new.files.extend(info.lineage.entity_rows.clone());
