@@ -259,7 +259,8 @@ def list_select(args: argparse.Namespace) -> list[str]:
         if len(listed) != count:
             problems.append(f"{name}: listed {len(listed)} versions")
         calls: dict[str, Callable[[], Any]] = {
-            "list": lambda name=name: sets.list(name),
+            # `list` returns a sequence read on demand: the call and its best version.
+            "list": lambda name=name: sets.list(name)[0],
             "select_best": lambda name=name: sets.select_best(name, min_data_size=50_000),
         }
         for what, call in calls.items():

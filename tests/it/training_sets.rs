@@ -89,7 +89,7 @@ async fn training_set_worker() {
 /// create. Returns the (writer, seq) mark of each.
 async fn check_complete(sets: &TrainingSets) -> Vec<(i64, i64)> {
     let mut marks = Vec::new();
-    for listed in sets.list(&set_name()).await.unwrap() {
+    for listed in sets.list(&set_name()).await.unwrap().iter() {
         let v = sets
             .get(&set_name(), &listed.version.to_string())
             .await

@@ -295,6 +295,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MountTable>()?;
     m.add_class::<features::FeatureStore>()?;
     m.add_class::<training_sets::TrainingSets>()?;
+    m.add_class::<training_sets::Listing>()?;
     m.add_class::<sharing::SetGovernance>()?;
     m.add_class::<sources::SnapshotSchema>()?;
     m.add_class::<sources::SnapshotSource>()?;

@@ -11,7 +11,8 @@ use pyo3::types::PyList;
 use trainstore::core::{DatasetName, Error, Result, TagName, Timestamp};
 use trainstore::featurestore::training::drift::DriftOptions;
 use trainstore::featurestore::training::{
-    CreateOptions, Criteria, Listed, TrainingSetVersion, TrainingSets as CoreSets,
+    CreateOptions, Criteria, Listed, Listing as CoreListing, TrainingSetVersion,
+    TrainingSets as CoreSets,
 };
 use trainstore::featurestore::{Engine, HistoricalOptions};
 
@@ -54,6 +55,28 @@ fn listed_json(l: &Listed) -> serde_json::Value {
         "time_coverage": l.summary.time_coverage.map(|(a, b)| (a.as_millis(), b.as_millis())),
         "content_hash": l.summary.content_hash,
     })
+}
+
+/// The versions of a set, best first, converted for Python only as they are read: a
+/// listing of 10,000 versions costs no more to make than one of 100.
+#[pyclass(module = "trainstore._native", frozen)]
+pub struct Listing {
+    inner: CoreListing,
+}
+
+#[pymethods]
+impl Listing {
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Listed versions `start..stop` (clamped to the listing) as a JSON array.
+    fn rows(&self, start: usize, stop: usize) -> String {
+        let stop = stop.min(self.inner.len());
+        let start = start.min(stop);
+        serde_json::Value::Array(self.inner[start..stop].iter().map(listed_json).collect())
+            .to_string()
+    }
 }
 
 /// Criteria from JSON: `min_data_size`, `min_quality_score`, `time_range` as
@@ -174,15 +197,15 @@ impl TrainingSets {
     }
 
     /// Every version of `name`, best first, as JSON.
-    fn list(&self, py: Python<'_>, name: &str) -> PyResult<String> {
+    fn list(&self, py: Python<'_>, name: &str) -> PyResult<Listing> {
         let name = DatasetName::new(name).map_err(to_py)?;
         let sets = self.inner.clone();
-        let listed = run(
+        let inner = run(
             py,
             "training_sets.list",
             async move { sets.list(&name).await },
         )?;
-        Ok(serde_json::Value::Array(listed.iter().map(listed_json).collect()).to_string())
+        Ok(Listing { inner })
     }
 
     /// The names of every training set.

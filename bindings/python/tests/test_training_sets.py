@@ -194,6 +194,13 @@ def test_a_set_from_a_historical_request_records_its_lineage(
     assert v.quality.label_balance is not None
     same = ws.training_sets.reproduce(v)
     assert same.matches and same.rebuilt_hash == v.content_hash and same.differences is None
+    saved = ws.features.get_historical_features(
+        entity_df, ["basic:x"], save_as="vibration", label="label"
+    )
+    assert (saved.version, saved.content_hash) == (2, v.content_hash)
+    assert saved.to_arrow().equals(ws.features.get_historical_features(entity_df, ["basic:x"]))
+    with pytest.raises(ts.InvalidInputError, match="save_as"):
+        ws.features.get_historical_features(entity_df, ["basic:x"], label="label")
 
     pq.write_table(
         features.set_column(2, "x", pa.array([1.0, 5.0, 3.0])), tmp_path / "basic.parquet"

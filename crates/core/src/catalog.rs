@@ -48,7 +48,7 @@ use crate::ids::{DatasetName, TagName, UserName, Version};
 use crate::progress::Progress;
 use crate::storage::{ObjectStoreRef, probe_create_if_absent};
 use crate::time::Timestamp;
-use crate::versions::{FsckReport, VersionStore, VersionSummary};
+use crate::versions::{FsckReport, VersionIndex, VersionStore, VersionSummary};
 
 /// The manifest format this code writes and understands.
 const MANIFEST_FORMAT: u32 = 1;
@@ -247,16 +247,24 @@ pub struct Catalog {
     retry: RetryPolicy,
     /// Set once the store has shown that create-if-absent never overwrites.
     writable: Arc<tokio::sync::OnceCell<()>>,
-    /// Index checkpoints parsed already: immutable once written, so a process reads and
-    /// parses each at most once (a few, the newest of recently listed items, are kept).
-    checkpoints: Arc<Mutex<ParsedCheckpoints>>,
+    /// The version index last read of recently listed items: manifests are immutable, so
+    /// a later listing reads only the versions committed since, and one with nothing new
+    /// shares the same [`VersionIndex`] (and the views derived from it).
+    indexes: Arc<Mutex<HashMap<DatasetName, KnownIndex>>>,
 }
 
-/// Parsed index checkpoints by item and the last version they hold.
-type ParsedCheckpoints = HashMap<(DatasetName, u64), Arc<Vec<VersionSummary>>>;
+/// The version index of one item as last read.
+#[derive(Debug, Clone)]
+struct KnownIndex {
+    /// Every version's summary, 1..=latest, deleted ones included.
+    all: Arc<Vec<VersionSummary>>,
+    deleted: BTreeSet<Version>,
+    /// `all` less `deleted`.
+    live: Arc<VersionIndex>,
+}
 
-/// How many parsed index checkpoints a catalog keeps.
-const CHECKPOINTS_KEPT: usize = 16;
+/// How many items' indexes a catalog keeps.
+const INDEXES_KEPT: usize = 16;
 
 /// Where the create-if-absent probe writes, under the catalog root.
 const PROBE_DIR: &str = "_probe";
@@ -290,7 +298,7 @@ impl Catalog {
             url: url.to_owned(),
             retry: RetryPolicy::default(),
             writable: Arc::default(),
-            checkpoints: Arc::default(),
+            indexes: Arc::default(),
         })
     }
 
@@ -375,16 +383,6 @@ impl Catalog {
             .map_while(|k| newest.checked_sub((k - 1) * INDEX_EVERY))
             .take_while(|&n| n > 0)
         {
-            let key = (item.clone(), upto);
-            let kept = self
-                .checkpoints
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .cloned();
-            if let Some(versions) = kept {
-                return Ok(versions.as_ref().clone());
-            }
             let path = Self::index_path(item, upto);
             match read_json::<IndexCheckpoint>(self.store.as_ref(), &path).await {
                 Ok(Some(index))
@@ -395,11 +393,6 @@ impl Catalog {
                             .zip(1..)
                             .all(|(s, n)| s.version.get() == n) =>
                 {
-                    let mut kept = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
-                    if kept.len() >= CHECKPOINTS_KEPT {
-                        kept.clear();
-                    }
-                    kept.insert(key, Arc::new(index.versions.clone()));
                     return Ok(index.versions);
                 }
                 Ok(None) => {}
@@ -412,15 +405,56 @@ impl Catalog {
         Ok(Vec::new())
     }
 
+    /// Every version's summary of `item`, 1..=`latest`, deleted ones included: what this
+    /// catalog read before, then the newest checkpoint not yet read, then the manifests
+    /// after it.
+    async fn all_summaries(
+        &self,
+        item: &DatasetName,
+        latest: u64,
+        known: Option<&KnownIndex>,
+    ) -> Result<Arc<Vec<VersionSummary>>> {
+        let mut out = match known {
+            Some(k) if k.all.len() as u64 == latest => return Ok(k.all.clone()),
+            Some(k) => k.all[..k.all.len().min(latest as usize)].to_vec(),
+            None => Vec::new(),
+        };
+        if (out.len() as u64) < latest / INDEX_EVERY * INDEX_EVERY {
+            let index = self.newest_index(item, latest).await?;
+            if index.len() > out.len() {
+                out = index;
+            }
+        }
+        let tail: Vec<VersionSummary> = futures::stream::iter(out.len() as u64 + 1..=latest)
+            .map(|n| async move {
+                let manifest = self.get(item, Version::new(n)?).await?;
+                Ok::<_, Error>(VersionSummary::of(&manifest))
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        out.extend(tail);
+        Ok(Arc::new(out))
+    }
+
+    /// The index of `item` this catalog read last, if any.
+    fn known_index(&self, item: &DatasetName) -> Option<KnownIndex> {
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(item)
+            .cloned()
+    }
+
     /// Writes the index checkpoint of versions 1..=`upto`, after the commit of `upto`. Best
     /// effort: a missing checkpoint only makes listing read more manifests.
     async fn write_index(&self, item: &DatasetName, upto: u64) {
         let written = async {
-            let mut versions = self.summaries(item).await?;
-            versions.truncate(upto as usize);
+            let known = self.known_index(item);
+            let all = self.all_summaries(item, upto, known.as_ref()).await?;
             let index = IndexCheckpoint {
                 item: item.clone(),
-                versions,
+                versions: all[..upto as usize].to_vec(),
             };
             create_json(self.store.as_ref(), &Self::index_path(item, upto), &index).await
         }
@@ -779,25 +813,39 @@ impl VersionStore for Catalog {
         Ok(names)
     }
 
-    async fn summaries(&self, item: &DatasetName) -> Result<Vec<VersionSummary>> {
-        let Some(latest) = Self::versions(item).latest(self.store.as_ref()).await? else {
-            return Ok(Vec::new());
-        };
-        let mut out = self.newest_index(item, latest).await?;
-        let tail: Vec<VersionSummary> = futures::stream::iter(out.len() as u64 + 1..=latest)
-            .map(|n| async move {
-                let manifest = self.get(item, Version::new(n)?).await?;
-                Ok::<_, Error>(VersionSummary::of(&manifest))
-            })
-            .buffered(16)
-            .try_collect()
-            .await?;
-        out.extend(tail);
+    async fn summaries(&self, item: &DatasetName) -> Result<Arc<VersionIndex>> {
+        let latest = Self::versions(item)
+            .latest(self.store.as_ref())
+            .await?
+            .unwrap_or(0);
         let deleted = self.deleted(item).await?;
-        if !deleted.is_empty() {
-            out.retain(|s| !deleted.contains(&s.version));
+        let known = self.known_index(item);
+        if let Some(k) = &known
+            && k.all.len() as u64 == latest
+            && k.deleted == deleted
+        {
+            return Ok(k.live.clone());
         }
-        Ok(out)
+        let all = self.all_summaries(item, latest, known.as_ref()).await?;
+        let live = Arc::new(VersionIndex::new(
+            all.iter()
+                .filter(|s| !deleted.contains(&s.version))
+                .cloned()
+                .collect(),
+        ));
+        let mut kept = self.indexes.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= INDEXES_KEPT && !kept.contains_key(item) {
+            kept.clear();
+        }
+        kept.insert(
+            item.clone(),
+            KnownIndex {
+                all,
+                deleted,
+                live: live.clone(),
+            },
+        );
+        Ok(live)
     }
 
     async fn tags(&self, item: &DatasetName) -> Result<Vec<TagEntry>> {

@@ -49,7 +49,7 @@ pub use storage::{
     StorageProviderRef, check_store, local_dir, probe_create_if_absent,
 };
 pub use time::{TimeRange, Timestamp};
-pub use versions::{FsckReport, VersionStore, VersionSummary};
+pub use versions::{FsckReport, VersionIndex, VersionStore, VersionSummary};
 
 /// Re-exported so dependants use the same versions.
 pub use arrow;

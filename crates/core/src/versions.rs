@@ -7,8 +7,10 @@
 //! names of a version; aliases move and keep their history. See [`crate::catalog`] for how
 //! this is laid out on storage and why nothing rests on locks.
 
-use std::collections::BTreeSet;
+use std::any::{Any, TypeId};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -35,6 +37,80 @@ pub struct VersionSummary {
     /// set's quality, a model's metrics).
     #[serde(default)]
     pub summary: serde_json::Value,
+}
+
+/// The summaries of every live version of one item, ascending: one state of the version
+/// index, shared by every listing until the next commit or deletion.
+///
+/// Kinds of items list by their own typed summaries (a training set's quality, a model's
+/// metrics). Each derives its view once per state with [`VersionIndex::view`], so listing
+/// or selecting again costs the same with ten thousand versions as with ten.
+///
+/// ```
+/// use trainstore_core::{VersionIndex, VersionSummary};
+/// let index = VersionIndex::new(Vec::new());
+/// struct Count(usize);
+/// let first = index.view(|s: &[VersionSummary]| Ok(Count(s.len()))).unwrap();
+/// let again = index.view(|_: &[VersionSummary]| -> trainstore_core::Result<Count> { unreachable!() }).unwrap();
+/// assert_eq!((first.0, again.0), (0, 0));
+/// ```
+pub struct VersionIndex {
+    summaries: Vec<VersionSummary>,
+    views: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl VersionIndex {
+    pub fn new(summaries: Vec<VersionSummary>) -> Self {
+        VersionIndex {
+            summaries,
+            views: Mutex::default(),
+        }
+    }
+
+    /// Every live version's summary, ascending.
+    pub fn summaries(&self) -> &[VersionSummary] {
+        &self.summaries
+    }
+
+    /// The view of type `V` of this state, built by `build` the first time it is asked for
+    /// (one view per type: a type stands for one way of reading the summaries).
+    pub fn view<V: Any + Send + Sync>(
+        &self,
+        build: impl FnOnce(&[VersionSummary]) -> Result<V>,
+    ) -> Result<Arc<V>> {
+        let kept = self
+            .views
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&TypeId::of::<V>())
+            .cloned();
+        if let Some(view) = kept.and_then(|v| v.downcast::<V>().ok()) {
+            return Ok(view);
+        }
+        // Built outside the lock: two callers racing both build, and either result is
+        // the same view.
+        let view = Arc::new(build(&self.summaries)?);
+        self.views
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(TypeId::of::<V>(), view.clone());
+        Ok(view)
+    }
+}
+
+impl fmt::Debug for VersionIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VersionIndex")
+            .field("versions", &self.summaries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for VersionIndex {
+    type Target = [VersionSummary];
+    fn deref(&self) -> &[VersionSummary] {
+        &self.summaries
+    }
 }
 
 impl VersionSummary {
@@ -140,9 +216,10 @@ pub trait VersionStore: Governance + Send + Sync + fmt::Debug {
     /// The names of all items with at least one version, sorted.
     async fn items(&self) -> Result<Vec<DatasetName>>;
 
-    /// A summary of every version of `item`, ascending: what listing and selecting need,
-    /// without reading every manifest (an index the commits maintain holds most of them).
-    async fn summaries(&self, item: &DatasetName) -> Result<Vec<VersionSummary>>;
+    /// A summary of every live version of `item`, ascending: what listing and selecting
+    /// need, without reading every manifest (an index the commits maintain holds most of
+    /// them, and the state last read is shared until the next commit or deletion).
+    async fn summaries(&self, item: &DatasetName) -> Result<Arc<VersionIndex>>;
 
     /// Every tag of `item`, by name.
     async fn tags(&self, item: &DatasetName) -> Result<Vec<TagEntry>>;

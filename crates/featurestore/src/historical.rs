@@ -7,7 +7,11 @@
 //! appends the features, grouped by view in order of first request.
 //!
 //! Two engines read a view's rows. In process, the source is scanned (within the span the
-//! entity rows can reach) and every row streams through the as-of join. Pushed down, the
+//! entity rows can reach) and every row streams through the as-of join, twice: first its
+//! keys and times alone, to find each entity row's winner, then with the features, keeping
+//! only the winners' values. So a join holds about its answer, however large the source.
+//! (The offline store's segments are mapped, in memory anyway: one pass keeps them by
+//! reference.) Pushed down, the
 //! database is sent one window per distinct (keys, time) of the entity rows and returns only
 //! each window's latest row; the same join then picks among those, so both engines answer by
 //! the same code and the same rules.
@@ -113,7 +117,18 @@ impl ViewSelection {
         }
     }
 
-    /// Splits a batch of [`ViewSelection::scan_request`]'s columns, times in nanoseconds.
+    /// A scan of the join keys and times alone, in [`ViewSelection::split`]'s order (no
+    /// features): a two-pass join's first pass.
+    pub(crate) fn times_request(&self, time_range: Option<TimeRange>) -> ScanRequest {
+        let mut request = self.scan_request(time_range);
+        if let Some(p) = request.projection.as_mut() {
+            p.truncate(p.len() - self.features.len());
+        }
+        request
+    }
+
+    /// Splits a batch of [`ViewSelection::scan_request`]'s (or [`Self::times_request`]'s)
+    /// columns, times in nanoseconds.
     pub(crate) fn split<'b>(&self, batch: &'b RecordBatch) -> Result<SelectionColumns<'b>> {
         let nkeys = self.join_keys.len();
         let event = epoch_nanos(batch.column(nkeys), &self.view.timestamp_field)?;
@@ -463,6 +478,9 @@ pub(crate) enum NeededSpan {
 }
 
 /// Joins one view: checks the source's columns, scans it, returns each entity row's winner.
+///
+/// A scanned source is read twice; what a parsing source counts is its last scan's, the
+/// second, which reads every column.
 async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Result<Winners> {
     let view_name = v.selection.view.name.as_str();
     let index = EntityIndex::new(keys, times)?;
@@ -486,8 +504,23 @@ async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Re
     let ttl_ns = ttl_nanos(&v.selection.view);
     let time_range = source_span((first, last), ttl_ns)?;
     let request = v.selection.scan_request(time_range);
-    let mut stream = match &v.source {
-        JoinSource::Scan(source) | JoinSource::Offline(source) => source.scan(&request).await?,
+    let joined =
+        |retention: Retention| AsOfJoin::new(&index, ttl_ns, feature_types.clone(), retention);
+    match &v.source {
+        JoinSource::Offline(source) => {
+            let stream = source.scan(&request).await?;
+            let join = feed(v, &index, joined(Retention::KeepAll), stream).await?;
+            join.into_winners()
+        }
+        JoinSource::Scan(source) => {
+            let times_only = v.selection.times_request(time_range);
+            let first = AsOfJoin::new(&index, ttl_ns, Vec::new(), Retention::KeepAll);
+            let first = feed(v, &index, first, source.scan(&times_only).await?).await?;
+            let second = joined(Retention::FinalOnly(first.into_final()));
+            feed(v, &index, second, source.scan(&request).await?)
+                .await?
+                .into_winners()
+        }
         JoinSource::Pushdown(source) => {
             let Some(doris) = source.as_of() else {
                 return Err(Error::NotSupported {
@@ -504,19 +537,26 @@ async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Re
                 .iter()
                 .map(|k| columns.column(k, "join key"))
                 .collect::<Result<Vec<_>>>()?;
-            pushdown(v, doris, &request, &index, keys, &source_keys, ttl_ns).await?
+            let stream = pushdown(v, doris, &request, &index, keys, &source_keys, ttl_ns).await?;
+            feed(v, &index, joined(STREAM_BUDGET), stream)
+                .await?
+                .into_winners()
         }
-    };
-    let retention = match &v.source {
-        JoinSource::Offline(_) => Retention::KeepAll,
-        JoinSource::Scan(_) | JoinSource::Pushdown(_) => STREAM_BUDGET,
-    };
-    let mut join = AsOfJoin::new(&index, ttl_ns, feature_types, retention);
+    }
+}
+
+/// Streams `stream` (batches of one of the selection's requests) through `join`.
+async fn feed<'a>(
+    v: &ViewRequest,
+    index: &EntityIndex,
+    mut join: AsOfJoin<'a>,
+    mut stream: RecordBatchStream,
+) -> Result<AsOfJoin<'a>> {
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let parts = v.selection.split(&batch)?;
         let keys = align_keys(
-            view_name,
+            v.selection.view.name.as_str(),
             &v.selection.join_keys,
             parts.keys.to_vec(),
             index.key_types(),
@@ -528,7 +568,7 @@ async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Re
             features: parts.features,
         })?;
     }
-    Ok(join.into_winners())
+    Ok(join)
 }
 
 /// Asks `doris` for the latest row of each entity slot's window: keys as the source spells

@@ -8,11 +8,13 @@
 //! offline store's layout) is merged with the key's timestamps instead: the same winners,
 //! each row and timestamp visited once. Batches holding a current winner are kept by
 //! reference, not copied: in a time-ordered source almost every row wins somewhere for a
-//! while, so copying winners per batch would copy the source. Once the kept batches exceed a
-//! memory budget, the current winners are gathered into one chunk and the batches let go, so
-//! memory stays bounded by the budget and the entity rows, not by the source. Batches that sit
-//! in memory anyway (a mapped offline-store segment) need no budget: only the final winners
-//! are copied, once, at the end.
+//! while, so copying winners per batch would copy the source. What is kept is the
+//! [`Retention`]: for a scanned source, two passes ([`Retention::FinalOnly`]): the first
+//! reads keys and times alone and finds each slot's final winner, the second copies out of
+//! each batch only the rows that win in the end, so memory holds the answer once. Batches
+//! that sit in memory anyway (a mapped offline-store segment) are all kept and only the final
+//! winners copied, once, at the end. The few rows a pushdown returns are kept up to a budget,
+//! then the current winners are compacted.
 //!
 //! Duplicate entity rows (same keys and time) share one slot and one answer (rule 6.1 of
 //! `docs/point-in-time.md`).
@@ -230,17 +232,30 @@ pub(crate) struct AsOfJoin<'a> {
     /// source, and memory within about twice the answer plus the budget.
     compacted_bytes: usize,
     retention: Retention,
+    /// Slots won in the batch being taken in, with [`Retention::FinalOnly`].
+    won: Vec<u32>,
 }
 
-/// How much of the source the join may keep by reference.
-///
-/// Keeps at most the budget plus the current winners.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How much of the source the join may keep.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Retention {
-    /// Up to this many bytes of streamed batches, then the winners are compacted.
+    /// Batches holding a current winner, by reference, up to this many bytes beyond the
+    /// last compaction; then the winners are compacted.
     Budget(usize),
     /// Every batch: they stay in memory anyway.
     KeepAll,
+    /// Only the rows that win in the end, copied out of each batch as it passes: the second
+    /// pass over a source whose winners a first pass found ([`AsOfJoin::into_final`]).
+    /// Memory holds the answer's values once, however large the source.
+    FinalOnly(FinalWinners),
+}
+
+/// What a first pass found: each slot's winning (event time, created time), or none.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FinalWinners {
+    time: Vec<i64>,
+    created: Vec<i64>,
+    found: Vec<bool>,
 }
 
 /// The budget for streamed sources.
@@ -267,6 +282,7 @@ impl<'a> AsOfJoin<'a> {
             kept_bytes: 0,
             compacted_bytes: 0,
             retention,
+            won: Vec::new(),
         }
     }
 
@@ -313,6 +329,9 @@ impl<'a> AsOfJoin<'a> {
         }
         if !kept {
             return Ok(());
+        }
+        if let Retention::FinalOnly(_) = self.retention {
+            return self.keep_final(chunk, batch);
         }
         self.kept_bytes += batch
             .features
@@ -376,15 +395,68 @@ impl<'a> AsOfJoin<'a> {
             Some(c) if c.is_valid(row) => c.value(row),
             _ => i64::MIN,
         };
-        let beats = self.best_chunk[slot] == NONE
-            || (t, created) >= (self.best_time[slot], self.best_created[slot]);
+        let beats = match &self.retention {
+            // A later row of the same times wins a full tie, as in the first pass.
+            Retention::FinalOnly(last) => {
+                last.found[slot] && (t, created) == (last.time[slot], last.created[slot])
+            }
+            _ => {
+                self.best_chunk[slot] == NONE
+                    || (t, created) >= (self.best_time[slot], self.best_created[slot])
+            }
+        };
         if beats {
+            if let Retention::FinalOnly(_) = self.retention {
+                self.won.push(slot as u32);
+            }
             self.best_time[slot] = t;
             self.best_created[slot] = created;
             self.best_chunk[slot] = chunk;
             self.best_row[slot] = row as u32;
         }
         beats
+    }
+
+    /// Copies the rows of `batch` that won slots into a chunk of their own (numbered
+    /// `chunk`), each row once however many slots it won.
+    fn keep_final(&mut self, chunk: u32, batch: &SourceBatch<'_>) -> Result<()> {
+        // A slot may be won more than once in a batch: remap each once.
+        self.won.sort_unstable();
+        self.won.dedup();
+        let mut rows: Vec<u32> = Vec::with_capacity(self.won.len());
+        for &slot in &self.won {
+            // A slot won twice in one batch (a full tie) keeps its later row.
+            if self.best_chunk[slot as usize] == chunk {
+                rows.push(self.best_row[slot as usize]);
+            }
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        for slot in self.won.drain(..) {
+            let row = &mut self.best_row[slot as usize];
+            if self.best_chunk[slot as usize] == chunk
+                && let Ok(at) = rows.binary_search(row)
+            {
+                *row = at as u32;
+            }
+        }
+        let at = UInt32Array::from(rows);
+        let columns = batch
+            .features
+            .iter()
+            .map(|c| take(c.as_ref(), &at, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.chunks.push(columns);
+        Ok(())
+    }
+
+    /// What this pass found, for a second pass that keeps only the final winners' rows.
+    pub(crate) fn into_final(self) -> FinalWinners {
+        FinalWinners {
+            found: self.best_chunk.iter().map(|&c| c != NONE).collect(),
+            time: self.best_time,
+            created: self.best_created,
+        }
     }
 
     /// Gathers the current winners into one chunk, dropping superseded rows.
@@ -410,7 +482,25 @@ impl<'a> AsOfJoin<'a> {
 
     /// Where each entity row's winner lies, its values left where they are, to be gathered
     /// a slice of entity rows at a time ([`Winners::gather`]).
-    pub(crate) fn into_winners(self) -> Winners {
+    ///
+    /// After a second pass, a slot whose first-pass winner was not seen again means the
+    /// source changed between the passes: an error, never a silently missing value.
+    pub(crate) fn into_winners(self) -> Result<Winners> {
+        if let Retention::FinalOnly(last) = &self.retention
+            && let Some(slot) =
+                (0..last.found.len()).find(|&s| last.found[s] && self.best_chunk[s] == NONE)
+        {
+            return Err(Error::Remote {
+                service: "feature source".into(),
+                operation: "the join's second pass",
+                reason: format!(
+                    "a row the first pass found (event time {} ns) was gone: the source \
+                     changed during the request; ask again",
+                    last.time[slot]
+                ),
+                transient: true,
+            });
+        }
         let null_chunk = self.chunks.len();
         let picks: Vec<(usize, usize)> = self
             .index
@@ -425,11 +515,11 @@ impl<'a> AsOfJoin<'a> {
                 ),
             })
             .collect();
-        Winners {
+        Ok(Winners {
             chunks: self.chunks,
             feature_types: self.feature_types,
             picks,
-        }
+        })
     }
 }
 
@@ -628,31 +718,80 @@ mod tests {
             let times: Int64Array = entities.iter().map(|r| r.time).collect();
             let index = EntityIndex::new(&key_columns(&entities), &times).unwrap();
             let retention = budget.map_or(Retention::KeepAll, Retention::Budget);
-            let mut join = AsOfJoin::new(&index, ttl, vec![DataType::Float64], retention);
-            for part in source.chunks(batch) {
-                let keys = key_columns(part);
-                let times: Int64Array = part.iter().map(|r| r.time).collect();
-                let created: Int64Array = part.iter().map(|r| r.created).collect();
-                let values: ArrayRef =
-                    Arc::new(part.iter().map(|r| r.value).collect::<Float64Array>());
-                join.push(&SourceBatch {
-                    keys: &keys,
-                    times: &times,
-                    created: Some(&created),
-                    features: &[values],
-                })
-                .unwrap();
-            }
-            let winners = join.into_winners();
-            let out = winners.gather(0..times.len()).unwrap();
-            let got: Vec<Option<f64>> = out[0]
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .unwrap()
-                .iter()
-                .collect();
-            prop_assert_eq!(got, reference(&entities, &source, ttl));
+            let expected = reference(&entities, &source, ttl);
+            let one_pass = AsOfJoin::new(&index, ttl, vec![DataType::Float64], retention);
+            let one_pass = feed(one_pass, &source, batch).into_winners().unwrap();
+            prop_assert_eq!(values(&one_pass, times.len()), expected.clone());
+
+            // Two passes: times only, then only the final winners' values kept.
+            let first = feed(AsOfJoin::new(&index, ttl, vec![], Retention::KeepAll), &source, batch);
+            let last = Retention::FinalOnly(first.into_final());
+            let second = AsOfJoin::new(&index, ttl, vec![DataType::Float64], last);
+            let two_pass = feed(second, &source, batch).into_winners().unwrap();
+            prop_assert_eq!(values(&two_pass, times.len()), expected);
         }
+    }
+
+    /// Pushes `source` in batches of `batch` rows, its values as the one feature when the
+    /// join asks for features.
+    fn feed<'a>(mut join: AsOfJoin<'a>, source: &[Row], batch: usize) -> AsOfJoin<'a> {
+        for part in source.chunks(batch) {
+            let keys = key_columns(part);
+            let times: Int64Array = part.iter().map(|r| r.time).collect();
+            let created: Int64Array = part.iter().map(|r| r.created).collect();
+            let values: ArrayRef = Arc::new(part.iter().map(|r| r.value).collect::<Float64Array>());
+            let features = if join.feature_types.is_empty() {
+                vec![]
+            } else {
+                vec![values]
+            };
+            join.push(&SourceBatch {
+                keys: &keys,
+                times: &times,
+                created: Some(&created),
+                features: &features,
+            })
+            .unwrap();
+        }
+        join
+    }
+
+    fn values(winners: &Winners, rows: usize) -> Vec<Option<f64>> {
+        let out = winners.gather(0..rows).unwrap();
+        out[0]
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap()
+            .iter()
+            .collect()
+    }
+
+    #[test]
+    fn a_second_pass_that_misses_a_first_pass_winner_is_an_error() {
+        let row = |time: i64, value: Option<f64>| Row {
+            key: Some((1, 1)),
+            time: Some(time),
+            created: None,
+            value,
+        };
+        let entities = [row(10, None)];
+        let times: Int64Array = entities.iter().map(|r| r.time).collect();
+        let index = EntityIndex::new(&key_columns(&entities), &times).unwrap();
+        let before = [row(5, Some(1.0))];
+        let changed = [row(4, Some(2.0))];
+        let first = feed(
+            AsOfJoin::new(&index, None, vec![], Retention::KeepAll),
+            &before,
+            1,
+        );
+        let last = Retention::FinalOnly(first.into_final());
+        let second = AsOfJoin::new(&index, None, vec![DataType::Float64], last);
+        let err = feed(second, &changed, 1).into_winners().err().unwrap();
+        assert!(
+            err.to_string().contains("changed during the request"),
+            "{err}"
+        );
+        assert!(err.retryable());
     }
 
     #[test]

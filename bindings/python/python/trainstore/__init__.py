@@ -85,6 +85,7 @@ from .training_sets import (
     SetDiff,
     TrainingSets,
     TrainingSetVersion,
+    VersionList,
 )
 
 __version__: str = _native.__version__
@@ -249,7 +250,7 @@ class Workspace:
         """The feature store: definitions, training data, online serving. One per workspace
         object, so its online store is opened once, not on every read."""
         if self._features is None:
-            self._features = FeatureStore(self._native.features())
+            self._features = FeatureStore(self._native.features(), lambda: self.training_sets)
         return self._features
 
     @property
@@ -362,6 +363,7 @@ __all__ = [
     "ValueType",
     "VerifyReport",
     "VersionConflictError",
+    "VersionList",
     "Workspace",
     "WriteOutcome",
     "__version__",

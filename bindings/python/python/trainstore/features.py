@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import pyarrow as pa
 
 from . import _native
 from .exceptions import InvalidInputError
 from .sources import TimeLike, _Source, _time_text
+
+if TYPE_CHECKING:
+    from .training_sets import TrainingSets, TrainingSetVersion
 
 _T = TypeVar("_T")
 
@@ -296,8 +299,13 @@ def _to_batch(data: Any) -> pa.RecordBatch:
 class FeatureStore:
     """A workspace's feature store (``ws.features``)."""
 
-    def __init__(self, native: _native.FeatureStore) -> None:
+    def __init__(
+        self,
+        native: _native.FeatureStore,
+        training_sets: Callable[[], TrainingSets] | None = None,
+    ) -> None:
         self._native = native
+        self._training_sets = training_sets
 
     def apply(self, definitions: Sequence[Definition]) -> Applied:
         """Adds or replaces definitions by name, as one new registry version. Views are
@@ -325,6 +333,32 @@ class FeatureStore:
         """Makes the definitions of ``version`` current again; returns the new version."""
         return self._native.rollback(version)
 
+    @overload
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        features: Sequence[str] | FeatureService,
+        full_feature_names: bool = ...,
+        timestamp_column: str | None = ...,
+        engine: Literal["in-process", "pushdown"] = ...,
+        *,
+        save_as: None = ...,
+        label: str | None = ...,
+        metadata: Mapping[str, Any] | None = ...,
+    ) -> pa.Table: ...
+    @overload
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        features: Sequence[str] | FeatureService,
+        full_feature_names: bool = ...,
+        timestamp_column: str | None = ...,
+        engine: Literal["in-process", "pushdown"] = ...,
+        *,
+        save_as: str,
+        label: str | None = ...,
+        metadata: Mapping[str, Any] | None = ...,
+    ) -> TrainingSetVersion: ...
     def get_historical_features(
         self,
         entity_df: Any,
@@ -332,7 +366,11 @@ class FeatureStore:
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
         engine: Literal["in-process", "pushdown"] = "in-process",
-    ) -> pa.Table:
+        *,
+        save_as: str | None = None,
+        label: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> pa.Table | TrainingSetVersion:
         """Point-in-time-correct feature values for each entity row.
 
         ``entity_df`` holds the join keys and an ``event_timestamp`` column (or exactly one
@@ -343,7 +381,29 @@ class FeatureStore:
         database (views over Doris or MySQL tables only); the answer is the same. The
         schema metadata ``trainstore.sources`` names, per view, what its rows were read from
         (JSON; ``offline store offline-<view>@v<N>`` when the ingested offline store answered).
+
+        With ``save_as="name"``, the answer streams into a new version of that training set
+        instead (never held whole; ``label`` and ``metadata`` as in
+        :meth:`TrainingSets.create`), and the version is returned: the same as
+        ``ws.training_sets.create_from_features(name, entity_df, features, …)``.
         """
+        if save_as is not None:
+            if self._training_sets is None:
+                raise InvalidInputError(
+                    "save_as needs the workspace's training sets: use ws.features of a Workspace"
+                )
+            return self._training_sets().create_from_features(
+                save_as,
+                entity_df,
+                features,
+                metadata=metadata,
+                label=label,
+                full_feature_names=full_feature_names,
+                timestamp_column=timestamp_column,
+                engine=engine,
+            )
+        if label is not None or metadata is not None:
+            raise InvalidInputError("label and metadata describe a saved set: give save_as too")
         batch = self._native.get_historical_features(
             _to_batch(entity_df),
             _feature_names(features),

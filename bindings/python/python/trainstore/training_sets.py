@@ -19,10 +19,10 @@ from __future__ import annotations
 import builtins
 import html
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pyarrow as pa
 
@@ -269,6 +269,69 @@ class ListedVersion:
         return f"{self.name}@v{self.version}"
 
 
+class VersionList(Sequence[ListedVersion]):
+    """The versions of a set as :meth:`TrainingSets.list` ranks them, read on demand."""
+
+    def __init__(self, name: str, native: _native.Listing) -> None:
+        self._name = name
+        self._native = native
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    @overload
+    def __getitem__(self, index: int) -> ListedVersion: ...
+    @overload
+    def __getitem__(self, index: slice) -> builtins.list[ListedVersion]: ...
+    def __getitem__(self, index: int | slice) -> ListedVersion | builtins.list[ListedVersion]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return self._rows(start, stop)
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"version list index {index} out of range ({n} versions)")
+        position = index % n
+        return self._rows(position, position + 1)[0]
+
+    def __iter__(self) -> Iterator[ListedVersion]:
+        page = 1024
+        for start in range(0, len(self), page):
+            yield from self._rows(start, start + page)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (VersionList, builtins.list)):
+            return builtins.list(self) == builtins.list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = self._rows(0, 5)
+        more = f", … {len(self) - len(shown)} more" if len(self) > len(shown) else ""
+        return f"VersionList({self._name!r}: {', '.join(v.id for v in shown)}{more})"
+
+    def _rows(self, start: int, stop: int) -> builtins.list[ListedVersion]:
+        out = []
+        for r in json.loads(self._native.rows(start, stop)):
+            tc = r["time_coverage"]
+            out.append(
+                ListedVersion(
+                    self._name,
+                    r["version"],
+                    r["author"],
+                    _utc(r["created_at"]),
+                    r["bytes"],
+                    r["rows"],
+                    r["overall_score"],
+                    None if tc is None else (_utc(tc[0]), _utc(tc[1])),
+                    r["content_hash"],
+                )
+            )
+        return out
+
+
 def _criteria(
     criteria: Mapping[str, Any] | None,
     min_data_size: int | None,
@@ -426,25 +489,11 @@ class TrainingSets:
         """Every training set with at least one version."""
         return self._native.names()
 
-    def list(self, name: str) -> builtins.list[ListedVersion]:
-        """Every version of ``name``, best quality first (the newer first on a tie)."""
-        out = []
-        for r in json.loads(self._native.list(name)):
-            tc = r["time_coverage"]
-            out.append(
-                ListedVersion(
-                    name,
-                    r["version"],
-                    r["author"],
-                    _utc(r["created_at"]),
-                    r["bytes"],
-                    r["rows"],
-                    r["overall_score"],
-                    None if tc is None else (_utc(tc[0]), _utc(tc[1])),
-                    r["content_hash"],
-                )
-            )
-        return out
+    def list(self, name: str) -> VersionList:
+        """Every version of ``name``, best quality first (the newer first on a tie), as a
+        sequence that converts versions only as they are read: ``list(name)[0]`` is the best,
+        and the call costs the same with 10,000 versions as with 100."""
+        return VersionList(name, self._native.list(name))
 
     def get(self, name: str, version: int | str = "latest") -> TrainingSetVersion:
         """A version by number, ``"v3"``, ``"latest"``, a tag or an alias."""

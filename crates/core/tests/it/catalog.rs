@@ -536,7 +536,7 @@ async fn summaries_come_from_index_checkpoints_and_survive_missing_or_bad_ones()
     }
     assert!(store.head(&index(250)).await.is_err());
     let expected: Vec<u64> = (1..=250).collect();
-    let listed = |summaries: Vec<trainstore_core::VersionSummary>| {
+    let listed = |summaries: Arc<trainstore_core::VersionIndex>| {
         summaries
             .iter()
             .map(|s| {
@@ -548,7 +548,9 @@ async fn summaries_come_from_index_checkpoints_and_survive_missing_or_bad_ones()
     };
     assert_eq!(listed(catalog.summaries(&item()).await.unwrap()), expected);
 
-    // A checkpoint a killed committer never wrote, and one that lies: manifests answer.
+    // A checkpoint a killed committer never wrote, and one that lies: manifests answer
+    // (a catalog opened afresh, since this one keeps what it read).
+    let fresh = || async { Catalog::open(store.clone(), &backend.url).await.unwrap() };
     store.delete(&index(200)).await.unwrap();
     store
         .put(
@@ -557,12 +559,56 @@ async fn summaries_come_from_index_checkpoints_and_survive_missing_or_bad_ones()
         )
         .await
         .unwrap();
-    assert_eq!(listed(catalog.summaries(&item()).await.unwrap()), expected);
+    assert_eq!(
+        listed(fresh().await.summaries(&item()).await.unwrap()),
+        expected
+    );
     store
         .put(&index(100), PutPayload::from_static(b"not json"))
         .await
         .unwrap();
-    assert_eq!(listed(catalog.summaries(&item()).await.unwrap()), expected);
+    assert_eq!(
+        listed(fresh().await.summaries(&item()).await.unwrap()),
+        expected
+    );
+}
+
+#[tokio::test]
+async fn a_listing_is_shared_until_a_commit_or_deletion_changes_it() {
+    let backend = support::memory();
+    let catalog = Catalog::open(backend.store(), &backend.url).await.unwrap();
+    let other = Catalog::open(backend.store(), &backend.url).await.unwrap();
+    for _ in 0..3 {
+        catalog
+            .commit(&item(), NewVersion::new(alice()))
+            .await
+            .unwrap();
+    }
+    let versions = |index: &trainstore_core::VersionIndex| {
+        index.iter().map(|s| s.version.get()).collect::<Vec<_>>()
+    };
+    let first = catalog.summaries(&item()).await.unwrap();
+    let again = catalog.summaries(&item()).await.unwrap();
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "nothing changed: the same index"
+    );
+    assert_eq!(versions(&first), [1, 2, 3]);
+
+    // Another process's commit and deletion are seen, and make a new index.
+    other
+        .commit(&item(), NewVersion::new(alice()))
+        .await
+        .unwrap();
+    let after_commit = catalog.summaries(&item()).await.unwrap();
+    assert_eq!(versions(&after_commit), [1, 2, 3, 4]);
+    other
+        .delete(&item(), Version::new(2).unwrap(), &alice())
+        .await
+        .unwrap();
+    let after_delete = catalog.summaries(&item()).await.unwrap();
+    assert_eq!(versions(&after_delete), [1, 3, 4]);
+    assert!(!Arc::ptr_eq(&after_commit, &after_delete));
 }
 
 #[tokio::test]

@@ -2,9 +2,8 @@
 //! [`FILE_TARGET`] bytes, row groups of [`ROW_GROUP_ROWS`] rows, written while the rows
 //! stream in and read back row group by row group on every core.
 //!
-//! Writing overlaps three things: the caller producing batches, Parquet encoding (a blocking
-//! task per batch) and the quality pass (a thread of its own, fed the same batches through a
-//! short queue). A finished file is stored under a unique name at once, so memory holds at
+//! Writing overlaps the Parquet encoding of a row group, its columns on every core, with
+//! the quality pass (a thread of its own, fed the same batches through a short queue). A finished file is stored under a unique name at once, so memory holds at
 //! most one file in the making; a set larger than memory becomes several files. Nothing is
 //! visible until the version's manifest is committed: a writer that fails removes its files,
 //! and what a killed one leaves is found by `gc`.
@@ -23,8 +22,10 @@ use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 use trainstore_core::catalog::{FileEntry, hex_sha256};
 use trainstore_core::{DatasetName, Error, RecordBatchStream, Result, VersionStore, parallel};
 
@@ -62,7 +63,7 @@ pub(crate) struct SetWriter {
     item: DatasetName,
     schema: SchemaRef,
     file_target: usize,
-    encoder: Option<ArrowWriter<Vec<u8>>>,
+    encoder: Option<Encoder>,
     files: Vec<FileEntry>,
     rows: u64,
     /// Rows waiting to make a whole row group, and how many.
@@ -148,7 +149,22 @@ impl SetWriter {
             [one] => one.clone(),
             _ => arrow::compute::concat_batches(&self.schema, &pieces)?,
         };
-        let encoder = self.encode(group).await?;
+        self.rows += group.num_rows() as u64;
+        let mut encoder = match self.encoder.take() {
+            Some(e) => e,
+            None => Encoder::new(&self.schema)?,
+        };
+        let queue = self.quality_queue.clone();
+        let encoder = tokio::task::spawn_blocking(move || {
+            // A closed queue means the quality pass failed; its error is reported by finish.
+            if let Some(queue) = queue {
+                let _ = queue.send(group.clone());
+            }
+            encoder.write_group(&group)?;
+            Ok::<_, Error>(encoder)
+        })
+        .await
+        .map_err(join_error)??;
         if encoder.bytes_written() >= self.file_target {
             self.store_file(encoder).await
         } else {
@@ -157,35 +173,8 @@ impl SetWriter {
         }
     }
 
-    /// Encodes `batch` (one row group) into the current file's encoder, and hands the
-    /// encoder back.
-    async fn encode(&mut self, batch: RecordBatch) -> Result<ArrowWriter<Vec<u8>>> {
-        self.rows += batch.num_rows() as u64;
-        let encoder = match self.encoder.take() {
-            Some(e) => e,
-            None => self.new_encoder()?,
-        };
-        let queue = self.quality_queue.clone();
-        tokio::task::spawn_blocking(move || {
-            // A closed queue means the quality pass failed; its error is reported by finish.
-            if let Some(queue) = queue {
-                let _ = queue.send(batch.clone());
-            }
-            let mut encoder = encoder;
-            encoder.write(&batch).map_err(write_error)?;
-            Ok::<_, Error>(encoder)
-        })
-        .await
-        .map_err(join_error)?
-    }
-
-    fn new_encoder(&self) -> Result<ArrowWriter<Vec<u8>>> {
-        ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(properties()))
-            .map_err(write_error)
-    }
-
-    async fn store_file(&mut self, encoder: ArrowWriter<Vec<u8>>) -> Result<()> {
-        let bytes = tokio::task::spawn_blocking(move || encoder.into_inner().map_err(write_error))
+    async fn store_file(&mut self, encoder: Encoder) -> Result<()> {
+        let bytes = tokio::task::spawn_blocking(move || encoder.finish())
             .await
             .map_err(join_error)??;
         let name = format!("part-{:05}.parquet", self.files.len());
@@ -223,8 +212,7 @@ impl SetWriter {
         if let Some(encoder) = self.encoder.take() {
             self.store_file(encoder).await?;
         } else if self.files.is_empty() {
-            let encoder = self.new_encoder()?;
-            self.store_file(encoder).await?;
+            self.store_file(Encoder::new(&self.schema)?).await?;
         }
         let quality = self.join_quality().await?;
         Ok(Written {
@@ -253,6 +241,73 @@ impl SetWriter {
             self.store.remove_unlisted_file(&f).await;
         }
         let _ = self.join_quality().await;
+    }
+}
+
+/// One Parquet file in the making, in memory. Each row group's columns are encoded on every
+/// core at once, then appended in order: the same bytes as one `ArrowWriter` writing them.
+struct Encoder {
+    file: SerializedFileWriter<Vec<u8>>,
+    groups: ArrowRowGroupWriterFactory,
+    written: usize,
+}
+
+impl Encoder {
+    fn new(schema: &SchemaRef) -> Result<Self> {
+        let (file, groups) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties()))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(write_error)?;
+        Ok(Encoder {
+            file,
+            groups,
+            written: 0,
+        })
+    }
+
+    /// Encodes `batch` as the file's next row group.
+    fn write_group(&mut self, batch: &RecordBatch) -> Result<()> {
+        let index = self.file.flushed_row_groups().len();
+        let writers = self
+            .groups
+            .create_column_writers(index)
+            .map_err(write_error)?;
+        let mut leaves = Vec::with_capacity(writers.len());
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            leaves.extend(compute_leaves(field, column).map_err(write_error)?);
+        }
+        // Each worker takes its column's writer out of its slot.
+        let slots: Vec<std::sync::Mutex<Option<_>>> = writers
+            .into_iter()
+            .map(|w| std::sync::Mutex::new(Some(w)))
+            .collect();
+        let chunks = parallel::map_indexed(slots.len(), |i| {
+            let mut writer = slots[i]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .expect("each column encoded once");
+            writer.write(&leaves[i])?;
+            writer.close()
+        });
+        let mut group = self.file.next_row_group().map_err(write_error)?;
+        for chunk in chunks {
+            chunk
+                .map_err(write_error)?
+                .append_to_row_group(&mut group)
+                .map_err(write_error)?;
+        }
+        group.close().map_err(write_error)?;
+        self.written = self.file.bytes_written();
+        Ok(())
+    }
+
+    fn bytes_written(&self) -> usize {
+        self.written
+    }
+
+    /// The whole file, footer included.
+    fn finish(self) -> Result<Vec<u8>> {
+        self.file.into_inner().map_err(write_error)
     }
 }
 

@@ -48,7 +48,7 @@ impl TrainingSets {
                 "keeps nothing: give keep_last, keep_within or both",
             ));
         }
-        let mut listed = self.list(name).await?;
+        let mut listed = self.list(name).await?.to_vec();
         listed.sort_by_key(|l| std::cmp::Reverse(l.version));
         let named = self.names(name).await?;
         let now = Timestamp::now().as_millis();
