@@ -32,13 +32,17 @@ use trainstore_core::{DatasetName, Error, RecordBatchStream, Result, VersionStor
 use super::quality::{QualityAccumulator, QualityOptions};
 
 /// By default, a file is closed and stored once its encoded size reaches this many bytes.
-pub const FILE_TARGET: usize = 256 << 20;
+/// A file is made in memory, so this is what a create holds of encoded rows; readers decode
+/// row groups, not files, so smaller files read as fast.
+pub const FILE_TARGET: usize = 64 << 20;
 
 /// Rows per Parquet row group: the unit readers decode in parallel.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// Batches waiting for the quality pass; the encoder blocks when it is this far ahead.
-const QUALITY_QUEUE: usize = 4;
+/// Row groups waiting for the quality pass; the encoder blocks when it is this far ahead.
+/// One: with the columns encoded on every core, encoding outpaces the quality pass, and
+/// each waiting row group holds up to [`ROW_GROUP_ROWS`] rows in memory.
+const QUALITY_QUEUE: usize = 1;
 
 fn properties() -> WriterProperties {
     WriterProperties::builder()
@@ -152,7 +156,7 @@ impl SetWriter {
         self.rows += group.num_rows() as u64;
         let mut encoder = match self.encoder.take() {
             Some(e) => e,
-            None => Encoder::new(&self.schema)?,
+            None => Encoder::new(&self.schema, self.file_target)?,
         };
         let queue = self.quality_queue.clone();
         let encoder = tokio::task::spawn_blocking(move || {
@@ -212,7 +216,7 @@ impl SetWriter {
         if let Some(encoder) = self.encoder.take() {
             self.store_file(encoder).await?;
         } else if self.files.is_empty() {
-            self.store_file(Encoder::new(&self.schema)?).await?;
+            self.store_file(Encoder::new(&self.schema, 0)?).await?;
         }
         let quality = self.join_quality().await?;
         Ok(Written {
@@ -253,8 +257,12 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn new(schema: &SchemaRef) -> Result<Self> {
-        let (file, groups) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties()))
+    /// An encoder whose buffer is reserved for a file of about `target` bytes at once:
+    /// growing it by doubling would copy the file several times and, while copying, hold
+    /// it twice. (Reserved pages cost no memory until written.)
+    fn new(schema: &SchemaRef, target: usize) -> Result<Self> {
+        let buffer = Vec::with_capacity(target + target / 4);
+        let (file, groups) = ArrowWriter::try_new(buffer, schema.clone(), Some(properties()))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(write_error)?;
         Ok(Encoder {
@@ -265,36 +273,43 @@ impl Encoder {
     }
 
     /// Encodes `batch` as the file's next row group.
+    ///
+    /// Each column is one work item: its leaves (the values with their nesting levels, as
+    /// large as the values for a list) are computed, encoded and dropped there, so only the
+    /// columns being encoded hold them at once.
     fn write_group(&mut self, batch: &RecordBatch) -> Result<()> {
         let index = self.file.flushed_row_groups().len();
-        let writers = self
+        let schema = self.file.schema_descr();
+        // The writers of each column: one per Parquet leaf under it, in order.
+        let mut by_column: Vec<Vec<_>> = (0..batch.num_columns()).map(|_| Vec::new()).collect();
+        for (leaf, writer) in self
             .groups
             .create_column_writers(index)
-            .map_err(write_error)?;
-        let mut leaves = Vec::with_capacity(writers.len());
-        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-            leaves.extend(compute_leaves(field, column).map_err(write_error)?);
-        }
-        // Each worker takes its column's writer out of its slot.
-        let slots: Vec<std::sync::Mutex<Option<_>>> = writers
+            .map_err(write_error)?
             .into_iter()
-            .map(|w| std::sync::Mutex::new(Some(w)))
-            .collect();
-        let chunks = parallel::map_indexed(slots.len(), |i| {
-            let mut writer = slots[i]
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .expect("each column encoded once");
-            writer.write(&leaves[i])?;
-            writer.close()
+            .enumerate()
+        {
+            by_column[schema.get_column_root_idx(leaf)].push(writer);
+        }
+        let slots: Vec<std::sync::Mutex<Vec<_>>> =
+            by_column.into_iter().map(std::sync::Mutex::new).collect();
+        let fields = batch.schema_ref().fields().clone();
+        let encoded = parallel::map_indexed(slots.len(), |column| {
+            let writers =
+                std::mem::take(&mut *slots[column].lock().unwrap_or_else(|p| p.into_inner()));
+            let leaves = compute_leaves(&fields[column], batch.column(column))?;
+            let mut chunks = Vec::with_capacity(writers.len());
+            for (mut writer, leaf) in writers.into_iter().zip(&leaves) {
+                writer.write(leaf)?;
+                chunks.push(writer.close()?);
+            }
+            Ok::<_, parquet::errors::ParquetError>(chunks)
         });
         let mut group = self.file.next_row_group().map_err(write_error)?;
-        for chunk in chunks {
-            chunk
-                .map_err(write_error)?
-                .append_to_row_group(&mut group)
-                .map_err(write_error)?;
+        for chunks in encoded {
+            for chunk in chunks.map_err(write_error)? {
+                chunk.append_to_row_group(&mut group).map_err(write_error)?;
+            }
         }
         group.close().map_err(write_error)?;
         self.written = self.file.bytes_written();
@@ -457,4 +472,53 @@ pub(crate) fn decode(files: Vec<(FileEntry, Bytes)>) -> Result<(SchemaRef, Vec<R
         batches.push(RecordBatch::try_new(schema.clone(), arrays)?);
     }
     Ok((schema, batches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Float32Array, Int64Array, ListArray, StringArray, StructArray};
+    use arrow::datatypes::{DataType, Field, Float32Type, Schema};
+
+    /// Scalars, a list and a struct of two leaves: columns of one, one and two Parquet leaves.
+    fn batch(rows: usize) -> RecordBatch {
+        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows as i64));
+        let lists: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Float32Type, _, _>(
+            (0..rows).map(|i| (i % 5 != 0).then(|| (0..i % 7).map(|j| Some(j as f32)))),
+        ));
+        let names: ArrayRef = Arc::new(StringArray::from_iter(
+            (0..rows).map(|i| (i % 3 != 0).then(|| format!("s{i}"))),
+        ));
+        let floats: ArrayRef = Arc::new(Float32Array::from_iter_values(
+            (0..rows).map(|i| i as f32 / 3.0),
+        ));
+        let point: ArrayRef = Arc::new(StructArray::from(vec![
+            (Arc::new(Field::new("name", DataType::Utf8, true)), names),
+            (
+                Arc::new(Field::new("weight", DataType::Float32, false)),
+                floats,
+            ),
+        ]));
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("values", lists.data_type().clone(), true),
+            Field::new("point", point.data_type().clone(), false),
+        ]);
+        RecordBatch::try_new(Arc::new(schema), vec![ids, lists, point]).unwrap()
+    }
+
+    #[test]
+    fn columns_encoded_in_parallel_make_the_bytes_of_one_arrow_writer() {
+        let whole = batch(3000);
+        let groups = [whole.slice(0, 1000), whole.slice(1000, 2000)];
+        let mut reference =
+            ArrowWriter::try_new(Vec::new(), whole.schema(), Some(properties())).unwrap();
+        let mut encoder = Encoder::new(&whole.schema(), 0).unwrap();
+        for g in &groups {
+            reference.write(g).unwrap();
+            reference.flush().unwrap(); // one row group per write, as the encoder makes
+            encoder.write_group(g).unwrap();
+        }
+        assert_eq!(encoder.finish().unwrap(), reference.into_inner().unwrap());
+    }
 }

@@ -110,6 +110,10 @@ pub struct SetInfo {
     pub format: u32,
     /// SHA-256 over the schema and the data files' hashes, in order.
     pub content_hash: String,
+    /// The size at which its files were cut ([`TrainingSets::with_file_target`]): where
+    /// files end is part of the content hash, so a rebuild cuts at the same size.
+    #[serde(default = "first_file_target")]
+    pub file_target: u64,
     pub rows: u64,
     pub schema: Vec<ColumnInfo>,
     /// The exact Arrow schema (an IPC stream without batches, in hex), for drafts that add
@@ -122,6 +126,11 @@ pub struct SetInfo {
     /// The caller's own metadata (a description, an experiment id…).
     #[serde(default)]
     pub metadata: serde_json::Value,
+}
+
+/// The file target of the versions written before it was recorded.
+fn first_file_target() -> u64 {
+    256 << 20
 }
 
 /// What the version index keeps of each set: what listing and selecting read.
@@ -261,7 +270,7 @@ impl TrainingSets {
         }
     }
 
-    /// Closes a data file once its encoded size reaches about `bytes` (256 MiB by default):
+    /// Closes a data file once its encoded size reaches about `bytes` (64 MiB by default):
     /// smaller files suit stores that read whole objects, larger ones fewer requests.
     pub fn with_file_target(mut self, bytes: usize) -> Self {
         self.file_target = bytes.max(1);
@@ -351,6 +360,7 @@ impl TrainingSets {
         let info = SetInfo {
             format: SET_FORMAT,
             content_hash: parts.content_hash,
+            file_target: self.file_target as u64,
             rows: parts.rows,
             schema: schema
                 .fields()
@@ -719,7 +729,7 @@ impl TrainingSets {
         .await?;
         let scratch = Catalog::open(Arc::new(InMemory::new()), "memory://rebuilt").await?;
         let rebuilt_sets = TrainingSets::new(Arc::new(scratch), self.author.clone())
-            .with_file_target(self.file_target);
+            .with_file_target(usize::try_from(version.info.file_target).unwrap_or(usize::MAX));
         let options = CreateOptions {
             label: version.info.label.clone(),
             time_column: version.info.time_column.clone(),
