@@ -39,10 +39,11 @@ pub const FILE_TARGET: usize = 64 << 20;
 /// Rows per Parquet row group: the unit readers decode in parallel.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// Row groups waiting for the quality pass; the encoder blocks when it is this far ahead.
-/// One: with the columns encoded on every core, encoding outpaces the quality pass, and
-/// each waiting row group holds up to [`ROW_GROUP_ROWS`] rows in memory.
-const QUALITY_QUEUE: usize = 1;
+/// Row groups waiting for the quality pass: none. Handing a row group over waits until the
+/// pass has finished the one before, so at most two row groups (one in the pass, one being
+/// encoded) are held at once; each holds up to [`ROW_GROUP_ROWS`] rows, 128 MB of list
+/// features for a historical answer.
+const QUALITY_QUEUE: usize = 0;
 
 fn properties() -> WriterProperties {
     WriterProperties::builder()
@@ -73,7 +74,8 @@ pub(crate) struct SetWriter {
     /// Rows waiting to make a whole row group, and how many.
     pending: Vec<RecordBatch>,
     pending_rows: usize,
-    quality_queue: Option<SyncSender<RecordBatch>>,
+    /// Each row group, in the caller's pieces, for the quality pass.
+    quality_queue: Option<SyncSender<Vec<RecordBatch>>>,
     quality: Option<JoinHandle<Result<QualityAccumulator>>>,
 }
 
@@ -86,12 +88,14 @@ impl SetWriter {
         quality: QualityOptions,
     ) -> Result<Self> {
         let mut accumulator = QualityAccumulator::new(&schema, quality)?;
-        let (queue, batches) = sync_channel::<RecordBatch>(QUALITY_QUEUE);
+        let (queue, groups) = sync_channel::<Vec<RecordBatch>>(QUALITY_QUEUE);
         let thread = std::thread::Builder::new()
             .name("trainstore-quality".into())
             .spawn(move || {
-                for batch in batches {
-                    accumulator.observe(&batch)?;
+                for group in groups {
+                    for batch in &group {
+                        accumulator.observe(batch)?;
+                    }
                 }
                 Ok(accumulator)
             })
@@ -147,13 +151,9 @@ impl SetWriter {
 
     /// Encodes the pending rows as one row group, storing the file if it is full.
     async fn write_group(&mut self) -> Result<()> {
-        let pieces = std::mem::take(&mut self.pending);
+        let group = std::mem::take(&mut self.pending);
+        self.rows += self.pending_rows as u64;
         self.pending_rows = 0;
-        let group = match pieces.as_slice() {
-            [one] => one.clone(),
-            _ => arrow::compute::concat_batches(&self.schema, &pieces)?,
-        };
-        self.rows += group.num_rows() as u64;
         let mut encoder = match self.encoder.take() {
             Some(e) => e,
             None => Encoder::new(&self.schema, self.file_target)?,
@@ -272,16 +272,21 @@ impl Encoder {
         })
     }
 
-    /// Encodes `batch` as the file's next row group.
+    /// Encodes `pieces` (batches of the file's schema, in order) as the file's next row
+    /// group.
     ///
-    /// Each column is one work item: its leaves (the values with their nesting levels, as
-    /// large as the values for a list) are computed, encoded and dropped there, so only the
-    /// columns being encoded hold them at once.
-    fn write_group(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Each column is one work item: its pieces are put together, its leaves (the values with
+    /// their nesting levels, as large as the values for a list) computed and encoded, and
+    /// both dropped there; so the copying is spread over the cores too, and only the columns
+    /// being encoded are held twice at once.
+    fn write_group(&mut self, pieces: &[RecordBatch]) -> Result<()> {
+        let Some(first) = pieces.first() else {
+            return Ok(());
+        };
         let index = self.file.flushed_row_groups().len();
         let schema = self.file.schema_descr();
         // The writers of each column: one per Parquet leaf under it, in order.
-        let mut by_column: Vec<Vec<_>> = (0..batch.num_columns()).map(|_| Vec::new()).collect();
+        let mut by_column: Vec<Vec<_>> = (0..first.num_columns()).map(|_| Vec::new()).collect();
         for (leaf, writer) in self
             .groups
             .create_column_writers(index)
@@ -293,11 +298,19 @@ impl Encoder {
         }
         let slots: Vec<std::sync::Mutex<Vec<_>>> =
             by_column.into_iter().map(std::sync::Mutex::new).collect();
-        let fields = batch.schema_ref().fields().clone();
+        let fields = first.schema_ref().fields().clone();
         let encoded = parallel::map_indexed(slots.len(), |column| {
             let writers =
                 std::mem::take(&mut *slots[column].lock().unwrap_or_else(|p| p.into_inner()));
-            let leaves = compute_leaves(&fields[column], batch.column(column))?;
+            let values = match pieces {
+                [one] => one.column(column).clone(),
+                _ => {
+                    let parts: Vec<&dyn arrow::array::Array> =
+                        pieces.iter().map(|p| p.column(column).as_ref()).collect();
+                    arrow::compute::concat(&parts)?
+                }
+            };
+            let leaves = compute_leaves(&fields[column], &values)?;
             let mut chunks = Vec::with_capacity(writers.len());
             for (mut writer, leaf) in writers.into_iter().zip(&leaves) {
                 writer.write(leaf)?;
@@ -341,18 +354,24 @@ fn join_error(e: tokio::task::JoinError) -> Error {
 }
 
 /// Reads one stored file, checked against its recorded hash the first time this process
-/// reads it (hashing off the async workers).
+/// reads it (hashing off the async workers). A file on the local disk is mapped, not
+/// copied: decoding reads the page cache's pages in place.
 pub(crate) async fn read_file(store: Arc<dyn VersionStore>, entry: FileEntry) -> Result<Bytes> {
     let Some(path) = store.local_path(&entry) else {
         return store.read_file(&entry).await;
     };
     tokio::task::spawn_blocking(move || {
-        let content = std::fs::read(&path).map_err(|e| Error::NotFound {
+        let missing = |e: std::io::Error| Error::NotFound {
             what: "training-set file",
             name: format!("{}: {e}", entry.path),
-        })?;
-        store.check_content(&entry, &content)?;
-        Ok(Bytes::from(content))
+        };
+        let file = std::fs::File::open(&path).map_err(missing)?;
+        // SAFETY: a version's data files are written once under a unique name and never
+        // modified or truncated; `gc` unlinks only files no version lists, and an unlinked
+        // file stays mapped until the mapping is dropped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(missing)?;
+        store.check_content(&entry, &map)?;
+        Ok(Bytes::from_owner(map))
     })
     .await
     .map_err(join_error)?
@@ -422,7 +441,14 @@ pub(crate) fn decode(files: Vec<(FileEntry, Bytes)>) -> Result<(SchemaRef, Vec<R
         reason: "has no data files".into(),
     })?;
     let columns = schema.fields().len().max(1);
-    let splits = (parallel::threads() / groups.len().max(1)).clamp(1, columns);
+    // Several parts per core when there are too few row groups to keep every core busy:
+    // columns differ in cost (a list column against a float column), and smaller parts
+    // even the cores out.
+    let splits = if groups.len() < parallel::threads() {
+        (parallel::threads() * 4 / groups.len().max(1)).clamp(1, columns)
+    } else {
+        1
+    };
     // Column ranges: `splits` contiguous, nearly equal parts.
     let ranges: Vec<std::ops::Range<usize>> = (0..splits)
         .map(|i| i * columns / splits..(i + 1) * columns / splits)
@@ -517,8 +543,12 @@ mod tests {
         for g in &groups {
             reference.write(g).unwrap();
             reference.flush().unwrap(); // one row group per write, as the encoder makes
-            encoder.write_group(g).unwrap();
         }
+        // The second row group given in three pieces, as a caller's batches may come.
+        encoder.write_group(&groups[..1]).unwrap();
+        let second = &groups[1];
+        let pieces = [second.slice(0, 7), second.slice(7, 993), second.slice(1000, 1000)];
+        encoder.write_group(&pieces).unwrap();
         assert_eq!(encoder.finish().unwrap(), reference.into_inner().unwrap());
     }
 }
