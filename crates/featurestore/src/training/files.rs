@@ -2,18 +2,17 @@
 //! [`FILE_TARGET`] bytes, row groups of [`ROW_GROUP_ROWS`] rows, written while the rows
 //! stream in and read back row group by row group on every core.
 //!
-//! Writing overlaps the Parquet encoding of a row group, its columns on every core, with
-//! the quality pass (a thread of its own, fed the same batches through a short queue). A finished file is stored under a unique name at once, so memory holds at
-//! most one file in the making; a set larger than memory becomes several files. Nothing is
+//! Each row group is written by work items on every core: one per column (its Parquet
+//! encoding) and one for the quality pass over its rows; then it is let go, so memory holds
+//! one row group at a time. A finished file is stored under a unique name at once, so memory
+//! holds at most one file in the making; a set larger than memory becomes several files. Nothing is
 //! visible until the version's manifest is committed: a writer that fails removes its files,
 //! and what a killed one leaves is found by `gc`.
 //!
 //! Small row groups cost a little compression and let a reader decode a single file on
 //! every core, which is what makes reading a set as fast as `pyarrow.parquet.read_table`.
 
-use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -38,12 +37,6 @@ pub const FILE_TARGET: usize = 64 << 20;
 
 /// Rows per Parquet row group: the unit readers decode in parallel.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
-
-/// Row groups waiting for the quality pass: none. Handing a row group over waits until the
-/// pass has finished the one before, so at most two row groups (one in the pass, one being
-/// encoded) are held at once; each holds up to [`ROW_GROUP_ROWS`] rows, 128 MB of list
-/// features for a historical answer.
-const QUALITY_QUEUE: usize = 0;
 
 fn properties() -> WriterProperties {
     WriterProperties::builder()
@@ -74,9 +67,8 @@ pub(crate) struct SetWriter {
     /// Rows waiting to make a whole row group, and how many.
     pending: Vec<RecordBatch>,
     pending_rows: usize,
-    /// Each row group, in the caller's pieces, for the quality pass.
-    quality_queue: Option<SyncSender<Vec<RecordBatch>>>,
-    quality: Option<JoinHandle<Result<QualityAccumulator>>>,
+    /// The quality pass, lent to each row group's work items.
+    quality: Option<QualityAccumulator>,
 }
 
 impl SetWriter {
@@ -87,22 +79,7 @@ impl SetWriter {
         file_target: usize,
         quality: QualityOptions,
     ) -> Result<Self> {
-        let mut accumulator = QualityAccumulator::new(&schema, quality)?;
-        let (queue, groups) = sync_channel::<Vec<RecordBatch>>(QUALITY_QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("trainstore-quality".into())
-            .spawn(move || {
-                for group in groups {
-                    for batch in &group {
-                        accumulator.observe(batch)?;
-                    }
-                }
-                Ok(accumulator)
-            })
-            .map_err(|e| Error::Internal {
-                operation: "start the quality pass".into(),
-                reason: e.to_string(),
-            })?;
+        let quality = QualityAccumulator::new(&schema, quality)?;
         Ok(SetWriter {
             store,
             item,
@@ -113,8 +90,7 @@ impl SetWriter {
             rows: 0,
             pending: Vec::new(),
             pending_rows: 0,
-            quality_queue: Some(queue),
-            quality: Some(thread),
+            quality: Some(quality),
         })
     }
 
@@ -158,17 +134,19 @@ impl SetWriter {
             Some(e) => e,
             None => Encoder::new(&self.schema, self.file_target)?,
         };
-        let queue = self.quality_queue.clone();
-        let encoder = tokio::task::spawn_blocking(move || {
-            // A closed queue means the quality pass failed; its error is reported by finish.
-            if let Some(queue) = queue {
-                let _ = queue.send(group.clone());
-            }
-            encoder.write_group(&group)?;
-            Ok::<_, Error>(encoder)
+        let mut quality = self
+            .quality
+            .take()
+            .expect("a writer is lent its quality pass back");
+        let (encoder, quality) = tokio::task::spawn_blocking(move || {
+            encoder.write_group(&group, || {
+                group.iter().try_for_each(|batch| quality.observe(batch))
+            })?;
+            Ok::<_, Error>((encoder, quality))
         })
         .await
         .map_err(join_error)??;
+        self.quality = Some(quality);
         if encoder.bytes_written() >= self.file_target {
             self.store_file(encoder).await
         } else {
@@ -207,7 +185,7 @@ impl SetWriter {
         self.finish().await
     }
 
-    /// Stores the last file and waits for the quality pass.
+    /// Stores the last file.
     pub async fn finish(mut self) -> Result<Written> {
         if self.pending_rows > 0 {
             self.write_group().await?;
@@ -218,7 +196,10 @@ impl SetWriter {
         } else if self.files.is_empty() {
             self.store_file(Encoder::new(&self.schema, 0)?).await?;
         }
-        let quality = self.join_quality().await?;
+        let quality = self
+            .quality
+            .take()
+            .expect("a writer is lent its quality pass back");
         Ok(Written {
             content_hash: content_hash(&self.schema, &self.files),
             files: std::mem::take(&mut self.files),
@@ -227,24 +208,11 @@ impl SetWriter {
         })
     }
 
-    async fn join_quality(&mut self) -> Result<QualityAccumulator> {
-        drop(self.quality_queue.take());
-        let thread = self.quality.take().expect("joined once");
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(join_error)?
-            .map_err(|_| Error::Internal {
-                operation: "the quality pass".into(),
-                reason: "panicked".into(),
-            })?
-    }
-
     /// Removes every file stored so far: the version they were for will not be committed.
     pub async fn abandon(mut self) {
         for f in std::mem::take(&mut self.files) {
             self.store.remove_unlisted_file(&f).await;
         }
-        let _ = self.join_quality().await;
     }
 }
 
@@ -273,15 +241,20 @@ impl Encoder {
     }
 
     /// Encodes `pieces` (batches of the file's schema, in order) as the file's next row
-    /// group.
+    /// group, running `alongside` (the quality pass over the same rows) as one more work
+    /// item.
     ///
     /// Each column is one work item: its pieces are put together, its leaves (the values with
     /// their nesting levels, as large as the values for a list) computed and encoded, and
     /// both dropped there; so the copying is spread over the cores too, and only the columns
     /// being encoded are held twice at once.
-    fn write_group(&mut self, pieces: &[RecordBatch]) -> Result<()> {
+    fn write_group(
+        &mut self,
+        pieces: &[RecordBatch],
+        alongside: impl FnOnce() -> Result<()> + Send,
+    ) -> Result<()> {
         let Some(first) = pieces.first() else {
-            return Ok(());
+            return alongside();
         };
         let index = self.file.flushed_row_groups().len();
         let schema = self.file.schema_descr();
@@ -296,10 +269,15 @@ impl Encoder {
         {
             by_column[schema.get_column_root_idx(leaf)].push(writer);
         }
-        let slots: Vec<std::sync::Mutex<Vec<_>>> =
-            by_column.into_iter().map(std::sync::Mutex::new).collect();
+        let slots: Vec<Mutex<Vec<_>>> = by_column.into_iter().map(Mutex::new).collect();
+        let alongside = Mutex::new(Some(alongside));
         let fields = first.schema_ref().fields().clone();
-        let encoded = parallel::map_indexed(slots.len(), |column| {
+        // Item 0 is `alongside`, handed out first as the longest; item c + 1 is column c.
+        let encoded = parallel::map_indexed(slots.len() + 1, |item| {
+            let Some(column) = item.checked_sub(1) else {
+                let work = alongside.lock().unwrap_or_else(|p| p.into_inner()).take();
+                return work.map_or(Ok(Vec::new()), |w| w().map(|()| Vec::new()));
+            };
             let writers =
                 std::mem::take(&mut *slots[column].lock().unwrap_or_else(|p| p.into_inner()));
             let values = match pieces {
@@ -310,17 +288,17 @@ impl Encoder {
                     arrow::compute::concat(&parts)?
                 }
             };
-            let leaves = compute_leaves(&fields[column], &values)?;
+            let leaves = compute_leaves(&fields[column], &values).map_err(write_error)?;
             let mut chunks = Vec::with_capacity(writers.len());
             for (mut writer, leaf) in writers.into_iter().zip(&leaves) {
-                writer.write(leaf)?;
-                chunks.push(writer.close()?);
+                writer.write(leaf).map_err(write_error)?;
+                chunks.push(writer.close().map_err(write_error)?);
             }
-            Ok::<_, parquet::errors::ParquetError>(chunks)
+            Ok(chunks)
         });
         let mut group = self.file.next_row_group().map_err(write_error)?;
         for chunks in encoded {
-            for chunk in chunks.map_err(write_error)? {
+            for chunk in chunks? {
                 chunk.append_to_row_group(&mut group).map_err(write_error)?;
             }
         }
@@ -545,10 +523,14 @@ mod tests {
             reference.flush().unwrap(); // one row group per write, as the encoder makes
         }
         // The second row group given in three pieces, as a caller's batches may come.
-        encoder.write_group(&groups[..1]).unwrap();
+        encoder.write_group(&groups[..1], || Ok(())).unwrap();
         let second = &groups[1];
-        let pieces = [second.slice(0, 7), second.slice(7, 993), second.slice(1000, 1000)];
-        encoder.write_group(&pieces).unwrap();
+        let pieces = [
+            second.slice(0, 7),
+            second.slice(7, 993),
+            second.slice(1000, 1000),
+        ];
+        encoder.write_group(&pieces, || Ok(())).unwrap();
         assert_eq!(encoder.finish().unwrap(), reference.into_inner().unwrap());
     }
 }
