@@ -800,6 +800,15 @@ async fn bad_credentials_and_tables_are_clear_errors() {
         !format!("{err} {err:?}").contains("wrong-password-value"),
         "{err}"
     );
+    // Refused at the handshake, as a final answer: retrying a wrong password cannot help.
+    assert!(
+        matches!(
+            &err,
+            trainstore_core::Error::Remote { operation: "handshake", transient: false, reason, .. }
+                if reason.contains("authentication")
+        ),
+        "{err:?}"
+    );
     let err = FlightSource::connect(
         &format!("grpc://{}", cluster.fe_addr),
         "root",
@@ -814,17 +823,19 @@ async fn bad_credentials_and_tables_are_clear_errors() {
         matches!(err, trainstore_core::Error::NotFound { .. }),
         "{err}"
     );
+    let err = FlightSource::connect(
+        "ftp://x",
+        "root",
+        Secret::new("p"),
+        "a.b",
+        SnapshotSchema::design_doc(),
+        FlightOptions::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(
-        FlightSource::connect(
-            "ftp://x",
-            "root",
-            Secret::new("p"),
-            "a.b",
-            SnapshotSchema::design_doc(),
-            FlightOptions::default()
-        )
-        .await
-        .is_err()
+        matches!(&err, trainstore_core::Error::InvalidInput { value, .. } if value == "ftp://x"),
+        "{err:?}"
     );
     db.drop_db().await;
 }
