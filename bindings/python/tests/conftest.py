@@ -4,9 +4,10 @@ scripts/test-services."""
 from __future__ import annotations
 
 import os
+import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pymysql
 import pytest
@@ -31,17 +32,43 @@ def s3_bucket() -> tuple[str, dict[str, str]]:
     return f"s3://{bucket}/ws", options
 
 
+def mysql_connect(url: str) -> pymysql.connections.Connection:
+    """A pymysql connection to ``mysql://user[:password]@host[:port][/database]``: the
+    server the tests are configured with, never an assumed one."""
+    parts = urllib.parse.urlsplit(url)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=urllib.parse.unquote(parts.username or "root"),
+        password=urllib.parse.unquote(parts.password or ""),
+        database=parts.path.lstrip("/") or None,
+    )
+
+
 @pytest.fixture
-def mysql_db() -> Iterator[str]:
+def mysql_server() -> str:
+    """The configured MariaDB server's URL (no database)."""
     server = os.environ.get("TRAINSTORE_TEST_MYSQL_URL")
     if not server:
         pytest.fail('TRAINSTORE_TEST_MYSQL_URL is not set: run eval "$(scripts/test-services)"')
+    return server.rstrip("/")
+
+
+@pytest.fixture
+def mysql_connection() -> Callable[[str], pymysql.connections.Connection]:
+    """Opens connections by URL (see :func:`mysql_connect`)."""
+    return mysql_connect
+
+
+@pytest.fixture
+def mysql_db(mysql_server: str) -> Iterator[str]:
+    server = mysql_server
     name = f"ts_py_{uuid.uuid4().hex[:12]}"
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    conn = mysql_connect(server)
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}`")
     try:
-        yield f"{server.rstrip('/')}/{name}"
+        yield f"{server}/{name}"
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE `{name}`")

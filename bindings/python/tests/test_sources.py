@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,7 +89,7 @@ def test_flat_schema_from_python(tmp_path: Path) -> None:
 
 
 def test_doris_source_reads_what_was_loaded(
-    mysql_db: str, raw: pa.Table, snapshot_dir: Path
+    mysql_db: str, mysql_server: str, raw: pa.Table, snapshot_dir: Path
 ) -> None:
     assert ts.load_snapshots(mysql_db, "feature_snapshots", raw) == raw.num_rows
     source = ts.DorisSource(mysql_db, table="feature_snapshots", partitions=3)
@@ -104,7 +105,8 @@ def test_doris_source_reads_what_was_loaded(
     hostile = source.query(filters={"nodeId": "1465' OR '1'='1"})
     assert hostile.num_rows == 0
     assert sum(b.num_rows for b in source.stream(filters={"nodeId": "1465"})) == raw.num_rows // 2
-    assert "doris mysql://127.0.0.1:3306" in repr(source)
+    server = urllib.parse.urlsplit(mysql_server)
+    assert f"doris mysql://{server.hostname}:{server.port or 3306}" in repr(source)
     # Filters mean the same on both: the same time forms, exact text, bad values refused.
     first = local["time"][0].as_py()
     millis = local["time"].cast(pa.int64())[0].as_py()
@@ -128,8 +130,10 @@ def test_doris_errors_are_typed_and_keep_the_password_out(mysql_db: str) -> None
         ts.DorisSource("mysql://root:hunter2secret@[bad", table="t")
     assert "hunter2secret" not in str(info.value)
     bad_password = mysql_db.replace("mysql://root@", "mysql://root:hunter2secret@")
-    with pytest.raises(ts.TrainstoreError) as failure:
+    # A refused login is the server's answer, not a missing table: a RemoteError that says so.
+    with pytest.raises(ts.RemoteError, match="Access denied") as failure:
         ts.DorisSource(bad_password, table="t")
+    assert not isinstance(failure.value, ts.NotFoundError)
     assert "hunter2secret" not in str(failure.value)
 
 
@@ -143,14 +147,15 @@ def test_parse_snapshots_in_memory_matches_the_file_source(
         ts.parse_snapshots(raw, strict=True)
 
 
-def test_write_back_is_idempotent_per_label(mysql_db: str) -> None:
+def test_write_back_is_idempotent_per_label(
+    mysql_db: str, mysql_connection: Callable[[str], pymysql.connections.Connection]
+) -> None:
     predictions = pa.table({"uuid": ["a", "b", "c"], "score": [0.1, None, 0.3]})
     first = ts.write_back(mysql_db, "predictions", predictions, label="job-1/part-0")
     assert (first.rows_written, first.already_written) == (3, False)
     again = ts.write_back(mysql_db, "predictions", predictions, label="job-1/part-0")
     assert (again.rows_written, again.already_written) == (0, True)
-    name = mysql_db.rsplit("/", 1)[1]
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=name)
+    conn = mysql_connection(mysql_db)
     with conn.cursor() as cur:
         cur.execute("SELECT COUNT(*), COUNT(score) FROM predictions")
         assert cur.fetchone() == (3, 2)
