@@ -327,6 +327,25 @@ impl Catalog {
         Path::from_iter(["items", item.as_str()])
     }
 
+    /// A unique path for a new data file of `item`, keeping what is safe of `file_name`.
+    fn new_data_path(item: &DatasetName, file_name: &str) -> Path {
+        let base = file_name.rsplit('/').next().unwrap_or(file_name);
+        let safe: String = base
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let unique: u128 = rand::random();
+        Self::item_dir(item)
+            .join("data")
+            .join(format!("{unique:032x}-{safe}"))
+    }
+
     fn versions(item: &DatasetName) -> Sequence {
         Sequence {
             dir: Self::item_dir(item).join("versions"),
@@ -628,21 +647,7 @@ impl VersionStore for Catalog {
         content: Bytes,
     ) -> Result<FileEntry> {
         self.ensure_writable().await?;
-        let base = file_name.rsplit('/').next().unwrap_or(file_name);
-        let safe: String = base
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let unique: u128 = rand::random();
-        let path = Self::item_dir(item)
-            .join("data")
-            .join(format!("{unique:032x}-{safe}"));
+        let path = Self::new_data_path(item, file_name);
         let entry = FileEntry {
             path: path.to_string(),
             size: content.len() as u64,
@@ -701,6 +706,16 @@ impl VersionStore for Catalog {
 
     fn local_path(&self, entry: &FileEntry) -> Option<std::path::PathBuf> {
         Some(crate::storage::local_dir(&self.url)?.join(&entry.path))
+    }
+
+    fn new_local_file(
+        &self,
+        item: &DatasetName,
+        file_name: &str,
+    ) -> Option<(String, std::path::PathBuf)> {
+        let path = Self::new_data_path(item, file_name).to_string();
+        let local = crate::storage::local_dir(&self.url)?.join(&path);
+        Some((path, local))
     }
 
     async fn commit(&self, item: &DatasetName, new: NewVersion) -> Result<Manifest> {
@@ -1211,13 +1226,37 @@ impl VersionStore for Catalog {
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn hex_sha256(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        use std::fmt::Write;
-        let _ = write!(out, "{b:02x}");
+    let mut hasher = ContentHasher::default();
+    hasher.update(bytes);
+    hasher.finish()
+}
+
+/// [`hex_sha256`] of content that arrives in parts, for writers that stream a data file
+/// to its place ([`VersionStore::new_local_file`]).
+///
+/// ```
+/// use trainstore_core::catalog::{ContentHasher, hex_sha256};
+/// let mut h = ContentHasher::default();
+/// h.update(b"row ");
+/// h.update(b"groups");
+/// assert_eq!(h.finish(), hex_sha256(b"row groups"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ContentHasher(Sha256);
+
+impl ContentHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
     }
-    out
+
+    pub fn finish(self) -> String {
+        let mut out = String::with_capacity(64);
+        for b in self.0.finalize() {
+            use std::fmt::Write;
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
 }
 
 /// A gap-free numbered sequence of JSON entries `<dir>/<n:020>.json`, numbered from 1.

@@ -197,6 +197,17 @@ pub trait VersionStore: Governance + Send + Sync + fmt::Debug {
     /// lets readers map it into memory instead of copying it.
     fn local_path(&self, entry: &FileEntry) -> Option<std::path::PathBuf>;
 
+    /// For catalogs on a local disk, a place for a new data file of `item`: the path to
+    /// record in its [`FileEntry`] and where that lies on disk, under a unique name as
+    /// [`Self::put_file`] would choose. Lets a writer stream a large file to its place
+    /// instead of holding it in memory. The writer creates the file (never replacing one),
+    /// and until a version lists it, it is an orphan like any unlisted file.
+    fn new_local_file(
+        &self,
+        item: &DatasetName,
+        file_name: &str,
+    ) -> Option<(String, std::path::PathBuf)>;
+
     /// Commits a new version of `item`; returns its manifest.
     ///
     /// Every listed file must exist with its recorded size. Under contention the commit

@@ -25,7 +25,7 @@ use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
-use trainstore_core::catalog::{FileEntry, hex_sha256};
+use trainstore_core::catalog::{ContentHasher, FileEntry, hex_sha256};
 use trainstore_core::{DatasetName, Error, RecordBatchStream, Result, VersionStore, parallel};
 
 use super::quality::{QualityAccumulator, QualityOptions};
@@ -132,7 +132,7 @@ impl SetWriter {
         self.pending_rows = 0;
         let mut encoder = match self.encoder.take() {
             Some(e) => e,
-            None => Encoder::new(&self.schema, self.file_target)?,
+            None => self.new_encoder()?,
         };
         let mut quality = self
             .quality
@@ -155,15 +155,34 @@ impl SetWriter {
         }
     }
 
+    /// An encoder for the set's next file: straight to its place on a local disk, else
+    /// into memory, to be stored whole.
+    fn new_encoder(&self) -> Result<Encoder> {
+        let name = format!("part-{:05}.parquet", self.files.len());
+        let sink = match self.store.new_local_file(&self.item, &name) {
+            Some((path, local)) => Sink::Disk(DiskFile::create(path, local)?),
+            // Reserved whole: growing it by doubling would copy the file several times and,
+            // while copying, hold it twice. (Reserved pages cost no memory until written.)
+            None => Sink::Memory(Vec::with_capacity(self.file_target + self.file_target / 4)),
+        };
+        Encoder::new(&self.schema, sink)
+    }
+
     async fn store_file(&mut self, encoder: Encoder) -> Result<()> {
-        let bytes = tokio::task::spawn_blocking(move || encoder.finish())
+        let sink = tokio::task::spawn_blocking(move || encoder.finish())
             .await
             .map_err(join_error)??;
-        let name = format!("part-{:05}.parquet", self.files.len());
-        let entry = self
-            .store
-            .put_file(&self.item, &name, Bytes::from(bytes))
-            .await?;
+        let entry = match sink {
+            Sink::Disk(file) => tokio::task::spawn_blocking(move || file.finish())
+                .await
+                .map_err(join_error)??,
+            Sink::Memory(bytes) => {
+                let name = format!("part-{:05}.parquet", self.files.len());
+                self.store
+                    .put_file(&self.item, &name, Bytes::from(bytes))
+                    .await?
+            }
+        };
         self.files.push(entry);
         Ok(())
     }
@@ -194,7 +213,8 @@ impl SetWriter {
         if let Some(encoder) = self.encoder.take() {
             self.store_file(encoder).await?;
         } else if self.files.is_empty() {
-            self.store_file(Encoder::new(&self.schema, 0)?).await?;
+            let empty = self.new_encoder()?;
+            self.store_file(empty).await?;
         }
         let quality = self
             .quality
@@ -216,21 +236,115 @@ impl SetWriter {
     }
 }
 
-/// One Parquet file in the making, in memory. Each row group's columns are encoded on every
-/// core at once, then appended in order: the same bytes as one `ArrowWriter` writing them.
+/// Where a file in the making goes.
+enum Sink {
+    /// Into memory, for stores that take whole objects.
+    Memory(Vec<u8>),
+    /// Straight to its place on the local disk.
+    Disk(DiskFile),
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Memory(v) => v.write(buf),
+            Sink::Disk(d) => d.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Memory(v) => v.flush(),
+            Sink::Disk(d) => d.flush(),
+        }
+    }
+}
+
+/// A data file written where it will stay, hashed as it is written. Removed when dropped
+/// unfinished (a failed create); what a killed process leaves is an orphan `gc` collects.
+struct DiskFile {
+    /// The path its entry records, and where that is on disk.
+    path: String,
+    local: std::path::PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    hasher: ContentHasher,
+    size: u64,
+}
+
+impl DiskFile {
+    fn create(path: String, local: std::path::PathBuf) -> Result<Self> {
+        let failed = |e: std::io::Error| Error::Internal {
+            operation: format!("create training-set file {path}"),
+            reason: e.to_string(),
+        };
+        if let Some(dir) = local.parent() {
+            std::fs::create_dir_all(dir).map_err(failed)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&local)
+            .map_err(failed)?;
+        Ok(DiskFile {
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            path,
+            local,
+            hasher: ContentHasher::default(),
+            size: 0,
+        })
+    }
+
+    /// Flushes the file and returns its entry.
+    fn finish(mut self) -> Result<FileEntry> {
+        let file = self.file.take().expect("finished once");
+        file.into_inner()
+            .map_err(|e| e.into_error())
+            .map_err(|e| Error::Internal {
+                operation: format!("write training-set file {}", self.path),
+                reason: e.to_string(),
+            })?;
+        let sha256 = std::mem::take(&mut self.hasher).finish();
+        Ok(FileEntry {
+            path: std::mem::take(&mut self.path),
+            size: self.size,
+            sha256,
+        })
+    }
+}
+
+impl std::io::Write for DiskFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let file = self.file.as_mut().expect("written before finish");
+        let n = file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
+impl Drop for DiskFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.local);
+        }
+    }
+}
+
+/// One Parquet file in the making. Each row group's columns are encoded on every core at
+/// once, then appended in order: the same bytes as one `ArrowWriter` writing them.
 struct Encoder {
-    file: SerializedFileWriter<Vec<u8>>,
+    file: SerializedFileWriter<Sink>,
     groups: ArrowRowGroupWriterFactory,
     written: usize,
 }
 
 impl Encoder {
-    /// An encoder whose buffer is reserved for a file of about `target` bytes at once:
-    /// growing it by doubling would copy the file several times and, while copying, hold
-    /// it twice. (Reserved pages cost no memory until written.)
-    fn new(schema: &SchemaRef, target: usize) -> Result<Self> {
-        let buffer = Vec::with_capacity(target + target / 4);
-        let (file, groups) = ArrowWriter::try_new(buffer, schema.clone(), Some(properties()))
+    fn new(schema: &SchemaRef, sink: Sink) -> Result<Self> {
+        let (file, groups) = ArrowWriter::try_new(sink, schema.clone(), Some(properties()))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(write_error)?;
         Ok(Encoder {
@@ -312,7 +426,7 @@ impl Encoder {
     }
 
     /// The whole file, footer included.
-    fn finish(self) -> Result<Vec<u8>> {
+    fn finish(self) -> Result<Sink> {
         self.file.into_inner().map_err(write_error)
     }
 }
@@ -517,7 +631,7 @@ mod tests {
         let groups = [whole.slice(0, 1000), whole.slice(1000, 2000)];
         let mut reference =
             ArrowWriter::try_new(Vec::new(), whole.schema(), Some(properties())).unwrap();
-        let mut encoder = Encoder::new(&whole.schema(), 0).unwrap();
+        let mut encoder = Encoder::new(&whole.schema(), Sink::Memory(Vec::new())).unwrap();
         for g in &groups {
             reference.write(g).unwrap();
             reference.flush().unwrap(); // one row group per write, as the encoder makes
@@ -531,6 +645,9 @@ mod tests {
             second.slice(1000, 1000),
         ];
         encoder.write_group(&pieces, || Ok(())).unwrap();
-        assert_eq!(encoder.finish().unwrap(), reference.into_inner().unwrap());
+        let Sink::Memory(bytes) = encoder.finish().unwrap() else {
+            panic!("a memory sink stays one");
+        };
+        assert_eq!(bytes, reference.into_inner().unwrap());
     }
 }
