@@ -4,10 +4,11 @@
 //!
 //! Each row group is written by work items on every core: one per column (its Parquet
 //! encoding) and one for the quality pass over its rows; then it is let go, so memory holds
-//! one row group at a time. A finished file is stored under a unique name at once, so memory
-//! holds at most one file in the making; a set larger than memory becomes several files. Nothing is
-//! visible until the version's manifest is committed: a writer that fails removes its files,
-//! and what a killed one leaves is found by `gc`.
+//! one row group at a time. On a local disk each file is written straight to its place under a
+//! unique name, hashed as it goes; on other stores it is made in memory and stored whole once
+//! full, so memory holds at most one file in the making. A set larger than memory becomes
+//! several files. Nothing is visible until the version's manifest is committed: a writer that
+//! fails removes its files, and what a killed one leaves is found by `gc`.
 //!
 //! Small row groups cost a little compression and let a reader decode a single file on
 //! every core, which is what makes reading a set as fast as `pyarrow.parquet.read_table`.
@@ -31,8 +32,9 @@ use trainstore_core::{DatasetName, Error, RecordBatchStream, Result, VersionStor
 use super::quality::{QualityAccumulator, QualityOptions};
 
 /// By default, a file is closed and stored once its encoded size reaches this many bytes.
-/// A file is made in memory, so this is what a create holds of encoded rows; readers decode
-/// row groups, not files, so smaller files read as fast.
+/// On stores other than a local disk a file is made in memory, so this is what a create
+/// holds of encoded rows there; readers decode row groups, not files, so smaller files read
+/// as fast.
 pub const FILE_TARGET: usize = 64 << 20;
 
 /// Rows per Parquet row group: the unit readers decode in parallel.
