@@ -448,9 +448,21 @@ fn join_error(e: tokio::task::JoinError) -> Error {
 }
 
 /// Reads one stored file, checked against its recorded hash the first time this process
-/// reads it (hashing off the async workers). A file on the local disk is mapped, not
-/// copied: decoding reads the page cache's pages in place.
+/// reads it (hashing off the async workers).
 pub(crate) async fn read_file(store: Arc<dyn VersionStore>, entry: FileEntry) -> Result<Bytes> {
+    let bytes = open_file(store.clone(), entry.clone()).await?;
+    tokio::task::spawn_blocking(move || {
+        store.check_content(&entry, &bytes)?;
+        Ok(bytes)
+    })
+    .await
+    .map_err(join_error)?
+}
+
+/// One stored file's bytes, its hash not yet checked where it lies on the local disk (the
+/// caller checks it, with [`decode_checked`] or [`VersionStore::check_content`]). A local
+/// file is mapped, not copied: decoding reads the page cache's pages in place.
+pub(crate) async fn open_file(store: Arc<dyn VersionStore>, entry: FileEntry) -> Result<Bytes> {
     let Some(path) = store.local_path(&entry) else {
         return store.read_file(&entry).await;
     };
@@ -464,11 +476,31 @@ pub(crate) async fn read_file(store: Arc<dyn VersionStore>, entry: FileEntry) ->
         // modified or truncated; `gc` unlinks only files no version lists, and an unlinked
         // file stays mapped until the mapping is dropped.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(missing)?;
-        store.check_content(&entry, &map)?;
         Ok(Bytes::from_owner(map))
     })
     .await
     .map_err(join_error)?
+}
+
+/// [`decode`], with each file checked against its recorded hash at the same time: a file
+/// that does not match fails the read, whatever was decoded from it.
+pub(crate) fn decode_checked(
+    store: &dyn VersionStore,
+    files: Vec<(FileEntry, Bytes)>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    std::thread::scope(|scope| {
+        let checks = scope.spawn(|| {
+            files
+                .iter()
+                .try_for_each(|(entry, bytes)| store.check_content(entry, bytes))
+        });
+        let decoded = decode(files.clone());
+        checks.join().map_err(|_| Error::Internal {
+            operation: "check a training set's files".into(),
+            reason: "the check panicked".into(),
+        })??;
+        decoded
+    })
 }
 
 /// SHA-256 over the schema and the files' hashes in order: equal for equal rows written by

@@ -603,7 +603,7 @@ impl TrainingSets {
             .map(|f| {
                 let store = self.store.clone();
                 async move {
-                    let bytes = files::read_file(store, f.clone()).await?;
+                    let bytes = files::open_file(store, f.clone()).await?;
                     Ok::<_, Error>((f, bytes))
                 }
             })
@@ -612,7 +612,8 @@ impl TrainingSets {
             .await
             .into_iter()
             .collect::<Result<_>>()?;
-        tokio::task::spawn_blocking(move || files::decode(contents))
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || files::decode_checked(store.as_ref(), contents))
             .await
             .map_err(|e| Error::Internal {
                 operation: "decode a training set".into(),
