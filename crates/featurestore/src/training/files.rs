@@ -160,14 +160,21 @@ impl SetWriter {
     /// An encoder for the set's next file: straight to its place on a local disk, else
     /// into memory, to be stored whole.
     fn new_encoder(&self) -> Result<Encoder> {
-        let name = format!("part-{:05}.parquet", self.files.len());
-        let sink = match self.store.new_local_file(&self.item, &name) {
+        let sink = match self
+            .store
+            .new_local_file(&self.item, &self.next_file_name())
+        {
             Some((path, local)) => Sink::Disk(DiskFile::create(path, local)?),
             // Reserved whole: growing it by doubling would copy the file several times and,
             // while copying, hold it twice. (Reserved pages cost no memory until written.)
             None => Sink::Memory(Vec::with_capacity(self.file_target + self.file_target / 4)),
         };
         Encoder::new(&self.schema, sink)
+    }
+
+    /// The name the set's next file is stored under (made unique by the store).
+    fn next_file_name(&self) -> String {
+        format!("part-{:05}.parquet", self.files.len())
     }
 
     async fn store_file(&mut self, encoder: Encoder) -> Result<()> {
@@ -179,9 +186,8 @@ impl SetWriter {
                 .await
                 .map_err(join_error)??,
             Sink::Memory(bytes) => {
-                let name = format!("part-{:05}.parquet", self.files.len());
                 self.store
-                    .put_file(&self.item, &name, Bytes::from(bytes))
+                    .put_file(&self.item, &self.next_file_name(), Bytes::from(bytes))
                     .await?
             }
         };
@@ -341,7 +347,6 @@ impl Drop for DiskFile {
 struct Encoder {
     file: SerializedFileWriter<Sink>,
     groups: ArrowRowGroupWriterFactory,
-    written: usize,
 }
 
 impl Encoder {
@@ -349,11 +354,7 @@ impl Encoder {
         let (file, groups) = ArrowWriter::try_new(sink, schema.clone(), Some(properties()))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(write_error)?;
-        Ok(Encoder {
-            file,
-            groups,
-            written: 0,
-        })
+        Ok(Encoder { file, groups })
     }
 
     /// Encodes `pieces` (batches of the file's schema, in order) as the file's next row
@@ -419,12 +420,11 @@ impl Encoder {
             }
         }
         group.close().map_err(write_error)?;
-        self.written = self.file.bytes_written();
         Ok(())
     }
 
     fn bytes_written(&self) -> usize {
-        self.written
+        self.file.bytes_written()
     }
 
     /// The whole file, footer included.
