@@ -15,10 +15,12 @@ pub mod allocator;
 pub mod features;
 pub mod settings;
 pub mod snapshots;
+pub mod sources;
 pub mod workspace;
 
 pub use settings::{LiteralSecrets, Settings};
 pub use snapshots::SnapshotSummary;
+pub use sources::source_factories;
 pub use trainstore_core as core;
 pub use trainstore_core::{Error, Result};
 pub use trainstore_doris as doris;

@@ -152,6 +152,7 @@ impl Workspace {
             catalog,
             training_sets,
             sources: SourceEnv {
+                factories: crate::source_factories(),
                 mounts: mounts.clone(),
                 options: options.clone(),
             },

@@ -25,6 +25,7 @@ pub mod parallel;
 pub mod progress;
 pub mod snapshot;
 pub mod source;
+pub mod source_spec;
 pub mod storage;
 pub mod time;
 pub mod versions;
@@ -43,6 +44,9 @@ pub use snapshot::{FeatureField, FeatureKind, SnapshotSchema};
 pub use source::{
     AsOfScan, AsOfWindows, DataSource, DataSourceRef, Filter, MemorySource, ParseCounts, Predicate,
     RecordBatchStream, Scalar, ScanRequest, apply_filters, repeated_column,
+};
+pub use source_spec::{
+    OpenContext, SourceFactories, SourceFactory, SourceFactoryRef, SourceKind, SourceSpec,
 };
 pub use storage::{
     Mount, MountTable, ObjectStoreRef, ResolvedStore, StorageOptions, StorageProvider,

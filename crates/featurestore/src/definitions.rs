@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use arrow::datatypes::{DataType, TimeUnit};
 use serde::{Deserialize, Serialize};
-use trainstore_core::SnapshotSchema;
+pub use trainstore_core::SourceSpec;
 use trainstore_core::{DatasetName, Error, Result};
 
 use crate::derived::Expr;
@@ -283,65 +283,6 @@ impl Entity {
             join_keys: join_keys.into_iter().map(Into::into).collect(),
             description: String::new(),
         }
-    }
-}
-
-/// Where a feature view's rows come from. Stored in the registry, so it holds how to reopen
-/// the source, never a live connection or a password.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SourceSpec {
-    /// Files on a mount (a file or a directory; Parquet, CSV or JSON lines). With
-    /// `snapshots`, rows are parsed as snapshots of that schema; without, the files' columns
-    /// are read as stored (typed Parquet).
-    Files {
-        location: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        format: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        snapshots: Option<SnapshotSchema>,
-    },
-    /// A Doris (or MySQL-protocol) table of snapshots. `url` may name its password only as a
-    /// `${VARIABLE}` reference, resolved from the environment when the source is opened.
-    Doris {
-        url: String,
-        table: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        flight_url: Option<String>,
-        #[serde(default = "SnapshotSchema::design_doc")]
-        snapshots: SnapshotSchema,
-    },
-}
-
-impl SourceSpec {
-    /// A short description for messages; never includes credentials.
-    pub fn describe(&self) -> String {
-        match self {
-            SourceSpec::Files { location, .. } => format!("files at {location}"),
-            SourceSpec::Doris { table, .. } => format!("Doris table {table}"),
-        }
-    }
-
-    fn validate(&self, view: &str) -> Result<()> {
-        if let SourceSpec::Doris { url, .. } = self {
-            let userinfo = url
-                .split_once("://")
-                .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(""))
-                .and_then(|authority| authority.rsplit_once('@'))
-                .map(|(info, _)| info);
-            if let Some((_, password)) = userinfo.and_then(|i| i.split_once(':'))
-                && !password.is_empty()
-                && !(password.starts_with("${") && password.ends_with('}'))
-            {
-                return Err(Error::invalid(
-                    "feature view source",
-                    view,
-                    "the registry would store the Doris password; write it as a reference \
-                     such as mysql://user:${DORIS_PASSWORD}@host:9030/db",
-                ));
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,107 +1,50 @@
-//! Opening a feature view's stored [`SourceSpec`] as a live [`DataSource`](trainstore_core::DataSource).
-
-use std::sync::Arc;
+//! Opening a feature view's stored [`SourceSpec`](trainstore_core::SourceSpec) as a live
+//! [`DataSource`](trainstore_core::DataSource), through the factories the program registered.
 
 use arrow::datatypes::{DataType, SchemaRef};
 use trainstore_core::{
-    DataSourceRef, EnvConfig, Error, MountTable, Result, StorageOptions, expand_references,
+    DataSourceRef, Error, MountTable, OpenContext, Result, SourceFactories, StorageOptions,
 };
-use trainstore_doris::flight::{FlightOptions, FlightSource};
-use trainstore_doris::{DorisSource, FileFormat, FileSource, ParquetSource, ReadOptions};
 
-use crate::definitions::{FeatureView, Field, SourceSpec, ValueType};
+use crate::definitions::{FeatureView, Field, ValueType};
 
-/// What opening a source needs from its surroundings: where mounts point and store options.
+/// What opening a source needs from its surroundings: the factories that open each kind of
+/// source (the `trainstore` facade registers them all), where mounts point and store options.
 #[derive(Debug, Clone, Default)]
 pub struct SourceEnv {
+    pub factories: SourceFactories,
     pub mounts: MountTable,
     pub options: StorageOptions,
 }
 
 impl SourceEnv {
-    /// Opens `view`'s source. Typed Parquet files get the view's timestamp field as their
-    /// time column; `${VARIABLE}` references in a Doris URL are read from the environment.
+    /// Opens `view`'s source; typed files get the view's timestamp field as their time column.
     pub async fn open(&self, view: &FeatureView) -> Result<DataSourceRef> {
-        Ok(match &view.source {
-            SourceSpec::Files {
-                location,
-                format,
-                snapshots: Some(schema),
-            } => {
-                let format = format.as_deref().map(FileFormat::parse).transpose()?;
-                Arc::new(
-                    FileSource::open(
-                        &self.mounts,
-                        location,
-                        &self.options,
-                        format,
-                        schema.clone(),
-                        false,
-                    )
-                    .await?,
-                )
-            }
-            SourceSpec::Files {
-                location,
-                snapshots: None,
-                ..
-            } => Arc::new(
-                ParquetSource::open(
-                    &self.mounts,
-                    location,
-                    &self.options,
-                    Some(&view.timestamp_field),
-                )
-                .await?,
-            ),
-            SourceSpec::Doris {
-                url,
-                table,
-                flight_url: Some(flight),
-                snapshots,
-            } => {
-                let url = expand_references(url, &EnvConfig)?;
-                Arc::new(
-                    FlightSource::connect_with_mysql_url(
-                        flight,
-                        &url,
-                        table,
-                        snapshots.clone(),
-                        FlightOptions::default(),
-                    )
-                    .await?,
-                )
-            }
-            SourceSpec::Doris {
-                flight_url: None, ..
-            } => self.open_pushdown(view).await?,
-        })
+        let context = OpenContext {
+            mounts: &self.mounts,
+            options: &self.options,
+            time_column: &view.timestamp_field,
+        };
+        self.factories.open(&view.source, context).await
     }
 
-    /// Opens `view`'s source for joins run by the database: Doris (or a MySQL-protocol
-    /// server) read over the MySQL protocol.
+    /// Opens `view`'s source for joins run by the database: one that offers its own
+    /// point-in-time join ([`DataSource::as_of`](trainstore_core::DataSource::as_of)), such as
+    /// Doris read over the MySQL protocol.
     pub async fn open_pushdown(&self, view: &FeatureView) -> Result<DataSourceRef> {
-        match &view.source {
-            SourceSpec::Doris {
-                url,
-                table,
-                flight_url: None,
-                snapshots,
-            } => {
-                let url = expand_references(url, &EnvConfig)?;
-                Ok(Arc::new(
-                    DorisSource::connect(&url, table, snapshots.clone(), ReadOptions::default())
-                        .await?,
-                ))
-            }
-            _ => Err(Error::NotSupported {
+        let source = self.open(view).await?;
+        if source.as_of().is_none() {
+            return Err(Error::NotSupported {
                 operation: "the pushdown engine",
                 implementer: format!(
-                    "feature view {}, whose source is not a Doris table read over the MySQL protocol",
-                    view.name
+                    "feature view {}, whose source ({}) cannot answer a point-in-time join \
+                     itself (a Doris table read over the MySQL protocol can)",
+                    view.name,
+                    source.describe()
                 ),
-            }),
+            });
         }
+        Ok(source)
     }
 }
 

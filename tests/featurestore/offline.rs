@@ -215,7 +215,7 @@ async fn another_writer(f: &Fixture, who: &str) -> trainstore_featurestore::Feat
     let catalog = Catalog::open(resolved.store, &resolved.url).await.unwrap();
     trainstore_featurestore::FeatureStore::new(
         catalog,
-        trainstore_featurestore::SourceEnv::default(),
+        crate::support::sources(),
         UserName::new(who).unwrap(),
     )
 }

@@ -21,6 +21,14 @@ pub struct Fixture {
     pub store: FeatureStore,
 }
 
+/// Sources opened the way a workspace opens them, by the facade's factories.
+pub fn sources() -> SourceEnv {
+    SourceEnv {
+        factories: trainstore::source_factories(),
+        ..SourceEnv::default()
+    }
+}
+
 pub fn name(text: &str) -> Name {
     Name::new(text).unwrap()
 }
@@ -40,11 +48,7 @@ impl Fixture {
             .resolve_with(&location, &StorageOptions::new())
             .unwrap();
         let catalog = Catalog::open(resolved.store, &resolved.url).await.unwrap();
-        FeatureStore::new(
-            catalog,
-            SourceEnv::default(),
-            UserName::new("tester").unwrap(),
-        )
+        FeatureStore::new(catalog, sources(), UserName::new("tester").unwrap())
     }
 
     /// Writes `batch` as `<name>.parquet` and returns its location.

@@ -4,7 +4,7 @@
 use trainstore_core::VersionStore as _;
 use trainstore_core::{MountTable, StorageOptions, UserName, Version};
 use trainstore_featurestore::{
-    Change, Definitions, FeatureStore, FeatureView, Field, SourceEnv, Ttl, ValueType,
+    Change, Definitions, FeatureStore, FeatureView, Field, Ttl, ValueType,
 };
 
 use crate::support::*;
@@ -174,7 +174,7 @@ async fn concurrent_applies_all_land() {
                 .unwrap();
             let store = FeatureStore::new(
                 catalog,
-                SourceEnv::default(),
+                crate::support::sources(),
                 UserName::new(format!("user{i}")).unwrap(),
             );
             store.apply(vec![view.into()]).await.unwrap()
