@@ -46,6 +46,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::ids::{DatasetName, TagName, UserName, Version};
 use crate::progress::Progress;
+use crate::retry::Backoff;
 use crate::storage::{ObjectStoreRef, probe_create_if_absent};
 use crate::time::Timestamp;
 use crate::versions::{FsckReport, VersionIndex, VersionStore, VersionSummary};
@@ -184,13 +185,12 @@ pub struct UnlistedFile {
 }
 
 /// Retry bounds and backoff for contended commits: a writer that keeps losing races retries
-/// with full-jitter backoff until it gets through, gives up only after `max_attempts` or
+/// with full-jitter [`Backoff`] until it gets through, gives up only after `max_attempts` or
 /// `deadline`, whichever comes first.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
+    pub backoff: Backoff,
     /// No retry starts once this long has passed since the first attempt.
     pub deadline: Duration,
 }
@@ -199,24 +199,16 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 1000,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(400),
+            backoff: Backoff {
+                base: Duration::from_millis(5),
+                max: Duration::from_millis(400),
+            },
             deadline: Duration::from_secs(120),
         }
     }
 }
 
 impl RetryPolicy {
-    /// Full jitter: a random delay up to `base · 2^attempt`, capped.
-    fn delay(&self, attempt: u32) -> Duration {
-        let cap = self
-            .base_delay
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.max_delay);
-        let millis = rand::random_range(0..=cap.as_millis().max(1) as u64);
-        Duration::from_millis(millis)
-    }
-
     /// Whether another attempt may start after `attempts` made since `started`.
     fn allows(&self, attempts: u32, started: std::time::Instant) -> bool {
         attempts < self.max_attempts && started.elapsed() < self.deadline
@@ -573,7 +565,7 @@ impl Catalog {
                         });
                     }
                     tracing::debug!(%item, attempts, "lost a race; re-planning");
-                    tokio::time::sleep(self.retry.delay(attempts - 1)).await;
+                    tokio::time::sleep(self.retry.backoff.delay(attempts - 1)).await;
                 }
                 other => return other,
             }
@@ -787,7 +779,7 @@ impl VersionStore for Catalog {
                 });
             }
             tracing::debug!(item = %item, version = %version, attempt, "commit lost a race; retrying");
-            tokio::time::sleep(self.retry.delay(attempt - 1)).await;
+            tokio::time::sleep(self.retry.backoff.delay(attempt - 1)).await;
         }
     }
 
@@ -990,7 +982,7 @@ impl VersionStore for Catalog {
             if seq.create(self.store.as_ref(), next, &entry).await? {
                 return Ok(entry);
             }
-            tokio::time::sleep(self.retry.delay(attempt)).await;
+            tokio::time::sleep(self.retry.backoff.delay(attempt)).await;
             attempt += 1;
         }
         Err(Error::VersionConflict {

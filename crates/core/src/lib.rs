@@ -23,6 +23,7 @@ pub mod governance;
 pub mod ids;
 pub mod parallel;
 pub mod progress;
+pub mod retry;
 pub mod snapshot;
 pub mod source;
 pub mod source_spec;

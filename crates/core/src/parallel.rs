@@ -1,50 +1,59 @@
-//! CPU-bound work spread over the machine's cores, for the hot loops that do not stream
-//! (parsing slices of a batch, gathering the columns of a join's answer).
+//! CPU-bound work on one compute pool (rayon's, one thread per core), never on the threads
+//! that run async tasks: [`compute`] moves a piece of work there from async code, and
+//! [`map_indexed`] spreads a hot loop (parsing slices of a batch, gathering the columns of a
+//! join's answer) over the pool.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use rayon::prelude::*;
 
-/// The threads [`map_indexed`] runs on: one per core.
+use crate::error::{Error, Result};
+
+/// The threads of the compute pool: one per core.
 pub fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    rayon::current_num_threads()
 }
 
-/// `work(0) .. work(count - 1)` on up to one thread per core, results in index order.
+/// `work(0) .. work(count - 1)` on the compute pool, results in index order.
 ///
 /// Items are handed out one at a time, so uneven items (a list column next to a float
-/// column) still keep every thread busy.
+/// column) still keep every thread busy. Called from a pool thread, it shares the pool.
 ///
 /// ```
 /// let squares = trainstore_core::parallel::map_indexed(4, |i| i * i);
 /// assert_eq!(squares, vec![0, 1, 4, 9]);
 /// ```
-pub fn map_indexed<T: Send>(count: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = threads().min(count);
-    if threads <= 1 {
-        return (0..count).map(work).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..count).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    let out = work(i);
-                    results.lock().expect("results")[i] = Some(out);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .expect("results")
-        .into_iter()
-        .map(|r| r.expect("every item done"))
+pub fn map_indexed<T: Send>(count: usize, work: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    (0..count)
+        .into_par_iter()
+        .with_max_len(1)
+        .map(work)
         .collect()
+}
+
+/// Runs `work` on the compute pool and waits for it without holding an async worker. A
+/// panic in `work` comes back as [`Error::Internal`] naming `operation`.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let sum = trainstore_core::parallel::compute("sum", || (1..=10).sum::<u32>()).await;
+/// assert_eq!(sum.unwrap(), 55);
+/// # });
+/// ```
+pub async fn compute<T: Send + 'static>(
+    operation: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
+    });
+    match rx.await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(payload)) => Err(Error::from_panic(operation, &*payload)),
+        Err(_) => Err(Error::Internal {
+            operation: operation.into(),
+            reason: "the compute pool dropped the work".into(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -59,5 +68,18 @@ mod tests {
         });
         assert_eq!(out, (0..64).map(|i| i * 3).collect::<Vec<_>>());
         assert!(map_indexed(0, |i| i).is_empty());
+    }
+
+    #[tokio::test]
+    async fn computed_work_runs_off_the_async_thread_and_a_panic_becomes_an_error() {
+        let caller = std::thread::current().id();
+        let ran_on = compute("where", || std::thread::current().id())
+            .await
+            .unwrap();
+        assert_ne!(ran_on, caller);
+        let err = compute("explode", || -> u8 { panic!("boom") })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("boom"), "{err}");
     }
 }

@@ -312,7 +312,7 @@ impl Job {
         if self.raw {
             return Ok(tx.send(Ok(raw)).await.is_ok());
         }
-        let (typed, report) = source.parser.parse(&raw)?;
+        let (typed, report) = source.parser.parse_on_pool(raw).await?;
         source
             .last_report
             .lock()

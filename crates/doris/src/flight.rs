@@ -37,6 +37,7 @@ use crate::parse::{ParseReport, SnapshotParser};
 use crate::resume::{Progress, batch_keys};
 use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef};
 use crate::stream::limited;
+use trainstore_core::retry::retry_within;
 use trainstore_core::snapshot::SnapshotSchema;
 
 /// Flight messages can be far larger than tonic's 4 MiB default.
@@ -71,6 +72,9 @@ struct Inner {
     parser: SnapshotParser,
     options: FlightOptions,
     last_report: Mutex<ParseReport>,
+    /// Parts read at once, over every scan of this source (twice the partitions): each holds
+    /// a session, so this bounds the connections the source opens.
+    sessions: Arc<tokio::sync::Semaphore>,
 }
 
 impl fmt::Debug for FlightSource {
@@ -396,8 +400,11 @@ impl FlightSource {
             time_column: None,
             table_columns: TableColumns::new(),
             parser: SnapshotParser::new(schema.clone()).strict(options.read.strict),
-            options,
             last_report: Mutex::new(ParseReport::default()),
+            sessions: Arc::new(tokio::sync::Semaphore::new(
+                options.read.partitions.max(1) * 2,
+            )),
+            options,
         };
         // Doris answers SHOW on the FE; its first columns are the field name and type.
         let mut session = Session::open(&inner).await?;
@@ -542,28 +549,23 @@ impl FlightPart {
     async fn run(&self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<()> {
         let read = &self.inner.options.read;
         let deadline = tokio::time::Instant::now() + read.query_timeout;
-        let mut progress = Progress::default();
-        let mut attempt = 1u32;
-        loop {
-            let outcome = tokio::time::timeout_at(deadline, self.attempt(tx, &mut progress))
-                .await
-                .unwrap_or_else(|_| Err(self.timed_out()));
-            match outcome {
-                Ok(()) => return Ok(()),
-                Err(e) if e.retryable() && attempt <= read.max_retries => {
-                    tracing::warn!(attempt, error = %e, "flight read failed; retrying with a new ticket");
-                    let delay = Duration::from_millis(100 * (1 << attempt.min(6)));
-                    attempt += 1;
-                    if tokio::time::timeout_at(deadline, tokio::time::sleep(delay))
-                        .await
-                        .is_err()
-                    {
-                        return Err(self.timed_out().after_attempts(attempt - 1));
-                    }
-                }
-                Err(e) => return Err(e.after_attempts(attempt)),
-            }
-        }
+        let _session = tokio::time::timeout_at(deadline, self.inner.sessions.acquire())
+            .await
+            .map_err(|_| self.timed_out())?
+            .expect("the session semaphore is never closed");
+        // Rows handed out survive a failed attempt: the next one skips them.
+        let progress = tokio::sync::Mutex::new(Progress::default());
+        retry_within(
+            "flight read",
+            read.max_retries,
+            deadline,
+            || self.timed_out(),
+            |_| async {
+                let mut done = progress.lock().await;
+                self.attempt(tx, &mut done).await
+            },
+        )
+        .await
     }
 
     /// The error for a query past its overall limit.
@@ -597,7 +599,7 @@ impl FlightPart {
                         raw = filter_record_batch(&raw, &BooleanArray::from(fresh))?;
                     }
                 }
-                let (typed, report) = inner.parser.parse(&raw)?;
+                let (typed, report) = inner.parser.parse_on_pool(raw).await?;
                 inner
                     .last_report
                     .lock()

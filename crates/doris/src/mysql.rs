@@ -25,11 +25,12 @@ use trainstore_core::{
 };
 use xxhash_rust::xxh3::xxh3_128_with_seed;
 
-use crate::net::{Timeouts, within};
+use crate::net::{Timeouts, timed_out, within};
 use crate::parse::{ParseReport, SnapshotParser};
 use crate::resume::Progress;
 use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef, snapshot_columns};
 use crate::stream::limited;
+use trainstore_core::retry::retry_within;
 use trainstore_core::snapshot::SnapshotSchema;
 
 mod asof;
@@ -605,20 +606,26 @@ impl Part {
     async fn run(&self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<()> {
         let inner = &self.inner;
         let timed = Deadline::after(inner.options.query_timeout, &inner.endpoint);
-        let mut progress = Progress::default();
-        let mut attempt = 1u32;
-        loop {
-            match self.attempt(tx, &mut progress, timed).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.retryable() && attempt <= inner.options.max_retries => {
-                    let delay = Duration::from_millis(100 * (1 << attempt.min(6)));
-                    tracing::warn!(table = %inner.table, attempt, error = %e, "read failed; retrying");
-                    attempt += 1;
-                    timed.within("retry", tokio::time::sleep(delay)).await?;
-                }
-                Err(e) => return Err(e.after_attempts(attempt)),
-            }
-        }
+        // Rows handed out survive a failed attempt: the next one skips them.
+        let progress = tokio::sync::Mutex::new(Progress::default());
+        let overdue = || {
+            timed_out(
+                &format!("doris at {}", inner.endpoint),
+                "query",
+                timed.limit,
+            )
+        };
+        retry_within(
+            "doris read",
+            inner.options.max_retries,
+            timed.at,
+            overdue,
+            |_| async {
+                let mut done = progress.lock().await;
+                self.attempt(tx, &mut done, timed).await
+            },
+        )
+        .await
     }
 
     async fn attempt(
@@ -667,7 +674,8 @@ impl Part {
     /// Parses, filters and projects a raw batch and sends it; `false` once the reader is gone.
     async fn send(&self, tx: &mpsc::Sender<Result<RecordBatch>>, raw: RecordBatch) -> Result<bool> {
         self.inner
-            .output(raw, self.parse, &self.post, self.projection.as_deref())?
+            .output(raw, self.parse, &self.post, self.projection.as_deref())
+            .await?
             .send(tx)
             .await
     }
@@ -688,7 +696,7 @@ impl Output {
 
 impl Inner {
     /// Parses (when asked), filters and projects a raw batch, merging its parse report.
-    fn output(
+    async fn output(
         &self,
         raw: RecordBatch,
         parse: bool,
@@ -696,7 +704,7 @@ impl Inner {
         projection: Option<&[usize]>,
     ) -> Result<Output> {
         let mut batch = if parse {
-            let (typed, report) = self.parser.parse(&raw)?;
+            let (typed, report) = self.parser.parse_on_pool(raw).await?;
             self.last_report.lock().expect("report lock").merge(&report);
             typed
         } else {

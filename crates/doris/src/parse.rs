@@ -351,6 +351,13 @@ impl SnapshotParser {
         Ok((batch, report))
     }
 
+    /// [`SnapshotParser::parse`] on the compute pool, for async callers: a batch's parse is
+    /// CPU work that must not hold a thread that runs async tasks.
+    pub async fn parse_on_pool(&self, raw: RecordBatch) -> Result<(RecordBatch, ParseReport)> {
+        let parser = self.clone();
+        trainstore_core::parallel::compute("parse snapshots", move || parser.parse(&raw)).await?
+    }
+
     /// Parses many batches on every core: each is cut into slices of at most `slice_rows` rows
     /// (fewer where the input would make too few slices to keep every core busy), parsed in
     /// parallel, and returned in input order with one merged report.

@@ -17,6 +17,7 @@ use arrow::datatypes::{
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, TxOpts, Value};
+use trainstore_core::retry::retry_within;
 use trainstore_core::{Error, Result, Secret};
 
 use crate::mysql::{Dialect, Link};
@@ -128,37 +129,27 @@ pub async fn write_batches(
     // connection, as any failed attempt is.
     let deadline = tokio::time::Instant::now() + options.timeout;
     let overdue = || timed_out(&link.describe(), "write", options.timeout);
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let once = async {
-            let conn = link.connect().await?;
-            write_once(&link, conn, &table, label, &columns, batches).await
-        };
-        let result = tokio::time::timeout_at(deadline, once)
-            .await
-            .unwrap_or_else(|_| Err(overdue()));
-        match result {
-            Ok((rows_written, already_written)) => {
-                return Ok(WriteOutcome {
+    // A retry reuses the label, so rows an earlier attempt committed are not written twice.
+    retry_within(
+        "doris write",
+        options.max_retries,
+        deadline,
+        overdue,
+        |attempt| {
+            let (link, table, columns) = (&link, &table, &columns);
+            async move {
+                let conn = link.connect().await?;
+                let (rows_written, already_written) =
+                    write_once(link, conn, table, label, columns, batches).await?;
+                Ok(WriteOutcome {
                     rows_written,
                     already_written,
                     attempts: attempt,
-                });
+                })
             }
-            Err(e) if e.retryable() && attempt <= options.max_retries => {
-                tracing::warn!(%table, label, attempt, error = %e, "write failed; retrying with the same label");
-                let delay = Duration::from_millis(100 * (1 << attempt.min(6)));
-                if tokio::time::timeout_at(deadline, tokio::time::sleep(delay))
-                    .await
-                    .is_err()
-                {
-                    return Err(overdue().after_attempts(attempt));
-                }
-            }
-            Err(e) => return Err(e.after_attempts(attempt)),
-        }
-    }
+        },
+    )
+    .await
 }
 
 async fn write_once(

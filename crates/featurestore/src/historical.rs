@@ -389,7 +389,11 @@ pub async fn join(
                 .collect();
             let times = times.clone();
             let v = v.clone();
-            tokio::spawn(async move { join_view(&v, &keys, &times).await })
+            // The join's loop is CPU work between the source's batches: it runs on a thread
+            // of its own, never on one that runs async tasks, and spreads its heavy steps
+            // over the compute pool.
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || runtime.block_on(join_view(&v, &keys, &times)))
         })
         .collect();
     let mut fields: Vec<ArrowField> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();

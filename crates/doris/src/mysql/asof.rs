@@ -260,7 +260,9 @@ impl WindowQuery {
                 .await?;
             if rows.len() > 0 {
                 let batch = rows.finish(&inner.raw_schema)?;
-                let out = inner.output(batch, true, &plan.post, plan.projection.as_deref())?;
+                let out = inner
+                    .output(batch, true, &plan.post, plan.projection.as_deref())
+                    .await?;
                 if !out.send(tx).await? {
                     return Ok(());
                 }

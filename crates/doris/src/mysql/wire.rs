@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mysql_async::Opts;
@@ -25,6 +25,7 @@ use mysql_common::packets::{
 use mysql_common::proto::MySerialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::auth::{self, Channel, Switch};
 use super::tls::{Stream, Tls};
@@ -608,7 +609,9 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Idle connections kept for the next read, each set up by the same statements.
+/// The connections of one source, each set up by the same statements: at most `max_in_use`
+/// lent out at once (a caller past the limit waits for one to come back) and as many kept
+/// idle for the next read, so never more than twice that open.
 pub(crate) struct WirePool {
     opts: Opts,
     timeouts: Timeouts,
@@ -616,34 +619,63 @@ pub(crate) struct WirePool {
     setup: Vec<String>,
     idle: Mutex<Vec<WireConn>>,
     max_idle: usize,
+    in_use: Arc<Semaphore>,
+}
+
+/// A connection lent by a [`WirePool`], counted against its limit until dropped or put back.
+pub(crate) struct Pooled {
+    conn: WireConn,
+    _lent: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = WireConn;
+    fn deref(&self) -> &WireConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut WireConn {
+        &mut self.conn
+    }
 }
 
 impl WirePool {
-    /// A pool that keeps up to `max_idle` connections, with `first` already set up.
+    /// A pool lending at most `max_in_use` connections (at least one), `first` already set
+    /// up and idle.
     pub fn new(
         opts: Opts,
         timeouts: Timeouts,
         tls: Option<Tls>,
         setup: Vec<String>,
-        max_idle: usize,
+        max_in_use: usize,
         first: WireConn,
     ) -> Self {
+        let max_in_use = max_in_use.max(1);
         WirePool {
             opts,
             timeouts,
             tls,
             setup,
             idle: Mutex::new(vec![first]),
-            max_idle,
+            max_idle: max_in_use,
+            in_use: Arc::new(Semaphore::new(max_in_use)),
         }
     }
 
-    /// An idle connection, or a new one.
-    pub async fn get(&self) -> WireResult<WireConn> {
+    /// An idle connection, or a new one, once fewer than the limit are lent out.
+    pub async fn get(&self) -> WireResult<Pooled> {
+        let lent = self
+            .in_use
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the pool's semaphore is never closed");
         loop {
             let idle = self.idle.lock().expect("pool lock").pop();
             match idle {
-                Some(conn) if conn.is_reusable() => return Ok(conn),
+                Some(conn) if conn.is_reusable() => return Ok(Pooled { conn, _lent: lent }),
                 Some(_) => continue,
                 None => break,
             }
@@ -652,11 +684,13 @@ impl WirePool {
         for statement in &self.setup {
             conn.execute(statement).await?;
         }
-        Ok(conn)
+        Ok(Pooled { conn, _lent: lent })
     }
 
-    /// Keeps `conn` for the next read, if it can take a query and the pool has room.
-    pub fn put(&self, conn: WireConn) {
+    /// Takes `pooled` back: kept for the next read if it can take a query and the pool has
+    /// room, closed otherwise.
+    pub fn put(&self, pooled: Pooled) {
+        let Pooled { conn, _lent } = pooled;
         if conn.is_reusable() {
             let mut idle = self.idle.lock().expect("pool lock");
             if idle.len() < self.max_idle {

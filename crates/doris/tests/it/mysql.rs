@@ -184,6 +184,63 @@ async fn reads_what_the_local_parser_reads_in_parallel_parts() {
     db.drop_db().await;
 }
 
+/// The connections the server holds open to `db`, as it counts them.
+async fn open_connections(watcher: &mut mysql_async::Conn, db: &TestDb) -> usize {
+    watcher
+        .exec_first::<usize, _, _>(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
+            (db.name.as_str(),),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_scans_at_once_share_a_bounded_number_of_connections() {
+    let (db, raw) = loaded().await;
+    let rows: usize = raw.iter().map(RecordBatch::num_rows).sum();
+    // One part per scan: the pool lends at most two connections and keeps two idle.
+    let options = ReadOptions {
+        partitions: 1,
+        batch_rows: 16,
+        ..ReadOptions::default()
+    };
+    let src = std::sync::Arc::new(source(&db, options).await);
+    let scans: Vec<_> = (0..8)
+        .map(|_| {
+            let src = src.clone();
+            tokio::spawn(async move {
+                let mut stream = src.scan(&ScanRequest::default()).await.unwrap();
+                let mut read = 0;
+                // A slow reader keeps its connection busy.
+                while let Some(batch) = stream.try_next().await.unwrap() {
+                    read += batch.num_rows();
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                read
+            })
+        })
+        .collect();
+    let mut watcher = mysql_async::Conn::from_url(crate::support::server_url())
+        .await
+        .unwrap();
+    let mut peak = 0;
+    while !scans.iter().all(|s| s.is_finished()) {
+        peak = peak.max(open_connections(&mut watcher, &db).await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for scan in scans {
+        assert_eq!(scan.await.unwrap(), rows, "every scan reads every row");
+    }
+    assert!(
+        peak >= 2,
+        "the scans overlapped: {peak} connections at most"
+    );
+    assert!(peak <= 4, "{peak} connections open at once, the bound is 4");
+    db.drop_db().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_ranges_are_half_open_whatever_the_partitioning() {
     let (db, raw) = loaded().await;
