@@ -3,6 +3,7 @@
 //! Database tests need the MariaDB from `scripts/test-services` (`TRAINSTORE_TEST_MYSQL_URL`).
 
 mod crash;
+mod golden;
 mod hostile;
 mod snapshots;
 mod training_sets;

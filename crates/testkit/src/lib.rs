@@ -5,6 +5,7 @@
 //! tests can check that no network call hangs and that errors name the endpoint.
 //! [`create_bucket`] makes a bucket on the loopback S3 server.
 
+pub mod golden;
 mod proxy;
 
 pub use proxy::{Fault, FaultProxy};

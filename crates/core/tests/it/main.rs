@@ -4,6 +4,7 @@
 //! (`TRAINSTORE_TEST_S3_ENDPOINT`); each test works in a bucket of its own.
 
 mod catalog;
+mod golden;
 mod secrets;
 mod storage_conformance;
 mod support;

@@ -805,4 +805,119 @@ mod tests {
         decoder.append(Some(&row)).unwrap();
         assert_eq!(decoder.finish()[0].null_count(), 0);
     }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The bytes of stored keys and rows (docs/formats.md, "The online store"), pinned in
+    /// `tests/golden/online.txt`: a change must be deliberate, and rows an earlier trainstore
+    /// stored must still decode. Rewrite with `TRAINSTORE_BLESS=1` after a deliberate change.
+    #[test]
+    fn stored_keys_and_rows_are_pinned_and_pinned_rows_decode() {
+        let (fields, columns) = columns();
+        let encoder = RowEncoder::new(&fields, &columns).unwrap();
+        let rows: Vec<Vec<u8>> = (0..4)
+            .map(|r| encoder.encode(r, 1_700_000_000_000_000_000 + r as i64, i64::MIN))
+            .collect();
+        let names = ["uuid".to_owned(), "nodeId".to_owned()];
+        let keys = encode_keys(
+            &names,
+            &[
+                Arc::new(StringArray::from(vec![
+                    Some("704A0ED440F4"),
+                    Some(""),
+                    None,
+                ])),
+                Arc::new(Int64Array::from(vec![Some(1465), Some(-1), Some(2)])),
+            ],
+        )
+        .unwrap();
+        let mut written =
+            String::from("# keys (uuid text, nodeId integer); a null key is not stored\n");
+        for key in &keys {
+            written.push_str(&key.as_deref().map_or("-".into(), hex));
+            written.push('\n');
+        }
+        written
+            .push_str("# rows of every value type, event times from 1.7e18 ns, no created time\n");
+        for row in &rows {
+            written.push_str(&hex(row));
+            written.push('\n');
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/online.txt");
+        if std::env::var_os("TRAINSTORE_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &written).unwrap();
+        }
+        let pinned = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            written,
+            pinned,
+            "the online store's bytes changed: if on purpose, keep reading the old ones and \
+             rewrite {} with TRAINSTORE_BLESS=1",
+            path.display()
+        );
+
+        let pinned_rows: Vec<Vec<u8>> = pinned
+            .lines()
+            .skip_while(|l| !l.starts_with("# rows"))
+            .skip(1)
+            .map(|l| {
+                (0..l.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&l[i..i + 2], 16).unwrap())
+                    .collect()
+            })
+            .collect();
+        let mut decoder = RowDecoder::new(&fields, pinned_rows.len());
+        for row in &pinned_rows {
+            decoder.append(Some(row)).unwrap();
+        }
+        for (got, want) in decoder.finish().iter().zip(&columns) {
+            assert_eq!(got.to_data(), want.to_data());
+        }
+        assert_eq!(
+            event_time(&pinned_rows[3]).unwrap(),
+            1_700_000_000_000_000_003
+        );
+    }
+
+    /// Distinct key tuples never share bytes: each value carries its type and text its
+    /// length, so neither a shifted boundary nor a number spelled as text can collide.
+    #[test]
+    fn distinct_keys_never_encode_alike() {
+        let text = |v: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let ints = |v: Vec<i64>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
+        let two_texts = encode_keys(
+            &["a".into(), "b".into()],
+            &[
+                text(vec!["ab", "a", "", "a\u{0}", "1"]),
+                text(vec!["c", "bc", "abc", "bc", ""]),
+            ],
+        )
+        .unwrap();
+        let text_then_int = encode_keys(
+            &["a".into(), "b".into()],
+            &[text(vec!["1", "", "ab"]), ints(vec![1, 0, 99])],
+        )
+        .unwrap();
+        let int_then_text = encode_keys(
+            &["a".into(), "b".into()],
+            &[ints(vec![1, 0, 1]), text(vec!["1", "", "ab"])],
+        )
+        .unwrap();
+        let all: Vec<Vec<u8>> = two_texts
+            .into_iter()
+            .chain(text_then_int)
+            .chain(int_then_text)
+            .map(Option::unwrap)
+            .collect();
+        let distinct: std::collections::HashSet<&Vec<u8>> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "{all:?}");
+        // The same value as text and as an integer are different keys.
+        let one_text = encode_keys(&["k".into()], &[text(vec!["1465"])]).unwrap();
+        let one_int = encode_keys(&["k".into()], &[ints(vec![1465])]).unwrap();
+        assert_ne!(one_text, one_int);
+    }
 }
