@@ -161,17 +161,7 @@ async fn on_demand_features_follow_historical_and_online_reads() {
 
 #[tokio::test]
 async fn bad_on_demand_views_and_services_are_refused_at_apply() {
-    let f = Fixture::new().await;
-    let table = f
-        .write("basic", feature_table(&[row("A", "1", T0, 1.0)]))
-        .await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &table, Ttl::days(1)).into(),
-        ])
-        .await
-        .unwrap();
+    let f = with_basic_view(&[row("A", "1", T0, 1.0)], Ttl::days(1)).await;
     for (expression, says) in [
         ("mean(basic:x)", "statistics need a list"),
         ("basic:arr * 2", "arithmetic needs a numeric"),

@@ -28,13 +28,8 @@ async fn ttl_bounds_are_inclusive_and_unmatched_rows_are_kept_in_order() {
             ]),
         )
         .await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &table, Ttl::days(30)).into(),
-        ])
-        .await
-        .unwrap();
+    f.apply_with_device(vec![view("basic", &table, Ttl::days(30))])
+        .await;
     let entities = entity_rows(&[
         (Some("A"), "1", T0 - 1),
         (Some("A"), "1", T0),
@@ -91,13 +86,8 @@ async fn ttl_zero_means_no_lower_bound() {
     let table = f
         .write("old", feature_table(&[row("A", "1", T0 - 3650 * DAY, 7.0)]))
         .await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("old", &table, Ttl::UNLIMITED).into(),
-        ])
-        .await
-        .unwrap();
+    f.apply_with_device(vec![view("old", &table, Ttl::UNLIMITED)])
+        .await;
     let out = f
         .store
         .get_historical_features(
@@ -194,14 +184,11 @@ async fn columns_are_named_and_ordered_like_feast_and_lists_keep_empty_versus_nu
     let b = f
         .write("fb", feature_table(&[row("A", "1", T0, 3.0)]))
         .await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("fa", &a, Ttl::days(1)).into(),
-            view("fb", &b, Ttl::days(1)).into(),
-        ])
-        .await
-        .unwrap();
+    f.apply_with_device(vec![
+        view("fa", &a, Ttl::days(1)),
+        view("fb", &b, Ttl::days(1)),
+    ])
+    .await;
     let entities = entity_rows(&[(Some("A"), "1", T0), (Some("B"), "1", T0)]);
     let request = refs(&["fa:x", "fb:arr", "fa:arr"]);
     let collision = f
@@ -260,17 +247,7 @@ async fn columns_are_named_and_ordered_like_feast_and_lists_keep_empty_versus_nu
 
 #[tokio::test]
 async fn bad_requests_fail_up_front_with_what_is_wrong() {
-    let f = Fixture::new().await;
-    let table = f
-        .write("basic", feature_table(&[row("A", "1", T0, 1.0)]))
-        .await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &table, Ttl::days(30)).into(),
-        ])
-        .await
-        .unwrap();
+    let f = with_basic_view(&[row("A", "1", T0, 1.0)], Ttl::days(30)).await;
     let entities = entity_rows(&[(Some("A"), "1", T0)]);
     let ask = |batch: arrow::array::RecordBatch, list: Vec<&'static str>| {
         let store = f.store.clone();
@@ -346,7 +323,7 @@ async fn bad_requests_fail_up_front_with_what_is_wrong() {
 
 #[tokio::test]
 async fn design_doc_snapshot_files_feed_views_with_inferred_schemas() {
-    use trainstore_doris::{SnapshotGenerator, SnapshotSchema, SynthConfig};
+    use trainstore_doris::{SnapshotSchema, SynthConfig};
     let f = Fixture::new().await;
     let config = SynthConfig {
         devices: 4,
@@ -354,26 +331,7 @@ async fn design_doc_snapshot_files_feed_views_with_inferred_schemas() {
         malformed_rate: 0.0,
         ..SynthConfig::default()
     };
-    let raw: Vec<_> = SnapshotGenerator::new(config)
-        .unwrap()
-        .batches(50)
-        .collect();
-    let location = {
-        let location = f.dir.path().join("snaps");
-        std::fs::create_dir_all(&location).unwrap();
-        let resolved = trainstore_core::MountTable::default()
-            .resolve_with(location.to_str().unwrap(), &Default::default())
-            .unwrap();
-        trainstore_doris::write_snapshot_file(
-            resolved.store,
-            &"part-0.parquet".into(),
-            trainstore_doris::FileFormat::Parquet,
-            raw.clone(),
-        )
-        .await
-        .unwrap();
-        location.to_str().unwrap().to_owned()
-    };
+    let (location, raw) = f.write_snapshots(config).await;
     let source = SourceSpec::Files {
         location: location.clone(),
         format: None,

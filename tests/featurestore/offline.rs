@@ -35,13 +35,8 @@ async fn ingested_ranges_answer_like_the_source_and_without_it() {
     rows.push(row("A", "1", T0 + 5 * DAY, 55.0));
     rows.push(row("A", "1", T0 + 5 * DAY, 56.0));
     let location = f.write("basic", feature_table(&rows)).await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &location, Ttl::days(3)).into(),
-        ])
-        .await
-        .unwrap();
+    f.apply_with_device(vec![view("basic", &location, Ttl::days(3))])
+        .await;
     let entities = entity_rows(&[
         (Some("A"), "1", T0 + 5 * DAY),
         (Some("A"), "1", T0 + 9 * DAY + 1),
@@ -122,13 +117,8 @@ async fn a_workspace_recreated_in_place_answers_from_its_own_segments() {
         let location = f
             .write("basic", feature_table(&[row("A", "1", T0, value)]))
             .await;
-        f.store
-            .apply(vec![
-                device().into(),
-                view("basic", &location, Ttl::days(3)).into(),
-            ])
-            .await
-            .unwrap();
+        f.apply_with_device(vec![view("basic", &location, Ttl::days(3))])
+            .await;
         let ingested = f
             .store
             .ingest(&name("basic"), ts(T0 - 10 * DAY), ts(T0 + 10 * DAY))

@@ -89,13 +89,8 @@ async fn conformance(backend: Backend) {
             ]),
         )
         .await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &table, Ttl::days(30)).into(),
-        ])
-        .await
-        .unwrap();
+    f.apply_with_device(vec![view("basic", &table, Ttl::days(30))])
+        .await;
     let store = with_online(&f, &backend);
     let ts = Timestamp::from_millis;
 
@@ -198,13 +193,8 @@ async fn incremental(backend: Backend) {
             ]),
         )
         .await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &table, Ttl::days(30)).into(),
-        ])
-        .await
-        .unwrap();
+    f.apply_with_device(vec![view("basic", &table, Ttl::days(30))])
+        .await;
     let store = with_online(&f, &backend);
     let first = store
         .materialize_incremental(Timestamp::from_millis(now - 2 * DAY), None)
@@ -279,13 +269,8 @@ async fn a_corrupt_row_in_redis_reads_as_corrupt_data_not_a_panic() {
     let table = f
         .write("basic", feature_table(&[row("A", "1", now - DAY, 1.0)]))
         .await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &table, Ttl::days(30)).into(),
-        ])
-        .await
-        .unwrap();
+    f.apply_with_device(vec![view("basic", &table, Ttl::days(30))])
+        .await;
     let namespace = namespace();
     let url = std::env::var("TRAINSTORE_TEST_REDIS_URL").expect("TRAINSTORE_TEST_REDIS_URL");
     let store = f

@@ -285,17 +285,7 @@ async fn pushdown_on_mariadb_returns_what_the_in_process_engine_returns() {
 
 #[tokio::test]
 async fn pushdown_refuses_views_not_read_from_a_database() {
-    let f = Fixture::new().await;
-    let table = f
-        .write("basic", feature_table(&[row("A", "1", 0, 1.0)]))
-        .await;
-    f.store
-        .apply(vec![
-            device().into(),
-            view("basic", &table, Ttl::days(1)).into(),
-        ])
-        .await
-        .unwrap();
+    let f = with_basic_view(&[row("A", "1", 0, 1.0)], Ttl::days(1)).await;
     let err = f
         .store
         .get_historical_features(

@@ -10,8 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 use tempfile::TempDir;
 use trainstore_core::{
-    Catalog, DatasetName, Error, MountTable, NoProgress, Permission, StorageOptions, TagName,
-    UserName, VersionStore,
+    DatasetName, Error, NoProgress, Permission, TagName, UserName, VersionStore,
 };
 use trainstore_featurestore::training::lifecycle::Retention;
 use trainstore_featurestore::training::sharing::Grantee;
@@ -24,12 +23,7 @@ struct Team {
 
 impl Team {
     async fn in_dir(dir: &TempDir) -> Self {
-        let location = dir.path().join("sets");
-        std::fs::create_dir_all(&location).unwrap();
-        let resolved = MountTable::default()
-            .resolve_with(location.to_str().unwrap(), &StorageOptions::new())
-            .unwrap();
-        let catalog = Catalog::open(resolved.store, &resolved.url).await.unwrap();
+        let catalog = crate::support::catalog_in(&dir.path().join("sets")).await;
         Team {
             store: Arc::new(catalog),
         }

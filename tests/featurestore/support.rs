@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use tempfile::TempDir;
 use trainstore_core::object_store::path::Path;
 use trainstore_core::{Catalog, MountTable, StorageOptions, UserName};
-use trainstore_doris::{FileFormat, write_snapshot_file};
+use trainstore_doris::{FileFormat, SnapshotGenerator, SynthConfig, write_snapshot_file};
 use trainstore_featurestore::{
     Entity, FeatureStore, FeatureView, Field as FeatureField, Name, SourceEnv, SourceSpec, Ttl,
     ValueType,
@@ -19,6 +19,15 @@ use trainstore_featurestore::{
 pub struct Fixture {
     pub dir: TempDir,
     pub store: FeatureStore,
+}
+
+/// A catalog in the directory `dir`, created if absent.
+pub async fn catalog_in(dir: &std::path::Path) -> Catalog {
+    std::fs::create_dir_all(dir).unwrap();
+    let resolved = MountTable::default()
+        .resolve_with(dir.to_str().unwrap(), &StorageOptions::new())
+        .unwrap();
+    Catalog::open(resolved.store, &resolved.url).await.unwrap()
 }
 
 /// Sources opened the way a workspace opens them, by the facade's factories.
@@ -42,13 +51,39 @@ impl Fixture {
 
     /// A feature store on the workspace `ws` under `dir`, created if absent.
     pub async fn open_store(dir: &TempDir) -> FeatureStore {
-        let location = dir.path().join("ws").to_str().unwrap().to_owned();
+        let catalog = catalog_in(&dir.path().join("ws")).await;
+        FeatureStore::new(catalog, sources(), UserName::new("tester").unwrap())
+    }
+
+    /// Writes seeded snapshots in the design-document layout as `snaps/part-0.parquet`;
+    /// returns the directory's location and the raw rows written.
+    pub async fn write_snapshots(&self, config: SynthConfig) -> (String, Vec<RecordBatch>) {
+        let raw: Vec<RecordBatch> = SnapshotGenerator::new(config)
+            .unwrap()
+            .batches(50)
+            .collect();
+        let location = self.dir.path().join("snaps");
         std::fs::create_dir_all(&location).unwrap();
+        let location = location.to_str().unwrap().to_owned();
         let resolved = MountTable::default()
             .resolve_with(&location, &StorageOptions::new())
             .unwrap();
-        let catalog = Catalog::open(resolved.store, &resolved.url).await.unwrap();
-        FeatureStore::new(catalog, sources(), UserName::new("tester").unwrap())
+        write_snapshot_file(
+            resolved.store,
+            &Path::from("part-0.parquet"),
+            FileFormat::Parquet,
+            raw.clone(),
+        )
+        .await
+        .unwrap();
+        (location, raw)
+    }
+
+    /// Applies the entity `device` and `views`, which must be accepted.
+    pub async fn apply_with_device(&self, views: Vec<FeatureView>) {
+        let mut definitions = vec![device().into()];
+        definitions.extend(views.into_iter().map(Into::into));
+        self.store.apply(definitions).await.unwrap();
     }
 
     /// Writes `batch` as `<name>.parquet` and returns its location.
@@ -206,9 +241,7 @@ pub fn floats(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
 pub async fn with_basic_view(rows: &[FeatureRow], ttl: Ttl) -> Fixture {
     let f = Fixture::new().await;
     let location = f.write("basic", feature_table(rows)).await;
-    f.store
-        .apply(vec![device().into(), view("basic", &location, ttl).into()])
-        .await
-        .unwrap();
+    f.apply_with_device(vec![view("basic", &location, ttl)])
+        .await;
     f
 }

@@ -8,21 +8,14 @@ use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 use tempfile::TempDir;
-use trainstore_core::{
-    Catalog, DatasetName, Error, MountTable, StorageOptions, TagName, Timestamp, UserName,
-};
+use trainstore_core::{DatasetName, Error, TagName, Timestamp, UserName};
 use trainstore_featurestore::Ttl;
 use trainstore_featurestore::training::{CreateOptions, Criteria, TrainingSets};
 
 use crate::support::{entity_rows, feature_table, row, with_basic_view};
 
 async fn sets_in(dir: &TempDir) -> TrainingSets {
-    let location = dir.path().join("sets");
-    std::fs::create_dir_all(&location).unwrap();
-    let resolved = MountTable::default()
-        .resolve_with(location.to_str().unwrap(), &StorageOptions::new())
-        .unwrap();
-    let catalog = Catalog::open(resolved.store, &resolved.url).await.unwrap();
+    let catalog = crate::support::catalog_in(&dir.path().join("sets")).await;
     TrainingSets::new(Arc::new(catalog), UserName::new("tester").unwrap())
 }
 
@@ -528,7 +521,7 @@ async fn a_historical_answer_streams_into_the_set_a_slice_at_a_time() {
 
 #[tokio::test]
 async fn a_set_from_snapshot_files_carries_the_parsers_malformed_and_missing_rates() {
-    use trainstore_doris::{SnapshotGenerator, SnapshotSchema, SynthConfig};
+    use trainstore_doris::{SnapshotSchema, SynthConfig};
     use trainstore_featurestore::{FeatureView, Name, SourceSpec};
     let f = crate::support::Fixture::new().await;
     let config = SynthConfig {
@@ -537,25 +530,9 @@ async fn a_set_from_snapshot_files_carries_the_parsers_malformed_and_missing_rat
         malformed_rate: 0.05,
         ..SynthConfig::default()
     };
-    let raw: Vec<_> = SnapshotGenerator::new(config)
-        .unwrap()
-        .batches(50)
-        .collect();
-    let location = f.dir.path().join("snaps");
-    std::fs::create_dir_all(&location).unwrap();
-    let resolved = MountTable::default()
-        .resolve_with(location.to_str().unwrap(), &StorageOptions::new())
-        .unwrap();
-    trainstore_doris::write_snapshot_file(
-        resolved.store,
-        &"part-0.parquet".into(),
-        trainstore_doris::FileFormat::Parquet,
-        raw.clone(),
-    )
-    .await
-    .unwrap();
+    let (location, raw) = f.write_snapshots(config).await;
     let source = SourceSpec::Files {
-        location: location.to_str().unwrap().to_owned(),
+        location,
         format: None,
         snapshots: Some(SnapshotSchema::design_doc()),
     };
