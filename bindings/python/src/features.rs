@@ -80,7 +80,7 @@ impl FeatureStore {
         Ok(v.get())
     }
 
-    #[pyo3(signature = (entity_rows, features, full_feature_names=false, timestamp_column=None, engine="in-process"))]
+    #[pyo3(signature = (entity_rows, features, full_feature_names, timestamp_column, engine))]
     fn get_historical_features<'py>(
         &self,
         py: Python<'py>,
@@ -106,7 +106,7 @@ impl FeatureStore {
 
     /// Materializes `[start, end]` (or incrementally up to `end` without a start; times as
     /// ISO-8601 or epoch-ms text); returns what was done as JSON.
-    #[pyo3(signature = (end, start=None, views=None))]
+    #[pyo3(signature = (end, start, views))]
     fn materialize(
         &self,
         py: Python<'_>,
@@ -141,7 +141,6 @@ impl FeatureStore {
         Ok(json(&done))
     }
 
-    #[pyo3(signature = (features, entity_rows, full_feature_names=false, ignore_ttl=false))]
     fn get_online_features<'py>(
         &self,
         py: Python<'py>,

@@ -45,7 +45,7 @@ pub(crate) struct MountTable {
 #[pymethods]
 impl MountTable {
     #[staticmethod]
-    #[pyo3(signature = (path=None))]
+    #[pyo3(signature = (path))]
     fn load(path: Option<PathBuf>) -> PyResult<Self> {
         let path = path.unwrap_or_else(Settings::default_path);
         let settings = Settings::load(&path).map_err(to_py)?;
@@ -62,7 +62,7 @@ impl MountTable {
         self.path.display().to_string()
     }
 
-    #[pyo3(signature = (name, url, options=None, allow_literal_secrets=false))]
+    #[pyo3(signature = (name, url, options, allow_literal_secrets))]
     fn add(
         &mut self,
         name: &str,
@@ -105,7 +105,7 @@ impl MountTable {
             .collect()
     }
 
-    #[pyo3(signature = (location, options=None, progress=None))]
+    #[pyo3(signature = (location, options, progress))]
     fn check(
         &self,
         py: Python<'_>,
@@ -143,7 +143,7 @@ struct Workspace {
 #[pymethods]
 impl Workspace {
     #[staticmethod]
-    #[pyo3(signature = (location, storage_options=None, mounts=None, create=true, online_store=None, user=None))]
+    #[pyo3(signature = (location, storage_options, mounts, create, online_store, user))]
     fn open(
         py: Python<'_>,
         location: String,
@@ -255,7 +255,7 @@ impl Workspace {
     }
 
     /// Checks every version's manifest and data files; the report as JSON.
-    #[pyo3(signature = (progress=None))]
+    #[pyo3(signature = (progress))]
     fn verify(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<String> {
         let ws = self.inner.clone();
         let sink = progress::sink(progress);

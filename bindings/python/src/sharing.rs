@@ -86,20 +86,31 @@ impl SetGovernance {
     }
 
     /// The lease as JSON (`null`: never leased); `action` is `show`, `acquire`, `release` or
-    /// `break`.
-    #[pyo3(signature = (name, action, ttl_s=3600.0))]
-    fn lease(&self, py: Python<'_>, name: &str, action: &str, ttl_s: f64) -> PyResult<String> {
+    /// `break`; `ttl_s` is the lease's length for `acquire` (required there), `None` otherwise.
+    #[pyo3(signature = (name, action, ttl_s))]
+    fn lease(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        action: &str,
+        ttl_s: Option<f64>,
+    ) -> PyResult<String> {
         let name = DatasetName::new(name).map_err(to_py)?;
-        let ttl = grace(ttl_s).map_err(to_py)?;
+        let ttl = ttl_s.map(grace).transpose().map_err(to_py)?;
         let action = action.to_owned();
         let sets = self.inner.clone();
         let lease = run(py, "training_sets.lease", async move {
-            match action.as_str() {
-                "show" => sets.lease(&name).await,
-                "acquire" => sets.acquire_lease(&name, ttl).await.map(Some),
-                "release" => sets.release_lease(&name).await.map(Some),
-                "break" => sets.break_lease(&name).await.map(Some),
-                other => Err(trainstore::core::Error::invalid(
+            match (action.as_str(), ttl) {
+                ("show", _) => sets.lease(&name).await,
+                ("acquire", Some(ttl)) => sets.acquire_lease(&name, ttl).await.map(Some),
+                ("acquire", None) => Err(trainstore::core::Error::invalid(
+                    "ttl_s",
+                    "None",
+                    "acquire needs a lease length in seconds",
+                )),
+                ("release", _) => sets.release_lease(&name).await.map(Some),
+                ("break", _) => sets.break_lease(&name).await.map(Some),
+                (other, _) => Err(trainstore::core::Error::invalid(
                     "lease action",
                     other,
                     "expected show, acquire, release or break",
@@ -142,7 +153,7 @@ impl SetGovernance {
         Ok(doomed.into_iter().map(|v| v.get()).collect())
     }
 
-    #[pyo3(signature = (name, base=None))]
+    #[pyo3(signature = (name, base))]
     fn draft(&self, py: Python<'_>, name: &str, base: Option<String>) -> PyResult<String> {
         let name = DatasetName::new(name).map_err(to_py)?;
         let sets = self.inner.clone();
@@ -187,7 +198,7 @@ impl SetGovernance {
     }
 
     /// Commits draft `id` as a version; the version as JSON.
-    #[pyo3(signature = (name, id, metadata=None, label=None))]
+    #[pyo3(signature = (name, id, metadata, label))]
     fn commit_draft(
         &self,
         py: Python<'_>,

@@ -257,7 +257,7 @@ pub struct SnapshotSource {
 impl SnapshotSource {
     /// Doris (or a MySQL-protocol server), over the MySQL protocol or Flight SQL.
     #[staticmethod]
-    #[pyo3(signature = (url, table, schema=None, partitions=4, batch_rows=8192, query_timeout=300.0, max_retries=3, strict=false, flight_url=None, flight_rewrite=None, connect_timeout=10.0, read_timeout=60.0))]
+    #[pyo3(signature = (url, table, schema, partitions, batch_rows, query_timeout, max_retries, strict, flight_url, flight_rewrite, connect_timeout, read_timeout))]
     #[allow(clippy::too_many_arguments)]
     fn open_doris(
         py: Python<'_>,
@@ -304,7 +304,7 @@ impl SnapshotSource {
         })
     }
 
-    #[pyo3(signature = (start=None, end=None, filters=None, columns=None, limit=None))]
+    #[pyo3(signature = (start, end, filters, columns, limit))]
     fn query<'py>(
         &self,
         py: Python<'py>,
@@ -318,7 +318,7 @@ impl SnapshotSource {
             .query(py, request(start, end, filters, columns, limit)?)
     }
 
-    #[pyo3(signature = (start=None, end=None, filters=None, columns=None, limit=None))]
+    #[pyo3(signature = (start, end, filters, columns, limit))]
     fn stream(
         &self,
         py: Python<'_>,
@@ -333,7 +333,7 @@ impl SnapshotSource {
     }
 
     /// The stored columns, unparsed (MySQL protocol only): what a raw-column reader returns.
-    #[pyo3(signature = (start=None, end=None, filters=None, limit=None))]
+    #[pyo3(signature = (start, end, filters, limit))]
     fn query_raw<'py>(
         &self,
         py: Python<'py>,
@@ -369,7 +369,7 @@ impl SnapshotSource {
 
     /// Snapshot files (Parquet, CSV, JSON lines) on any mount.
     #[staticmethod]
-    #[pyo3(signature = (location, schema=None, format=None, storage_options=None, mounts=None, strict=false))]
+    #[pyo3(signature = (location, schema, format, storage_options, mounts, strict))]
     fn open_files(
         py: Python<'_>,
         location: String,
@@ -412,10 +412,8 @@ impl SnapshotSource {
     }
 }
 
-/// Snapshot files (Parquet, CSV, JSON lines) on any mount.
 /// Synthetic design-document snapshots (raw `time` and `feature` columns) as a pyarrow.Table.
 #[pyfunction]
-#[pyo3(signature = (devices=10, nodes_per_device=2, snapshots=100, start="2022-12-07T00:00:00Z", interval_ms=600_000, malformed_rate=0.005, seed=42))]
 #[allow(clippy::too_many_arguments)]
 pub fn synthetic_snapshots<'py>(
     py: Python<'py>,
@@ -463,7 +461,6 @@ fn timeouts(connect_timeout: f64, read_timeout: f64) -> PyResult<Timeouts> {
 /// Appends raw design-document rows (any Arrow stream with `time` and `feature`) to a table,
 /// creating it when absent; returns the rows written.
 #[pyfunction]
-#[pyo3(signature = (url, table, data, connect_timeout=10.0, read_timeout=60.0))]
 pub fn load_snapshots(
     py: Python<'_>,
     url: String,
@@ -484,7 +481,7 @@ pub fn load_snapshots(
 /// Parses raw snapshot rows (any Arrow stream) on every core; returns the typed table and the
 /// parse report as JSON.
 #[pyfunction]
-#[pyo3(signature = (data, schema=None, strict=false))]
+#[pyo3(signature = (data, schema, strict))]
 pub fn parse_snapshots<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
@@ -510,7 +507,6 @@ pub fn parse_snapshots<'py>(
 /// Appends rows (any Arrow stream) to a table under `label`, exactly once however often the
 /// same label is written; returns (rows written, already written, attempts).
 #[pyfunction]
-#[pyo3(signature = (url, table, data, label, max_retries=3, timeout=300.0, connect_timeout=10.0, read_timeout=60.0))]
 #[allow(clippy::too_many_arguments)]
 pub fn write_back(
     py: Python<'_>,

@@ -133,7 +133,7 @@ pub struct TrainingSets {
 #[pymethods]
 impl TrainingSets {
     /// Creates a version from an Arrow stream; the version as JSON.
-    #[pyo3(signature = (name, rows, metadata=None, label=None, time_column=None))]
+    #[pyo3(signature = (name, rows, metadata, label, time_column))]
     fn create(
         &self,
         py: Python<'_>,
@@ -159,7 +159,7 @@ impl TrainingSets {
     }
 
     /// Builds a set from a historical request and creates it as a version; JSON.
-    #[pyo3(signature = (features, name, entity_rows, refs, metadata=None, label=None, full_feature_names=false, timestamp_column=None, engine="in-process"))]
+    #[pyo3(signature = (features, name, entity_rows, refs, metadata, label, full_feature_names, timestamp_column, engine))]
     #[allow(clippy::too_many_arguments)]
     fn create_from_features(
         &self,
@@ -302,7 +302,7 @@ impl TrainingSets {
     }
 
     /// Drift of every numeric and list feature from `baseline` to `current`, as JSON.
-    #[pyo3(signature = (baseline, current, bins=10, columns=None))]
+    #[pyo3(signature = (baseline, current, bins, columns))]
     fn drift(
         &self,
         py: Python<'_>,
@@ -343,7 +343,7 @@ impl TrainingSets {
     }
 
     /// Checks every version, tag and alias; the report as JSON.
-    #[pyo3(signature = (older_than_s, progress=None))]
+    #[pyo3(signature = (older_than_s, progress))]
     fn fsck(
         &self,
         py: Python<'_>,

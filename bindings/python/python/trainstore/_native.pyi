@@ -34,23 +34,23 @@ class _Progress(Protocol):
 @final
 class MountTable:
     @staticmethod
-    def load(path: str | None = None) -> MountTable: ...
+    def load(path: str | None) -> MountTable: ...
     @property
     def path(self) -> str: ...
     def add(
         self,
         name: str,
         url: str,
-        options: dict[str, str] | None = None,
-        allow_literal_secrets: bool = False,
+        options: dict[str, str] | None,
+        allow_literal_secrets: bool,
     ) -> None: ...
     def remove(self, name: str) -> bool: ...
     def list(self) -> dict[str, tuple[str, str]]: ...
     def check(
         self,
         location: str,
-        options: dict[str, str] | None = None,
-        progress: _Progress | None = None,
+        options: dict[str, str] | None,
+        progress: _Progress | None,
     ) -> str: ...
 
 @final
@@ -58,11 +58,11 @@ class Workspace:
     @staticmethod
     def open(
         location: str,
-        storage_options: dict[str, str] | None = None,
-        mounts: MountTable | None = None,
-        create: bool = True,
-        online_store: str | None = None,
-        user: str | None = None,
+        storage_options: dict[str, str] | None,
+        mounts: MountTable | None,
+        create: bool,
+        online_store: str | None,
+        user: str | None,
     ) -> Workspace: ...
     def features(self) -> FeatureStore: ...
     def training_sets(self) -> TrainingSets: ...
@@ -78,7 +78,7 @@ class Workspace:
     def created_at_ms(self) -> int: ...
     @property
     def created_by(self) -> str: ...
-    def verify(self, progress: _Progress | None = None) -> str: ...
+    def verify(self, progress: _Progress | None) -> str: ...
     def gc(self, older_than_s: float, dry_run: bool) -> str: ...
     def items(self) -> dict[str, int]: ...
 
@@ -103,76 +103,76 @@ class SnapshotSource:
     def open_doris(
         url: str,
         table: str,
-        schema: SnapshotSchema | None = None,
-        partitions: int = 4,
-        batch_rows: int = 8192,
-        query_timeout: float = 300.0,
-        max_retries: int = 3,
-        strict: bool = False,
-        flight_url: str | None = None,
-        flight_rewrite: dict[str, str] | None = None,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
+        schema: SnapshotSchema | None,
+        partitions: int,
+        batch_rows: int,
+        query_timeout: float,
+        max_retries: int,
+        strict: bool,
+        flight_url: str | None,
+        flight_rewrite: dict[str, str] | None,
+        connect_timeout: float,
+        read_timeout: float,
     ) -> SnapshotSource: ...
     @staticmethod
     def open_files(
         location: str,
-        schema: SnapshotSchema | None = None,
-        format: str | None = None,
-        storage_options: dict[str, str] | None = None,
-        mounts: MountTable | None = None,
-        strict: bool = False,
+        schema: SnapshotSchema | None,
+        format: str | None,
+        storage_options: dict[str, str] | None,
+        mounts: MountTable | None,
+        strict: bool,
     ) -> SnapshotSource: ...
     def query(
         self,
-        start: str | None = None,
-        end: str | None = None,
-        filters: dict[str, Any] | None = None,
-        columns: list[str] | None = None,
-        limit: int | None = None,
+        start: str | None,
+        end: str | None,
+        filters: dict[str, Any] | None,
+        columns: list[str] | None,
+        limit: int | None,
     ) -> pa.Table: ...
     def stream(
         self,
-        start: str | None = None,
-        end: str | None = None,
-        filters: dict[str, Any] | None = None,
-        columns: list[str] | None = None,
-        limit: int | None = None,
+        start: str | None,
+        end: str | None,
+        filters: dict[str, Any] | None,
+        columns: list[str] | None,
+        limit: int | None,
     ) -> BatchIterator: ...
     def query_raw(
         self,
-        start: str | None = None,
-        end: str | None = None,
-        filters: dict[str, Any] | None = None,
-        limit: int | None = None,
+        start: str | None,
+        end: str | None,
+        filters: dict[str, Any] | None,
+        limit: int | None,
     ) -> pa.Table: ...
     def file_names(self) -> list[str]: ...
     def parse_report_json(self) -> str: ...
 
 def synthetic_snapshots(
-    devices: int = 10,
-    nodes_per_device: int = 2,
-    snapshots: int = 100,
-    start: str = "2022-12-07T00:00:00Z",
-    interval_ms: int = 600000,
-    malformed_rate: float = 0.005,
-    seed: int = 42,
+    devices: int,
+    nodes_per_device: int,
+    snapshots: int,
+    start: str,
+    interval_ms: int,
+    malformed_rate: float,
+    seed: int,
 ) -> pa.Table: ...
 def load_snapshots(
-    url: str, table: str, data: Any, connect_timeout: float = 10.0, read_timeout: float = 60.0
+    url: str, table: str, data: Any, connect_timeout: float, read_timeout: float
 ) -> int: ...
 def parse_snapshots(
-    data: Any, schema: SnapshotSchema | None = None, strict: bool = False
+    data: Any, schema: SnapshotSchema | None, strict: bool
 ) -> tuple[pa.Table, str]: ...
 def write_back(
     url: str,
     table: str,
     data: Any,
     label: str,
-    max_retries: int = 3,
-    timeout: float = 300.0,
-    connect_timeout: float = 10.0,
-    read_timeout: float = 60.0,
+    max_retries: int,
+    timeout: float,
+    connect_timeout: float,
+    read_timeout: float,
 ) -> tuple[int, bool, int]: ...
 @final
 class FeatureStore:
@@ -185,20 +185,18 @@ class FeatureStore:
         self,
         entity_rows: pa.RecordBatch,
         features: list[str],
-        full_feature_names: bool = False,
-        timestamp_column: str | None = None,
-        engine: str = "in-process",
+        full_feature_names: bool,
+        timestamp_column: str | None,
+        engine: str,
     ) -> pa.RecordBatch: ...
-    def materialize(
-        self, end: str, start: str | None = None, views: list[str] | None = None
-    ) -> str: ...
+    def materialize(self, end: str, start: str | None, views: list[str] | None) -> str: ...
     def ingest(self, view: str, start: str, end: str) -> str: ...
     def get_online_features(
         self,
         features: list[str],
         entity_rows: pa.RecordBatch | list[Any],
-        full_feature_names: bool = False,
-        ignore_ttl: bool = False,
+        full_feature_names: bool,
+        ignore_ttl: bool,
     ) -> pa.RecordBatch: ...
     def online_store(self) -> str: ...
 
@@ -213,9 +211,9 @@ class TrainingSets:
         self,
         name: str,
         rows: pa.RecordBatchReader,
-        metadata: str | None = None,
-        label: str | None = None,
-        time_column: str | None = None,
+        metadata: str | None,
+        label: str | None,
+        time_column: str | None,
     ) -> str: ...
     def create_from_features(
         self,
@@ -223,11 +221,11 @@ class TrainingSets:
         name: str,
         entity_rows: pa.RecordBatch,
         refs: builtins.list[str],
-        metadata: str | None = None,
-        label: str | None = None,
-        full_feature_names: bool = False,
-        timestamp_column: str | None = None,
-        engine: str = "in-process",
+        metadata: str | None,
+        label: str | None,
+        full_feature_names: bool,
+        timestamp_column: str | None,
+        engine: str,
     ) -> str: ...
     def list(self, name: str) -> Listing: ...
     def names(self) -> builtins.list[str]: ...
@@ -237,15 +235,15 @@ class TrainingSets:
     def alias(self, name: str, reference: str, alias: str) -> int: ...
     def read(self, name: str, version: int) -> tuple[pa.Schema, builtins.list[pa.RecordBatch]]: ...
     def local_files(self, name: str, version: int) -> builtins.list[str]: ...
-    def fsck(self, older_than_s: float, progress: _Progress | None = None) -> str: ...
+    def fsck(self, older_than_s: float, progress: _Progress | None) -> str: ...
     def gc(self, older_than_s: float, dry_run: bool) -> str: ...
     def diff(self, before: tuple[str, str], after: tuple[str, str]) -> str: ...
     def drift(
         self,
         baseline: tuple[str, str],
         current: tuple[str, str],
-        bins: int = 10,
-        columns: builtins.list[str] | None = None,
+        bins: int,
+        columns: builtins.list[str] | None,
     ) -> str: ...
     def reproduce(self, features: FeatureStore, name: str, reference: str) -> str: ...
     def governance(self) -> SetGovernance: ...
@@ -257,15 +255,13 @@ class SetGovernance:
     def access(self, name: str) -> str: ...
     def grant(self, name: str, grantee: str, permission: str | None) -> str: ...
     def audit_log(self, name: str) -> str: ...
-    def lease(self, name: str, action: str, ttl_s: float = 3600.0) -> str: ...
+    def lease(self, name: str, action: str, ttl_s: float | None) -> str: ...
     def delete(self, name: str, reference: str) -> int: ...
     def retain(
         self, name: str, keep_last: int | None, keep_within_s: float | None, dry_run: bool
     ) -> builtins.list[int]: ...
-    def draft(self, name: str, base: str | None = None) -> str: ...
+    def draft(self, name: str, base: str | None) -> str: ...
     def drafts(self, name: str) -> str: ...
     def append_to_draft(self, name: str, id: str, rows: pa.RecordBatchReader) -> str: ...
-    def commit_draft(
-        self, name: str, id: str, metadata: str | None = None, label: str | None = None
-    ) -> str: ...
+    def commit_draft(self, name: str, id: str, metadata: str | None, label: str | None) -> str: ...
     def discard_draft(self, name: str, id: str) -> None: ...

@@ -633,7 +633,7 @@ class TrainingSets:
 
     def lease(self, name: str) -> Lease | None:
         """``name``'s lease, if one was ever taken."""
-        return _lease(self._governance.lease(name, "show"))
+        return _lease(self._governance.lease(name, "show", None))
 
     def acquire_lease(self, name: str, ttl: timedelta = timedelta(hours=1)) -> Lease:
         """Takes (or renews) ``name``'s lease for ``ttl``: until it expires or is released,
@@ -644,11 +644,11 @@ class TrainingSets:
 
     def release_lease(self, name: str) -> Lease:
         """Gives up this user's lease on ``name``."""
-        return Lease._from(json.loads(self._governance.lease(name, "release")))
+        return Lease._from(json.loads(self._governance.lease(name, "release", None)))
 
     def break_lease(self, name: str) -> Lease:
         """Ends whoever's lease on ``name``; admins only."""
-        return Lease._from(json.loads(self._governance.lease(name, "break")))
+        return Lease._from(json.loads(self._governance.lease(name, "break", None)))
 
     def draft(self, name: str, base: int | str | None = None) -> Draft:
         """Starts a draft of a new version of ``name``, empty or holding version ``base``'s
