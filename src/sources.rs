@@ -12,7 +12,8 @@ use trainstore_core::{
 use trainstore_doris::flight::{FlightOptions, FlightSource};
 use trainstore_doris::{DorisSource, FileFormat, FileSource, ParquetSource, ReadOptions};
 
-/// Every kind of source this package can open, all by [`BuiltInSources`].
+/// Every kind of source this package can open: files on a mount (snapshot files, parsed; or
+/// typed Parquet) and Doris tables (over the MySQL protocol or Arrow Flight SQL).
 pub fn source_factories() -> SourceFactories {
     let built_in: Arc<BuiltInSources> = Arc::new(BuiltInSources);
     SourceFactories::default()

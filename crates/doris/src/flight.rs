@@ -34,7 +34,7 @@ use trainstore_core::{
 use crate::mysql::ReadOptions;
 use crate::net::{Timeouts, timed_out, within};
 use crate::parse::{ParseReport, SnapshotParser};
-use crate::resume::{Progress, batch_keys};
+use crate::resume::{HandedOut, batch_keys};
 use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef};
 use crate::stream::limited;
 use trainstore_core::retry::retry_within;
@@ -554,7 +554,7 @@ impl FlightPart {
             .map_err(|_| self.timed_out())?
             .expect("the session semaphore is never closed");
         // Rows handed out survive a failed attempt: the next one skips them.
-        let progress = tokio::sync::Mutex::new(Progress::default());
+        let progress = tokio::sync::Mutex::new(HandedOut::default());
         retry_within(
             "flight read",
             read.max_retries,
@@ -577,7 +577,7 @@ impl FlightPart {
     async fn attempt(
         &self,
         tx: &mpsc::Sender<Result<RecordBatch>>,
-        progress: &mut Progress,
+        progress: &mut HandedOut,
     ) -> Result<()> {
         let inner = &self.inner;
         let mut session = Session::open(inner).await?;

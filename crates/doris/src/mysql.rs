@@ -27,7 +27,7 @@ use xxhash_rust::xxh3::xxh3_128_with_seed;
 
 use crate::net::{Timeouts, timed_out, within};
 use crate::parse::{ParseReport, SnapshotParser};
-use crate::resume::Progress;
+use crate::resume::HandedOut;
 use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef, snapshot_columns};
 use crate::stream::limited;
 use trainstore_core::retry::retry_within;
@@ -404,7 +404,7 @@ impl DorisSource {
         *inner.last_report.lock().expect("report lock") = ParseReport::default();
         let (tx, rx) = mpsc::channel::<Result<RecordBatch>>(2 * parts.len());
         for part in parts {
-            let job = Part {
+            let job = MysqlPart {
                 inner: inner.clone(),
                 range: part,
                 filters: plan.where_sql.clone(),
@@ -584,7 +584,7 @@ impl Inner {
 }
 
 /// One time-range part of a scan, read on its own connection.
-struct Part {
+struct MysqlPart {
     inner: Arc<Inner>,
     range: Option<TimeRange>,
     filters: Vec<String>,
@@ -593,7 +593,7 @@ struct Part {
     parse: bool,
 }
 
-impl Part {
+impl MysqlPart {
     fn sql(&self) -> String {
         self.inner
             .select()
@@ -607,7 +607,7 @@ impl Part {
         let inner = &self.inner;
         let timed = Deadline::after(inner.options.query_timeout, &inner.endpoint);
         // Rows handed out survive a failed attempt: the next one skips them.
-        let progress = tokio::sync::Mutex::new(Progress::default());
+        let progress = tokio::sync::Mutex::new(HandedOut::default());
         let overdue = || {
             timed_out(
                 &format!("doris at {}", inner.endpoint),
@@ -631,7 +631,7 @@ impl Part {
     async fn attempt(
         &self,
         tx: &mpsc::Sender<Result<RecordBatch>>,
-        progress: &mut Progress,
+        progress: &mut HandedOut,
         timed: Deadline<'_>,
     ) -> Result<()> {
         let inner = &self.inner;
@@ -682,9 +682,9 @@ impl Part {
 }
 
 /// A batch ready for the reader, or nothing when every row was filtered out.
-struct Output(Option<RecordBatch>);
+struct Outgoing(Option<RecordBatch>);
 
-impl Output {
+impl Outgoing {
     /// Sends the batch, if any; `false` once the reader is gone.
     async fn send(self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<bool> {
         match self.0 {
@@ -702,7 +702,7 @@ impl Inner {
         parse: bool,
         post: &[Filter],
         projection: Option<&[usize]>,
-    ) -> Result<Output> {
+    ) -> Result<Outgoing> {
         let mut batch = if parse {
             let (typed, report) = self.parser.parse_on_pool(raw).await?;
             self.last_report.lock().expect("report lock").merge(&report);
@@ -716,7 +716,7 @@ impl Inner {
         if let Some(p) = projection {
             batch = batch.project(p)?;
         }
-        Ok(Output((batch.num_rows() > 0).then_some(batch)))
+        Ok(Outgoing((batch.num_rows() > 0).then_some(batch)))
     }
 }
 

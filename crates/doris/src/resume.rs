@@ -20,7 +20,7 @@ const SPILL_AFTER: usize = 1 << 20;
 /// What a read has handed out: the fingerprint of every row sent, the newest in memory and
 /// the rest in a spill file.
 #[derive(Debug)]
-pub(crate) struct Progress {
+pub(crate) struct HandedOut {
     sent: Vec<u128>,
     spill_after: usize,
     spilled: Option<BufWriter<File>>,
@@ -28,15 +28,15 @@ pub(crate) struct Progress {
     in_memory_only: bool,
 }
 
-impl Default for Progress {
+impl Default for HandedOut {
     fn default() -> Self {
-        Progress::spilling_after(SPILL_AFTER)
+        HandedOut::spilling_after(SPILL_AFTER)
     }
 }
 
-impl Progress {
+impl HandedOut {
     fn spilling_after(spill_after: usize) -> Self {
-        Progress {
+        HandedOut {
             sent: Vec::new(),
             spill_after,
             spilled: None,
@@ -163,7 +163,7 @@ mod tests {
         assert_ne!(keys[0], keys[2], "null is not a value");
         assert_ne!(keys[0], keys[3]);
 
-        let mut progress = Progress::default();
+        let mut progress = HandedOut::default();
         progress.hand_out(&mut keys[..3].to_vec());
         let mut skip = progress.already_sent().unwrap();
         let skipped: Vec<bool> = keys.iter().chain(&keys).map(|k| skip.take(*k)).collect();
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn spilled_fingerprints_are_skipped_like_kept_ones() {
-        let mut progress = Progress::spilling_after(4);
+        let mut progress = HandedOut::spilling_after(4);
         let keys: Vec<u128> = (0..10).map(|i| i % 7).collect(); // 0..6, then 0, 1, 2 again
         for chunk in keys.chunks(3) {
             progress.hand_out(&mut chunk.to_vec());

@@ -364,7 +364,7 @@ async fn write_partitions(
     let parts = match spill {
         Some(spill) => spill.finish()?,
         // No rows: one empty segment still records the range as ingested.
-        None => vec![Part {
+        None => vec![TimePartition {
             range,
             schema: source_schema(selection, source).await?,
             file: None,
@@ -457,7 +457,7 @@ fn spill_error(operation: &'static str, path: &Path, e: std::io::Error) -> Error
 
 /// One time partition of an ingest: rows with event times in `range`, spilled to `file`
 /// (none when no row fell in it).
-struct Part {
+struct TimePartition {
     range: TimeRange,
     schema: SchemaRef,
     file: Option<std::path::PathBuf>,
@@ -529,7 +529,7 @@ impl Spill {
     }
 
     /// The partitions in time order, their files complete.
-    fn finish(self) -> Result<Vec<Part>> {
+    fn finish(self) -> Result<Vec<TimePartition>> {
         let mut parts = Vec::with_capacity(self.files.len());
         for (p, (path, writer)) in self.files.into_iter().enumerate() {
             let file = match writer {
@@ -539,7 +539,7 @@ impl Spill {
                 }
                 None => None,
             };
-            parts.push(Part {
+            parts.push(TimePartition {
                 range: TimeRange::new(
                     Timestamp::from_millis(self.bounds[p]),
                     Timestamp::from_millis(self.bounds[p + 1]),
@@ -552,7 +552,7 @@ impl Spill {
     }
 }
 
-impl Part {
+impl TimePartition {
     /// The partition's rows, in source order.
     fn read(&self) -> Result<Vec<RecordBatch>> {
         let Some(path) = &self.file else {
