@@ -13,32 +13,35 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 use tokio::sync::mpsc;
 use trainstore_core::{
-    DataSource, Error, Filter, RecordBatchStream, Result, ScanRequest, Secret, TimeRange,
-    Timestamp, apply_filters,
+    DataSource, Error, RecordBatchStream, Result, ScanRequest, Secret, TimeRange,
 };
-use xxhash_rust::xxh3::xxh3_128_with_seed;
 
-use crate::net::{Timeouts, timed_out, within};
+use crate::net::{Timeouts, within};
 use crate::parse::{ParseReport, SnapshotParser};
-use crate::resume::HandedOut;
-use crate::sql::{Ident, Literals, Select, Storage, TableColumns, TableRef, snapshot_columns};
+use crate::sql::{Ident, Literals, Storage, TableColumns, TableRef, snapshot_columns};
 use crate::stream::limited;
-use trainstore_core::retry::retry_within;
 use trainstore_core::snapshot::SnapshotSchema;
 
 mod asof;
 mod auth;
+mod part;
+mod plan;
+mod rows;
 pub(crate) mod tls;
 mod wire;
+
+use part::{Deadline, MysqlPart, check_columns};
+use plan::ScanPlan;
+use rows::RawRows;
 use tls::Tls;
-use wire::{ResultSet, Row, WireConn, WireError, WirePool, WireResult};
+use wire::{WireConn, WireError, WirePool};
 
 /// How reads are run.
 #[derive(Debug, Clone, PartialEq)]
@@ -512,380 +515,6 @@ fn not_found_or(endpoint: &str, table: &TableRef, e: WireError) -> Error {
     }
 }
 
-/// What a request asks of the table: conditions pushed to the server, filters applied after
-/// parsing, the output columns, and the time range.
-struct ScanPlan {
-    where_sql: Vec<String>,
-    post: Vec<Filter>,
-    projection: Option<Vec<usize>>,
-    range: Option<TimeRange>,
-}
-
-impl Inner {
-    /// Checks `request` against the table and splits it into what the server and the client do.
-    fn plan(&self, request: &ScanRequest, parse: bool) -> Result<ScanPlan> {
-        let output = if parse {
-            self.parser.schema().output_schema()
-        } else {
-            self.raw_schema.clone()
-        };
-        let split = self.select().split(
-            request,
-            &self.table_columns,
-            &self.parser.schema().output_schema(),
-            &output,
-        )?;
-        if !parse && !split.post.is_empty() {
-            return Err(Error::invalid(
-                "raw scan filter",
-                &split.post[0].column,
-                "raw scans filter on table columns only",
-            ));
-        }
-        Ok(ScanPlan {
-            where_sql: split.conditions,
-            post: split.post,
-            projection: split.projection,
-            range: request.time_range,
-        })
-    }
-
-    fn select(&self) -> Select<'_> {
-        let columns: Vec<Ident> = self.raw.iter().map(|(c, _)| c.clone()).collect();
-        Select::new(
-            &self.table,
-            &columns,
-            self.time_column.as_ref(),
-            self.literals,
-        )
-    }
-
-    /// The smallest range covering every row's time, for splitting a scan without a range.
-    async fn time_bounds(&self, where_sql: &[String]) -> Result<Option<TimeRange>> {
-        let time = self.time_column.as_ref().expect("checked by caller");
-        let mut sql = format!("SELECT MIN({time}), MAX({time}) FROM {}", self.table);
-        if !where_sql.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&where_sql.join(" AND "));
-        }
-        let timed = Deadline::after(self.options.query_timeout, &self.endpoint);
-        let mut conn = timed.run("connect", self.pool.get()).await?;
-        let rows = timed.run("time bounds", conn.text_rows(&sql)).await?;
-        self.pool.put(conn);
-        let bound = |i: usize| -> Option<i64> { rows.first()?.get(i)?.as_deref()?.parse().ok() };
-        Ok(match (bound(0), bound(1)) {
-            (Some(lo), Some(hi)) => Some(TimeRange::new(
-                Timestamp::from_millis(lo),
-                Timestamp::from_millis(hi + 1),
-            )?),
-            _ => None,
-        })
-    }
-}
-
-/// One time-range part of a scan, read on its own connection.
-struct MysqlPart {
-    inner: Arc<Inner>,
-    range: Option<TimeRange>,
-    filters: Vec<String>,
-    post: Vec<Filter>,
-    projection: Option<Vec<usize>>,
-    parse: bool,
-}
-
-impl MysqlPart {
-    fn sql(&self) -> String {
-        self.inner
-            .select()
-            .sql(&self.filters, self.range.as_ref(), None, false)
-    }
-
-    /// Reads the part; after a transient failure it reads it again, skipping the rows already
-    /// handed out (recognised by their content), so none is repeated or lost. Every attempt
-    /// shares the query's deadline.
-    async fn run(&self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<()> {
-        let inner = &self.inner;
-        let timed = Deadline::after(inner.options.query_timeout, &inner.endpoint);
-        // Rows handed out survive a failed attempt: the next one skips them.
-        let progress = tokio::sync::Mutex::new(HandedOut::default());
-        let overdue = || {
-            timed_out(
-                &format!("doris at {}", inner.endpoint),
-                "query",
-                timed.limit,
-            )
-        };
-        retry_within(
-            "doris read",
-            inner.options.max_retries,
-            timed.at,
-            overdue,
-            |_| async {
-                let mut done = progress.lock().await;
-                self.attempt(tx, &mut done, timed).await
-            },
-        )
-        .await
-    }
-
-    async fn attempt(
-        &self,
-        tx: &mpsc::Sender<Result<RecordBatch>>,
-        progress: &mut HandedOut,
-        timed: Deadline<'_>,
-    ) -> Result<()> {
-        let inner = &self.inner;
-        let sql = self.sql();
-        tracing::debug!(%sql, "doris query");
-        let mut conn = timed.run("connect", inner.pool.get()).await?;
-        let mut result = timed.run("query", conn.query(&sql)).await?;
-        check_columns(&inner.endpoint, &result, inner.raw.len())?;
-        // Rows a previous attempt handed out, to be skipped once each this time.
-        let mut skip = progress.already_sent()?;
-        let track = inner.options.max_retries > 0;
-        let mut rows = RawRows::new(&inner.raw, inner.options.batch_rows);
-        let mut pending: Vec<u128> = Vec::new();
-        let mut more = true;
-        while more {
-            let keep = |row: &Row<'_>| {
-                if !track {
-                    return true;
-                }
-                let key = row_key(row.cells());
-                let fresh = !skip.take(key);
-                if fresh {
-                    pending.push(key);
-                }
-                fresh
-            };
-            more = timed.run("read rows", rows.fill(&mut result, keep)).await?;
-            if rows.len() > 0 {
-                let batch = rows.finish(&inner.raw_schema)?;
-                progress.hand_out(&mut pending);
-                if !self.send(tx, batch).await? {
-                    return Ok(());
-                }
-            }
-        }
-        inner.pool.put(conn);
-        Ok(())
-    }
-
-    /// Parses, filters and projects a raw batch and sends it; `false` once the reader is gone.
-    async fn send(&self, tx: &mpsc::Sender<Result<RecordBatch>>, raw: RecordBatch) -> Result<bool> {
-        self.inner
-            .output(raw, self.parse, &self.post, self.projection.as_deref())
-            .await?
-            .send(tx)
-            .await
-    }
-}
-
-/// A batch ready for the reader, or nothing when every row was filtered out.
-struct Outgoing(Option<RecordBatch>);
-
-impl Outgoing {
-    /// Sends the batch, if any; `false` once the reader is gone.
-    async fn send(self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<bool> {
-        match self.0 {
-            Some(batch) => Ok(tx.send(Ok(batch)).await.is_ok()),
-            None => Ok(true),
-        }
-    }
-}
-
-impl Inner {
-    /// Parses (when asked), filters and projects a raw batch, merging its parse report.
-    async fn output(
-        &self,
-        raw: RecordBatch,
-        parse: bool,
-        post: &[Filter],
-        projection: Option<&[usize]>,
-    ) -> Result<Outgoing> {
-        let mut batch = if parse {
-            let (typed, report) = self.parser.parse_on_pool(raw).await?;
-            self.last_report.lock().expect("report lock").merge(&report);
-            typed
-        } else {
-            raw
-        };
-        if !post.is_empty() {
-            batch = apply_filters(&batch, post)?;
-        }
-        if let Some(p) = projection {
-            batch = batch.project(p)?;
-        }
-        Ok(Outgoing((batch.num_rows() > 0).then_some(batch)))
-    }
-}
-
-/// Fails unless a result has the columns the builders expect.
-fn check_columns(endpoint: &str, result: &ResultSet<'_>, expected: usize) -> Result<()> {
-    if result.columns() == expected {
-        return Ok(());
-    }
-    Err(wire_error(
-        endpoint,
-        "query",
-        WireError::Protocol(format!(
-            "{} columns in the result, {expected} expected",
-            result.columns()
-        )),
-    ))
-}
-
-/// A 128-bit fingerprint of a row's values: identical rows share it (and are counted). Each
-/// cell is hashed in one pass with a seed of its own position (a null with another), and the
-/// cells' hashes are combined by XOR, so rows differing in any cell differ in the fingerprint.
-fn row_key<'a>(cells: impl IntoIterator<Item = Option<&'a [u8]>>) -> u128 {
-    cells.into_iter().enumerate().fold(0u128, |key, (i, cell)| {
-        let seed = 2 * i as u64;
-        key ^ match cell {
-            Some(text) => xxh3_128_with_seed(text, seed),
-            None => xxh3_128_with_seed(&[], seed + 1),
-        }
-    })
-}
-
-/// The query timeout, enforced on the client across one query's steps (and its retries) on
-/// the server at `endpoint`.
-#[derive(Debug, Clone, Copy)]
-struct Deadline<'a> {
-    at: tokio::time::Instant,
-    limit: Duration,
-    endpoint: &'a str,
-}
-
-impl<'a> Deadline<'a> {
-    fn after(limit: Duration, endpoint: &'a str) -> Self {
-        Deadline {
-            at: tokio::time::Instant::now() + limit,
-            limit,
-            endpoint,
-        }
-    }
-
-    /// Runs one step of the query, failing with a timeout once the deadline has passed.
-    async fn run<T>(
-        &self,
-        operation: &'static str,
-        work: impl Future<Output = WireResult<T>>,
-    ) -> Result<T> {
-        self.within(operation, work)
-            .await?
-            .map_err(|e| wire_error(self.endpoint, operation, e))
-    }
-
-    /// Runs one step, failing with a timeout once the deadline has passed; its own error is
-    /// left to the caller.
-    async fn within<T>(&self, operation: &'static str, work: impl Future<Output = T>) -> Result<T> {
-        tokio::time::timeout_at(self.at, work).await.map_err(|_| {
-            crate::net::timed_out(
-                &format!("doris at {}", self.endpoint),
-                operation,
-                self.limit,
-            )
-        })
-    }
-}
-
-/// Builders fed straight from text-protocol rows.
-struct RawRows {
-    columns: Vec<RawColumn>,
-    len: usize,
-    /// The rows a full batch holds.
-    batch_rows: usize,
-}
-
-enum RawColumn {
-    Int(Int64Builder),
-    Text(StringBuilder),
-}
-
-impl RawRows {
-    fn new(raw: &[(Ident, RawType)], rows: usize) -> Self {
-        let columns = raw
-            .iter()
-            .map(|(_, ty)| match ty {
-                RawType::Int => RawColumn::Int(Int64Builder::with_capacity(rows)),
-                RawType::Text => RawColumn::Text(StringBuilder::with_capacity(rows, rows * 64)),
-            })
-            .collect();
-        RawRows {
-            columns,
-            len: 0,
-            batch_rows: rows,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Reads rows into the builders, those `keep` accepts, until a batch is full or the result
-    /// has ended; `false` once it has. The caller puts one deadline on a whole batch: a timer
-    /// per row cost more than decoding the row.
-    async fn fill(
-        &mut self,
-        result: &mut ResultSet<'_>,
-        mut keep: impl FnMut(&Row<'_>) -> bool,
-    ) -> WireResult<bool> {
-        while self.len < self.batch_rows {
-            match result.next_row().await? {
-                Some(row) if keep(&row) => self.push(&row),
-                Some(_) => {}
-                None => return Ok(false),
-            }
-        }
-        Ok(true)
-    }
-
-    fn push(&mut self, row: &Row<'_>) {
-        for (i, col) in self.columns.iter_mut().enumerate() {
-            let cell = row.get(i);
-            match col {
-                RawColumn::Int(b) => b.append_option(int_of(cell)),
-                RawColumn::Text(b) => match cell {
-                    Some(bytes) => match std::str::from_utf8(bytes) {
-                        Ok(text) => b.append_value(text),
-                        Err(_) => b.append_value(String::from_utf8_lossy(bytes)),
-                    },
-                    None => b.append_null(),
-                },
-            }
-        }
-        self.len += 1;
-    }
-
-    /// The rows so far as a batch; the builders start over, text sized by this batch (a text
-    /// builder grown by doubling copies its bytes and touches twice the memory).
-    fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
-        let rows = self.batch_rows;
-        let arrays: Vec<ArrayRef> = self
-            .columns
-            .iter_mut()
-            .map(|c| match c {
-                RawColumn::Int(b) => Arc::new(b.finish()) as ArrayRef,
-                RawColumn::Text(b) => {
-                    let text = b.finish();
-                    let bytes =
-                        text.value_data().len() * rows / arrow::array::Array::len(&text).max(1);
-                    *b = StringBuilder::with_capacity(rows, bytes + bytes / 8);
-                    Arc::new(text) as ArrayRef
-                }
-            })
-            .collect();
-        self.len = 0;
-        Ok(RecordBatch::try_new(schema.clone(), arrays)?)
-    }
-}
-
-/// An integer cell as sent in text; a value that is not one becomes null.
-fn int_of(cell: Option<&[u8]>) -> Option<i64> {
-    std::str::from_utf8(cell?).ok()?.parse().ok()
-}
-
 #[async_trait]
 impl DataSource for DorisSource {
     fn parse_counts(&self) -> Option<trainstore_core::ParseCounts> {
@@ -954,29 +583,5 @@ mod tests {
                 "SET time_zone = '+00:00'"
             );
         }
-    }
-
-    #[test]
-    fn row_keys_tell_apart_rows_that_differ_in_any_cell_its_place_or_nullness() {
-        let bytes = |s: &'static str| Some(s.as_bytes());
-        let key = |cells: &[Option<&[u8]>]| row_key(cells.iter().copied());
-        let row = [bytes("1670371745720"), bytes("{\"a\":1}")];
-        assert_eq!(key(&row), key(&row.clone()), "identical rows share a key");
-        let others = [
-            vec![bytes("1670371745721"), bytes("{\"a\":1}")],
-            vec![bytes("1670371745720"), bytes("{\"a\":2}")],
-            vec![bytes("{\"a\":1}"), bytes("1670371745720")],
-            vec![bytes("1670371745720"), None],
-            vec![bytes("1670371745720"), bytes("")],
-            vec![bytes("1670371745720")],
-        ];
-        for other in &others {
-            assert_ne!(key(&row), key(other), "{other:?}");
-        }
-        assert_ne!(
-            key(&others[3]),
-            key(&others[4]),
-            "null and empty text differ"
-        );
     }
 }
