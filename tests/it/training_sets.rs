@@ -62,12 +62,12 @@ async fn open(location: &str, options: &StorageOptions) -> TrainingSets {
         .training_sets()
 }
 
-/// Entry point of the writer processes below: creates its versions when started by them,
-/// returns at once in an ordinary test run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn training_set_worker() {
+/// In a writer process started by [`many_writers`] (which says what to do in `WORKER_ENV`):
+/// creates its versions and returns `true`. In an ordinary test run: `false`, and the test goes
+/// on.
+async fn create_as_worker() -> bool {
     let Ok(spec) = std::env::var(WORKER_ENV) else {
-        return;
+        return false;
     };
     let spec: WorkerSpec = serde_json::from_str(&spec).unwrap();
     let sets = open(&spec.location, &spec.options).await;
@@ -83,6 +83,7 @@ async fn training_set_worker() {
         .await
         .unwrap();
     }
+    true
 }
 
 /// Every listed version reads back whole: as many rows as its manifest says, all from one
@@ -111,7 +112,9 @@ async fn check_complete(sets: &TrainingSets) -> Vec<(i64, i64)> {
     marks
 }
 
-async fn many_writers(location: &str, options: StorageOptions) {
+/// Eight processes create fifty versions each of one set at `location`; each runs the test
+/// named `test` again, which finds its orders in the environment.
+async fn many_writers(location: &str, options: StorageOptions, test: &str) {
     let sets = open(location, &options).await;
     let exe = std::env::current_exe().unwrap();
     let mut writers: Vec<_> = (0..PROCESSES)
@@ -122,12 +125,7 @@ async fn many_writers(location: &str, options: StorageOptions) {
                 writer,
             };
             tokio::process::Command::new(&exe)
-                .args([
-                    "training_sets::training_set_worker",
-                    "--exact",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+                .args([test, "--exact", "--nocapture", "--test-threads=1"])
                 .env(WORKER_ENV, serde_json::to_string(&spec).unwrap())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -172,13 +170,20 @@ async fn many_writers(location: &str, options: StorageOptions) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_processes_create_four_hundred_versions_on_a_local_directory() {
+    if create_as_worker().await {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
-    many_writers(ws.to_str().unwrap(), StorageOptions::new()).await;
+    let test = "training_sets::eight_processes_create_four_hundred_versions_on_a_local_directory";
+    many_writers(ws.to_str().unwrap(), StorageOptions::new(), test).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_processes_create_four_hundred_versions_on_s3() {
+    if create_as_worker().await {
+        return;
+    }
     let endpoint = std::env::var("TRAINSTORE_TEST_S3_ENDPOINT").expect(
         "TRAINSTORE_TEST_S3_ENDPOINT is not set: run `eval \"$(scripts/test-services)\"` first",
     );
@@ -193,7 +198,8 @@ async fn eight_processes_create_four_hundred_versions_on_s3() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    many_writers(&format!("s3://{bucket}/ws"), options).await;
+    let test = "training_sets::eight_processes_create_four_hundred_versions_on_s3";
+    many_writers(&format!("s3://{bucket}/ws"), options, test).await;
 }
 
 /// A Parquet file of `rows` rows for `training-sets create --from`.

@@ -327,12 +327,11 @@ struct WorkerSpec {
     count: u32,
 }
 
-/// Entry point of the child processes below: commits when started by them, returns at once in
-/// an ordinary test run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn process_worker() {
+/// In a child process started by [`many_processes`] (which says what to do in `WORKER_ENV`):
+/// commits its marks and returns `true`. In an ordinary test run: `false`, and the test goes on.
+async fn commit_as_worker() -> bool {
     let Ok(spec) = std::env::var(WORKER_ENV) else {
-        return;
+        return false;
     };
     let spec: WorkerSpec = serde_json::from_str(&spec).unwrap();
     let store = MountTable::default()
@@ -341,9 +340,12 @@ async fn process_worker() {
         .store;
     let catalog = Catalog::open(store, &spec.url).await.unwrap();
     commit_marks(&catalog, &spec.writer, spec.count).await;
+    true
 }
 
-async fn many_processes(backend: Backend) {
+/// Four processes commit five versions each to `backend`; each child runs the test named
+/// `test` again, which finds its orders in the environment.
+async fn many_processes(backend: Backend, test: &str) {
     const PROCESSES: u32 = 4;
     const EACH: u32 = 5;
     let exe = std::env::current_exe().unwrap();
@@ -356,12 +358,7 @@ async fn many_processes(backend: Backend) {
                 count: EACH,
             };
             tokio::process::Command::new(&exe)
-                .args([
-                    "catalog::process_worker",
-                    "--exact",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+                .args([test, "--exact", "--nocapture", "--test-threads=1"])
                 .env(WORKER_ENV, serde_json::to_string(&spec).unwrap())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -396,12 +393,19 @@ async fn many_processes(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_processes_commit_on_a_local_directory() {
-    many_processes(support::local()).await;
+    if commit_as_worker().await {
+        return;
+    }
+    let test = "catalog::many_processes_commit_on_a_local_directory";
+    many_processes(support::local(), test).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_processes_commit_on_s3() {
-    many_processes(support::s3().await).await;
+    if commit_as_worker().await {
+        return;
+    }
+    many_processes(support::s3().await, "catalog::many_processes_commit_on_s3").await;
 }
 
 /// Without create-if-absent, concurrent commits would silently overwrite each other: the
