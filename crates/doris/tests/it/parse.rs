@@ -10,6 +10,7 @@ use arrow::datatypes::{
     DataType, Field, Float32Type, Float64Type, Schema, TimestampMillisecondType,
 };
 use proptest::prelude::*;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use trainstore_core::{Error, Timestamp};
 use trainstore_doris::{FeatureKind, SnapshotParser, SnapshotSchema};
@@ -427,6 +428,44 @@ fn document(schema: &SnapshotSchema) -> BoxedStrategy<Option<String>> {
     .boxed()
 }
 
+/// Text made of JSON's pieces, well or badly put together: strings with escapes (lone
+/// surrogates among them), numbers of every shape, nesting, stray commas and colons.
+fn json_ish() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("{"),
+        Just("}"),
+        Just("["),
+        Just("]"),
+        Just(":"),
+        Just(","),
+        Just("\""),
+        Just("\"a\""),
+        Just("\"uuid\""),
+        Just("\"\\u00e9\""),
+        Just("\"\\ud800\""),
+        Just("\"\\ud83d\\ude00\""),
+        Just("\"\\x\""),
+        Just("\"\t\""),
+        Just("1"),
+        Just("-0.5"),
+        Just("1e400"),
+        Just("01"),
+        Just("1."),
+        Just(".5"),
+        Just("-"),
+        Just("true"),
+        Just("nul"),
+        Just("null"),
+        Just(" "),
+        Just("\n"),
+        Just("x"),
+        Just("é"),
+    ];
+    let soup = prop::collection::vec(piece, 0..24).prop_map(|p| p.concat());
+    // Mostly objects, so that the inside of a document is explored, not only its first byte.
+    prop_oneof![1 => soup.clone(), 3 => soup.prop_map(|inner| format!("{{{inner}}}"))]
+}
+
 fn raw_batch(time_column: Option<&[i64]>, docs: &[Option<String>]) -> RecordBatch {
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
@@ -493,6 +532,19 @@ proptest! {
     #[test]
     fn design_doc_documents_match_the_reference(docs in prop::collection::vec(document(&SnapshotSchema::design_doc()), 0..24)) {
         check(&SnapshotSchema::design_doc(), None, &docs)?;
+    }
+
+    /// Whatever the text, the parser reads a document exactly when serde_json reads it as a
+    /// JSON object (syntax alone: any number, any depth below serde_json's limit).
+    #[test]
+    fn documents_are_read_exactly_when_serde_json_reads_an_object(text in json_ish()) {
+        prop_assume!(!blank(&text));
+        let serde = serde_json::from_str::<std::collections::HashMap<String, IgnoredAny>>(&text);
+        prop_assume!(!serde.as_ref().is_err_and(|e| e.to_string().contains("recursion limit")));
+        let parser = SnapshotParser::new(SnapshotSchema::design_doc());
+        let (_, report) = parser.parse(&raw_batch(None, &[Some(text.clone())])).unwrap();
+        let unreadable = report.columns.get("feature").is_some_and(|c| c.malformed > 0);
+        prop_assert_eq!(unreadable, serde.is_err(), "{:?}: serde_json says {:?}", text, serde.err());
     }
 
     #[test]
