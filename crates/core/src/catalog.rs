@@ -784,13 +784,24 @@ impl VersionStore for Catalog {
     }
 
     async fn get(&self, item: &DatasetName, version: Version) -> Result<Manifest> {
-        Self::versions(item)
+        let manifest: Manifest = Self::versions(item)
             .read(self.store.as_ref(), version.get())
             .await?
             .ok_or_else(|| Error::NotFound {
                 what: "version",
                 name: format!("{item}@{version}"),
-            })
+            })?;
+        // A newer format may mean what this one reads differently: refuse, never misread.
+        if manifest.format > MANIFEST_FORMAT {
+            return Err(Error::Corrupt {
+                path: format!("{}/{item}@{version}", self.url),
+                reason: format!(
+                    "written in manifest format {}, this trainstore reads up to {MANIFEST_FORMAT}: upgrade trainstore",
+                    manifest.format
+                ),
+            });
+        }
+        Ok(manifest)
     }
 
     async fn latest(&self, item: &DatasetName) -> Result<Option<Manifest>> {

@@ -189,4 +189,21 @@ async fn the_catalogs_files_are_pinned_and_pinned_files_read_back() {
     ));
     let checkpointed = catalog.summaries(&busy).await.unwrap();
     assert_eq!(checkpointed.len(), 100, "read from the checkpoint alone");
+
+    // A manifest of a newer format is refused, naming the version and what to do.
+    let v2 = old
+        .path()
+        .join("items/vibration/versions/00000000000000000002.json");
+    let newer = std::fs::read_to_string(&v2)
+        .unwrap()
+        .replace("\"format\": 1,", "\"format\": 2,");
+    std::fs::write(&v2, newer).unwrap();
+    let catalog = catalog_at(old.path()).await;
+    let err = catalog.get(&item, v(2)).await.unwrap_err().to_string();
+    assert!(
+        err.contains("vibration@v2")
+            && err.contains("manifest format 2")
+            && err.contains("upgrade"),
+        "{err}"
+    );
 }
