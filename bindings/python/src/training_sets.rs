@@ -11,8 +11,7 @@ use pyo3::types::PyList;
 use trainstore::core::{DatasetName, Error, Result, TagName, Timestamp};
 use trainstore::featurestore::training::drift::DriftOptions;
 use trainstore::featurestore::training::{
-    CreateOptions, Criteria, Listed, Listing as CoreListing, TrainingSetVersion,
-    TrainingSets as CoreSets,
+    CreateOptions, Criteria, Listing as CoreListing, TrainingSetVersion, TrainingSets as CoreSets,
 };
 use trainstore::featurestore::{Engine, HistoricalOptions};
 
@@ -44,19 +43,6 @@ pub(crate) fn version_json(v: &TrainingSetVersion) -> String {
     .to_string()
 }
 
-fn listed_json(l: &Listed) -> serde_json::Value {
-    serde_json::json!({
-        "version": l.version,
-        "author": l.author,
-        "created_at": l.created_at.as_millis(),
-        "bytes": l.bytes,
-        "rows": l.summary.rows,
-        "overall_score": l.summary.overall_score,
-        "time_coverage": l.summary.time_coverage.map(|(a, b)| (a.as_millis(), b.as_millis())),
-        "content_hash": l.summary.content_hash,
-    })
-}
-
 /// The versions of a set, best first, converted for Python only as they are read: a
 /// listing of 10,000 versions costs no more to make than one of 100.
 #[pyclass(module = "trainstore._native", frozen)]
@@ -74,7 +60,8 @@ impl Listing {
     fn rows(&self, start: usize, stop: usize) -> String {
         let stop = stop.min(self.inner.len());
         let start = start.min(stop);
-        serde_json::Value::Array(self.inner[start..stop].iter().map(listed_json).collect())
+        serde_json::to_value(&self.inner[start..stop])
+            .expect("listed versions serialize")
             .to_string()
     }
 }

@@ -370,7 +370,7 @@ pub async fn run(command: TrainingSetsCommand, cx: &Scope<'_>) -> Result<()> {
                 .list(&DatasetName::new(name)?)
                 .await?;
             if json {
-                print_json(&listed.iter().map(listed_json).collect::<Vec<_>>());
+                print_json(&listed.to_vec());
             } else {
                 print_listed(&listed);
             }
@@ -926,19 +926,6 @@ fn print_diff(d: &SetDiff) {
             c.completeness.after
         );
     }
-}
-
-fn listed_json(l: &Listed) -> serde_json::Value {
-    serde_json::json!({
-        "version": l.version,
-        "author": l.author,
-        "created_at": l.created_at,
-        "bytes": l.bytes,
-        "rows": l.summary.rows,
-        "overall_score": l.summary.overall_score,
-        "time_coverage": l.summary.time_coverage,
-        "content_hash": l.summary.content_hash,
-    })
 }
 
 fn version_json(v: &TrainingSetVersion) -> serde_json::Value {

@@ -159,14 +159,16 @@ impl SetSummary {
     }
 }
 
-/// One version as listed: the index's summary, without reading its manifest.
-#[derive(Debug, Clone, PartialEq)]
+/// One version as listed: the index's summary, without reading its manifest. As JSON (what
+/// the CLI prints and Python reads), the summary's fields sit beside the others.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Listed {
     pub version: Version,
     pub author: UserName,
     pub created_at: Timestamp,
     /// Bytes of data files.
     pub bytes: u64,
+    #[serde(flatten)]
     pub summary: SetSummary,
 }
 
