@@ -7,6 +7,13 @@ flat however many rows have gone by.
 
 The table is loaded in chunks of generated rows (about 1.8 KB each) the first time and kept
 for reruns with --keep; --drop removes it.
+
+Reports the bar through bars.py: flat resident memory, taken as the peak after every row at
+most 1.5x the peak after the first tenth of the rows. Value checks: the rows streamed, their
+non-null meanLf count and sum, and the number of peakPowers values must equal what the server
+computes from the stored JSON (`JSON_VALUE`, one aggregate query after the stream); the
+script exits 1 naming the figure otherwise. The checks' own work on each batch is left out of
+the time shown.
 """
 
 from __future__ import annotations
@@ -15,12 +22,18 @@ import argparse
 import os
 import resource
 import time
+from typing import Any
 
+import bars
+import pyarrow as pa
+import pyarrow.compute as pc
+import pymysql
 from snapshot_table import ensure_snapshot_table, release_snapshot_table
 
 import trainstore as ts
 
 DB = "ts_bench_stream"
+FLAT = 1.5
 
 
 def rss_mb() -> float:
@@ -33,8 +46,37 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
-def report(rows: int) -> None:
-    print(f"after {rows:>11,} rows: RSS {rss_mb():8,.0f} MB, peak so far {peak_mb():8,.0f} MB")
+def report(rows: int) -> float:
+    peak = peak_mb()
+    print(f"after {rows:>11,} rows: RSS {rss_mb():8,.0f} MB, peak so far {peak:8,.0f} MB")
+    return peak
+
+
+def add_figures(totals: dict[str, Any], batch: pa.RecordBatch) -> None:
+    mean = batch.column("meanLf")
+    totals["rows"] += batch.num_rows
+    totals["meanLf_non_null"] += len(mean) - mean.null_count
+    totals["meanLf_sum"] += pc.sum(mean).as_py() or 0.0
+    totals["peakPowers_values"] += pc.sum(pc.list_value_length(batch.column("peakPowers"))).as_py()
+
+
+def server_figures(admin: pymysql.Connection) -> dict[str, Any]:
+    """The same figures, computed by the server from the stored documents."""
+    with admin.cursor() as cur:
+        cur.execute(
+            f"""SELECT COUNT(*), COUNT(m), SUM(m),
+                  SUM(CHAR_LENGTH(p) - CHAR_LENGTH(REPLACE(p, ',', '')) + (p <> ''))
+                FROM (SELECT JSON_VALUE(feature, '$.meanLf') AS m,
+                             JSON_VALUE(feature, '$.peakPowers') AS p
+                      FROM `{DB}`.snapshots) AS docs"""
+        )
+        rows, non_null, total, values = cur.fetchone()
+    return {
+        "rows": int(rows),
+        "meanLf_non_null": int(non_null),
+        "meanLf_sum": float(total or 0.0),
+        "peakPowers_values": int(values or 0),
+    }
 
 
 def main() -> None:
@@ -56,23 +98,45 @@ def main() -> None:
     source = ts.DorisSource(url, table="snapshots", max_retries=args.max_retries)
     baseline = rss_mb()
     started = time.perf_counter()
-    rows = 0
+    checking = 0.0
     raw_bytes = 0
+    totals: dict[str, Any] = {
+        "rows": 0,
+        "meanLf_non_null": 0,
+        "meanLf_sum": 0.0,
+        "peakPowers_values": 0,
+    }
     marks = [m for m in (args.rows // 10, args.rows // 2) if m > 0]
+    early = 0.0
     for batch in source.stream():
-        rows += batch.num_rows
+        begin = time.perf_counter()
+        add_figures(totals, batch)
         raw_bytes += batch.nbytes
-        if marks and rows >= marks[0]:
-            report(rows)
+        checking += time.perf_counter() - begin
+        if marks and totals["rows"] >= marks[0]:
+            peak = report(totals["rows"])
+            early = early or peak
             marks.pop(0)
         del batch
-    seconds = time.perf_counter() - started
-    report(rows)
+    seconds = time.perf_counter() - started - checking
+    final = report(totals["rows"])
     print(
-        f"streamed {rows:,} parsed rows ({raw_bytes / 1e9:.1f} GB of Arrow) in {seconds:.1f} s; "
-        f"RSS before the read {baseline:,.0f} MB, peak {peak_mb():,.0f} MB"
+        f"streamed {totals['rows']:,} parsed rows ({raw_bytes / 1e9:.1f} GB of Arrow) in "
+        f"{seconds:.1f} s; RSS before the read {baseline:,.0f} MB, peak {peak_mb():,.0f} MB"
     )
+    want = server_figures(admin)
+    problems = bars.agree("streamed values", "trainstore stream", totals, "the server", want)
     release_snapshot_table(admin, DB, keep=args.keep)
+    bars.flat(
+        f"MySQL streaming memory ({totals['rows']:,} rows, max_retries={args.max_retries})",
+        final,
+        early or final,
+        FLAT,
+        "MB",
+        note=f"{raw_bytes / 1e9:.1f} GB of Arrow in {seconds:.1f} s; RSS before the read "
+        f"{baseline:,.0f} MB",
+    )
+    bars.finish(problems)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,23 @@
     cargo bench --bench training_sets --no-run
     .venv/bin/python benches/peers/training_set_peers.py --repeat 3
 
-Prints seconds (best of --repeat; --drift-repeat for drift) and trainstore's ratios.
+Prints seconds (best of --repeat; --drift-repeat for drift) and trainstore's ratios, and
+reports the bars through bars.py: create >= 0.8x ``pq.write_table`` (first round beside), read
+>= 1x ``pq.read_table`` judged on the first read of a version in the process (its files'
+SHA-256 checked; the read again beside), list / select_best at 10,000 versions <= 3x at 100,
+drift >= 5x scipy + numpy (from Python, reads included; the Rust call alone), and the stream's
+peak < 2 GiB.
+
+Value checks (the script exits 1 naming the side and the figure when one fails): each version
+read back, and ``pq.read_table``'s table, equal the table written; the join answer (cached
+from an earlier run) and both stream sides' answers match ``feature_join_peers.py``'s numpy
+oracle (rows, meanLf's non-null count and sum, peakPowers' values and sum) and each other
+(every feature's figures); both drift sides match scipy's figures, measure by measure; the
+listed versions are as many as were made.
+
+Smaller runs (checking the script itself): --join-feature-rows / --join-entity-rows and
+--stream-feature-rows / --stream-entity-rows override the 1M x 100k and --stream-scale
+requests; --no-rust leaves out what needs ``cargo bench`` (the list section, the Rust drift).
 """
 
 from __future__ import annotations
@@ -57,6 +73,7 @@ import pyarrow.parquet as pq
 import trainstore as ts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bars
 import feature_join_peers as fj
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,14 +109,26 @@ def bare(table: pa.Table) -> pa.Table:
 # Data
 
 
+def join_data(args: argparse.Namespace) -> fj.Data:
+    return fj.Data(
+        Path(args.join_data_dir), args.join_feature_rows, args.join_entity_rows, args.seed
+    )
+
+
+def join_label(args: argparse.Namespace) -> str:
+    return (
+        f"{fj.short(args.join_feature_rows)} \u00d7 {fj.short(args.join_entity_rows)} join answer"
+    )
+
+
 def join_answer(args: argparse.Namespace) -> pa.Table:
     """trainstore's answer to the feature-store benchmark's 1M x 100k request, cached."""
-    data = fj.Data(Path(args.join_data_dir), 1_000_000, 100_000, args.seed)
+    data = join_data(args)
     cache = Path(args.data_dir) / (
         f"join_answer_v{fj.DATA_VERSION}_s{args.seed}_{data.feature_rows}_{data.entity_rows}.parquet"
     )
+    fj.ensure_data(data, 2000)  # also brings an older oracle up to date
     if not cache.exists():
-        fj.ensure_data(data, 2000)
         with tempfile.TemporaryDirectory(dir=args.data_dir) as work:
             ws = fj.trainstore_workspace(data, Path(work) / "ws")
             answer = ws.features.get_historical_features(pq.read_table(data.entities), fj.REFS)
@@ -209,6 +238,24 @@ def create_and_read(args: argparse.Namespace, label: str, table: pa.Table) -> li
         f"pyarrow {sizes['pyarrow'] / 1e6:,.1f} MB"
     )
     b = {k: best(v) for k, v in times.items()}
+    bars.faster(
+        f"training-set version create, {label}",
+        "pq.write_table",
+        b["create"],
+        b["write"],
+        0.8,
+        note="create: quality, SHA-256, manifest; write_table: Snappy, same row groups",
+        beside=("first round", times["create"][0], times["write"][0]),
+    )
+    bars.faster(
+        f"training-set version read, {label}",
+        "pq.read_table",
+        b["first_read"],
+        b["read_table"],
+        1.0,
+        note="judged on the first read of a version in the process (SHA-256 of its files)",
+        beside=("read again", b["read_again"], b["read_table"]),
+    )
     rows = [
         ("trainstore create (quality, SHA-256, manifest)", b["create"], ""),
         ("pyarrow pq.write_table (snappy)", b["write"], ""),
@@ -246,12 +293,18 @@ def cargo_bench(*args: str) -> str:
 
 
 def list_select(args: argparse.Namespace) -> list[str]:
+    if args.no_rust:
+        print(
+            "\nlist / select_best: left out (--no-rust; the Rust bench binary makes the versions)"
+        )
+        return []
     started = time.perf_counter()
     location = cargo_bench("--make-versions", os.path.join(args.data_dir, "versions"))
     print(f"\nlist / select_best (workspace ready in {time.perf_counter() - started:.1f} s)")
     ws = ts.Workspace.open(location)
     sets = ws.training_sets
     results: dict[tuple[str, int], float] = {}
+    first: dict[tuple[str, int], float] = {}
     problems = []
     for count in (100, 10_000):
         name = f"versions-{count}"
@@ -264,7 +317,7 @@ def list_select(args: argparse.Namespace) -> list[str]:
             "select_best": lambda name=name: sets.select_best(name, min_data_size=50_000),
         }
         for what, call in calls.items():
-            call()  # the first call opens the store's files
+            first[(what, count)] = timed(call)[0]  # the first call opens the store's files
             results[(what, count)] = best([timed(call)[0] for _ in range(args.list_repeat)])
     heading = f"call (best of {args.list_repeat})"
     print(f"{heading:<{LABEL_WIDTH}}{'100':>10}{'10,000':>10}")
@@ -273,6 +326,17 @@ def list_select(args: argparse.Namespace) -> list[str]:
         print(
             f"{'ws.training_sets.' + what + ', ms':<{LABEL_WIDTH}}{small * 1e3:>10.2f}"
             f"{large * 1e3:>10.2f}  10,000 / 100: {large / small:.2f}x (bar <= 3x)"
+        )
+        bars.at_most(
+            f"training-set {what}, 10,000 versions",
+            "100 versions",
+            large * 1e3,
+            small * 1e3,
+            3.0,
+            unit="ms",
+            note=f"from Python, best of {args.list_repeat} after a first call"
+            + ("; list timed as list(name)[0]" if what == "list" else ""),
+            beside=("first call", first[(what, 10_000)] * 1e3, first[(what, 100)] * 1e3),
         )
     return problems
 
@@ -370,9 +434,13 @@ def drift_section(args: argparse.Namespace) -> list[str]:
         f"\ndrift of two {args.drift_rows:,}-row versions, {len(FEATURES)} features "
         f"(best of {args.drift_repeat})"
     )
-    rust = json.loads(
-        cargo_bench("--drift", str(location / "ws"), "drift", "--repeat", str(args.drift_repeat))
-    )
+    rust: dict[str, Any] = {"seconds": [], "rows": []}
+    if not args.no_rust:
+        rust = json.loads(
+            cargo_bench(
+                "--drift", str(location / "ws"), "drift", "--repeat", str(args.drift_repeat)
+            )
+        )
     ws = ts.Workspace.open(str(location / "ws"))
     python_seconds: list[float] = []
     python_rows: list[dict[str, Any]] = []
@@ -391,17 +459,31 @@ def drift_section(args: argparse.Namespace) -> list[str]:
         seconds.append(s)
     print(f"  scipy + numpy: {', '.join(f'{s:.3f}' for s in seconds)} s")
     print(f"  trainstore, Python: {', '.join(f'{s:.3f}' for s in python_seconds)} s")
-    print(f"  trainstore, Rust: {', '.join(f'{s:.3f}' for s in rust['seconds'])} s")
-    problems = check_drift("Rust", rust["rows"], rows) + check_drift("Python", python_rows, rows)
+    problems = check_drift("Python", python_rows, rows)
+    sides = [("trainstore ws.training_sets.drift (reads included)", "from Python", python_seconds)]
+    if not args.no_rust:
+        print(f"  trainstore, Rust: {', '.join(f'{s:.3f}' for s in rust['seconds'])} s")
+        problems += check_drift("Rust", rust["rows"], rows)
+        sides.append(("trainstore drift (Rust, inputs in memory)", "Rust alone", rust["seconds"]))
     scipy_best = best(seconds)
     print(f"{'side':<{LABEL_WIDTH}}{'seconds':>10}  ratio")
     print(f"{'scipy ks_2samp(method=asymp) + numpy PSI':<{LABEL_WIDTH}}{scipy_best:>10.3f}")
-    for label, ours in (
-        ("trainstore ws.training_sets.drift (reads included)", best(python_seconds)),
-        ("trainstore drift (Rust, inputs in memory)", best(rust["seconds"])),
-    ):
-        print(f"{label:<{LABEL_WIDTH}}{ours:>10.3f}  {scipy_best / ours:.1f}x faster (bar >= 5x)")
-    print(f"  {len(rust['rows'])} measures compared")
+    for label, where, ours in sides:
+        print(
+            f"{label:<{LABEL_WIDTH}}{best(ours):>10.3f}  {scipy_best / best(ours):.1f}x faster "
+            "(bar >= 5x)"
+        )
+        bars.faster(
+            f"drift, 2 \u00d7 {fj.short(args.drift_rows)} rows, {len(rows)} measures, {where}",
+            "scipy ks_2samp + numpy PSI",
+            best(ours),
+            scipy_best,
+            5.0,
+            note="reads of both versions inside the call"
+            if where == "from Python"
+            else "inputs read beforehand",
+        )
+    print(f"  {len(rows)} measures compared")
     return problems
 
 
@@ -417,6 +499,8 @@ GIB = 1 << 30
 
 def stream_data(args: argparse.Namespace) -> fj.Data:
     rows, entities = fj.SCALES[args.stream_scale]
+    rows = args.stream_feature_rows or rows
+    entities = args.stream_entity_rows or entities
     return fj.Data(Path(args.join_data_dir), rows, entities, args.seed)
 
 
@@ -428,13 +512,16 @@ def stream_child(args: argparse.Namespace) -> None:
     before = fj.own_peak_mb()
     started = time.perf_counter()
     if args.child == "join":
-        rows = ws.features.get_historical_features(entities, fj.REFS).num_rows
+        answer = ws.features.get_historical_features(entities, fj.REFS)
     else:
         version = ws.training_sets.create_from_features("stream", entities, fj.REFS, label="label")
-        rows = version.rows
     seconds = time.perf_counter() - started
     peak = fj.own_peak_mb()
-    print(json.dumps({"seconds": seconds, "rows": rows, "before_mb": before, "peak_mb": peak}))
+    # The values, after the peak is taken: the version is read back whole.
+    if args.child != "join":
+        answer = version.to_arrow()
+    figures = fj.summary(answer)
+    print(json.dumps({"seconds": seconds, "before_mb": before, "peak_mb": peak, **figures}))
 
 
 def stream_section(args: argparse.Namespace) -> list[str]:
@@ -447,6 +534,7 @@ def stream_section(args: argparse.Namespace) -> list[str]:
         f"{len(FEATURES)} features, from the Parquet file; each side in a fresh process"
     )
     problems = []
+    results: dict[str, dict[str, Any]] = {}
     print(f"{'side':<{LABEL_WIDTH}}{'seconds':>10}{'peak MiB':>10}{'before':>8}  bar")
     for side, label in STREAM_SIDES.items():
         with tempfile.TemporaryDirectory(dir=args.data_dir, prefix=f"stream-{side}-") as work:
@@ -454,14 +542,15 @@ def stream_section(args: argparse.Namespace) -> list[str]:
                 sys.executable, os.path.abspath(__file__), "--child", side, "--work", work,
                 "--stream-scale", args.stream_scale, "--seed", str(args.seed),
                 "--join-data-dir", args.join_data_dir, "--data-dir", args.data_dir,
+                "--stream-feature-rows", str(data.feature_rows),
+                "--stream-entity-rows", str(data.entity_rows),
             ]  # fmt: skip
             run = subprocess.run(command, capture_output=True, text=True)
         if run.returncode != 0:
             problems.append(f"stream {side}: exit {run.returncode}: {run.stderr[-2000:]}")
             continue
-        got = json.loads(run.stdout.strip().splitlines()[-1])
-        if got["rows"] != data.entity_rows:
-            problems.append(f"stream {side}: {got['rows']} rows, not {data.entity_rows}")
+        results[side] = got = json.loads(run.stdout.strip().splitlines()[-1])
+        problems += fj.disagreements(f"stream {side}", got, data.expected())
         peak_mib, before_mib = (got[k] * 1e6 / (1 << 20) for k in ("peak_mb", "before_mb"))
         bar = ""
         if side == "create":
@@ -472,6 +561,23 @@ def stream_section(args: argparse.Namespace) -> list[str]:
             f"  {bar}"
         )
     print("  (before: the process's peak after imports, definitions and reading the entity rows)")
+    if "join" in results and "create" in results:
+        problems += fj.cross_check(
+            "stream create (read back)", results["create"], "join", results["join"]
+        )
+    if "create" in results:
+        scale = f"{fj.short(data.feature_rows)} \u00d7 {fj.short(data.entity_rows)}"
+        mib = 1e6 / (1 << 20)
+        join = results.get("join")
+        bars.below(
+            f"stream {scale} into a training-set version, peak resident",
+            results["create"]["peak_mb"] * mib,
+            2048.0,
+            "MiB",
+            peer="get_historical_features alone" if join else "",
+            theirs=join["peak_mb"] * mib if join else None,
+            note=f"create_from_features {results['create']['seconds']:.1f} s",
+        )
     return problems
 
 
@@ -501,6 +607,15 @@ def main() -> None:
         help="feature x entity rows of the stream section (default $TRAINSTORE_BENCH_STREAM_SCALE"
         " or 10m)",
     )
+    parser.add_argument("--stream-feature-rows", type=int, help="overrides --stream-scale")
+    parser.add_argument("--stream-entity-rows", type=int, help="overrides --stream-scale")
+    parser.add_argument("--join-feature-rows", type=int, default=1_000_000)
+    parser.add_argument("--join-entity-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--no-rust",
+        action="store_true",
+        help="leave out what runs `cargo bench`: the list section and the Rust drift",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--data-dir", default=os.path.join(tempfile.gettempdir(), "trainstore_training_sets")
@@ -522,11 +637,16 @@ def main() -> None:
     sections = args.sections.split(",")
     problems: list[str] = []
     if "join" in sections:
-        problems += create_and_read(args, "1M x 100k join answer", join_answer(args))
+        answer = join_answer(args)
+        problems += fj.disagreements("join answer", fj.summary(answer), join_data(args).expected())
+        problems += create_and_read(args, join_label(args), answer)
+        del answer
         gc.collect()
     if "big" in sections:
         problems += create_and_read(
-            args, f"{args.big_rows:,} rows, scalar columns", scalar_rows(args.big_rows, args.seed)
+            args,
+            f"{fj.short(args.big_rows)} rows, scalar columns",
+            scalar_rows(args.big_rows, args.seed),
         )
         gc.collect()
     if "list" in sections:
@@ -535,14 +655,12 @@ def main() -> None:
         problems += drift_section(args)
     if "stream" in sections:
         problems += stream_section(args)
-    print()
-    for problem in problems:
-        print(f"WARNING: {problem}")
     if not problems:
         print(
-            "agreement: every read equals its table; drift figures match scipy's; "
-            "every historical request answered every entity row"
+            "\nagreement: every read equals its table; drift figures match scipy's; the join "
+            "answer and the stream's answers match the oracle and each other"
         )
+    bars.finish(problems)
 
 
 if __name__ == "__main__":
