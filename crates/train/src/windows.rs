@@ -1,0 +1,552 @@
+//! A training set's rows as model windows.
+//!
+//! Rows are grouped by entity (the key columns) and put in time order. Each feature becomes
+//! one or more channels: a scalar feature one, a list feature `len` of them (its values
+//! truncated and padded, or mean-pooled into `len` bins). A window is `length` consecutive rows
+//! of one entity; its target is the `horizon` rows after it, their scalar channels
+//! (forecasting needs no label). No two consecutive rows of a window and its target lie
+//! further apart than `max_gap_ms`. Windows start every `stride` rows.
+//!
+//! The split is by time, never by row. The time range of all rows is cut at two instants, so
+//! that the last `test` fraction of it tests and the `validation` fraction before that
+//! validates. A window whose rows (target included) all lie before the first cut trains; all
+//! between the cuts, validates; all after the second, tests; a window across a cut is dropped,
+//! so no later row is ever seen in training.
+//!
+//! The [`Normaliser`] holds each channel's mean and standard deviation over the rows before
+//! the first cut only. A missing value (a null, a NaN, a padded list position) reads as its
+//! channel's mean: 0 once normalised.
+//!
+//! The series is held once, normalised; a window is the row where it starts, and
+//! [`Dataset::fill`] copies a batch of windows into the model's layout (`[window, step,
+//! channel]`).
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::{SortColumn, cast, concat_batches, lexsort_to_indices, take};
+use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, TimeUnit};
+use arrow::row::{RowConverter, SortField};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use trainstore_core::{Error, Result};
+
+/// How a series is cut into windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSpec {
+    /// Rows per window, at least 1.
+    pub length: usize,
+    /// Rows from one window's start to the next one's, at least 1.
+    pub stride: usize,
+    /// Rows after a window that are its forecast target (0: no forecast target).
+    pub horizon: usize,
+    /// The longest time between consecutive rows of a window and its target, milliseconds.
+    pub max_gap_ms: i64,
+}
+
+/// The fractions of the time range that validate and test: the last `test` of it, and the
+/// `validation` before that.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitSpec {
+    pub validation: f64,
+    pub test: f64,
+}
+
+/// How a list feature's values become a fixed number of channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListFit {
+    /// The first `len` values; a shorter list is padded with missing values.
+    TruncateOrPad,
+    /// `len` bins of consecutive values, each its values' mean (adaptive average pooling).
+    MeanPool,
+}
+
+/// The channels a feature becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FeatureShape {
+    /// A number: one channel, and a forecast target.
+    Scalar,
+    /// A list of numbers: `len` channels.
+    List { len: usize, fit: ListFit },
+}
+
+impl FeatureShape {
+    fn channels(self) -> usize {
+        match self {
+            FeatureShape::Scalar => 1,
+            FeatureShape::List { len, .. } => len,
+        }
+    }
+}
+
+/// A feature column and the channels it becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowFeature {
+    pub name: String,
+    pub shape: FeatureShape,
+}
+
+/// Each channel's mean and standard deviation over the training rows, applied as
+/// `(x - mean) / std`; stored with a model, so that what it sees later is scaled alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normaliser {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normaliser {
+    /// Fits over `rows` of `values` (rows × channels), ignoring missing values. A channel
+    /// with no value, or one value throughout, gets mean 0 or std 1 rather than a division
+    /// by zero.
+    fn fit(values: &[f32], channels: usize, rows: impl Iterator<Item = usize>) -> Self {
+        let mut count = vec![0u64; channels];
+        let mut sum = vec![0f64; channels];
+        let mut squares = vec![0f64; channels];
+        for row in rows {
+            for (c, &v) in values[row * channels..(row + 1) * channels]
+                .iter()
+                .enumerate()
+            {
+                if !v.is_nan() {
+                    count[c] += 1;
+                    sum[c] += f64::from(v);
+                    squares[c] += f64::from(v) * f64::from(v);
+                }
+            }
+        }
+        let (mut mean, mut std) = (Vec::with_capacity(channels), Vec::with_capacity(channels));
+        for c in 0..channels {
+            let n = count[c].max(1) as f64;
+            let m = sum[c] / n;
+            let variance = (squares[c] / n - m * m).max(0.0);
+            mean.push(m as f32);
+            std.push(if variance > 0.0 {
+                variance.sqrt() as f32
+            } else {
+                1.0
+            });
+        }
+        Normaliser { mean, std }
+    }
+
+    /// Scales `values` (rows × channels) in place; a missing value becomes 0, the mean.
+    pub fn apply(&self, values: &mut [f32]) {
+        for row in values.chunks_exact_mut(self.mean.len()) {
+            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *v = if v.is_nan() { 0.0 } else { (*v - m) / s };
+            }
+        }
+    }
+}
+
+/// A training set's rows, normalised, and the windows cut from them, split by time.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    spec: WindowSpec,
+    channels: usize,
+    /// The scalar features' channels: what a window's target holds.
+    target_channels: Vec<usize>,
+    /// Rows × channels, grouped by entity, in time order within each.
+    values: Vec<f32>,
+    /// The rows' times, epoch milliseconds.
+    times: Vec<i64>,
+    /// The first row of each training window.
+    pub train: Vec<usize>,
+    pub validation: Vec<usize>,
+    pub test: Vec<usize>,
+    pub normaliser: Normaliser,
+}
+
+impl Dataset {
+    /// Cuts `batches` (a training set's rows, in any order) into windows: entities are told
+    /// apart by the `keys` columns, ordered by the `time` column (a timestamp), and `features`
+    /// become the channels, in their order.
+    pub fn build(
+        batches: &[RecordBatch],
+        keys: &[&str],
+        time: &str,
+        features: &[WindowFeature],
+        spec: WindowSpec,
+        split: SplitSpec,
+    ) -> Result<Self> {
+        validate(keys, features, spec, split)?;
+        let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| {
+            Error::invalid(
+                "training rows",
+                "no batches",
+                "there is nothing to train on",
+            )
+        })?;
+        let all = concat_batches(&schema, batches)?;
+        if all.num_rows() == 0 {
+            return Err(Error::invalid(
+                "training rows",
+                "0 rows",
+                "there is nothing to train on",
+            ));
+        }
+        let column = |name: &str| {
+            all.column_by_name(name).cloned().ok_or_else(|| {
+                Error::invalid(
+                    "window column",
+                    name,
+                    format!(
+                        "not a column of the rows (they have {})",
+                        column_names(&all)
+                    ),
+                )
+            })
+        };
+        let key_columns = keys.iter().map(|k| column(k)).collect::<Result<Vec<_>>>()?;
+        let time_column = milliseconds(time, &column(time)?)?;
+        // Entity, then time: each entity's rows together, in time order.
+        let mut sort: Vec<SortColumn> = key_columns
+            .iter()
+            .map(|c| SortColumn {
+                values: c.clone(),
+                options: None,
+            })
+            .collect();
+        sort.push(SortColumn {
+            values: time_column.clone(),
+            options: None,
+        });
+        let order = lexsort_to_indices(&sort, None)?;
+        let times: Vec<i64> = take(&time_column, &order, None)?
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        let entity_starts = entity_starts(&key_columns, &order)?;
+
+        let channels = features.iter().map(|f| f.shape.channels()).sum();
+        let mut values = vec![f32::NAN; times.len() * channels];
+        let mut target_channels = Vec::new();
+        let mut first = 0;
+        for feature in features {
+            let sorted = take(&column(&feature.name)?, &order, None)?;
+            if feature.shape == FeatureShape::Scalar {
+                target_channels.push(first);
+            }
+            fill_channels(feature, &sorted, &mut values, channels, first)?;
+            first += feature.shape.channels();
+        }
+
+        let (first_cut, second_cut) = cuts(&times, split);
+        let normaliser = Normaliser::fit(
+            &values,
+            channels,
+            (0..times.len()).filter(|&r| times[r] < first_cut),
+        );
+        if !times.iter().any(|&t| t < first_cut) {
+            return Err(Error::invalid(
+                "split",
+                format!("validation {}, test {}", split.validation, split.test),
+                "no row lies before the validation cut: nothing would train",
+            ));
+        }
+        normaliser.apply(&mut values);
+
+        let mut dataset = Dataset {
+            spec,
+            channels,
+            target_channels,
+            values,
+            times,
+            train: Vec::new(),
+            validation: Vec::new(),
+            test: Vec::new(),
+            normaliser,
+        };
+        dataset.cut_windows(&entity_starts, first_cut, second_cut);
+        Ok(dataset)
+    }
+
+    /// Channels per step of an input window.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Channels per step of a target: the scalar features'.
+    pub fn target_channels(&self) -> usize {
+        self.target_channels.len()
+    }
+
+    /// The window spec the windows were cut by.
+    pub fn spec(&self) -> WindowSpec {
+        self.spec
+    }
+
+    /// Appends the windows starting at `starts` to `inputs` (`[window, length, channels]`)
+    /// and their targets to `targets` (`[window, horizon, target channels]`).
+    pub fn fill(&self, starts: &[usize], inputs: &mut Vec<f32>, targets: &mut Vec<f32>) {
+        let (length, horizon, channels) = (self.spec.length, self.spec.horizon, self.channels);
+        for &start in starts {
+            inputs.extend_from_slice(&self.values[start * channels..(start + length) * channels]);
+            for step in start + length..start + length + horizon {
+                let row = &self.values[step * channels..(step + 1) * channels];
+                targets.extend(self.target_channels.iter().map(|&c| row[c]));
+            }
+        }
+    }
+
+    /// The time of a window's last input row, epoch milliseconds.
+    pub fn window_end(&self, start: usize) -> i64 {
+        self.times[start + self.spec.length - 1]
+    }
+
+    fn cut_windows(&mut self, entity_starts: &[usize], first_cut: i64, second_cut: i64) {
+        let span = self.spec.length + self.spec.horizon;
+        // breaks[i]: how many gaps longer than allowed lie between rows 0..=i.
+        let mut breaks = Vec::with_capacity(self.times.len());
+        let mut seen = 0usize;
+        for (i, t) in self.times.iter().enumerate() {
+            if i > 0 && t - self.times[i - 1] > self.spec.max_gap_ms {
+                seen += 1;
+            }
+            breaks.push(seen);
+        }
+        let ends = entity_starts
+            .iter()
+            .skip(1)
+            .copied()
+            .chain([self.times.len()]);
+        for (begin, end) in entity_starts.iter().copied().zip(ends) {
+            let mut start = begin;
+            while start + span <= end {
+                let last = start + span - 1;
+                if breaks[last] == breaks[start] {
+                    let (from, to) = (self.times[start], self.times[last]);
+                    if to < first_cut {
+                        self.train.push(start);
+                    } else if from >= first_cut && to < second_cut {
+                        self.validation.push(start);
+                    } else if from >= second_cut {
+                        self.test.push(start);
+                    }
+                }
+                start += self.spec.stride;
+            }
+        }
+    }
+}
+
+fn validate(
+    keys: &[&str],
+    features: &[WindowFeature],
+    spec: WindowSpec,
+    split: SplitSpec,
+) -> Result<()> {
+    let positive = |what: &'static str, value: usize| {
+        if value == 0 {
+            Err(Error::invalid(what, "0", "must be at least 1"))
+        } else {
+            Ok(())
+        }
+    };
+    positive("window length", spec.length)?;
+    positive("window stride", spec.stride)?;
+    if spec.max_gap_ms <= 0 {
+        return Err(Error::invalid(
+            "window max gap",
+            format!("{} ms", spec.max_gap_ms),
+            "must be positive",
+        ));
+    }
+    if keys.is_empty() {
+        return Err(Error::invalid(
+            "entity keys",
+            "none",
+            "name the columns that tell entities apart",
+        ));
+    }
+    if features.is_empty() {
+        return Err(Error::invalid(
+            "window features",
+            "none",
+            "name at least one feature",
+        ));
+    }
+    for (i, f) in features.iter().enumerate() {
+        if features[..i].iter().any(|g| g.name == f.name) {
+            return Err(Error::invalid(
+                "window features",
+                &f.name,
+                "named more than once",
+            ));
+        }
+        if let FeatureShape::List { len, .. } = f.shape {
+            positive("list feature length", len).map_err(|_| {
+                Error::invalid("list feature length", &f.name, "must be at least 1")
+            })?;
+        }
+    }
+    let fraction = |f: f64| (0.0..1.0).contains(&f);
+    if !fraction(split.validation) || !fraction(split.test) || split.validation + split.test >= 1.0
+    {
+        return Err(Error::invalid(
+            "split",
+            format!("validation {}, test {}", split.validation, split.test),
+            "each fraction lies in [0, 1) and together they leave some time to train on",
+        ));
+    }
+    Ok(())
+}
+
+fn column_names(batch: &RecordBatch) -> String {
+    let names: Vec<&str> = batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    names.join(", ")
+}
+
+/// A timestamp or date column as epoch milliseconds; a null time is refused, naming its row.
+fn milliseconds(name: &str, column: &ArrayRef) -> Result<ArrayRef> {
+    let wanted = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let millis = match column.data_type() {
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => {
+            let unzoned = match column.data_type() {
+                DataType::Timestamp(unit, Some(_)) => {
+                    cast(column, &DataType::Timestamp(*unit, None))?
+                }
+                _ => column.clone(),
+            };
+            cast(&cast(&unzoned, &wanted)?, &DataType::Int64)?
+        }
+        other => {
+            return Err(Error::invalid(
+                "window time column",
+                name,
+                format!("holds {other}, not timestamps"),
+            ));
+        }
+    };
+    if let Some(row) = (0..millis.len()).find(|&i| millis.is_null(i)) {
+        return Err(Error::invalid(
+            "window time column",
+            name,
+            format!("row {row} has no time"),
+        ));
+    }
+    Ok(millis)
+}
+
+/// The first row of each entity in sorted order.
+fn entity_starts(keys: &[ArrayRef], order: &arrow::array::UInt32Array) -> Result<Vec<usize>> {
+    let sorted = keys
+        .iter()
+        .map(|k| take(k, order, None))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let fields = sorted
+        .iter()
+        .map(|c| SortField::new(c.data_type().clone()))
+        .collect();
+    let rows = RowConverter::new(fields)?.convert_columns(&sorted)?;
+    let mut starts = vec![0];
+    starts.extend((1..rows.num_rows()).filter(|&i| rows.row(i) != rows.row(i - 1)));
+    Ok(starts)
+}
+
+/// Writes `feature`'s channels (from channel `first` on) of every row into `values`.
+fn fill_channels(
+    feature: &WindowFeature,
+    column: &ArrayRef,
+    values: &mut [f32],
+    channels: usize,
+    first: usize,
+) -> Result<()> {
+    let wrong = |reason: String| Error::invalid("window feature", &feature.name, reason);
+    let numeric = |t: &DataType| t.is_numeric() || *t == DataType::Boolean;
+    match feature.shape {
+        FeatureShape::Scalar => {
+            if !numeric(column.data_type()) {
+                return Err(wrong(format!(
+                    "holds {}, not numbers (a list feature needs a list shape)",
+                    column.data_type()
+                )));
+            }
+            let floats = cast(column, &DataType::Float32)?;
+            let floats = floats.as_primitive::<Float32Type>();
+            for (row, v) in floats.iter().enumerate() {
+                values[row * channels + first] = v.unwrap_or(f32::NAN);
+            }
+        }
+        FeatureShape::List { len, fit } => {
+            let item = match column.data_type() {
+                DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                    f.data_type().clone()
+                }
+                other => return Err(wrong(format!("holds {other}, not lists"))),
+            };
+            if !numeric(&item) {
+                return Err(wrong(format!("holds lists of {item}, not of numbers")));
+            }
+            let lists = cast(
+                column,
+                &DataType::List(Arc::new(Field::new("item", DataType::Float32, true))),
+            )?;
+            let lists = lists.as_list::<i32>();
+            for row in 0..lists.len() {
+                if lists.is_null(row) {
+                    continue;
+                }
+                let list = lists.value(row);
+                let items: Vec<f32> = list
+                    .as_primitive::<Float32Type>()
+                    .iter()
+                    .map(|v| v.unwrap_or(f32::NAN))
+                    .collect();
+                let out = &mut values[row * channels + first..row * channels + first + len];
+                fit_list(&items, fit, out);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `items` fitted into `out` (its length is the channel count); missing stays NaN.
+fn fit_list(items: &[f32], fit: ListFit, out: &mut [f32]) {
+    let (n, len) = (items.len(), out.len());
+    match fit {
+        ListFit::TruncateOrPad => {
+            for (o, v) in out.iter_mut().zip(items) {
+                *o = *v;
+            }
+        }
+        ListFit::MeanPool => {
+            if n == 0 {
+                return;
+            }
+            for (i, o) in out.iter_mut().enumerate() {
+                let bin = &items[i * n / len..((i + 1) * n).div_ceil(len)];
+                let present: Vec<f32> = bin.iter().copied().filter(|v| !v.is_nan()).collect();
+                if !present.is_empty() {
+                    *o = present.iter().sum::<f32>() / present.len() as f32;
+                }
+            }
+        }
+    }
+}
+
+/// The two instants that cut the time range: before the first trains, from the second on
+/// tests. With no validation or test fraction, every row lies before its cut.
+fn cuts(times: &[i64], split: SplitSpec) -> (i64, i64) {
+    let (min, max) = times
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+    let span = (max - min) as f64;
+    let at = |fraction: f64| {
+        if fraction >= 1.0 {
+            max.saturating_add(1)
+        } else {
+            min + (span * fraction) as i64
+        }
+    };
+    (
+        at(1.0 - split.validation - split.test),
+        at(1.0 - split.test),
+    )
+}
+
+#[cfg(test)]
+mod tests;
