@@ -7,14 +7,19 @@
 //! - [`model`]: [`SeriesTransformer`], a Transformer encoder over a window's steps with a
 //!   forecast head, built with `burn`.
 //! - [`trainer`]: [`train`], Adam on the forecast's squared error on the CPU, deterministic
-//!   under a seed, with each epoch's training and validation loss.
+//!   under a seed, with each epoch's training and validation loss; [`train_with`] adds
+//!   [`Checkpoints`] (resume where a stopped run left off) and a per-epoch hook (early stopping).
 
+pub mod checkpoint;
 pub mod model;
 pub mod trainer;
 pub mod windows;
 
+pub use checkpoint::Checkpoints;
 pub use model::{ModelConfig, SeriesTransformer, Shapes};
-pub use trainer::{EpochMetrics, TrainConfig, Trained, train};
+#[cfg(feature = "cuda")]
+pub use trainer::Cuda;
+pub use trainer::{Cpu, EpochMetrics, TrainConfig, Trained, train, train_with};
 pub use windows::{
     Dataset, FeatureShape, ListFit, Normaliser, SplitSpec, WindowFeature, WindowSpec,
 };

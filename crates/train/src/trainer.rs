@@ -2,24 +2,33 @@
 //! squared error of the forecast, the training windows shuffled every epoch by a seeded
 //! generator, the validation windows scored after every epoch.
 
+use std::ops::ControlFlow;
+use std::sync::Mutex;
+
 use burn::backend::{Autodiff, Flex};
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::Backend;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
+use trainstore_core::catalog::hex_sha256;
 use trainstore_core::{Error, Result};
 
+use crate::checkpoint::Checkpoints;
 use crate::model::{ModelConfig, SeriesTransformer, Shapes};
 use crate::windows::Dataset;
 
 /// The CPU backend a trained model runs on.
 pub type Cpu = Flex;
-type Learning = Autodiff<Cpu>;
+
+/// The CUDA backend (NVIDIA GPUs; kernels compiled at run time by NVRTC).
+#[cfg(feature = "cuda")]
+pub type Cuda = burn::backend::Cuda;
 
 /// How long and how fast to train.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -53,13 +62,116 @@ pub struct EpochMetrics {
 
 /// A trained model and what each epoch measured.
 #[derive(Debug)]
-pub struct Trained {
-    pub model: SeriesTransformer<Cpu>,
+pub struct Trained<B: Backend = Cpu> {
+    pub model: SeriesTransformer<B>,
     pub epochs: Vec<EpochMetrics>,
 }
 
-/// Trains a model of `model`'s size on `dataset`'s training windows.
+/// Trains a model of `model`'s size on `dataset`'s training windows, on the CPU.
 pub fn train(dataset: &Dataset, model: &ModelConfig, config: &TrainConfig) -> Result<Trained> {
+    let go = |_: &EpochMetrics| ControlFlow::Continue(());
+    train_with::<Autodiff<Cpu>>(&Default::default(), dataset, model, config, None, go)
+}
+
+/// [`train`] on backend `B`'s `device`, saving a checkpoint in `checkpoints` after every
+/// epoch and resuming from the one there (a run stopped anywhere ends as an uninterrupted one
+/// would), and calling `after_epoch` with each epoch's metrics: `Break` stops the run there
+/// (early stopping).
+pub fn train_with<B: AutodiffBackend>(
+    device: &B::Device,
+    dataset: &Dataset,
+    model: &ModelConfig,
+    config: &TrainConfig,
+    checkpoints: Option<&Checkpoints>,
+    mut after_epoch: impl FnMut(&EpochMetrics) -> ControlFlow<()>,
+) -> Result<Trained<B::InnerBackend>> {
+    validate(dataset, config)?;
+    // burn's CPU backend draws weights and dropout masks from one generator per process:
+    // runs take turns, so that each draws only its own numbers and a seed means one run.
+    static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let spec = dataset.spec();
+    let shapes = Shapes {
+        length: spec.length,
+        channels: dataset.channels(),
+        horizon: spec.horizon,
+        targets: dataset.target_channels(),
+    };
+    let run = run_fingerprint(dataset, model, config, shapes);
+    B::seed(device, config.seed);
+    let mut learner = SeriesTransformer::<B>::new(model, shapes, device)?;
+    let mut optimizer = AdamConfig::new().init();
+    let mut epochs = Vec::with_capacity(config.epochs);
+    if let Some(saved) = checkpoints.map(|c| c.load(&run)).transpose()?.flatten() {
+        let dir = checkpoints.map(|c| c.dir().display().to_string());
+        let dir = dir.unwrap_or_default();
+        learner = learner.load_record(decode::<B, _>(saved.model, device, &dir)?);
+        optimizer = optimizer.load_record(decode::<B, _>(saved.optimizer, device, &dir)?);
+        epochs = saved.metrics;
+    }
+    while epochs.len() < config.epochs {
+        let epoch = epochs.len() + 1;
+        // Every epoch draws from seeds of its own, so a resumed epoch draws what it would
+        // have drawn in an uninterrupted run.
+        let epoch_seed = config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        B::seed(device, epoch_seed);
+        let mut order = dataset.train.clone();
+        order.shuffle(&mut StdRng::seed_from_u64(epoch_seed));
+        let mut total = 0.0;
+        for starts in order.chunks(config.batch_size) {
+            let (inputs, targets) = batch::<B>(dataset, starts, device);
+            let loss = MseLoss::new().forward(learner.forward(inputs), targets, Reduction::Mean);
+            total += loss.clone().into_scalar().elem::<f64>() * starts.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &learner);
+            learner = optimizer.step(config.learning_rate, learner, grads);
+        }
+        let validation_loss = (!dataset.validation.is_empty()).then(|| {
+            mean_loss(
+                &learner.valid(),
+                dataset,
+                &dataset.validation,
+                config.batch_size,
+            )
+        });
+        epochs.push(EpochMetrics {
+            epoch,
+            train_loss: total / order.len() as f64,
+            validation_loss,
+        });
+        if let Some(checkpoints) = checkpoints {
+            let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+            let encode = |e: burn::record::RecorderError| Error::Internal {
+                operation: "save a checkpoint".into(),
+                reason: e.to_string(),
+            };
+            let model_bytes = Recorder::<B>::record(&recorder, learner.clone().into_record(), ())
+                .map_err(encode)?;
+            let optimizer_bytes =
+                Recorder::<B>::record(&recorder, optimizer.to_record(), ()).map_err(encode)?;
+            checkpoints.save(&run, &epochs, &model_bytes, &optimizer_bytes)?;
+        }
+        if after_epoch(epochs.last().expect("just pushed")).is_break() {
+            break;
+        }
+    }
+    Ok(Trained {
+        model: learner.valid(),
+        epochs,
+    })
+}
+
+/// A record a checkpoint in `dir` saved (its bytes already checked against their hash).
+fn decode<B: Backend, R: Record<B>>(bytes: Vec<u8>, device: &B::Device, dir: &str) -> Result<R> {
+    let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+    Recorder::<B>::load(&recorder, bytes, device).map_err(|e| Error::Corrupt {
+        path: dir.to_owned(),
+        reason: format!("a checkpoint file cannot be read: {e}"),
+    })
+}
+
+fn validate(dataset: &Dataset, config: &TrainConfig) -> Result<()> {
     if config.epochs == 0 || config.batch_size == 0 {
         return Err(Error::invalid(
             "training config",
@@ -84,48 +196,28 @@ pub fn train(dataset: &Dataset, model: &ModelConfig, config: &TrainConfig) -> Re
             "no window fits in the rows before the validation cut",
         ));
     }
-    let spec = dataset.spec();
-    let shapes = Shapes {
-        length: spec.length,
-        channels: dataset.channels(),
-        horizon: spec.horizon,
-        targets: dataset.target_channels(),
-    };
-    let device = Default::default();
-    Learning::seed(&device, config.seed);
-    let mut learner = SeriesTransformer::<Learning>::new(model, shapes, &device)?;
-    let mut optimizer = AdamConfig::new().init();
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut order = dataset.train.clone();
-    let mut epochs = Vec::with_capacity(config.epochs);
-    for epoch in 1..=config.epochs {
-        order.shuffle(&mut rng);
-        let mut total = 0.0;
-        for starts in order.chunks(config.batch_size) {
-            let (inputs, targets) = batch::<Learning>(dataset, starts, &device);
-            let loss = MseLoss::new().forward(learner.forward(inputs), targets, Reduction::Mean);
-            total += loss.clone().into_scalar().elem::<f64>() * starts.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &learner);
-            learner = optimizer.step(config.learning_rate, learner, grads);
-        }
-        let validation_loss = (!dataset.validation.is_empty()).then(|| {
-            mean_loss(
-                &learner.valid(),
-                dataset,
-                &dataset.validation,
-                config.batch_size,
-            )
-        });
-        epochs.push(EpochMetrics {
-            epoch,
-            train_loss: total / order.len() as f64,
-            validation_loss,
-        });
-    }
-    Ok(Trained {
-        model: learner.valid(),
-        epochs,
-    })
+    Ok(())
+}
+
+/// What identifies a run for resuming: the model, the configuration but its epoch count (a
+/// finished run may be resumed for more epochs), and the data (its windows and scaling).
+fn run_fingerprint(
+    dataset: &Dataset,
+    model: &ModelConfig,
+    config: &TrainConfig,
+    shapes: Shapes,
+) -> String {
+    let described = serde_json::json!({
+        "model": model,
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "seed": config.seed,
+        "shapes": shapes,
+        "normaliser": dataset.normaliser,
+        "train": dataset.train,
+        "validation": dataset.validation,
+    });
+    hex_sha256(described.to_string().as_bytes())
 }
 
 /// The mean squared error of `model`'s forecasts over the windows at `starts`.
@@ -135,7 +227,7 @@ pub fn mean_loss<B: Backend>(
     starts: &[usize],
     batch_size: usize,
 ) -> f64 {
-    let device = Default::default();
+    let device = model.devices().into_iter().next().unwrap_or_default();
     let mut total = 0.0;
     for chunk in starts.chunks(batch_size.max(1)) {
         let (inputs, targets) = batch::<B>(dataset, chunk, &device);

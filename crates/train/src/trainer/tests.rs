@@ -1,7 +1,14 @@
 use super::*;
 use crate::windows::{FeatureShape, SplitSpec, WindowFeature, WindowSpec};
 use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use burn::backend::Autodiff;
 use std::sync::Arc;
+
+type Learning = Autodiff<Cpu>;
+
+fn cpu() -> burn::tensor::Device<Learning> {
+    Default::default()
+}
 
 /// Two devices whose x is a sine wave, one row a minute.
 fn sine_waves(rows: i64) -> Dataset {
@@ -103,4 +110,89 @@ fn bad_configs_are_refused() {
         TrainConfig::default(),
     );
     assert!(text.contains("heads"), "{text}");
+}
+
+#[test]
+fn a_run_stopped_after_any_epoch_resumes_and_ends_as_an_uninterrupted_run() {
+    let data = sine_waves(120);
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 16,
+        learning_rate: 3e-3,
+        seed: 11,
+    };
+    let model = ModelConfig {
+        dropout: 0.1,
+        ..small()
+    };
+    let whole = train(&data, &model, &config).expect("training");
+    let dir = tempfile::tempdir().expect("a directory");
+    let checkpoints = Checkpoints::new(dir.path()).expect("checkpoints");
+    // Stopped after the first epoch, then after the second, then run to the end.
+    for stop_after in [1, 2] {
+        let stopped =
+            train_with::<Learning>(&cpu(), &data, &model, &config, Some(&checkpoints), |m| {
+                if m.epoch == stop_after {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .expect("training");
+        assert_eq!(stopped.epochs.len(), stop_after);
+    }
+    let resumed =
+        train_with::<Learning>(&cpu(), &data, &model, &config, Some(&checkpoints), |_| {
+            ControlFlow::Continue(())
+        })
+        .expect("training");
+    assert_eq!(resumed.epochs, whole.epochs);
+    let score = |t: &Trained| mean_loss(&t.model, &data, &data.validation, 64);
+    assert_eq!(score(&resumed), score(&whole));
+    // Only the last epoch's files are kept.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("listing")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["checkpoint.json", "model-3.mpk", "optimizer-3.mpk"]);
+}
+
+#[test]
+fn a_checkpoint_of_another_run_or_a_damaged_one_is_refused() {
+    let data = sine_waves(60);
+    let config = TrainConfig {
+        epochs: 1,
+        batch_size: 16,
+        learning_rate: 3e-3,
+        seed: 1,
+    };
+    let dir = tempfile::tempdir().expect("a directory");
+    let checkpoints = Checkpoints::new(dir.path()).expect("checkpoints");
+    let go = |_: &EpochMetrics| ControlFlow::Continue(());
+    train_with::<Learning>(&cpu(), &data, &small(), &config, Some(&checkpoints), go)
+        .expect("training");
+    let other = TrainConfig { seed: 2, ..config };
+    let text = train_with::<Learning>(&cpu(), &data, &small(), &other, Some(&checkpoints), go)
+        .expect_err("another run")
+        .to_string();
+    assert!(
+        text.contains("another model, configuration or data"),
+        "{text}"
+    );
+    let model = dir.path().join("model-1.mpk");
+    let mut bytes = std::fs::read(&model).expect("the model file");
+    bytes[10] ^= 1;
+    std::fs::write(&model, bytes).expect("damaged");
+    let more = TrainConfig {
+        epochs: 2,
+        ..config
+    };
+    let text = train_with::<Learning>(&cpu(), &data, &small(), &more, Some(&checkpoints), go)
+        .expect_err("a damaged file")
+        .to_string();
+    assert!(
+        text.contains("model-1.mpk") && text.contains("hash"),
+        "{text}"
+    );
 }
