@@ -212,6 +212,29 @@ pub trait Governance: Send + Sync {
     /// Appends an event to the item's audit log.
     async fn record(&self, item: &DatasetName, event: AuditEvent) -> Result<()>;
 
+    /// Records in the item's audit log that `user` did `action` (allowed). The change it
+    /// records has happened already, so a failure to record is logged, not returned.
+    async fn record_done(
+        &self,
+        item: &DatasetName,
+        user: &UserName,
+        action: &str,
+        version: Option<Version>,
+        detail: String,
+    ) {
+        let event = AuditEvent {
+            at: Timestamp::now(),
+            user: user.clone(),
+            action: action.to_owned(),
+            version,
+            allowed: true,
+            detail,
+        };
+        if let Err(e) = self.record(item, event).await {
+            tracing::warn!(%item, action, "could not record in the audit log: {e}");
+        }
+    }
+
     /// The item's audit log, oldest first.
     async fn audit_log(&self, item: &DatasetName) -> Result<Vec<AuditEvent>>;
 

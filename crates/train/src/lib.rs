@@ -6,20 +6,27 @@
 //!   statistics of the training rows only ([`Normaliser`], stored with a model).
 //! - [`model`]: [`SeriesTransformer`], a Transformer encoder over a window's steps with a
 //!   forecast head, built with `burn`.
+//! - [`registry`]: [`ModelRegistry`], trained models as versions of a versioned catalog with
+//!   aliases (`champion`), promotion and rollback, permissions and an audit log.
 //! - [`trainer`]: [`train`], Adam on the forecast's squared error on the CPU, deterministic
 //!   under a seed, with each epoch's training and validation loss; [`train_with`] adds
 //!   [`Checkpoints`] (resume where a stopped run left off) and a per-epoch hook (early stopping).
 
 pub mod checkpoint;
 pub mod model;
+pub mod registry;
 pub mod trainer;
 pub mod windows;
 
+#[cfg(test)]
+mod test_support;
+
 pub use checkpoint::Checkpoints;
 pub use model::{ModelConfig, SeriesTransformer, Shapes};
+pub use registry::{CARD_FORMAT, ModelCard, ModelLineage, ModelRegistry, ModelVersion};
 #[cfg(feature = "cuda")]
 pub use trainer::Cuda;
 pub use trainer::{Cpu, EpochMetrics, TrainConfig, Trained, train, train_with};
 pub use windows::{
-    Dataset, FeatureShape, ListFit, Normaliser, SplitSpec, WindowFeature, WindowSpec,
+    Dataset, FeatureShape, Layout, ListFit, Normaliser, SplitSpec, WindowFeature, WindowSpec,
 };

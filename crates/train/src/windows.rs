@@ -137,9 +137,21 @@ impl Normaliser {
     }
 }
 
+/// Which columns a dataset's windows are made of: what a model needs to cut new rows alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// The columns that tell entities apart.
+    pub keys: Vec<String>,
+    /// The timestamp column rows are ordered by.
+    pub time: String,
+    /// The features, in channel order.
+    pub features: Vec<WindowFeature>,
+}
+
 /// A training set's rows, normalised, and the windows cut from them, split by time.
 #[derive(Debug, Clone)]
 pub struct Dataset {
+    layout: Layout,
     spec: WindowSpec,
     channels: usize,
     /// The scalar features' channels: what a window's target holds.
@@ -245,6 +257,11 @@ impl Dataset {
         normaliser.apply(&mut values);
 
         let mut dataset = Dataset {
+            layout: Layout {
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+                time: time.to_owned(),
+                features: features.to_vec(),
+            },
             spec,
             channels,
             target_channels,
@@ -267,6 +284,11 @@ impl Dataset {
     /// Channels per step of a target: the scalar features'.
     pub fn target_channels(&self) -> usize {
         self.target_channels.len()
+    }
+
+    /// The columns the windows were made of.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// The window spec the windows were cut by.

@@ -39,8 +39,8 @@ use trainstore_core::object_store::memory::InMemory;
 
 use trainstore_core::catalog::{AliasEntry, FileEntry, NewVersion, TagEntry, UnlistedFile};
 use trainstore_core::{
-    AuditEvent, Catalog, DatasetName, Error, FsckReport, ParseCounts, Permission, Progress,
-    RecordBatchStream, Result, TagName, Timestamp, UserName, Version, VersionStore, VersionSummary,
+    Catalog, DatasetName, Error, FsckReport, ParseCounts, Permission, Progress, RecordBatchStream,
+    Result, TagName, Timestamp, UserName, Version, VersionStore, VersionSummary,
 };
 
 use self::compare::{Reproduction, SetDiff};
@@ -780,8 +780,7 @@ impl TrainingSets {
             .await
     }
 
-    /// Records in `name`'s audit log that this user did `action`. The change it records has
-    /// happened already, so a failure to record is logged, not returned.
+    /// Records in `name`'s audit log that this user did `action`.
     async fn audit(
         &self,
         name: &DatasetName,
@@ -789,17 +788,9 @@ impl TrainingSets {
         version: Option<Version>,
         detail: String,
     ) {
-        let event = AuditEvent {
-            at: Timestamp::now(),
-            user: self.author.clone(),
-            action: action.to_owned(),
-            version,
-            allowed: true,
-            detail,
-        };
-        if let Err(e) = self.store.record(name, event).await {
-            tracing::warn!(%name, action, "could not record in the audit log: {e}");
-        }
+        self.store
+            .record_done(name, &self.author, action, version, detail)
+            .await;
     }
 
     /// The user this handle acts as.
