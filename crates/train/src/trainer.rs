@@ -3,7 +3,7 @@
 //! generator, the validation windows scored after every epoch.
 
 use std::ops::ControlFlow;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
@@ -86,12 +86,7 @@ pub fn train_with<B: AutodiffBackend>(
     mut after_epoch: impl FnMut(&EpochMetrics) -> ControlFlow<()>,
 ) -> Result<Trained<B::InnerBackend>> {
     validate(dataset, config)?;
-    // burn's CPU backend draws weights and dropout masks from one generator per process:
-    // runs take turns, so that each draws only its own numbers and a seed means one run.
-    static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _turn = ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = take_turn();
     let spec = dataset.spec();
     let shapes = Shapes {
         length: spec.length,
@@ -160,6 +155,15 @@ pub fn train_with<B: AutodiffBackend>(
         model: learner.valid(),
         epochs,
     })
+}
+
+/// burn's CPU backend draws weights and dropout masks from one generator per process: runs
+/// take turns, so that each draws only its own numbers and a seed means one run.
+pub(crate) fn take_turn() -> MutexGuard<'static, ()> {
+    static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A record a checkpoint in `dir` saved (its bytes already checked against their hash).
