@@ -13,6 +13,7 @@
 
 pub mod allocator;
 pub mod features;
+pub mod models;
 pub mod settings;
 pub mod snapshots;
 pub mod sources;
@@ -25,6 +26,7 @@ pub use trainstore_core as core;
 pub use trainstore_core::{Error, Result};
 pub use trainstore_doris as doris;
 pub use trainstore_featurestore as featurestore;
+pub use trainstore_train as train;
 pub use workspace::{
     GC_GRACE, GcReport, LAYOUT_VERSION, ONLINE_STORE_ENV, VerifyReport, Workspace, WorkspaceConfig,
     WorkspaceInfo,

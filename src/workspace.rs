@@ -18,6 +18,9 @@ use trainstore_core::{
 };
 use trainstore_featurestore::training::TrainingSets;
 use trainstore_featurestore::{FeatureStore, SourceEnv};
+use trainstore_train::ModelRegistry;
+
+use crate::models::Models;
 
 /// The layout this trainstore writes and understands.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -28,6 +31,8 @@ const CONFIG_FILE: &str = "trainstore.json";
 /// every other namespace's under `<root>/namespaces/<name>/`.
 const TRAINING_SETS: &str = "training-sets";
 const NAMESPACES: &str = "namespaces";
+/// Where models live: a catalog of their own.
+const MODELS: &str = "models";
 
 /// What the workspace's config file records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +59,8 @@ pub struct Workspace {
     catalog: Catalog,
     /// Training-set versions, a catalog of their own under `training-sets/`.
     training_sets: Catalog,
+    /// Model versions, a catalog of their own under `models/`.
+    models: Catalog,
     /// How feature-view sources are opened: the mounts and options the workspace was opened
     /// with.
     sources: SourceEnv,
@@ -123,6 +130,8 @@ impl Workspace {
         let catalog = Catalog::open(catalog_store, &format!("{url}/catalog")).await?;
         let sets_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), TRAINING_SETS));
         let training_sets = Catalog::open(sets_store, &format!("{url}/{TRAINING_SETS}")).await?;
+        let models_store: ObjectStoreRef = Arc::new(PrefixStore::new(store.clone(), MODELS));
+        let models = Catalog::open(models_store, &format!("{url}/{MODELS}")).await?;
         let config = match read_config(&store, &url).await? {
             Some(config) => config,
             None if create => {
@@ -151,6 +160,7 @@ impl Workspace {
             config,
             catalog,
             training_sets,
+            models,
             sources: SourceEnv {
                 factories: crate::source_factories(),
                 mounts: mounts.clone(),
@@ -216,6 +226,15 @@ impl Workspace {
         TrainingSets::new(Arc::new(self.training_sets.clone()), self.user.clone())
     }
 
+    /// Models of this workspace, acting as [`Self::user`]: trained on its training sets,
+    /// versioned, promoted and rolled back.
+    pub fn models(&self) -> Models {
+        Models::new(
+            ModelRegistry::new(Arc::new(self.models.clone()), self.user.clone()),
+            self.training_sets(),
+        )
+    }
+
     /// Training-set versions of `namespace`: a team's or project's own sets, whose names do
     /// not meet those of the default namespace or of other namespaces. Kept under
     /// `training-sets/namespaces/<namespace>/`, with the same layout as the default's.
@@ -250,7 +269,11 @@ impl Workspace {
     /// Every catalog of the workspace: feature registry and offline store, training sets of
     /// the default namespace and of every other.
     async fn catalogs(&self) -> Result<Vec<Catalog>> {
-        let mut out = vec![self.catalog.clone(), self.training_sets.clone()];
+        let mut out = vec![
+            self.catalog.clone(),
+            self.training_sets.clone(),
+            self.models.clone(),
+        ];
         for namespace in self.namespaces().await? {
             out.push(self.namespace_catalog(&namespace).await?);
         }

@@ -5,6 +5,7 @@
 mod crash;
 mod golden;
 mod hostile;
+mod models;
 mod snapshots;
 mod training_sets;
 mod workspace;

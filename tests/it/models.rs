@@ -1,0 +1,146 @@
+//! Models trained on a workspace's training sets: the training set becomes the model's
+//! lineage, the model is a version of the workspace's registry, and a promotion is visible to
+//! another handle on the same workspace.
+
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use trainstore::Workspace;
+use trainstore::core::{DatasetName, TagName};
+use trainstore::featurestore::training::CreateOptions;
+use trainstore::models::TrainRequest;
+use trainstore::train::{FeatureShape, Layout, ModelConfig, TrainConfig, WindowFeature};
+
+/// Two devices whose meanLf is a sine wave, one snapshot a minute.
+fn waves() -> RecordBatch {
+    let (mut uuid, mut time, mut mean_lf) = (Vec::new(), Vec::new(), Vec::new());
+    for (device, phase) in [("704A0ED440F4", 0.0), ("704A0ED440F5", 2.0)] {
+        for t in 0..200i64 {
+            uuid.push(device);
+            time.push(1_700_000_000_000 + t * 60_000);
+            mean_lf.push((t as f64 / 5.0 + phase).sin());
+        }
+    }
+    let schema = Schema::new(vec![
+        Field::new("uuid", DataType::Utf8, false),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("meanLf", DataType::Float64, true),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from(uuid)),
+            Arc::new(TimestampMillisecondArray::from(time).with_timezone("UTC")),
+            Arc::new(Float64Array::from(mean_lf)),
+        ],
+    )
+    .expect("a batch")
+}
+
+#[tokio::test]
+async fn a_model_trained_on_a_training_set_is_registered_with_it_as_lineage() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let location = dir.path().to_str().expect("a path");
+    let ws = Workspace::open(location).await.expect("a workspace");
+    let set_name = DatasetName::new("waves").expect("a name");
+    let set = ws
+        .training_sets()
+        .create_from_batches(&set_name, vec![waves()], CreateOptions::default())
+        .await
+        .expect("a training set");
+    let mut request = TrainRequest::new(Layout {
+        keys: vec!["uuid".into()],
+        time: "event_timestamp".into(),
+        features: vec![WindowFeature {
+            name: "meanLf".into(),
+            shape: FeatureShape::Scalar,
+        }],
+    });
+    request.windows.length = 16;
+    request.windows.stride = 2;
+    request.model = ModelConfig {
+        d_model: 16,
+        heads: 2,
+        layers: 1,
+        d_ff: 32,
+        dropout: 0.0,
+    };
+    request.training = TrainConfig {
+        epochs: 3,
+        batch_size: 16,
+        learning_rate: 3e-3,
+        seed: 5,
+    };
+    let model_name = DatasetName::new("waves-model").expect("a name");
+    let model = ws
+        .models()
+        .train(&model_name, &set, &request)
+        .await
+        .expect("a trained model");
+    assert_eq!(model.id(), "waves-model@v1");
+    assert_eq!(model.card.lineage.training_sets, vec![set.id()]);
+    assert_eq!(model.card.metrics.len(), 3);
+    let loss = model.card.validation_loss().expect("validation windows");
+    assert!(loss < 0.5, "validation loss {loss}");
+
+    let champion = TagName::new("champion").expect("an alias");
+    ws.models()
+        .promote(&model_name, "latest", &champion)
+        .await
+        .expect("promoted");
+    let again = Workspace::open(location).await.expect("reopened");
+    let got = again
+        .models()
+        .get(&model_name, "champion")
+        .await
+        .expect("the champion");
+    assert_eq!(got.card, model.card);
+    again.models().load(&got).await.expect("its weights");
+    let verified = again
+        .verify(&trainstore::core::NoProgress)
+        .await
+        .expect("verified");
+    assert!(verified.is_ok(), "{:?}", verified.problems);
+    assert!(
+        verified.files >= 2,
+        "the set's file and the model's weights"
+    );
+}
+
+#[tokio::test]
+async fn a_request_naming_a_missing_column_is_refused_and_registers_nothing() {
+    let ws = Workspace::open("memory://models-bad-request")
+        .await
+        .expect("a workspace");
+    let set = ws
+        .training_sets()
+        .create_from_batches(
+            &DatasetName::new("waves").expect("a name"),
+            vec![waves()],
+            CreateOptions::default(),
+        )
+        .await
+        .expect("a training set");
+    let request = TrainRequest::new(Layout {
+        keys: vec!["uuid".into()],
+        time: "event_timestamp".into(),
+        features: vec![WindowFeature {
+            name: "meanHf".into(),
+            shape: FeatureShape::Scalar,
+        }],
+    });
+    let name = DatasetName::new("waves-model").expect("a name");
+    let text = ws
+        .models()
+        .train(&name, &set, &request)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(text.contains("meanHf") && text.contains("meanLf"), "{text}");
+    assert!(ws.models().list(&name).await.expect("listed").is_empty());
+}
