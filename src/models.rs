@@ -86,6 +86,11 @@ impl Models {
         }
     }
 
+    /// The training sets models are trained on.
+    pub fn training_sets(&self) -> &TrainingSets {
+        &self.training_sets
+    }
+
     /// Trains a model on training-set version `data` as `request` says (on the CPU, off the
     /// async workers) and registers it as a new version of `name`.
     pub async fn train(
@@ -94,6 +99,9 @@ impl Models {
         data: &TrainingSetVersion,
         request: &TrainRequest,
     ) -> Result<ModelVersion> {
+        // Settings no run can have are refused before any row is read.
+        request.model.validate()?;
+        request.training.validate()?;
         let (_, batches) = self.training_sets.read(data).await?;
         let request = request.clone();
         let (dataset, trained, request) = tokio::task::spawn_blocking(move || {

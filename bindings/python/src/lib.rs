@@ -8,6 +8,7 @@ mod errors;
 mod export;
 mod features;
 mod logging;
+mod models;
 mod progress;
 mod runtime;
 mod sharing;
@@ -191,6 +192,13 @@ impl Workspace {
         }
     }
 
+    /// The workspace's models.
+    fn models(&self) -> models::Models {
+        models::Models {
+            inner: self.inner.models(),
+        }
+    }
+
     /// The training-set versions of `namespace`.
     fn training_sets_in(
         &self,
@@ -296,6 +304,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<features::FeatureStore>()?;
     m.add_class::<training_sets::TrainingSets>()?;
     m.add_class::<training_sets::Listing>()?;
+    m.add_class::<models::Models>()?;
     m.add_class::<sharing::SetGovernance>()?;
     m.add_class::<sources::SnapshotSchema>()?;
     m.add_class::<sources::SnapshotSource>()?;

@@ -38,7 +38,8 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    fn validate(&self) -> Result<()> {
+    /// Refuses a size no model can have, naming what is wrong.
+    pub fn validate(&self) -> Result<()> {
         let bad = |what: &'static str, value: usize, reason: &str| {
             Err(Error::invalid(what, value.to_string(), reason))
         };

@@ -85,6 +85,7 @@ pub fn train_with<B: AutodiffBackend>(
     checkpoints: Option<&Checkpoints>,
     mut after_epoch: impl FnMut(&EpochMetrics) -> ControlFlow<()>,
 ) -> Result<Trained<B::InnerBackend>> {
+    model.validate()?;
     validate(dataset, config)?;
     let _turn = take_turn();
     let spec = dataset.spec();
@@ -176,23 +177,7 @@ fn decode<B: Backend, R: Record<B>>(bytes: Vec<u8>, device: &B::Device, dir: &st
 }
 
 fn validate(dataset: &Dataset, config: &TrainConfig) -> Result<()> {
-    if config.epochs == 0 || config.batch_size == 0 {
-        return Err(Error::invalid(
-            "training config",
-            format!(
-                "{} epochs of batches of {}",
-                config.epochs, config.batch_size
-            ),
-            "epochs and batch size must be at least 1",
-        ));
-    }
-    if !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
-        return Err(Error::invalid(
-            "learning rate",
-            config.learning_rate.to_string(),
-            "must be a positive number",
-        ));
-    }
+    config.validate()?;
     if dataset.train.is_empty() {
         return Err(Error::invalid(
             "training windows",
@@ -201,6 +186,31 @@ fn validate(dataset: &Dataset, config: &TrainConfig) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+impl TrainConfig {
+    /// Refuses settings no run can have, naming what is wrong.
+    pub fn validate(&self) -> Result<()> {
+        let config = self;
+        if config.epochs == 0 || config.batch_size == 0 {
+            return Err(Error::invalid(
+                "training config",
+                format!(
+                    "{} epochs of batches of {}",
+                    config.epochs, config.batch_size
+                ),
+                "epochs and batch size must be at least 1",
+            ));
+        }
+        if !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
+            return Err(Error::invalid(
+                "learning rate",
+                config.learning_rate.to_string(),
+                "must be a positive number",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What identifies a run for resuming: the model, the configuration but its epoch count (a

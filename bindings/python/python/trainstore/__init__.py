@@ -61,6 +61,7 @@ from .features import (
     Timestamp,
     ValueType,
 )
+from .models import EpochMetrics, ListFeature, Models, ModelVersion, TrainConfig
 from .progress import ProgressBar, _bar_if
 from .sharing import Access, AuditEvent, Draft, Lease
 from .sources import (
@@ -189,6 +190,7 @@ class Workspace:
         self._native = native
         self._features: FeatureStore | None = None
         self._training_sets: TrainingSets | None = None
+        self._models: Models | None = None
 
     @classmethod
     def open(
@@ -260,6 +262,13 @@ class Workspace:
             self._training_sets = TrainingSets(self._native.training_sets(), self.features)
         return self._training_sets
 
+    @property
+    def models(self) -> Models:
+        """Models: trained on training-set versions, versioned, promoted, rolled back."""
+        if self._models is None:
+            self._models = Models(self._native.models())
+        return self._models
+
     def training_sets_in(self, namespace: str) -> TrainingSets:
         """The training sets of ``namespace``: a team's or project's own sets, whose names
         never meet those of the default namespace (:attr:`training_sets`) or of others."""
@@ -318,6 +327,7 @@ __all__ = [
     "DorisSource",
     "Draft",
     "Entity",
+    "EpochMetrics",
     "FeatureService",
     "FeatureStore",
     "FeatureView",
@@ -333,9 +343,12 @@ __all__ = [
     "InvalidInputError",
     "Lease",
     "LeasedError",
+    "ListFeature",
     "ListedVersion",
     "MalformedDataError",
     "Materialized",
+    "ModelVersion",
+    "Models",
     "MountTable",
     "NotFoundError",
     "NotSupportedError",
@@ -355,6 +368,7 @@ __all__ = [
     "String",
     "TimeoutError",
     "Timestamp",
+    "TrainConfig",
     "TrainingSetVersion",
     "TrainingSets",
     "TrainstoreError",
