@@ -21,7 +21,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -212,27 +212,17 @@ def faster(
     """trainstore takes `ours`, the peer `theirs` (times, lower is better): held when
     theirs / ours >= threshold. `beside` is (label, ours, theirs) of a second reading; `named`
     is the peer as the bar names it, when `peer` is one variant of it (its best)."""
-    ratio = theirs / ours if ours > 0 else math.inf
-    second = None
-    if beside is not None:
-        label, b_ours, b_theirs = beside
-        b_ratio = b_theirs / b_ours if b_ours > 0 else math.inf
-        second = Figure(label, b_ours, b_theirs, b_ratio, b_ratio >= threshold)
-    return report(
-        Bar(
-            comparison=comparison,
-            bar=f"≥ {threshold:g}{TIMES} {named or peer}",
-            kind="faster",
-            unit=unit,
-            ours=ours,
-            theirs=theirs,
-            peer=peer,
-            ratio=ratio,
-            threshold=threshold,
-            held=ratio >= threshold,
-            note=note,
-            beside=second,
-        )
+    return _ratio_bar(
+        comparison,
+        f"≥ {threshold:g}{TIMES} {named or peer}",
+        "faster",
+        peer,
+        (ours, theirs, threshold),
+        unit,
+        note,
+        beside,
+        ratio_of=lambda o, t: t / o if o > 0 else math.inf,
+        holds=lambda r: r >= threshold,
     )
 
 
@@ -247,24 +237,53 @@ def at_most(
     beside: tuple[str, float, float] | None = None,
 ) -> Bar:
     """`ours` may be at most `threshold` times `theirs` (e.g. 10,000 versions against 100)."""
-    ratio = ours / theirs if theirs > 0 else math.inf
+    return _ratio_bar(
+        comparison,
+        f"≤ {threshold:g}{TIMES} {what}",
+        "at_most",
+        what,
+        (ours, theirs, threshold),
+        unit,
+        note,
+        beside,
+        ratio_of=lambda o, t: o / t if t > 0 else math.inf,
+        holds=lambda r: r <= threshold,
+    )
+
+
+def _ratio_bar(
+    comparison: str,
+    bar: str,
+    kind: str,
+    peer: str,
+    figures: tuple[float, float, float],
+    unit: str,
+    note: str,
+    beside: tuple[str, float, float] | None,
+    ratio_of: Callable[[float, float], float],
+    holds: Callable[[float], bool],
+) -> Bar:
+    """A bar judged on a ratio of `figures` (ours, theirs, threshold), with the same ratio
+    of the second reading `beside`."""
+    ours, theirs, threshold = figures
+    ratio = ratio_of(ours, theirs)
     second = None
     if beside is not None:
         label, b_ours, b_theirs = beside
-        b_ratio = b_ours / b_theirs if b_theirs > 0 else math.inf
-        second = Figure(label, b_ours, b_theirs, b_ratio, b_ratio <= threshold)
+        b_ratio = ratio_of(b_ours, b_theirs)
+        second = Figure(label, b_ours, b_theirs, b_ratio, holds(b_ratio))
     return report(
         Bar(
             comparison=comparison,
-            bar=f"≤ {threshold:g}{TIMES} {what}",
-            kind="at_most",
+            bar=bar,
+            kind=kind,
             unit=unit,
             ours=ours,
             theirs=theirs,
-            peer=what,
+            peer=peer,
             ratio=ratio,
             threshold=threshold,
-            held=ratio <= threshold,
+            held=holds(ratio),
             note=note,
             beside=second,
         )

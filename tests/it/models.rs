@@ -7,6 +7,8 @@ use std::sync::Arc;
 use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use trainstore::Workspace;
+
+use crate::cli;
 use trainstore::core::{DatasetName, TagName};
 use trainstore::featurestore::training::CreateOptions;
 use trainstore::models::TrainRequest;
@@ -143,4 +145,101 @@ async fn a_request_naming_a_missing_column_is_refused_and_registers_nothing() {
         .to_string();
     assert!(text.contains("meanHf") && text.contains("meanLf"), "{text}");
     assert!(ws.models().list(&name).await.expect("listed").is_empty());
+}
+
+#[tokio::test]
+async fn the_cli_trains_lists_promotes_and_rolls_back() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = dir.path().join("config.yaml");
+    let ws_dir = dir.path().join("ws");
+    let ws = ws_dir.to_str().expect("a path");
+    Workspace::open(ws)
+        .await
+        .expect("a workspace")
+        .training_sets()
+        .create_from_batches(
+            &DatasetName::new("waves").expect("a name"),
+            vec![waves()],
+            CreateOptions::default(),
+        )
+        .await
+        .expect("a training set");
+    let train = |seed: &str| {
+        let args = [
+            "models",
+            "train",
+            ws,
+            "waves-model",
+            "--from",
+            "waves@v1",
+            "--feature",
+            "meanLf",
+            "--key",
+            "uuid",
+            "--window",
+            "16",
+            "--stride",
+            "4",
+            "--epochs",
+            "2",
+            "--seed",
+            seed,
+        ];
+        cli(&args, &config)
+    };
+    let (ok, out, err) = train("1");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("epoch   2") && out.contains("registered waves-model@v1"),
+        "{out}"
+    );
+    let (ok, _, err) = train("2");
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(&["models", "list", ws, "waves-model", "--json"], &config);
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    assert_eq!(listed[0]["card"]["lineage"]["training_sets"][0], "waves@v1");
+    for (args, said) in [
+        (
+            vec!["models", "promote", ws, "waves-model@v1"],
+            "waves-model@champion → v1",
+        ),
+        (
+            vec!["models", "promote", ws, "waves-model@v2"],
+            "waves-model@champion → v2",
+        ),
+        (
+            vec!["models", "rollback", ws, "waves-model"],
+            "→ v1 (rolled back)",
+        ),
+        (
+            vec!["models", "show", ws, "waves-model@champion"],
+            "waves-model@v1",
+        ),
+        (
+            vec!["models", "delete", ws, "waves-model@v2"],
+            "deleted waves-model@v2",
+        ),
+    ] {
+        let (ok, out, err) = cli(&args, &config);
+        assert!(ok && out.contains(said), "{args:?}: {out}{err}");
+    }
+    let (ok, _, err) = cli(
+        &[
+            "models",
+            "train",
+            ws,
+            "m",
+            "--from",
+            "waves",
+            "--feature",
+            "meanLf:x",
+        ],
+        &config,
+    );
+    assert!(
+        !ok && err.contains("--feature") && err.contains("LEN"),
+        "{err}"
+    );
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod features;
+mod models;
 mod progress;
 mod snapshots;
 mod training_sets;
@@ -58,6 +59,9 @@ enum Command {
         #[command(subcommand)]
         command: training_sets::TrainingSetsCommand,
     },
+    /// Models trained on training sets: train, list, show, promote, roll back, delete
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
     /// Run the main job end to end on an embedded workspace (no servers needed)
     Demo {
         /// Where the demo workspace lives
@@ -306,6 +310,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             training_sets::run(command, &scope).await
         }
+        Command::Models(command) => models::run(command, &mounts, &user).await,
         Command::Demo { workspace } => demo::run(&workspace).await,
     }
 }

@@ -264,7 +264,7 @@ async fn open(workspace: &str, cx: &Scope<'_>) -> Result<TrainingSets> {
 }
 
 /// `NAME` or `NAME@REF` (REF: `latest`, `v3`, `3`, a tag or an alias).
-fn reference(text: &str) -> Result<(DatasetName, String)> {
+pub fn reference(text: &str) -> Result<(DatasetName, String)> {
     let (name, reference) = text.split_once('@').unwrap_or((text, "latest"));
     Ok((DatasetName::new(name)?, reference.to_owned()))
 }
@@ -292,7 +292,7 @@ fn key_values(pairs: &[String]) -> Result<serde_json::Value> {
     Ok(serde_json::Value::Object(map))
 }
 
-fn print_json(value: &impl serde::Serialize) {
+pub fn print_json(value: &impl serde::Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("serializes")

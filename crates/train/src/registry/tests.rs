@@ -33,8 +33,8 @@ fn lineage() -> ModelLineage {
     }
 }
 
-#[tokio::test]
-async fn a_registered_model_loads_back_with_the_same_weights_and_card() {
+/// A model trained for one epoch on sine waves, and its card.
+fn one_epoch() -> (Dataset, Trained, ModelCard) {
     let data = sine_waves(60);
     let config = TrainConfig {
         epochs: 1,
@@ -42,6 +42,12 @@ async fn a_registered_model_loads_back_with_the_same_weights_and_card() {
     };
     let trained = train(&data, &small(), &config).expect("training");
     let card = ModelCard::new(&data, small(), config, &trained, lineage());
+    (data, trained, card)
+}
+
+#[tokio::test]
+async fn a_registered_model_loads_back_with_the_same_weights_and_card() {
+    let (data, trained, card) = one_epoch();
     let models = registry("alice").await;
     let stored = models
         .register(&name("waves"), &trained, card.clone())
@@ -57,13 +63,7 @@ async fn a_registered_model_loads_back_with_the_same_weights_and_card() {
 
 #[tokio::test]
 async fn promotion_moves_an_alias_and_rollback_moves_it_back() {
-    let data = sine_waves(60);
-    let config = TrainConfig {
-        epochs: 1,
-        ..TrainConfig::default()
-    };
-    let trained = train(&data, &small(), &config).expect("training");
-    let card = ModelCard::new(&data, small(), config, &trained, lineage());
+    let (_, trained, card) = one_epoch();
     let models = registry("alice").await;
     let item = name("waves");
     for _ in 0..2 {
@@ -119,13 +119,7 @@ async fn promotion_moves_an_alias_and_rollback_moves_it_back() {
 
 #[tokio::test]
 async fn a_reader_cannot_register_or_promote() {
-    let data = sine_waves(60);
-    let config = TrainConfig {
-        epochs: 1,
-        ..TrainConfig::default()
-    };
-    let trained = train(&data, &small(), &config).expect("training");
-    let card = ModelCard::new(&data, small(), config, &trained, lineage());
+    let (_, trained, card) = one_epoch();
     let alice = registry("alice").await;
     let item = name("waves");
     alice

@@ -1,0 +1,298 @@
+//! `trainstore models ...`: train a model on a training-set version, list and show versions,
+//! promote and roll back aliases, delete versions.
+
+use clap::Subcommand;
+use trainstore::Workspace;
+use trainstore::core::{DatasetName, Error, MountTable, Result, StorageOptions, TagName, UserName};
+use trainstore::models::TrainRequest;
+use trainstore::train::{FeatureShape, Layout, ListFit, ModelVersion, WindowFeature};
+
+use crate::training_sets::{print_json, reference};
+
+#[derive(Subcommand)]
+pub enum ModelsCommand {
+    /// Train a model on a training-set version (SET, SET@v3, SET@golden) and register it
+    Train {
+        workspace: String,
+        name: String,
+        /// The training-set version to train on
+        #[arg(long)]
+        from: String,
+        /// A numeric feature column, or LIST:LEN (truncated and padded) or LIST:LEN:pool (mean
+        /// pooled) for a list column; repeatable, in channel order
+        #[arg(long = "feature", required = true, value_name = "COLUMN[:LEN[:pool]]")]
+        features: Vec<String>,
+        /// A column telling entities apart; repeatable [default: uuid, nodeId]
+        #[arg(long = "key", value_name = "COLUMN")]
+        keys: Vec<String>,
+        /// The timestamp column rows are ordered by
+        #[arg(long, default_value = "event_timestamp")]
+        time: String,
+        /// Steps per window
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// Steps between window starts
+        #[arg(long, default_value_t = 8)]
+        stride: usize,
+        /// Steps forecast after each window
+        #[arg(long, default_value_t = 1)]
+        horizon: usize,
+        /// The longest gap inside a window, in seconds
+        #[arg(long, default_value_t = 3600)]
+        max_gap_s: i64,
+        /// The fraction of the time range, before the test part, that validates
+        #[arg(long, default_value_t = 0.1)]
+        validation: f64,
+        /// The last fraction of the time range, held out to test
+        #[arg(long, default_value_t = 0.1)]
+        test: f64,
+        /// Passes over the training windows
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        /// Seeds the weights and the order of windows: the same seed gives the same model
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the versions of a model, oldest first
+    List {
+        workspace: String,
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one version (NAME, NAME@v3, NAME@champion): metrics, layout and lineage
+    Show {
+        workspace: String,
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point an alias at a version: `promote WS NAME@v3`
+    Promote {
+        workspace: String,
+        reference: String,
+        #[arg(long, default_value = "champion")]
+        alias: String,
+    },
+    /// Point an alias back where it was before its last move
+    Rollback {
+        workspace: String,
+        name: String,
+        #[arg(long, default_value = "champion")]
+        alias: String,
+    },
+    /// Delete a version (not one an alias or tag names)
+    Delete {
+        workspace: String,
+        reference: String,
+    },
+}
+
+/// `COLUMN`, `COLUMN:LEN` or `COLUMN:LEN:pool`.
+fn feature(text: &str) -> Result<WindowFeature> {
+    let bad = |reason: &str| Error::invalid("--feature", text, reason);
+    let mut parts = text.split(':');
+    let name = parts
+        .next()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| bad("names no column"))?;
+    let shape = match (parts.next(), parts.next(), parts.next()) {
+        (None, _, _) => FeatureShape::Scalar,
+        (Some(len), fit, None) => FeatureShape::List {
+            len: len.parse().map_err(|_| bad("LEN is not a count"))?,
+            fit: match fit {
+                None | Some("truncate") => ListFit::TruncateOrPad,
+                Some("pool") => ListFit::MeanPool,
+                Some(_) => return Err(bad("the fit is truncate or pool")),
+            },
+        },
+        _ => return Err(bad("expected COLUMN, COLUMN:LEN or COLUMN:LEN:pool")),
+    };
+    Ok(WindowFeature {
+        name: name.to_owned(),
+        shape,
+    })
+}
+
+fn describe(v: &ModelVersion) -> String {
+    let loss = v
+        .card
+        .validation_loss()
+        .map_or("none".into(), |l| format!("{l:.4}"));
+    format!(
+        "{}  by {}  {} epochs  validation loss {loss}  from {}",
+        v.id(),
+        v.author,
+        v.card.metrics.len(),
+        v.card.lineage.training_sets.join(", ")
+    )
+}
+
+pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -> Result<()> {
+    let open = |workspace: String| async move {
+        Ok::<_, Error>(
+            Workspace::open_existing(&workspace, mounts, &StorageOptions::new())
+                .await?
+                .with_user(user.clone()),
+        )
+    };
+    match command {
+        ModelsCommand::Train {
+            workspace,
+            name,
+            from,
+            features,
+            keys,
+            time,
+            window,
+            stride,
+            horizon,
+            max_gap_s,
+            validation,
+            test,
+            epochs,
+            seed,
+            json,
+        } => {
+            let ws = open(workspace).await?;
+            let (set_name, set_reference) = reference(&from)?;
+            let set = ws.training_sets().get(&set_name, &set_reference).await?;
+            let keys = if keys.is_empty() {
+                vec!["uuid".into(), "nodeId".into()]
+            } else {
+                keys
+            };
+            let mut request = TrainRequest::new(Layout {
+                keys,
+                time,
+                features: features.iter().map(|f| feature(f)).collect::<Result<_>>()?,
+            });
+            request.windows.length = window;
+            request.windows.stride = stride;
+            request.windows.horizon = horizon;
+            request.windows.max_gap_ms = max_gap_s.saturating_mul(1000);
+            request.split.validation = validation;
+            request.split.test = test;
+            request.training.epochs = epochs;
+            request.training.seed = seed;
+            let v = ws
+                .models()
+                .train(&DatasetName::new(name)?, &set, &request)
+                .await?;
+            if json {
+                print_json(&v.card);
+            } else {
+                for m in &v.card.metrics {
+                    let validation = m
+                        .validation_loss
+                        .map_or("none".into(), |l| format!("{l:.4}"));
+                    println!(
+                        "epoch {:>3}  train loss {:.4}  validation loss {validation}",
+                        m.epoch, m.train_loss
+                    );
+                }
+                println!("registered {}", describe(&v));
+            }
+            Ok(())
+        }
+        ModelsCommand::List {
+            workspace,
+            name,
+            json,
+        } => {
+            let listed = open(workspace)
+                .await?
+                .models()
+                .list(&DatasetName::new(name)?)
+                .await?;
+            if json {
+                let cards: Vec<_> = listed
+                    .iter()
+                    .map(|v| serde_json::json!({"version": v.version, "card": v.card}))
+                    .collect();
+                print_json(&cards);
+            } else {
+                for v in &listed {
+                    println!("{}", describe(v));
+                }
+            }
+            Ok(())
+        }
+        ModelsCommand::Show {
+            workspace,
+            reference: text,
+            json,
+        } => {
+            let (name, reference) = reference(&text)?;
+            let v = open(workspace)
+                .await?
+                .models()
+                .get(&name, &reference)
+                .await?;
+            if json {
+                print_json(&v.card);
+            } else {
+                println!("{}", describe(&v));
+                let features: Vec<&str> = v
+                    .card
+                    .layout
+                    .features
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect();
+                println!(
+                    "  windows of {} steps every {}, forecasting {}; features {}",
+                    v.card.windows.length,
+                    v.card.windows.stride,
+                    v.card.windows.horizon,
+                    features.join(", ")
+                );
+            }
+            Ok(())
+        }
+        ModelsCommand::Promote {
+            workspace,
+            reference: text,
+            alias,
+        } => {
+            let (name, reference) = reference(&text)?;
+            let alias = TagName::new(alias)?;
+            let entry = open(workspace)
+                .await?
+                .models()
+                .promote(&name, &reference, &alias)
+                .await?;
+            println!("{name}@{alias} → {}", entry.version);
+            Ok(())
+        }
+        ModelsCommand::Rollback {
+            workspace,
+            name,
+            alias,
+        } => {
+            let (name, alias) = (DatasetName::new(name)?, TagName::new(alias)?);
+            let entry = open(workspace)
+                .await?
+                .models()
+                .rollback(&name, &alias)
+                .await?;
+            println!("{name}@{alias} → {} (rolled back)", entry.version);
+            Ok(())
+        }
+        ModelsCommand::Delete {
+            workspace,
+            reference: text,
+        } => {
+            let (name, reference) = reference(&text)?;
+            open(workspace)
+                .await?
+                .models()
+                .delete(&name, &reference)
+                .await?;
+            println!("deleted {text}");
+            Ok(())
+        }
+    }
+}
