@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use trainstore_core::{DatasetName, Error, Result};
 use trainstore_featurestore::training::{TrainingSetVersion, TrainingSets};
 use trainstore_train::{
-    Dataset, Layout, ModelCard, ModelConfig, ModelLineage, ModelRegistry, ModelVersion, SplitSpec,
-    TrainConfig, WindowSpec, train,
+    Dataset, Layout, ModelCard, ModelConfig, ModelLineage, ModelRegistry, ModelVersion, RunOptions,
+    SplitSpec, TrainConfig, Weights, WindowSpec, train_on_cpu,
 };
 
 /// What to train: which columns make the windows, how they are cut and split, the model's
@@ -37,6 +37,12 @@ pub struct TrainRequest {
     pub split: SplitSpec,
     pub model: ModelConfig,
     pub training: TrainConfig,
+    /// The registered model (`name@ref`) to train further, instead of starting afresh.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// With a base: windows replayed from the base's training sets per new training window.
+    #[serde(default)]
+    pub incremental_ratio: f64,
 }
 
 impl TrainRequest {
@@ -58,6 +64,8 @@ impl TrainRequest {
             },
             model: ModelConfig::default(),
             training: TrainConfig::default(),
+            base: None,
+            incremental_ratio: 0.0,
         }
     }
 }
@@ -93,6 +101,12 @@ impl Models {
 
     /// Trains a model on training-set version `data` as `request` says (on the CPU, off the
     /// async workers) and registers it as a new version of `name`.
+    ///
+    /// With `request.base` (`name@ref` of a registered model), training starts from that
+    /// model's weights and keeps its scaling; `request.incremental_ratio` adds, per new
+    /// training window, that many windows drawn from the training sets the base was trained on
+    /// (found through its lineage), so that it does not forget them. The base's features,
+    /// windows and size must be the request's.
     pub async fn train(
         &self,
         name: &DatasetName,
@@ -102,19 +116,64 @@ impl Models {
         // Settings no run can have are refused before any row is read.
         request.model.validate()?;
         request.training.validate()?;
+        if !(0.0..=100.0).contains(&request.incremental_ratio) {
+            return Err(Error::invalid(
+                "incremental ratio",
+                request.incremental_ratio.to_string(),
+                "replayed windows per new one: a number from 0 to 100",
+            ));
+        }
+        let base = match &request.base {
+            Some(reference) => Some(self.base(reference, request).await?),
+            None if request.incremental_ratio != 0.0 => {
+                return Err(Error::invalid(
+                    "incremental ratio",
+                    request.incremental_ratio.to_string(),
+                    "replays a base model's training sets: name the base model too",
+                ));
+            }
+            None => None,
+        };
         let (_, batches) = self.training_sets.read(data).await?;
+        let mut earlier = Vec::new();
+        for id in base.iter().flat_map(|(b, _)| &b.card.lineage.training_sets) {
+            let (set, reference) = id.split_once('@').unwrap_or((id, "latest"));
+            let version = self
+                .training_sets
+                .get(&DatasetName::new(set)?, reference)
+                .await?;
+            earlier.push(self.training_sets.read(&version).await?.1);
+        }
         let request = request.clone();
+        let fitted = base
+            .as_ref()
+            .map(|(b, w)| (b.card.normaliser.clone(), w.clone()));
         let (dataset, trained, request) = tokio::task::spawn_blocking(move || {
-            let keys: Vec<&str> = request.layout.keys.iter().map(String::as_str).collect();
-            let dataset = Dataset::build(
-                &batches,
-                &keys,
-                &request.layout.time,
-                &request.layout.features,
-                request.windows,
-                request.split,
-            )?;
-            let trained = train(&dataset, &request.model, &request.training)?;
+            let (layout, windows, split) = (&request.layout, request.windows, request.split);
+            let dataset = match &fitted {
+                Some((normaliser, _)) => {
+                    let new = Dataset::build_scaled(&batches, layout, windows, split, normaliser)?;
+                    let replay = (new.train.len() as f64 * request.incremental_ratio).ceil();
+                    let each = (replay as usize).div_ceil(earlier.len().max(1));
+                    let mut dataset = new;
+                    for (i, rows) in earlier.iter().enumerate() {
+                        let old = Dataset::build_scaled(rows, layout, windows, split, normaliser)?;
+                        let seed = request.training.seed.wrapping_add(i as u64);
+                        dataset = dataset.with_replay(&old, each, seed)?;
+                    }
+                    dataset
+                }
+                None => {
+                    let keys: Vec<&str> = layout.keys.iter().map(String::as_str).collect();
+                    let (time, features) = (&layout.time, &layout.features);
+                    Dataset::build(&batches, &keys, time, features, windows, split)?
+                }
+            };
+            let options = RunOptions {
+                checkpoints: None,
+                base: fitted.as_ref().map(|(_, weights)| weights),
+            };
+            let trained = train_on_cpu(&dataset, &request.model, &request.training, options)?;
             Ok::<_, Error>((dataset, trained, request))
         })
         .await
@@ -122,12 +181,49 @@ impl Models {
             operation: "train a model".into(),
             reason: e.to_string(),
         })??;
+        let mut training_sets = vec![data.id()];
+        for id in base.iter().flat_map(|(b, _)| &b.card.lineage.training_sets) {
+            if !training_sets.contains(id) {
+                training_sets.push(id.clone());
+            }
+        }
         let lineage = ModelLineage {
-            training_sets: vec![data.id()],
-            base: None,
+            training_sets,
+            base: base.map(|(b, _)| b.id()),
             library: format!("trainstore {}", env!("CARGO_PKG_VERSION")),
         };
         let card = ModelCard::new(&dataset, request.model, request.training, &trained, lineage);
         self.registry.register(name, &trained, card).await
+    }
+
+    /// The model `reference` (`name@ref`) names and its weights, refused unless it reads the
+    /// same features, windows and size as `request`.
+    async fn base(
+        &self,
+        reference: &str,
+        request: &TrainRequest,
+    ) -> Result<(ModelVersion, Weights)> {
+        let (name, version) = reference.split_once('@').unwrap_or((reference, "latest"));
+        let base = self.registry.get(&DatasetName::new(name)?, version).await?;
+        let card = &base.card;
+        let differs = [
+            (
+                card.layout != request.layout,
+                "features, keys or time column",
+            ),
+            (card.windows != request.windows, "windows"),
+            (card.model != request.model, "model size"),
+        ];
+        if let Some((_, what)) = differs.iter().find(|(differs, _)| *differs) {
+            return Err(Error::invalid(
+                "base model",
+                base.id(),
+                format!(
+                    "has other {what} than the request: a model trained further keeps its base's"
+                ),
+            ));
+        }
+        let weights = self.registry.weights(&base).await?;
+        Ok((base, weights))
     }
 }

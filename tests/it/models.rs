@@ -12,7 +12,8 @@ use crate::cli;
 use trainstore::core::{DatasetName, TagName};
 use trainstore::featurestore::training::CreateOptions;
 use trainstore::models::TrainRequest;
-use trainstore::train::{FeatureShape, Layout, ModelConfig, TrainConfig, WindowFeature};
+use trainstore::train::trainer::mean_loss;
+use trainstore::train::{Dataset, FeatureShape, Layout, ModelConfig, TrainConfig, WindowFeature};
 
 /// Two devices whose meanLf is a sine wave, one snapshot a minute.
 fn waves() -> RecordBatch {
@@ -195,6 +196,35 @@ async fn the_cli_trains_lists_promotes_and_rolls_back() {
     );
     let (ok, _, err) = train("2");
     assert!(ok, "{err}");
+    let further = [
+        "models",
+        "train",
+        ws,
+        "waves-model",
+        "--from",
+        "waves",
+        "--feature",
+        "meanLf",
+        "--key",
+        "uuid",
+        "--window",
+        "16",
+        "--stride",
+        "4",
+        "--epochs",
+        "1",
+        "--base",
+        "waves-model@v1",
+        "--incremental-ratio",
+        "0.5",
+        "--json",
+    ];
+    let (ok, out, err) = cli(&further, &config);
+    assert!(ok, "{err}");
+    let card: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(card["lineage"]["base"], "waves-model@v1");
+    let (ok, _, _) = cli(&["models", "delete", ws, "waves-model@v3"], &config);
+    assert!(ok);
     let (ok, out, err) = cli(&["models", "list", ws, "waves-model", "--json"], &config);
     assert!(ok, "{err}");
     let listed: serde_json::Value = serde_json::from_str(&out).expect("JSON");
@@ -242,4 +272,131 @@ async fn the_cli_trains_lists_promotes_and_rolls_back() {
         !ok && err.contains("--feature") && err.contains("LEN"),
         "{err}"
     );
+}
+
+/// Rows of two devices from `start` minutes on: regime A is a slow sine, regime B a fast one
+/// around another level.
+fn regime(fast: bool, start: i64, rows: i64) -> RecordBatch {
+    let (mut uuid, mut time, mut mean_lf) = (Vec::new(), Vec::new(), Vec::new());
+    for (device, phase) in [("704A0ED440F4", 0.0), ("704A0ED440F5", 2.0)] {
+        for t in start..start + rows {
+            uuid.push(device);
+            time.push(1_700_000_000_000 + t * 60_000);
+            mean_lf.push(if fast {
+                0.5 + 0.6 * (t as f64 / 2.0 + phase).sin()
+            } else {
+                (t as f64 / 6.0 + phase).sin()
+            });
+        }
+    }
+    let schema = waves().schema();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(uuid)),
+            Arc::new(TimestampMillisecondArray::from(time).with_timezone("UTC")),
+            Arc::new(Float64Array::from(mean_lf)),
+        ],
+    )
+    .expect("a batch")
+}
+
+#[tokio::test]
+async fn training_further_with_replay_learns_the_new_regime_and_forgets_less_of_the_old() {
+    let ws = Workspace::open("memory://models-incremental")
+        .await
+        .expect("a workspace");
+    let sets = ws.training_sets();
+    let set = |name: &str, rows: RecordBatch| {
+        let sets = sets.clone();
+        let name = DatasetName::new(name).expect("a name");
+        async move {
+            sets.create_from_batches(&name, vec![rows], CreateOptions::default())
+                .await
+                .expect("a training set")
+        }
+    };
+    let old = set("regime-a", regime(false, 0, 300)).await;
+    let new = set("regime-b", regime(true, 300, 300)).await;
+    let mut request = TrainRequest::new(Layout {
+        keys: vec!["uuid".into()],
+        time: "event_timestamp".into(),
+        features: vec![WindowFeature {
+            name: "meanLf".into(),
+            shape: FeatureShape::Scalar,
+        }],
+    });
+    request.windows.length = 12;
+    request.windows.stride = 1;
+    request.model = ModelConfig {
+        d_model: 16,
+        heads: 2,
+        layers: 1,
+        d_ff: 32,
+        dropout: 0.0,
+    };
+    request.training = TrainConfig {
+        epochs: 6,
+        batch_size: 16,
+        learning_rate: 3e-3,
+        seed: 3,
+    };
+    let models = ws.models();
+    let name = DatasetName::new("regimes").expect("a name");
+    let base = models.train(&name, &old, &request).await.expect("the base");
+    request.base = Some(base.id());
+    request.training.epochs = 3;
+    let forgetting = models
+        .train(&name, &new, &request)
+        .await
+        .expect("no replay");
+    request.incremental_ratio = 1.0;
+    let replaying = models
+        .train(&name, &new, &request)
+        .await
+        .expect("with replay");
+    assert_eq!(replaying.card.lineage.base.as_deref(), Some("regimes@v1"));
+    assert_eq!(
+        replaying.card.lineage.training_sets,
+        vec![new.id(), old.id()]
+    );
+    assert_eq!(replaying.card.normaliser, base.card.normaliser);
+
+    // Each model's error on each regime's validation windows, scaled as the base scales.
+    let (_, a_rows) = sets.read(&old).await.expect("regime A");
+    let (_, b_rows) = sets.read(&new).await.expect("regime B");
+    let card = &base.card;
+    let windows = |rows: &[RecordBatch]| {
+        Dataset::build_scaled(
+            rows,
+            &card.layout,
+            card.windows,
+            request.split,
+            &card.normaliser,
+        )
+        .expect("windows")
+    };
+    let (a, b) = (windows(&a_rows), windows(&b_rows));
+    let mut errors = Vec::new();
+    for version in [&base, &forgetting, &replaying] {
+        let model = models.load(version).await.expect("weights");
+        let error = |data: &Dataset| mean_loss(&model, data, &data.validation, 64);
+        errors.push((error(&a), error(&b)));
+    }
+    let [(base_a, base_b), (forget_a, forget_b), (replay_a, replay_b)] = errors[..] else {
+        unreachable!()
+    };
+    let report = format!(
+        "A/B errors: base {base_a:.4}/{base_b:.4}, no replay {forget_a:.4}/{forget_b:.4}, \
+         replay {replay_a:.4}/{replay_b:.4}"
+    );
+    // Both learn regime B...
+    assert!(
+        replay_b < base_b / 2.0 && forget_b < base_b / 2.0,
+        "{report}"
+    );
+    // ...the replaying one keeps regime A within twice the base's error (plus 0.05, for a
+    // base that is nearly exact), while the other forgets more of it.
+    assert!(replay_a <= 2.0 * base_a + 0.05, "{report}");
+    assert!(forget_a > replay_a, "{report}");
 }

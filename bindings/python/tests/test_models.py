@@ -3,6 +3,7 @@ promoted and rolled back; bad configurations refused before anything is trained.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -89,3 +90,22 @@ def test_bad_configurations_are_refused_naming_what_is_wrong(tmp_path: Path) -> 
     with pytest.raises(ts.NotFoundError):
         ws.models.get("m")
     assert ws.models.list("m") == []
+
+
+def test_a_model_trained_further_records_its_base_and_every_training_set(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    first = ws.training_sets.create("waves", waves())
+    later = ws.training_sets.create("waves-later", waves())
+    config = ts.TrainConfig(features=["meanLf"], keys=["uuid"], epochs=1, **SMALL)  # type: ignore[arg-type]
+    base = ws.models.train("m", first, config)
+    ws.models.promote(base)
+    further = ws.models.train("m", later, config, base="m@champion", incremental_ratio=0.5)
+    assert further.lineage["base"] == base.id
+    assert further.lineage["training_sets"] == [later.id, first.id]
+    assert further.card["normaliser"] == base.card["normaliser"]
+    with pytest.raises(ts.InvalidInputError, match="model size"):
+        ws.models.train("m", later, dataclasses.replace(config, d_ff=64), base=base)
+    with pytest.raises(ts.InvalidInputError, match="incremental ratio"):
+        ws.models.train("m", later, config, base=base, incremental_ratio=-1)
+    with pytest.raises(ts.InvalidInputError, match="name the base model"):
+        ws.models.train("m", later, config, incremental_ratio=0.5)

@@ -26,7 +26,9 @@ pub use model::{ModelConfig, SeriesTransformer, Shapes};
 pub use registry::{CARD_FORMAT, ModelCard, ModelLineage, ModelRegistry, ModelVersion};
 #[cfg(feature = "cuda")]
 pub use trainer::Cuda;
-pub use trainer::{Cpu, EpochMetrics, TrainConfig, Trained, train, train_with};
+pub use trainer::{
+    Cpu, EpochMetrics, RunOptions, TrainConfig, Trained, Weights, train, train_on_cpu, train_with,
+};
 pub use windows::{
     Dataset, FeatureShape, Layout, ListFit, Normaliser, SplitSpec, WindowFeature, WindowSpec,
 };

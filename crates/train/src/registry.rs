@@ -20,7 +20,7 @@ use trainstore_core::{
 };
 
 use crate::model::{ModelConfig, SeriesTransformer, Shapes};
-use crate::trainer::{Cpu, EpochMetrics, TrainConfig, Trained};
+use crate::trainer::{Cpu, EpochMetrics, TrainConfig, Trained, Weights};
 use crate::windows::{Dataset, Layout, Normaliser, WindowSpec};
 
 /// The layout of a [`ModelCard`] and its weights file.
@@ -121,15 +121,10 @@ impl ModelRegistry {
         self.store
             .authorize_write(name, &self.user, "register")
             .await?;
-        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
-        let weights = Recorder::<Cpu>::record(&recorder, trained.model.clone().into_record(), ())
-            .map_err(|e| Error::Internal {
-            operation: "encode a model's weights".into(),
-            reason: e.to_string(),
-        })?;
+        let weights = Weights::of(&trained.model)?;
         let file = self
             .store
-            .put_file(name, WEIGHTS, Bytes::from(weights))
+            .put_file(name, WEIGHTS, Bytes::from(weights.0))
             .await?;
         let mut new = NewVersion::new(self.user.clone());
         new.files.push(file.clone());
@@ -193,6 +188,20 @@ impl ModelRegistry {
 
     /// The weights of `version`, as a model on the CPU.
     pub async fn load(&self, version: &ModelVersion) -> Result<SeriesTransformer<Cpu>> {
+        let weights = self.weights(version).await?;
+        let device = Default::default();
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+        let record =
+            Recorder::<Cpu>::load(&recorder, weights.0, &device).map_err(|e| Error::Corrupt {
+                path: version.id(),
+                reason: format!("its weights are unreadable: {e}"),
+            })?;
+        let card = &version.card;
+        Ok(SeriesTransformer::new(&card.model, card.shapes, &device)?.load_record(record))
+    }
+
+    /// The encoded weights of `version` (checked against their hash), to train further from.
+    pub async fn weights(&self, version: &ModelVersion) -> Result<Weights> {
         self.authorize_read(&version.name).await?;
         let manifest = self.store.get(&version.name, version.version).await?;
         let entry = manifest
@@ -203,17 +212,7 @@ impl ModelRegistry {
                 path: version.id(),
                 reason: format!("lists no {WEIGHTS}"),
             })?;
-        let bytes = self.store.read_file(entry).await?;
-        let device = Default::default();
-        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
-        let record = Recorder::<Cpu>::load(&recorder, bytes.to_vec(), &device).map_err(|e| {
-            Error::Corrupt {
-                path: version.id(),
-                reason: format!("its weights are unreadable: {e}"),
-            }
-        })?;
-        let card = &version.card;
-        Ok(SeriesTransformer::new(&card.model, card.shapes, &device)?.load_record(record))
+        Ok(Weights(self.store.read_file(entry).await?.to_vec()))
     }
 
     /// Every version of `name`, oldest first.

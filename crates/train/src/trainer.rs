@@ -67,24 +67,63 @@ pub struct Trained<B: Backend = Cpu> {
     pub epochs: Vec<EpochMetrics>,
 }
 
-/// Trains a model of `model`'s size on `dataset`'s training windows, on the CPU.
-pub fn train(dataset: &Dataset, model: &ModelConfig, config: &TrainConfig) -> Result<Trained> {
-    let go = |_: &EpochMetrics| ControlFlow::Continue(());
-    train_with::<Autodiff<Cpu>>(&Default::default(), dataset, model, config, None, go)
+/// A model's weights, encoded (burn's named MessagePack record, full precision): how a
+/// registered model is stored, and what a run can start from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weights(pub Vec<u8>);
+
+impl Weights {
+    /// `model`'s weights.
+    pub fn of<B: Backend>(model: &SeriesTransformer<B>) -> Result<Self> {
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+        Recorder::<B>::record(&recorder, model.clone().into_record(), ())
+            .map(Weights)
+            .map_err(|e| Error::Internal {
+                operation: "encode a model's weights".into(),
+                reason: e.to_string(),
+            })
+    }
 }
 
-/// [`train`] on backend `B`'s `device`, saving a checkpoint in `checkpoints` after every
-/// epoch and resuming from the one there (a run stopped anywhere ends as an uninterrupted one
-/// would), and calling `after_epoch` with each epoch's metrics: `Break` stops the run there
-/// (early stopping).
+/// What a run starts from and keeps, besides its data and settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions<'a> {
+    /// Saves a checkpoint there after every epoch, and resumes from the one there: a run
+    /// stopped anywhere ends as an uninterrupted one would.
+    pub checkpoints: Option<&'a Checkpoints>,
+    /// Starts from these weights (a registered model's, trained further on new rows) instead
+    /// of fresh ones; the dataset must be scaled by that model's normaliser.
+    pub base: Option<&'a Weights>,
+}
+
+/// Trains a model of `model`'s size on `dataset`'s training windows, on the CPU.
+pub fn train(dataset: &Dataset, model: &ModelConfig, config: &TrainConfig) -> Result<Trained> {
+    train_on_cpu(dataset, model, config, RunOptions::default())
+}
+
+/// [`train`], as `options` say.
+pub fn train_on_cpu(
+    dataset: &Dataset,
+    model: &ModelConfig,
+    config: &TrainConfig,
+    options: RunOptions<'_>,
+) -> Result<Trained> {
+    let go = |_: &EpochMetrics| ControlFlow::Continue(());
+    let device = Default::default();
+    train_with::<Autodiff<Cpu>>(&device, dataset, model, config, options, go)
+}
+
+/// [`train`] on backend `B`'s `device`, as `options` say, calling `after_epoch` with each
+/// epoch's metrics: `Break` stops the run there (early stopping).
 pub fn train_with<B: AutodiffBackend>(
     device: &B::Device,
     dataset: &Dataset,
     model: &ModelConfig,
     config: &TrainConfig,
-    checkpoints: Option<&Checkpoints>,
+    options: RunOptions<'_>,
     mut after_epoch: impl FnMut(&EpochMetrics) -> ControlFlow<()>,
 ) -> Result<Trained<B::InnerBackend>> {
+    let checkpoints = options.checkpoints;
     model.validate()?;
     validate(dataset, config)?;
     let _turn = take_turn();
@@ -95,9 +134,12 @@ pub fn train_with<B: AutodiffBackend>(
         horizon: spec.horizon,
         targets: dataset.target_channels(),
     };
-    let run = run_fingerprint(dataset, model, config, shapes);
+    let run = run_fingerprint(dataset, model, config, shapes, options.base);
     B::seed(device, config.seed);
     let mut learner = SeriesTransformer::<B>::new(model, shapes, device)?;
+    if let Some(base) = options.base {
+        learner = learner.load_record(decode::<B, _>(base.0.clone(), device, "the base model")?);
+    }
     let mut optimizer = AdamConfig::new().init();
     let mut epochs = Vec::with_capacity(config.epochs);
     if let Some(saved) = checkpoints.map(|c| c.load(&run)).transpose()?.flatten() {
@@ -138,14 +180,12 @@ pub fn train_with<B: AutodiffBackend>(
         });
         if let Some(checkpoints) = checkpoints {
             let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
-            let encode = |e: burn::record::RecorderError| Error::Internal {
-                operation: "save a checkpoint".into(),
-                reason: e.to_string(),
-            };
-            let model_bytes = Recorder::<B>::record(&recorder, learner.clone().into_record(), ())
-                .map_err(encode)?;
-            let optimizer_bytes =
-                Recorder::<B>::record(&recorder, optimizer.to_record(), ()).map_err(encode)?;
+            let optimizer_bytes = Recorder::<B>::record(&recorder, optimizer.to_record(), ())
+                .map_err(|e| Error::Internal {
+                    operation: "save a checkpoint".into(),
+                    reason: e.to_string(),
+                })?;
+            let model_bytes = Weights::of(&learner)?.0;
             checkpoints.save(&run, &epochs, &model_bytes, &optimizer_bytes)?;
         }
         if after_epoch(epochs.last().expect("just pushed")).is_break() {
@@ -220,8 +260,10 @@ fn run_fingerprint(
     model: &ModelConfig,
     config: &TrainConfig,
     shapes: Shapes,
+    base: Option<&Weights>,
 ) -> String {
     let described = serde_json::json!({
+        "base": base.map(|w| hex_sha256(&w.0)),
         "model": model,
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,

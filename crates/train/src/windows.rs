@@ -179,6 +179,40 @@ impl Dataset {
         spec: WindowSpec,
         split: SplitSpec,
     ) -> Result<Self> {
+        Self::build_inner(batches, keys, time, features, spec, split, None)
+    }
+
+    /// [`Self::build`], scaled by `normaliser` (a model's, when it trains further on new
+    /// rows) instead of the statistics of these rows.
+    pub fn build_scaled(
+        batches: &[RecordBatch],
+        layout: &Layout,
+        spec: WindowSpec,
+        split: SplitSpec,
+        normaliser: &Normaliser,
+    ) -> Result<Self> {
+        let keys: Vec<&str> = layout.keys.iter().map(String::as_str).collect();
+        let (time, features) = (&layout.time, &layout.features);
+        Self::build_inner(
+            batches,
+            &keys,
+            time,
+            features,
+            spec,
+            split,
+            Some(normaliser),
+        )
+    }
+
+    fn build_inner(
+        batches: &[RecordBatch],
+        keys: &[&str],
+        time: &str,
+        features: &[WindowFeature],
+        spec: WindowSpec,
+        split: SplitSpec,
+        fixed: Option<&Normaliser>,
+    ) -> Result<Self> {
         validate(keys, features, spec, split)?;
         let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| {
             Error::invalid(
@@ -242,11 +276,21 @@ impl Dataset {
         }
 
         let (first_cut, second_cut) = cuts(&times, split);
-        let normaliser = Normaliser::fit(
-            &values,
-            channels,
-            (0..times.len()).filter(|&r| times[r] < first_cut),
-        );
+        let normaliser = match fixed {
+            Some(given) if given.mean.len() != channels || given.std.len() != channels => {
+                return Err(Error::invalid(
+                    "normaliser",
+                    format!("{} channels", given.mean.len()),
+                    format!("the features make {channels} channels"),
+                ));
+            }
+            Some(given) => given.clone(),
+            None => Normaliser::fit(
+                &values,
+                channels,
+                (0..times.len()).filter(|&r| times[r] < first_cut),
+            ),
+        };
         if !times.iter().any(|&t| t < first_cut) {
             return Err(Error::invalid(
                 "split",
@@ -274,6 +318,35 @@ impl Dataset {
         };
         dataset.cut_windows(&entity_starts, first_cut, second_cut);
         Ok(dataset)
+    }
+
+    /// Adds `count` of `earlier`'s training windows, drawn at random by `seed`, to this
+    /// dataset's training windows: a replay of what a model learnt before, so that training
+    /// on new rows does not make it forget the old ones. `earlier` must have the same
+    /// channels and window spec (built with this dataset's normaliser).
+    pub fn with_replay(mut self, earlier: &Dataset, count: usize, seed: u64) -> Result<Self> {
+        if earlier.channels != self.channels
+            || earlier.spec != self.spec
+            || earlier.target_channels != self.target_channels
+        {
+            return Err(Error::invalid(
+                "replay",
+                format!("{} channels", earlier.channels),
+                "the earlier rows are not windowed like the new ones",
+            ));
+        }
+        let mut picked = earlier.train.clone();
+        rand::seq::SliceRandom::shuffle(
+            picked.as_mut_slice(),
+            &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed),
+        );
+        picked.truncate(count);
+        let offset = self.times.len();
+        self.values.extend_from_slice(&earlier.values);
+        self.times.extend_from_slice(&earlier.times);
+        self.train
+            .extend(picked.into_iter().map(|start| start + offset));
+        Ok(self)
     }
 
     /// Channels per step of an input window.

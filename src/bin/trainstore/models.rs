@@ -52,6 +52,12 @@ pub enum ModelsCommand {
         /// Seeds the weights and the order of windows: the same seed gives the same model
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// A registered model (NAME@champion, NAME@v3) to train further instead of afresh
+        #[arg(long)]
+        base: Option<String>,
+        /// With --base: windows replayed from the base's training sets per new window
+        #[arg(long, requires = "base", default_value_t = 0.0)]
+        incremental_ratio: f64,
         #[arg(long)]
         json: bool,
     },
@@ -154,6 +160,8 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
             test,
             epochs,
             seed,
+            base,
+            incremental_ratio,
             json,
         } => {
             let ws = open(workspace).await?;
@@ -177,6 +185,8 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
             request.split.test = test;
             request.training.epochs = epochs;
             request.training.seed = seed;
+            request.base = base;
+            request.incremental_ratio = incremental_ratio;
             let v = ws
                 .models()
                 .train(&DatasetName::new(name)?, &set, &request)

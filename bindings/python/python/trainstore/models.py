@@ -187,11 +187,29 @@ class Models:
     def __init__(self, native: _native.Models) -> None:
         self._native = native
 
-    def train(self, name: str, data: TrainingSetVersion, config: TrainConfig) -> ModelVersion:
+    def train(
+        self,
+        name: str,
+        data: TrainingSetVersion,
+        config: TrainConfig,
+        base: ModelVersion | str | None = None,
+        incremental_ratio: float = 0.0,
+    ) -> ModelVersion:
         """Trains a model on training-set version ``data`` as ``config`` says and registers it
-        as a new version of ``name``, with ``data`` as its lineage."""
-        request = json.dumps(config._request())
-        return _version(self._native.train(name, data.name, str(data.version), request))
+        as a new version of ``name``, with ``data`` as its lineage.
+
+        With ``base`` (``"name@champion"``, or a :class:`ModelVersion`), training starts from
+        that model's weights and keeps its scaling; its features, window and size must be
+        ``config``'s. ``incremental_ratio`` replays that many windows, per new training
+        window, from the training sets the base was trained on, so that it does not forget
+        them."""
+        request = config._request()
+        if base is not None:
+            base_name, reference = _model_ref(base)
+            request["base"] = f"{base_name}@{reference}"
+        request["incremental_ratio"] = incremental_ratio
+        raw = self._native.train(name, data.name, str(data.version), json.dumps(request))
+        return _version(raw)
 
     def get(self, model: str) -> ModelVersion:
         """A version: ``"name"`` (the latest), ``"name@champion"``, ``"name@v3"``."""

@@ -8,6 +8,13 @@ fn cpu() -> burn::tensor::Device<Learning> {
     Default::default()
 }
 
+fn run_in(checkpoints: &Checkpoints) -> RunOptions<'_> {
+    RunOptions {
+        checkpoints: Some(checkpoints),
+        base: None,
+    }
+}
+
 #[test]
 fn training_learns_a_sine_wave_and_the_same_seed_gives_the_same_run() {
     let data = sine_waves(240);
@@ -86,7 +93,7 @@ fn a_run_stopped_after_any_epoch_resumes_and_ends_as_an_uninterrupted_run() {
     // Stopped after the first epoch, then after the second, then run to the end.
     for stop_after in [1, 2] {
         let stopped =
-            train_with::<Learning>(&cpu(), &data, &model, &config, Some(&checkpoints), |m| {
+            train_with::<Learning>(&cpu(), &data, &model, &config, run_in(&checkpoints), |m| {
                 if m.epoch == stop_after {
                     ControlFlow::Break(())
                 } else {
@@ -97,7 +104,7 @@ fn a_run_stopped_after_any_epoch_resumes_and_ends_as_an_uninterrupted_run() {
         assert_eq!(stopped.epochs.len(), stop_after);
     }
     let resumed =
-        train_with::<Learning>(&cpu(), &data, &model, &config, Some(&checkpoints), |_| {
+        train_with::<Learning>(&cpu(), &data, &model, &config, run_in(&checkpoints), |_| {
             ControlFlow::Continue(())
         })
         .expect("training");
@@ -125,10 +132,10 @@ fn a_checkpoint_of_another_run_or_a_damaged_one_is_refused() {
     let dir = tempfile::tempdir().expect("a directory");
     let checkpoints = Checkpoints::new(dir.path()).expect("checkpoints");
     let go = |_: &EpochMetrics| ControlFlow::Continue(());
-    train_with::<Learning>(&cpu(), &data, &small(), &config, Some(&checkpoints), go)
+    train_with::<Learning>(&cpu(), &data, &small(), &config, run_in(&checkpoints), go)
         .expect("training");
     let other = TrainConfig { seed: 2, ..config };
-    let text = train_with::<Learning>(&cpu(), &data, &small(), &other, Some(&checkpoints), go)
+    let text = train_with::<Learning>(&cpu(), &data, &small(), &other, run_in(&checkpoints), go)
         .expect_err("another run")
         .to_string();
     assert!(
@@ -143,7 +150,7 @@ fn a_checkpoint_of_another_run_or_a_damaged_one_is_refused() {
         epochs: 2,
         ..config
     };
-    let text = train_with::<Learning>(&cpu(), &data, &small(), &more, Some(&checkpoints), go)
+    let text = train_with::<Learning>(&cpu(), &data, &small(), &more, run_in(&checkpoints), go)
         .expect_err("a damaged file")
         .to_string();
     assert!(
