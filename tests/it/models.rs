@@ -45,6 +45,35 @@ fn waves() -> RecordBatch {
     .expect("a batch")
 }
 
+/// Forecasting meanLf per uuid with a small model: windows of `length` every `stride`,
+/// `epochs` of Adam from `seed`.
+fn small_request(length: usize, stride: usize, epochs: usize, seed: u64) -> TrainRequest {
+    let mut request = TrainRequest::new(Layout {
+        keys: vec!["uuid".into()],
+        time: "event_timestamp".into(),
+        features: vec![WindowFeature {
+            name: "meanLf".into(),
+            shape: FeatureShape::Scalar,
+        }],
+    });
+    request.windows.length = length;
+    request.windows.stride = stride;
+    request.model = ModelConfig {
+        d_model: 16,
+        heads: 2,
+        layers: 1,
+        d_ff: 32,
+        dropout: 0.0,
+    };
+    request.training = TrainConfig {
+        epochs,
+        batch_size: 16,
+        learning_rate: 3e-3,
+        seed,
+    };
+    request
+}
+
 #[tokio::test]
 async fn a_model_trained_on_a_training_set_is_registered_with_it_as_lineage() {
     let dir = tempfile::tempdir().expect("a directory");
@@ -56,29 +85,7 @@ async fn a_model_trained_on_a_training_set_is_registered_with_it_as_lineage() {
         .create_from_batches(&set_name, vec![waves()], CreateOptions::default())
         .await
         .expect("a training set");
-    let mut request = TrainRequest::new(Layout {
-        keys: vec!["uuid".into()],
-        time: "event_timestamp".into(),
-        features: vec![WindowFeature {
-            name: "meanLf".into(),
-            shape: FeatureShape::Scalar,
-        }],
-    });
-    request.windows.length = 16;
-    request.windows.stride = 2;
-    request.model = ModelConfig {
-        d_model: 16,
-        heads: 2,
-        layers: 1,
-        d_ff: 32,
-        dropout: 0.0,
-    };
-    request.training = TrainConfig {
-        epochs: 3,
-        batch_size: 16,
-        learning_rate: 3e-3,
-        seed: 5,
-    };
+    let request = small_request(16, 2, 3, 5);
     let model_name = DatasetName::new("waves-model").expect("a name");
     let model = ws
         .models()
@@ -318,29 +325,7 @@ async fn training_further_with_replay_learns_the_new_regime_and_forgets_less_of_
     };
     let old = set("regime-a", regime(false, 0, 300)).await;
     let new = set("regime-b", regime(true, 300, 300)).await;
-    let mut request = TrainRequest::new(Layout {
-        keys: vec!["uuid".into()],
-        time: "event_timestamp".into(),
-        features: vec![WindowFeature {
-            name: "meanLf".into(),
-            shape: FeatureShape::Scalar,
-        }],
-    });
-    request.windows.length = 12;
-    request.windows.stride = 1;
-    request.model = ModelConfig {
-        d_model: 16,
-        heads: 2,
-        layers: 1,
-        d_ff: 32,
-        dropout: 0.0,
-    };
-    request.training = TrainConfig {
-        epochs: 6,
-        batch_size: 16,
-        learning_rate: 3e-3,
-        seed: 3,
-    };
+    let mut request = small_request(12, 1, 6, 3);
     let models = ws.models();
     let name = DatasetName::new("regimes").expect("a name");
     let base = models.train(&name, &old, &request).await.expect("the base");
