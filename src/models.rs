@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use trainstore_core::{DatasetName, Error, Result};
 use trainstore_featurestore::training::{TrainingSetVersion, TrainingSets};
 use trainstore_train::{
-    Dataset, Layout, ModelCard, ModelConfig, ModelLineage, ModelRegistry, ModelVersion, RunOptions,
-    SplitSpec, TrainConfig, Weights, WindowSpec, train_on_cpu,
+    Dataset, ForecastReport, Layout, ModelCard, ModelConfig, ModelLineage, ModelRegistry,
+    ModelVersion, RunOptions, SplitSpec, TrainConfig, Weights, WindowSpec, evaluate, train_on_cpu,
 };
 
 /// What to train: which columns make the windows, how they are cut and split, the model's
@@ -194,6 +194,38 @@ impl Models {
         };
         let card = ModelCard::new(&dataset, request.model, request.training, &trained, lineage);
         self.registry.register(name, &trained, card).await
+    }
+
+    /// How well `model` forecasts every window of training-set version `data` (cut and scaled
+    /// as the model's own training rows were): errors per target feature, in its units.
+    pub async fn evaluate(
+        &self,
+        model: &ModelVersion,
+        data: &TrainingSetVersion,
+    ) -> Result<ForecastReport> {
+        let weights = self.registry.load(model).await?;
+        let (_, batches) = self.training_sets.read(data).await?;
+        let card = model.card.clone();
+        tokio::task::spawn_blocking(move || {
+            let every_window = SplitSpec {
+                validation: 0.0,
+                test: 0.0,
+            };
+            let windows = Dataset::build_scaled(
+                &batches,
+                &card.layout,
+                card.windows,
+                every_window,
+                &card.normaliser,
+            )?;
+            let batch_size = card.training.batch_size;
+            Ok(evaluate(&weights, &windows, &windows.train, batch_size))
+        })
+        .await
+        .map_err(|e| Error::Internal {
+            operation: "evaluate a model".into(),
+            reason: e.to_string(),
+        })?
     }
 
     /// The model `reference` (`name@ref`) names and its weights, refused unless it reads the

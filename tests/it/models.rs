@@ -98,6 +98,14 @@ async fn a_model_trained_on_a_training_set_is_registered_with_it_as_lineage() {
     let loss = model.card.validation_loss().expect("validation windows");
     assert!(loss < 0.5, "validation loss {loss}");
 
+    let report = ws.models().evaluate(&model, &set).await.expect("a report");
+    assert!(report.windows > 0);
+    let [errors] = &report.features[..] else {
+        panic!("one target: {report:?}")
+    };
+    assert_eq!(errors.feature, "meanLf");
+    assert!(errors.mae <= errors.rmse && errors.rmse < 1.0, "{errors:?}");
+
     let champion = TagName::new("champion").expect("an alias");
     ws.models()
         .promote(&model_name, "latest", &champion)
@@ -253,6 +261,17 @@ async fn the_cli_trains_lists_promotes_and_rolls_back() {
         (
             vec!["models", "show", ws, "waves-model@champion"],
             "waves-model@v1",
+        ),
+        (
+            vec![
+                "models",
+                "evaluate",
+                ws,
+                "waves-model@champion",
+                "--on",
+                "waves",
+            ],
+            "meanLf",
         ),
         (
             vec!["models", "delete", ws, "waves-model@v2"],

@@ -98,6 +98,28 @@ impl Models {
         Ok(entry.version.get())
     }
 
+    /// How well a model forecasts every window of a training-set version; the report as JSON.
+    fn evaluate(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        reference: &str,
+        set_name: &str,
+        set_reference: &str,
+    ) -> PyResult<String> {
+        let name = DatasetName::new(name).map_err(to_py)?;
+        let set_name = DatasetName::new(set_name).map_err(to_py)?;
+        let (models, reference) = (self.inner.clone(), reference.to_owned());
+        let set_reference = set_reference.to_owned();
+        let sets = self.inner.training_sets().clone();
+        let report = run(py, "models.evaluate", async move {
+            let model = models.get(&name, &reference).await?;
+            let set = sets.get(&set_name, &set_reference).await?;
+            models.evaluate(&model, &set).await
+        })?;
+        Ok(serde_json::to_string(&report).expect("a report serializes"))
+    }
+
     fn delete(&self, py: Python<'_>, name: &str, reference: &str) -> PyResult<()> {
         let name = DatasetName::new(name).map_err(to_py)?;
         let (models, reference) = (self.inner.clone(), reference.to_owned());

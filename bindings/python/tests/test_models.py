@@ -57,6 +57,11 @@ def test_a_model_is_trained_registered_promoted_and_rolled_back(tmp_path: Path) 
     assert [m.epoch for m in first.metrics] == [1, 2, 3]
     assert first.validation_loss is not None and first.validation_loss < 0.5
     assert "waves-model@v1" in first._repr_html_()
+    report = ws.models.evaluate(first, data)
+    assert report.windows > 0 and [f.feature for f in report.features] == ["meanLf"]
+    errors = report.features[0]
+    assert errors.mae <= errors.rmse < 1.0
+    assert "RMSE" in report._repr_html_()
     # The same seed trains the same model.
     second = ws.models.train("waves-model", data, config)
     assert second.metrics == first.metrics

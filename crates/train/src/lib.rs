@@ -4,6 +4,7 @@
 //!   (length, stride, forecast horizon, no window across a long gap), list features fitted to a
 //!   fixed number of channels, split by time into train / validation / test, normalised with
 //!   statistics of the training rows only ([`Normaliser`], stored with a model).
+//! - [`mod@evaluate`]: a model's forecast errors (MAE, RMSE, MAPE per feature, in its units).
 //! - [`model`]: [`SeriesTransformer`], a Transformer encoder over a window's steps with a
 //!   forecast head, built with `burn`.
 //! - [`registry`]: [`ModelRegistry`], trained models as versions of a versioned catalog with
@@ -13,6 +14,7 @@
 //!   [`Checkpoints`] (resume where a stopped run left off) and a per-epoch hook (early stopping).
 
 pub mod checkpoint;
+pub mod evaluate;
 pub mod model;
 pub mod registry;
 pub mod trainer;
@@ -22,6 +24,7 @@ pub mod windows;
 mod test_support;
 
 pub use checkpoint::Checkpoints;
+pub use evaluate::{FeatureErrors, ForecastReport, evaluate};
 pub use model::{ModelConfig, SeriesTransformer, Shapes};
 pub use registry::{CARD_FORMAT, ModelCard, ModelLineage, ModelRegistry, ModelVersion};
 #[cfg(feature = "cuda")]

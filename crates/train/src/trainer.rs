@@ -293,8 +293,20 @@ pub fn mean_loss<B: Backend>(
     total / starts.len().max(1) as f64
 }
 
+/// `model`'s forecasts for a batch of windows, flattened (`[window, step, target]`).
+pub(crate) fn forecasts<B: Backend>(
+    model: &SeriesTransformer<B>,
+    inputs: Tensor<B, 3>,
+) -> Vec<f32> {
+    model
+        .forward(inputs)
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap_or_default()
+}
+
 /// The windows at `starts` and their targets as tensors.
-fn batch<B: Backend>(
+pub(crate) fn batch<B: Backend>(
     dataset: &Dataset,
     starts: &[usize],
     device: &B::Device,

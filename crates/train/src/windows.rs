@@ -359,6 +359,11 @@ impl Dataset {
         self.target_channels.len()
     }
 
+    /// The channels a window's target holds, in order: the scalar features'.
+    pub fn target_channel_indices(&self) -> &[usize] {
+        &self.target_channels
+    }
+
     /// The columns the windows were made of.
     pub fn layout(&self) -> &Layout {
         &self.layout

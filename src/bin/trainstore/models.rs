@@ -75,6 +75,16 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// How well a version forecasts every window of a training-set version
+    Evaluate {
+        workspace: String,
+        reference: String,
+        /// The training-set version (SET, SET@v3) to forecast
+        #[arg(long)]
+        on: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Point an alias at a version: `promote WS NAME@v3`
     Promote {
         workspace: String,
@@ -259,6 +269,32 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
                     v.card.windows.horizon,
                     features.join(", ")
                 );
+            }
+            Ok(())
+        }
+        ModelsCommand::Evaluate {
+            workspace,
+            reference: text,
+            on,
+            json,
+        } => {
+            let ws = open(workspace).await?;
+            let (name, reference) = reference(&text)?;
+            let model = ws.models().get(&name, &reference).await?;
+            let (set_name, set_reference) = crate::training_sets::reference(&on)?;
+            let set = ws.training_sets().get(&set_name, &set_reference).await?;
+            let report = ws.models().evaluate(&model, &set).await?;
+            if json {
+                print_json(&report);
+            } else {
+                println!("{} on {}: {} windows", model.id(), set.id(), report.windows);
+                for f in &report.features {
+                    let mape = f.mape.map_or("none".into(), |m| format!("{m:.2} %"));
+                    println!(
+                        "  {:<24} MAE {:.4}  RMSE {:.4}  MAPE {mape}",
+                        f.feature, f.mae, f.rmse
+                    );
+                }
             }
             Ok(())
         }

@@ -61,7 +61,15 @@ from .features import (
     Timestamp,
     ValueType,
 )
-from .models import EpochMetrics, ListFeature, Models, ModelVersion, TrainConfig
+from .models import (
+    EpochMetrics,
+    FeatureErrors,
+    ForecastReport,
+    ListFeature,
+    Models,
+    ModelVersion,
+    TrainConfig,
+)
 from .progress import ProgressBar, _bar_if
 from .sharing import Access, AuditEvent, Draft, Lease
 from .sources import (
@@ -328,6 +336,7 @@ __all__ = [
     "Draft",
     "Entity",
     "EpochMetrics",
+    "FeatureErrors",
     "FeatureService",
     "FeatureStore",
     "FeatureView",
@@ -335,6 +344,7 @@ __all__ = [
     "FileSource",
     "Float32",
     "Float64",
+    "ForecastReport",
     "FsckReport",
     "GcReport",
     "Ingested",

@@ -162,6 +162,36 @@ class ModelVersion:
         )
 
 
+@dataclass(frozen=True)
+class FeatureErrors:
+    """One forecast feature's errors over every forecast step, in the feature's units;
+    ``mape`` in percent, over the steps whose actual value is not 0 (``None`` when none)."""
+
+    feature: str
+    mae: float
+    rmse: float
+    mape: float | None
+
+
+@dataclass(frozen=True)
+class ForecastReport:
+    """How well a model forecasts the windows of a training-set version."""
+
+    windows: int
+    features: builtins.list[FeatureErrors]
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(f.feature)}</td><td>{f.mae:.4g}</td><td>{f.rmse:.4g}</td>"
+            f"<td>{'' if f.mape is None else f'{f.mape:.3g} %'}</td></tr>"
+            for f in self.features
+        )
+        return (
+            f"{self.windows} windows<table><tr><th>feature</th><th>MAE</th><th>RMSE</th>"
+            f"<th>MAPE</th></tr>{rows}</table>"
+        )
+
+
 def _version(raw: str) -> ModelVersion:
     data = json.loads(raw)
     return ModelVersion(
@@ -227,6 +257,15 @@ class Models:
     def rollback(self, name: str, alias: str = "champion") -> int:
         """Points ``alias`` back where it was before its last move; returns that number."""
         return self._native.rollback(name, alias)
+
+    def evaluate(self, model: ModelVersion | str, data: TrainingSetVersion) -> ForecastReport:
+        """How well ``model`` forecasts every window of ``data`` (cut and scaled as its own
+        training rows were): MAE, RMSE and MAPE per forecast feature, in its units."""
+        raw = json.loads(self._native.evaluate(*_model_ref(model), data.name, str(data.version)))
+        return ForecastReport(
+            windows=raw["windows"],
+            features=[FeatureErrors(**f) for f in raw["features"]],
+        )
 
     def delete(self, model: ModelVersion | str) -> None:
         """Deletes a version (not one an alias or tag names)."""
