@@ -160,6 +160,11 @@ impl ModelRegistry {
     pub async fn get(&self, name: &DatasetName, reference: &str) -> Result<ModelVersion> {
         self.authorize_read(name).await?;
         let version = self.store.resolve(name, reference).await?;
+        self.version(name, version).await
+    }
+
+    /// Version `version` of `name`, its reader already authorized.
+    async fn version(&self, name: &DatasetName, version: Version) -> Result<ModelVersion> {
         let manifest = self.store.get(name, version).await?;
         let card: ModelCard =
             serde_json::from_value(manifest.metadata).map_err(|e| Error::Corrupt {
@@ -222,7 +227,7 @@ impl ModelRegistry {
         let mut out = Vec::new();
         for version in self.store.versions_of(name).await? {
             if !deleted.contains(&version) {
-                out.push(self.get(name, &version.get().to_string()).await?);
+                out.push(self.version(name, version).await?);
             }
         }
         Ok(out)
