@@ -19,13 +19,15 @@
 //! ```
 
 use std::ops::Deref;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use trainstore_core::{DatasetName, Error, Result};
+use trainstore_core::{DatasetName, Error, ProgressRef, Result};
 use trainstore_featurestore::training::{TrainingSetVersion, TrainingSets};
 use trainstore_train::{
-    Dataset, ForecastReport, Layout, ModelCard, ModelConfig, ModelLineage, ModelRegistry,
-    ModelVersion, RunOptions, SplitSpec, TrainConfig, Weights, WindowSpec, evaluate, train_on_cpu,
+    Checkpoints, Dataset, ForecastReport, Layout, ModelCard, ModelConfig, ModelLineage,
+    ModelRegistry, ModelVersion, RunOptions, SplitSpec, TrainConfig, Weights, WindowSpec, evaluate,
+    train_on_cpu,
 };
 
 /// What to train: which columns make the windows, how they are cut and split, the model's
@@ -43,6 +45,10 @@ pub struct TrainRequest {
     /// With a base: windows replayed from the base's training sets per new training window.
     #[serde(default)]
     pub incremental_ratio: f64,
+    /// A directory for a checkpoint after every epoch: the same request run again resumes
+    /// there (after a crash, or with more epochs) and ends as an uninterrupted run would.
+    #[serde(default)]
+    pub checkpoints: Option<PathBuf>,
 }
 
 impl TrainRequest {
@@ -66,16 +72,27 @@ impl TrainRequest {
             training: TrainConfig::default(),
             base: None,
             incremental_ratio: 0.0,
+            checkpoints: None,
         }
     }
 }
 
 /// The workspace's models: its [`ModelRegistry`] (get, list, promote, rollback, delete, load)
 /// and training from its training sets.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Models {
     registry: ModelRegistry,
     training_sets: TrainingSets,
+    progress: Option<ProgressRef>,
+}
+
+impl std::fmt::Debug for Models {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models")
+            .field("registry", &self.registry)
+            .field("training_sets", &self.training_sets)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Deref for Models {
@@ -91,7 +108,14 @@ impl Models {
         Models {
             registry,
             training_sets,
+            progress: None,
         }
+    }
+
+    /// These models, telling `progress` of every training epoch.
+    pub fn with_progress(mut self, progress: ProgressRef) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// The training sets models are trained on.
@@ -145,6 +169,7 @@ impl Models {
             earlier.push(self.training_sets.read(&version).await?.1);
         }
         let request = request.clone();
+        let progress = self.progress.clone();
         let fitted = base
             .as_ref()
             .map(|(b, w)| (b.card.normaliser.clone(), w.clone()));
@@ -169,9 +194,12 @@ impl Models {
                     Dataset::build(&batches, &keys, time, features, windows, split)?
                 }
             };
+            let checkpoints = request.checkpoints.as_ref().map(Checkpoints::new);
+            let checkpoints = checkpoints.transpose()?;
             let options = RunOptions {
-                checkpoints: None,
+                checkpoints: checkpoints.as_ref(),
                 base: fitted.as_ref().map(|(_, weights)| weights),
+                progress: progress.as_deref(),
             };
             let trained = train_on_cpu(&dataset, &request.model, &request.training, options)?;
             Ok::<_, Error>((dataset, trained, request))

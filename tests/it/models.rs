@@ -70,6 +70,7 @@ fn small_request(length: usize, stride: usize, epochs: usize, seed: u64) -> Trai
         batch_size: 16,
         learning_rate: 3e-3,
         seed,
+        ..TrainConfig::default()
     };
     request
 }
@@ -403,4 +404,142 @@ async fn training_further_with_replay_learns_the_new_regime_and_forgets_less_of_
     // base that is nearly exact), while the other forgets more of it.
     assert!(replay_a <= 2.0 * base_a + 0.05, "{report}");
     assert!(forget_a > replay_a, "{report}");
+}
+
+/// How many epochs the checkpoint in `dir` holds (0 before the first).
+fn checkpointed_epochs(dir: &std::path::Path) -> usize {
+    let Ok(text) = std::fs::read(dir.join("checkpoint.json")) else {
+        return 0;
+    };
+    let index: serde_json::Value = serde_json::from_slice(&text).expect("checkpoint.json");
+    index["metrics"].as_array().expect("metrics").len()
+}
+
+#[tokio::test]
+async fn a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = dir.path().join("config.yaml");
+    let ws_dir = dir.path().join("ws");
+    let ws = ws_dir.to_str().expect("a path");
+    let workspace = Workspace::open(ws).await.expect("a workspace");
+    let set = workspace
+        .training_sets()
+        .create_from_batches(
+            &DatasetName::new("waves").expect("a name"),
+            vec![waves()],
+            CreateOptions::default(),
+        )
+        .await
+        .expect("a training set");
+    const EPOCHS: usize = 6;
+    let args = |name: &str, checkpoints: &std::path::Path| -> Vec<String> {
+        let epochs = EPOCHS.to_string();
+        [
+            "models",
+            "train",
+            ws,
+            name,
+            "--from",
+            "waves@v1",
+            "--feature",
+            "meanLf",
+            "--key",
+            "uuid",
+            "--window",
+            "16",
+            "--stride",
+            "1",
+            "--epochs",
+            &epochs,
+            "--seed",
+            "5",
+            "--d-model",
+            "16",
+            "--heads",
+            "2",
+            "--layers",
+            "1",
+            "--d-ff",
+            "32",
+            "--batch-size",
+            "16",
+            "--learning-rate",
+            "3e-3",
+            // Dropout, a learning-rate schedule and early stopping all carry across a resume.
+            "--dropout",
+            "0.1",
+            "--warmup",
+            "0.2",
+            "--patience",
+            "20",
+            "--checkpoints",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([checkpoints.display().to_string()])
+        .collect()
+    };
+    let trainstore = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_trainstore"));
+        command
+            .env("TRAINSTORE_CONFIG", &config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    };
+
+    // Killed with SIGKILL halfway through its third epoch.
+    let killed_dir = dir.path().join("killed-checkpoints");
+    let mut child = trainstore()
+        .args(args("killed", &killed_dir))
+        .spawn()
+        .expect("started");
+    let wait_for = |epochs: usize| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while checkpointed_epochs(&killed_dir) < epochs {
+            assert!(Instant::now() < deadline, "no checkpoint of epoch {epochs}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Instant::now()
+    };
+    let first = wait_for(1);
+    let epoch_time = wait_for(2) - first;
+    std::thread::sleep(epoch_time / 2);
+    child.kill().expect("killed");
+    let status = child.wait().expect("reaped");
+    assert_eq!(status.signal(), Some(9), "the run ended before the kill");
+    let left = checkpointed_epochs(&killed_dir);
+    assert!((2..EPOCHS).contains(&left), "{left} epochs checkpointed");
+
+    // The same command again resumes; another run goes through without a stop.
+    let resumed = trainstore()
+        .args(args("killed", &killed_dir))
+        .status()
+        .expect("resumed");
+    assert!(resumed.success());
+    let straight = trainstore()
+        .args(args("straight", &dir.path().join("straight-checkpoints")))
+        .status()
+        .expect("uninterrupted");
+    assert!(straight.success());
+
+    let models = Workspace::open(ws).await.expect("reopened").models();
+    let get = |name: &str| {
+        let models = models.clone();
+        let name = DatasetName::new(name).expect("a name");
+        async move { models.get(&name, "latest").await.expect("registered") }
+    };
+    let (killed, straight) = (get("killed").await, get("straight").await);
+    // Every epoch's losses, bit for bit, and the final weights: the same forecasts, bit for
+    // bit, on every window of the set.
+    assert_eq!(killed.card.metrics.len(), EPOCHS);
+    assert_eq!(killed.card.metrics, straight.card.metrics);
+    let killed_report = models.evaluate(&killed, &set).await.expect("evaluated");
+    let straight_report = models.evaluate(&straight, &set).await.expect("evaluated");
+    assert_eq!(killed_report, straight_report);
+    assert!(killed_report.windows > 300, "{killed_report:?}");
 }

@@ -142,6 +142,7 @@ mod tests {
             batch_size: 16,
             learning_rate: 3e-3,
             seed: 2,
+            ..TrainConfig::default()
         };
         let trained = train(&data, &small(), &config).expect("training");
         let report = evaluate(&trained.model, &data, &data.validation, 16);

@@ -30,7 +30,8 @@ pub use registry::{CARD_FORMAT, ModelCard, ModelLineage, ModelRegistry, ModelVer
 #[cfg(feature = "cuda")]
 pub use trainer::Cuda;
 pub use trainer::{
-    Cpu, EpochMetrics, RunOptions, TrainConfig, Trained, Weights, train, train_on_cpu, train_with,
+    Cpu, EpochMetrics, RunOptions, Schedule, TrainConfig, Trained, Weights, train, train_on_cpu,
+    train_with,
 };
 pub use windows::{
     Dataset, FeatureShape, Layout, ListFit, Normaliser, SplitSpec, WindowFeature, WindowSpec,

@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use trainstore_core::catalog::hex_sha256;
-use trainstore_core::{Error, Result};
+use trainstore_core::{Error, NoProgress, Progress, Result};
 
 use crate::checkpoint::Checkpoints;
 use crate::model::{ModelConfig, SeriesTransformer, Shapes};
@@ -38,6 +38,52 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// Seeds the weights and the order of the windows: equal seeds, equal runs.
     pub seed: u64,
+    /// Early stopping: the run ends once the validation loss has not improved for this many
+    /// epochs in a row (`None`: every epoch runs).
+    #[serde(default)]
+    pub patience: Option<usize>,
+    /// How the learning rate moves over the run's steps.
+    #[serde(default)]
+    pub schedule: Schedule,
+}
+
+/// How the learning rate moves over a run's optimiser steps.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Schedule {
+    /// The configured rate throughout.
+    #[default]
+    Constant,
+    /// Rises linearly over the first `warmup` fraction of the steps, then falls along a half
+    /// cosine to zero at the last step: large early steps without the first ones diverging,
+    /// small late ones that settle.
+    WarmupCosine { warmup: f64 },
+}
+
+impl Schedule {
+    /// The rate of step `step` (from 0) of `steps`, for a configured rate of `base`.
+    ///
+    /// ```
+    /// use trainstore_train::Schedule;
+    /// let schedule = Schedule::WarmupCosine { warmup: 0.1 };
+    /// assert_eq!(schedule.rate(1e-3, 99, 100), 1e-3 * 0.5 * (1.0 + (std::f64::consts::PI * 89.0 / 90.0).cos()));
+    /// assert!(schedule.rate(1e-3, 0, 100) < schedule.rate(1e-3, 9, 100));
+    /// assert_eq!(Schedule::Constant.rate(1e-3, 50, 100), 1e-3);
+    /// ```
+    pub fn rate(&self, base: f64, step: usize, steps: usize) -> f64 {
+        match *self {
+            Schedule::Constant => base,
+            Schedule::WarmupCosine { warmup } => {
+                let warm = (warmup * steps as f64).ceil() as usize;
+                if step < warm {
+                    return base * (step + 1) as f64 / warm as f64;
+                }
+                let falling = steps.saturating_sub(warm).max(1) as f64;
+                let progress = ((step - warm) as f64 / falling).min(1.0);
+                base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -47,6 +93,8 @@ impl Default for TrainConfig {
             batch_size: 32,
             learning_rate: 1e-3,
             seed: 0,
+            patience: None,
+            schedule: Schedule::Constant,
         }
     }
 }
@@ -85,8 +133,8 @@ impl Weights {
     }
 }
 
-/// What a run starts from and keeps, besides its data and settings.
-#[derive(Debug, Clone, Copy, Default)]
+/// What a run starts from, keeps and reports, besides its data and settings.
+#[derive(Clone, Copy, Default)]
 pub struct RunOptions<'a> {
     /// Saves a checkpoint there after every epoch, and resumes from the one there: a run
     /// stopped anywhere ends as an uninterrupted one would.
@@ -94,6 +142,18 @@ pub struct RunOptions<'a> {
     /// Starts from these weights (a registered model's, trained further on new rows) instead
     /// of fresh ones; the dataset must be scaled by that model's normaliser.
     pub base: Option<&'a Weights>,
+    /// Told of every epoch (one unit per batch).
+    pub progress: Option<&'a dyn Progress>,
+}
+
+impl std::fmt::Debug for RunOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("checkpoints", &self.checkpoints)
+            .field("base", &self.base.map(|w| w.0.len()))
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// Trains a model of `model`'s size on `dataset`'s training windows, on the CPU.
@@ -149,7 +209,9 @@ pub fn train_with<B: AutodiffBackend>(
         optimizer = optimizer.load_record(decode::<B, _>(saved.optimizer, device, &dir)?);
         epochs = saved.metrics;
     }
-    while epochs.len() < config.epochs {
+    let progress = options.progress.unwrap_or(&NoProgress);
+    let batches = dataset.train.len().div_ceil(config.batch_size);
+    while epochs.len() < config.epochs && !config.stops_after(&epochs) {
         let epoch = epochs.len() + 1;
         // Every epoch draws from seeds of its own, so a resumed epoch draws what it would
         // have drawn in an uninterrupted run.
@@ -158,13 +220,21 @@ pub fn train_with<B: AutodiffBackend>(
         let mut order = dataset.train.clone();
         order.shuffle(&mut StdRng::seed_from_u64(epoch_seed));
         let mut total = 0.0;
-        for starts in order.chunks(config.batch_size) {
+        progress.begin(
+            &format!("epoch {epoch}/{}", config.epochs),
+            Some(batches as u64),
+        );
+        for (i, starts) in order.chunks(config.batch_size).enumerate() {
             let (inputs, targets) = batch::<B>(dataset, starts, device);
             let loss = MseLoss::new().forward(learner.forward(inputs), targets, Reduction::Mean);
             total += loss.clone().into_scalar().elem::<f64>() * starts.len() as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &learner);
-            learner = optimizer.step(config.learning_rate, learner, grads);
+            let step = (epoch - 1) * batches + i;
+            let rate = (config.schedule).rate(config.learning_rate, step, config.epochs * batches);
+            learner = optimizer.step(rate, learner, grads);
+            progress.advance(1);
         }
+        progress.finish();
         let validation_loss = (!dataset.validation.is_empty()).then(|| {
             mean_loss(
                 &learner.valid(),
@@ -225,10 +295,33 @@ fn validate(dataset: &Dataset, config: &TrainConfig) -> Result<()> {
             "no window fits in the rows before the validation cut",
         ));
     }
+    if config.patience.is_some() && dataset.validation.is_empty() {
+        return Err(Error::invalid(
+            "patience",
+            "no validation windows",
+            "early stopping watches the validation loss: give the split a validation share",
+        ));
+    }
     Ok(())
 }
 
 impl TrainConfig {
+    /// Whether early stopping ends a run that has measured `epochs`: the validation loss
+    /// has not improved on its best for `patience` epochs. Read from the metrics alone, so a
+    /// resumed run stops where an uninterrupted one does.
+    fn stops_after(&self, epochs: &[EpochMetrics]) -> bool {
+        let Some(patience) = self.patience else {
+            return false;
+        };
+        let losses: Vec<f64> = epochs.iter().filter_map(|m| m.validation_loss).collect();
+        let best = losses
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i + 1);
+        losses.len() - best >= patience
+    }
+
     /// Refuses settings no run can have, naming what is wrong.
     pub fn validate(&self) -> Result<()> {
         let config = self;
@@ -249,12 +342,29 @@ impl TrainConfig {
                 "must be a positive number",
             ));
         }
+        if config.patience == Some(0) {
+            return Err(Error::invalid(
+                "patience",
+                "0",
+                "epochs without improvement before stopping: at least 1",
+            ));
+        }
+        if let Schedule::WarmupCosine { warmup } = config.schedule
+            && !(0.0..1.0).contains(&warmup)
+        {
+            return Err(Error::invalid(
+                "warm-up",
+                warmup.to_string(),
+                "the share of steps spent warming up: a number in [0, 1)",
+            ));
+        }
         Ok(())
     }
 }
 
 /// What identifies a run for resuming: the model, the configuration but its epoch count (a
-/// finished run may be resumed for more epochs), and the data (its windows and scaling).
+/// finished run may be resumed for more epochs, unless the learning rate's schedule spans
+/// them), and the data (its windows and scaling).
 fn run_fingerprint(
     dataset: &Dataset,
     model: &ModelConfig,
@@ -268,6 +378,8 @@ fn run_fingerprint(
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
         "seed": config.seed,
+        "schedule": config.schedule,
+        "epochs": (config.schedule != Schedule::Constant).then_some(config.epochs),
         "shapes": shapes,
         "normaliser": dataset.normaliser,
         "train": dataset.train,

@@ -1,11 +1,17 @@
 //! `trainstore models ...`: train a model on a training-set version, list and show versions,
 //! promote and roll back aliases, delete versions.
 
+use std::sync::Arc;
+
 use clap::Subcommand;
 use trainstore::Workspace;
 use trainstore::core::{DatasetName, Error, MountTable, Result, StorageOptions, TagName, UserName};
 use trainstore::models::TrainRequest;
-use trainstore::train::{FeatureShape, Layout, ListFit, ModelVersion, WindowFeature};
+use trainstore::train::{
+    FeatureShape, Layout, ListFit, ModelConfig, ModelVersion, Schedule, WindowFeature,
+};
+
+use crate::progress::TerminalProgress;
 
 use crate::training_sets::{print_json, reference};
 
@@ -49,6 +55,27 @@ pub enum ModelsCommand {
         /// Passes over the training windows
         #[arg(long, default_value_t = 10)]
         epochs: usize,
+        /// Windows per optimiser step
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Adam's learning rate
+        #[arg(long, default_value_t = 1e-3)]
+        learning_rate: f64,
+        /// The model's width: each step's encoding
+        #[arg(long, default_value_t = 64)]
+        d_model: usize,
+        /// Attention heads per layer (they divide --d-model)
+        #[arg(long, default_value_t = 4)]
+        heads: usize,
+        /// Encoder layers
+        #[arg(long, default_value_t = 2)]
+        layers: usize,
+        /// The feed-forward width inside each layer
+        #[arg(long, default_value_t = 128)]
+        d_ff: usize,
+        /// The share of activations dropped while training
+        #[arg(long, default_value_t = 0.1)]
+        dropout: f64,
         /// Seeds the weights and the order of windows: the same seed gives the same model
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -58,6 +85,17 @@ pub enum ModelsCommand {
         /// With --base: windows replayed from the base's training sets per new window
         #[arg(long, requires = "base", default_value_t = 0.0)]
         incremental_ratio: f64,
+        /// Stop once the validation loss has not improved for this many epochs
+        #[arg(long)]
+        patience: Option<usize>,
+        /// Warm the learning rate up over this share of the steps, then lower it along a
+        /// cosine to zero [default: a constant rate]
+        #[arg(long)]
+        warmup: Option<f64>,
+        /// Keep a checkpoint there after every epoch; the same command run again resumes
+        /// from it (after a crash, or with more --epochs)
+        #[arg(long, value_name = "DIR")]
+        checkpoints: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -169,9 +207,19 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
             validation,
             test,
             epochs,
+            batch_size,
+            learning_rate,
+            d_model,
+            heads,
+            layers,
+            d_ff,
+            dropout,
             seed,
             base,
             incremental_ratio,
+            patience,
+            warmup,
+            checkpoints,
             json,
         } => {
             let ws = open(workspace).await?;
@@ -194,11 +242,26 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
             request.split.validation = validation;
             request.split.test = test;
             request.training.epochs = epochs;
+            request.training.batch_size = batch_size;
+            request.training.learning_rate = learning_rate;
             request.training.seed = seed;
+            request.model = ModelConfig {
+                d_model,
+                heads,
+                layers,
+                d_ff,
+                dropout,
+            };
             request.base = base;
             request.incremental_ratio = incremental_ratio;
+            request.training.patience = patience;
+            if let Some(warmup) = warmup {
+                request.training.schedule = Schedule::WarmupCosine { warmup };
+            }
+            request.checkpoints = checkpoints;
             let v = ws
                 .models()
+                .with_progress(Arc::new(TerminalProgress::new()))
                 .train(&DatasetName::new(name)?, &set, &request)
                 .await?;
             if json {

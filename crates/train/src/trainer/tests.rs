@@ -12,6 +12,7 @@ fn run_in(checkpoints: &Checkpoints) -> RunOptions<'_> {
     RunOptions {
         checkpoints: Some(checkpoints),
         base: None,
+        progress: None,
     }
 }
 
@@ -23,6 +24,7 @@ fn training_learns_a_sine_wave_and_the_same_seed_gives_the_same_run() {
         batch_size: 16,
         learning_rate: 3e-3,
         seed: 7,
+        ..TrainConfig::default()
     };
     let first = train(&data, &small(), &config).expect("training");
     let losses: Vec<f64> = first
@@ -82,6 +84,7 @@ fn a_run_stopped_after_any_epoch_resumes_and_ends_as_an_uninterrupted_run() {
         batch_size: 16,
         learning_rate: 3e-3,
         seed: 11,
+        ..TrainConfig::default()
     };
     let model = ModelConfig {
         dropout: 0.1,
@@ -128,6 +131,7 @@ fn a_checkpoint_of_another_run_or_a_damaged_one_is_refused() {
         batch_size: 16,
         learning_rate: 3e-3,
         seed: 1,
+        ..TrainConfig::default()
     };
     let dir = tempfile::tempdir().expect("a directory");
     let checkpoints = Checkpoints::new(dir.path()).expect("checkpoints");
@@ -157,4 +161,51 @@ fn a_checkpoint_of_another_run_or_a_damaged_one_is_refused() {
         text.contains("model-1.mpk") && text.contains("hash"),
         "{text}"
     );
+}
+
+#[test]
+fn early_stopping_counts_epochs_since_the_best_validation_loss() {
+    let metrics = |losses: &[f64]| -> Vec<EpochMetrics> {
+        losses
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| EpochMetrics {
+                epoch: i + 1,
+                train_loss: 1.0,
+                validation_loss: Some(l),
+            })
+            .collect()
+    };
+    let config = TrainConfig {
+        patience: Some(2),
+        ..TrainConfig::default()
+    };
+    assert!(!config.stops_after(&metrics(&[])));
+    assert!(!config.stops_after(&metrics(&[0.5, 0.4, 0.45])));
+    assert!(config.stops_after(&metrics(&[0.5, 0.4, 0.45, 0.41])));
+    // A new best starts the count again.
+    assert!(!config.stops_after(&metrics(&[0.5, 0.4, 0.45, 0.3])));
+    assert!(!TrainConfig::default().stops_after(&metrics(&[0.1, 0.2, 0.3, 0.4])));
+}
+
+#[test]
+fn a_run_with_patience_stops_early_and_one_without_validation_is_refused() {
+    let data = sine_waves(120);
+    let config = TrainConfig {
+        epochs: 30,
+        batch_size: 16,
+        // Far too large a rate: the validation loss stops improving at once.
+        learning_rate: 0.5,
+        seed: 3,
+        patience: Some(1),
+        schedule: Schedule::WarmupCosine { warmup: 0.1 },
+    };
+    let trained = train(&data, &small(), &config).expect("training");
+    assert!(trained.epochs.len() < 30, "{:?}", trained.epochs);
+    let mut no_validation = data.clone();
+    no_validation.validation.clear();
+    let text = train(&no_validation, &small(), &config)
+        .expect_err("refused")
+        .to_string();
+    assert!(text.contains("patience"), "{text}");
 }
