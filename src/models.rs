@@ -20,14 +20,17 @@
 
 use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
 
 use serde::{Deserialize, Serialize};
-use trainstore_core::{DatasetName, Error, ProgressRef, Result};
+use trainstore_core::{DatasetName, Error, ProgressRef, Result, TagName};
 use trainstore_featurestore::training::{TrainingSetVersion, TrainingSets};
 use trainstore_train::{
-    Checkpoints, Dataset, ForecastReport, Layout, ModelCard, ModelConfig, ModelLineage,
-    ModelRegistry, ModelVersion, RunOptions, SplitSpec, TrainConfig, Weights, WindowSpec, evaluate,
-    train_on_cpu,
+    Checkpoints, Dataset, Forecast, ForecastReport, Layout, ModelCard, ModelConfig, ModelLineage,
+    ModelRegistry, ModelVersion, Predictor, RunOptions, SplitSpec, TrainConfig, Weights,
+    WindowSpec, evaluate, train_on_cpu,
 };
 
 /// What to train: which columns make the windows, how they are cut and split, the model's
@@ -77,6 +80,59 @@ impl TrainRequest {
     }
 }
 
+/// Two models' forecast errors on the same windows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// `name@vN` of the model compared against.
+    pub champion: String,
+    pub challenger: String,
+    pub champion_errors: ForecastReport,
+    pub challenger_errors: ForecastReport,
+    /// One minus the mean, over the forecast features, of the challenger's RMSE divided by
+    /// the champion's: above 0 when the challenger's errors are lower (0.1: 10 % lower on
+    /// average), below 0 when higher. Each feature counts alike, whatever its units.
+    pub improvement: f64,
+}
+
+impl Comparison {
+    fn new(
+        champion: String,
+        challenger: String,
+        champion_errors: ForecastReport,
+        challenger_errors: ForecastReport,
+    ) -> Self {
+        let ratios: Vec<f64> = champion_errors
+            .features
+            .iter()
+            .zip(&challenger_errors.features)
+            .filter(|(a, _)| a.rmse > 0.0)
+            .map(|(a, b)| b.rmse / a.rmse)
+            .collect();
+        let improvement = if ratios.is_empty() {
+            0.0
+        } else {
+            1.0 - ratios.iter().sum::<f64>() / ratios.len() as f64
+        };
+        Comparison {
+            champion,
+            challenger,
+            champion_errors,
+            challenger_errors,
+            improvement,
+        }
+    }
+}
+
+/// What [`Models::promote_if_better`] decided, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gate {
+    pub promoted: bool,
+    pub reason: String,
+    /// The comparison it decided by (none when nothing held the alias, or the challenger
+    /// did already).
+    pub comparison: Option<Comparison>,
+}
+
 /// The workspace's models: its [`ModelRegistry`] (get, list, promote, rollback, delete, load)
 /// and training from its training sets.
 #[derive(Clone)]
@@ -84,7 +140,14 @@ pub struct Models {
     registry: ModelRegistry,
     training_sets: TrainingSets,
     progress: Option<ProgressRef>,
+    loaded: Arc<Mutex<Loaded>>,
 }
+
+/// The models loaded for forecasts (by `name@vN`), most recently used last.
+type Loaded = Vec<(String, Arc<Predictor>)>;
+
+/// How many loaded models [`Models::predictor`] keeps.
+const LOADED_MODELS: usize = 8;
 
 impl std::fmt::Debug for Models {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,6 +172,7 @@ impl Models {
             registry,
             training_sets,
             progress: None,
+            loaded: Arc::default(),
         }
     }
 
@@ -231,8 +295,19 @@ impl Models {
         model: &ModelVersion,
         data: &TrainingSetVersion,
     ) -> Result<ForecastReport> {
+        let (_, rows) = self.training_sets.read(data).await?;
+        self.evaluate_rows(model, Arc::new(rows), model.card.windows)
+            .await
+    }
+
+    /// [`Self::evaluate`] on `rows`, cut into windows as `windows` says.
+    async fn evaluate_rows(
+        &self,
+        model: &ModelVersion,
+        rows: Arc<Vec<RecordBatch>>,
+        windows: WindowSpec,
+    ) -> Result<ForecastReport> {
         let weights = self.registry.load(model).await?;
-        let (_, batches) = self.training_sets.read(data).await?;
         let card = model.card.clone();
         tokio::task::spawn_blocking(move || {
             let every_window = SplitSpec {
@@ -240,9 +315,9 @@ impl Models {
                 test: 0.0,
             };
             let windows = Dataset::build_scaled(
-                &batches,
+                &rows,
                 &card.layout,
-                card.windows,
+                windows,
                 every_window,
                 &card.normaliser,
             )?;
@@ -254,6 +329,161 @@ impl Models {
             operation: "evaluate a model".into(),
             reason: e.to_string(),
         })?
+    }
+
+    /// `champion` and `challenger` forecasting the same windows of training-set version
+    /// `data` (cut as the champion's were): both must forecast the same features from
+    /// windows of the same length.
+    pub async fn compare(
+        &self,
+        champion: &ModelVersion,
+        challenger: &ModelVersion,
+        data: &TrainingSetVersion,
+    ) -> Result<Comparison> {
+        let (a, b) = (&champion.card, &challenger.card);
+        let same_windows = a.layout.keys == b.layout.keys
+            && a.layout.time == b.layout.time
+            && a.layout.forecast_channels().iter().map(|f| &f.0).eq(b
+                .layout
+                .forecast_channels()
+                .iter()
+                .map(|f| &f.0))
+            && (a.windows.length, a.windows.horizon) == (b.windows.length, b.windows.horizon);
+        if !same_windows {
+            return Err(Error::invalid(
+                "comparison",
+                format!("{} and {}", champion.id(), challenger.id()),
+                "the two models forecast other features or from other windows: their errors \
+                 would not be measured on the same windows",
+            ));
+        }
+        let (_, rows) = self.training_sets.read(data).await?;
+        let rows = Arc::new(rows);
+        let windows = champion.card.windows;
+        let champion_report = self.evaluate_rows(champion, rows.clone(), windows).await?;
+        let challenger_report = self.evaluate_rows(challenger, rows, windows).await?;
+        Ok(Comparison::new(
+            champion.id(),
+            challenger.id(),
+            champion_report,
+            challenger_report,
+        ))
+    }
+
+    /// Points `alias` (the gate a pipeline passes: `champion`) of `challenger`'s model at
+    /// `challenger` if nothing holds the alias yet, or if it forecasts training-set version
+    /// `data` better than the version the alias names, by more than `min_improvement` (see
+    /// [`Comparison::improvement`]).
+    pub async fn promote_if_better(
+        &self,
+        challenger: &ModelVersion,
+        data: &TrainingSetVersion,
+        alias: &TagName,
+        min_improvement: f64,
+    ) -> Result<Gate> {
+        if !min_improvement.is_finite() || min_improvement >= 1.0 {
+            return Err(Error::invalid(
+                "minimum improvement",
+                min_improvement.to_string(),
+                "a share of the champion's error, below 1",
+            ));
+        }
+        let name = &challenger.name;
+        let champion = match self.registry.get(name, alias.as_str()).await {
+            Ok(champion) => champion,
+            Err(Error::NotFound { .. }) => {
+                let reference = challenger.version.to_string();
+                self.registry.promote(name, &reference, alias).await?;
+                return Ok(Gate {
+                    promoted: true,
+                    reason: format!("nothing was {alias} yet"),
+                    comparison: None,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        if champion.version == challenger.version {
+            return Ok(Gate {
+                promoted: false,
+                reason: format!("{} is {alias} already", challenger.id()),
+                comparison: None,
+            });
+        }
+        let comparison = self.compare(&champion, challenger, data).await?;
+        let better = comparison.improvement > min_improvement;
+        if better {
+            let reference = challenger.version.to_string();
+            self.registry.promote(name, &reference, alias).await?;
+        }
+        Ok(Gate {
+            promoted: better,
+            reason: format!(
+                "its errors are {:.1} % {} {}'s (promotion needs more than {:.1} % lower)",
+                comparison.improvement.abs() * 100.0,
+                if comparison.improvement >= 0.0 {
+                    "lower than"
+                } else {
+                    "higher than"
+                },
+                champion.id(),
+                min_improvement * 100.0,
+            ),
+            comparison: Some(comparison),
+        })
+    }
+
+    /// `model` loaded for forecasts: kept, so that a serving loop loads each version once
+    /// (the last few used stay loaded).
+    pub async fn predictor(&self, model: &ModelVersion) -> Result<Arc<Predictor>> {
+        let id = model.id();
+        let held = {
+            let mut loaded = self.loaded.lock().expect("loaded models");
+            let at = loaded
+                .iter()
+                .position(|(i, p)| *i == id && p.card() == &model.card);
+            at.map(|at| {
+                let entry = loaded.remove(at);
+                loaded.push(entry.clone());
+                entry.1
+            })
+        };
+        if let Some(predictor) = held {
+            return Ok(predictor);
+        }
+        let predictor = Arc::new(Predictor::new(
+            self.registry.load(model).await?,
+            model.card.clone(),
+        ));
+        let mut loaded = self.loaded.lock().expect("loaded models");
+        loaded.retain(|(i, _)| *i != id);
+        if loaded.len() == LOADED_MODELS {
+            loaded.remove(0);
+        }
+        loaded.push((id, predictor.clone()));
+        Ok(predictor)
+    }
+
+    /// `model`'s forecast of what follows each entity's latest window in `rows` (the
+    /// model's key, time and feature columns, in any order): one row per entity and forecast
+    /// step, in the features' units.
+    pub async fn predict(&self, model: &ModelVersion, rows: Vec<RecordBatch>) -> Result<Forecast> {
+        let predictor = self.predictor(model).await?;
+        tokio::task::spawn_blocking(move || predictor.predict(&rows))
+            .await
+            .map_err(|e| Error::Internal {
+                operation: "forecast".into(),
+                reason: e.to_string(),
+            })?
+    }
+
+    /// [`Self::predict`] over the rows of training-set version `data`.
+    pub async fn predict_version(
+        &self,
+        model: &ModelVersion,
+        data: &TrainingSetVersion,
+    ) -> Result<Forecast> {
+        let (_, rows) = self.training_sets.read(data).await?;
+        self.predict(model, rows).await
     }
 
     /// The model `reference` (`name@ref`) names and its weights, refused unless it reads the

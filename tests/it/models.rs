@@ -543,3 +543,69 @@ async fn a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run()
     assert_eq!(killed_report, straight_report);
     assert!(killed_report.windows > 300, "{killed_report:?}");
 }
+
+#[tokio::test]
+async fn the_gate_promotes_a_better_challenger_only_and_the_champion_forecasts_new_rows() {
+    let ws = Workspace::open("memory://models-gate")
+        .await
+        .expect("a workspace");
+    let set = ws
+        .training_sets()
+        .create_from_batches(
+            &DatasetName::new("waves").expect("a name"),
+            vec![waves()],
+            CreateOptions::default(),
+        )
+        .await
+        .expect("a training set");
+    let models = ws.models();
+    let name = DatasetName::new("gated").expect("a name");
+    let champion = TagName::new("champion").expect("an alias");
+    let weak = models
+        .train(&name, &set, &small_request(16, 4, 1, 1))
+        .await
+        .expect("a weak model");
+    let strong = models
+        .train(&name, &set, &small_request(16, 2, 8, 1))
+        .await
+        .expect("a strong model");
+
+    let first = models
+        .promote_if_better(&weak, &set, &champion, 0.0)
+        .await
+        .expect("gated");
+    assert!(first.promoted && first.comparison.is_none(), "{first:?}");
+    let better = models
+        .promote_if_better(&strong, &set, &champion, 0.1)
+        .await
+        .expect("gated");
+    let comparison = better.comparison.as_ref().expect("compared");
+    assert!(better.promoted, "{better:?}");
+    assert!(comparison.improvement > 0.1, "{comparison:?}");
+    assert_eq!(
+        comparison.champion_errors.windows,
+        comparison.challenger_errors.windows
+    );
+    let worse = models
+        .promote_if_better(&weak, &set, &champion, 0.0)
+        .await
+        .expect("gated");
+    assert!(!worse.promoted, "{worse:?}");
+    assert!(
+        worse.reason.contains("higher than gated@v2"),
+        "{}",
+        worse.reason
+    );
+    let held = models.get(&name, "champion").await.expect("the champion");
+    assert_eq!(held.version, strong.version);
+
+    // The champion forecasts the step after each device's latest rows, loaded once.
+    let forecast = models.predict_version(&held, &set).await.expect("forecast");
+    assert_eq!((forecast.rows.num_rows(), forecast.skipped), (2, 0));
+    let schema = forecast.rows.schema();
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(columns, ["uuid", "as_of", "step", "meanLf"]);
+    let first_load = models.predictor(&held).await.expect("loaded");
+    let again = models.predictor(&held).await.expect("loaded");
+    assert!(Arc::ptr_eq(&first_load, &again));
+}

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::SeriesTransformer;
 use crate::trainer::{batch, forecasts};
-use crate::windows::{Dataset, FeatureShape};
+use crate::windows::Dataset;
 
 /// One target feature's errors over every forecast step of every window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,21 +69,15 @@ pub fn evaluate<B: Backend>(
     starts: &[usize],
     batch_size: usize,
 ) -> ForecastReport {
-    let names: Vec<String> = dataset
+    let (names, scale): (Vec<String>, Vec<(f64, f64)>) = dataset
         .layout()
-        .features
-        .iter()
-        .filter(|f| f.shape == FeatureShape::Scalar)
-        .map(|f| f.name.clone())
-        .collect();
-    let scale: Vec<(f64, f64)> = dataset
-        .target_channel_indices()
-        .iter()
-        .map(|&c| {
+        .forecast_channels()
+        .into_iter()
+        .map(|(name, c)| {
             let n = &dataset.normaliser;
-            (f64::from(n.mean[c]), f64::from(n.std[c]))
+            (name, (f64::from(n.mean[c]), f64::from(n.std[c])))
         })
-        .collect();
+        .unzip();
     if names.is_empty() {
         // No scalar feature: nothing is forecast.
         return ForecastReport {

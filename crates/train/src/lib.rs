@@ -5,6 +5,8 @@
 //!   fixed number of channels, split by time into train / validation / test, normalised with
 //!   statistics of the training rows only ([`Normaliser`], stored with a model).
 //! - [`mod@evaluate`]: a model's forecast errors (MAE, RMSE, MAPE per feature, in its units).
+//! - [`predict`]: [`Predictor`], a registered model forecasting what follows each entity's
+//!   latest window of new rows.
 //! - [`model`]: [`SeriesTransformer`], a Transformer encoder over a window's steps with a
 //!   forecast head, built with `burn`.
 //! - [`registry`]: [`ModelRegistry`], trained models as versions of a versioned catalog with
@@ -16,6 +18,7 @@
 pub mod checkpoint;
 pub mod evaluate;
 pub mod model;
+pub mod predict;
 pub mod registry;
 pub mod trainer;
 pub mod windows;
@@ -26,6 +29,7 @@ mod test_support;
 pub use checkpoint::Checkpoints;
 pub use evaluate::{FeatureErrors, ForecastReport, evaluate};
 pub use model::{ModelConfig, SeriesTransformer, Shapes};
+pub use predict::{Forecast, Predictor};
 pub use registry::{CARD_FORMAT, ModelCard, ModelLineage, ModelRegistry, ModelVersion};
 #[cfg(feature = "cuda")]
 pub use trainer::Cuda;
@@ -34,5 +38,6 @@ pub use trainer::{
     train_with,
 };
 pub use windows::{
-    Dataset, FeatureShape, Layout, ListFit, Normaliser, SplitSpec, WindowFeature, WindowSpec,
+    Dataset, FeatureShape, LatestWindows, Layout, ListFit, Normaliser, SplitSpec, WindowFeature,
+    WindowSpec,
 };

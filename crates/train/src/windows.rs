@@ -148,6 +148,227 @@ pub struct Layout {
     pub features: Vec<WindowFeature>,
 }
 
+impl Layout {
+    /// The features a model forecasts (the scalar ones), each with its channel.
+    pub fn forecast_channels(&self) -> Vec<(String, usize)> {
+        let mut first = 0;
+        let mut scalars = Vec::new();
+        for feature in &self.features {
+            if feature.shape == FeatureShape::Scalar {
+                scalars.push((feature.name.clone(), first));
+            }
+            first += feature.shape.channels();
+        }
+        scalars
+    }
+}
+
+/// Rows grouped by entity and in time order within each, as channels (not yet scaled).
+struct SortedRows {
+    /// The key columns, in the rows' sorted order.
+    key_columns: Vec<ArrayRef>,
+    /// The rows' times, epoch milliseconds.
+    times: Vec<i64>,
+    /// Rows × channels.
+    values: Vec<f32>,
+    channels: usize,
+    /// The scalar features' channels.
+    target_channels: Vec<usize>,
+    /// The first row of each entity.
+    entity_starts: Vec<usize>,
+}
+
+impl SortedRows {
+    /// `batches`' rows, told apart by the `keys` columns, ordered by the `time` column, with
+    /// `features` as channels.
+    fn read(
+        batches: &[RecordBatch],
+        keys: &[&str],
+        time: &str,
+        features: &[WindowFeature],
+    ) -> Result<Self> {
+        let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| {
+            Error::invalid("rows", "no batches", "there is nothing to cut into windows")
+        })?;
+        let all = concat_batches(&schema, batches)?;
+        if all.num_rows() == 0 {
+            return Err(Error::invalid(
+                "rows",
+                "0 rows",
+                "there is nothing to cut into windows",
+            ));
+        }
+        let column = |name: &str| {
+            all.column_by_name(name).cloned().ok_or_else(|| {
+                Error::invalid(
+                    "window column",
+                    name,
+                    format!(
+                        "not a column of the rows (they have {})",
+                        column_names(&all)
+                    ),
+                )
+            })
+        };
+        let key_columns = keys.iter().map(|k| column(k)).collect::<Result<Vec<_>>>()?;
+        let time_column = milliseconds(time, &column(time)?)?;
+        // Entity, then time: each entity's rows together, in time order.
+        let mut sort: Vec<SortColumn> = key_columns
+            .iter()
+            .map(|c| SortColumn {
+                values: c.clone(),
+                options: None,
+            })
+            .collect();
+        sort.push(SortColumn {
+            values: time_column.clone(),
+            options: None,
+        });
+        let order = lexsort_to_indices(&sort, None)?;
+        let times: Vec<i64> = take(&time_column, &order, None)?
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        let key_columns = key_columns
+            .iter()
+            .map(|k| take(k, &order, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let entity_starts = entity_starts(&key_columns)?;
+
+        let channels = features.iter().map(|f| f.shape.channels()).sum();
+        let mut values = vec![f32::NAN; times.len() * channels];
+        let mut target_channels = Vec::new();
+        let mut first = 0;
+        for feature in features {
+            let sorted = take(&column(&feature.name)?, &order, None)?;
+            if feature.shape == FeatureShape::Scalar {
+                target_channels.push(first);
+            }
+            fill_channels(feature, &sorted, &mut values, channels, first)?;
+            first += feature.shape.channels();
+        }
+        Ok(SortedRows {
+            key_columns,
+            times,
+            values,
+            channels,
+            target_channels,
+            entity_starts,
+        })
+    }
+
+    /// Where each entity's rows end (exclusive), beside where they start.
+    fn entities(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let ends = self
+            .entity_starts
+            .iter()
+            .skip(1)
+            .copied()
+            .chain([self.times.len()]);
+        self.entity_starts.iter().copied().zip(ends)
+    }
+}
+
+/// Each entity's most recent window: its last `length` rows, scaled by a model's normaliser,
+/// for a forecast of what follows them.
+#[derive(Debug, Clone)]
+pub struct LatestWindows {
+    /// The key columns: one row per entity with a window.
+    pub keys: Vec<ArrayRef>,
+    /// The time of each window's last row, epoch milliseconds.
+    pub ends: Vec<i64>,
+    /// `[entity, length, channels]`.
+    inputs: Vec<f32>,
+    channels: usize,
+    /// Entities whose latest rows make no window: fewer than `length` of them, or a gap
+    /// longer than allowed among them.
+    pub skipped: usize,
+}
+
+impl LatestWindows {
+    /// The latest window of each entity in `batches` (rows in any order), cut as `layout`
+    /// and `spec` say and scaled by `normaliser` (a model's).
+    pub fn build(
+        batches: &[RecordBatch],
+        layout: &Layout,
+        spec: WindowSpec,
+        normaliser: &Normaliser,
+    ) -> Result<Self> {
+        let keys: Vec<&str> = layout.keys.iter().map(String::as_str).collect();
+        let every_row = SplitSpec {
+            validation: 0.0,
+            test: 0.0,
+        };
+        validate(&keys, &layout.features, spec, every_row)?;
+        let mut rows = SortedRows::read(batches, &keys, &layout.time, &layout.features)?;
+        check_normaliser(normaliser, rows.channels)?;
+        normaliser.apply(&mut rows.values);
+        let (length, channels) = (spec.length, rows.channels);
+        let (mut picked, mut ends, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut skipped = 0;
+        for (begin, end) in rows.entities() {
+            let Some(start) = end.checked_sub(length).filter(|&s| s >= begin) else {
+                skipped += 1;
+                continue;
+            };
+            let times = &rows.times[start..end];
+            if times.windows(2).any(|t| t[1] - t[0] > spec.max_gap_ms) {
+                skipped += 1;
+                continue;
+            }
+            picked.push(start as u32);
+            ends.push(rows.times[end - 1]);
+            inputs.extend_from_slice(&rows.values[start * channels..end * channels]);
+        }
+        let picked = arrow::array::UInt32Array::from(picked);
+        let keys = rows
+            .key_columns
+            .iter()
+            .map(|k| take(k, &picked, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(LatestWindows {
+            keys,
+            ends,
+            inputs,
+            channels,
+            skipped,
+        })
+    }
+
+    /// How many entities have a window.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no entity has a window.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The windows of entities `range`, in the model's layout (`[window, step, channel]`).
+    pub fn inputs(&self, range: std::ops::Range<usize>) -> &[f32] {
+        let per_window = self.inputs.len() / self.len().max(1);
+        &self.inputs[range.start * per_window..range.end * per_window]
+    }
+
+    /// Channels per step.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+}
+
+/// Refuses a normaliser made for another number of channels.
+fn check_normaliser(normaliser: &Normaliser, channels: usize) -> Result<()> {
+    if normaliser.mean.len() != channels || normaliser.std.len() != channels {
+        return Err(Error::invalid(
+            "normaliser",
+            format!("{} channels", normaliser.mean.len()),
+            format!("the features make {channels} channels"),
+        ));
+    }
+    Ok(())
+}
+
 /// A training set's rows, normalised, and the windows cut from them, split by time.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -214,77 +435,21 @@ impl Dataset {
         fixed: Option<&Normaliser>,
     ) -> Result<Self> {
         validate(keys, features, spec, split)?;
-        let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| {
-            Error::invalid(
-                "training rows",
-                "no batches",
-                "there is nothing to train on",
-            )
-        })?;
-        let all = concat_batches(&schema, batches)?;
-        if all.num_rows() == 0 {
-            return Err(Error::invalid(
-                "training rows",
-                "0 rows",
-                "there is nothing to train on",
-            ));
-        }
-        let column = |name: &str| {
-            all.column_by_name(name).cloned().ok_or_else(|| {
-                Error::invalid(
-                    "window column",
-                    name,
-                    format!(
-                        "not a column of the rows (they have {})",
-                        column_names(&all)
-                    ),
-                )
-            })
-        };
-        let key_columns = keys.iter().map(|k| column(k)).collect::<Result<Vec<_>>>()?;
-        let time_column = milliseconds(time, &column(time)?)?;
-        // Entity, then time: each entity's rows together, in time order.
-        let mut sort: Vec<SortColumn> = key_columns
-            .iter()
-            .map(|c| SortColumn {
-                values: c.clone(),
-                options: None,
-            })
-            .collect();
-        sort.push(SortColumn {
-            values: time_column.clone(),
-            options: None,
-        });
-        let order = lexsort_to_indices(&sort, None)?;
-        let times: Vec<i64> = take(&time_column, &order, None)?
-            .as_primitive::<Int64Type>()
-            .values()
-            .to_vec();
-        let entity_starts = entity_starts(&key_columns, &order)?;
-
-        let channels = features.iter().map(|f| f.shape.channels()).sum();
-        let mut values = vec![f32::NAN; times.len() * channels];
-        let mut target_channels = Vec::new();
-        let mut first = 0;
-        for feature in features {
-            let sorted = take(&column(&feature.name)?, &order, None)?;
-            if feature.shape == FeatureShape::Scalar {
-                target_channels.push(first);
-            }
-            fill_channels(feature, &sorted, &mut values, channels, first)?;
-            first += feature.shape.channels();
-        }
-
+        let rows = SortedRows::read(batches, keys, time, features)?;
+        let entities: Vec<(usize, usize)> = rows.entities().collect();
+        let SortedRows {
+            times,
+            mut values,
+            channels,
+            target_channels,
+            ..
+        } = rows;
         let (first_cut, second_cut) = cuts(&times, split);
         let normaliser = match fixed {
-            Some(given) if given.mean.len() != channels || given.std.len() != channels => {
-                return Err(Error::invalid(
-                    "normaliser",
-                    format!("{} channels", given.mean.len()),
-                    format!("the features make {channels} channels"),
-                ));
+            Some(given) => {
+                check_normaliser(given, channels)?;
+                given.clone()
             }
-            Some(given) => given.clone(),
             None => Normaliser::fit(
                 &values,
                 channels,
@@ -316,7 +481,7 @@ impl Dataset {
             test: Vec::new(),
             normaliser,
         };
-        dataset.cut_windows(&entity_starts, first_cut, second_cut);
+        dataset.cut_windows(&entities, first_cut, second_cut);
         Ok(dataset)
     }
 
@@ -359,11 +524,6 @@ impl Dataset {
         self.target_channels.len()
     }
 
-    /// The channels a window's target holds, in order: the scalar features'.
-    pub fn target_channel_indices(&self) -> &[usize] {
-        &self.target_channels
-    }
-
     /// The columns the windows were made of.
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -392,7 +552,7 @@ impl Dataset {
         self.times[start + self.spec.length - 1]
     }
 
-    fn cut_windows(&mut self, entity_starts: &[usize], first_cut: i64, second_cut: i64) {
+    fn cut_windows(&mut self, entities: &[(usize, usize)], first_cut: i64, second_cut: i64) {
         let span = self.spec.length + self.spec.horizon;
         // breaks[i]: how many gaps longer than allowed lie between rows 0..=i.
         let mut breaks = Vec::with_capacity(self.times.len());
@@ -403,12 +563,7 @@ impl Dataset {
             }
             breaks.push(seen);
         }
-        let ends = entity_starts
-            .iter()
-            .skip(1)
-            .copied()
-            .chain([self.times.len()]);
-        for (begin, end) in entity_starts.iter().copied().zip(ends) {
+        for &(begin, end) in entities {
             let mut start = begin;
             while start + span <= end {
                 let last = start + span - 1;
@@ -531,17 +686,13 @@ fn milliseconds(name: &str, column: &ArrayRef) -> Result<ArrayRef> {
     Ok(millis)
 }
 
-/// The first row of each entity in sorted order.
-fn entity_starts(keys: &[ArrayRef], order: &arrow::array::UInt32Array) -> Result<Vec<usize>> {
-    let sorted = keys
-        .iter()
-        .map(|k| take(k, order, None))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+/// The first row of each entity, the key columns in sorted order.
+fn entity_starts(sorted: &[ArrayRef]) -> Result<Vec<usize>> {
     let fields = sorted
         .iter()
         .map(|c| SortField::new(c.data_type().clone()))
         .collect();
-    let rows = RowConverter::new(fields)?.convert_columns(&sorted)?;
+    let rows = RowConverter::new(fields)?.convert_columns(sorted)?;
     let mut starts = vec![0];
     starts.extend((1..rows.num_rows()).filter(|&i| rows.row(i) != rows.row(i - 1)));
     Ok(starts)

@@ -15,6 +15,8 @@ use crate::progress::TerminalProgress;
 
 use crate::training_sets::{print_json, reference};
 
+// Parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum ModelsCommand {
     /// Train a model on a training-set version (SET, SET@v3, SET@golden) and register it

@@ -1,0 +1,136 @@
+//! Forecasts for new rows: a registered model reads each entity's latest window and forecasts
+//! the rows that follow, in the features' own units.
+//!
+//! ```
+//! # use trainstore_train::{ModelCard, Predictor};
+//! # fn demo(predictor: &Predictor, rows: &[arrow::array::RecordBatch]) -> trainstore_core::Result<()> {
+//! let forecast = predictor.predict(rows)?;
+//! println!("{} forecast rows; {} entities had too few rows", forecast.rows.num_rows(), forecast.skipped);
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use burn::tensor::{Tensor, TensorData};
+use trainstore_core::{Error, Result};
+
+use crate::model::SeriesTransformer;
+use crate::registry::ModelCard;
+use crate::trainer::{Cpu, forecasts};
+use crate::windows::LatestWindows;
+
+/// Windows forecast in one forward pass.
+const BATCH: usize = 256;
+
+/// A loaded model with its card: what forecasting new rows needs, ready to be kept and
+/// shared by a serving process.
+#[derive(Debug)]
+pub struct Predictor {
+    model: SeriesTransformer<Cpu>,
+    card: ModelCard,
+}
+
+/// What [`Predictor::predict`] forecast.
+#[derive(Debug, Clone)]
+pub struct Forecast {
+    /// One row per entity and forecast step: the key columns, `as_of` (the time of the
+    /// entity's last row), `step` (1 for the next row) and each forecast feature.
+    pub rows: RecordBatch,
+    /// Entities whose latest rows make no window (too few, or a gap longer than the model's
+    /// windows allow): they have no forecast.
+    pub skipped: usize,
+}
+
+impl Predictor {
+    /// `model`, described by `card` (its registered version's).
+    pub fn new(model: SeriesTransformer<Cpu>, card: ModelCard) -> Self {
+        Predictor { model, card }
+    }
+
+    /// The model's card.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// Forecasts what follows each entity's latest window in `batches` (rows in any order,
+    /// with the model's key, time and feature columns).
+    pub fn predict(&self, batches: &[RecordBatch]) -> Result<Forecast> {
+        let card = &self.card;
+        let windows = LatestWindows::build(batches, &card.layout, card.windows, &card.normaliser)?;
+        let (length, horizon) = (card.windows.length, card.windows.horizon);
+        let targets = card.layout.forecast_channels();
+        let mut predicted = Vec::with_capacity(windows.len() * horizon * targets.len());
+        let device = Default::default();
+        for first in (0..windows.len()).step_by(BATCH) {
+            let n = BATCH.min(windows.len() - first);
+            let inputs = TensorData::new(
+                windows.inputs(first..first + n).to_vec(),
+                [n, length, windows.channels()],
+            );
+            predicted.extend(forecasts(&self.model, Tensor::from_data(inputs, &device)));
+        }
+        self.rows(&windows, &predicted).map(|rows| Forecast {
+            rows,
+            skipped: windows.skipped,
+        })
+    }
+
+    /// The forecast table: `predicted` is `[entity, step, target]`, normalised.
+    fn rows(&self, windows: &LatestWindows, predicted: &[f32]) -> Result<RecordBatch> {
+        let card = &self.card;
+        let horizon = card.windows.horizon;
+        let targets = card.layout.forecast_channels();
+        let repeat = UInt32Array::from_iter_values(
+            (0..windows.len() as u32).flat_map(|e| std::iter::repeat_n(e, horizon)),
+        );
+        let mut fields = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for (name, keys) in card.layout.keys.iter().zip(&windows.keys) {
+            fields.push(Field::new(name, keys.data_type().clone(), true));
+            columns.push(take(keys, &repeat, None)?);
+        }
+        let as_of = repeat.values().iter().map(|&e| windows.ends[e as usize]);
+        fields.push(Field::new(
+            "as_of",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ));
+        columns.push(Arc::new(
+            TimestampMillisecondArray::from_iter_values(as_of).with_timezone("UTC"),
+        ));
+        fields.push(Field::new("step", DataType::UInt32, false));
+        columns.push(Arc::new(UInt32Array::from_iter_values(
+            (0..windows.len()).flat_map(|_| 1..=horizon as u32),
+        )));
+        for (t, (name, channel)) in targets.iter().enumerate() {
+            if fields.iter().any(|f| f.name() == name) {
+                return Err(Error::invalid(
+                    "forecast feature",
+                    name.as_str(),
+                    "has the name of a key or of as_of / step",
+                ));
+            }
+            let (mean, std) = (
+                card.normaliser.mean[*channel],
+                card.normaliser.std[*channel],
+            );
+            let values = predicted
+                .iter()
+                .skip(t)
+                .step_by(targets.len())
+                .map(|&v| f64::from(v * std + mean));
+            fields.push(Field::new(name, DataType::Float64, false));
+            columns.push(Arc::new(Float64Array::from_iter_values(values)));
+        }
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests;
