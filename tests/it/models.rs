@@ -275,6 +275,29 @@ async fn the_cli_trains_lists_promotes_and_rolls_back() {
             "meanLf",
         ),
         (
+            vec![
+                "models",
+                "compare",
+                ws,
+                "waves-model@champion",
+                "waves-model@v2",
+                "--on",
+                "waves",
+            ],
+            "improvement",
+        ),
+        (
+            vec![
+                "models",
+                "predict",
+                ws,
+                "waves-model@champion",
+                "--on",
+                "waves",
+            ],
+            "2 forecast rows; 0 entities",
+        ),
+        (
             vec!["models", "delete", ws, "waves-model@v2"],
             "deleted waves-model@v2",
         ),
@@ -282,6 +305,29 @@ async fn the_cli_trains_lists_promotes_and_rolls_back() {
         let (ok, out, err) = cli(&args, &config);
         assert!(ok && out.contains(said), "{args:?}: {out}{err}");
     }
+    // The gate: v1 holds champion already, so nothing moves, and the exit status says so.
+    let gate = [
+        "models",
+        "promote-if-better",
+        ws,
+        "waves-model@v1",
+        "--on",
+        "waves",
+        "--json",
+    ];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainstore"))
+        .args(gate)
+        .env("TRAINSTORE_CONFIG", &config)
+        .output()
+        .expect("ran");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let gate: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(gate["promoted"], false);
+    assert!(
+        gate["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("already"))
+    );
     let (ok, _, err) = cli(
         &[
             "models",

@@ -6,12 +6,16 @@ use std::sync::Arc;
 use clap::Subcommand;
 use trainstore::Workspace;
 use trainstore::core::{DatasetName, Error, MountTable, Result, StorageOptions, TagName, UserName};
-use trainstore::models::TrainRequest;
+use trainstore::featurestore::training::TrainingSetVersion;
+use trainstore::models::{Comparison, TrainRequest};
 use trainstore::train::{
-    FeatureShape, Layout, ListFit, ModelConfig, ModelVersion, Schedule, WindowFeature,
+    FeatureShape, ForecastReport, Layout, ListFit, ModelConfig, ModelVersion, Schedule,
+    WindowFeature,
 };
 
+use crate::features::parquet_bytes;
 use crate::progress::TerminalProgress;
+use crate::snapshots::print_rows;
 
 use crate::training_sets::{print_json, reference};
 
@@ -125,6 +129,47 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Forecast what follows each entity's latest rows in a training-set version
+    Predict {
+        workspace: String,
+        reference: String,
+        /// The training-set version (SET, SET@v3) whose latest rows are forecast from
+        #[arg(long)]
+        on: String,
+        /// Rows of the forecast to print
+        #[arg(long, default_value_t = 20)]
+        show: usize,
+        /// Also write the whole forecast to this Parquet file
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Compare two versions' forecast errors on the same windows of a training-set version
+    Compare {
+        workspace: String,
+        /// The version compared against (NAME@champion, NAME@v2)
+        champion: String,
+        /// The version that may replace it
+        challenger: String,
+        #[arg(long)]
+        on: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Promote a version if its errors on a training-set version are lower than those of the
+    /// version the alias names (or if the alias names none yet); exits 3 when not promoted
+    PromoteIfBetter {
+        workspace: String,
+        reference: String,
+        #[arg(long)]
+        on: String,
+        #[arg(long, default_value = "champion")]
+        alias: String,
+        /// How much lower its errors must be, as a share (0.05: 5 % lower on average)
+        #[arg(long, default_value_t = 0.0)]
+        min_improvement: f64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Point an alias at a version: `promote WS NAME@v3`
     Promote {
         workspace: String,
@@ -170,6 +215,44 @@ fn feature(text: &str) -> Result<WindowFeature> {
         name: name.to_owned(),
         shape,
     })
+}
+
+/// The model `model` (NAME@ref) and the training-set version `set` (SET@ref) name.
+async fn model_and_set(
+    ws: &Workspace,
+    model: &str,
+    set: &str,
+) -> Result<(ModelVersion, TrainingSetVersion)> {
+    let (name, version) = reference(model)?;
+    let model = ws.models().get(&name, &version).await?;
+    let (name, version) = reference(set)?;
+    Ok((model, ws.training_sets().get(&name, &version).await?))
+}
+
+fn print_errors(label: &str, report: &ForecastReport) {
+    println!("{label}: {} windows", report.windows);
+    for f in &report.features {
+        let mape = f.mape.map_or("none".into(), |m| format!("{m:.2} %"));
+        println!(
+            "  {:<24} MAE {:.4}  RMSE {:.4}  MAPE {mape}",
+            f.feature, f.mae, f.rmse
+        );
+    }
+}
+
+fn print_comparison(comparison: &Comparison, set: &str) {
+    print_errors(
+        &format!("{} on {set}", comparison.champion),
+        &comparison.champion_errors,
+    );
+    print_errors(
+        &format!("{} on {set}", comparison.challenger),
+        &comparison.challenger_errors,
+    );
+    println!(
+        "improvement {:+.1} % (the challenger's RMSE against the champion's, per feature)",
+        comparison.improvement * 100.0
+    );
 }
 
 fn describe(v: &ModelVersion) -> String {
@@ -344,22 +427,95 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
             json,
         } => {
             let ws = open(workspace).await?;
-            let (name, reference) = reference(&text)?;
-            let model = ws.models().get(&name, &reference).await?;
-            let (set_name, set_reference) = crate::training_sets::reference(&on)?;
-            let set = ws.training_sets().get(&set_name, &set_reference).await?;
+            let (model, set) = model_and_set(&ws, &text, &on).await?;
             let report = ws.models().evaluate(&model, &set).await?;
             if json {
                 print_json(&report);
             } else {
-                println!("{} on {}: {} windows", model.id(), set.id(), report.windows);
-                for f in &report.features {
-                    let mape = f.mape.map_or("none".into(), |m| format!("{m:.2} %"));
-                    println!(
-                        "  {:<24} MAE {:.4}  RMSE {:.4}  MAPE {mape}",
-                        f.feature, f.mae, f.rmse
-                    );
+                print_errors(&format!("{} on {}", model.id(), set.id()), &report);
+            }
+            Ok(())
+        }
+        ModelsCommand::Predict {
+            workspace,
+            reference: text,
+            on,
+            show,
+            out,
+        } => {
+            let ws = open(workspace).await?;
+            let (model, set) = model_and_set(&ws, &text, &on).await?;
+            let forecast = ws.models().predict_version(&model, &set).await?;
+            println!(
+                "{} on the latest rows of {}: {} forecast rows; {} entities without a whole \
+                 recent window",
+                model.id(),
+                set.id(),
+                forecast.rows.num_rows(),
+                forecast.skipped
+            );
+            print_rows(std::slice::from_ref(&forecast.rows), show)?;
+            if let Some(path) = out {
+                std::fs::write(&path, parquet_bytes(&forecast.rows)?).map_err(|e| {
+                    Error::Config {
+                        key: path.display().to_string(),
+                        reason: format!("cannot write the output file: {e}"),
+                    }
+                })?;
+                println!("written to {}", path.display());
+            }
+            Ok(())
+        }
+        ModelsCommand::Compare {
+            workspace,
+            champion,
+            challenger,
+            on,
+            json,
+        } => {
+            let ws = open(workspace).await?;
+            let (champion, set) = model_and_set(&ws, &champion, &on).await?;
+            let (name, reference) = reference(&challenger)?;
+            let challenger = ws.models().get(&name, &reference).await?;
+            let comparison = ws.models().compare(&champion, &challenger, &set).await?;
+            if json {
+                print_json(&comparison);
+            } else {
+                print_comparison(&comparison, &set.id());
+            }
+            Ok(())
+        }
+        ModelsCommand::PromoteIfBetter {
+            workspace,
+            reference: text,
+            on,
+            alias,
+            min_improvement,
+            json,
+        } => {
+            let ws = open(workspace).await?;
+            let (model, set) = model_and_set(&ws, &text, &on).await?;
+            let alias = TagName::new(alias)?;
+            let gate = ws
+                .models()
+                .promote_if_better(&model, &set, &alias, min_improvement)
+                .await?;
+            if json {
+                print_json(&gate);
+            } else {
+                if let Some(comparison) = &gate.comparison {
+                    print_comparison(comparison, &set.id());
                 }
+                let verdict = if gate.promoted {
+                    "promoted"
+                } else {
+                    "not promoted"
+                };
+                println!("{} {verdict} to {alias}: {}", model.id(), gate.reason);
+            }
+            if !gate.promoted {
+                // A pipeline's gate: the step after it runs only on a promotion.
+                std::process::exit(3);
             }
             Ok(())
         }
