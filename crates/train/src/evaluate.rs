@@ -1,6 +1,8 @@
 //! How well a model forecasts: per target feature, in the feature's own units, the mean
 //! absolute error, the root mean squared error and the mean absolute percentage error, over a
-//! dataset's windows.
+//! dataset's windows; and the distribution of the windows' anomaly scores (how far each
+//! window's forecast missed, in standard deviations squared), from which a threshold for
+//! unusual windows is chosen.
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
@@ -25,6 +27,38 @@ pub struct FeatureErrors {
 pub struct ForecastReport {
     pub windows: usize,
     pub features: Vec<FeatureErrors>,
+    /// The windows' anomaly scores: each window's mean squared forecast error over its steps
+    /// and features, in normalised units (1: off by one standard deviation on average).
+    pub anomaly: ScoreDistribution,
+}
+
+/// How a score is distributed over windows (all 0 when there are none).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ScoreDistribution {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl ScoreDistribution {
+    /// Nearest-rank quantiles of `scores`.
+    fn of(mut scores: Vec<f64>) -> Self {
+        if scores.is_empty() {
+            return ScoreDistribution::default();
+        }
+        scores.sort_by(f64::total_cmp);
+        let n = scores.len();
+        let rank = |q: f64| scores[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+        ScoreDistribution {
+            mean: scores.iter().sum::<f64>() / n as f64,
+            p50: rank(0.5),
+            p90: rank(0.9),
+            p99: rank(0.99),
+            max: scores[n - 1],
+        }
+    }
 }
 
 /// Sums of one feature's errors, accumulated window by window.
@@ -83,14 +117,21 @@ pub fn evaluate<B: Backend>(
         return ForecastReport {
             windows: starts.len(),
             features: Vec::new(),
+            anomaly: ScoreDistribution::default(),
         };
     }
     let mut sums = vec![Sums::default(); names.len()];
+    let mut scores = Vec::with_capacity(starts.len());
+    let per_window = dataset.spec().horizon * names.len();
     let device = model.devices().into_iter().next().unwrap_or_default();
     for chunk in starts.chunks(batch_size.max(1)) {
         let (inputs, targets) = batch::<B>(dataset, chunk, &device);
         let predicted = forecasts(model, inputs);
         let actual = targets.into_data().to_vec::<f32>().unwrap_or_default();
+        for (p, a) in predicted.chunks(per_window).zip(actual.chunks(per_window)) {
+            let squared: f64 = p.iter().zip(a).map(|(p, a)| f64::from(p - a).powi(2)).sum();
+            scores.push(squared / per_window as f64);
+        }
         for (i, (p, a)) in predicted.iter().zip(&actual).enumerate() {
             let feature = i % names.len();
             let (mean, std) = scale[feature];
@@ -105,6 +146,7 @@ pub fn evaluate<B: Backend>(
             .zip(sums)
             .map(|(name, s)| s.finish(name))
             .collect(),
+        anomaly: ScoreDistribution::of(scores),
     }
 }
 
@@ -113,6 +155,17 @@ mod tests {
     use super::*;
     use crate::test_support::{sine_waves, small};
     use crate::trainer::{TrainConfig, mean_loss, train};
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let scores = ScoreDistribution::of((1..=100).rev().map(f64::from).collect());
+        assert_eq!((scores.p50, scores.p90, scores.p99), (50.0, 90.0, 99.0));
+        assert_eq!((scores.mean, scores.max), (50.5, 100.0));
+        assert_eq!(
+            ScoreDistribution::of(Vec::new()),
+            ScoreDistribution::default()
+        );
+    }
 
     #[test]
     fn errors_are_those_of_the_definitions() {
@@ -153,5 +206,10 @@ mod tests {
             "{errors:?}, mse {mse}"
         );
         assert!(errors.mae <= errors.rmse);
+        // One target, one step: the windows' scores average to the normalised MSE.
+        let anomaly = report.anomaly;
+        assert!((anomaly.mean - mse).abs() < 1e-6, "{anomaly:?}, mse {mse}");
+        assert!(anomaly.p50 <= anomaly.p90 && anomaly.p90 <= anomaly.p99);
+        assert!(anomaly.p99 <= anomaly.max && anomaly.max > 0.0);
     }
 }

@@ -4,7 +4,8 @@
 //!   (length, stride, forecast horizon, no window across a long gap), list features fitted to a
 //!   fixed number of channels, split by time into train / validation / test, normalised with
 //!   statistics of the training rows only ([`Normaliser`], stored with a model).
-//! - [`mod@evaluate`]: a model's forecast errors (MAE, RMSE, MAPE per feature, in its units).
+//! - [`mod@evaluate`]: a model's forecast errors (MAE, RMSE, MAPE per feature, in its units)
+//!   and the distribution of its windows' anomaly scores.
 //! - [`predict`]: [`Predictor`], a registered model forecasting what follows each entity's
 //!   latest window of new rows.
 //! - [`model`]: [`SeriesTransformer`], a Transformer encoder over a window's steps with a
@@ -27,7 +28,7 @@ pub mod windows;
 mod test_support;
 
 pub use checkpoint::Checkpoints;
-pub use evaluate::{FeatureErrors, ForecastReport, evaluate};
+pub use evaluate::{FeatureErrors, ForecastReport, ScoreDistribution, evaluate};
 pub use model::{ModelConfig, SeriesTransformer, Shapes};
 pub use predict::{Forecast, Predictor};
 pub use registry::{CARD_FORMAT, ModelCard, ModelLineage, ModelRegistry, ModelVersion};

@@ -238,6 +238,11 @@ fn print_errors(label: &str, report: &ForecastReport) {
             f.feature, f.mae, f.rmse
         );
     }
+    let a = report.anomaly;
+    println!(
+        "  anomaly scores: mean {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
+        a.mean, a.p50, a.p90, a.p99, a.max
+    );
 }
 
 fn print_comparison(comparison: &Comparison, set: &str) {
