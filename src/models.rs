@@ -27,6 +27,7 @@ use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 use trainstore_core::{DatasetName, Error, ProgressRef, Result, TagName};
 use trainstore_featurestore::training::{TrainingSetVersion, TrainingSets};
+use trainstore_featurestore::{FeatureStore, TtlPolicy};
 use trainstore_train::{
     Checkpoints, Dataset, Forecast, ForecastReport, Layout, ModelCard, ModelConfig, ModelLineage,
     ModelRegistry, ModelVersion, Predictor, RunOptions, SplitSpec, TrainConfig, Weights,
@@ -139,12 +140,19 @@ pub struct Gate {
 pub struct Models {
     registry: ModelRegistry,
     training_sets: TrainingSets,
+    features: FeatureStore,
     progress: Option<ProgressRef>,
-    loaded: Arc<Mutex<Loaded>>,
+    /// The models loaded for forecasts, most recently used last.
+    loaded: Arc<Mutex<Vec<Loaded>>>,
 }
 
-/// The models loaded for forecasts (by `name@vN`), most recently used last.
-type Loaded = Vec<(String, Arc<Predictor>)>;
+/// A model loaded for forecasts.
+#[derive(Debug, Clone)]
+struct Loaded {
+    /// `name@vN`.
+    id: String,
+    predictor: Arc<Predictor>,
+}
 
 /// How many loaded models [`Models::predictor`] keeps.
 const LOADED_MODELS: usize = 8;
@@ -167,10 +175,15 @@ impl Deref for Models {
 }
 
 impl Models {
-    pub(crate) fn new(registry: ModelRegistry, training_sets: TrainingSets) -> Self {
+    pub(crate) fn new(
+        registry: ModelRegistry,
+        training_sets: TrainingSets,
+        features: FeatureStore,
+    ) -> Self {
         Models {
             registry,
             training_sets,
+            features,
             progress: None,
             loaded: Arc::default(),
         }
@@ -435,32 +448,144 @@ impl Models {
     /// `model` loaded for forecasts: kept, so that a serving loop loads each version once
     /// (the last few used stay loaded).
     pub async fn predictor(&self, model: &ModelVersion) -> Result<Arc<Predictor>> {
+        Ok(self.loaded(model).await?.predictor)
+    }
+
+    async fn loaded(&self, model: &ModelVersion) -> Result<Loaded> {
         let id = model.id();
         let held = {
             let mut loaded = self.loaded.lock().expect("loaded models");
             let at = loaded
                 .iter()
-                .position(|(i, p)| *i == id && p.card() == &model.card);
+                .position(|l| l.id == id && l.predictor.card() == &model.card);
             at.map(|at| {
                 let entry = loaded.remove(at);
                 loaded.push(entry.clone());
-                entry.1
+                entry
             })
         };
-        if let Some(predictor) = held {
-            return Ok(predictor);
+        if let Some(held) = held {
+            return Ok(held);
         }
-        let predictor = Arc::new(Predictor::new(
-            self.registry.load(model).await?,
-            model.card.clone(),
-        ));
+        let entry = Loaded {
+            id: id.clone(),
+            predictor: Arc::new(Predictor::new(
+                self.registry.load(model).await?,
+                model.card.clone(),
+            )),
+        };
         let mut loaded = self.loaded.lock().expect("loaded models");
-        loaded.retain(|(i, _)| *i != id);
+        loaded.retain(|l| l.id != id);
         if loaded.len() == LOADED_MODELS {
             loaded.remove(0);
         }
-        loaded.push((id, predictor.clone()));
-        Ok(predictor)
+        loaded.push(entry.clone());
+        Ok(entry)
+    }
+
+    /// `model`'s real-time forecast for each entity of `entity_rows` (join keys only): what
+    /// follows its latest rows as the online store keeps them. The rows come from the one
+    /// feature view that has the model's keys and features and keeps at least a window of
+    /// rows per entity online (its `online_rows`). An entity row with no forecast (no or too
+    /// few recent rows, or a gap among them) is counted in [`Forecast::skipped`]; the entity
+    /// rows are taken to be distinct.
+    pub async fn predict_online(
+        &self,
+        model: &ModelVersion,
+        entity_rows: &RecordBatch,
+    ) -> Result<Forecast> {
+        let loaded = self.loaded(model).await?;
+        let view = self.serving_view(model).await?;
+        let recent = self
+            .features
+            .get_online_recent(&view, entity_rows, TtlPolicy::Enforce)
+            .await?;
+        // The window's time column has the training set's name.
+        let time = &model.card.layout.time;
+        let fields: Vec<_> = recent
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match i == model.card.layout.keys.len() {
+                true => Arc::new(f.as_ref().clone().with_name(time)),
+                false => f.clone(),
+            })
+            .collect();
+        let recent = RecordBatch::try_new(
+            Arc::new(arrow::datatypes::Schema::new(fields)),
+            recent.columns().to_vec(),
+        )?;
+        let mut forecast = loaded.predictor.predict(&[recent])?;
+        // Entities with no recent rows at all are not among the rows read: count them too.
+        let forecast_entities = forecast.rows.num_rows() / model.card.windows.horizon.max(1);
+        forecast.skipped = entity_rows.num_rows().saturating_sub(forecast_entities);
+        Ok(forecast)
+    }
+
+    /// The feature view real-time forecasts of `model` read: the one whose join keys are the
+    /// model's keys, whose features include the model's, and which keeps a window of rows
+    /// per entity online.
+    async fn serving_view(&self, model: &ModelVersion) -> Result<String> {
+        let layout = &model.card.layout;
+        // The registry as read in the last few seconds: a serving loop does not read it per call.
+        let defs = self.features.registry().recent().await?;
+        let mut keys = layout.keys.clone();
+        keys.sort();
+        let mut candidates = Vec::new();
+        for view in defs.feature_views.iter().filter(|v| v.online) {
+            let mut view_keys = defs.join_keys(view)?;
+            view_keys.sort();
+            let has = |name: &str| view.schema.iter().any(|f| f.name == name);
+            if view_keys == keys && layout.features.iter().all(|f| has(&f.name)) {
+                candidates.push(view);
+            }
+        }
+        let window = model.card.windows.length;
+        let serving: Vec<_> = candidates
+            .iter()
+            .filter(|v| v.online_rows >= window)
+            .collect();
+        match (&serving[..], &candidates[..]) {
+            ([one], _) => Ok(one.name.to_string()),
+            ([], []) => Err(Error::invalid(
+                "model",
+                model.id(),
+                format!(
+                    "no online feature view has its keys ({}) and all its features ({}): \
+                     real-time forecasts read one view's recent rows",
+                    layout.keys.join(", "),
+                    layout
+                        .features
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            ([], some) => Err(Error::invalid(
+                "model",
+                model.id(),
+                format!(
+                    "view {} has its features but keeps {} rows per entity online; its \
+                     windows read {window}: set the view's online_rows to at least {window}, \
+                     apply, and materialize again",
+                    some[0].name, some[0].online_rows
+                ),
+            )),
+            (many, _) => Err(Error::invalid(
+                "model",
+                model.id(),
+                format!(
+                    "views {} all serve its features: keep one view's online_rows at its \
+                     window ({window}) and the others' below it",
+                    many.iter()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
     }
 
     /// `model`'s forecast of what follows each entity's latest window in `rows` (the

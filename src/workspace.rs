@@ -232,6 +232,7 @@ impl Workspace {
         Models::new(
             ModelRegistry::new(Arc::new(self.models.clone()), self.user.clone()),
             self.training_sets(),
+            self.features(),
         )
     }
 

@@ -317,3 +317,112 @@ async fn a_corrupt_row_in_redis_reads_as_corrupt_data_not_a_panic() {
         "{err}"
     );
 }
+
+/// The `x` values and times (ms) of the recent rows of entity A/1, oldest first.
+async fn recent_x(store: &FeatureStore, ttl: TtlPolicy) -> (Vec<Option<f64>>, Vec<i64>) {
+    let rows = store
+        .get_online_recent("basic", &keys(&[(Some("A"), "1"), (Some("Z"), "9")]), ttl)
+        .await
+        .unwrap();
+    let schema = rows.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["uuid", "nodeId", "ts", "x", "arr"]);
+    let times = rows
+        .column(2)
+        .as_any()
+        .downcast_ref::<arrow::array::TimestampNanosecondArray>()
+        .unwrap()
+        .values()
+        .iter()
+        .map(|t| t / 1_000_000)
+        .collect();
+    (floats(&rows, "x"), times)
+}
+
+/// A view keeping 3 rows per entity online: materialized in two windows, in either order,
+/// it holds the 3 newest rows overall, oldest first, and the TTL drops old ones at read time.
+async fn recent_rows(backend: Backend) {
+    let f = Fixture::new().await;
+    let now = Timestamp::now().as_millis();
+    let table = f
+        .write(
+            "basic",
+            feature_table(&[
+                row("A", "1", now - 5 * DAY, 1.0),
+                row("A", "1", now - 4 * DAY, 2.0),
+                row("A", "1", now - 3 * DAY, 3.0),
+                row("A", "1", now - 2 * DAY, 4.0),
+                row("A", "1", now - DAY, 5.0),
+                row("B", "2", now - DAY, 9.0),
+            ]),
+        )
+        .await;
+    f.apply_with_device(vec![
+        view("basic", &table, Ttl::days(30)).with_online_rows(3),
+    ])
+    .await;
+    let store = with_online(&f, &backend);
+    let at = |ms: i64| Timestamp::from_millis(ms);
+    // The later window first: merging the earlier one keeps the newest rows.
+    store
+        .materialize(at(now - 2 * DAY - 1), at(now), None)
+        .await
+        .unwrap();
+    let (x, _) = recent_x(&store, TtlPolicy::Enforce).await;
+    assert_eq!(x, vec![Some(4.0), Some(5.0)]);
+    store
+        .materialize(at(now - 6 * DAY), at(now - 2 * DAY - 1), None)
+        .await
+        .unwrap();
+    let (x, times) = recent_x(&store, TtlPolicy::Enforce).await;
+    assert_eq!(x, vec![Some(3.0), Some(4.0), Some(5.0)]);
+    assert_eq!(times, vec![now - 3 * DAY, now - 2 * DAY, now - DAY]);
+    // Materializing the same rows again changes nothing.
+    store
+        .materialize(at(now - 6 * DAY), at(now), None)
+        .await
+        .unwrap();
+    assert_eq!(recent_x(&store, TtlPolicy::Enforce).await.0.len(), 3);
+    // The latest-row answer is unchanged by the recent rows beside it.
+    assert_eq!(
+        floats(
+            &read(&store, &[(Some("A"), "1")], TtlPolicy::Enforce).await,
+            "x"
+        ),
+        vec![Some(5.0)]
+    );
+
+    // A TTL of 2.5 days leaves out the row 3 days old.
+    f.apply_with_device(vec![
+        view(
+            "basic",
+            &table,
+            Ttl::new(std::time::Duration::from_secs(60 * 3600)),
+        )
+        .with_online_rows(3),
+    ])
+    .await;
+    let (x, _) = recent_x(&store, TtlPolicy::Enforce).await;
+    assert_eq!(x, vec![Some(4.0), Some(5.0)]);
+    assert_eq!(recent_x(&store, TtlPolicy::Ignore).await.0.len(), 3);
+
+    // A view keeping its latest row only says how to keep more.
+    f.apply_with_device(vec![view("basic", &table, Ttl::days(30))])
+        .await;
+    let text = store
+        .get_online_recent("basic", &keys(&[(Some("A"), "1")]), TtlPolicy::Enforce)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("online_rows"), "{text}");
+}
+
+#[tokio::test]
+async fn embedded_store_keeps_recent_rows() {
+    recent_rows(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn redis_store_keeps_recent_rows() {
+    recent_rows(Backend::Redis).await;
+}

@@ -655,3 +655,115 @@ async fn the_gate_promotes_a_better_challenger_only_and_the_champion_forecasts_n
     let again = models.predictor(&held).await.expect("loaded");
     assert!(Arc::ptr_eq(&first_load, &again));
 }
+
+#[tokio::test]
+async fn a_real_time_forecast_reads_the_window_the_online_store_keeps() {
+    use trainstore::core::Timestamp;
+    use trainstore::featurestore::{
+        Entity, FeatureView, Field as FeatureField, Name, SourceSpec, ValueType,
+    };
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let table = dir.path().join("waves");
+    std::fs::create_dir_all(&table).expect("a directory");
+    let rows = waves();
+    let mut file = std::fs::File::create(table.join("part.parquet")).expect("a file");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut file, rows.schema(), None).expect("a writer");
+    writer.write(&rows).expect("written");
+    writer.close().expect("closed");
+
+    let ws = Workspace::open(dir.path().join("ws").to_str().expect("a path"))
+        .await
+        .expect("a workspace");
+    let features = ws.features();
+    let name = |n: &str| Name::new(n).expect("a name");
+    let view = |online_rows: usize| {
+        FeatureView::new(
+            name("waves"),
+            vec![name("device")],
+            SourceSpec::Files {
+                location: table.to_str().expect("a path").to_owned(),
+                format: None,
+                snapshots: None,
+            },
+            vec![FeatureField::new("meanLf", ValueType::Float64)],
+        )
+        .with_timestamp_field("event_timestamp")
+        .with_online_rows(online_rows)
+    };
+    let device = Entity::new(name("device"), ["uuid"]);
+    features
+        .apply(vec![device.clone().into(), view(8).into()])
+        .await
+        .expect("applied");
+    let first = Timestamp::from_millis(1_700_000_000_000);
+    let last = Timestamp::from_millis(1_700_000_000_000 + 199 * 60_000);
+    features
+        .materialize(first, last, None)
+        .await
+        .expect("materialized");
+    let set = ws
+        .training_sets()
+        .create_from_batches(
+            &DatasetName::new("waves").expect("a name"),
+            vec![rows],
+            CreateOptions::default(),
+        )
+        .await
+        .expect("a training set");
+    let models = ws.models();
+    let model = models
+        .train(
+            &DatasetName::new("live").expect("a name"),
+            &set,
+            &small_request(16, 4, 1, 1),
+        )
+        .await
+        .expect("a model");
+    let entities = RecordBatch::try_from_iter([(
+        "uuid",
+        Arc::new(StringArray::from(vec!["704A0ED440F4", "unknown"])) as _,
+    )])
+    .expect("entity rows");
+
+    // The view keeps 8 rows per device; the model's windows read 16.
+    let text = models
+        .predict_online(&model, &entities)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(text.contains("online_rows to at least 16"), "{text}");
+
+    features
+        .apply(vec![device.into(), view(16).into()])
+        .await
+        .expect("applied");
+    features
+        .materialize(first, last, None)
+        .await
+        .expect("materialized");
+    let models = ws.models();
+    let live = models
+        .predict_online(&model, &entities)
+        .await
+        .expect("forecast");
+    // The unknown device has no rows: counted, not forecast.
+    assert_eq!((live.rows.num_rows(), live.skipped), (1, 1));
+    // The same as a forecast from the device's rows in the training set.
+    let batch = models
+        .predict_version(&model, &set)
+        .await
+        .expect("forecast");
+    let device_rows = arrow::compute::filter_record_batch(
+        &batch.rows,
+        &arrow::compute::kernels::cmp::eq(
+            batch.rows.column(0),
+            &StringArray::new_scalar("704A0ED440F4"),
+        )
+        .expect("compared"),
+    )
+    .expect("filtered");
+    assert_eq!(live.rows.column(3), device_rows.column(3));
+    assert_eq!(live.rows.column(1), device_rows.column(1));
+}

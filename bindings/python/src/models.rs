@@ -1,13 +1,21 @@
-//! Models for Python: a training request and model versions cross as JSON; training runs with
-//! the GIL released.
+//! Models for Python: a training request, model versions, reports, comparisons and gate
+//! decisions cross as JSON; rows to forecast arrive as an Arrow C stream (no copy) and
+//! forecasts leave as a pyarrow record batch. Training and forecasting run with the GIL
+//! released.
 
+use arrow::ffi_stream::RecordBatchStreamReader;
+use arrow::pyarrow::PyArrowType;
+use futures::TryStreamExt;
 use pyo3::prelude::*;
 use trainstore::core::{DatasetName, Error, TagName};
 use trainstore::models::{Models as CoreModels, TrainRequest};
-use trainstore::train::ModelVersion;
+use trainstore::train::{Forecast, ModelVersion};
 
+use crate::entities::entity_batch;
 use crate::errors::to_py;
+use crate::export::batch_to_pyarrow;
 use crate::runtime::run;
+use crate::training_sets::stream_of;
 
 fn version_json(v: &ModelVersion) -> String {
     serde_json::json!({
@@ -18,6 +26,14 @@ fn version_json(v: &ModelVersion) -> String {
         "card": v.card,
     })
     .to_string()
+}
+
+/// A forecast as `(pyarrow.RecordBatch, skipped)`, its buffers shared.
+fn forecast_to_py<'py>(
+    py: Python<'py>,
+    forecast: &Forecast,
+) -> PyResult<(Bound<'py, PyAny>, usize)> {
+    Ok((batch_to_pyarrow(py, &forecast.rows)?, forecast.skipped))
 }
 
 /// A workspace's models.
@@ -126,5 +142,121 @@ impl Models {
         run(py, "models.delete", async move {
             models.delete(&name, &reference).await
         })
+    }
+
+    /// A model's forecast of what follows each entity's latest window in the rows of an
+    /// Arrow stream: `(pyarrow.RecordBatch, entities skipped)`.
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        reference: &str,
+        rows: PyArrowType<RecordBatchStreamReader>,
+    ) -> PyResult<(Bound<'py, PyAny>, usize)> {
+        let name = DatasetName::new(name).map_err(to_py)?;
+        let (models, reference) = (self.inner.clone(), reference.to_owned());
+        let forecast = run(py, "models.predict", async move {
+            let model = models.get(&name, &reference).await?;
+            let (_, stream) = stream_of(rows.0);
+            let batches = stream.try_collect().await?;
+            models.predict(&model, batches).await
+        })?;
+        forecast_to_py(py, &forecast)
+    }
+
+    /// A model's real-time forecast for entity rows (join keys; what `entity_batch` reads),
+    /// from the recent rows the online store keeps: `(pyarrow.RecordBatch, entities
+    /// skipped)`.
+    fn predict_online<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        reference: &str,
+        entity_rows: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyAny>, usize)> {
+        let name = DatasetName::new(name).map_err(to_py)?;
+        let rows = entity_batch(entity_rows)?;
+        let (models, reference) = (self.inner.clone(), reference.to_owned());
+        let forecast = run(py, "models.predict_online", async move {
+            let model = models.get(&name, &reference).await?;
+            models.predict_online(&model, &rows).await
+        })?;
+        forecast_to_py(py, &forecast)
+    }
+
+    /// A model's forecast over the rows of a training-set version: `(pyarrow.RecordBatch,
+    /// entities skipped)`.
+    fn predict_version<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        reference: &str,
+        set_name: &str,
+        set_reference: &str,
+    ) -> PyResult<(Bound<'py, PyAny>, usize)> {
+        let name = DatasetName::new(name).map_err(to_py)?;
+        let set_name = DatasetName::new(set_name).map_err(to_py)?;
+        let (models, reference) = (self.inner.clone(), reference.to_owned());
+        let set_reference = set_reference.to_owned();
+        let sets = self.inner.training_sets().clone();
+        let forecast = run(py, "models.predict_version", async move {
+            let model = models.get(&name, &reference).await?;
+            let set = sets.get(&set_name, &set_reference).await?;
+            models.predict_version(&model, &set).await
+        })?;
+        forecast_to_py(py, &forecast)
+    }
+
+    /// Two models (each `(name, reference)`) forecasting the same windows of a training-set
+    /// version; the comparison as JSON.
+    fn compare(
+        &self,
+        py: Python<'_>,
+        champion: (String, String),
+        challenger: (String, String),
+        set_name: &str,
+        set_reference: &str,
+    ) -> PyResult<String> {
+        let set_name = DatasetName::new(set_name).map_err(to_py)?;
+        let (models, set_reference) = (self.inner.clone(), set_reference.to_owned());
+        let sets = self.inner.training_sets().clone();
+        let comparison = run(py, "models.compare", async move {
+            let a = models
+                .get(&DatasetName::new(champion.0)?, &champion.1)
+                .await?;
+            let b = models
+                .get(&DatasetName::new(challenger.0)?, &challenger.1)
+                .await?;
+            let set = sets.get(&set_name, &set_reference).await?;
+            models.compare(&a, &b, &set).await
+        })?;
+        Ok(serde_json::to_string(&comparison).expect("a comparison serializes"))
+    }
+
+    /// Points `alias` at a model version if nothing holds it yet or the version forecasts a
+    /// training-set version better by more than `min_improvement`; the decision as JSON.
+    fn promote_if_better(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        reference: &str,
+        set: (String, String),
+        alias: &str,
+        min_improvement: f64,
+    ) -> PyResult<String> {
+        let (name, alias) = (
+            DatasetName::new(name).map_err(to_py)?,
+            TagName::new(alias).map_err(to_py)?,
+        );
+        let (models, reference) = (self.inner.clone(), reference.to_owned());
+        let sets = self.inner.training_sets().clone();
+        let gate = run(py, "models.promote_if_better", async move {
+            let challenger = models.get(&name, &reference).await?;
+            let set = sets.get(&DatasetName::new(set.0)?, &set.1).await?;
+            models
+                .promote_if_better(&challenger, &set, &alias, min_improvement)
+                .await
+        })?;
+        Ok(serde_json::to_string(&gate).expect("a gate decision serializes"))
     }
 }

@@ -114,3 +114,185 @@ def test_a_model_trained_further_records_its_base_and_every_training_set(tmp_pat
         ws.models.train("m", later, config, base=base, incremental_ratio=-1)
     with pytest.raises(ts.InvalidInputError, match="name the base model"):
         ws.models.train("m", later, config, incremental_ratio=0.5)
+
+
+def test_checkpoints_are_kept_and_a_longer_run_resumes_from_them(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    data = ws.training_sets.create("waves", waves())
+    config = ts.TrainConfig(
+        features=["meanLf"],
+        epochs=2,
+        batch_size=16,
+        learning_rate=3e-3,
+        seed=5,
+        **SMALL,  # type: ignore[arg-type]
+    )
+    checkpoints = tmp_path / "checkpoints"
+    first = ws.models.train("m", data, config, checkpoints=checkpoints)
+    assert (checkpoints / "checkpoint.json").is_file()
+    longer = ws.models.train(
+        "m", data, dataclasses.replace(config, epochs=3), checkpoints=str(checkpoints)
+    )
+    assert [m.epoch for m in longer.metrics] == [1, 2, 3]
+    assert longer.metrics[:2] == first.metrics
+
+
+def test_patience_stops_early_and_warmup_is_recorded(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    data = ws.training_sets.create("waves", waves())
+    # A learning rate this large diverges: the validation loss stops improving at once.
+    diverging = ts.TrainConfig(
+        features=["meanLf"],
+        epochs=20,
+        batch_size=16,
+        learning_rate=10.0,
+        patience=2,
+        **SMALL,  # type: ignore[arg-type]
+    )
+    stopped = ws.models.train("m", data, diverging)
+    assert 0 < len(stopped.metrics) < 20
+    assert stopped.card["training"]["patience"] == 2
+    assert stopped.card["training"]["schedule"] == {"kind": "constant"}
+    warm = ts.TrainConfig(features=["meanLf"], epochs=2, batch_size=16, warmup=0.2, **SMALL)  # type: ignore[arg-type]
+    schedule = ws.models.train("m", data, warm).card["training"]["schedule"]
+    assert schedule == {"kind": "warmup_cosine", "warmup": 0.2}
+
+
+def test_a_model_forecasts_one_row_per_entity(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    rows = waves()
+    data = ws.training_sets.create("waves", rows)
+    config = ts.TrainConfig(features=["meanLf"], epochs=1, batch_size=16, **SMALL)  # type: ignore[arg-type]
+    model = ws.models.train("m", data, config)
+    columns = ["uuid", "nodeId", "as_of", "step", "meanLf"]
+
+    forecast = ws.models.predict(model, data)
+    assert isinstance(forecast.table, pa.Table)
+    assert forecast.table.column_names == columns
+    assert forecast.skipped == 0
+    assert sorted(forecast.table.column("uuid").to_pylist()) == ["704A0ED440F4", "704A0ED440F5"]
+    assert forecast.table.column("step").to_pylist() == [1, 1]
+    last = datetime(2025, 1, 6, tzinfo=timezone.utc) + timedelta(minutes=199)
+    assert forecast.table.column("as_of").to_pylist() == [last, last]
+    assert forecast.table.schema.field("meanLf").type == pa.float64()
+    assert all(math.isfinite(v) for v in forecast.table.column("meanLf").to_pylist())
+    assert "2 rows" in forecast._repr_html_() and "meanLf" in forecast._repr_html_()
+    assert list(forecast.to_pandas().columns) == columns
+
+    # A third device with fewer rows than a window has no forecast, and is counted.
+    few = rows.slice(0, 5).set_column(0, "uuid", pa.array(["704A0ED440F6"] * 5))
+    with_few = pa.concat_tables([rows, few])
+    from_table = ws.models.predict("m@v1", with_few)
+    assert from_table.skipped == 1
+    assert from_table.table.equals(forecast.table)
+    assert ws.models.predict("m", with_few.to_reader()).table.equals(forecast.table)
+    from_pandas = ws.models.predict(model, with_few.to_pandas())
+    assert from_pandas.skipped == 1 and from_pandas.table.num_rows == 2
+    with pytest.raises(ts.InvalidInputError, match="meanLf"):
+        ws.models.predict(model, rows.drop_columns(["meanLf"]))
+
+
+def test_a_challenger_is_promoted_only_when_it_forecasts_better(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    data = ws.training_sets.create("waves", waves())
+    config = ts.TrainConfig(
+        features=["meanLf"],
+        epochs=2,
+        batch_size=16,
+        learning_rate=3e-3,
+        seed=5,
+        **SMALL,  # type: ignore[arg-type]
+    )
+    first = ws.models.train("m", data, config)
+    gate = ws.models.promote_if_better(first, data)
+    assert gate.promoted and gate.comparison is None and "nothing was champion" in gate.reason
+    assert ws.models.get("m@champion").version == 1
+
+    better = ws.models.train("m", data, dataclasses.replace(config, epochs=12))
+    comparison = ws.models.compare("m@champion", better, data)
+    assert (comparison.champion, comparison.challenger) == ("m@v1", "m@v2")
+    assert [f.feature for f in comparison.champion_errors.features] == ["meanLf"]
+    assert comparison.champion_errors.windows == comparison.challenger_errors.windows > 0
+    champion_rmse = comparison.champion_errors.features[0].rmse
+    challenger_rmse = comparison.challenger_errors.features[0].rmse
+    assert comparison.improvement == pytest.approx(1 - challenger_rmse / champion_rmse)
+    assert comparison.improvement > 0.2
+    page = comparison._repr_html_()
+    assert "m@v1" in page and "m@v2" in page and page.count("RMSE") == 2
+    gate = ws.models.promote_if_better(better, data, min_improvement=0.2)
+    assert gate.promoted and gate.comparison == comparison
+    assert ws.models.get("m@champion").version == 2
+    again = ws.models.promote_if_better("m@v2", data)
+    assert not again.promoted and "already" in again.reason
+
+    worse = ws.models.train("m", data, dataclasses.replace(config, epochs=1))
+    gate = ws.models.promote_if_better(worse, data)
+    assert not gate.promoted and "higher than" in gate.reason
+    assert gate.comparison is not None and gate.comparison.improvement < 0
+    assert "not promoted" in gate._repr_html_()
+    assert ws.models.get("m@champion").version == 2
+
+
+def test_bad_gate_and_schedule_settings_are_refused(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    data = ws.training_sets.create("waves", waves())
+    config = ts.TrainConfig(features=["meanLf"], epochs=1, batch_size=16, **SMALL)  # type: ignore[arg-type]
+    model = ws.models.train("m", data, config)
+    with pytest.raises(ts.InvalidInputError, match="minimum improvement"):
+        ws.models.promote_if_better(model, data, min_improvement=1.5)
+    with pytest.raises(ts.InvalidInputError, match="warm-up"):
+        ts.TrainConfig(features=["meanLf"], warmup=1.0)
+    with pytest.raises(ts.InvalidInputError, match="patience"):
+        ts.TrainConfig(features=["meanLf"], patience=0)
+    # The exceptions are ValueErrors too.
+    with pytest.raises(ValueError):
+        ts.TrainConfig(features=["meanLf"], warmup=-0.1)
+    # Another model's windows cannot be compared against.
+    other = ws.models.train("other", data, dataclasses.replace(config, window=8))
+    with pytest.raises(ts.InvalidInputError, match="comparison"):
+        ws.models.compare(model, other, data)
+    with pytest.raises(ts.NotFoundError):
+        ws.models.predict("missing", data)
+
+
+def test_a_real_time_forecast_reads_the_recent_rows_the_online_store_keeps(
+    tmp_path: Path,
+) -> None:
+    import pyarrow.parquet as pq
+
+    rows = waves()
+    (tmp_path / "waves").mkdir()
+    pq.write_table(rows, tmp_path / "waves" / "part.parquet")
+    ws = ts.Workspace.open(tmp_path / "ws")
+    device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+    view = ts.FeatureView(
+        name="waves",
+        entities=[device],
+        source=str(tmp_path / "waves"),
+        schema=[ts.Field("meanLf", ts.Float64)],
+        timestamp_field="event_timestamp",
+        online_rows=16,
+    )
+    ws.features.apply([device, view])
+    times = rows.column("event_timestamp")
+    ws.features.materialize(times[0].as_py(), times[len(times) - 1].as_py())
+    data = ws.training_sets.create("waves", rows)
+    config = ts.TrainConfig(features=["meanLf"], epochs=1, seed=1, **SMALL)  # type: ignore[arg-type]
+    model = ws.models.train("live", data, config)
+
+    live = ws.models.predict_online(
+        model,
+        [{"uuid": "704A0ED440F4", "nodeId": "1465"}, {"uuid": "unknown", "nodeId": "1465"}],
+    )
+    assert (live.table.num_rows, live.skipped) == (1, 1)
+    # The same forecast as from the device's rows in the training set.
+    batch = ws.models.predict(model, data).table
+    mine = batch.filter(pa.compute.equal(batch["uuid"], "704A0ED440F4"))
+    assert live.table["meanLf"].to_pylist() == mine["meanLf"].to_pylist()
+
+    # A view keeping fewer rows than the model's window is named in the error (seen by a
+    # new handle: a serving one reads the registry every few seconds, not every call).
+    ws.features.apply([device, dataclasses.replace(view, online_rows=4)])
+    fresh = ts.Workspace.open(tmp_path / "ws")
+    with pytest.raises(ts.InvalidInputError, match="online_rows to at least 16"):
+        fresh.models.predict_online(model, [{"uuid": "704A0ED440F4", "nodeId": "1465"}])

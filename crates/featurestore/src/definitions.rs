@@ -69,6 +69,10 @@ pub struct FeatureView {
     pub created_timestamp_field: Option<String>,
     #[serde(default = "yes")]
     pub online: bool,
+    /// How many of each entity's latest rows the online store keeps: 1 serves the latest
+    /// values; more also serve a model's window of recent rows (real-time forecasts).
+    #[serde(default = "one_row", skip_serializing_if = "is_one_row")]
+    pub online_rows: usize,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -83,6 +87,17 @@ fn yes() -> bool {
     true
 }
 
+fn one_row() -> usize {
+    1
+}
+
+fn is_one_row(rows: &usize) -> bool {
+    *rows == 1
+}
+
+/// The most rows per entity a view keeps online.
+pub const MAX_ONLINE_ROWS: usize = 4096;
+
 impl FeatureView {
     /// A view with the default timestamp field (`time`), no TTL, online, no tags.
     pub fn new(name: Name, entities: Vec<Name>, source: SourceSpec, schema: Vec<Field>) -> Self {
@@ -95,9 +110,16 @@ impl FeatureView {
             timestamp_field: default_timestamp_field(),
             created_timestamp_field: None,
             online: true,
+            online_rows: 1,
             tags: BTreeMap::new(),
             description: String::new(),
         }
+    }
+
+    /// This view, keeping each entity's latest `rows` rows online.
+    pub fn with_online_rows(mut self, rows: usize) -> Self {
+        self.online_rows = rows;
+        self
     }
 
     pub fn with_ttl(mut self, ttl: Ttl) -> Self {

@@ -512,6 +512,38 @@ impl FeatureStore {
         plan.derivation.finish(fetched, options.full_feature_names)
     }
 
+    /// The latest rows `view` keeps online of each entity row's entity (join keys only), as
+    /// many as the view's `online_rows`, oldest first: the join keys, the view's timestamp
+    /// field and its features, one row per stored row; an entity never materialized has
+    /// none. What a model's window of recent rows is read from, for real-time forecasts.
+    pub async fn get_online_recent(
+        &self,
+        view: &str,
+        entity_rows: &RecordBatch,
+        ttl: TtlPolicy,
+    ) -> Result<RecordBatch> {
+        let defs = self.registry.recent().await?;
+        let found = defs.feature_view(view).ok_or_else(|| Error::NotFound {
+            what: "feature view",
+            name: view.to_owned(),
+        })?;
+        if !found.online || found.online_rows < 2 {
+            return Err(Error::invalid(
+                "feature view",
+                view,
+                "keeps only its latest row per entity online: set its online_rows to the \
+                 rows a model's window reads, apply, and materialize again",
+            ));
+        }
+        let selection = ViewSelection {
+            view: found.clone(),
+            join_keys: defs.join_keys(found)?,
+            features: found.schema.clone(),
+        };
+        let store = self.online_store().await?;
+        online::read_recent(&store, entity_rows, &selection, ttl, Timestamp::now()).await
+    }
+
     /// How to answer `features`: as planned by the last online request when it asked for the
     /// same features in the same registry state (a serving loop asks the same every time).
     fn online_plan(

@@ -216,6 +216,30 @@ class Models:
     def rollback(self, name: str, alias: str) -> int: ...
     def delete(self, name: str, reference: str) -> None: ...
     def evaluate(self, name: str, reference: str, set_name: str, set_reference: str) -> str: ...
+    def predict(
+        self, name: str, reference: str, rows: pa.RecordBatchReader
+    ) -> tuple[pa.RecordBatch, int]: ...
+    def predict_version(
+        self, name: str, reference: str, set_name: str, set_reference: str
+    ) -> tuple[pa.RecordBatch, int]: ...
+    def predict_online(
+        self, name: str, reference: str, entity_rows: pa.RecordBatch | builtins.list[Any]
+    ) -> tuple[pa.RecordBatch, int]: ...
+    def compare(
+        self,
+        champion: tuple[str, str],
+        challenger: tuple[str, str],
+        set_name: str,
+        set_reference: str,
+    ) -> str: ...
+    def promote_if_better(
+        self,
+        name: str,
+        reference: str,
+        set: tuple[str, str],
+        alias: str,
+        min_improvement: float,
+    ) -> str: ...
 
 @final
 class TrainingSets:

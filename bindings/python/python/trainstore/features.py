@@ -115,6 +115,9 @@ class FeatureView:
     typed Parquet files (columns read as stored). With an empty ``schema``, every source
     column besides the join keys and timestamps becomes a feature at apply time. A Doris
     password must be a ``${VARIABLE}`` reference: the registry stores how to reopen the source.
+    ``online_rows`` is how many of each entity's latest rows the online store keeps: 1 serves
+    the latest values, more also serve a model's window of recent rows
+    (``ws.models.predict_online``).
     """
 
     name: str
@@ -125,6 +128,7 @@ class FeatureView:
     timestamp_field: str = "time"
     created_timestamp_field: str | None = None
     online: bool = True
+    online_rows: int = 1
     tags: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
 
@@ -139,6 +143,7 @@ class FeatureView:
             "ttl": _ttl_text(self.ttl),
             "timestamp_field": self.timestamp_field,
             "online": self.online,
+            "online_rows": self.online_rows,
             "tags": dict(self.tags),
             "description": self.description,
         }

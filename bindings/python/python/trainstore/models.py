@@ -1,19 +1,30 @@
 """Models: a Transformer trained on a training-set version to forecast the next steps of its
 scalar features, kept as versions of the workspace's model registry (``ws.models``), with
-aliases such as ``champion`` that can be promoted and rolled back."""
+aliases such as ``champion`` that can be promoted and rolled back, compared on the same data
+(:meth:`Models.compare`, :meth:`Models.promote_if_better`) and asked for forecasts
+(:meth:`Models.predict`)."""
 
 from __future__ import annotations
 
 import builtins
 import html
 import json
+import numbers
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+import pyarrow as pa
 
 from . import _native
-from .training_sets import TrainingSetVersion
+from .exceptions import InvalidInputError
+from .features import _to_batch
+from .training_sets import TrainingSetVersion, _reader
+
+if TYPE_CHECKING:
+    import pandas
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,12 @@ class TrainConfig:
     it for validation: never random rows. ``d_model``, ``heads``, ``layers``, ``d_ff`` and
     ``dropout`` size the Transformer; ``epochs``, ``batch_size``, ``learning_rate`` and
     ``seed`` drive Adam (the same seed gives the same model on the CPU).
+
+    ``patience`` stops training early, once the validation loss has not improved for that
+    many epochs in a row (``None``: every epoch runs; it needs a ``validation`` share).
+    ``warmup`` shapes the learning rate: ``None`` keeps it constant; a share of the steps in
+    ``[0, 1)`` raises it linearly over that share, then lowers it along a half cosine to zero
+    at the last step.
     """
 
     features: Sequence[str | ListFeature]
@@ -60,6 +77,8 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
+    patience: int | None = None
+    warmup: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.features, str) or isinstance(self.keys, str):
@@ -68,6 +87,24 @@ class TrainConfig:
         object.__setattr__(self, "keys", tuple(self.keys))
         if self.task != "forecast":
             raise ValueError(f"task {self.task!r} is not supported: forecast is")
+        if self.patience is not None and (
+            isinstance(self.patience, bool)
+            or not isinstance(self.patience, numbers.Integral)
+            or self.patience < 1
+        ):
+            raise InvalidInputError(
+                f"invalid patience {self.patience!r}: epochs without improvement before "
+                "stopping, at least 1 (or None to run every epoch)"
+            )
+        if self.warmup is not None and (
+            isinstance(self.warmup, bool)
+            or not isinstance(self.warmup, numbers.Real)
+            or not 0.0 <= self.warmup < 1.0
+        ):
+            raise InvalidInputError(
+                f"invalid warm-up {self.warmup!r}: the share of steps spent warming up, a "
+                "number in [0, 1) (or None for a constant learning rate)"
+            )
 
     def _request(self) -> dict[str, Any]:
         def feature(f: str | ListFeature) -> dict[str, Any]:
@@ -103,6 +140,12 @@ class TrainConfig:
                 "batch_size": self.batch_size,
                 "learning_rate": self.learning_rate,
                 "seed": self.seed,
+                "patience": None if self.patience is None else int(self.patience),
+                "schedule": (
+                    {"kind": "constant"}
+                    if self.warmup is None
+                    else {"kind": "warmup_cosine", "warmup": float(self.warmup)}
+                ),
             },
         }
 
@@ -192,6 +235,110 @@ class ForecastReport:
         )
 
 
+def _report(raw: dict[str, Any]) -> ForecastReport:
+    return ForecastReport(
+        windows=raw["windows"],
+        features=[FeatureErrors(**f) for f in raw["features"]],
+    )
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else html.escape(str(value))
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A model's forecast (:meth:`Models.predict`): what follows each entity's latest window.
+
+    ``table`` has one row per entity and forecast step: the key columns, ``as_of`` (the time
+    of the entity's last row), ``step`` (1 for the next row) and one float64 column per
+    forecast feature, in its units. ``skipped`` counts the entities whose latest rows make
+    no window (too few, or a gap longer than the model's windows allow): they have no row.
+    """
+
+    table: pa.Table
+    skipped: int
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The forecast rows as a pandas DataFrame."""
+        return self.table.to_pandas()
+
+    def __repr__(self) -> str:
+        return f"Forecast(rows={self.table.num_rows}, skipped={self.skipped})"
+
+    def _repr_html_(self, max_rows: int = 20) -> str:
+        shown = self.table.slice(0, max_rows).to_pylist()
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in self.table.column_names)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row.values()) + "</tr>"
+            for row in shown
+        )
+        more = self.table.num_rows - len(shown)
+        tail = f"<br>… {more} more rows" if more > 0 else ""
+        return (
+            f"<b>forecast</b>: {self.table.num_rows} rows, {self.skipped} entities skipped"
+            f"<table><tr>{head}</tr>{rows}</table>{tail}"
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two models' forecast errors on the same windows of a training-set version
+    (:meth:`Models.compare`).
+
+    ``improvement`` is one minus the mean, over the forecast features, of the challenger's
+    RMSE divided by the champion's: above 0 when the challenger's errors are lower (0.1: 10 %
+    lower on average), below 0 when higher. Each feature counts alike, whatever its units.
+    """
+
+    champion: str
+    """``name@vN`` of the model compared against."""
+    challenger: str
+    champion_errors: ForecastReport
+    challenger_errors: ForecastReport
+    improvement: float
+
+    def _repr_html_(self) -> str:
+        verdict = "lower" if self.improvement >= 0 else "higher"
+        return (
+            f"<b>{html.escape(self.challenger)}</b> against <b>{html.escape(self.champion)}</b>"
+            f": errors {abs(self.improvement) * 100:.1f} % {verdict}"
+            f"<table><tr><th>champion {html.escape(self.champion)}</th>"
+            f"<th>challenger {html.escape(self.challenger)}</th></tr>"
+            f'<tr><td style="vertical-align:top">{self.champion_errors._repr_html_()}</td>'
+            f'<td style="vertical-align:top">{self.challenger_errors._repr_html_()}</td>'
+            "</tr></table>"
+        )
+
+
+def _comparison(raw: dict[str, Any]) -> Comparison:
+    return Comparison(
+        champion=raw["champion"],
+        challenger=raw["challenger"],
+        champion_errors=_report(raw["champion_errors"]),
+        challenger_errors=_report(raw["challenger_errors"]),
+        improvement=raw["improvement"],
+    )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What :meth:`Models.promote_if_better` decided, and why."""
+
+    promoted: bool
+    reason: str
+    comparison: Comparison | None
+    """The comparison it decided by (``None`` when nothing held the alias, or the challenger
+    did already)."""
+
+    def _repr_html_(self) -> str:
+        decision = "promoted" if self.promoted else "not promoted"
+        compared = "" if self.comparison is None else self.comparison._repr_html_()
+        return f"<b>{decision}</b>: {html.escape(self.reason)}<br>{compared}"
+
+
 def _version(raw: str) -> ModelVersion:
     data = json.loads(raw)
     return ModelVersion(
@@ -224,6 +371,7 @@ class Models:
         config: TrainConfig,
         base: ModelVersion | str | None = None,
         incremental_ratio: float = 0.0,
+        checkpoints: str | os.PathLike[str] | None = None,
     ) -> ModelVersion:
         """Trains a model on training-set version ``data`` as ``config`` says and registers it
         as a new version of ``name``, with ``data`` as its lineage.
@@ -232,12 +380,18 @@ class Models:
         that model's weights and keeps its scaling; its features, window and size must be
         ``config``'s. ``incremental_ratio`` replays that many windows, per new training
         window, from the training sets the base was trained on, so that it does not forget
-        them."""
+        them.
+
+        With ``checkpoints`` (a directory, created if missing), the run saves a checkpoint
+        after every epoch there; the same call run again (after a crash, or with more
+        epochs) resumes from the last one and ends as an uninterrupted run would."""
         request = config._request()
         if base is not None:
             base_name, reference = _model_ref(base)
             request["base"] = f"{base_name}@{reference}"
         request["incremental_ratio"] = incremental_ratio
+        if checkpoints is not None:
+            request["checkpoints"] = os.fspath(checkpoints)
         raw = self._native.train(name, data.name, str(data.version), json.dumps(request))
         return _version(raw)
 
@@ -262,9 +416,72 @@ class Models:
         """How well ``model`` forecasts every window of ``data`` (cut and scaled as its own
         training rows were): MAE, RMSE and MAPE per forecast feature, in its units."""
         raw = json.loads(self._native.evaluate(*_model_ref(model), data.name, str(data.version)))
-        return ForecastReport(
-            windows=raw["windows"],
-            features=[FeatureErrors(**f) for f in raw["features"]],
+        return _report(raw)
+
+    def predict(self, model: ModelVersion | str, data: Any) -> Forecast:
+        """``model``'s forecast of what follows each entity's latest window in ``data``: a
+        :class:`TrainingSetVersion`, or rows holding the model's key, time and feature
+        columns (in any order) as a pyarrow Table, RecordBatch or RecordBatchReader, or a
+        pandas or polars DataFrame. One row per entity and forecast step, in the features'
+        units. The model is loaded once and kept for the next calls (the last few used)."""
+        name, reference = _model_ref(model)
+        if isinstance(data, TrainingSetVersion):
+            batch, skipped = self._native.predict_version(
+                name, reference, data.name, str(data.version)
+            )
+        else:
+            batch, skipped = self._native.predict(name, reference, _reader(data))
+        return Forecast(table=pa.Table.from_batches([batch]), skipped=skipped)
+
+    def predict_online(self, model: ModelVersion | str, entity_rows: Any) -> Forecast:
+        """``model``'s real-time forecast for each entity of ``entity_rows`` (its join keys,
+        as pyarrow, pandas, polars, a dict of columns or a list of dicts): what follows the
+        entity's latest rows as the online store keeps them. They come from the one feature
+        view with the model's keys and features whose ``online_rows`` is at least the model's
+        window; entity rows without a forecast (no or too few recent rows) are counted in
+        ``skipped``."""
+        name, reference = _model_ref(model)
+        rows = entity_rows if isinstance(entity_rows, list) else _to_batch(entity_rows)
+        batch, skipped = self._native.predict_online(name, reference, rows)
+        return Forecast(table=pa.Table.from_batches([batch]), skipped=skipped)
+
+    def compare(
+        self,
+        champion: ModelVersion | str,
+        challenger: ModelVersion | str,
+        data: TrainingSetVersion,
+    ) -> Comparison:
+        """``champion`` and ``challenger`` forecasting the same windows of ``data`` (cut as
+        the champion's were): both must forecast the same features from windows of the same
+        length. Their errors per feature, and the challenger's ``improvement``."""
+        raw = self._native.compare(
+            _model_ref(champion), _model_ref(challenger), data.name, str(data.version)
+        )
+        return _comparison(json.loads(raw))
+
+    def promote_if_better(
+        self,
+        challenger: ModelVersion | str,
+        data: TrainingSetVersion,
+        alias: str = "champion",
+        min_improvement: float = 0.0,
+    ) -> Gate:
+        """Points ``alias`` of ``challenger``'s model at ``challenger`` if nothing holds the
+        alias yet, or if it forecasts ``data`` better than the version the alias names, by
+        more than ``min_improvement`` (a share of the champion's error below 1; see
+        :attr:`Comparison.improvement`). Returns the decision, its reason and the comparison
+        it was made by."""
+        name, reference = _model_ref(challenger)
+        raw = json.loads(
+            self._native.promote_if_better(
+                name, reference, (data.name, str(data.version)), alias, min_improvement
+            )
+        )
+        comparison = raw["comparison"]
+        return Gate(
+            promoted=raw["promoted"],
+            reason=raw["reason"],
+            comparison=None if comparison is None else _comparison(comparison),
         )
 
     def delete(self, model: ModelVersion | str) -> None:

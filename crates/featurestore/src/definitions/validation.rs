@@ -127,6 +127,19 @@ impl Definitions {
                 crate::offline::ITEM_PREFIX
             ));
         }
+        if !(1..=super::MAX_ONLINE_ROWS).contains(&v.online_rows) {
+            return bad(format!(
+                "online_rows is {}: it keeps 1 to {} rows per entity online",
+                v.online_rows,
+                super::MAX_ONLINE_ROWS
+            ));
+        }
+        if v.online_rows > 1 && !v.online {
+            return bad(format!(
+                "online_rows is {} but the view is not served online (online: false)",
+                v.online_rows
+            ));
+        }
         let keys = self.join_keys(v)?;
         if v.timestamp_field.is_empty() {
             return bad("the timestamp field is empty".into());

@@ -48,6 +48,36 @@ pub(crate) fn event_time(row: &[u8]) -> Result<i64> {
     Ok(time_from(&version(row)?[..8]))
 }
 
+/// An entity's recent rows (oldest first, each an encoded row) as one stored value: the
+/// newest row's version first (so the store keeps the newer of two such values, as it does
+/// rows), then each row after its length (4 bytes, little-endian).
+pub(crate) fn encode_recent(rows: &[Vec<u8>]) -> Vec<u8> {
+    let newest = rows.last().map_or(&[][..], |r| &r[..HEADER.min(r.len())]);
+    let mut out = Vec::with_capacity(HEADER + rows.iter().map(|r| r.len() + 4).sum::<usize>());
+    out.extend_from_slice(newest);
+    out.resize(HEADER, 0);
+    for row in rows {
+        out.extend_from_slice(&(row.len() as u32).to_le_bytes());
+        out.extend_from_slice(row);
+    }
+    out
+}
+
+/// The rows of a value [`encode_recent`] made, oldest first.
+pub(crate) fn recent_rows(value: &[u8]) -> Result<Vec<&[u8]>> {
+    let mut rest = value.get(HEADER..).ok_or_else(ends_early)?;
+    let mut rows = Vec::new();
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_at_checked(4).ok_or_else(ends_early)?;
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let (row, tail) = tail.split_at_checked(len).ok_or_else(ends_early)?;
+        version(row)?;
+        rows.push(row);
+        rest = tail;
+    }
+    Ok(rows)
+}
+
 /// A stored row (read back from the store, where anything may have written it) is shorter
 /// than its own lengths say.
 fn ends_early() -> Error {
@@ -688,6 +718,29 @@ mod tests {
             Arc::new(lists.finish()),
         ];
         (fields, columns)
+    }
+
+    #[test]
+    fn recent_rows_read_back_in_order_and_damaged_ones_are_corrupt_not_a_panic() {
+        let (fields, columns) = columns();
+        let encoder = RowEncoder::new(&fields, &columns).expect("an encoder");
+        let rows: Vec<Vec<u8>> = (0..3).map(|r| encoder.encode(r, r as i64, 0)).collect();
+        let value = encode_recent(&rows);
+        assert_eq!(
+            version(&value).expect("a version"),
+            version(&rows[2]).expect("a version")
+        );
+        let back = recent_rows(&value).expect("rows");
+        assert_eq!(back, rows.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        assert!(recent_rows(&encode_recent(&[])).expect("none").is_empty());
+        for cut in [3, HEADER + 2, value.len() - 1] {
+            let text = recent_rows(&value[..cut]).expect_err("damaged").to_string();
+            assert!(text.contains("ends early"), "{text}");
+        }
+        // A length that points past the end.
+        let mut lying = value.clone();
+        lying[HEADER..HEADER + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(recent_rows(&lying).is_err());
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub(crate) async fn materialize_view(
 ) -> Result<Materialized> {
     let view = &selection.view;
     let mut latest: HashMap<Vec<u8>, Vec<u8>, ahash::RandomState> = HashMap::default();
+    let keep = view.online_rows;
+    let mut recent: HashMap<Vec<u8>, Vec<Vec<u8>>, ahash::RandomState> = HashMap::default();
     let mut rows_read = 0;
     let mut stream = source.scan(&selection.scan_request(range)).await?;
     while let Some(batch) = stream.next().await {
@@ -96,6 +98,13 @@ pub(crate) async fn materialize_view(
                 .filter(|c| c.is_valid(row))
                 .map_or(i64::MIN, |c| c.value(row));
             let encoded = encoder.encode(row, event.value(row), c);
+            if keep > 1 {
+                let rows = recent.entry(key.clone()).or_default();
+                rows.push(encoded.clone());
+                if rows.len() >= 2 * keep {
+                    newest(rows, keep)?;
+                }
+            }
             match latest.get_mut(&key) {
                 // Later rows win full ties, as in historical retrieval.
                 Some(held) if codec::version(held)? > codec::version(&encoded)? => {}
@@ -110,6 +119,9 @@ pub(crate) async fn materialize_view(
     let written = store
         .write(view.name.as_str(), latest.into_iter().collect())
         .await?;
+    if keep > 1 {
+        write_recent(store, view.name.as_str(), recent, keep).await?;
+    }
     Ok(Materialized {
         view: view.name.to_string(),
         range,
@@ -201,6 +213,144 @@ fn answer_shape(
         schema: Arc::new(Schema::new(fields)),
         keys,
     })
+}
+
+/// Where a view's recent rows are kept in the store: beside its latest rows, under a name no
+/// view can have (names have no `#`).
+fn recent_namespace(view: &str) -> String {
+    format!("{view}#recent")
+}
+
+/// Keeps the `keep` newest of `rows` (by version, later rows winning ties), oldest first.
+fn newest(rows: &mut Vec<Vec<u8>>, keep: usize) -> Result<()> {
+    for row in rows.iter() {
+        codec::version(row)?;
+    }
+    // A stable sort: of rows with equal versions, the later stays later, and wins below.
+    rows.sort_by(|a, b| a[..codec::HEADER].cmp(&b[..codec::HEADER]));
+    rows.dedup_by(|later, earlier| {
+        let same = later[..codec::HEADER] == earlier[..codec::HEADER];
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
+    let extra = rows.len().saturating_sub(keep);
+    rows.drain(..extra);
+    Ok(())
+}
+
+/// Merges each entity's `recent` rows with those the store holds for it, and stores the
+/// `keep` newest. Two materializations of the same entity at once may each miss the other's
+/// rows (read, then write); the store still never goes back to older rows.
+async fn write_recent(
+    store: &OnlineStoreRef,
+    view: &str,
+    recent: HashMap<Vec<u8>, Vec<Vec<u8>>, ahash::RandomState>,
+    keep: usize,
+) -> Result<()> {
+    let namespace = recent_namespace(view);
+    let (keys, mut rows): (Vec<Vec<u8>>, Vec<Vec<Vec<u8>>>) = recent.into_iter().unzip();
+    let mut at = 0;
+    let mut each = |held: Option<&[u8]>| -> Result<()> {
+        if let Some(held) = held {
+            let merged = &mut rows[at];
+            let earlier = codec::recent_rows(held)?;
+            merged.splice(0..0, earlier.into_iter().map(<[u8]>::to_vec));
+        }
+        at += 1;
+        Ok(())
+    };
+    store.read(&namespace, &keys, &mut each).await?;
+    let mut values = Vec::with_capacity(keys.len());
+    for (key, mut rows) in keys.into_iter().zip(rows) {
+        newest(&mut rows, keep)?;
+        values.push((key, codec::encode_recent(&rows)));
+    }
+    store.write(&namespace, values).await?;
+    Ok(())
+}
+
+/// The recent rows `view` keeps online (see [`FeatureView::online_rows`]) of each entity
+/// row's entity, oldest first: the join keys, the view's timestamp field and its features,
+/// one row per stored row. Rows older than the view's TTL at `now` are left out under
+/// [`TtlPolicy::Enforce`]; an entity with no rows has none.
+///
+/// [`FeatureView::online_rows`]: crate::definitions::FeatureView::online_rows
+pub(crate) async fn read_recent(
+    store: &OnlineStoreRef,
+    entity_rows: &RecordBatch,
+    selection: &ViewSelection,
+    ttl: TtlPolicy,
+    now: Timestamp,
+) -> Result<RecordBatch> {
+    selection.require_join_keys(&entity_rows.schema())?;
+    let key_columns: Vec<ArrayRef> = selection
+        .join_keys
+        .iter()
+        .map(|k| entity_rows.column_by_name(k).expect("checked").clone())
+        .collect();
+    let keys = codec::encode_keys(&selection.join_keys, &key_columns)?;
+    let present: Vec<(u32, Vec<u8>)> = keys
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, k)| k.map(|k| (i as u32, k)))
+        .collect();
+    let (rows_of, lookup): (Vec<u32>, Vec<Vec<u8>>) = present.into_iter().unzip();
+    let limit = match ttl {
+        TtlPolicy::Enforce => selection.view.ttl.limit().map(|d| d.as_nanos() as i128),
+        TtlPolicy::Ignore => None,
+    };
+    let now_ns = i128::from(now.as_millis()) * 1_000_000;
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut entity_of: Vec<u32> = Vec::new();
+    let mut times: Vec<i64> = Vec::new();
+    let mut at = 0;
+    let mut each = |value: Option<&[u8]>| -> Result<()> {
+        for row in value
+            .map(codec::recent_rows)
+            .transpose()?
+            .unwrap_or_default()
+        {
+            let event = codec::event_time(row)?;
+            if limit.is_some_and(|l| now_ns - i128::from(event) > l) {
+                continue;
+            }
+            found.push(row.to_vec());
+            entity_of.push(rows_of[at]);
+            times.push(event);
+        }
+        at += 1;
+        Ok(())
+    };
+    let namespace = recent_namespace(selection.view.name.as_str());
+    store.read(&namespace, &lookup, &mut each).await?;
+    let mut decoder = codec::RowDecoder::new(&selection.features, found.len());
+    for row in &found {
+        decoder.append(Some(row))?;
+    }
+    let entity_of = arrow::array::UInt32Array::from(entity_of);
+    let mut fields: Vec<ArrowField> = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (name, column) in selection.join_keys.iter().zip(&key_columns) {
+        fields.push(ArrowField::new(name, column.data_type().clone(), true));
+        columns.push(arrow::compute::take(column, &entity_of, None)?);
+    }
+    let time = arrow::array::TimestampNanosecondArray::from(times).with_timezone("UTC");
+    fields.push(ArrowField::new(
+        &selection.view.timestamp_field,
+        time.data_type().clone(),
+        false,
+    ));
+    columns.push(Arc::new(time));
+    for (f, column) in selection.features.iter().zip(decoder.finish()) {
+        fields.push(ArrowField::new(&f.name, column.data_type().clone(), true));
+        columns.push(column);
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// The latest values of `selections`' features for each entity row: the join-key columns
