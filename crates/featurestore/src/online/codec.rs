@@ -898,6 +898,9 @@ mod tests {
             written.push_str(&hex(row));
             written.push('\n');
         }
+        written.push_str("# an entity's recent rows (online_rows > 1): the first two rows above\n");
+        written.push_str(&hex(&encode_recent(&rows[..2])));
+        written.push('\n');
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/online.txt");
         if std::env::var_os("TRAINSTORE_BLESS").is_some() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -912,17 +915,27 @@ mod tests {
             path.display()
         );
 
-        let pinned_rows: Vec<Vec<u8>> = pinned
-            .lines()
-            .skip_while(|l| !l.starts_with("# rows"))
-            .skip(1)
-            .map(|l| {
-                (0..l.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&l[i..i + 2], 16).unwrap())
-                    .collect()
-            })
-            .collect();
+        let bytes = |l: &str| -> Vec<u8> {
+            (0..l.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&l[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let section = |title: &str| -> Vec<Vec<u8>> {
+            pinned
+                .lines()
+                .skip_while(|l| !l.starts_with(title))
+                .skip(1)
+                .take_while(|l| !l.starts_with('#'))
+                .map(bytes)
+                .collect()
+        };
+        let pinned_rows = section("# rows");
+        let pinned_recent = section("# an entity's recent rows");
+        assert_eq!(
+            recent_rows(&pinned_recent[0]).unwrap(),
+            [&pinned_rows[0][..], &pinned_rows[1][..]]
+        );
         let mut decoder = RowDecoder::new(&fields, pinned_rows.len());
         for row in &pinned_rows {
             decoder.append(Some(row)).unwrap();
