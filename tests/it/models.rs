@@ -767,3 +767,75 @@ async fn a_real_time_forecast_reads_the_window_the_online_store_keeps() {
     assert_eq!(live.rows.column(3), device_rows.column(3));
     assert_eq!(live.rows.column(1), device_rows.column(1));
 }
+
+#[tokio::test]
+async fn a_forecast_is_written_back_to_a_table_once_per_label() {
+    use mysql_async::prelude::Queryable;
+
+    let server = std::env::var("TRAINSTORE_TEST_MYSQL_URL").expect(
+        "TRAINSTORE_TEST_MYSQL_URL is not set: run `eval \"$(scripts/test-services)\"` first",
+    );
+    let db = format!("ts_forecast_{}", std::process::id());
+    let mut conn = mysql_async::Conn::from_url(server.as_str())
+        .await
+        .expect("MariaDB");
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}`"))
+        .await
+        .expect("a database");
+    let url = format!("{}/{db}", server.trim_end_matches('/'));
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = dir.path().join("config.yaml");
+    let ws_dir = dir.path().join("ws");
+    let ws = Workspace::open(ws_dir.to_str().expect("a path"))
+        .await
+        .expect("a workspace");
+    let set = ws
+        .training_sets()
+        .create_from_batches(
+            &DatasetName::new("waves").expect("a name"),
+            vec![waves()],
+            CreateOptions::default(),
+        )
+        .await
+        .expect("a training set");
+    ws.models()
+        .train(
+            &DatasetName::new("writer").expect("a name"),
+            &set,
+            &small_request(16, 4, 1, 1),
+        )
+        .await
+        .expect("a model");
+    let predict = [
+        "models",
+        "predict",
+        ws_dir.to_str().expect("a path"),
+        "writer@v1",
+        "--on",
+        "waves",
+        "--write-table",
+        "forecasts",
+    ];
+    let env = [("TRAINSTORE_DORIS_URL", url.as_str())];
+    let (ok, out, err) = crate::cli_with_env(&predict, &config, &env);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("appended 2 rows to forecasts (label \"writer@v1 on waves@v1\")"),
+        "{out}"
+    );
+    let (ok, out, err) = crate::cli_with_env(&predict, &config, &env);
+    assert!(ok && out.contains("nothing written"), "{out}{err}");
+    let rows: Vec<(String, u32, f64)> = conn
+        .query(format!(
+            "SELECT uuid, step, meanLf FROM `{db}`.forecasts ORDER BY uuid"
+        ))
+        .await
+        .expect("read back");
+    let devices: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(devices, ["704A0ED440F4", "704A0ED440F5"]);
+    assert!(rows.iter().all(|r| r.1 == 1 && r.2.is_finite()), "{rows:?}");
+    conn.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .expect("dropped");
+}

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 use trainstore::Workspace;
-use trainstore::core::{DatasetName, Error, MountTable, Result, StorageOptions, TagName, UserName};
+use trainstore::core::{
+    DatasetName, Error, MountTable, Result, Secret, StorageOptions, TagName, UserName,
+};
+use trainstore::doris::write::write_batches;
 use trainstore::featurestore::training::TrainingSetVersion;
 use trainstore::models::{Comparison, TrainRequest};
 use trainstore::train::{
@@ -142,6 +145,18 @@ pub enum ModelsCommand {
         /// Also write the whole forecast to this Parquet file
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
+        /// Also append the forecast to this Doris or MySQL table (db.table, or a table of the
+        /// URL's database), created if absent, exactly once per --label
+        #[arg(long, value_name = "TABLE")]
+        write_table: Option<String>,
+        /// mysql://user:password@host:port/db for --write-table (prefer the environment
+        /// variable: it stays out of `ps`)
+        #[arg(long, env = "TRAINSTORE_DORIS_URL", hide_env_values = true)]
+        url: Option<String>,
+        /// What makes a write happen once: the same label again writes nothing [default: the
+        /// model's and the training set's versions]
+        #[arg(long)]
+        label: Option<String>,
     },
     /// Compare two versions' forecast errors on the same windows of a training-set version
     Compare {
@@ -447,6 +462,9 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
             on,
             show,
             out,
+            write_table,
+            url,
+            label,
         } => {
             let ws = open(workspace).await?;
             let (model, set) = model_and_set(&ws, &text, &on).await?;
@@ -468,6 +486,26 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
                     }
                 })?;
                 println!("written to {}", path.display());
+            }
+            if let Some(table) = write_table {
+                let url = url.map(Secret::new).ok_or_else(|| Error::Config {
+                    key: "TRAINSTORE_DORIS_URL".into(),
+                    reason: "--write-table needs --url or TRAINSTORE_DORIS_URL".into(),
+                })?;
+                let label = label.unwrap_or_else(|| format!("{} on {}", model.id(), set.id()));
+                let rows = std::slice::from_ref(&forecast.rows);
+                let outcome =
+                    write_batches(&url, &table, &label, rows, &Default::default()).await?;
+                if outcome.already_written {
+                    println!(
+                        "{table} already holds the forecast labelled {label:?}: nothing written"
+                    );
+                } else {
+                    println!(
+                        "appended {} rows to {table} (label {label:?})",
+                        outcome.rows_written
+                    );
+                }
             }
             Ok(())
         }
