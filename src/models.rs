@@ -5,13 +5,14 @@
 //! # async fn demo(ws: trainstore::Workspace) -> trainstore::Result<()> {
 //! use trainstore::core::DatasetName;
 //! use trainstore::models::TrainRequest;
-//! use trainstore::train::{FeatureShape, Layout, WindowFeature};
+//! use trainstore::train::{FeatureShape, Layout, Task, WindowFeature};
 //!
 //! let set = ws.training_sets().get(&DatasetName::new("vibration")?, "latest").await?;
 //! let request = TrainRequest::new(Layout {
 //!     keys: vec!["uuid".into(), "nodeId".into()],
 //!     time: "event_timestamp".into(),
 //!     features: vec![WindowFeature { name: "meanLf".into(), shape: FeatureShape::Scalar }],
+//!     task: Task::Forecast,
 //! });
 //! let model = ws.models().train(&DatasetName::new("vibration-model")?, &set, &request).await?;
 //! println!("{} validation loss {:?}", model.id(), model.card.validation_loss());
@@ -91,7 +92,9 @@ pub struct Comparison {
     pub challenger_errors: ForecastReport,
     /// One minus the mean, over the forecast features, of the challenger's RMSE divided by
     /// the champion's: above 0 when the challenger's errors are lower (0.1: 10 % lower on
-    /// average), below 0 when higher. Each feature counts alike, whatever its units.
+    /// average), below 0 when higher. Each feature counts alike, whatever its units. For
+    /// classifiers: one minus the challenger's error rate (1 - accuracy) divided by the
+    /// champion's.
     pub improvement: f64,
 }
 
@@ -102,13 +105,22 @@ impl Comparison {
         champion_errors: ForecastReport,
         challenger_errors: ForecastReport,
     ) -> Self {
-        let ratios: Vec<f64> = champion_errors
-            .features
-            .iter()
-            .zip(&challenger_errors.features)
-            .filter(|(a, _)| a.rmse > 0.0)
-            .map(|(a, b)| b.rmse / a.rmse)
-            .collect();
+        let ratios: Vec<f64> = match (
+            &champion_errors.classification,
+            &challenger_errors.classification,
+        ) {
+            (Some(a), Some(b)) if a.accuracy < 1.0 => {
+                vec![(1.0 - b.accuracy) / (1.0 - a.accuracy)]
+            }
+            (Some(_), _) | (_, Some(_)) => Vec::new(),
+            (None, None) => champion_errors
+                .features
+                .iter()
+                .zip(&challenger_errors.features)
+                .filter(|(a, _)| a.rmse > 0.0)
+                .map(|(a, b)| b.rmse / a.rmse)
+                .collect(),
+        };
         let improvement = if ratios.is_empty() {
             0.0
         } else {
@@ -265,11 +277,7 @@ impl Models {
                     }
                     dataset
                 }
-                None => {
-                    let keys: Vec<&str> = layout.keys.iter().map(String::as_str).collect();
-                    let (time, features) = (&layout.time, &layout.features);
-                    Dataset::build(&batches, &keys, time, features, windows, split)?
-                }
+                None => Dataset::build(&batches, layout, windows, split)?,
             };
             let checkpoints = request.checkpoints.as_ref().map(Checkpoints::new);
             let checkpoints = checkpoints.transpose()?;
@@ -356,6 +364,7 @@ impl Models {
         let (a, b) = (&champion.card, &challenger.card);
         let same_windows = a.layout.keys == b.layout.keys
             && a.layout.time == b.layout.time
+            && a.layout.task == b.layout.task
             && a.layout.forecast_channels().iter().map(|f| &f.0).eq(b
                 .layout
                 .forecast_channels()
@@ -366,8 +375,8 @@ impl Models {
             return Err(Error::invalid(
                 "comparison",
                 format!("{} and {}", champion.id(), challenger.id()),
-                "the two models forecast other features or from other windows: their errors \
-                 would not be measured on the same windows",
+                "the two models forecast other features, learn other tasks or read other \
+                 windows: their errors would not be measured on the same windows",
             ));
         }
         let (_, rows) = self.training_sets.read(data).await?;

@@ -13,7 +13,9 @@ use trainstore::core::{DatasetName, TagName};
 use trainstore::featurestore::training::CreateOptions;
 use trainstore::models::TrainRequest;
 use trainstore::train::trainer::mean_loss;
-use trainstore::train::{Dataset, FeatureShape, Layout, ModelConfig, TrainConfig, WindowFeature};
+use trainstore::train::{
+    Dataset, FeatureShape, Layout, ModelConfig, Task, TrainConfig, WindowFeature,
+};
 
 /// Two devices whose meanLf is a sine wave, one snapshot a minute.
 fn waves() -> RecordBatch {
@@ -55,6 +57,7 @@ fn small_request(length: usize, stride: usize, epochs: usize, seed: u64) -> Trai
             name: "meanLf".into(),
             shape: FeatureShape::Scalar,
         }],
+        task: Task::Forecast,
     });
     request.windows.length = length;
     request.windows.stride = stride;
@@ -152,6 +155,7 @@ async fn a_request_naming_a_missing_column_is_refused_and_registers_nothing() {
             name: "meanHf".into(),
             shape: FeatureShape::Scalar,
         }],
+        task: Task::Forecast,
     });
     let name = DatasetName::new("waves-model").expect("a name");
     let text = ws
@@ -838,4 +842,116 @@ async fn a_forecast_is_written_back_to_a_table_once_per_label() {
     conn.query_drop(format!("DROP DATABASE `{db}`"))
         .await
         .expect("dropped");
+}
+
+#[tokio::test]
+async fn the_cli_trains_evaluates_and_runs_a_classifier() {
+    let rows = waves();
+    let mean_lf = rows
+        .column(2)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("floats");
+    // Whether meanLf rose since the minute before.
+    let rising: StringArray = (0..rows.num_rows())
+        .map(|i| {
+            let up = i % 200 > 0 && mean_lf.value(i) > mean_lf.value(i - 1);
+            Some(if up { "up" } else { "down" })
+        })
+        .collect();
+    let mut columns = rows.columns().to_vec();
+    columns.push(Arc::new(rising));
+    let mut fields: Vec<Field> = rows
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("rising", DataType::Utf8, false));
+    let labelled =
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("labelled rows");
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = dir.path().join("config.yaml");
+    let ws = dir.path().join("ws");
+    let ws = ws.to_str().expect("a path");
+    Workspace::open(ws)
+        .await
+        .expect("a workspace")
+        .training_sets()
+        .create_from_batches(
+            &DatasetName::new("rising").expect("a name"),
+            vec![labelled],
+            CreateOptions::default(),
+        )
+        .await
+        .expect("a training set");
+    let train = [
+        "models",
+        "train",
+        ws,
+        "updown",
+        "--from",
+        "rising",
+        "--feature",
+        "meanLf",
+        "--key",
+        "uuid",
+        "--classify",
+        "rising",
+        "--window",
+        "8",
+        "--stride",
+        "1",
+        "--epochs",
+        "4",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--layers",
+        "1",
+        "--d-ff",
+        "32",
+        "--learning-rate",
+        "3e-3",
+        "--json",
+    ];
+    let (ok, out, err) = cli(&train, &config);
+    assert!(ok, "{err}");
+    let card: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(card["layout"]["task"]["kind"], "classify");
+    assert_eq!(card["normaliser"]["label"]["names"][1], "up");
+    let evaluate = [
+        "models", "evaluate", ws, "updown", "--on", "rising", "--json",
+    ];
+    let (ok, out, err) = cli(&evaluate, &config);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let accuracy = report["classification"]["accuracy"]
+        .as_f64()
+        .expect("accuracy");
+    assert!(accuracy > 0.8, "{report}");
+    let predict = ["models", "predict", ws, "updown", "--on", "rising"];
+    let (ok, out, err) = cli(&predict, &config);
+    assert!(ok && out.contains("rising_probability"), "{out}{err}");
+    let regress_a_text = [
+        "models",
+        "train",
+        ws,
+        "bad",
+        "--from",
+        "rising",
+        "--feature",
+        "meanLf",
+        "--key",
+        "uuid",
+        "--regress",
+        "rising",
+    ];
+    let (ok, _, err) = cli(&regress_a_text, &config);
+    assert!(
+        !ok && err.contains("a regression label is a number"),
+        "{err}"
+    );
 }

@@ -4,6 +4,7 @@ promoted and rolled back; bad configurations refused before anything is trained.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_bad_configurations_are_refused_naming_what_is_wrong(tmp_path: Path) -> 
     with pytest.raises(TypeError):
         ts.TrainConfig(features="meanLf")
     with pytest.raises(ValueError, match="classify"):
-        ts.TrainConfig(features=["meanLf"], task="classify")  # type: ignore[arg-type]
+        ts.TrainConfig(features=["meanLf"], task="classify")
     with pytest.raises(ts.NotFoundError):
         ws.models.get("m")
     assert ws.models.list("m") == []
@@ -296,3 +297,39 @@ def test_a_real_time_forecast_reads_the_recent_rows_the_online_store_keeps(
     fresh = ts.Workspace.open(tmp_path / "ws")
     with pytest.raises(ts.InvalidInputError, match="online_rows to at least 16"):
         fresh.models.predict_online(model, [{"uuid": "704A0ED440F4", "nodeId": "1465"}])
+
+
+def test_a_classifier_and_a_regressor_learn_their_labels(tmp_path: Path) -> None:
+    rows = waves()
+    mean_lf = rows.column("meanLf").to_pylist()
+    change = [0.0] + [b - a for a, b in itertools.pairwise(mean_lf)]
+    change = [0.0 if i % 200 == 0 else c for i, c in enumerate(change)]
+    rows = rows.append_column("change", pa.array(change)).append_column(
+        "rising", pa.array([c > 0 for c in change])
+    )
+    ws = ts.Workspace.open(tmp_path / "ws")
+    data = ws.training_sets.create("waves", rows)
+    common = dict(SMALL, window=8, stride=1, epochs=4, learning_rate=3e-3, seed=2)
+    config = ts.TrainConfig(features=["meanLf"], task="classify", label="rising", **common)  # type: ignore[arg-type]
+    classifier = ws.models.train("updown", data, config)
+    report = ws.models.evaluate(classifier, data)
+    assert report.classification is not None and report.features == []
+    assert [c.class_ for c in report.classification.classes] == ["false", "true"]
+    assert report.classification.accuracy > 0.8
+    assert "accuracy" in report._repr_html_()
+    forecast = ws.models.predict(classifier, data).table
+    assert set(forecast["rising"].to_pylist()) <= {"false", "true"}
+    assert all(0.5 <= p <= 1.0 for p in forecast["rising_probability"].to_pylist())
+
+    config = ts.TrainConfig(features=["meanLf"], task="regress", label="change", **common)  # type: ignore[arg-type]
+    regressor = ws.models.train("change", data, config)
+    report = ws.models.evaluate(regressor, data)
+    assert [f.feature for f in report.features] == ["change"]
+    assert report.anomaly is not None and report.classification is None
+    assert ws.models.predict(regressor, data).table["change"].type == pa.float64()
+
+    with pytest.raises(ts.InvalidInputError, match="label"):
+        ts.TrainConfig(features=["meanLf"], task="classify")
+    with pytest.raises(ts.InvalidInputError, match="a regression label is a number"):
+        bad = ts.TrainConfig(features=["meanLf"], task="regress", label="spectrum", **common)  # type: ignore[arg-type]
+        ws.models.train("bad", data, bad)

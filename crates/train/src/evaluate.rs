@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::SeriesTransformer;
 use crate::trainer::{batch, forecasts};
-use crate::windows::Dataset;
+use crate::windows::{Dataset, LabelEncoding};
 
 /// One target feature's errors over every forecast step of every window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +22,8 @@ pub struct FeatureErrors {
     pub mape: Option<f64>,
 }
 
-/// A model's forecast errors over some windows.
+/// A model's errors over some windows: per forecast feature (or the regressed label), or a
+/// classifier's scores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForecastReport {
     pub windows: usize,
@@ -30,6 +31,9 @@ pub struct ForecastReport {
     /// The windows' anomaly scores: each window's mean squared forecast error over its steps
     /// and features, in normalised units (1: off by one standard deviation on average).
     pub anomaly: ScoreDistribution,
+    /// A classifier's scores (its `features` are then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassScores>,
 }
 
 /// How a score is distributed over windows (all 0 when there are none).
@@ -95,39 +99,49 @@ impl Sums {
     }
 }
 
-/// `model`'s forecast errors over `dataset`'s windows at `starts`, scaled back to the
-/// features' units with the dataset's normaliser.
+/// `model`'s errors over `dataset`'s windows at `starts`: a forecast's or a regression's in
+/// the values' units (scaled back with the dataset's normaliser), a classifier's scores.
 pub fn evaluate<B: Backend>(
     model: &SeriesTransformer<B>,
     dataset: &Dataset,
     starts: &[usize],
     batch_size: usize,
 ) -> ForecastReport {
-    let (names, scale): (Vec<String>, Vec<(f64, f64)>) = dataset
-        .layout()
-        .forecast_channels()
-        .into_iter()
-        .map(|(name, c)| {
-            let n = &dataset.normaliser;
-            (name, (f64::from(n.mean[c]), f64::from(n.std[c])))
-        })
-        .unzip();
-    if names.is_empty() {
-        // No scalar feature: nothing is forecast.
-        return ForecastReport {
-            windows: starts.len(),
-            features: Vec::new(),
-            anomaly: ScoreDistribution::default(),
-        };
-    }
-    let mut sums = vec![Sums::default(); names.len()];
-    let mut scores = Vec::with_capacity(starts.len());
-    let per_window = dataset.spec().horizon * names.len();
     let device = model.devices().into_iter().next().unwrap_or_default();
+    let (mut predicted, mut actual) = (Vec::new(), Vec::new());
     for chunk in starts.chunks(batch_size.max(1)) {
         let (inputs, targets) = batch::<B>(dataset, chunk, &device);
-        let predicted = forecasts(model, inputs);
-        let actual = targets.into_data().to_vec::<f32>().unwrap_or_default();
+        predicted.extend(forecasts(model, inputs));
+        actual.extend(targets.into_data().to_vec::<f32>().unwrap_or_default());
+    }
+    let normaliser = &dataset.normaliser;
+    let (names, scale): (Vec<String>, Vec<(f64, f64)>) = match &normaliser.label {
+        Some(LabelEncoding::Classes { names }) => {
+            return ForecastReport {
+                windows: starts.len(),
+                features: Vec::new(),
+                anomaly: ScoreDistribution::default(),
+                classification: Some(ClassScores::of(names, &predicted, &actual)),
+            };
+        }
+        Some(LabelEncoding::Scaled { mean, std }) => {
+            let label = dataset.layout().task.label().unwrap_or_default().to_owned();
+            (vec![label], vec![(f64::from(*mean), f64::from(*std))])
+        }
+        None => dataset
+            .layout()
+            .forecast_channels()
+            .into_iter()
+            .map(|(name, c)| {
+                let scale = (f64::from(normaliser.mean[c]), f64::from(normaliser.std[c]));
+                (name, scale)
+            })
+            .unzip(),
+    };
+    let per_window = dataset.target_shape().0 * names.len();
+    let mut scores = Vec::with_capacity(starts.len());
+    let mut sums = vec![Sums::default(); names.len()];
+    if per_window > 0 {
         for (p, a) in predicted.chunks(per_window).zip(actual.chunks(per_window)) {
             let squared: f64 = p.iter().zip(a).map(|(p, a)| f64::from(p - a).powi(2)).sum();
             scores.push(squared / per_window as f64);
@@ -147,7 +161,139 @@ pub fn evaluate<B: Backend>(
             .map(|(name, s)| s.finish(name))
             .collect(),
         anomaly: ScoreDistribution::of(scores),
+        classification: None,
     }
+}
+
+/// A classifier's scores over some windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassScores {
+    /// The share of windows whose most likely class was the actual one.
+    pub accuracy: f64,
+    /// Means over the classes of the per-class figures below (macro averages).
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// The area under the ROC curve: of the second class's probability when there are two
+    /// classes (`false`/`true`: of `true`), else the mean of each class against the rest;
+    /// `None` when no class was both present and absent among the windows.
+    pub roc_auc: Option<f64>,
+    pub classes: Vec<ClassScore>,
+}
+
+/// One class's figures: of the windows predicted to be of it, the share that were
+/// (precision); of those that were, the share predicted so (recall); F1 their harmonic mean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassScore {
+    pub class: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// Windows whose actual class this is.
+    pub support: usize,
+}
+
+impl ClassScores {
+    /// From each window's scores per class (`logits`, `[window, class]`) and actual class
+    /// index.
+    fn of(names: &[String], logits: &[f32], actual: &[f32]) -> Self {
+        let k = names.len().max(1);
+        let probabilities: Vec<Vec<f64>> = logits.chunks(k).map(softmax).collect();
+        let truth: Vec<usize> = actual.iter().map(|&a| a as usize).collect();
+        let guess: Vec<usize> = probabilities
+            .iter()
+            .map(|p| {
+                (0..p.len())
+                    .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let n = truth.len();
+        let correct = truth.iter().zip(&guess).filter(|(t, g)| t == g).count();
+        let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let classes: Vec<ClassScore> = names
+            .iter()
+            .enumerate()
+            .map(|(c, class)| {
+                let hit = truth
+                    .iter()
+                    .zip(&guess)
+                    .filter(|&(&t, &g)| t == c && g == c);
+                let hits = hit.count();
+                let predicted = guess.iter().filter(|&&g| g == c).count();
+                let support = truth.iter().filter(|&&t| t == c).count();
+                let (precision, recall) = (ratio(hits, predicted), ratio(hits, support));
+                let f1 = if precision + recall > 0.0 {
+                    2.0 * precision * recall / (precision + recall)
+                } else {
+                    0.0
+                };
+                ClassScore {
+                    class: class.clone(),
+                    precision,
+                    recall,
+                    f1,
+                    support,
+                }
+            })
+            .collect();
+        let mean = |f: fn(&ClassScore) -> f64| classes.iter().map(f).sum::<f64>() / k as f64;
+        let auc_of = |c: usize| {
+            let scores: Vec<(f64, bool)> = probabilities
+                .iter()
+                .zip(&truth)
+                .map(|(p, &t)| (p[c], t == c))
+                .collect();
+            roc_auc(scores)
+        };
+        let roc_auc = if k == 2 {
+            auc_of(1)
+        } else {
+            let each: Vec<f64> = (0..k).filter_map(auc_of).collect();
+            (!each.is_empty()).then(|| each.iter().sum::<f64>() / each.len() as f64)
+        };
+        ClassScores {
+            accuracy: ratio(correct, n),
+            precision: mean(|c| c.precision),
+            recall: mean(|c| c.recall),
+            f1: mean(|c| c.f1),
+            roc_auc,
+            classes,
+        }
+    }
+}
+
+/// Probabilities from scores.
+fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f64> = logits.iter().map(|&l| f64::from(l - max).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// The area under the ROC curve of `scores` (score, positive?): the chance that a positive
+/// scores above a negative, ties counting half (the Mann-Whitney U statistic); `None`
+/// without both positives and negatives.
+fn roc_auc(mut scores: Vec<(f64, bool)>) -> Option<f64> {
+    let positives = scores.iter().filter(|s| s.1).count();
+    let negatives = scores.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return None;
+    }
+    scores.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Ranks from 1, tied scores sharing their mean rank.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < scores.len() {
+        let j = (i..scores.len())
+            .find(|&j| scores[j].0 != scores[i].0)
+            .unwrap_or(scores.len());
+        let mean_rank = (i + 1 + j) as f64 / 2.0;
+        rank_sum += mean_rank * scores[i..j].iter().filter(|s| s.1).count() as f64;
+        i = j;
+    }
+    let p = positives as f64;
+    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
 }
 
 #[cfg(test)]
@@ -155,6 +301,31 @@ mod tests {
     use super::*;
     use crate::test_support::{sine_waves, small};
     use crate::trainer::{TrainConfig, mean_loss, train};
+
+    #[test]
+    fn roc_auc_is_the_chance_a_positive_outscores_a_negative() {
+        let separated = vec![(0.1, false), (0.4, true), (0.35, false), (0.8, true)];
+        assert_eq!(roc_auc(separated), Some(1.0));
+        assert_eq!(roc_auc(vec![(0.5, true), (0.5, false)]), Some(0.5));
+        // One of the four positive-negative pairs is out of order.
+        let one_swap = vec![(0.1, false), (0.3, true), (0.35, false), (0.8, true)];
+        assert_eq!(roc_auc(one_swap), Some(0.75));
+        assert_eq!(roc_auc(vec![(0.5, true)]), None);
+    }
+
+    #[test]
+    fn class_scores_follow_their_definitions() {
+        let names = ["a".to_owned(), "b".to_owned()];
+        // Scores favouring: a, a, b, b; actual: a, b, b, b.
+        let logits = [2.0, 0.0, 1.0, 0.0, 0.0, 3.0, 0.0, 1.0];
+        let scores = ClassScores::of(&names, &logits, &[0.0, 1.0, 1.0, 1.0]);
+        assert_eq!(scores.accuracy, 0.75);
+        let (a, b) = (&scores.classes[0], &scores.classes[1]);
+        assert_eq!((a.precision, a.recall, a.support), (0.5, 1.0, 1));
+        assert_eq!((b.precision, b.recall, b.support), (1.0, 2.0 / 3.0, 3));
+        assert_eq!(scores.precision, 0.75);
+        assert_eq!(scores.roc_auc, Some(1.0));
+    }
 
     #[test]
     fn quantiles_are_nearest_rank() {
@@ -207,6 +378,7 @@ mod tests {
         );
         assert!(errors.mae <= errors.rmse);
         // One target, one step: the windows' scores average to the normalised MSE.
+        assert_eq!(report.classification, None);
         let anomaly = report.anomaly;
         assert!((anomaly.mean - mse).abs() < 1e-6, "{anomaly:?}, mse {mse}");
         assert!(anomaly.p50 <= anomaly.p90 && anomaly.p90 <= anomaly.p99);

@@ -28,7 +28,9 @@ pub mod windows;
 mod test_support;
 
 pub use checkpoint::Checkpoints;
-pub use evaluate::{FeatureErrors, ForecastReport, ScoreDistribution, evaluate};
+pub use evaluate::{
+    ClassScore, ClassScores, FeatureErrors, ForecastReport, ScoreDistribution, evaluate,
+};
 pub use model::{ModelConfig, SeriesTransformer, Shapes};
 pub use predict::{Forecast, Predictor};
 pub use registry::{CARD_FORMAT, ModelCard, ModelLineage, ModelRegistry, ModelVersion};
@@ -39,6 +41,6 @@ pub use trainer::{
     train_with,
 };
 pub use windows::{
-    Dataset, FeatureShape, LatestWindows, Layout, ListFit, Normaliser, SplitSpec, WindowFeature,
-    WindowSpec,
+    Dataset, FeatureShape, LabelEncoding, LatestWindows, Layout, ListFit, MAX_CLASSES, Normaliser,
+    SplitSpec, Task, WindowFeature, WindowSpec,
 };

@@ -1,5 +1,6 @@
 //! Forecasts for new rows: a registered model reads each entity's latest window and forecasts
-//! the rows that follow, in the features' own units.
+//! the rows that follow, in the features' own units (a classifier: the most likely class of
+//! its label and that class's probability; a regressor: its label's value).
 //!
 //! ```
 //! # use trainstore_train::{ModelCard, Predictor};
@@ -11,7 +12,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
+use arrow::array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array,
+};
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use burn::tensor::{Tensor, TensorData};
@@ -20,7 +23,7 @@ use trainstore_core::{Error, Result};
 use crate::model::SeriesTransformer;
 use crate::registry::ModelCard;
 use crate::trainer::{Cpu, forecasts};
-use crate::windows::LatestWindows;
+use crate::windows::{LabelEncoding, LatestWindows};
 
 /// Windows forecast in one forward pass.
 const BATCH: usize = 256;
@@ -60,9 +63,8 @@ impl Predictor {
     pub fn predict(&self, batches: &[RecordBatch]) -> Result<Forecast> {
         let card = &self.card;
         let windows = LatestWindows::build(batches, &card.layout, card.windows, &card.normaliser)?;
-        let (length, horizon) = (card.windows.length, card.windows.horizon);
-        let targets = card.layout.forecast_channels();
-        let mut predicted = Vec::with_capacity(windows.len() * horizon * targets.len());
+        let length = card.windows.length;
+        let mut predicted = Vec::new();
         let device = Default::default();
         for first in (0..windows.len()).step_by(BATCH) {
             let n = BATCH.min(windows.len() - first);
@@ -78,11 +80,15 @@ impl Predictor {
         })
     }
 
-    /// The forecast table: `predicted` is `[entity, step, target]`, normalised.
+    /// The forecast table: `predicted` is the model's output per entity (`[entity, step,
+    /// target]`, normalised; a classifier's `[entity, class]` scores).
     fn rows(&self, windows: &LatestWindows, predicted: &[f32]) -> Result<RecordBatch> {
         let card = &self.card;
-        let horizon = card.windows.horizon;
-        let targets = card.layout.forecast_channels();
+        let label = card.layout.task.label().unwrap_or_default();
+        let (horizon, targets) = match &card.normaliser.label {
+            None => (card.windows.horizon, card.layout.forecast_channels()),
+            Some(_) => (1, vec![(label.to_owned(), 0)]),
+        };
         let repeat = UInt32Array::from_iter_values(
             (0..windows.len() as u32).flat_map(|e| std::iter::repeat_n(e, horizon)),
         );
@@ -105,18 +111,50 @@ impl Predictor {
         columns.push(Arc::new(UInt32Array::from_iter_values(
             (0..windows.len()).flat_map(|_| 1..=horizon as u32),
         )));
-        for (t, (name, channel)) in targets.iter().enumerate() {
+        let taken = |name: &str, fields: &[Field]| {
             if fields.iter().any(|f| f.name() == name) {
                 return Err(Error::invalid(
-                    "forecast feature",
-                    name.as_str(),
+                    "forecast column",
+                    name,
                     "has the name of a key or of as_of / step",
                 ));
             }
-            let (mean, std) = (
-                card.normaliser.mean[*channel],
-                card.normaliser.std[*channel],
-            );
+            Ok(())
+        };
+        if let Some(LabelEncoding::Classes { names }) = &card.normaliser.label {
+            // The most likely class, and its probability.
+            let (mut classes, mut probabilities) = (Vec::new(), Vec::new());
+            for scores in predicted.chunks(names.len()) {
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f64 = scores.iter().map(|&s| f64::from(s - max).exp()).sum();
+                let best = (0..scores.len())
+                    .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+                    .unwrap_or_default();
+                classes.push(names[best].as_str());
+                probabilities.push(1.0 / sum);
+            }
+            let probability = format!("{label}_probability");
+            for name in [label, probability.as_str()] {
+                taken(name, &fields)?;
+            }
+            fields.push(Field::new(label, DataType::Utf8, false));
+            columns.push(Arc::new(StringArray::from(classes)));
+            fields.push(Field::new(probability, DataType::Float64, false));
+            columns.push(Arc::new(Float64Array::from(probabilities)));
+            return Ok(RecordBatch::try_new(
+                Arc::new(Schema::new(fields)),
+                columns,
+            )?);
+        }
+        for (t, (name, channel)) in targets.iter().enumerate() {
+            taken(name, &fields)?;
+            let (mean, std) = match &card.normaliser.label {
+                Some(LabelEncoding::Scaled { mean, std }) => (*mean, *std),
+                _ => (
+                    card.normaliser.mean[*channel],
+                    card.normaliser.std[*channel],
+                ),
+            };
             let values = predicted
                 .iter()
                 .skip(t)

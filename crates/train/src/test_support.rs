@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{AsArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 
 use crate::model::ModelConfig;
-use crate::windows::{Dataset, FeatureShape, SplitSpec, WindowFeature, WindowSpec};
+use crate::windows::{Dataset, FeatureShape, Layout, SplitSpec, Task, WindowFeature, WindowSpec};
 
 /// Two devices whose x is a sine wave, one row a minute, cut into windows of 12 steps (the
 /// last quarter of the time validates).
@@ -21,7 +21,17 @@ pub(crate) fn sine_waves(rows: i64) -> Dataset {
         test: 0.0,
     };
     let batch = sine_wave_rows(rows);
-    Dataset::build(&[batch], &["entity"], "time", &[x()], spec, split).expect("windows")
+    Dataset::build(&[batch], &layout(&["entity"], "time", &[x()]), spec, split).expect("windows")
+}
+
+/// A forecast's layout of `features`.
+pub(crate) fn layout(keys: &[&str], time: &str, features: &[WindowFeature]) -> Layout {
+    Layout {
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        time: time.to_owned(),
+        features: features.to_vec(),
+        task: Task::Forecast,
+    }
 }
 
 /// The feature `x`, a scalar.
@@ -58,4 +68,42 @@ pub(crate) fn small() -> ModelConfig {
         d_ff: 32,
         dropout: 0.0,
     }
+}
+
+/// [`sine_wave_rows`] with labels: `rising` (whether x rose since the row before; text
+/// "up"/"down") and `change` (how much it rose).
+pub(crate) fn labelled_waves(rows: i64) -> RecordBatch {
+    let waves = sine_wave_rows(rows);
+    let x = waves
+        .column(2)
+        .as_primitive::<arrow::datatypes::Float64Type>();
+    let change: Vec<f64> = (0..x.len())
+        .map(|i| {
+            let first = i as i64 % rows == 0;
+            if first {
+                0.0
+            } else {
+                x.value(i) - x.value(i - 1)
+            }
+        })
+        .collect();
+    let rising: Vec<&str> = change
+        .iter()
+        .map(|c| if *c > 0.0 { "up" } else { "down" })
+        .collect();
+    let mut columns = waves.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(rising)));
+    columns.push(Arc::new(Float64Array::from(change)));
+    let mut fields: Vec<_> = waves.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        "rising",
+        arrow::datatypes::DataType::Utf8,
+        false,
+    )));
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        "change",
+        arrow::datatypes::DataType::Float64,
+        false,
+    )));
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns).expect("a batch")
 }

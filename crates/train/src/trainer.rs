@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
-use burn::nn::loss::{MseLoss, Reduction};
+use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -21,7 +21,7 @@ use trainstore_core::{Error, NoProgress, Progress, Result};
 
 use crate::checkpoint::Checkpoints;
 use crate::model::{ModelConfig, SeriesTransformer, Shapes};
-use crate::windows::Dataset;
+use crate::windows::{Dataset, Task};
 
 /// The CPU backend a trained model runs on.
 pub type Cpu = Flex;
@@ -187,12 +187,12 @@ pub fn train_with<B: AutodiffBackend>(
     model.validate()?;
     validate(dataset, config)?;
     let _turn = take_turn();
-    let spec = dataset.spec();
+    let (horizon, targets) = dataset.output_shape();
     let shapes = Shapes {
-        length: spec.length,
+        length: dataset.spec().length,
         channels: dataset.channels(),
-        horizon: spec.horizon,
-        targets: dataset.target_channels(),
+        horizon,
+        targets,
     };
     let run = run_fingerprint(dataset, model, config, shapes, options.base);
     B::seed(device, config.seed);
@@ -226,7 +226,7 @@ pub fn train_with<B: AutodiffBackend>(
         );
         for (i, starts) in order.chunks(config.batch_size).enumerate() {
             let (inputs, targets) = batch::<B>(dataset, starts, device);
-            let loss = MseLoss::new().forward(learner.forward(inputs), targets, Reduction::Mean);
+            let loss = loss(dataset, learner.forward(inputs), targets);
             total += loss.clone().into_scalar().elem::<f64>() * starts.len() as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &learner);
             let step = (epoch - 1) * batches + i;
@@ -388,7 +388,29 @@ fn run_fingerprint(
     hex_sha256(described.to_string().as_bytes())
 }
 
-/// The mean squared error of `model`'s forecasts over the windows at `starts`.
+/// What training minimises: a classifier's cross-entropy, else the mean squared error.
+fn loss<B: Backend>(
+    dataset: &Dataset,
+    outputs: Tensor<B, 3>,
+    targets: Tensor<B, 3>,
+) -> Tensor<B, 1> {
+    match dataset.layout().task {
+        Task::Classify { .. } => {
+            let [n, _, classes] = outputs.dims();
+            let logits = outputs.reshape([n, classes]);
+            let classes = targets.reshape([n]).int();
+            CrossEntropyLossConfig::new()
+                .init(&logits.device())
+                .forward(logits, classes)
+        }
+        Task::Forecast | Task::Regress { .. } => {
+            MseLoss::new().forward(outputs, targets, Reduction::Mean)
+        }
+    }
+}
+
+/// The mean loss of `model` over the windows at `starts` (the squared error of a forecast
+/// or a regression, a classifier's cross-entropy).
 pub fn mean_loss<B: Backend>(
     model: &SeriesTransformer<B>,
     dataset: &Dataset,
@@ -399,7 +421,7 @@ pub fn mean_loss<B: Backend>(
     let mut total = 0.0;
     for chunk in starts.chunks(batch_size.max(1)) {
         let (inputs, targets) = batch::<B>(dataset, chunk, &device);
-        let loss = MseLoss::new().forward(model.forward(inputs), targets, Reduction::Mean);
+        let loss = loss(dataset, model.forward(inputs), targets);
         total += loss.into_scalar().elem::<f64>() * chunk.len() as f64;
     }
     total / starts.len().max(1) as f64
@@ -427,15 +449,13 @@ pub(crate) fn batch<B: Backend>(
     let (mut inputs, mut targets) = (Vec::new(), Vec::new());
     dataset.fill(starts, &mut inputs, &mut targets);
     let n = starts.len();
+    let (steps, values) = dataset.target_shape();
     (
         Tensor::from_data(
             TensorData::new(inputs, [n, spec.length, dataset.channels()]),
             device,
         ),
-        Tensor::from_data(
-            TensorData::new(targets, [n, spec.horizon, dataset.target_channels()]),
-            device,
-        ),
+        Tensor::from_data(TensorData::new(targets, [n, steps, values]), device),
     )
 }
 

@@ -90,6 +90,9 @@ pub struct WindowFeature {
 pub struct Normaliser {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    /// How the label becomes a target (a classifier or regressor's; none for forecasts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<LabelEncoding>,
 }
 
 impl Normaliser {
@@ -124,7 +127,11 @@ impl Normaliser {
                 1.0
             });
         }
-        Normaliser { mean, std }
+        Normaliser {
+            mean,
+            std,
+            label: None,
+        }
     }
 
     /// Scales `values` (rows × channels) in place; a missing value becomes 0, the mean.
@@ -146,6 +153,49 @@ pub struct Layout {
     pub time: String,
     /// The features, in channel order.
     pub features: Vec<WindowFeature>,
+    /// What a model learns from a window.
+    #[serde(default, skip_serializing_if = "Task::is_forecast")]
+    pub task: Task,
+}
+
+/// What a model learns to tell from a window.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Task {
+    /// The scalar features of the `horizon` rows after the window (needs no label).
+    #[default]
+    Forecast,
+    /// The class of the `label` column (booleans, integers or text) at the window's last row.
+    Classify { label: String },
+    /// The value of the numeric `label` column at the window's last row.
+    Regress { label: String },
+}
+
+impl Task {
+    fn is_forecast(&self) -> bool {
+        *self == Task::Forecast
+    }
+
+    /// The label column, unless forecasting.
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Task::Forecast => None,
+            Task::Classify { label } | Task::Regress { label } => Some(label),
+        }
+    }
+}
+
+/// The most classes a classifier tells apart.
+pub const MAX_CLASSES: usize = 1000;
+
+/// How a label becomes a target, fitted once (on a model's first training rows) and kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum LabelEncoding {
+    /// A class label: its values, as text, sorted; a target is the index of its value.
+    Classes { names: Vec<String> },
+    /// A numeric label, scaled as `(x - mean) / std` over the training rows.
+    Scaled { mean: f32, std: f32 },
 }
 
 impl Layout {
@@ -165,6 +215,9 @@ impl Layout {
 
 /// Rows grouped by entity and in time order within each, as channels (not yet scaled).
 struct SortedRows {
+    /// All the rows, unsorted, and the order that sorts them.
+    all: RecordBatch,
+    order: arrow::array::UInt32Array,
     /// The key columns, in the rows' sorted order.
     key_columns: Vec<ArrayRef>,
     /// The rows' times, epoch milliseconds.
@@ -248,6 +301,8 @@ impl SortedRows {
             first += feature.shape.channels();
         }
         Ok(SortedRows {
+            all,
+            order,
             key_columns,
             times,
             values,
@@ -255,6 +310,21 @@ impl SortedRows {
             target_channels,
             entity_starts,
         })
+    }
+
+    /// Column `name`, in the rows' sorted order.
+    fn column(&self, name: &str) -> Result<ArrayRef> {
+        let column = self.all.column_by_name(name).ok_or_else(|| {
+            Error::invalid(
+                "label column",
+                name,
+                format!(
+                    "not a column of the rows (they have {})",
+                    column_names(&self.all)
+                ),
+            )
+        })?;
+        Ok(take(column, &self.order, None)?)
     }
 
     /// Where each entity's rows end (exclusive), beside where they start.
@@ -379,6 +449,9 @@ pub struct Dataset {
     target_channels: Vec<usize>,
     /// Rows × channels, grouped by entity, in time order within each.
     values: Vec<f32>,
+    /// Each row's label as a target (a class index, or the scaled value; NaN when missing),
+    /// when the task has a label.
+    labels: Vec<f32>,
     /// The rows' times, epoch milliseconds.
     times: Vec<i64>,
     /// The first row of each training window.
@@ -389,22 +462,22 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Cuts `batches` (a training set's rows, in any order) into windows: entities are told
-    /// apart by the `keys` columns, ordered by the `time` column (a timestamp), and `features`
-    /// become the channels, in their order.
+    /// Cuts `batches` (a training set's rows, in any order) into windows as `layout` says:
+    /// entities are told apart by its key columns, ordered by its time column (a
+    /// timestamp), its features become the channels, in their order, and its task says what
+    /// a window's target is. The scaling (and a label's encoding) is fitted on the rows
+    /// before the validation cut.
     pub fn build(
         batches: &[RecordBatch],
-        keys: &[&str],
-        time: &str,
-        features: &[WindowFeature],
+        layout: &Layout,
         spec: WindowSpec,
         split: SplitSpec,
     ) -> Result<Self> {
-        Self::build_inner(batches, keys, time, features, spec, split, None)
+        Self::build_inner(batches, layout, spec, split, None)
     }
 
     /// [`Self::build`], scaled by `normaliser` (a model's, when it trains further on new
-    /// rows) instead of the statistics of these rows.
+    /// rows or is evaluated) instead of the statistics of these rows.
     pub fn build_scaled(
         batches: &[RecordBatch],
         layout: &Layout,
@@ -412,31 +485,33 @@ impl Dataset {
         split: SplitSpec,
         normaliser: &Normaliser,
     ) -> Result<Self> {
-        let keys: Vec<&str> = layout.keys.iter().map(String::as_str).collect();
-        let (time, features) = (&layout.time, &layout.features);
-        Self::build_inner(
-            batches,
-            &keys,
-            time,
-            features,
-            spec,
-            split,
-            Some(normaliser),
-        )
+        Self::build_inner(batches, layout, spec, split, Some(normaliser))
     }
 
     fn build_inner(
         batches: &[RecordBatch],
-        keys: &[&str],
-        time: &str,
-        features: &[WindowFeature],
+        layout: &Layout,
         spec: WindowSpec,
         split: SplitSpec,
         fixed: Option<&Normaliser>,
     ) -> Result<Self> {
-        validate(keys, features, spec, split)?;
-        let rows = SortedRows::read(batches, keys, time, features)?;
+        let keys: Vec<&str> = layout.keys.iter().map(String::as_str).collect();
+        validate(&keys, &layout.features, spec, split)?;
+        if let Some(label) = layout.task.label()
+            && (layout.features.iter().any(|f| f.name == label) || keys.contains(&label))
+        {
+            return Err(Error::invalid(
+                "label column",
+                label,
+                "is also a feature or a key: a model would read the answer it is to give",
+            ));
+        }
+        let rows = SortedRows::read(batches, &keys, &layout.time, &layout.features)?;
         let entities: Vec<(usize, usize)> = rows.entities().collect();
+        let label_column = match layout.task.label() {
+            Some(label) => Some(rows.column(label)?),
+            None => None,
+        };
         let SortedRows {
             times,
             mut values,
@@ -445,7 +520,7 @@ impl Dataset {
             ..
         } = rows;
         let (first_cut, second_cut) = cuts(&times, split);
-        let normaliser = match fixed {
+        let mut normaliser = match fixed {
             Some(given) => {
                 check_normaliser(given, channels)?;
                 given.clone()
@@ -464,17 +539,28 @@ impl Dataset {
             ));
         }
         normaliser.apply(&mut values);
+        let labels = match (&layout.task, label_column) {
+            (Task::Forecast, _) | (_, None) => Vec::new(),
+            (task, Some(column)) => {
+                let training = |r: &usize| times[*r] < first_cut;
+                let (labels, encoding) = encode_labels(
+                    task,
+                    &column,
+                    fixed.and_then(|n| n.label.as_ref()),
+                    training,
+                )?;
+                normaliser.label = Some(encoding);
+                labels
+            }
+        };
 
         let mut dataset = Dataset {
-            layout: Layout {
-                keys: keys.iter().map(|k| k.to_string()).collect(),
-                time: time.to_owned(),
-                features: features.to_vec(),
-            },
+            layout: layout.clone(),
             spec,
             channels,
             target_channels,
             values,
+            labels,
             times,
             train: Vec::new(),
             validation: Vec::new(),
@@ -493,6 +579,8 @@ impl Dataset {
         if earlier.channels != self.channels
             || earlier.spec != self.spec
             || earlier.target_channels != self.target_channels
+            || earlier.layout.task != self.layout.task
+            || earlier.normaliser.label != self.normaliser.label
         {
             return Err(Error::invalid(
                 "replay",
@@ -508,6 +596,7 @@ impl Dataset {
         picked.truncate(count);
         let offset = self.times.len();
         self.values.extend_from_slice(&earlier.values);
+        self.labels.extend_from_slice(&earlier.labels);
         self.times.extend_from_slice(&earlier.times);
         self.train
             .extend(picked.into_iter().map(|start| start + offset));
@@ -519,9 +608,22 @@ impl Dataset {
         self.channels
     }
 
-    /// Channels per step of a target: the scalar features'.
-    pub fn target_channels(&self) -> usize {
-        self.target_channels.len()
+    /// The shape of a window's target: steps, and values per step (the scalar features of
+    /// each forecast step; one label).
+    pub fn target_shape(&self) -> (usize, usize) {
+        match self.layout.task {
+            Task::Forecast => (self.spec.horizon, self.target_channels.len()),
+            Task::Classify { .. } | Task::Regress { .. } => (1, 1),
+        }
+    }
+
+    /// The shape of a model's output for a window: steps, and values per step (a forecast's
+    /// scalar features; a classifier's score per class; a regressor's one value).
+    pub fn output_shape(&self) -> (usize, usize) {
+        match &self.normaliser.label {
+            Some(LabelEncoding::Classes { names }) => (1, names.len()),
+            _ => self.target_shape(),
+        }
     }
 
     /// The columns the windows were made of.
@@ -535,11 +637,15 @@ impl Dataset {
     }
 
     /// Appends the windows starting at `starts` to `inputs` (`[window, length, channels]`)
-    /// and their targets to `targets` (`[window, horizon, target channels]`).
+    /// and their targets to `targets` (`[window, steps, values]`, [`Self::target_shape`]).
     pub fn fill(&self, starts: &[usize], inputs: &mut Vec<f32>, targets: &mut Vec<f32>) {
         let (length, horizon, channels) = (self.spec.length, self.spec.horizon, self.channels);
         for &start in starts {
             inputs.extend_from_slice(&self.values[start * channels..(start + length) * channels]);
+            if !self.labels.is_empty() {
+                targets.push(self.labels[start + length - 1]);
+                continue;
+            }
             for step in start + length..start + length + horizon {
                 let row = &self.values[step * channels..(step + 1) * channels];
                 targets.extend(self.target_channels.iter().map(|&c| row[c]));
@@ -553,7 +659,11 @@ impl Dataset {
     }
 
     fn cut_windows(&mut self, entities: &[(usize, usize)], first_cut: i64, second_cut: i64) {
-        let span = self.spec.length + self.spec.horizon;
+        // A label is the last row's: a window's span is its own rows.
+        let span = match self.layout.task {
+            Task::Forecast => self.spec.length + self.spec.horizon,
+            Task::Classify { .. } | Task::Regress { .. } => self.spec.length,
+        };
         // breaks[i]: how many gaps longer than allowed lie between rows 0..=i.
         let mut breaks = Vec::with_capacity(self.times.len());
         let mut seen = 0usize;
@@ -567,7 +677,8 @@ impl Dataset {
             let mut start = begin;
             while start + span <= end {
                 let last = start + span - 1;
-                if breaks[last] == breaks[start] {
+                let labelled = self.labels.get(last).is_none_or(|l| !l.is_nan());
+                if breaks[last] == breaks[start] && labelled {
                     let (from, to) = (self.times[start], self.times[last]);
                     if to < first_cut {
                         self.train.push(start);
@@ -684,6 +795,90 @@ fn milliseconds(name: &str, column: &ArrayRef) -> Result<ArrayRef> {
         ));
     }
     Ok(millis)
+}
+
+/// Each row's label as a target, and the encoding: `given` (a model's), else fitted on the
+/// rows `training` accepts (classes: every value the rows hold).
+fn encode_labels(
+    task: &Task,
+    column: &ArrayRef,
+    given: Option<&LabelEncoding>,
+    training: impl Fn(&usize) -> bool,
+) -> Result<(Vec<f32>, LabelEncoding)> {
+    let name = task.label().unwrap_or_default();
+    let wrong = |reason: String| Error::invalid("label column", name, reason);
+    match task {
+        Task::Forecast => Err(wrong("a forecast has no label".into())),
+        Task::Classify { .. } => {
+            let t = column.data_type();
+            let classable = t.is_integer()
+                || matches!(
+                    t,
+                    DataType::Boolean | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                );
+            if !classable {
+                return Err(wrong(format!(
+                    "holds {t}: a class label is a boolean, an integer or text"
+                )));
+            }
+            let text = cast(column, &DataType::Utf8)?;
+            let text = text.as_string::<i32>();
+            let names = match given {
+                Some(LabelEncoding::Classes { names }) => names.clone(),
+                Some(LabelEncoding::Scaled { .. }) => {
+                    return Err(wrong("the model regresses it; it does not classify".into()));
+                }
+                None => {
+                    let mut names: Vec<String> = text.iter().flatten().map(str::to_owned).collect();
+                    names.sort();
+                    names.dedup();
+                    if names.len() < 2 || names.len() > MAX_CLASSES {
+                        return Err(wrong(format!(
+                            "holds {} distinct values: a classifier tells 2 to {MAX_CLASSES} \
+                             classes apart",
+                            names.len()
+                        )));
+                    }
+                    names
+                }
+            };
+            // A value the classes lack (new since the model was trained) has no target.
+            let labels = text
+                .iter()
+                .map(|v| {
+                    v.and_then(|v| names.binary_search_by(|n| n.as_str().cmp(v)).ok())
+                        .map_or(f32::NAN, |i| i as f32)
+                })
+                .collect();
+            Ok((labels, LabelEncoding::Classes { names }))
+        }
+        Task::Regress { .. } => {
+            if !column.data_type().is_numeric() {
+                return Err(wrong(format!(
+                    "holds {}: a regression label is a number",
+                    column.data_type()
+                )));
+            }
+            let floats = cast(column, &DataType::Float32)?;
+            let raw: Vec<f32> = floats
+                .as_primitive::<Float32Type>()
+                .iter()
+                .map(|v| v.unwrap_or(f32::NAN))
+                .collect();
+            let (mean, std) = match given {
+                Some(LabelEncoding::Scaled { mean, std }) => (*mean, *std),
+                Some(LabelEncoding::Classes { .. }) => {
+                    return Err(wrong("the model classifies it; it does not regress".into()));
+                }
+                None => {
+                    let fitted = Normaliser::fit(&raw, 1, (0..raw.len()).filter(training));
+                    (fitted.mean[0], fitted.std[0])
+                }
+            };
+            let labels = raw.iter().map(|v| (v - mean) / std).collect();
+            Ok((labels, LabelEncoding::Scaled { mean, std }))
+        }
+    }
 }
 
 /// The first row of each entity, the key columns in sorted order.

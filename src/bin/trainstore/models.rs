@@ -12,7 +12,7 @@ use trainstore::doris::write::write_batches;
 use trainstore::featurestore::training::TrainingSetVersion;
 use trainstore::models::{Comparison, TrainRequest};
 use trainstore::train::{
-    FeatureShape, ForecastReport, Layout, ListFit, ModelConfig, ModelVersion, Schedule,
+    FeatureShape, ForecastReport, Layout, ListFit, ModelConfig, ModelVersion, Schedule, Task,
     WindowFeature,
 };
 
@@ -52,6 +52,14 @@ pub enum ModelsCommand {
         /// Steps forecast after each window
         #[arg(long, default_value_t = 1)]
         horizon: usize,
+        /// Learn the class of this column (booleans, integers or text) at each window's last
+        /// row, instead of forecasting
+        #[arg(long, value_name = "COLUMN", conflicts_with = "regress")]
+        classify: Option<String>,
+        /// Learn the value of this numeric column at each window's last row, instead of
+        /// forecasting
+        #[arg(long, value_name = "COLUMN")]
+        regress: Option<String>,
         /// The longest gap inside a window, in seconds
         #[arg(long, default_value_t = 3600)]
         max_gap_s: i64,
@@ -253,6 +261,20 @@ fn print_errors(label: &str, report: &ForecastReport) {
             f.feature, f.mae, f.rmse
         );
     }
+    if let Some(c) = &report.classification {
+        let auc = c.roc_auc.map_or("none".into(), |a| format!("{a:.4}"));
+        println!(
+            "  accuracy {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}  ROC-AUC {auc}",
+            c.accuracy, c.precision, c.recall, c.f1
+        );
+        for k in &c.classes {
+            println!(
+                "  {:<24} precision {:.4}  recall {:.4}  F1 {:.4}  ({} windows)",
+                k.class, k.precision, k.recall, k.f1, k.support
+            );
+        }
+        return;
+    }
     let a = report.anomaly;
     println!(
         "  anomaly scores: mean {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
@@ -308,6 +330,8 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
             window,
             stride,
             horizon,
+            classify,
+            regress,
             max_gap_s,
             validation,
             test,
@@ -335,10 +359,16 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
             } else {
                 keys
             };
+            let task = match (classify, regress) {
+                (Some(label), None) => Task::Classify { label },
+                (None, Some(label)) => Task::Regress { label },
+                _ => Task::Forecast,
+            };
             let mut request = TrainRequest::new(Layout {
                 keys,
                 time,
                 features: features.iter().map(|f| feature(f)).collect::<Result<_>>()?,
+                task,
             });
             request.windows.length = window;
             request.windows.stride = stride;

@@ -62,6 +62,8 @@ from .features import (
     ValueType,
 )
 from .models import (
+    ClassScore,
+    ClassScores,
     Comparison,
     EpochMetrics,
     FeatureErrors,
@@ -71,6 +73,7 @@ from .models import (
     ListFeature,
     Models,
     ModelVersion,
+    ScoreDistribution,
     TrainConfig,
 )
 from .progress import ProgressBar, _bar_if
@@ -331,6 +334,8 @@ __all__ = [
     "AuditEvent",
     "Bool",
     "CancelledError",
+    "ClassScore",
+    "ClassScores",
     "ColumnQuality",
     "ColumnReport",
     "Comparison",
@@ -378,6 +383,7 @@ __all__ = [
     "RegistryVersion",
     "RemoteError",
     "Reproduction",
+    "ScoreDistribution",
     "SetDiff",
     "SnapshotSchema",
     "StorageError",

@@ -43,8 +43,11 @@ class TrainConfig:
     """What to train and how.
 
     ``features`` are the columns the model reads (names of numeric columns, or
-    :class:`ListFeature` for list columns); it forecasts the next ``horizon`` steps of the
-    numeric ones. Each entity's rows (``keys``), in ``time`` order, are cut into windows of
+    :class:`ListFeature` for list columns). With ``task="forecast"`` it forecasts the next
+    ``horizon`` steps of the numeric ones; with ``task="classify"`` it learns the class of the
+    ``label`` column (booleans, integers or text) at each window's last row; with
+    ``task="regress"`` the value of the numeric ``label`` column there. The label is not one
+    of the features. Each entity's rows (``keys``), in ``time`` order, are cut into windows of
     ``window`` steps every ``stride`` steps; no window spans a gap longer than ``max_gap``.
     The last ``test`` of the time range is held out for testing and the ``validation`` before
     it for validation: never random rows. ``d_model``, ``heads``, ``layers``, ``d_ff`` and
@@ -61,7 +64,8 @@ class TrainConfig:
     features: Sequence[str | ListFeature]
     keys: Sequence[str] = ("uuid", "nodeId")
     time: str = "event_timestamp"
-    task: Literal["forecast"] = "forecast"
+    task: Literal["forecast", "classify", "regress"] = "forecast"
+    label: str | None = None
     window: int = 64
     stride: int = 8
     horizon: int = 1
@@ -85,8 +89,13 @@ class TrainConfig:
             raise TypeError("features and keys are sequences of names; wrap a single name")
         object.__setattr__(self, "features", tuple(self.features))
         object.__setattr__(self, "keys", tuple(self.keys))
-        if self.task != "forecast":
-            raise ValueError(f"task {self.task!r} is not supported: forecast is")
+        if self.task not in ("forecast", "classify", "regress"):
+            raise InvalidInputError(f"invalid task {self.task!r}: forecast, classify or regress")
+        if (self.task == "forecast") != (self.label is None):
+            raise InvalidInputError(
+                f"task {self.task!r} with label {self.label!r}: classify and regress name "
+                "their label column, a forecast has none"
+            )
         if self.patience is not None and (
             isinstance(self.patience, bool)
             or not isinstance(self.patience, numbers.Integral)
@@ -120,6 +129,9 @@ class TrainConfig:
                 "keys": list(self.keys),
                 "time": self.time,
                 "features": [feature(f) for f in self.features],
+                **(
+                    {} if self.label is None else {"task": {"kind": self.task, "label": self.label}}
+                ),
             },
             "windows": {
                 "length": self.window,
@@ -217,13 +229,68 @@ class FeatureErrors:
 
 
 @dataclass(frozen=True)
+class ScoreDistribution:
+    """How the windows' anomaly scores are distributed: a window's score is its forecast's
+    mean squared error in standard deviations (1: off by one standard deviation on average)."""
+
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    max: float
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One class's precision, recall and F1, and how many windows were of it."""
+
+    class_: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    """A classifier's scores: accuracy; precision, recall and F1 averaged over the classes;
+    ROC-AUC (of the second class when there are two, else each class against the rest,
+    averaged; ``None`` when it cannot be measured); and each class's figures."""
+
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float | None
+    classes: builtins.list[ClassScore]
+
+
+@dataclass(frozen=True)
 class ForecastReport:
-    """How well a model forecasts the windows of a training-set version."""
+    """How well a model does on the windows of a training-set version: errors per forecast
+    feature (or for the regressed label) in its units, the distribution of the windows'
+    anomaly scores, or a classifier's scores (``classification``, its ``features`` then
+    empty)."""
 
     windows: int
     features: builtins.list[FeatureErrors]
+    anomaly: ScoreDistribution | None = None
+    classification: ClassScores | None = None
 
     def _repr_html_(self) -> str:
+        if self.classification is not None:
+            c = self.classification
+            rows = "".join(
+                f"<tr><td>{html.escape(k.class_)}</td><td>{k.precision:.4g}</td>"
+                f"<td>{k.recall:.4g}</td><td>{k.f1:.4g}</td><td>{k.support}</td></tr>"
+                for k in c.classes
+            )
+            auc = "" if c.roc_auc is None else f", ROC-AUC {c.roc_auc:.4g}"
+            return (
+                f"{self.windows} windows: accuracy {c.accuracy:.4g}{auc}<table><tr>"
+                f"<th>class</th><th>precision</th><th>recall</th><th>F1</th><th>windows</th>"
+                f"</tr>{rows}</table>"
+            )
         rows = "".join(
             f"<tr><td>{html.escape(f.feature)}</td><td>{f.mae:.4g}</td><td>{f.rmse:.4g}</td>"
             f"<td>{'' if f.mape is None else f'{f.mape:.3g} %'}</td></tr>"
@@ -236,9 +303,25 @@ class ForecastReport:
 
 
 def _report(raw: dict[str, Any]) -> ForecastReport:
+    scores = raw.get("classification")
+    classification = None
+    if scores is not None:
+        classes = [
+            ClassScore(
+                class_=k["class"],
+                precision=k["precision"],
+                recall=k["recall"],
+                f1=k["f1"],
+                support=k["support"],
+            )
+            for k in scores["classes"]
+        ]
+        classification = ClassScores(**{**scores, "classes": classes})
     return ForecastReport(
         windows=raw["windows"],
         features=[FeatureErrors(**f) for f in raw["features"]],
+        anomaly=ScoreDistribution(**raw["anomaly"]),
+        classification=classification,
     )
 
 

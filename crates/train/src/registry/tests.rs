@@ -171,7 +171,7 @@ async fn a_model_versions_files_match_their_golden_copy_and_golden_files_read_ba
             length: data.spec().length,
             channels: data.channels(),
             horizon: data.spec().horizon,
-            targets: data.target_channels(),
+            targets: data.target_shape().1,
         };
         let model = SeriesTransformer::<Cpu>::new(&small(), shapes, &device).expect("a model");
         // burn draws a weight when it is first used: draw them all now, in this turn.

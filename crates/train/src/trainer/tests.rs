@@ -209,3 +209,109 @@ fn a_run_with_patience_stops_early_and_one_without_validation_is_refused() {
         .to_string();
     assert!(text.contains("patience"), "{text}");
 }
+
+/// Windows of the labelled waves for `task`: 12 rows each, the last quarter validating.
+fn labelled(task: Task) -> Dataset {
+    let mut layout = crate::test_support::layout(&["entity"], "time", &[crate::test_support::x()]);
+    layout.task = task;
+    let spec = crate::windows::WindowSpec {
+        length: 12,
+        stride: 1,
+        horizon: 1,
+        max_gap_ms: 60_000,
+    };
+    let split = crate::windows::SplitSpec {
+        validation: 0.25,
+        test: 0.0,
+    };
+    Dataset::build(
+        &[crate::test_support::labelled_waves(160)],
+        &layout,
+        spec,
+        split,
+    )
+    .expect("windows")
+}
+
+#[test]
+fn a_classifier_learns_a_class_label_and_a_regressor_a_numeric_one() {
+    let config = TrainConfig {
+        epochs: 6,
+        batch_size: 16,
+        learning_rate: 3e-3,
+        seed: 4,
+        ..TrainConfig::default()
+    };
+    let classes = labelled(Task::Classify {
+        label: "rising".into(),
+    });
+    assert_eq!(classes.output_shape(), (1, 2));
+    let trained = train(&classes, &small(), &config).expect("a classifier");
+    let report = crate::evaluate(&trained.model, &classes, &classes.validation, 32);
+    let scores = report.classification.expect("class scores");
+    let names: Vec<&str> = scores.classes.iter().map(|c| c.class.as_str()).collect();
+    assert_eq!(names, ["down", "up"]);
+    // Whether x rose is read off the window's last two rows: far better than a coin.
+    assert!(scores.accuracy > 0.85, "{scores:?}");
+    assert!(scores.roc_auc.is_some_and(|auc| auc > 0.9), "{scores:?}");
+
+    let values = labelled(Task::Regress {
+        label: "change".into(),
+    });
+    let trained = train(&values, &small(), &config).expect("a regressor");
+    let report = crate::evaluate(&trained.model, &values, &values.validation, 32);
+    let [errors] = &report.features[..] else {
+        panic!("one label: {report:?}")
+    };
+    assert_eq!(errors.feature, "change");
+    // The change per minute is at most 1/6: an error well below its spread.
+    let Some(crate::LabelEncoding::Scaled { std, .. }) = values.normaliser.label else {
+        panic!("a scaled label")
+    };
+    assert!(errors.rmse < 0.5 * f64::from(std), "{errors:?}, std {std}");
+}
+
+#[test]
+fn a_label_that_is_a_feature_a_key_not_a_number_or_no_column_is_refused() {
+    let mut layout = crate::test_support::layout(&["entity"], "time", &[crate::test_support::x()]);
+    layout.task = Task::Classify { label: "x".into() };
+    let spec = crate::windows::WindowSpec {
+        length: 4,
+        stride: 1,
+        horizon: 1,
+        max_gap_ms: 60_000,
+    };
+    let split = crate::windows::SplitSpec {
+        validation: 0.0,
+        test: 0.0,
+    };
+    let rows = [crate::test_support::labelled_waves(20)];
+    let text = Dataset::build(&rows, &layout, spec, split)
+        .expect_err("refused")
+        .to_string();
+    assert!(text.contains("also a feature"), "{text}");
+    layout.task = Task::Classify {
+        label: "entity".into(),
+    };
+    let text = Dataset::build(&rows, &layout, spec, split)
+        .expect_err("refused")
+        .to_string();
+    assert!(text.contains("also a feature or a key"), "{text}");
+    layout.task = Task::Regress {
+        label: "rising".into(),
+    };
+    let text = Dataset::build(&rows, &layout, spec, split)
+        .expect_err("refused")
+        .to_string();
+    assert!(text.contains("a regression label is a number"), "{text}");
+    layout.task = Task::Classify {
+        label: "missing".into(),
+    };
+    let text = Dataset::build(&rows, &layout, spec, split)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        text.contains("missing") && text.contains("not a column"),
+        "{text}"
+    );
+}

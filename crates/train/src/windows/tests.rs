@@ -1,4 +1,5 @@
 use super::*;
+use crate::test_support::layout;
 use arrow::array::{Float64Array, Int64Array, ListArray, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{Schema, TimeUnit};
 use proptest::prelude::*;
@@ -61,9 +62,7 @@ const ALL_TRAIN: SplitSpec = SplitSpec {
 fn build(batch: &RecordBatch, features: &[WindowFeature], spec: WindowSpec) -> Result<Dataset> {
     Dataset::build(
         std::slice::from_ref(batch),
-        &["entity"],
-        "time",
-        features,
+        &layout(&["entity"], "time", features),
         spec,
         ALL_TRAIN,
     )
@@ -150,7 +149,7 @@ fn a_list_feature_gives_its_channels_and_missing_values_read_as_the_mean() {
         },
     ];
     let set = build(&rows(&data), &features, spec(3, 1, 0)).expect("windows");
-    assert_eq!((set.channels(), set.target_channels()), (3, 1));
+    assert_eq!((set.channels(), set.target_shape().1), (3, 1));
     assert_eq!(set.normaliser.mean, vec![2.0, 2.0, 3.0]);
     let (mut inputs, mut targets) = (Vec::new(), Vec::new());
     set.fill(&set.train, &mut inputs, &mut targets);
@@ -174,9 +173,7 @@ fn the_normaliser_sees_only_rows_before_the_validation_cut() {
     };
     let set = Dataset::build(
         &[rows(&data)],
-        &["entity"],
-        "time",
-        &[scalar("x")],
+        &layout(&["entity"], "time", &[scalar("x")]),
         spec(4, 1, 1),
         split,
     )
@@ -191,9 +188,7 @@ fn bad_input_is_refused_naming_what_is_wrong() {
     let error = |features: &[WindowFeature], spec: WindowSpec, split: SplitSpec| {
         Dataset::build(
             std::slice::from_ref(&batch),
-            &["entity"],
-            "time",
-            features,
+            &layout(&["entity"], "time", features),
             spec,
             split,
         )
@@ -221,9 +216,7 @@ fn bad_input_is_refused_naming_what_is_wrong() {
     assert!(text.contains("split"), "{text}");
     let text = Dataset::build(
         std::slice::from_ref(&batch),
-        &["entity"],
-        "x",
-        &[scalar("x")],
+        &layout(&["entity"], "x", &[scalar("x")]),
         spec(1, 1, 0),
         ALL_TRAIN,
     )
@@ -235,11 +228,9 @@ fn bad_input_is_refused_naming_what_is_wrong() {
     assert!(
         Dataset::build(
             &[ints],
-            &["t"],
-            "t",
-            &[scalar("t")],
+            &layout(&["t"], "t", &[scalar("t")]),
             spec(1, 1, 0),
-            ALL_TRAIN
+            ALL_TRAIN,
         )
         .is_err()
     );
@@ -268,9 +259,7 @@ proptest! {
             .collect();
         let built = Dataset::build(
             &[rows(&data)],
-            &["entity"],
-            "time",
-            &[scalar("x")],
+            &layout(&["entity"], "time", &[scalar("x")]),
             spec(length, stride, horizon),
             SplitSpec { validation, test },
         );
