@@ -30,6 +30,9 @@ Steps (--only), at full size (the sizes of BENCHMARKS.md):
                  warm, with --online (cold and warm passes)
   join-10m       feature_join_peers.py --scale 10m, both DuckDBs, trainstore cold and warm
   training-sets  training_set_peers.py, every section (join, big, list, drift, stream)
+  train          train_peers.py: CPU training (8,192 windows x 3 epochs) and one-window
+                 forecasts, trainstore (burn flex) against PyTorch; needs torch in the
+                 runner's Python (benches/requirements-train.txt)
 All of it takes about an hour on 2 cores and needs about 50 GB of disk.
 """
 
@@ -54,7 +57,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 NOT_YET_MEASURED = [
-    "training-step bars (not built yet)",
     "pipeline bars (not built yet)",
     "the Flight SQL path against a real Doris (the test server is MariaDB-backed)",
     "the pushdown engine's speed (its equality with the in-process engine is tested)",
@@ -143,6 +145,11 @@ def steps(args: argparse.Namespace) -> list[Step]:
             "training-sets",
             "training-set versions: create, read, list, drift, streaming 10M x 1M into one",
             [["training_set_peers.py", *training, *no_rust, *repeat(3)]],
+        ),
+        Step(
+            "train",
+            "CPU training throughput and one-window forecast latency: trainstore vs PyTorch",
+            [["train_peers.py", *(["--quick"] if args.quick else []), *no_rust]],
         ),
     ]
 
@@ -319,7 +326,7 @@ def main() -> None:
         "--no-cargo",
         action="store_true",
         help="leave out the sides that run `cargo bench` (the Rust online lookups, the list "
-        "section, the Rust drift)",
+        "section, the Rust drift, trainstore's training side)",
     )
     parser.add_argument("--python", default=sys.executable, help="the Python that runs them")
     parser.add_argument("--out-dir", help="logs and records (default: a new temporary folder)")

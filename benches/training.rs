@@ -1,0 +1,317 @@
+//! Training throughput and single-window forecast latency of trainstore's `SeriesTransformer`
+//! on the CPU (burn's `flex` backend), printed as one JSON object. The peer script
+//! (`benches/peers/train_peers.py`) runs it beside the same model in PyTorch, on the same data,
+//! in one run.
+//!
+//! `cargo bench --bench training -- [--windows N] [--epochs E] [--batch B]
+//! [--forward-calls N] [--forward-warmup N] [--seed S]`
+//!
+//! Data: 8 entities, each `N/8 + 64` rows a minute apart of 12 channels (`c00`..`c11`), each a
+//! sum of two sines with periods and phases set by the channel and the entity
+//! ([`channel_value`], which the peer script repeats in numpy); windows of 64 steps, stride 1,
+//! a horizon of 1, every channel a target, no validation or test share: exactly N training
+//! windows. The model is `ModelConfig::default()` (d_model 64, 4 heads, 2 layers, d_ff 128,
+//! dropout 0.1); Adam, learning rate 1e-3, MSE, batches of B (32).
+//!
+//! Training is `trainstore_train::train_with` itself, on `Autodiff<Cpu>`, for 1 + E epochs:
+//! the first is a warm-up and is not counted; the clock runs from the end of the first epoch
+//! to the end of the last (the hook after each epoch reads it), so `windows_per_s` is E × N
+//! windows over that time (the batching, shuffling and the per-batch loss read-back of the
+//! trainer included, as a user's run has them). The process's CPU time over the same span
+//! gives `cpu_per_wall`: the cores it actually kept busy.
+//!
+//! Forecast latency: the trained model (`Trained::model`, the inner backend: no autodiff,
+//! dropout off) forecasts one window (batch 1) per call, cycling through the first 64 training
+//! windows; each call builds the input tensor from the window's values, runs `forward` and
+//! reads the forecast back as a `Vec<f32>`. --forward-warmup calls first, then --forward-calls
+//! timed ones: p50 and p99 in microseconds.
+//!
+//! Threads: this workspace builds burn with default features off (`std`, `flex`, `autodiff`,
+//! `simd`), and burn forwards burn-flex's `rayon` feature only through its `default`, so flex
+//! is built without rayon: every op runs on the calling thread (gemm with
+//! `Parallelism::None`). Were `rayon` on, flex would use rayon's global pool
+//! (`Parallelism::Rayon(0)`, batch-parallel matmuls), whose size `RAYON_NUM_THREADS` sets; the
+//! peer script sets it to 2 so that the comparison stays at two threads either way. The
+//! report carries the variable as seen, the measured `cpu_per_wall` and the process's thread
+//! count.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use burn::backend::Autodiff;
+use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
+use serde_json::json;
+use trainstore_train::{
+    Cpu, Dataset, EpochMetrics, FeatureShape, Layout, ModelConfig, RunOptions, SplitSpec, Task,
+    TrainConfig, WindowFeature, WindowSpec, train_with,
+};
+
+// The allocator the `trainstore` CLI and the Python extension ship with, configured as they do.
+#[global_allocator]
+static ALLOCATOR: trainstore::allocator::Allocator = trainstore::allocator::Allocator {};
+
+const ENTITIES: usize = 8;
+const CHANNELS: usize = 12;
+const LENGTH: usize = 64;
+const HORIZON: usize = 1;
+/// The windows the latency loop cycles through.
+const FORWARD_WINDOWS: usize = 64;
+
+struct Args {
+    windows: usize,
+    epochs: usize,
+    batch: usize,
+    forward_calls: usize,
+    forward_warmup: usize,
+    seed: u64,
+}
+
+fn parse_args() -> Args {
+    let mut parsed = Args {
+        windows: 4096,
+        epochs: 3,
+        batch: 32,
+        forward_calls: 1000,
+        forward_warmup: 100,
+        seed: 0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        let mut count = || -> usize {
+            let v = value();
+            v.parse()
+                .unwrap_or_else(|_| panic!("{arg} is a count, not {v}"))
+        };
+        match arg.as_str() {
+            "--windows" => parsed.windows = count(),
+            "--epochs" => parsed.epochs = count(),
+            "--batch" => parsed.batch = count(),
+            "--forward-calls" => parsed.forward_calls = count(),
+            "--forward-warmup" => parsed.forward_warmup = count(),
+            "--seed" => parsed.seed = count() as u64,
+            // `cargo bench` passes `--bench` to every bench binary.
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    assert!(
+        parsed.windows > 0 && parsed.windows.is_multiple_of(ENTITIES),
+        "--windows must be a positive multiple of {ENTITIES} (the entities)"
+    );
+    assert!(parsed.epochs > 0 && parsed.batch > 0 && parsed.forward_calls > 0);
+    parsed
+}
+
+/// Channel `c` of entity `e` at row `t`: two sines, their periods set by the channel, their
+/// phases by the entity and the channel, and an offset by the channel. The peer script
+/// computes the same in numpy (float64).
+fn channel_value(e: usize, t: usize, c: usize) -> f64 {
+    let (e, t, c) = (e as f64, t as f64, c as f64);
+    let tau = std::f64::consts::TAU;
+    (tau * t / (16.0 + 4.0 * c) + 0.37 * e + 0.11 * c).sin()
+        + 0.5 * (tau * t / (64.0 + 8.0 * c) + 0.7 * e).sin()
+        + 0.1 * c
+}
+
+/// The rows: `rows` per entity, one a minute, entities `e000`, `e001`, ….
+fn rows(rows: usize) -> RecordBatch {
+    let n = ENTITIES * rows;
+    let (mut entity, mut time) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut channels: Vec<Vec<f64>> = (0..CHANNELS).map(|_| Vec::with_capacity(n)).collect();
+    for e in 0..ENTITIES {
+        for t in 0..rows {
+            entity.push(format!("e{e:03}"));
+            time.push(t as i64 * 60_000);
+            for (c, values) in channels.iter_mut().enumerate() {
+                values.push(channel_value(e, t, c));
+            }
+        }
+    }
+    let mut columns: Vec<(String, ArrayRef)> = vec![
+        ("entity".into(), Arc::new(StringArray::from(entity))),
+        (
+            "time".into(),
+            Arc::new(TimestampMillisecondArray::from(time)),
+        ),
+    ];
+    for (c, values) in channels.into_iter().enumerate() {
+        columns.push((format!("c{c:02}"), Arc::new(Float64Array::from(values))));
+    }
+    RecordBatch::try_from_iter(columns).expect("a batch")
+}
+
+fn dataset(windows: usize) -> Dataset {
+    let features: Vec<WindowFeature> = (0..CHANNELS)
+        .map(|c| WindowFeature {
+            name: format!("c{c:02}"),
+            shape: FeatureShape::Scalar,
+        })
+        .collect();
+    let spec = WindowSpec {
+        length: LENGTH,
+        stride: 1,
+        horizon: HORIZON,
+        max_gap_ms: 60_000,
+    };
+    // No validation share: no time is spent scoring between epochs.
+    let split = SplitSpec {
+        validation: 0.0,
+        test: 0.0,
+    };
+    let layout = Layout {
+        keys: vec!["entity".into()],
+        time: "time".into(),
+        features,
+        task: Task::Forecast,
+    };
+    let batch = rows(windows / ENTITIES + LENGTH);
+    let data = Dataset::build(&[batch], &layout, spec, split).expect("the windows");
+    assert_eq!(data.train.len(), windows, "training windows");
+    data
+}
+
+/// User plus system CPU time of the whole process, in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: `usage` is a plain C struct that getrusage fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF and a valid pointer to one rusage.
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0;
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    if ok {
+        seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    } else {
+        f64::NAN
+    }
+}
+
+/// This process's threads now (`Threads:` of /proc/self/status).
+fn threads() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    // Linear interpolation between ranks, as numpy's default.
+    let rank = q * (sorted.len() - 1) as f64;
+    let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
+}
+
+fn main() {
+    trainstore::allocator::configure();
+    let args = parse_args();
+    let data = dataset(args.windows);
+
+    // The figures the peer script checks its own data against (outside every clock).
+    let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+    data.fill(&data.train, &mut inputs, &mut targets);
+    let targets_sum: f64 = targets.iter().map(|&v| f64::from(v)).sum();
+    let targets_abs_sum: f64 = targets.iter().map(|&v| f64::from(v).abs()).sum();
+    let first_window_sum: f64 = inputs[..LENGTH * CHANNELS]
+        .iter()
+        .map(|&v| f64::from(v))
+        .sum();
+    drop((inputs, targets));
+
+    let model = ModelConfig::default();
+    let config = TrainConfig {
+        epochs: 1 + args.epochs,
+        batch_size: args.batch,
+        learning_rate: 1e-3,
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+    // (end of the epoch, its mean training loss, process CPU seconds then)
+    let mut marks: Vec<(Instant, f64, f64)> = Vec::with_capacity(config.epochs);
+    let started = Instant::now();
+    let trained = train_with::<Autodiff<Cpu>>(
+        &Default::default(),
+        &data,
+        &model,
+        &config,
+        RunOptions::default(),
+        |m: &EpochMetrics| {
+            marks.push((Instant::now(), m.train_loss, cpu_seconds()));
+            ControlFlow::Continue(())
+        },
+    )
+    .expect("training");
+    assert_eq!(marks.len(), config.epochs, "every epoch ran");
+    let warmup_seconds = (marks[0].0 - started).as_secs_f64();
+    let (first, last) = (marks[0], marks[marks.len() - 1]);
+    let train_seconds = (last.0 - first.0).as_secs_f64();
+    let epoch_seconds: Vec<f64> = marks
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0).as_secs_f64())
+        .collect();
+    let timed_windows = args.epochs * args.windows;
+    let threads_training = threads();
+
+    // Forecasts, one window a call, on the trained (inference) model.
+    let net = trained.model;
+    let params = net.num_params();
+    let device = Default::default();
+    let windows: Vec<Vec<f32>> = data.train[..FORWARD_WINDOWS.min(data.train.len())]
+        .iter()
+        .map(|&start| {
+            let (mut window, mut target) = (Vec::new(), Vec::new());
+            data.fill(&[start], &mut window, &mut target);
+            window
+        })
+        .collect();
+    let forecast = |i: usize| -> Vec<f32> {
+        let window = windows[i % windows.len()].clone();
+        let input =
+            Tensor::<Cpu, 3>::from_data(TensorData::new(window, [1, LENGTH, CHANNELS]), &device);
+        net.forward(input)
+            .into_data()
+            .to_vec::<f32>()
+            .expect("f32 forecasts")
+    };
+    for i in 0..args.forward_warmup {
+        std::hint::black_box(forecast(i));
+    }
+    let mut micros = Vec::with_capacity(args.forward_calls);
+    let mut forecast_sum = 0.0;
+    for i in 0..args.forward_calls {
+        let begin = Instant::now();
+        let out = std::hint::black_box(forecast(i));
+        micros.push(begin.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(out.len(), HORIZON * CHANNELS);
+        forecast_sum += out.iter().map(|&v| f64::from(v)).sum::<f64>();
+    }
+    micros.sort_by(f64::total_cmp);
+
+    let report = json!({
+        "backend": "burn flex (Autodiff<Flex> for training)",
+        "params": params,
+        "windows": args.windows,
+        "epochs": args.epochs,
+        "batch_size": args.batch,
+        "warmup_seconds": warmup_seconds,
+        "train_seconds": train_seconds,
+        "epoch_seconds": epoch_seconds,
+        "windows_per_s": timed_windows as f64 / train_seconds,
+        "cpu_per_wall": (last.2 - first.2) / train_seconds,
+        "threads": threads_training,
+        "rayon_num_threads": std::env::var("RAYON_NUM_THREADS").ok(),
+        "first_train_loss": first.1,
+        "final_train_loss": last.1,
+        "forward_calls": args.forward_calls,
+        "forward_p50_us": percentile(&micros, 0.50),
+        "forward_p99_us": percentile(&micros, 0.99),
+        "forward_mean_us": micros.iter().sum::<f64>() / micros.len() as f64,
+        "forecast_sum": forecast_sum,
+        "targets_sum": targets_sum,
+        "targets_abs_sum": targets_abs_sum,
+        "first_window_sum": first_window_sum,
+    });
+    println!("{report}");
+}
