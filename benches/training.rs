@@ -26,6 +26,14 @@
 //! reads the forecast back as a `Vec<f32>`. --forward-warmup calls first, then --forward-calls
 //! timed ones: p50 and p99 in microseconds.
 //!
+//! Real-time forecasts: a workspace in a temporary directory holds the same rows (a typed
+//! Parquet table, 8 entities × 192 rows) as a feature view keeping 64 rows per entity online
+//! (`online_rows`), materialized into the embedded online store, and a model of the same size
+//! trained on them for one epoch. Each call is `Models::predict_online` for one entity (read
+//! its 64 recent rows from the online store, cut and scale the window, forward, scale back),
+//! cycling through the entities, with the same warm-up and call counts: `online_p50_us`,
+//! `online_p99_us`.
+//!
 //! Threads: this workspace builds burn with default features off (`std`, `flex`, `autodiff`,
 //! `simd`), and burn forwards burn-flex's `rayon` feature only through its `default`, so flex
 //! is built without rayon: every op runs on the calling thread (gemm with
@@ -288,6 +296,9 @@ fn main() {
         forecast_sum += out.iter().map(|&v| f64::from(v)).sum::<f64>();
     }
     micros.sort_by(f64::total_cmp);
+    let online = tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(online_forecasts(&args));
 
     let report = json!({
         "backend": "burn flex (Autodiff<Flex> for training)",
@@ -309,9 +320,142 @@ fn main() {
         "forward_p99_us": percentile(&micros, 0.99),
         "forward_mean_us": micros.iter().sum::<f64>() / micros.len() as f64,
         "forecast_sum": forecast_sum,
+        "online_p50_us": percentile(&online, 0.50),
+        "online_p99_us": percentile(&online, 0.99),
         "targets_sum": targets_sum,
         "targets_abs_sum": targets_abs_sum,
         "first_window_sum": first_window_sum,
     });
     println!("{report}");
+}
+
+/// Microseconds of each timed real-time forecast of one entity (see the module's notes),
+/// sorted.
+async fn online_forecasts(args: &Args) -> Vec<f64> {
+    use trainstore::Workspace;
+    use trainstore::core::{DatasetName, Timestamp};
+    use trainstore::featurestore::training::CreateOptions;
+    use trainstore::featurestore::{
+        Entity, FeatureView, Field as FeatureField, Name, SourceSpec, ValueType,
+    };
+    use trainstore::models::TrainRequest;
+
+    const ROWS: usize = 192;
+    let dir = tempfile::tempdir().expect("a directory");
+    let batch = rows(ROWS);
+    // Event times are timestamps in UTC to a feature view.
+    let mut columns = batch.columns().to_vec();
+    columns[1] = arrow::compute::cast(
+        &columns[1],
+        &arrow::datatypes::DataType::Timestamp(
+            arrow::datatypes::TimeUnit::Millisecond,
+            Some("UTC".into()),
+        ),
+    )
+    .expect("a cast");
+    let mut fields: Vec<arrow::datatypes::Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[1] = fields[1]
+        .clone()
+        .with_data_type(columns[1].data_type().clone());
+    let batch = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
+        .expect("a batch");
+    let table = dir.path().join("sensor");
+    std::fs::create_dir_all(&table).expect("a directory");
+    let file = std::fs::File::create(table.join("part.parquet")).expect("a file");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("a writer");
+    writer.write(&batch).expect("written");
+    writer.close().expect("closed");
+
+    let ws = Workspace::open(dir.path().join("ws").to_str().expect("a path"))
+        .await
+        .expect("a workspace");
+    let name = |n: &str| Name::new(n).expect("a name");
+    let channels: Vec<String> = (0..CHANNELS).map(|c| format!("c{c:02}")).collect();
+    let view = FeatureView::new(
+        name("sensor"),
+        vec![name("entity")],
+        SourceSpec::Files {
+            location: table.to_str().expect("a path").to_owned(),
+            format: None,
+            snapshots: None,
+        },
+        channels
+            .iter()
+            .map(|c| FeatureField::new(c, ValueType::Float64))
+            .collect(),
+    )
+    .with_timestamp_field("time")
+    .with_online_rows(LENGTH);
+    let features = ws.features();
+    features
+        .apply(vec![
+            Entity::new(name("entity"), ["entity"]).into(),
+            view.into(),
+        ])
+        .await
+        .expect("applied");
+    let last = Timestamp::from_millis((ROWS as i64 - 1) * 60_000);
+    features
+        .materialize(Timestamp::from_millis(0), last, None)
+        .await
+        .expect("materialized");
+    let set = ws
+        .training_sets()
+        .create_from_batches(
+            &DatasetName::new("sensor").expect("a name"),
+            vec![batch],
+            CreateOptions::default(),
+        )
+        .await
+        .expect("a training set");
+    let mut request = TrainRequest::new(Layout {
+        keys: vec!["entity".into()],
+        time: "time".into(),
+        features: channels
+            .iter()
+            .map(|c| WindowFeature {
+                name: c.clone(),
+                shape: FeatureShape::Scalar,
+            })
+            .collect(),
+        task: Task::Forecast,
+    });
+    request.windows.max_gap_ms = 60_000;
+    request.training.epochs = 1;
+    let models = ws.models();
+    let model = models
+        .train(
+            &DatasetName::new("sensor-model").expect("a name"),
+            &set,
+            &request,
+        )
+        .await
+        .expect("a model");
+    let entity = |i: usize| {
+        RecordBatch::try_from_iter([(
+            "entity",
+            Arc::new(StringArray::from(vec![format!("e{:03}", i % ENTITIES)])) as ArrayRef,
+        )])
+        .expect("an entity row")
+    };
+    let entities: Vec<RecordBatch> = (0..ENTITIES).map(entity).collect();
+    for i in 0..args.forward_warmup {
+        let forecast = models.predict_online(&model, &entities[i % ENTITIES]).await;
+        assert_eq!(forecast.expect("a forecast").rows.num_rows(), HORIZON);
+    }
+    let mut micros = Vec::with_capacity(args.forward_calls);
+    for i in 0..args.forward_calls {
+        let begin = Instant::now();
+        let forecast = models.predict_online(&model, &entities[i % ENTITIES]).await;
+        micros.push(begin.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(forecast.expect("a forecast"));
+    }
+    micros.sort_by(f64::total_cmp);
+    micros
 }

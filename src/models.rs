@@ -19,9 +19,11 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 
@@ -156,7 +158,15 @@ pub struct Models {
     progress: Option<ProgressRef>,
     /// The models loaded for forecasts, most recently used last.
     loaded: Arc<Mutex<Vec<Loaded>>>,
+    resolved: Arc<Mutex<Resolved>>,
 }
+
+/// Versions as [`Models::resolve`] last read them (by name and reference), and when.
+type Resolved = HashMap<(DatasetName, String), (Instant, ModelVersion)>;
+
+/// How long [`Models::resolve`] trusts what it read: a promotion, or a permission changed,
+/// is seen by a serving loop within this time.
+pub const RESOLVED_FOR: Duration = Duration::from_secs(10);
 
 /// A model loaded for forecasts.
 #[derive(Debug, Clone)]
@@ -198,6 +208,7 @@ impl Models {
             features,
             progress: None,
             loaded: Arc::default(),
+            resolved: Arc::default(),
         }
     }
 
@@ -452,6 +463,25 @@ impl Models {
             ),
             comparison: Some(comparison),
         })
+    }
+
+    /// The version `reference` (`latest`, `v3`, an alias such as `champion`) of `name`, as
+    /// read from the registry at most [`RESOLVED_FOR`] ago: what a serving loop asks on every
+    /// call, without reading the registry (and checking its permissions) every time.
+    pub async fn resolve(&self, name: &DatasetName, reference: &str) -> Result<ModelVersion> {
+        let key = (name.clone(), reference.to_owned());
+        if let Some((at, version)) = self.resolved.lock().expect("resolved models").get(&key)
+            && at.elapsed() < RESOLVED_FOR
+        {
+            return Ok(version.clone());
+        }
+        let version = self.registry.get(name, reference).await?;
+        let mut resolved = self.resolved.lock().expect("resolved models");
+        if resolved.len() >= 4 * LOADED_MODELS {
+            resolved.retain(|_, (at, _)| at.elapsed() < RESOLVED_FOR);
+        }
+        resolved.insert(key, (Instant::now(), version.clone()));
+        Ok(version)
     }
 
     /// `model` loaded for forecasts: kept, so that a serving loop loads each version once

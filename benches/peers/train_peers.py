@@ -35,7 +35,15 @@ that it stays pinned. Each side's CPU time over wall time in the timed epochs sh
 used. PyTorch is measured again at 1 thread (unless --threads is 1 or --no-single-thread), and
 that figure is reported beside the bar.
 
-Bars (bars.py): training throughput >= 1x PyTorch's; forecast p50 <= PyTorch's (p99 beside).
+Real-time forecasts: the bench (Rust) and this script (Python, when trainstore is installed in
+this Python: `pip install` the wheel) each build a workspace of the same rows (8 entities x 192
+rows as a typed Parquet table), a feature view keeping 64 rows per entity online
+(`online_rows`), materialized into the embedded online store, and a model of the same size
+trained for one epoch, then time `predict_online` for one entity per call: the online store's
+recent rows, the window cut and scaled, the forward pass, the forecast scaled back.
+
+Bars (bars.py): training throughput >= 1x PyTorch's; forecast p50 <= PyTorch's (p99 beside);
+real-time forecast p50, from Rust and from Python, <= PyTorch's forward p50 alone.
 --no-rust leaves out trainstore's side (it runs `cargo bench`): PyTorch's figures only, no bar.
 """
 
@@ -47,6 +55,7 @@ import json
 import math
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -72,19 +81,23 @@ FORWARD_WINDOWS = 64  # the windows the latency loop cycles through, as the benc
 # The data, as the bench makes it
 
 
-def series(windows: int) -> np.ndarray:
-    """[entity, row, channel], float32, normalised: the bench's `rows` and `Dataset::build`."""
-    rows = windows // ENTITIES + LENGTH
+def raw_series(rows: int) -> np.ndarray:
+    """[entity, row, channel], float64: the bench's `rows`, in their units."""
     e = np.arange(ENTITIES, dtype=np.float64)[:, None, None]
     t = np.arange(rows, dtype=np.float64)[None, :, None]
     c = np.arange(CHANNELS, dtype=np.float64)[None, None, :]
     tau = 2 * math.pi
-    raw = (
+    raw: np.ndarray = (
         np.sin(tau * t / (16.0 + 4.0 * c) + 0.37 * e + 0.11 * c)
         + 0.5 * np.sin(tau * t / (64.0 + 8.0 * c) + 0.7 * e)
         + 0.1 * c
     )
-    values = raw.astype(np.float32)
+    return raw
+
+
+def series(windows: int) -> np.ndarray:
+    """[entity, row, channel], float32, normalised: the bench's `rows` and `Dataset::build`."""
+    values = raw_series(windows // ENTITIES + LENGTH).astype(np.float32)
     # Normaliser::fit: float64 sums of the float32 values, population variance.
     flat = values.reshape(-1, CHANNELS).astype(np.float64)
     mean = flat.sum(axis=0) / len(flat)
@@ -251,6 +264,66 @@ def trainstore_side(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def python_online_side(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Real-time forecasts from Python: the bench's workspace built through the Python API (the
+    same rows as a typed Parquet table, a feature view keeping 64 rows per entity online,
+    materialized, a model trained for one epoch), then `ws.models.predict_online` for one
+    entity per call. None when trainstore is not installed in this Python."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        import trainstore as ts
+    except ImportError:
+        print("trainstore is not installed in this Python: no real-time figure from Python")
+        return None
+
+    rows = 192  # as the bench's workspace
+    raw = raw_series(rows)
+    entity = [f"e{e:03}" for e in range(ENTITIES) for _ in range(rows)]
+    minutes = np.tile(np.arange(rows, dtype=np.int64) * 60_000, ENTITIES)
+    columns: dict[str, Any] = {
+        "entity": entity,
+        "time": pa.array(minutes, pa.timestamp("ms", tz="UTC")),
+    }
+    names = [f"c{c:02}" for c in range(CHANNELS)]
+    for c, name in enumerate(names):
+        columns[name] = raw[:, :, c].reshape(-1)
+    table = pa.table(columns)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "sensor").mkdir()
+        pq.write_table(table, Path(tmp) / "sensor" / "part.parquet")
+        ws = ts.Workspace.open(Path(tmp) / "ws")
+        device = ts.Entity("entity", join_keys=["entity"])
+        view = ts.FeatureView(
+            name="sensor",
+            entities=[device],
+            source=str(Path(tmp) / "sensor"),
+            schema=[ts.Field(n, ts.Float64) for n in names],
+            timestamp_field="time",
+            online_rows=LENGTH,
+        )
+        ws.features.apply([device, view])
+        times = table.column("time")
+        ws.features.materialize(times[0].as_py(), times[len(times) - 1].as_py())
+        data = ws.training_sets.create("sensor", table)
+        config = ts.TrainConfig(features=names, keys=["entity"], time="time", epochs=1)
+        model = ws.models.train("sensor-model", data, config)
+        keys = [[{"entity": f"e{e:03}"}] for e in range(ENTITIES)]
+        for i in range(args.forward_warmup):
+            ws.models.predict_online(model, keys[i % ENTITIES])
+        micros: list[float] = []
+        for i in range(args.forward_calls):
+            begin = time.perf_counter()
+            forecast = ws.models.predict_online(model, keys[i % ENTITIES])
+            micros.append((time.perf_counter() - begin) * 1e6)
+            assert forecast.table.num_rows == HORIZON
+    return {
+        "online_p50_us": percentile(micros, 50),
+        "online_p99_us": percentile(micros, 99),
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 
@@ -294,6 +367,8 @@ def table(sides: dict[str, dict[str, Any]]) -> str:
         ("forecast p50, µs", "forward_p50_us", 1),
         ("forecast p99, µs", "forward_p99_us", 1),
         ("forecast mean, µs", "forward_mean_us", 1),
+        ("real-time forecast p50, µs", "online_p50_us", 1),
+        ("real-time forecast p99, µs", "online_p99_us", 1),
     ]
     names = list(sides)
     header = ["", *names]
@@ -391,6 +466,10 @@ def main() -> None:
                 f"{name}: {side['threads']} thread(s) in the process after training, "
                 f"RAYON_NUM_THREADS={side['rayon_num_threads']}"
             )
+    check_idle("trainstore from Python")
+    python = python_online_side(args)
+    if python is not None:
+        sides["trainstore from Python"] = python
     if ours is None:
         print("\n--no-rust: PyTorch's figures only, no bar")
         bars.finish(problems)
@@ -439,6 +518,20 @@ def main() -> None:
         "eval() under inference_mode (its fused encoder fast path); p99 beside",
         beside=("p99", ours["forward_p99_us"], theirs["forward_p99_us"]),
     )
+    online = "the online store's 64 recent rows of one entity, cut, scaled, forward, scaled back"
+    for side, figures in (("Rust", ours), ("Python", python)):
+        if figures is None:
+            continue
+        bars.at_most(
+            f"real-time forecast p50 from {side} (online lookup + window + forward)",
+            "PyTorch's forward p50 alone",
+            figures["online_p50_us"],
+            theirs["forward_p50_us"],
+            1.0,
+            unit="µs",
+            note=f"{args.forward_calls:,} calls after {args.forward_warmup} warm-up: {online}",
+            beside=("p99", figures["online_p99_us"], theirs["forward_p99_us"]),
+        )
     bars.finish(problems)
 
 

@@ -178,7 +178,7 @@ impl Models {
         let rows = entity_batch(entity_rows)?;
         let (models, reference) = (self.inner.clone(), reference.to_owned());
         let forecast = run(py, "models.predict_online", async move {
-            let model = models.get(&name, &reference).await?;
+            let model = models.resolve(&name, &reference).await?;
             models.predict_online(&model, &rows).await
         })?;
         forecast_to_py(py, &forecast)

@@ -522,7 +522,9 @@ class Models:
         entity's latest rows as the online store keeps them. They come from the one feature
         view with the model's keys and features whose ``online_rows`` is at least the model's
         window; entity rows without a forecast (no or too few recent rows) are counted in
-        ``skipped``."""
+        ``skipped``. For a serving loop, ``model`` (``"name@champion"``) is resolved from the
+        registry at most every 10 seconds, as are the feature views: a promotion is seen
+        within that time."""
         name, reference = _model_ref(model)
         rows = entity_rows if isinstance(entity_rows, list) else _to_batch(entity_rows)
         batch, skipped = self._native.predict_online(name, reference, rows)
