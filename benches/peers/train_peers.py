@@ -458,6 +458,10 @@ def main() -> None:
         single = pytorch_side(args, inputs, targets, 1)
         sides["PyTorch (1 thread)"] = single
 
+    check_idle("trainstore from Python")
+    python = python_online_side(args)
+    if python is not None:
+        sides["trainstore from Python"] = python
     print()
     print(table(sides))
     for name, side in sides.items():
@@ -466,10 +470,6 @@ def main() -> None:
                 f"{name}: {side['threads']} thread(s) in the process after training, "
                 f"RAYON_NUM_THREADS={side['rayon_num_threads']}"
             )
-    check_idle("trainstore from Python")
-    python = python_online_side(args)
-    if python is not None:
-        sides["trainstore from Python"] = python
     if ours is None:
         print("\n--no-rust: PyTorch's figures only, no bar")
         bars.finish(problems)
