@@ -89,6 +89,8 @@ pub struct WorkspaceInfo {
     pub items: Vec<(DatasetName, Version)>,
     /// Each training set with its newest version.
     pub training_sets: Vec<(DatasetName, Version)>,
+    /// Each model with its newest version.
+    pub models: Vec<(DatasetName, Version)>,
 }
 
 impl Workspace {
@@ -353,14 +355,20 @@ impl Workspace {
                 items.push((item, m.version));
             }
         }
-        let mut training_sets = Vec::new();
-        for item in self.training_sets.items().await? {
-            match self.training_sets.resolve(&item, "latest").await {
-                Ok(v) => training_sets.push((item, v)),
-                Err(Error::NotFound { .. }) => {} // every version deleted
-                Err(e) => return Err(e),
+        let mut newest = Vec::new();
+        for catalog in [&self.training_sets, &self.models] {
+            let mut found = Vec::new();
+            for item in catalog.items().await? {
+                match catalog.resolve(&item, "latest").await {
+                    Ok(v) => found.push((item, v)),
+                    Err(Error::NotFound { .. }) => {} // every version deleted
+                    Err(e) => return Err(e),
+                }
             }
+            newest.push(found);
         }
+        let models = newest.pop().unwrap_or_default();
+        let training_sets = newest.pop().unwrap_or_default();
         Ok(WorkspaceInfo {
             url: self.url.clone(),
             layout_version: self.config.layout_version,
@@ -368,6 +376,7 @@ impl Workspace {
             created_by: self.config.created_by.clone(),
             items,
             training_sets,
+            models,
         })
     }
 }

@@ -169,6 +169,11 @@ fn cli_demo_runs_the_main_job() {
         "6000 rows from 40 devices",
         "raw-snapshots@v1",
         "verified",
+        "trained demo-forecaster@v1 on demo-series@v1",
+        "trained further on demo-series@v2 from demo-forecaster@v1",
+        "champion on demo-series@v2",
+        "real-time forecast by demo-forecaster@",
+        "demo-forecaster          latest v2",
     ] {
         assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
     }

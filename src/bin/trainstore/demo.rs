@@ -22,7 +22,9 @@ use trainstore::doris::{
 };
 use trainstore::features::design_doc_definitions;
 use trainstore::featurestore::training::{CreateOptions, Criteria};
-use trainstore::featurestore::{FeatureRef, HistoricalOptions, OnlineOptions};
+use trainstore::featurestore::{FeatureRef, FeatureStore, HistoricalOptions, OnlineOptions};
+use trainstore::models::TrainRequest;
+use trainstore::train::{FeatureShape, Layout, ModelConfig, ModelVersion, Task, WindowFeature};
 
 use crate::print_info;
 use crate::progress::TerminalProgress;
@@ -32,7 +34,8 @@ use crate::snapshots;
 /// back through the snapshot source, committed as a verified catalog version; the design
 /// document's feature views applied; a point-in-time training set built as a scored version
 /// and selected back by criteria; the views materialized into the embedded online store and
-/// read back online.
+/// read back online; a forecaster trained on the devices' earlier snapshots, trained further
+/// on the later ones, promoted through the gate, and asked for a real-time forecast.
 pub async fn run(location: &str) -> Result<()> {
     let ws = Workspace::open(location).await?;
     println!("1. workspace ready at {}", ws.url());
@@ -136,7 +139,9 @@ pub async fn run(location: &str) -> Result<()> {
     println!("5. verified every file's size and hash");
 
     let features = ws.features();
-    let defs = design_doc_definitions(&snapshots)?;
+    let mut defs = design_doc_definitions(&snapshots)?;
+    // Each device's last rows stay online too: a real-time forecast's window (step 13).
+    defs.feature_views[0].online_rows = WINDOW;
     let applied = features.apply(defs.into_list()).await?;
     println!(
         "6. feature definitions applied ({}): {}",
@@ -244,8 +249,176 @@ pub async fn run(location: &str) -> Result<()> {
         started.elapsed().as_secs_f64() * 1e3
     );
     snapshots::print_rows(&[served.project(&[0, 1, 2, 3])?], 2)?;
+
+    train_and_serve(&ws, &features, &all, &config, &keys).await?;
     println!("the workspace now holds:");
     print_info(&ws, false).await
+}
+
+/// Steps a model's window reads, and rows each device keeps online.
+const WINDOW: usize = 8;
+
+/// Steps 10 to 12: a forecaster trained on each device's earlier snapshots, trained further on
+/// the later ones (replaying earlier windows), evaluated against it and promoted through the
+/// gate, then asked for a real-time forecast from the online store's recent rows.
+async fn train_and_serve(
+    ws: &Workspace,
+    features: &FeatureStore,
+    snapshots: &[RecordBatch],
+    config: &SynthConfig,
+    keys: &RecordBatch,
+) -> Result<()> {
+    let refs: Vec<FeatureRef> = ["basic_features:meanLf", "basic_features:temperature"]
+        .iter()
+        .map(|r| r.parse())
+        .collect::<Result<_>>()?;
+    // Each device's own snapshot times as entity rows: its series, point-in-time joined.
+    let cut = config.start.as_millis() + config.interval_ms * 100;
+    let sets = ws.training_sets();
+    let name = DatasetName::new("demo-series")?;
+    let mut versions = Vec::new();
+    for (part, earlier) in [("the first 100", true), ("the last 50", false)] {
+        let rows = series_entity_rows(snapshots, |t| (t < cut) == earlier)?;
+        let options = CreateOptions {
+            metadata: serde_json::json!({"description": format!("{part} snapshots of every device")}),
+            ..CreateOptions::default()
+        };
+        let version = sets
+            .create_from_features(features, &name, &rows, &refs, &Default::default(), options)
+            .await?;
+        versions.push(version);
+    }
+    let (earlier, later) = (&versions[0], &versions[1]);
+    let mut request = TrainRequest::new(Layout {
+        keys: vec!["uuid".into(), "nodeId".into()],
+        time: "event_timestamp".into(),
+        features: ["meanLf", "temperature"]
+            .iter()
+            .map(|f| WindowFeature {
+                name: (*f).into(),
+                shape: FeatureShape::Scalar,
+            })
+            .collect(),
+        task: Task::Forecast,
+    });
+    request.windows.length = WINDOW;
+    request.windows.stride = 1;
+    // The last quarter of each set's time range validates (the sets are short).
+    request.split.validation = 0.25;
+    request.split.test = 0.0;
+    request.model = ModelConfig {
+        d_model: 16,
+        heads: 2,
+        layers: 1,
+        d_ff: 32,
+        dropout: 0.0,
+    };
+    request.training.epochs = 3;
+    request.training.learning_rate = 3e-3;
+    let models = ws.models();
+    let model_name = DatasetName::new("demo-forecaster")?;
+    let started = Instant::now();
+    let first = models.train(&model_name, earlier, &request).await?;
+    println!(
+        "10. trained {} on {} ({} epochs over windows of {WINDOW} snapshots, forecasting meanLf and temperature) in {:.1} s: validation loss {}",
+        first.id(),
+        earlier.id(),
+        first.card.metrics.len(),
+        started.elapsed().as_secs_f64(),
+        loss(&first),
+    );
+    request.base = Some(first.id());
+    request.incremental_ratio = 0.5;
+    request.training.epochs = 2;
+    let started = Instant::now();
+    let second = models.train(&model_name, later, &request).await?;
+    println!(
+        "11. trained further on {} from {} (one earlier window replayed per two new ones) in {:.1} s: {}, validation loss {}",
+        later.id(),
+        first.id(),
+        started.elapsed().as_secs_f64(),
+        second.id(),
+        loss(&second),
+    );
+    let champion = TagName::new("champion")?;
+    models
+        .promote_if_better(&first, later, &champion, 0.0)
+        .await?;
+    let gate = models
+        .promote_if_better(&second, later, &champion, 0.0)
+        .await?;
+    println!(
+        "12. {} {} champion on {}: {}",
+        second.id(),
+        if gate.promoted {
+            "promoted to"
+        } else {
+            "not promoted to"
+        },
+        later.id(),
+        gate.reason
+    );
+    let champion = models.get(&model_name, "champion").await?;
+    let started = Instant::now();
+    let forecast = models.predict_online(&champion, keys).await?;
+    println!(
+        "13. real-time forecast by {} from the online store's last {WINDOW} snapshots of {} devices in {:.2} ms:",
+        champion.id(),
+        forecast.rows.num_rows(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    snapshots::print_rows(&[forecast.rows], 2)
+}
+
+/// A model's last validation loss, for printing.
+fn loss(model: &ModelVersion) -> String {
+    model
+        .card
+        .validation_loss()
+        .map_or("none".into(), |l| format!("{l:.4}"))
+}
+
+/// Every snapshot's keys and time, of the snapshots whose time `keep` accepts, as entity rows.
+fn series_entity_rows(
+    snapshots: &[RecordBatch],
+    keep: impl Fn(i64) -> bool,
+) -> Result<RecordBatch> {
+    let (mut uuids, mut nodes, mut times) = (vec![], vec![], vec![]);
+    for batch in snapshots {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .expect("a design-document column")
+        };
+        let (uuid, node) = (column("uuid"), column("nodeId"));
+        let (uuid, node) = (uuid.as_string::<i32>(), node.as_string::<i32>());
+        let time = column("time");
+        let time = time.as_primitive::<TimestampMillisecondType>();
+        for row in 0..batch.num_rows() {
+            if uuid.is_valid(row) && node.is_valid(row) && keep(time.value(row)) {
+                uuids.push(uuid.value(row).to_owned());
+                nodes.push(node.value(row).to_owned());
+                times.push(time.value(row));
+            }
+        }
+    }
+    let schema = Schema::new(vec![
+        Field::new("uuid", DataType::Utf8, false),
+        Field::new("nodeId", DataType::Utf8, false),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from(uuids)),
+            Arc::new(StringArray::from(nodes)),
+            Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC")),
+        ],
+    )?)
 }
 
 /// Entity rows for the demo's training set, as a user would bring them: devices at chosen

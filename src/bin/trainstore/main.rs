@@ -334,9 +334,14 @@ pub(crate) async fn print_info(ws: &Workspace, json: bool) -> Result<()> {
     for (item, version) in &info.items {
         println!("    {item:<24} latest {version}");
     }
-    println!("  training sets  {}", info.training_sets.len());
-    for (name, version) in &info.training_sets {
-        println!("    {name:<24} latest {version}");
+    for (what, listed) in [
+        ("training sets ", &info.training_sets),
+        ("models        ", &info.models),
+    ] {
+        println!("  {what} {}", listed.len());
+        for (name, version) in listed {
+            println!("    {name:<24} latest {version}");
+        }
     }
     Ok(())
 }
