@@ -32,9 +32,9 @@ use trainstore_core::{DatasetName, Error, ProgressRef, Result, TagName};
 use trainstore_featurestore::training::{TrainingSetVersion, TrainingSets};
 use trainstore_featurestore::{FeatureStore, TtlPolicy};
 use trainstore_train::{
-    Checkpoints, Dataset, Forecast, ForecastReport, Layout, ModelCard, ModelConfig, ModelLineage,
-    ModelRegistry, ModelVersion, Predictor, RunOptions, SplitSpec, TrainConfig, Weights,
-    WindowSpec, evaluate, train_on_cpu,
+    Checkpoints, Cpu, Dataset, Forecast, ForecastReport, Layout, ModelCard, ModelConfig,
+    ModelLineage, ModelRegistry, ModelVersion, Predictor, RunOptions, SeriesTransformer, SplitSpec,
+    TrainConfig, Weights, WindowSpec, backtest, evaluate, train_on_cpu,
 };
 
 /// What to train: which columns make the windows, how they are cut and split, the model's
@@ -339,6 +339,38 @@ impl Models {
         rows: Arc<Vec<RecordBatch>>,
         windows: WindowSpec,
     ) -> Result<ForecastReport> {
+        self.on_every_window(model, rows, windows, |model, windows, batch| {
+            Ok(evaluate(model, windows, &windows.train, batch))
+        })
+        .await
+    }
+
+    /// Every window of training-set version `data`, cut and scaled as `model`'s training rows
+    /// were, forecast beside what followed it: one row per window and forecast step, the
+    /// keys, `as_of`, `step`, each forecast feature and its `_forecast`, and the window's
+    /// `anomaly_score` (see [`trainstore_train::backtest`]).
+    pub async fn backtest(
+        &self,
+        model: &ModelVersion,
+        data: &TrainingSetVersion,
+    ) -> Result<RecordBatch> {
+        let (_, rows) = self.training_sets.read(data).await?;
+        let windows = model.card.windows;
+        self.on_every_window(model, Arc::new(rows), windows, |model, windows, batch| {
+            backtest(model, windows, &windows.train, batch)
+        })
+        .await
+    }
+
+    /// `work` on every window of `rows` (cut as `windows` says, scaled as `model`'s training
+    /// rows were), given the loaded model and its batch size, off the async workers.
+    async fn on_every_window<T: Send + 'static>(
+        &self,
+        model: &ModelVersion,
+        rows: Arc<Vec<RecordBatch>>,
+        windows: WindowSpec,
+        work: impl FnOnce(&SeriesTransformer<Cpu>, &Dataset, usize) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let weights = self.registry.load(model).await?;
         let card = model.card.clone();
         tokio::task::spawn_blocking(move || {
@@ -353,12 +385,11 @@ impl Models {
                 every_window,
                 &card.normaliser,
             )?;
-            let batch_size = card.training.batch_size;
-            Ok(evaluate(&weights, &windows, &windows.train, batch_size))
+            work(&weights, &windows, card.training.batch_size)
         })
         .await
         .map_err(|e| Error::Internal {
-            operation: "evaluate a model".into(),
+            operation: "run a model over every window".into(),
             reason: e.to_string(),
         })?
     }

@@ -10,7 +10,7 @@ use trainstore::Workspace;
 
 use crate::cli;
 use trainstore::core::{DatasetName, TagName};
-use trainstore::featurestore::training::CreateOptions;
+use trainstore::featurestore::training::{CreateOptions, TrainingSetVersion};
 use trainstore::models::TrainRequest;
 use trainstore::train::trainer::mean_loss;
 use trainstore::train::{
@@ -45,6 +45,18 @@ fn waves() -> RecordBatch {
         ],
     )
     .expect("a batch")
+}
+
+/// The waves as training set `waves` of `ws` (its first version).
+async fn waves_set(ws: &Workspace) -> TrainingSetVersion {
+    ws.training_sets()
+        .create_from_batches(
+            &DatasetName::new("waves").expect("a name"),
+            vec![waves()],
+            CreateOptions::default(),
+        )
+        .await
+        .expect("a training set")
 }
 
 /// Forecasting meanLf per uuid with a small model: windows of `length` every `stride`,
@@ -83,12 +95,7 @@ async fn a_model_trained_on_a_training_set_is_registered_with_it_as_lineage() {
     let dir = tempfile::tempdir().expect("a directory");
     let location = dir.path().to_str().expect("a path");
     let ws = Workspace::open(location).await.expect("a workspace");
-    let set_name = DatasetName::new("waves").expect("a name");
-    let set = ws
-        .training_sets()
-        .create_from_batches(&set_name, vec![waves()], CreateOptions::default())
-        .await
-        .expect("a training set");
+    let set = waves_set(&ws).await;
     let request = small_request(16, 2, 3, 5);
     let model_name = DatasetName::new("waves-model").expect("a name");
     let model = ws
@@ -139,15 +146,7 @@ async fn a_request_naming_a_missing_column_is_refused_and_registers_nothing() {
     let ws = Workspace::open("memory://models-bad-request")
         .await
         .expect("a workspace");
-    let set = ws
-        .training_sets()
-        .create_from_batches(
-            &DatasetName::new("waves").expect("a name"),
-            vec![waves()],
-            CreateOptions::default(),
-        )
-        .await
-        .expect("a training set");
+    let set = waves_set(&ws).await;
     let request = TrainRequest::new(Layout {
         keys: vec!["uuid".into()],
         time: "event_timestamp".into(),
@@ -174,17 +173,7 @@ async fn the_cli_trains_lists_promotes_and_rolls_back() {
     let config = dir.path().join("config.yaml");
     let ws_dir = dir.path().join("ws");
     let ws = ws_dir.to_str().expect("a path");
-    Workspace::open(ws)
-        .await
-        .expect("a workspace")
-        .training_sets()
-        .create_from_batches(
-            &DatasetName::new("waves").expect("a name"),
-            vec![waves()],
-            CreateOptions::default(),
-        )
-        .await
-        .expect("a training set");
+    waves_set(&Workspace::open(ws).await.expect("a workspace")).await;
     let train = |seed: &str| {
         let args = [
             "models",
@@ -300,6 +289,17 @@ async fn the_cli_trains_lists_promotes_and_rolls_back() {
                 "waves",
             ],
             "2 forecast rows; 0 entities",
+        ),
+        (
+            vec![
+                "models",
+                "backtest",
+                ws,
+                "waves-model@champion",
+                "--on",
+                "waves",
+            ],
+            "anomaly_score",
         ),
         (
             vec!["models", "delete", ws, "waves-model@v2"],
@@ -476,15 +476,7 @@ async fn a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run()
     let ws_dir = dir.path().join("ws");
     let ws = ws_dir.to_str().expect("a path");
     let workspace = Workspace::open(ws).await.expect("a workspace");
-    let set = workspace
-        .training_sets()
-        .create_from_batches(
-            &DatasetName::new("waves").expect("a name"),
-            vec![waves()],
-            CreateOptions::default(),
-        )
-        .await
-        .expect("a training set");
+    let set = waves_set(&workspace).await;
     const EPOCHS: usize = 6;
     let args = |name: &str, checkpoints: &std::path::Path| -> Vec<String> {
         let epochs = EPOCHS.to_string();
@@ -599,15 +591,7 @@ async fn the_gate_promotes_a_better_challenger_only_and_the_champion_forecasts_n
     let ws = Workspace::open("memory://models-gate")
         .await
         .expect("a workspace");
-    let set = ws
-        .training_sets()
-        .create_from_batches(
-            &DatasetName::new("waves").expect("a name"),
-            vec![waves()],
-            CreateOptions::default(),
-        )
-        .await
-        .expect("a training set");
+    let set = waves_set(&ws).await;
     let models = ws.models();
     let name = DatasetName::new("gated").expect("a name");
     let champion = TagName::new("champion").expect("an alias");
@@ -707,15 +691,7 @@ async fn a_real_time_forecast_reads_the_window_the_online_store_keeps() {
         .materialize(first, last, None)
         .await
         .expect("materialized");
-    let set = ws
-        .training_sets()
-        .create_from_batches(
-            &DatasetName::new("waves").expect("a name"),
-            vec![rows],
-            CreateOptions::default(),
-        )
-        .await
-        .expect("a training set");
+    let set = waves_set(&ws).await;
     let models = ws.models();
     let model = models
         .train(
@@ -794,15 +770,7 @@ async fn a_forecast_is_written_back_to_a_table_once_per_label() {
     let ws = Workspace::open(ws_dir.to_str().expect("a path"))
         .await
         .expect("a workspace");
-    let set = ws
-        .training_sets()
-        .create_from_batches(
-            &DatasetName::new("waves").expect("a name"),
-            vec![waves()],
-            CreateOptions::default(),
-        )
-        .await
-        .expect("a training set");
+    let set = waves_set(&ws).await;
     ws.models()
         .train(
             &DatasetName::new("writer").expect("a name"),

@@ -184,6 +184,29 @@ impl Models {
         forecast_to_py(py, &forecast)
     }
 
+    /// Every window of a training-set version forecast beside what followed it (see
+    /// `Models::backtest`), as a pyarrow.RecordBatch.
+    fn backtest<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        reference: &str,
+        set_name: &str,
+        set_reference: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let name = DatasetName::new(name).map_err(to_py)?;
+        let set_name = DatasetName::new(set_name).map_err(to_py)?;
+        let (models, reference) = (self.inner.clone(), reference.to_owned());
+        let set_reference = set_reference.to_owned();
+        let sets = self.inner.training_sets().clone();
+        let rows = run(py, "models.backtest", async move {
+            let model = models.get(&name, &reference).await?;
+            let set = sets.get(&set_name, &set_reference).await?;
+            models.backtest(&model, &set).await
+        })?;
+        batch_to_pyarrow(py, &rows)
+    }
+
     /// A model's forecast over the rows of a training-set version: `(pyarrow.RecordBatch,
     /// entities skipped)`.
     fn predict_version<'py>(

@@ -333,3 +333,44 @@ def test_a_classifier_and_a_regressor_learn_their_labels(tmp_path: Path) -> None
     with pytest.raises(ts.InvalidInputError, match="a regression label is a number"):
         bad = ts.TrainConfig(features=["meanLf"], task="regress", label="spectrum", **common)  # type: ignore[arg-type]
         ws.models.train("bad", data, bad)
+
+
+def test_a_backtest_puts_every_windows_forecast_beside_what_followed(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    data = ws.training_sets.create("waves", waves())
+    config = ts.TrainConfig(features=["meanLf"], epochs=1, seed=3, **SMALL)  # type: ignore[arg-type]
+    model = ws.models.train("waves-model", data, config)
+    backtest = ws.models.backtest(model, data)
+    table = backtest.table
+    assert table.column_names == [
+        "uuid",
+        "nodeId",
+        "as_of",
+        "step",
+        "meanLf",
+        "meanLf_forecast",
+        "anomaly_score",
+    ]
+    report = ws.models.evaluate(model, data)
+    assert table.num_rows == report.windows
+    assert report.anomaly is not None
+    scores = table["anomaly_score"].to_pylist()
+    assert math.isclose(sum(scores) / len(scores), report.anomaly.mean, rel_tol=1e-9)
+    # What followed each window is the wave itself, one minute after the window's end.
+    start = datetime(2025, 1, 6, tzinfo=timezone.utc)
+    for row in table.slice(0, 5).to_pylist():
+        phase = 0.0 if row["uuid"] == "704A0ED440F4" else 2.0
+        t = (row["as_of"] - start) / timedelta(minutes=1) + 1
+        assert math.isclose(row["meanLf"], math.sin(t / 5 + phase), abs_tol=1e-5)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+    except ImportError:
+        with pytest.raises(ImportError, match="matplotlib"):
+            backtest.plot()
+    else:
+        ax = backtest.plot("meanLf")
+        assert len(ax.get_lines()) == 2
+        with pytest.raises(ts.InvalidInputError, match="meanHf"):
+            backtest.plot("meanHf")

@@ -4,9 +4,17 @@
 //! window's forecast missed, in standard deviations squared), from which a threshold for
 //! unusual windows is chosen.
 
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array,
+};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
+use trainstore_core::Result;
 
 use crate::model::SeriesTransformer;
 use crate::trainer::{batch, forecasts};
@@ -107,13 +115,7 @@ pub fn evaluate<B: Backend>(
     starts: &[usize],
     batch_size: usize,
 ) -> ForecastReport {
-    let device = model.devices().into_iter().next().unwrap_or_default();
-    let (mut predicted, mut actual) = (Vec::new(), Vec::new());
-    for chunk in starts.chunks(batch_size.max(1)) {
-        let (inputs, targets) = batch::<B>(dataset, chunk, &device);
-        predicted.extend(forecasts(model, inputs));
-        actual.extend(targets.into_data().to_vec::<f32>().unwrap_or_default());
-    }
+    let (predicted, actual) = outputs(model, dataset, starts, batch_size);
     let normaliser = &dataset.normaliser;
     let (names, scale): (Vec<String>, Vec<(f64, f64)>) = match &normaliser.label {
         Some(LabelEncoding::Classes { names }) => {
@@ -138,14 +140,9 @@ pub fn evaluate<B: Backend>(
             })
             .unzip(),
     };
-    let per_window = dataset.target_shape().0 * names.len();
-    let mut scores = Vec::with_capacity(starts.len());
+    let scores = anomaly_scores(&predicted, &actual, dataset.target_shape().0 * names.len());
     let mut sums = vec![Sums::default(); names.len()];
-    if per_window > 0 {
-        for (p, a) in predicted.chunks(per_window).zip(actual.chunks(per_window)) {
-            let squared: f64 = p.iter().zip(a).map(|(p, a)| f64::from(p - a).powi(2)).sum();
-            scores.push(squared / per_window as f64);
-        }
+    if !names.is_empty() {
         for (i, (p, a)) in predicted.iter().zip(&actual).enumerate() {
             let feature = i % names.len();
             let (mean, std) = scale[feature];
@@ -163,6 +160,146 @@ pub fn evaluate<B: Backend>(
         anomaly: ScoreDistribution::of(scores),
         classification: None,
     }
+}
+
+/// The model's outputs for the windows at `starts` and their targets, flattened, as
+/// [`Dataset::fill`] lays targets out (normalised).
+fn outputs<B: Backend>(
+    model: &SeriesTransformer<B>,
+    dataset: &Dataset,
+    starts: &[usize],
+    batch_size: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let device = model.devices().into_iter().next().unwrap_or_default();
+    let (mut predicted, mut actual) = (Vec::new(), Vec::new());
+    for chunk in starts.chunks(batch_size.max(1)) {
+        let (inputs, targets) = batch::<B>(dataset, chunk, &device);
+        predicted.extend(forecasts(model, inputs));
+        actual.extend(targets.into_data().to_vec::<f32>().unwrap_or_default());
+    }
+    (predicted, actual)
+}
+
+/// Each window's anomaly score: its mean squared error over its `per_window` values.
+fn anomaly_scores(predicted: &[f32], actual: &[f32], per_window: usize) -> Vec<f64> {
+    if per_window == 0 {
+        return Vec::new();
+    }
+    predicted
+        .chunks(per_window)
+        .zip(actual.chunks(per_window))
+        .map(|(p, a)| {
+            let squared: f64 = p.iter().zip(a).map(|(p, a)| f64::from(p - a).powi(2)).sum();
+            squared / per_window as f64
+        })
+        .collect()
+}
+
+/// Every window at `starts`, forecast beside what followed it: one row per window and step,
+/// the key columns, `as_of` (the window's last row's time), `step`, and per forecast feature
+/// (or the regressed label) `<name>` (what happened) and `<name>_forecast`, in their units,
+/// then the window's `anomaly_score`. A classifier's: `<label>`, `<label>_forecast` (the most
+/// likely class) and `<label>_probability` (its probability).
+pub fn backtest<B: Backend>(
+    model: &SeriesTransformer<B>,
+    dataset: &Dataset,
+    starts: &[usize],
+    batch_size: usize,
+) -> Result<RecordBatch> {
+    let (predicted, actual) = outputs(model, dataset, starts, batch_size);
+    let layout = dataset.layout();
+    let label = layout.task.label().unwrap_or_default();
+    let steps = dataset.target_shape().0;
+    let repeat = UInt32Array::from_iter_values(
+        (0..starts.len() as u32).flat_map(|w| std::iter::repeat_n(w, steps)),
+    );
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (name, keys) in layout.keys.iter().zip(dataset.window_keys(starts)?) {
+        fields.push(Field::new(name, keys.data_type().clone(), true));
+        columns.push(take(&keys, &repeat, None)?);
+    }
+    let as_of = repeat
+        .values()
+        .iter()
+        .map(|&w| dataset.window_end(starts[w as usize]));
+    fields.push(Field::new(
+        "as_of",
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        false,
+    ));
+    columns.push(Arc::new(
+        TimestampMillisecondArray::from_iter_values(as_of).with_timezone("UTC"),
+    ));
+    fields.push(Field::new("step", DataType::UInt32, false));
+    columns.push(Arc::new(UInt32Array::from_iter_values(
+        (0..starts.len()).flat_map(|_| 1..=steps as u32),
+    )));
+    let normaliser = &dataset.normaliser;
+    let mut add = |name: String, column: ArrayRef| {
+        fields.push(Field::new(name, column.data_type().clone(), true));
+        columns.push(column);
+    };
+    if let Some(LabelEncoding::Classes { names }) = &normaliser.label {
+        let probabilities: Vec<Vec<f64>> = predicted.chunks(names.len()).map(softmax).collect();
+        let best = |p: &Vec<f64>| {
+            (0..p.len())
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                .unwrap_or_default()
+        };
+        let actual = actual
+            .iter()
+            .map(|&a| names.get(a as usize).map(String::as_str));
+        add(label.to_owned(), Arc::new(StringArray::from_iter(actual)));
+        let guess = probabilities.iter().map(|p| Some(names[best(p)].as_str()));
+        add(
+            format!("{label}_forecast"),
+            Arc::new(StringArray::from_iter(guess)),
+        );
+        let probability = probabilities.iter().map(|p| p[best(p)]);
+        add(
+            format!("{label}_probability"),
+            Arc::new(Float64Array::from_iter_values(probability)),
+        );
+    } else {
+        let targets: Vec<(String, (f64, f64))> = match &normaliser.label {
+            Some(LabelEncoding::Scaled { mean, std }) => {
+                vec![(label.to_owned(), (f64::from(*mean), f64::from(*std)))]
+            }
+            _ => layout
+                .forecast_channels()
+                .into_iter()
+                .map(|(name, c)| {
+                    let scale = (f64::from(normaliser.mean[c]), f64::from(normaliser.std[c]));
+                    (name, scale)
+                })
+                .collect(),
+        };
+        let count = targets.len().max(1);
+        for (t, (name, (mean, std))) in targets.iter().enumerate() {
+            let raw = |values: &[f32]| -> ArrayRef {
+                Arc::new(Float64Array::from_iter_values(
+                    values
+                        .iter()
+                        .skip(t)
+                        .step_by(count)
+                        .map(|&v| f64::from(v) * std + mean),
+                ))
+            };
+            add(name.clone(), raw(&actual));
+            add(format!("{name}_forecast"), raw(&predicted));
+        }
+        let scores = anomaly_scores(&predicted, &actual, steps * targets.len());
+        let per_row = repeat.values().iter().map(|&w| scores[w as usize]);
+        add(
+            "anomaly_score".into(),
+            Arc::new(Float64Array::from_iter_values(per_row)),
+        );
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// A classifier's scores over some windows.
@@ -301,6 +438,49 @@ mod tests {
     use super::*;
     use crate::test_support::{sine_waves, small};
     use crate::trainer::{TrainConfig, mean_loss, train};
+
+    #[test]
+    fn a_backtest_puts_each_windows_forecast_beside_what_followed() {
+        use arrow::array::AsArray;
+        use arrow::datatypes::{Float64Type, TimestampMillisecondType};
+
+        let data = sine_waves(80);
+        let config = TrainConfig {
+            epochs: 1,
+            ..TrainConfig::default()
+        };
+        let trained = train(&data, &small(), &config).expect("training");
+        let starts = &data.validation;
+        let rows = backtest(&trained.model, &data, starts, 16).expect("a backtest");
+        let schema = rows.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "entity",
+                "as_of",
+                "step",
+                "x",
+                "x_forecast",
+                "anomaly_score"
+            ]
+        );
+        assert_eq!(rows.num_rows(), starts.len());
+        let entity = rows.column(0).as_string::<i32>();
+        let as_of = rows.column(1).as_primitive::<TimestampMillisecondType>();
+        let actual = rows.column(3).as_primitive::<Float64Type>();
+        for row in 0..rows.num_rows() {
+            // What followed the window: the wave one minute after its last row.
+            let phase = if entity.value(row) == "a" { 0.0 } else { 1.3 };
+            let next = (as_of.value(row) / 60_000 + 1) as f64;
+            let wave = (next / 6.0 + phase).sin();
+            assert!((actual.value(row) - wave).abs() < 1e-5, "row {row}");
+        }
+        let scores = rows.column(5).as_primitive::<Float64Type>();
+        let mean = scores.values().iter().sum::<f64>() / scores.len() as f64;
+        let report = evaluate(&trained.model, &data, starts, 16);
+        assert!((mean - report.anomaly.mean).abs() < 1e-9);
+    }
 
     #[test]
     fn roc_auc_is_the_chance_a_positive_outscores_a_negative() {

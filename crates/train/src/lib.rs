@@ -29,7 +29,7 @@ mod test_support;
 
 pub use checkpoint::Checkpoints;
 pub use evaluate::{
-    ClassScore, ClassScores, FeatureErrors, ForecastReport, ScoreDistribution, evaluate,
+    ClassScore, ClassScores, FeatureErrors, ForecastReport, ScoreDistribution, backtest, evaluate,
 };
 pub use model::{ModelConfig, SeriesTransformer, Shapes};
 pub use predict::{Forecast, Predictor};

@@ -452,6 +452,8 @@ pub struct Dataset {
     /// Each row's label as a target (a class index, or the scaled value; NaN when missing),
     /// when the task has a label.
     labels: Vec<f32>,
+    /// Each row's key columns.
+    key_columns: Vec<ArrayRef>,
     /// The rows' times, epoch milliseconds.
     times: Vec<i64>,
     /// The first row of each training window.
@@ -517,6 +519,7 @@ impl Dataset {
             mut values,
             channels,
             target_channels,
+            key_columns,
             ..
         } = rows;
         let (first_cut, second_cut) = cuts(&times, split);
@@ -561,6 +564,7 @@ impl Dataset {
             target_channels,
             values,
             labels,
+            key_columns,
             times,
             train: Vec::new(),
             validation: Vec::new(),
@@ -597,6 +601,12 @@ impl Dataset {
         let offset = self.times.len();
         self.values.extend_from_slice(&earlier.values);
         self.labels.extend_from_slice(&earlier.labels);
+        self.key_columns = self
+            .key_columns
+            .iter()
+            .zip(&earlier.key_columns)
+            .map(|(new, old)| arrow::compute::concat(&[new.as_ref(), old.as_ref()]))
+            .collect::<std::result::Result<_, _>>()?;
         self.times.extend_from_slice(&earlier.times);
         self.train
             .extend(picked.into_iter().map(|start| start + offset));
@@ -656,6 +666,16 @@ impl Dataset {
     /// The time of a window's last input row, epoch milliseconds.
     pub fn window_end(&self, start: usize) -> i64 {
         self.times[start + self.spec.length - 1]
+    }
+
+    /// The key columns of the windows at `starts`: whose series each window is.
+    pub fn window_keys(&self, starts: &[usize]) -> Result<Vec<ArrayRef>> {
+        let rows = arrow::array::UInt32Array::from_iter_values(starts.iter().map(|&s| s as u32));
+        Ok(self
+            .key_columns
+            .iter()
+            .map(|k| take(k, &rows, None))
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     fn cut_windows(&mut self, entities: &[(usize, usize)], first_cut: i64, second_cut: i64) {

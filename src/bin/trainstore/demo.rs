@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
-    Array, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMillisecondType};
+use arrow::datatypes::TimestampMillisecondType;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use trainstore::SnapshotSummary;
@@ -396,29 +396,34 @@ fn series_entity_rows(
         let time = time.as_primitive::<TimestampMillisecondType>();
         for row in 0..batch.num_rows() {
             if uuid.is_valid(row) && node.is_valid(row) && keep(time.value(row)) {
-                uuids.push(uuid.value(row).to_owned());
-                nodes.push(node.value(row).to_owned());
+                uuids.push(Some(uuid.value(row).to_owned()));
+                nodes.push(Some(node.value(row).to_owned()));
                 times.push(time.value(row));
             }
         }
     }
-    let schema = Schema::new(vec![
-        Field::new("uuid", DataType::Utf8, false),
-        Field::new("nodeId", DataType::Utf8, false),
-        Field::new(
+    entity_batch(uuids, nodes, times, None)
+}
+
+/// Entity rows: `uuid`, `nodeId`, `event_timestamp` (ms, UTC) and, if given, `label`.
+fn entity_batch(
+    uuids: Vec<Option<String>>,
+    nodes: Vec<Option<String>>,
+    times: Vec<i64>,
+    labels: Option<Vec<Option<bool>>>,
+) -> Result<RecordBatch> {
+    let mut columns: Vec<(&str, ArrayRef)> = vec![
+        ("uuid", Arc::new(StringArray::from(uuids))),
+        ("nodeId", Arc::new(StringArray::from(nodes))),
+        (
             "event_timestamp",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-    ]);
-    Ok(RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(StringArray::from(uuids)),
-            Arc::new(StringArray::from(nodes)),
             Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC")),
-        ],
-    )?)
+        ),
+    ];
+    if let Some(labels) = labels {
+        columns.push(("label", Arc::new(BooleanArray::from(labels))));
+    }
+    Ok(RecordBatch::try_from_iter(columns)?)
 }
 
 /// Entity rows for the demo's training set, as a user would bring them: devices at chosen
@@ -467,23 +472,5 @@ fn sample_entity_rows(snapshots: &[RecordBatch]) -> Result<RecordBatch> {
             labels.push(tag.is_valid(row).then(|| tag.value(row)));
         }
     }
-    let schema = Schema::new(vec![
-        Field::new("uuid", DataType::Utf8, true),
-        Field::new("nodeId", DataType::Utf8, true),
-        Field::new(
-            "event_timestamp",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("label", DataType::Boolean, true),
-    ]);
-    Ok(RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(StringArray::from(uuids)),
-            Arc::new(StringArray::from(nodes)),
-            Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC")),
-            Arc::new(BooleanArray::from(labels)),
-        ],
-    )?)
+    entity_batch(uuids, nodes, times, Some(labels))
 }

@@ -166,6 +166,20 @@ pub enum ModelsCommand {
         #[arg(long)]
         label: Option<String>,
     },
+    /// Forecast every window of a training-set version beside what followed it, with each
+    /// window's anomaly score
+    Backtest {
+        workspace: String,
+        reference: String,
+        #[arg(long)]
+        on: String,
+        /// Rows to print
+        #[arg(long, default_value_t = 10)]
+        show: usize,
+        /// Also write every row to this Parquet file
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Compare two versions' forecast errors on the same windows of a training-set version
     Compare {
         workspace: String,
@@ -238,6 +252,16 @@ fn feature(text: &str) -> Result<WindowFeature> {
         name: name.to_owned(),
         shape,
     })
+}
+
+/// Writes `rows` to the Parquet file `path`, and says so.
+fn write_parquet(path: &std::path::Path, rows: &arrow::array::RecordBatch) -> Result<()> {
+    std::fs::write(path, parquet_bytes(rows)?).map_err(|e| Error::Config {
+        key: path.display().to_string(),
+        reason: format!("cannot write the output file: {e}"),
+    })?;
+    println!("written to {}", path.display());
+    Ok(())
 }
 
 /// The model `model` (NAME@ref) and the training-set version `set` (SET@ref) name.
@@ -509,13 +533,7 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
             );
             print_rows(std::slice::from_ref(&forecast.rows), show)?;
             if let Some(path) = out {
-                std::fs::write(&path, parquet_bytes(&forecast.rows)?).map_err(|e| {
-                    Error::Config {
-                        key: path.display().to_string(),
-                        reason: format!("cannot write the output file: {e}"),
-                    }
-                })?;
-                println!("written to {}", path.display());
+                write_parquet(&path, &forecast.rows)?;
             }
             if let Some(table) = write_table {
                 let url = url.map(Secret::new).ok_or_else(|| Error::Config {
@@ -536,6 +554,28 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
                         outcome.rows_written
                     );
                 }
+            }
+            Ok(())
+        }
+        ModelsCommand::Backtest {
+            workspace,
+            reference: text,
+            on,
+            show,
+            out,
+        } => {
+            let ws = open(workspace).await?;
+            let (model, set) = model_and_set(&ws, &text, &on).await?;
+            let rows = ws.models().backtest(&model, &set).await?;
+            println!(
+                "{} on every window of {}: {} rows",
+                model.id(),
+                set.id(),
+                rows.num_rows()
+            );
+            print_rows(std::slice::from_ref(&rows), show)?;
+            if let Some(path) = out {
+                write_parquet(&path, &rows)?;
             }
             Ok(())
         }

@@ -62,6 +62,7 @@ from .features import (
     ValueType,
 )
 from .models import (
+    Backtest,
     ClassScore,
     ClassScores,
     Comparison,
@@ -332,6 +333,7 @@ __all__ = [
     "Applied",
     "Array",
     "AuditEvent",
+    "Backtest",
     "Bool",
     "CancelledError",
     "ClassScore",

@@ -222,6 +222,9 @@ class Models:
     def predict_version(
         self, name: str, reference: str, set_name: str, set_reference: str
     ) -> tuple[pa.RecordBatch, int]: ...
+    def backtest(
+        self, name: str, reference: str, set_name: str, set_reference: str
+    ) -> pa.RecordBatch: ...
     def predict_online(
         self, name: str, reference: str, entity_rows: pa.RecordBatch | builtins.list[Any]
     ) -> tuple[pa.RecordBatch, int]: ...

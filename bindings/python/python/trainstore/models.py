@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import _native
 from .exceptions import InvalidInputError
@@ -367,6 +368,59 @@ class Forecast:
 
 
 @dataclass(frozen=True)
+class Backtest:
+    """Every window of a training-set version forecast beside what followed it
+    (:meth:`Models.backtest`).
+
+    ``table`` has one row per window and forecast step: the key columns, ``as_of`` (the time
+    of the window's last row), ``step``, and per forecast feature (or the regressed label)
+    ``<name>`` (what happened) and ``<name>_forecast``, in their units, then the window's
+    ``anomaly_score`` (its mean squared error in standard deviations). A classifier's has
+    ``<label>``, ``<label>_forecast`` and ``<label>_probability``.
+    """
+
+    table: pa.Table
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The rows as a pandas DataFrame."""
+        return self.table.to_pandas()
+
+    def plot(self, feature: str | None = None, key: Any = None, ax: Any = None) -> Any:
+        """Plots ``feature`` (the first forecast one by default) against time for one
+        entity (``key``: the value of the first key column; the first entity by default):
+        what happened, and the one-step forecasts. Needs matplotlib; returns the Axes."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as e:
+            raise ImportError("Backtest.plot needs matplotlib: pip install matplotlib") from e
+        names = self.table.column_names
+        forecasts = [n.removesuffix("_forecast") for n in names if n.endswith("_forecast")]
+        if not forecasts:
+            raise InvalidInputError("this backtest has no forecast column to plot")
+        feature = feature or forecasts[0]
+        if feature not in forecasts:
+            raise InvalidInputError(
+                f"invalid feature {feature!r}: the backtest forecasts {', '.join(forecasts)}"
+            )
+        first_key = names[0]
+        rows = self.table.filter(pc.equal(self.table["step"], 1))
+        keys = rows[first_key]
+        key = keys[0].as_py() if key is None and len(keys) else key
+        rows = rows.filter(pc.equal(rows[first_key], key))
+        if ax is None:
+            _, ax = plt.subplots()
+        times = rows["as_of"].to_pylist()
+        ax.plot(times, rows[feature].to_pylist(), label=f"{feature}, actual")
+        ax.plot(times, rows[f"{feature}_forecast"].to_pylist(), label=f"{feature}, forecast")
+        ax.set_title(f"{first_key} {key}")
+        ax.legend()
+        return ax
+
+    def __repr__(self) -> str:
+        return f"Backtest(rows={self.table.num_rows})"
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Two models' forecast errors on the same windows of a training-set version
     (:meth:`Models.compare`).
@@ -529,6 +583,14 @@ class Models:
         rows = entity_rows if isinstance(entity_rows, list) else _to_batch(entity_rows)
         batch, skipped = self._native.predict_online(name, reference, rows)
         return Forecast(table=pa.Table.from_batches([batch]), skipped=skipped)
+
+    def backtest(self, model: ModelVersion | str, data: TrainingSetVersion) -> Backtest:
+        """Every window of ``data``, cut and scaled as ``model``'s training rows were,
+        forecast beside what followed it, with each window's anomaly score; ``.plot()`` draws
+        a feature's forecasts against what happened."""
+        name, reference = _model_ref(model)
+        batch = self._native.backtest(name, reference, data.name, str(data.version))
+        return Backtest(table=pa.Table.from_batches([batch]))
 
     def compare(
         self,
