@@ -59,6 +59,17 @@ fn generate_files_then_query_them_with_a_range_and_a_filter() {
         &config,
     );
     assert!(!ok && err.contains("start must be before end"), "{err}");
+    // Any ISO-8601 form, minutes without seconds included; a start needs an end.
+    let data_dir = data.to_str().unwrap();
+    let query = |bounds: &[&str]| {
+        let mut args = vec!["snapshots", "query", data_dir];
+        args.extend_from_slice(bounds);
+        cli(&args, &config)
+    };
+    let (ok, out, err) = query(&["--start", "2022-12-07T00:00", "--end", "2099-W01-1"]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = query(&["--start", "2022-12-07T00:00"]);
+    assert!(!ok && err.contains("--end"), "{err}");
     // Strict mode: the default data has malformed values (0.5 % of them), and the query
     // stops at the first, naming it; data written without any passes.
     let (ok, _, err) = cli(

@@ -47,15 +47,21 @@ impl Timestamp {
 
     /// Parses epoch milliseconds (`"1670387403396"`) or ISO-8601 text.
     ///
-    /// Accepted text forms: RFC 3339 with `Z` or an offset (`2022-12-07T04:30:00+08:00`), a date
-    /// and time without offset (taken as UTC), or a bare date (midnight UTC). Precision finer
-    /// than a millisecond is truncated.
+    /// Accepted text forms, ISO-8601's extended ones: a date and time with `Z` or an offset
+    /// (`2022-12-07T04:30:00+08:00`, `2022-12-07T04:30Z`), or without (taken as UTC), the
+    /// seconds and their fraction optional and `T` or a space between date and time; a bare
+    /// date (midnight UTC): calendar (`2022-12-07`), week (`2022-W49-3`) or ordinal
+    /// (`2022-341`). Precision finer than a millisecond is truncated.
     ///
     /// ```
     /// use trainstore_core::Timestamp;
     /// let a = Timestamp::parse("2022-12-07T04:30:03.396Z").unwrap();
     /// let b = Timestamp::parse("1670387403396").unwrap();
     /// assert_eq!(a, b);
+    /// let midnight = Timestamp::parse("2022-12-07").unwrap();
+    /// for same in ["2022-12-07T00:00", "2022-12-07 00:00Z", "2022-W49-3", "2022-341", "2022-12-07T08:00+08:00"] {
+    ///     assert_eq!(Timestamp::parse(same).unwrap(), midnight, "{same}");
+    /// }
     /// assert!(Timestamp::parse("yesterday").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Self> {
@@ -75,14 +81,26 @@ impl Timestamp {
         if let Ok(t) = DateTime::parse_from_rfc3339(text) {
             return Ok(Timestamp(t.timestamp_millis()));
         }
-        for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-            if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
-                return Ok(Timestamp(t.and_utc().timestamp_millis()));
+        let times = ["%H:%M:%S%.f", "%H:%M"];
+        let zoned = text
+            .strip_suffix(['Z', 'z'])
+            .map_or_else(|| text.to_owned(), |t| format!("{t}+00:00"));
+        for separator in ["T", " "] {
+            for time in times {
+                let format = format!("%Y-%m-%d{separator}{time}");
+                if let Ok(t) = NaiveDateTime::parse_from_str(text, &format) {
+                    return Ok(Timestamp(t.and_utc().timestamp_millis()));
+                }
+                if let Ok(t) = DateTime::parse_from_str(&zoned, &format!("{format}%:z")) {
+                    return Ok(Timestamp(t.timestamp_millis()));
+                }
             }
         }
-        if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            let midnight = d.and_hms_opt(0, 0, 0).expect("midnight exists");
-            return Ok(Timestamp(midnight.and_utc().timestamp_millis()));
+        for format in ["%Y-%m-%d", "%G-W%V-%u", "%Y-%j"] {
+            if let Ok(d) = NaiveDate::parse_from_str(text, format) {
+                let midnight = d.and_hms_opt(0, 0, 0).expect("midnight exists");
+                return Ok(Timestamp(midnight.and_utc().timestamp_millis()));
+            }
         }
         Err(bad(
             "expected epoch milliseconds or ISO-8601 such as 2022-12-07T04:30:00Z",

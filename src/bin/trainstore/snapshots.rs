@@ -47,11 +47,12 @@ pub enum SnapshotsCommand {
         location: Option<String>,
         #[command(flatten)]
         db: Database,
-        /// First time included (ISO-8601 or epoch ms)
-        #[arg(long)]
+        /// First time included (ISO-8601: 2022-12-07, 2022-12-07T04:30, 2022-12-07T04:30:00Z,
+        /// …; or epoch ms)
+        #[arg(long, requires = "end")]
         start: Option<String>,
-        /// First time excluded
-        #[arg(long)]
+        /// First time excluded (the same forms as --start)
+        #[arg(long, requires = "start")]
         end: Option<String>,
         /// Keep rows where COLUMN equals VALUE; repeatable
         #[arg(long = "filter", value_name = "COLUMN=VALUE", value_parser = parse_filter)]
@@ -240,16 +241,10 @@ pub async fn run(command: SnapshotsCommand, mounts: &MountTable) -> Result<()> {
                     )?,
                     None => SnapshotSchema::design_doc(),
                 };
+            // clap requires --start and --end together.
             let time_range = match (start, end) {
                 (Some(s), Some(e)) => Some(TimeRange::parse(&s, &e)?),
-                (None, None) => None,
-                _ => {
-                    return Err(Error::invalid(
-                        "time range",
-                        "",
-                        "give both --start and --end",
-                    ));
-                }
+                _ => None,
             };
             let request = ScanRequest {
                 time_range,
