@@ -169,6 +169,7 @@ fn cli_demo_runs_the_main_job() {
         "6000 rows from 40 devices",
         "raw-snapshots@v1",
         "verified",
+        "8. materialized basic_features (",
         "trained demo-forecaster@v1 on demo-series@v1",
         "trained further on demo-series@v2 from demo-forecaster@v1",
         "champion on demo-series@v2",
@@ -178,4 +179,12 @@ fn cli_demo_runs_the_main_job() {
         assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
     }
     assert!(err.contains("100%"), "progress should reach 100%: {err}");
+    // Every step once, in order: no number printed twice.
+    let steps: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_once(". ").map(|(n, _)| n))
+        .filter(|n| n.parse::<u32>().is_ok())
+        .collect();
+    let expected: Vec<String> = (1..=13).map(|n| n.to_string()).collect();
+    assert_eq!(steps, expected, "{out}");
 }

@@ -116,6 +116,10 @@ def test_plan_history_and_rollback(store: ts.FeatureStore, tmp_path: Path) -> No
         "+ entity device, + feature view basic",
         "~ feature view basic",
     ]
+    # When each version was made, as a datetime (not epoch milliseconds typed as text).
+    assert all(isinstance(h.created_at, datetime) for h in history)
+    assert history[0].created_at.tzinfo is not None
+    assert history[0].created_at <= history[1].created_at <= datetime.now(timezone.utc)
     assert store.rollback(1) == 3
     assert store.list()["feature_views"][0]["ttl"] == "30d"
     wrong = ts.FeatureView(
@@ -345,3 +349,10 @@ def test_ingested_rows_answer_historical_requests(store: ts.FeatureStore, tmp_pa
     )
     with pytest.raises(ts.InvalidInputError, match="overlaps"):
         store.ingest("basic", T0, T0 + timedelta(days=1))
+
+
+def test_value_types_repr_as_they_are_written() -> None:
+    assert repr(ts.Float64) == "ts.Float64"
+    assert repr(ts.String) == "ts.String"
+    assert repr(ts.Array(ts.Float32)) == "ts.Array(ts.Float32)"
+    assert eval(repr(ts.Array(ts.Int64)), {"ts": ts}) == ts.Array(ts.Int64)

@@ -230,12 +230,16 @@ pub async fn run(location: &str) -> Result<()> {
     );
     let done = features.materialize(config.start, end, None).await?;
     let online = features.online_store().await?;
-    for m in &done {
-        println!(
-            "8. materialized {}: {} snapshots read, latest row of {} devices written",
-            m.view, m.rows_read, m.written
-        );
-    }
+    let each: Vec<String> = done
+        .iter()
+        .map(|m| {
+            format!(
+                "{} ({} snapshots read, latest rows of {} devices written)",
+                m.view, m.rows_read, m.written
+            )
+        })
+        .collect();
+    println!("8. materialized {}", each.join(", "));
     println!("   online store: {}", online.describe());
 
     let keys = entity_rows.project(&[0, 1])?.slice(0, 2);

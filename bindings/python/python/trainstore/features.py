@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from . import _native
 from .exceptions import InvalidInputError
-from .sources import TimeLike, _Source, _time_text
+from .sources import TimeLike, _Source, _time_text, _utc
 
 if TYPE_CHECKING:
     from .training_sets import TrainingSets, TrainingSetVersion
@@ -42,7 +42,10 @@ class ValueType:
     name: str
 
     def __repr__(self) -> str:
-        return f"ts.{self.name}"
+        """How to write it: ``ts.Float64``, ``ts.Array(ts.Float32)``."""
+        if self.name.startswith("list<") and self.name.endswith(">"):
+            return f"ts.Array({ValueType(self.name[5:-1])!r})"
+        return f"ts.{_CONSTANTS.get(self.name, self.name)}"
 
 
 String = ValueType("string")
@@ -52,6 +55,18 @@ Float32 = ValueType("float32")
 Float64 = ValueType("float64")
 Bool = ValueType("bool")
 Timestamp = ValueType("timestamp")
+
+
+# The constants' names, by the type they stand for.
+_CONSTANTS = {
+    "string": "String",
+    "int32": "Int32",
+    "int64": "Int64",
+    "float32": "Float32",
+    "float64": "Float64",
+    "bool": "Bool",
+    "timestamp": "Timestamp",
+}
 
 
 def Array(item: ValueType) -> ValueType:
@@ -246,7 +261,7 @@ class Applied:
 class RegistryVersion:
     version: int
     author: str
-    created_at: str
+    created_at: datetime
     summary: str
 
 
@@ -330,7 +345,7 @@ class FeatureStore:
     def history(self) -> builtins.list[RegistryVersion]:
         """Every registry version, oldest first."""
         return [
-            RegistryVersion(h["version"], h["author"], h["created_at"], h["summary"])
+            RegistryVersion(h["version"], h["author"], _utc(h["created_at"]), h["summary"])
             for h in json.loads(self._native.history())
         ]
 

@@ -13,7 +13,7 @@ import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from . import _native
 from .exceptions import InvalidInputError
 from .features import _to_batch
+from .sources import _utc
 from .training_sets import TrainingSetVersion, _reader
 
 if TYPE_CHECKING:
@@ -482,7 +483,7 @@ def _version(raw: str) -> ModelVersion:
         name=data["name"],
         version=data["version"],
         author=data["author"],
-        created_at=datetime.fromtimestamp(data["created_at"] / 1000, tz=timezone.utc),
+        created_at=_utc(data["created_at"]),
         card=data["card"],
     )
 

@@ -27,14 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from .sources import _utc
+
 if TYPE_CHECKING:
     from .training_sets import TrainingSets, TrainingSetVersion
 
 Permission = Literal["read", "write", "admin"]
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
 @dataclass(frozen=True)

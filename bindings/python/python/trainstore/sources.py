@@ -27,6 +27,11 @@ TimeLike = str | int | datetime
 FilterValue = str | int | float | bool | None | Sequence[str | int | float | bool]
 
 
+def _utc(ms: int) -> datetime:
+    """An epoch-milliseconds instant from the native side as an aware UTC datetime."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
 def _time_text(value: TimeLike | None) -> str | None:
     """ISO-8601 text, epoch milliseconds, or a datetime (naive means UTC) as text for Rust."""
     if value is None or isinstance(value, str):

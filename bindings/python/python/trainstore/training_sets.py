@@ -21,7 +21,7 @@ import html
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pyarrow as pa
@@ -30,16 +30,12 @@ from . import _native
 from .features import FeatureService, FeatureStore, _feature_names, _to_batch
 from .progress import _bar_if
 from .sharing import Access, AuditEvent, Draft, Lease, Permission, _events, _lease
-from .sources import TimeLike, _time_text
+from .sources import TimeLike, _time_text, _utc
 
 if TYPE_CHECKING:
     import pandas
     import polars
     import pyarrow.dataset
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
 def _reader(data: Any) -> pa.RecordBatchReader:
