@@ -99,6 +99,13 @@ fn generate_files_then_query_them_with_a_range_and_a_filter() {
         &config,
     );
     assert!(ok && out.contains("120 rows"), "{out}{err}");
+    // Printed tables cut long values (a spectrum is 1,600 numbers) instead of printing them
+    // whole.
+    let widest = out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(
+        out.contains('…') && widest < 600,
+        "{widest} characters wide:\n{out}"
+    );
 }
 
 #[test]

@@ -287,7 +287,11 @@ pub async fn run(command: SnapshotsCommand, mounts: &MountTable) -> Result<()> {
     }
 }
 
-/// Prints the first `n` rows as a table.
+/// The most characters of one value a printed table shows.
+const CELL_CHARS: usize = 40;
+
+/// Prints the first `n` rows as a table, each value cut to [`CELL_CHARS`] (a spectrum's
+/// 1,600 numbers would make one line of a screen's worth); `--out` files keep them whole.
 pub fn print_rows(batches: &[arrow::array::RecordBatch], n: usize) -> Result<()> {
     let mut left = n;
     let mut shown = Vec::new();
@@ -296,7 +300,7 @@ pub fn print_rows(batches: &[arrow::array::RecordBatch], n: usize) -> Result<()>
             break;
         }
         let take = left.min(b.num_rows());
-        shown.push(b.slice(0, take));
+        shown.push(cut_long_values(&b.slice(0, take))?);
         left -= take;
     }
     if !shown.is_empty() {
@@ -304,4 +308,28 @@ pub fn print_rows(batches: &[arrow::array::RecordBatch], n: usize) -> Result<()>
         println!("{table}");
     }
     Ok(())
+}
+
+/// `batch` with every value as its printed text, those longer than [`CELL_CHARS`] cut short
+/// with `…`.
+fn cut_long_values(batch: &arrow::array::RecordBatch) -> Result<arrow::array::RecordBatch> {
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+    let options = FormatOptions::default();
+    let mut columns: Vec<(String, ArrayRef)> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+        let text: StringArray = (0..column.len())
+            .map(|row| {
+                let value = formatter.value(row).to_string();
+                Some(match value.char_indices().nth(CELL_CHARS) {
+                    Some((at, _)) => format!("{}…", &value[..at]),
+                    None => value,
+                })
+            })
+            .collect();
+        columns.push((field.name().clone(), std::sync::Arc::new(text)));
+    }
+    Ok(arrow::array::RecordBatch::try_from_iter(columns)?)
 }
