@@ -213,6 +213,7 @@ fn retrieval(c: &mut Criterion) {
     let online = OnlineOptions {
         full_feature_names: false,
         ttl: TtlPolicy::Ignore,
+        with_status: false,
     };
     let read = || {
         runtime

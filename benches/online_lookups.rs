@@ -109,6 +109,7 @@ fn main() {
     let options = OnlineOptions {
         full_feature_names: false,
         ttl: TtlPolicy::Ignore,
+        with_status: false,
     };
     let lookup = |key: &Map<String, Value>| {
         let rows = entity_row(&names, key);

@@ -151,6 +151,7 @@ async fn on_demand_features_follow_historical_and_online_reads() {
             &OnlineOptions {
                 full_feature_names: false,
                 ttl: TtlPolicy::Ignore,
+                with_status: false,
             },
         )
         .await

@@ -174,6 +174,7 @@ async fn conformance(backend: Backend) {
             &OnlineOptions {
                 full_feature_names: true,
                 ttl: TtlPolicy::Enforce,
+                with_status: false,
             },
         )
         .await
@@ -425,4 +426,72 @@ async fn embedded_store_keeps_recent_rows() {
 #[tokio::test]
 async fn redis_store_keeps_recent_rows() {
     recent_rows(Backend::Redis).await;
+}
+
+/// Each view's status column says why a value is what it is: present, expired by the TTL,
+/// unknown key (a null key too), or the view never materialized.
+async fn statuses(backend: Backend) {
+    let f = Fixture::new().await;
+    let now = Timestamp::now().as_millis();
+    let table = f
+        .write(
+            "basic",
+            feature_table(&[
+                row("A", "1", now - DAY, 1.0),
+                row("B", "2", now - 40 * DAY, 2.0),
+            ]),
+        )
+        .await;
+    f.apply_with_device(vec![view("basic", &table, Ttl::days(30))])
+        .await;
+    let store = with_online(&f, &backend);
+    let read = |store: FeatureStore| async move {
+        let options = OnlineOptions {
+            with_status: true,
+            ..Default::default()
+        };
+        let keys = keys(&[
+            (Some("A"), "1"),
+            (Some("B"), "2"),
+            (Some("Z"), "9"),
+            (None, "1"),
+        ]);
+        let answer = store
+            .get_online_features(&refs(&["basic:x"]), &keys, &options)
+            .await
+            .unwrap();
+        let status = answer
+            .column_by_name("basic__status")
+            .expect("a status column")
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("text")
+            .iter()
+            .map(|s| s.expect("a status").to_owned())
+            .collect::<Vec<_>>();
+        (floats(&answer, "x"), status)
+    };
+    let (_, before) = read(store.clone()).await;
+    assert_eq!(before, ["not materialized"; 4]);
+    store
+        .materialize(
+            Timestamp::from_millis(now - 50 * DAY),
+            Timestamp::from_millis(now),
+            None,
+        )
+        .await
+        .unwrap();
+    let (x, after) = read(store).await;
+    assert_eq!(after, ["present", "expired", "unknown key", "unknown key"]);
+    assert_eq!(x, [Some(1.0), None, None, None]);
+}
+
+#[tokio::test]
+async fn embedded_store_says_why_values_are_missing() {
+    statuses(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn redis_store_says_why_values_are_missing() {
+    statuses(Backend::Redis).await;
 }

@@ -187,4 +187,21 @@ fn cli_demo_runs_the_main_job() {
         .collect();
     let expected: Vec<String> = (1..=13).map(|n| n.to_string()).collect();
     assert_eq!(steps, expected, "{out}");
+    // An online read says why a value is missing.
+    let (ok, out, err) = cli(
+        &[
+            "features",
+            "get",
+            ws.to_str().unwrap(),
+            "--feature",
+            "basic_features:meanLf",
+            "--entity",
+            "uuid=NO-SUCH-DEVICE,nodeId=1465",
+        ],
+        &dir.path().join("c.yaml"),
+    );
+    assert!(
+        ok && out.contains("basic_features__status") && out.contains("unknown key"),
+        "{out}{err}"
+    );
 }

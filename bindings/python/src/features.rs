@@ -148,6 +148,7 @@ impl FeatureStore {
         entity_rows: &Bound<'py, PyAny>,
         full_feature_names: bool,
         ignore_ttl: bool,
+        with_status: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let store = self.inner.clone();
         let rows = entity_batch(entity_rows)?;
@@ -158,6 +159,7 @@ impl FeatureStore {
             } else {
                 TtlPolicy::Enforce
             },
+            with_status,
         };
         let out = run(py, "features.get_online_features", async move {
             let refs = store.resolve_features(&features).await?;

@@ -171,7 +171,14 @@ def test_entity_times_nanoseconds_cannot_hold_name_the_column_and_row(
 
 
 def test_materialize_and_read_online(store: ts.FeatureStore) -> None:
+    keys = [{"uuid": "A", "nodeId": "1"}, {"uuid": "Z", "nodeId": "1"}]
+    before = store.get_online_features(["basic:x"], keys, include_status=True)
+    assert before["basic__status"].to_pylist() == ["not materialized"] * 2
     done = store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=5))
+    # Why each value is missing: A's row is older than the TTL, Z has none.
+    status = store.get_online_features(["basic:x"], keys, include_status=True)
+    assert status.column_names == ["uuid", "nodeId", "x", "basic__status"]
+    assert status["basic__status"].to_pylist() == ["expired", "unknown key"]
     assert [(m.view, m.entities) for m in done] == [("basic", 3)]
     keys = [{"uuid": "A", "nodeId": "1"}, {"uuid": "Z", "nodeId": "1"}]
     # The rows are from 2026-11; TTL (30 days) applies at read time unless ignored.

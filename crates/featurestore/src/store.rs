@@ -47,6 +47,10 @@ pub struct OnlineOptions {
     pub full_feature_names: bool,
     /// Whether values older than their view's TTL are returned.
     pub ttl: TtlPolicy,
+    /// Adds a `<view>__status` column after each view's features saying why its values are
+    /// what they are: `present`, `expired` (older than the TTL: read as null), `unknown key`
+    /// (nothing stored for the key) or `not materialized` (see [`online::status`]).
+    pub with_status: bool,
 }
 
 /// Which online store to use, opened on first use.
@@ -505,6 +509,7 @@ impl FeatureStore {
             &plan.selections,
             &plan.shapes,
             options.full_feature_names,
+            options.with_status,
             options.ttl,
             Timestamp::now(),
         )

@@ -255,6 +255,8 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable, user: &UserName)
                         } else {
                             TtlPolicy::Enforce
                         },
+                        // Printed beside the values: why one is empty.
+                        with_status: true,
                     };
                     store.get_online_features(&refs, &keys, &options).await?
                 }

@@ -199,6 +199,7 @@ class FeatureStore:
         entity_rows: pa.RecordBatch | list[Any],
         full_feature_names: bool,
         ignore_ttl: bool,
+        with_status: bool,
     ) -> pa.RecordBatch: ...
     def online_store(self) -> str: ...
 

@@ -471,14 +471,19 @@ class FeatureStore:
         entity_rows: Any,
         full_feature_names: bool = False,
         ignore_ttl: bool = False,
+        include_status: bool = False,
     ) -> pa.Table:
         """The latest values for each entity (join keys; a list of dicts works). Values older
-        than their view's TTL read as null unless ``ignore_ttl`` (Feast's behaviour)."""
+        than their view's TTL read as null unless ``ignore_ttl`` (Feast's behaviour).
+        ``include_status`` adds a ``<view>__status`` column after each view's features saying
+        why its values are what they are: ``present``, ``expired`` (older than the TTL),
+        ``unknown key`` (nothing materialized for the key) or ``not materialized`` (the view
+        never was)."""
         # A list of dicts of keys is read natively: converting it through pyarrow costs more
         # than the lookup.
         rows = entity_rows if isinstance(entity_rows, list) else _to_batch(entity_rows)
         batch = self._native.get_online_features(
-            _feature_names(features), rows, full_feature_names, ignore_ttl
+            _feature_names(features), rows, full_feature_names, ignore_ttl, include_status
         )
         return pa.Table.from_batches([batch])
 

@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
-use arrow::datatypes::{Field as ArrowField, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Serialize;
@@ -146,6 +146,7 @@ pub enum TtlPolicy {
 struct AnswerShape {
     entity: SchemaRef,
     full_feature_names: bool,
+    with_status: bool,
     schema: SchemaRef,
     keys: Vec<usize>,
 }
@@ -161,26 +162,35 @@ impl AnswerShapes {
         entity: &SchemaRef,
         selections: &[ViewSelection],
         full_feature_names: bool,
+        with_status: bool,
     ) -> Result<Arc<AnswerShape>> {
         let mut held = self.0.lock().expect("answer shapes");
         if let Some(shape) = held.as_ref()
             && shape.full_feature_names == full_feature_names
+            && shape.with_status == with_status
             && (Arc::ptr_eq(&shape.entity, entity) || shape.entity == *entity)
         {
             return Ok(shape.clone());
         }
-        let shape = Arc::new(answer_shape(entity, selections, full_feature_names)?);
+        let shape = Arc::new(answer_shape(
+            entity,
+            selections,
+            full_feature_names,
+            with_status,
+        )?);
         *held = Some(shape.clone());
         Ok(shape)
     }
 }
 
 /// The join-key columns first (each once, in the order views name them), then the features,
-/// grouped by view (names like historical retrieval's).
+/// grouped by view (names like historical retrieval's), each view's followed by its
+/// `<view>__status` column when asked for.
 fn answer_shape(
     entity: &SchemaRef,
     selections: &[ViewSelection],
     full_feature_names: bool,
+    with_status: bool,
 ) -> Result<AnswerShape> {
     require_distinct_columns(entity)?;
     let mut keys: Vec<usize> = Vec::new();
@@ -206,10 +216,22 @@ fn answer_shape(
             }
             fields.push(ArrowField::new(name, codec::canonical_type(&f.dtype), true));
         }
+        if with_status {
+            let name = status_column(s);
+            if fields.iter().any(|x| x.name() == &name) {
+                return Err(Error::invalid(
+                    "feature references",
+                    name.as_str(),
+                    "a feature has the name of the view's status column",
+                ));
+            }
+            fields.push(ArrowField::new(name, DataType::Utf8, false));
+        }
     }
     Ok(AnswerShape {
         entity: entity.clone(),
         full_feature_names,
+        with_status,
         schema: Arc::new(Schema::new(fields)),
         keys,
     })
@@ -353,18 +375,44 @@ pub(crate) async fn read_recent(
     )?)
 }
 
+/// Why an online answer's values are what they are, per view and entity row (the
+/// `<view>__status` column).
+pub mod status {
+    /// The entity's latest row, within the view's TTL.
+    pub const PRESENT: &str = "present";
+    /// The entity's latest row is older than the view's TTL: its values read as null.
+    pub const EXPIRED: &str = "expired";
+    /// Nothing is stored for the entity's key (never materialized for it, or a null key).
+    pub const UNKNOWN_KEY: &str = "unknown key";
+    /// The view has never been materialized: no entity has values.
+    pub const NOT_MATERIALIZED: &str = "not materialized";
+}
+
+/// The name of `selection`'s status column.
+fn status_column(selection: &ViewSelection) -> String {
+    format!("{}__status", selection.view.name)
+}
+
 /// The latest values of `selections`' features for each entity row: the join-key columns
-/// first, then the features, grouped by view (names like historical retrieval's).
+/// first, then the features, grouped by view (names like historical retrieval's), with each
+/// view's [`status`] column after its features when `with_status`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn read_features(
     store: &OnlineStoreRef,
     entity_rows: &RecordBatch,
     selections: &[ViewSelection],
     shapes: &AnswerShapes,
     full_feature_names: bool,
+    with_status: bool,
     ttl: TtlPolicy,
     now: Timestamp,
 ) -> Result<RecordBatch> {
-    let shape = shapes.get(&entity_rows.schema(), selections, full_feature_names)?;
+    let shape = shapes.get(
+        &entity_rows.schema(),
+        selections,
+        full_feature_names,
+        with_status,
+    )?;
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(shape.schema.fields().len());
     columns.extend(shape.keys.iter().map(|&i| entity_rows.column(i).clone()));
     let now_ns = i128::from(now.as_millis()) * 1_000_000;
@@ -388,15 +436,28 @@ pub(crate) async fn read_features(
         };
         // Rows come for the keys present; an entity row with a null key reads as nulls.
         let mut rows = has_key.into_iter().peekable();
+        // Kept only when asked for: a serving loop's lookup does not pay for it.
+        let mut statuses: Vec<&'static str> = Vec::new();
+        let mut note = |status: &'static str| {
+            if with_status {
+                statuses.push(status);
+            }
+        };
         let mut each = |row: Option<&[u8]>| -> Result<()> {
             while rows.next_if_eq(&false).is_some() {
                 decoder.append(None)?;
+                note(status::UNKNOWN_KEY);
             }
             rows.next();
             let fresh = match (row, limit) {
                 (Some(r), Some(l)) if now_ns - i128::from(codec::event_time(r)?) > l => None,
                 _ => row,
             };
+            note(match (row, fresh) {
+                (None, _) => status::UNKNOWN_KEY,
+                (Some(_), None) => status::EXPIRED,
+                (Some(_), Some(_)) => status::PRESENT,
+            });
             decoder.append(fresh)
         };
         store
@@ -404,8 +465,16 @@ pub(crate) async fn read_features(
             .await?;
         for _ in rows {
             decoder.append(None)?;
+            note(status::UNKNOWN_KEY);
         }
         columns.extend(decoder.finish());
+        if with_status {
+            let view = s.view.name.as_str();
+            if store.materialized_until(view).await?.is_none() {
+                statuses.fill(status::NOT_MATERIALIZED);
+            }
+            columns.push(Arc::new(arrow::array::StringArray::from(statuses)));
+        }
     }
     Ok(RecordBatch::try_new(shape.schema.clone(), columns)?)
 }
