@@ -241,22 +241,19 @@ pub fn backtest<B: Backend>(
         columns.push(column);
     };
     if let Some(LabelEncoding::Classes { names }) = &normaliser.label {
-        let probabilities: Vec<Vec<f64>> = predicted.chunks(names.len()).map(softmax).collect();
-        let best = |p: &Vec<f64>| {
-            (0..p.len())
-                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-                .unwrap_or_default()
-        };
+        let guesses: Vec<(usize, f64)> = predicted.chunks(names.len()).map(most_likely).collect();
         let actual = actual
             .iter()
             .map(|&a| names.get(a as usize).map(String::as_str));
         add(label.to_owned(), Arc::new(StringArray::from_iter(actual)));
-        let guess = probabilities.iter().map(|p| Some(names[best(p)].as_str()));
+        let guess = guesses
+            .iter()
+            .map(|&(class, _)| Some(names[class].as_str()));
         add(
             format!("{label}_forecast"),
             Arc::new(StringArray::from_iter(guess)),
         );
-        let probability = probabilities.iter().map(|p| p[best(p)]);
+        let probability = guesses.iter().map(|&(_, p)| p);
         add(
             format!("{label}_probability"),
             Arc::new(Float64Array::from_iter_values(probability)),
@@ -398,6 +395,15 @@ impl ClassScores {
             classes,
         }
     }
+}
+
+/// The most likely class of a window's scores, and its probability.
+pub(crate) fn most_likely(logits: &[f32]) -> (usize, f64) {
+    let probabilities = softmax(logits);
+    let best = (0..probabilities.len())
+        .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
+        .unwrap_or_default();
+    (best, probabilities.get(best).copied().unwrap_or_default())
 }
 
 /// Probabilities from scores.

@@ -20,6 +20,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use burn::tensor::{Tensor, TensorData};
 use trainstore_core::{Error, Result};
 
+use crate::evaluate::most_likely;
 use crate::model::SeriesTransformer;
 use crate::registry::ModelCard;
 use crate::trainer::{Cpu, forecasts};
@@ -125,13 +126,9 @@ impl Predictor {
             // The most likely class, and its probability.
             let (mut classes, mut probabilities) = (Vec::new(), Vec::new());
             for scores in predicted.chunks(names.len()) {
-                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f64 = scores.iter().map(|&s| f64::from(s - max).exp()).sum();
-                let best = (0..scores.len())
-                    .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
-                    .unwrap_or_default();
+                let (best, probability) = most_likely(scores);
                 classes.push(names[best].as_str());
-                probabilities.push(1.0 / sum);
+                probabilities.push(probability);
             }
             let probability = format!("{label}_probability");
             for name in [label, probability.as_str()] {
