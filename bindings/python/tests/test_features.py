@@ -192,6 +192,17 @@ def test_materialize_and_read_online(store: ts.FeatureStore) -> None:
     assert "online.redb" in store.online_store
 
 
+def test_materialize_takes_feasts_spellings(store: ts.FeatureStore) -> None:
+    done = store.materialize(
+        start_date=T0 - timedelta(days=1), end_date=T0 + timedelta(days=5), feature_views=["basic"]
+    )
+    assert [(m.view, m.entities) for m in done] == [("basic", 3)]
+    with pytest.raises(TypeError, match="start or start_date"):
+        store.materialize(T0, T0 + timedelta(days=1), start_date=T0)
+    with pytest.raises(TypeError, match="a time is required"):
+        store.materialize(end=T0)
+
+
 def test_online_entity_rows_in_every_shape_read_the_same(store: ts.FeatureStore) -> None:
     store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=5))
     refs = ["basic:x", "basic:arr"]

@@ -434,10 +434,22 @@ class FeatureStore:
         return pa.Table.from_batches([batch])
 
     def materialize(
-        self, start: TimeLike, end: TimeLike, views: Sequence[str] | None = None
+        self,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        views: Sequence[str] | None = None,
+        *,
+        start_date: TimeLike | None = None,
+        end_date: TimeLike | None = None,
+        feature_views: Sequence[str] | None = None,
     ) -> builtins.list[Materialized]:
         """Writes each entity's latest row with event time in ``[start, end]`` (both included)
-        into the online store; an older row never replaces a newer one."""
+        into the online store; an older row never replaces a newer one. Feast's spellings
+        ``start_date``, ``end_date`` and ``feature_views`` are accepted for the same
+        arguments (one spelling each)."""
+        start = _one_of("start", start, "start_date", start_date)
+        end = _one_of("end", end, "end_date", end_date)
+        views = _one_of("views", views, "feature_views", feature_views)
         raw = self._native.materialize(_required_time(end), _required_time(start), _views(views))
         return _materialized(raw)
 
@@ -510,7 +522,14 @@ def _feature_names(features: Sequence[str] | FeatureService) -> list[str]:
     return _names(features, "features")
 
 
-def _required_time(value: TimeLike) -> str:
+def _one_of(name: str, value: Any, alias: str, aliased: Any) -> Any:
+    """The argument given as ``name`` or as its alias ``alias``; both at once is refused."""
+    if value is not None and aliased is not None:
+        raise TypeError(f"give {name} or {alias}, not both")
+    return value if aliased is None else aliased
+
+
+def _required_time(value: TimeLike | None) -> str:
     text = _time_text(value)
     if text is None:
         raise TypeError("a time is required here, got None")
