@@ -6,17 +6,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array,
-};
-use arrow::compute::take;
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow::datatypes::{Field, Schema};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 use trainstore_core::Result;
 
 use crate::model::SeriesTransformer;
+use crate::predict::leading_columns;
 use crate::trainer::{batch, forecasts};
 use crate::windows::{Dataset, LabelEncoding};
 
@@ -210,31 +208,9 @@ pub fn backtest<B: Backend>(
     let layout = dataset.layout();
     let label = layout.task.label().unwrap_or_default();
     let steps = dataset.target_shape().0;
-    let repeat = UInt32Array::from_iter_values(
-        (0..starts.len() as u32).flat_map(|w| std::iter::repeat_n(w, steps)),
-    );
-    let mut fields = Vec::new();
-    let mut columns: Vec<ArrayRef> = Vec::new();
-    for (name, keys) in layout.keys.iter().zip(dataset.window_keys(starts)?) {
-        fields.push(Field::new(name, keys.data_type().clone(), true));
-        columns.push(take(&keys, &repeat, None)?);
-    }
-    let as_of = repeat
-        .values()
-        .iter()
-        .map(|&w| dataset.window_end(starts[w as usize]));
-    fields.push(Field::new(
-        "as_of",
-        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-        false,
-    ));
-    columns.push(Arc::new(
-        TimestampMillisecondArray::from_iter_values(as_of).with_timezone("UTC"),
-    ));
-    fields.push(Field::new("step", DataType::UInt32, false));
-    columns.push(Arc::new(UInt32Array::from_iter_values(
-        (0..starts.len()).flat_map(|_| 1..=steps as u32),
-    )));
+    let ends: Vec<i64> = starts.iter().map(|&s| dataset.window_end(s)).collect();
+    let keys = dataset.window_keys(starts)?;
+    let (mut fields, mut columns, repeat) = leading_columns(&layout.keys, &keys, &ends, steps)?;
     let normaliser = &dataset.normaliser;
     let mut add = |name: String, column: ArrayRef| {
         fields.push(Field::new(name, column.data_type().clone(), true));

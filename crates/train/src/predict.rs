@@ -90,28 +90,8 @@ impl Predictor {
             None => (card.windows.horizon, card.layout.forecast_channels()),
             Some(_) => (1, vec![(label.to_owned(), 0)]),
         };
-        let repeat = UInt32Array::from_iter_values(
-            (0..windows.len() as u32).flat_map(|e| std::iter::repeat_n(e, horizon)),
-        );
-        let mut fields = Vec::new();
-        let mut columns: Vec<ArrayRef> = Vec::new();
-        for (name, keys) in card.layout.keys.iter().zip(&windows.keys) {
-            fields.push(Field::new(name, keys.data_type().clone(), true));
-            columns.push(take(keys, &repeat, None)?);
-        }
-        let as_of = repeat.values().iter().map(|&e| windows.ends[e as usize]);
-        fields.push(Field::new(
-            "as_of",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ));
-        columns.push(Arc::new(
-            TimestampMillisecondArray::from_iter_values(as_of).with_timezone("UTC"),
-        ));
-        fields.push(Field::new("step", DataType::UInt32, false));
-        columns.push(Arc::new(UInt32Array::from_iter_values(
-            (0..windows.len()).flat_map(|_| 1..=horizon as u32),
-        )));
+        let (mut fields, mut columns, _) =
+            leading_columns(&card.layout.keys, &windows.keys, &windows.ends, horizon)?;
         let taken = |name: &str, fields: &[Field]| {
             if fields.iter().any(|f| f.name() == name) {
                 return Err(Error::invalid(
@@ -165,6 +145,40 @@ impl Predictor {
             columns,
         )?)
     }
+}
+
+/// The columns a forecast table starts with, one row per window and step: the key columns
+/// (`keys`, one row per window, named `names`), `as_of` (the window's last row's time, from
+/// `ends`) and `step` (1 to `steps`); and each row's window.
+pub(crate) fn leading_columns(
+    names: &[String],
+    keys: &[ArrayRef],
+    ends: &[i64],
+    steps: usize,
+) -> Result<(Vec<Field>, Vec<ArrayRef>, UInt32Array)> {
+    let window_of = UInt32Array::from_iter_values(
+        (0..ends.len() as u32).flat_map(|w| std::iter::repeat_n(w, steps)),
+    );
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (name, keys) in names.iter().zip(keys) {
+        fields.push(Field::new(name, keys.data_type().clone(), true));
+        columns.push(take(keys, &window_of, None)?);
+    }
+    let as_of = window_of.values().iter().map(|&w| ends[w as usize]);
+    fields.push(Field::new(
+        "as_of",
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        false,
+    ));
+    columns.push(Arc::new(
+        TimestampMillisecondArray::from_iter_values(as_of).with_timezone("UTC"),
+    ));
+    fields.push(Field::new("step", DataType::UInt32, false));
+    columns.push(Arc::new(UInt32Array::from_iter_values(
+        (0..ends.len()).flat_map(|_| 1..=steps as u32),
+    )));
+    Ok((fields, columns, window_of))
 }
 
 #[cfg(test)]
