@@ -5,11 +5,11 @@
 //!   benchmark's 1M × 100k join answer (100,000 rows: `uuid`, `nodeId`, `event_timestamp`,
 //!   `label`, 5 float32 and 7 list<float32> features of 8–64 values, a fifth of the rows
 //!   without values, as the join leaves them), generated here. Created as a version (quality
-//!   with the label's balance, SHA-256, manifest) against arrow-rs's `ArrowWriter` writing the
+//!   with the label's balance, SHA-256 and XXH3, manifest) against arrow-rs's `ArrowWriter` writing the
 //!   same batches to a file with the same properties (Snappy, row groups of 128Ki rows); read
 //!   back against arrow-rs decoding that file (batches of 128Ki rows). The parts of a create
 //!   are timed alone too: the quality pass, the Parquet encoding into a growing buffer, the
-//!   SHA-256 of the encoded bytes, and storing them (`put_file`: hash and write).
+//!   SHA-256 and XXH3 of the encoded bytes, and storing them (`put_file`: hash and write).
 //! - `create_big_rows`, `read_big_rows`: the same at 10,000,000 rows of the answer's scalar
 //!   columns (the lists left out: 10M rows of them would be 10 GB); `TRAINSTORE_BENCH_BIG_ROWS`
 //!   sets another row count.
@@ -44,7 +44,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::json;
 use trainstore::Workspace;
-use trainstore::core::catalog::hex_sha256;
+use trainstore::core::catalog::{FileEntry, hex_sha256};
 use trainstore::core::{DatasetName, NewVersion, UserName};
 use trainstore::featurestore::training::drift::{DriftOptions, drift};
 use trainstore::featurestore::training::quality::{QualityAccumulator, QualityOptions};
@@ -298,8 +298,8 @@ fn create_and_read(c: &mut Criterion, label: &str, batches: Vec<RecordBatch>) {
     group.bench_function("part_parquet_encode_to_memory", |b| {
         b.iter(|| arrow_write(Vec::new(), &batches))
     });
-    group.bench_function("part_sha256_of_the_file", |b| {
-        b.iter(|| hex_sha256(&encoded))
+    group.bench_function("part_hashes_of_the_file", |b| {
+        b.iter(|| FileEntry::of(String::new(), &encoded))
     });
     // What a create does with each encoded file: hash it, then store it (`put_file`).
     let stored = Bytes::from(encoded.clone());

@@ -1,14 +1,15 @@
 """Training-set versions, side by side on the same data in one run:
 
-- create and read: ``ws.training_sets.create`` (quality with the label's balance, SHA-256,
-  manifest) and ``v.to_arrow()`` against ``pq.write_table`` / ``pq.read_table`` of the same
-  pyarrow table with the same properties (Snappy, row groups of 131,072 rows), for the
-  feature-store benchmark's 1M x 100k join answer (computed by trainstore from
-  ``feature_join_peers.py``'s generated data, then cached) and for --big-rows rows of the
-  answer's scalar columns (10,000,000 unless ``TRAINSTORE_BENCH_BIG_ROWS`` says otherwise;
-  generated; the lists left out, 10M rows of them would be 10 GB). Each round creates a fresh
-  version, so "first read" (its files checked against their SHA-256, as once per process) is
-  timed every round; "read again" re-reads it.
+- create and read: ``ws.training_sets.create`` (quality with the label's balance, SHA-256
+  and XXH3 of every file, manifest) and ``v.to_arrow()`` against ``pq.write_table`` /
+  ``pq.read_table`` of the same pyarrow table with the same properties (Snappy, row groups
+  of 131,072 rows), for the feature-store benchmark's 1M x 100k join answer (computed by
+  trainstore from ``feature_join_peers.py``'s generated data, then cached) and for
+  --big-rows rows of the answer's scalar columns (10,000,000 unless
+  ``TRAINSTORE_BENCH_BIG_ROWS`` says otherwise; generated; the lists left out, 10M rows of
+  them would be 10 GB). Each round creates a fresh version, so "first read" (its files
+  checked against their XXH3, as once per process) is timed every round; "read again"
+  re-reads it.
 - list / select_best: on a set of 100 versions and one of 10,000, from Python. The versions
   are committed through the catalog by the Rust bench binary (``--make-versions``; each with
   a real create's manifest, scores and sizes varied), once, and kept in --data-dir.
@@ -34,7 +35,7 @@
 Prints seconds (best of --repeat; --drift-repeat for drift) and trainstore's ratios, and
 reports the bars through bars.py: create >= 0.8x ``pq.write_table`` (first round beside), read
 >= 1x ``pq.read_table`` judged on the first read of a version in the process (its files'
-SHA-256 checked; the read again beside), list / select_best at 10,000 versions <= 3x at 100,
+XXH3 checked; the read again beside), list / select_best at 10,000 versions <= 3x at 100,
 drift >= 5x scipy + numpy (from Python, reads included; the Rust call alone), and the stream's
 peak < 2 GiB.
 
@@ -244,7 +245,7 @@ def create_and_read(args: argparse.Namespace, label: str, table: pa.Table) -> li
         b["create"],
         b["write"],
         0.8,
-        note="create: quality, SHA-256, manifest; write_table: Snappy, same row groups",
+        note="create: quality, SHA-256 and XXH3, manifest; write_table: Snappy, same row groups",
         beside=("first round", times["create"][0], times["write"][0]),
     )
     bars.faster(
@@ -253,18 +254,18 @@ def create_and_read(args: argparse.Namespace, label: str, table: pa.Table) -> li
         b["first_read"],
         b["read_table"],
         1.0,
-        note="judged on the first read of a version in the process (SHA-256 of its files)",
+        note="judged on the first read of a version in the process (XXH3 of its files)",
         beside=("read again", b["read_again"], b["read_table"]),
     )
     rows = [
-        ("trainstore create (quality, SHA-256, manifest)", b["create"], ""),
+        ("trainstore create (quality, hashes, manifest)", b["create"], ""),
         ("pyarrow pq.write_table (snappy)", b["write"], ""),
         (
             "create / write_table (bar >= 0.8x)",
             None,
             f"{b['write'] / b['create']:.2f}x",
         ),
-        ("trainstore read, first in process (SHA-256)", b["first_read"], ""),
+        ("trainstore read, first in process (XXH3)", b["first_read"], ""),
         ("trainstore read again", b["read_again"], ""),
         ("pyarrow pq.read_table", b["read_table"], ""),
         (

@@ -159,7 +159,7 @@ async fn a_set_whose_file_was_edited_is_refused_when_read_naming_the_file() {
     let e = sets.read(&v).await.unwrap_err();
     assert!(
         matches!(&e, Error::Corrupt { path, reason }
-            if path.ends_with(&v.files[0].path) && reason.contains("sha256")),
+            if path.ends_with(&v.files[0].path) && reason.contains("xxh3")),
         "{e}"
     );
 }

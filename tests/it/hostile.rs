@@ -161,7 +161,7 @@ async fn verify_names_an_edited_data_file() {
         "{stderr}"
     );
     let e = ws.catalog().read_file(&file).await.unwrap_err().to_string();
-    assert!(e.contains(&file.path) && e.contains("sha256"), "{e}");
+    assert!(e.contains(&file.path) && e.contains("xxh3"), "{e}");
 }
 
 #[test]

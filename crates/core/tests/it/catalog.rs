@@ -205,12 +205,22 @@ async fn verify_detects_a_tampered_file_and_a_commit_refuses_a_missing_one() {
         .unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("sha256"), "{err}");
+    // A read checks the quicker XXH3; an entry recorded before XXH3 was kept, its SHA-256.
+    let err = catalog.read_file(&file).await.unwrap_err();
+    assert!(err.to_string().contains("with xxh3"), "{err}");
+    let before_xxh3 = trainstore_core::FileEntry {
+        xxh3: None,
+        ..file.clone()
+    };
+    let err = catalog.read_file(&before_xxh3).await.unwrap_err();
+    assert!(err.to_string().contains("with sha256"), "{err}");
 
     let mut ghost = NewVersion::new(alice());
     ghost.files.push(trainstore_core::FileEntry {
         path: "items/vibration/data/none".into(),
         size: 1,
         sha256: String::new(),
+        xxh3: None,
     });
     assert!(catalog.commit(&item(), ghost).await.is_err());
     assert_eq!(

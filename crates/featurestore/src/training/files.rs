@@ -276,7 +276,6 @@ struct DiskFile {
     local: std::path::PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
     hasher: ContentHasher,
-    size: u64,
 }
 
 impl DiskFile {
@@ -298,7 +297,6 @@ impl DiskFile {
             path,
             local,
             hasher: ContentHasher::default(),
-            size: 0,
         })
     }
 
@@ -311,12 +309,7 @@ impl DiskFile {
                 operation: format!("write training-set file {}", self.path),
                 reason: e.to_string(),
             })?;
-        let sha256 = std::mem::take(&mut self.hasher).finish();
-        Ok(FileEntry {
-            path: std::mem::take(&mut self.path),
-            size: self.size,
-            sha256,
-        })
+        Ok(std::mem::take(&mut self.hasher).entry(std::mem::take(&mut self.path)))
     }
 }
 
@@ -325,7 +318,6 @@ impl std::io::Write for DiskFile {
         let file = self.file.as_mut().expect("written before finish");
         let n = file.write(buf)?;
         self.hasher.update(&buf[..n]);
-        self.size += n as u64;
         Ok(n)
     }
 

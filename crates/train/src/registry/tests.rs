@@ -3,7 +3,7 @@ use crate::test_support::{sine_waves, small};
 use crate::trainer::take_turn;
 use crate::trainer::{mean_loss, train};
 use burn::tensor::backend::Backend;
-use trainstore_core::catalog::hex_sha256;
+use trainstore_core::FileEntry;
 use trainstore_core::object_store::memory::InMemory;
 use trainstore_core::{Catalog, MountTable, StorageOptions};
 use trainstore_testkit::golden::{
@@ -214,18 +214,26 @@ async fn a_model_versions_files_match_their_golden_copy_and_golden_files_read_ba
         replace: Vec::new(),
     };
     // The weights file holds burn's parameter ids, drawn afresh for every model: its bytes
-    // (and so its hash in the manifest) differ from run to run. It is kept beside the golden
-    // tree, not in it, and its hash is a placeholder there, restored when it is read back.
+    // (and so its hashes in the manifest) differ from run to run. It is kept beside the
+    // golden tree, not in it, and its hashes are placeholders there, restored when it is
+    // read back.
     let mut written = read_tree(dir.path(), &normalize, |path| !path.contains("/audit/"));
     let weights_path = "items/waves/data/00000000000000000000000000000000-weights.mpk";
     let weights = written.remove(weights_path).expect("the weights file");
-    let placeholder = "<the weights file's sha256>";
+    let placeholders = |content: &[u8]| {
+        let entry = FileEntry::of(String::new(), content);
+        [
+            (entry.sha256, "<the weights file's sha256>"),
+            (entry.xxh3.expect("kept"), "<the weights file's xxh3>"),
+        ]
+    };
     for (path, bytes) in written.iter_mut() {
         if path.ends_with(".json") {
-            let text = String::from_utf8(bytes.clone()).expect("JSON is text");
-            *bytes = text
-                .replace(&hex_sha256(&weights), placeholder)
-                .into_bytes();
+            let mut text = String::from_utf8(bytes.clone()).expect("JSON is text");
+            for (hash, placeholder) in placeholders(&weights) {
+                text = text.replace(&hash, placeholder);
+            }
+            *bytes = text.into_bytes();
         }
     }
     let golden = golden_dir(env!("CARGO_MANIFEST_DIR"), "models");
@@ -239,10 +247,11 @@ async fn a_model_versions_files_match_their_golden_copy_and_golden_files_read_ba
     let mut pinned = read_tree(&golden, &Normalize::default(), |_| true);
     let pinned_weights = std::fs::read(&golden_weights).expect("the pinned weights");
     for (path, bytes) in pinned.iter_mut() {
-        let text = String::from_utf8(bytes.clone()).expect("JSON is text");
-        *bytes = text
-            .replace(placeholder, &hex_sha256(&pinned_weights))
-            .into_bytes();
+        let mut text = String::from_utf8(bytes.clone()).expect("JSON is text");
+        for (hash, placeholder) in placeholders(&pinned_weights) {
+            text = text.replace(placeholder, &hash);
+        }
+        *bytes = text.into_bytes();
         assert!(
             path.ends_with(".json") || path.ends_with("_latest"),
             "{path}"
