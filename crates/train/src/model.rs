@@ -5,8 +5,9 @@
 //! `horizon` steps of the target channels.
 
 use burn::module::Module;
+use burn::nn::attention::MhaInput;
 use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderLayer,
 };
 use burn::nn::{Linear, LinearConfig, PositionalEncoding, PositionalEncodingConfig};
 use burn::tensor::Tensor;
@@ -122,13 +123,79 @@ impl<B: Backend> SeriesTransformer<B> {
 
     /// `[batch, length, channels]` → `[batch, horizon, targets]`.
     pub fn forward(&self, windows: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [batch, length, _] = windows.dims();
-        let encoded = self.encoder.forward(TransformerEncoderInput::new(
-            self.position.forward(self.input.forward(windows)),
-        ));
-        let last = encoded.narrow(1, length - 1, 1).squeeze_dim::<2>(1);
-        self.head
-            .forward(last)
-            .reshape([batch, self.shapes.horizon, self.shapes.targets])
+        let [batch, _, _] = windows.dims();
+        let mut steps = self.position.forward(self.input.forward(windows));
+        let (last_layer, earlier) = self
+            .encoder
+            .layers
+            .split_last()
+            .expect("a model has at least one layer");
+        for layer in earlier {
+            steps = layer.forward(steps, None, None);
+        }
+        self.head.forward(last_step(last_layer, steps)).reshape([
+            batch,
+            self.shapes.horizon,
+            self.shapes.targets,
+        ])
+    }
+}
+
+/// What the (pre-norm) encoder `layer` makes of the last of `steps` (`[batch, length,
+/// d_model]` → `[batch, d_model]`): the only step the head reads. Its attention needs every
+/// step's keys and values but only the last step's query, and its feed-forward only the last
+/// step, so this is the whole layer's output at that step for less than half the layer's
+/// work (with the default size, 0.6 of 2.6 million multiply-adds per window).
+fn last_step<B: Backend>(layer: &TransformerEncoderLayer<B>, steps: Tensor<B, 3>) -> Tensor<B, 2> {
+    debug_assert!(layer.norm_first, "models are built pre-norm");
+    let [_, length, _] = steps.dims();
+    // burn's pre-norm layer normalises with `norm_2` before attention, `norm_1` before the
+    // feed-forward.
+    let normed = layer.norm_2.forward(steps.clone());
+    let query = normed.clone().narrow(1, length - 1, 1);
+    let attended = layer
+        .mha
+        .forward(MhaInput::new(query, normed.clone(), normed))
+        .context;
+    let x = steps.narrow(1, length - 1, 1) + layer.dropout.forward(attended);
+    let fed = layer.pwff.forward(layer.norm_1.forward(x.clone()));
+    (x + layer.dropout.forward(fed)).squeeze_dim::<2>(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cpu;
+    use burn::nn::transformer::TransformerEncoderInput;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn the_last_step_alone_is_the_whole_encoders_last_step() {
+        let device = Default::default();
+        let config = ModelConfig {
+            layers: 3,
+            ..ModelConfig::default()
+        };
+        let shapes = Shapes {
+            length: 16,
+            channels: 5,
+            horizon: 2,
+            targets: 3,
+        };
+        let model = SeriesTransformer::<Cpu>::new(&config, shapes, &device).expect("a model");
+        let windows = Tensor::<Cpu, 3>::random([4, 16, 5], Distribution::Normal(0.0, 1.0), &device);
+        // Every layer over every step, as burn's encoder runs them, then the last step.
+        let steps = model.position.forward(model.input.forward(windows.clone()));
+        let whole = model
+            .encoder
+            .forward(TransformerEncoderInput::new(steps))
+            .narrow(1, 15, 1)
+            .squeeze_dim::<2>(1);
+        let expected = model.head.forward(whole).reshape([4, 2, 3]);
+        let got = model.forward(windows);
+        let largest = (got - expected.clone()).abs().max().into_scalar();
+        let scale = expected.abs().max().into_scalar();
+        assert!(scale > 0.1, "{scale}");
+        assert!(largest < 1e-5, "{largest} apart");
     }
 }
