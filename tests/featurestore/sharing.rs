@@ -467,3 +467,64 @@ async fn fsck_names_orphaned_drafts() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_draft_takes_rows_whose_lists_name_their_items_otherwise_and_refuses_other_types() {
+    use arrow::array::{Array, ListArray};
+    use arrow::datatypes::Float32Type;
+    let dir = TempDir::new().unwrap();
+    let alice = Team::in_dir(&dir).await.user("alice");
+    // Arrow names a list's items `item`; pyarrow's Parquet files name them `element`.
+    let lists = |item: &str| {
+        let values = ListArray::from_iter_primitive::<Float32Type, _, _>(vec![
+            Some(vec![Some(1.0), Some(2.0)]),
+            None,
+        ]);
+        let field = Arc::new(Field::new(item, DataType::Float32, true));
+        let (_, offsets, values, nulls) = values.into_parts();
+        let column = ListArray::new(field, offsets, values, nulls);
+        RecordBatch::try_from_iter([("spectrum", Arc::new(column) as _)]).unwrap()
+    };
+    alice
+        .create_from_batches(&name(), vec![lists("item")], CreateOptions::default())
+        .await
+        .unwrap();
+    let mut draft = alice.draft(&name(), Some("v1")).await.unwrap();
+    let element = lists("element");
+    let stream = futures::stream::iter(vec![Ok(element.clone())]).boxed();
+    alice
+        .append_to_draft(&mut draft, element.schema(), stream)
+        .await
+        .unwrap();
+    let v2 = alice
+        .commit_draft(draft, CreateOptions::default())
+        .await
+        .unwrap();
+    let (schema, batches) = alice.read(&v2).await.unwrap();
+    assert_eq!(schema, lists("item").schema());
+    let read: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(read, 4);
+    assert_eq!(batches.last().unwrap().column(0).null_count(), 1);
+
+    // Lists of other values are other rows: refused, naming the column.
+    let doubles = RecordBatch::try_from_iter([(
+        "spectrum",
+        Arc::new(ListArray::from_iter_primitive::<
+            arrow::datatypes::Float64Type,
+            _,
+            _,
+        >(vec![Some(vec![Some(1.0)])])) as _,
+    )])
+    .unwrap();
+    let mut draft = alice.draft(&name(), Some("v2")).await.unwrap();
+    let stream = futures::stream::iter(vec![Ok(doubles.clone())]).boxed();
+    let e = alice
+        .append_to_draft(&mut draft, doubles.schema(), stream)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("spectrum: List(") && e.contains("Float64"),
+        "{e}"
+    );
+}

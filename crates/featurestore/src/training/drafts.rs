@@ -7,7 +7,9 @@
 //! each file once, and commits the draft's files as a new version, as a create would;
 //! discarding leaves its own files to `gc`.
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use trainstore_core::catalog::Draft;
@@ -145,15 +147,13 @@ impl TrainingSets {
         self.store
             .authorize_write(&draft.name, &self.author, "draft")
             .await?;
-        if let Some(expected) = draft.schema()?
-            && expected.fields() != schema.fields()
-        {
-            return Err(Error::invalid(
-                "rows for a draft",
-                format!("{:?}", schema.fields()),
-                format!("the draft's set has the schema {:?}", expected.fields()),
-            ));
-        }
+        let (schema, batches) = match draft.schema()? {
+            Some(expected) => {
+                let batches = as_draft_schema(&expected, &schema, batches)?;
+                (expected, batches)
+            }
+            None => (schema, batches),
+        };
         let written = SetWriter::new(
             self.store.clone(),
             draft.name.clone(),
@@ -272,4 +272,56 @@ impl TrainingSets {
             .discard_draft(&draft.name, &draft.id, &self.author)
             .await
     }
+}
+
+/// `batches` of `schema` as rows of a draft whose set has the schema `expected`: the same
+/// columns in the same order, of the same types up to the names of nested fields (pyarrow's
+/// Parquet files name a list's items `element`, Arrow names them `item`), stored as
+/// `expected` names them. Any other difference is refused, naming the first column that
+/// differs.
+fn as_draft_schema(
+    expected: &SchemaRef,
+    schema: &SchemaRef,
+    batches: RecordBatchStream,
+) -> Result<RecordBatchStream> {
+    let refuse =
+        |column: String, reason: String| Err(Error::invalid("rows for a draft", column, reason));
+    if expected.fields().len() != schema.fields().len() {
+        let names = |s: &SchemaRef| {
+            s.fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return refuse(
+            names(schema),
+            format!("the draft's set has the columns {}", names(expected)),
+        );
+    }
+    for (want, got) in expected.fields().iter().zip(schema.fields()) {
+        if want.name() != got.name() || !want.data_type().equals_datatype(got.data_type()) {
+            return refuse(
+                format!("{}: {}", got.name(), got.data_type()),
+                format!(
+                    "the draft's set has {}: {} in that place",
+                    want.name(),
+                    want.data_type()
+                ),
+            );
+        }
+    }
+    if expected.fields() == schema.fields() {
+        return Ok(batches);
+    }
+    let expected = expected.clone();
+    Ok(Box::pin(batches.map(move |batch| {
+        let columns = batch?
+            .columns()
+            .iter()
+            .zip(expected.fields())
+            .map(|(column, field)| Ok(arrow::compute::cast(column, field.data_type())?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(expected.clone(), columns)?)
+    })))
 }
