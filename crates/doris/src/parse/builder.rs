@@ -157,7 +157,7 @@ impl Builder {
 
     /// A value given as text (a JSON string's content or a text column).
     pub(super) fn append_text(&mut self, text: &str) -> Outcome {
-        if text.trim().is_empty() && !matches!(self, Builder::Text(_) | Builder::Array(..)) {
+        if text.trim().is_empty() && !matches!(self, Builder::Text(_)) {
             return Outcome::Missing;
         }
         match self {
@@ -317,7 +317,8 @@ impl FloatLists {
         self.end_row(true);
     }
 
-    /// `1.5,2`, `[1.5, 2]`, `""` or `[]`: a list of finite `f32`s.
+    /// `1.5,2`, `[1.5, 2]` or `[]`: a list of finite `f32`s (blank text is missing, caught
+    /// before).
     fn append_text(&mut self, text: &str) -> Outcome {
         let mut body = text.trim();
         if let Some(inner) = body.strip_prefix('[') {

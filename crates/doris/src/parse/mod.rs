@@ -6,15 +6,15 @@
 //! (keys and time) and the field. Rules per kind:
 //!
 //! - number: a JSON number or numeric text (surrounding spaces allowed), finite;
-//! - array: `"1.5,2"`, `"[1.5, 2]"` or a JSON array of numbers, each a finite `f32`; empty text
-//!   (`""` or `"[]"`) is an empty list;
+//! - array: `"1.5,2"`, `"[1.5, 2]"` or a JSON array of numbers, each a finite `f32`; `"[]"` is
+//!   an empty list, and blank text (`""`) is missing, like a blank number;
 //! - bool: `true`/`false`, `1`/`0`, or that as text (case-insensitive);
 //! - time: integral epoch milliseconds (number or text) or ISO-8601 text (UTC when no offset);
 //! - text: a string, or a number's text;
 //! - json: any JSON value, or a string holding JSON text; kept as JSON text.
 //!
-//! JSON `null`, SQL `NULL`, absent fields and blank text (except for text and array fields)
-//! are missing, not malformed.
+//! JSON `null`, SQL `NULL`, absent fields and blank text (except for text fields) are missing,
+//! not malformed.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -70,6 +70,9 @@ fn ref_number(text: &str) -> Verdict {
 }
 
 fn ref_list(text: &str) -> Verdict {
+    if blank(text) {
+        return Ok(None);
+    }
     let mut body = text.trim();
     if let Some(inner) = body.strip_prefix('[') {
         body = inner.strip_suffix(']').ok_or(())?.trim();
@@ -646,17 +649,29 @@ fn flat_rows_parse_with_the_same_rules() {
             Field::new("spectrum", DataType::Utf8, true),
         ])),
         vec![
-            Arc::new(StringArray::from(vec![Some("a"), Some("b"), None])),
+            Arc::new(StringArray::from(vec![
+                Some("a"),
+                Some("b"),
+                None,
+                Some("d"),
+            ])),
             Arc::new(StringArray::from(vec![
                 Some("2022-12-07T04:30:00Z"),
                 Some("1670387400000"),
                 Some("later"),
+                Some("1670387400000"),
             ])),
-            Arc::new(StringArray::from(vec![Some("1.5"), Some("x"), None])),
+            Arc::new(StringArray::from(vec![
+                Some("1.5"),
+                Some("x"),
+                None,
+                Some("2"),
+            ])),
             Arc::new(StringArray::from(vec![
                 Some("[1.5, 2]"),
                 Some(""),
                 Some("1,2"),
+                Some("[]"),
             ])),
         ],
     )
@@ -678,7 +693,7 @@ fn flat_rows_parse_with_the_same_rules() {
             Cell::Text("b".into()),
             Cell::Time(1670387400000),
             Cell::Null,
-            Cell::List(vec![])
+            Cell::Null
         ]
     );
     assert_eq!(
@@ -690,6 +705,10 @@ fn flat_rows_parse_with_the_same_rules() {
             Cell::List(vec![1.0, 2.0])
         ]
     );
+    // Blank text is an absent list, "[]" an empty one.
+    assert_eq!(rows[3][3], Cell::List(vec![]));
+    assert_eq!(report.columns["spectrum"].missing, 1);
+    assert_eq!(report.columns["spectrum"].malformed, 0);
     assert_eq!(report.columns["rms"].malformed, 1);
     assert_eq!(report.columns["time"].malformed, 1);
     assert_eq!(report.columns["uuid"].missing, 1);
