@@ -19,6 +19,11 @@ pub mod snapshots;
 pub mod sources;
 pub mod workspace;
 
+/// The README's Rust examples, run as doctests (its other blocks are run by the Python tests).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
+
 pub use settings::{LiteralSecrets, Settings};
 pub use snapshots::SnapshotSummary;
 pub use sources::source_factories;
