@@ -205,3 +205,24 @@ fn cli_demo_runs_the_main_job() {
         "{out}{err}"
     );
 }
+
+#[test]
+fn cli_prints_completion_scripts_even_with_an_unreadable_settings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "mounts: [not, a, mapping").unwrap();
+    for (shell, marker) in [
+        ("bash", "_trainstore()"),
+        ("zsh", "#compdef trainstore"),
+        ("fish", "complete -c trainstore"),
+    ] {
+        let (ok, out, err) = cli(&["completions", shell], &config);
+        assert!(ok, "{shell}: {err}");
+        assert!(
+            out.contains(marker) && out.contains("training-sets"),
+            "{shell}: {out}"
+        );
+    }
+    let (ok, _, err) = cli(&["completions", "tcsh"], &config);
+    assert!(!ok && err.contains("invalid value 'tcsh'"), "{err}");
+}

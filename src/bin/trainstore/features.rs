@@ -22,6 +22,7 @@ use crate::snapshots::print_rows;
 pub enum FeaturesCommand {
     /// Apply definitions from a YAML file (entities, feature_views, feature_services)
     Apply {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
         /// The definitions file
         #[arg(short, long)]
@@ -29,16 +30,25 @@ pub enum FeaturesCommand {
     },
     /// Show what applying a YAML file would change, without changing anything
     Plan {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The definitions file
         #[arg(short, long)]
         file: PathBuf,
     },
     /// Print the current definitions as YAML
-    List { workspace: String },
+    List {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
+        workspace: String,
+    },
     /// Show every registry version: when, by whom, what changed
-    History { workspace: String },
+    History {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
+        workspace: String,
+    },
     /// Make the definitions of an earlier version current again
     Rollback {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
         /// The version to return to
         #[arg(long)]
@@ -47,7 +57,9 @@ pub enum FeaturesCommand {
     /// Write each entity's latest row into the online store: [--start, --end] both included,
     /// or from where the last run ended when --start is absent
     Materialize {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// First event time included (ISO-8601 or epoch ms) [default: where the last run ended]
         #[arg(long)]
         start: Option<String>,
         /// Last event time included (ISO-8601 or epoch ms) [default: now]
@@ -59,7 +71,9 @@ pub enum FeaturesCommand {
     },
     /// Copy a view's rows in [start, end] into the workspace's offline store, sorted for joins
     Ingest {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The feature view to copy
         view: String,
         /// First event time included (ISO-8601 or epoch ms) [default: the epoch]
         #[arg(long)]
@@ -70,6 +84,7 @@ pub enum FeaturesCommand {
     },
     /// Point-in-time features for entity rows from a file, or online values for --entity keys
     Get {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
         /// Feature references view:feature, or feature service names; repeatable
         #[arg(long = "feature", required = true)]

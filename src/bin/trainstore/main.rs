@@ -10,7 +10,7 @@ mod training_sets;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use trainstore::core::{Error, MountTable, Namespace, Result, StorageOptions};
 use trainstore::{LiteralSecrets, Settings, Workspace};
 
@@ -67,6 +67,12 @@ enum Command {
         /// Where the demo workspace lives
         #[arg(long, default_value = "./demo-ws")]
         workspace: String,
+    },
+    /// Print a completion script for a shell, e.g. `trainstore completions bash >
+    /// ~/.local/share/bash-completion/completions/trainstore`
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
     },
 }
 
@@ -130,7 +136,10 @@ enum MountsCommand {
         allow_literal_secrets: bool,
     },
     /// Remove a mount definition
-    Remove { name: String },
+    Remove {
+        /// Mount name, used as mount://NAME/...
+        name: String,
+    },
     /// Check that a mount (or any location) is reachable and supports atomic create-if-absent
     Check {
         #[command(flatten)]
@@ -185,6 +194,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // Completions need no settings: printed even when the settings file is unreadable.
+    if let Command::Completions { shell } = cli.command {
+        let mut out = std::io::stdout();
+        clap_complete::generate(shell, &mut Cli::command(), "trainstore", &mut out);
+        return Ok(());
+    }
     let settings_path = cli.config.clone().unwrap_or_else(Settings::default_path);
     let mut settings = Settings::load(&settings_path)?;
     let mounts = settings.mount_table(&settings_path)?;
@@ -312,6 +327,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Models(command) => models::run(command, &mounts, &user).await,
         Command::Demo { workspace } => demo::run(&workspace).await,
+        Command::Completions { .. } => Ok(()), // printed above
     }
 }
 
@@ -366,4 +382,34 @@ async fn check_mount(mounts: &MountTable, at: &Location) -> Result<()> {
         resolved.url
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command, flag and argument says what it is for in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "trainstore", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
 }

@@ -28,7 +28,9 @@ use crate::training_sets::{print_json, reference};
 pub enum ModelsCommand {
     /// Train a model on a training-set version (SET, SET@v3, SET@golden) and register it
     Train {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The model: the trained version is registered under this name
         name: String,
         /// The training-set version to train on
         #[arg(long)]
@@ -113,36 +115,48 @@ pub enum ModelsCommand {
         /// from it (after a crash, or with more --epochs)
         #[arg(long, value_name = "DIR")]
         checkpoints: Option<std::path::PathBuf>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// List the versions of a model, oldest first
     List {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The model
         name: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Show one version (NAME, NAME@v3, NAME@champion): metrics, layout and lineage
     Show {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The model version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// How well a version forecasts every window of a training-set version
     Evaluate {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The model version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
         /// The training-set version (SET, SET@v3) to forecast
         #[arg(long)]
         on: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Forecast what follows each entity's latest rows in a training-set version
     Predict {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The model version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
         /// The training-set version (SET, SET@v3) whose latest rows are forecast from
         #[arg(long)]
@@ -169,8 +183,11 @@ pub enum ModelsCommand {
     /// Forecast every window of a training-set version beside what followed it, with each
     /// window's anomaly score
     Backtest {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The model version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
+        /// The training-set version (SET, SET@v3) whose windows are forecast
         #[arg(long)]
         on: String,
         /// Rows to print
@@ -182,48 +199,64 @@ pub enum ModelsCommand {
     },
     /// Compare two versions' forecast errors on the same windows of a training-set version
     Compare {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
         /// The version compared against (NAME@champion, NAME@v2)
         champion: String,
         /// The version that may replace it
         challenger: String,
+        /// The training-set version (SET, SET@v3) whose windows both versions forecast
         #[arg(long)]
         on: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Promote a version if its errors on a training-set version are lower than those of the
     /// version the alias names (or if the alias names none yet); exits 3 when not promoted
     PromoteIfBetter {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The model version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
+        /// The training-set version (SET, SET@v3) the errors are measured on
         #[arg(long)]
         on: String,
+        /// The alias to point at the version; the version it names now is the one to beat
         #[arg(long, default_value = "champion")]
         alias: String,
         /// How much lower its errors must be, as a share (0.05: 5 % lower on average)
         #[arg(long, default_value_t = 0.0)]
         min_improvement: f64,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Point an alias at a version: `promote WS NAME@v3`
     Promote {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The model version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
+        /// The alias to point at the version
         #[arg(long, default_value = "champion")]
         alias: String,
     },
     /// Point an alias back where it was before its last move
     Rollback {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The model
         name: String,
+        /// The alias to move back
         #[arg(long, default_value = "champion")]
         alias: String,
     },
     /// Delete a version (not one an alias or tag names)
     Delete {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The model version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
     },
 }

@@ -119,6 +119,7 @@ fn parse_seconds(text: &str) -> std::result::Result<f64, String> {
 
 #[derive(Args)]
 pub struct Synth {
+    /// Devices (distinct uuids)
     #[arg(long, default_value_t = 10)]
     devices: usize,
     /// Sensor nodes per device
@@ -136,6 +137,7 @@ pub struct Synth {
     /// Share of values written malformed
     #[arg(long, default_value_t = 0.005)]
     malformed_rate: f64,
+    /// Seeds the generator: the same seed gives the same snapshots
     #[arg(long, default_value_t = 42)]
     seed: u64,
 }

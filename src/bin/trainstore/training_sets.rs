@@ -25,9 +25,11 @@ use crate::progress::TerminalProgress;
 pub enum TrainingSetsCommand {
     /// Create a version from a Parquet file's rows (streamed; quality measured on the way)
     Create {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set to add the version to (created if new)
         name: String,
-        /// The rows: a Parquet file (path or URL)
+        /// The rows: a Parquet file (a path, URL or mount://name/path)
         #[arg(long)]
         from: String,
         /// The label column, whose class balance is measured
@@ -39,29 +41,40 @@ pub enum TrainingSetsCommand {
         /// Metadata as KEY=VALUE; repeatable
         #[arg(long = "meta", value_name = "KEY=VALUE")]
         metadata: Vec<String>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// List the training sets, or the versions of one, best quality first
     List {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// A training set, to list its versions instead of the sets' names
         name: Option<String>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Show one version (NAME, NAME@v3, NAME@golden): quality per feature and lineage
     Show {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training-set version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// The best version meeting every criterion given
     SelectBest {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set to choose from
         name: String,
+        /// The version has at least this many rows
         #[arg(long)]
         min_data_size: Option<u64>,
+        /// The version's overall quality score is at least this (0 to 1)
         #[arg(long)]
         min_quality_score: Option<f64>,
         /// The data's times lie at or after this (ISO-8601 or epoch ms); needs --end
@@ -73,60 +86,81 @@ pub enum TrainingSetsCommand {
         /// The version carries this tag or alias; repeatable
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Tag a version once and for all: `tag WS NAME@v3 paper-2026`
     Tag {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training-set version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
+        /// The tag to give the version (a tag never moves, unlike an alias)
         tag: String,
     },
     /// Point a movable alias at a version: `alias WS NAME@v3 golden`
     Alias {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training-set version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
+        /// The alias to point at the version (created or moved)
         alias: String,
     },
     /// What differs between two versions: columns, rows (added, removed), statistics
     Diff {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The version compared from: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         before: String,
+        /// The version compared to: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         after: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// How far each feature moved between two versions (PSI, two-sample KS)
     Drift {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The baseline version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         baseline: String,
+        /// The current version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         current: String,
         /// PSI bins (equal-frequency bins of the baseline)
         #[arg(long, default_value_t = 10)]
         bins: usize,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Rebuild a version from its lineage and check its content hash; exits non-zero when
     /// the rebuilt set differs
     Reproduce {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training-set version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Check every version (files re-read and hashed), tag and alias; list orphaned files.
     /// Exits non-zero when anything is wrong
     Fsck {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
         /// Files no version lists count as orphans once this many hours old
         #[arg(long, default_value_t = 6.0, value_name = "HOURS")]
         older_than_hours: f64,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Delete data files no version lists (left by failed or killed writers)
     Gc {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
         /// Only files this many hours old or older (younger ones may belong to a commit in
         /// progress)
@@ -139,13 +173,17 @@ pub enum TrainingSetsCommand {
     /// Delete a version: no longer listed or resolved; its files go at the next gc. Tagged
     /// or aliased versions cannot be deleted
     Delete {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training-set version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
     },
     /// Delete the versions a retention policy does not keep (tagged and aliased ones always
     /// stay)
     Retain {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set
         name: String,
         /// Keep the newest this many versions
         #[arg(long)]
@@ -159,14 +197,19 @@ pub enum TrainingSetsCommand {
     },
     /// Show who may do what with a set
     Access {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set
         name: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Give a user (or `*`, everyone) read, write or admin permission, or `none`; admins only
     Grant {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set
         name: String,
         /// A user name, or `*` for everyone not named
         grantee: String,
@@ -175,14 +218,19 @@ pub enum TrainingSetsCommand {
     },
     /// The set's audit log: every change and every refused attempt, oldest first
     Audit {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set
         name: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Take, renew, release or break a set's lease, or show it
     Lease {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set
         name: String,
         /// show, acquire (also renews), release or break (admins only)
         #[arg(default_value = "show")]
@@ -196,8 +244,11 @@ pub enum TrainingSetsCommand {
     Draft(DraftCommand),
     /// Write a version's rows to a Parquet file
     Export {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training-set version: NAME@v3, NAME@TAG or NAME@ALIAS; NAME alone means the latest
         reference: String,
+        /// The Parquet file to write
         #[arg(long)]
         out: PathBuf,
     },
@@ -207,7 +258,9 @@ pub enum TrainingSetsCommand {
 pub enum DraftCommand {
     /// Start a draft, empty or from a version (`--base NAME@v3`); prints its id
     Start {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set
         name: String,
         /// The version to start from, `NAME@v3` (its rows, not copied)
         #[arg(long)]
@@ -215,27 +268,42 @@ pub enum DraftCommand {
     },
     /// Add a Parquet file's rows to a draft
     Append {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set
         name: String,
+        /// The draft's id, as `draft start` printed it
         id: String,
+        /// The rows: a Parquet file (a path, URL or mount://name/path)
         #[arg(long)]
         from: String,
     },
     /// Commit a draft as a new version (quality measured over all its rows)
     Commit {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set
         name: String,
+        /// The draft's id, as `draft start` printed it
         id: String,
         /// Metadata as KEY=VALUE; repeatable
         #[arg(long = "meta", value_name = "KEY=VALUE")]
         metadata: Vec<String>,
     },
     /// Your drafts of a set
-    List { workspace: String, name: String },
+    List {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
+        workspace: String,
+        /// The training set
+        name: String,
+    },
     /// Give a draft up
     Discard {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
+        /// The training set
         name: String,
+        /// The draft's id, as `draft start` printed it
         id: String,
     },
 }
