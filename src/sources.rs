@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use trainstore_core::{
-    DataSourceRef, EnvConfig, OpenContext, Result, SourceFactories, SourceFactory, SourceKind,
-    SourceSpec, expand_references,
+    DataSourceRef, EnvConfig, OpenContext, Result, Secret, SourceFactories, SourceFactory,
+    SourceKind, SourceSpec, expand_references,
 };
 use trainstore_doris::flight::{FlightOptions, FlightSource};
 use trainstore_doris::{DorisSource, FileFormat, FileSource, ParquetSource, ReadOptions};
@@ -19,6 +19,21 @@ pub fn source_factories() -> SourceFactories {
     SourceFactories::default()
         .with(SourceKind::Files, built_in.clone())
         .with(SourceKind::Doris, built_in)
+}
+
+/// A database URL as given, its `${VARIABLE}` references (a password, say) replaced by the
+/// environment's values: how every Doris URL is read, from a definitions file, the CLI or
+/// Python, so one written for the registry works everywhere.
+///
+/// ```
+/// // SAFETY: a doctest is its own process, and no other thread reads the environment here.
+/// unsafe { std::env::set_var("EXAMPLE_PASSWORD", "s3cret") };
+/// let url = trainstore::sources::database_url("mysql://ana:${EXAMPLE_PASSWORD}@fe:9030/db")?;
+/// assert_eq!(url.expose(), "mysql://ana:s3cret@fe:9030/db");
+/// # Ok::<_, trainstore::Error>(())
+/// ```
+pub fn database_url(text: &str) -> Result<Secret> {
+    expand_references(text, &EnvConfig)
 }
 
 /// Opens every kind of [`SourceSpec`]:
@@ -70,7 +85,7 @@ impl SourceFactory for BuiltInSources {
                 flight_url,
                 snapshots,
             } => {
-                let url = expand_references(url, &EnvConfig)?;
+                let url = database_url(url)?;
                 match flight_url {
                     Some(flight) => Arc::new(
                         FlightSource::connect_with_mysql_url(

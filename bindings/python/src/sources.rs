@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use trainstore::core::{
     DataSource, Error, Filter, MountTable as CoreMountTable, RecordBatchStream, Scalar,
-    ScanRequest, Secret, StorageOptions, TimeRange, Timestamp,
+    ScanRequest, StorageOptions, TimeRange, Timestamp,
 };
 use trainstore::doris::flight::{FlightOptions, FlightSource as CoreFlight};
 use trainstore::doris::load::load_design_doc_rows;
@@ -283,7 +283,7 @@ impl SnapshotSource {
             max_retries,
             strict,
         };
-        let url = Secret::new(url);
+        let url = trainstore::sources::database_url(&url).map_err(to_py)?;
         if let Some(flight_url) = flight_url {
             let options = FlightOptions {
                 read: options,
@@ -472,7 +472,7 @@ pub fn load_snapshots(
     let timeouts = timeouts(connect_timeout, read_timeout)?;
     let data = Table::from_pyarrow_bound(data)?;
     let (batches, _) = data.into_inner();
-    let url = Secret::new(url);
+    let url = trainstore::sources::database_url(&url).map_err(to_py)?;
     run(py, "load_snapshots", async move {
         load_design_doc_rows(&url, &table, batches, timeouts).await
     })
@@ -525,7 +525,7 @@ pub fn write_back(
         timeouts: timeouts(connect_timeout, read_timeout)?,
     };
     let (batches, _) = Table::from_pyarrow_bound(data)?.into_inner();
-    let url = Secret::new(url);
+    let url = trainstore::sources::database_url(&url).map_err(to_py)?;
     let outcome = run(py, "write_back", async move {
         trainstore::doris::write::write_batches(&url, &table, &label, &batches, &options).await
     })?;

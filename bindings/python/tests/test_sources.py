@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -135,6 +137,51 @@ def test_doris_errors_are_typed_and_keep_the_password_out(mysql_db: str) -> None
         ts.DorisSource(bad_password, table="t")
     assert not isinstance(failure.value, ts.NotFoundError)
     assert "hunter2secret" not in str(failure.value)
+
+
+def test_a_password_reference_is_read_from_the_environment_by_every_doris_entry_point(
+    mysql_db: str,
+    raw: pa.Table,
+    mysql_connection: Callable[[str], pymysql.connections.Connection],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """``mysql://user:${VARIABLE}@host/db`` works in the constructors and functions as it does
+    in a definitions file: the registry keeps the reference, each opening reads the value."""
+    user = f"ts_ref_{uuid.uuid4().hex[:8]}"
+    database = urllib.parse.urlsplit(mysql_db).path.lstrip("/")
+    with mysql_connection(mysql_db) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-from-the-env'")
+        cur.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'%'")
+    try:
+        monkeypatch.setenv("TS_TEST_DB_PASSWORD", "pw-from-the-env")
+        url = mysql_db.replace("mysql://root@", f"mysql://{user}:${{TS_TEST_DB_PASSWORD}}@")
+        assert ts.load_snapshots(url, "snaps", raw) == raw.num_rows
+        source = ts.DorisSource(url, table="snaps")
+        assert source.query().num_rows == raw.num_rows
+        scores = pa.table({"uuid": ["a"], "score": [0.5]})
+        assert ts.write_back(url, "scores", scores, label="job/part-0").rows_written == 1
+        ws = ts.Workspace.open(str(tmp_path / "ws"))
+        device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+        view = ts.FeatureView(
+            "basic", entities=[device], source=source, schema=[ts.Field("meanLf", ts.Float64)]
+        )
+        ws.features.apply([device, view])
+        assert "${TS_TEST_DB_PASSWORD}" in json.dumps(ws.features.list())
+        key = ts.parse_snapshots(raw.slice(0, 1))[0].to_pylist()[0]
+        rows = [{"uuid": key["uuid"], "nodeId": key["nodeId"], "event_timestamp": key["time"]}]
+        answer = ws.features.get_historical_features(rows, ["basic:meanLf"])
+        assert answer.num_rows == 1
+        monkeypatch.setenv("TS_TEST_DB_PASSWORD", "a-wrong-one")
+        with pytest.raises(ts.RemoteError, match="Access denied") as refused:
+            ts.DorisSource(url, table="snaps")
+        assert "a-wrong-one" not in str(refused.value)
+        monkeypatch.delenv("TS_TEST_DB_PASSWORD")
+        with pytest.raises(ts.ConfigError, match="TS_TEST_DB_PASSWORD"):
+            ts.DorisSource(url, table="snaps")
+    finally:
+        with mysql_connection(mysql_db) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP USER '{user}'@'%'")
 
 
 def test_parse_snapshots_in_memory_matches_the_file_source(

@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 use trainstore::Workspace;
-use trainstore::core::{
-    DatasetName, Error, MountTable, Result, Secret, StorageOptions, TagName, UserName,
-};
+use trainstore::core::{DatasetName, Error, MountTable, Result, StorageOptions, TagName, UserName};
 use trainstore::doris::write::write_batches;
 use trainstore::featurestore::training::TrainingSetVersion;
 use trainstore::models::{Comparison, TrainRequest};
+use trainstore::sources::database_url;
 use trainstore::train::{
     FeatureShape, ForecastReport, Layout, ListFit, ModelConfig, ModelVersion, Schedule, Task,
     WindowFeature,
@@ -569,10 +568,14 @@ pub async fn run(command: ModelsCommand, mounts: &MountTable, user: &UserName) -
                 write_parquet(&path, &forecast.rows)?;
             }
             if let Some(table) = write_table {
-                let url = url.map(Secret::new).ok_or_else(|| Error::Config {
-                    key: "TRAINSTORE_DORIS_URL".into(),
-                    reason: "--write-table needs --url or TRAINSTORE_DORIS_URL".into(),
-                })?;
+                let url = url
+                    .as_deref()
+                    .map(database_url)
+                    .transpose()?
+                    .ok_or_else(|| Error::Config {
+                        key: "TRAINSTORE_DORIS_URL".into(),
+                        reason: "--write-table needs --url or TRAINSTORE_DORIS_URL".into(),
+                    })?;
                 let label = label.unwrap_or_else(|| format!("{} on {}", model.id(), set.id()));
                 let rows = std::slice::from_ref(&forecast.rows);
                 let outcome =

@@ -17,6 +17,7 @@ use trainstore::doris::{
     DorisSource, FileFormat, FileSource, ReadOptions, SnapshotGenerator, SnapshotSchema,
     SynthConfig, Timeouts, write_snapshot_file,
 };
+use trainstore::sources::database_url;
 
 #[derive(Subcommand)]
 pub enum SnapshotsCommand {
@@ -92,7 +93,7 @@ pub struct Database {
 impl Database {
     fn target(&self) -> Result<Option<(Secret, &str)>> {
         match (&self.table, &self.url) {
-            (Some(table), Some(url)) => Ok(Some((Secret::new(url.clone()), table.as_str()))),
+            (Some(table), Some(url)) => Ok(Some((database_url(url)?, table.as_str()))),
             (Some(_), None) => Err(Error::Config {
                 key: "TRAINSTORE_DORIS_URL".into(),
                 reason: "--table needs --url or TRAINSTORE_DORIS_URL".into(),

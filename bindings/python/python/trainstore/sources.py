@@ -202,6 +202,11 @@ class _Source:
 class DorisSource(_Source):
     """A snapshot table in Doris (or any MySQL-protocol server).
 
+    ``url`` is ``mysql://user:password@host:9030/db``; write the password as a reference,
+    ``mysql://user:${DORIS_PASSWORD}@host:9030/db``, and it is read from the environment each
+    time the source is opened, here as in a definitions file (where a literal password is
+    refused). ``load_snapshots`` and ``write_back`` read their URLs the same way.
+
     Read over the MySQL protocol by default; with ``flight_url="grpc://fe:8070"`` over Arrow
     Flight SQL (Doris 2.1+, the fast path), with the URL's user and password. Reads split the
     time range into ``partitions`` parts read in parallel. Over MySQL a dropped connection is
