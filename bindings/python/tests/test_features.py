@@ -374,3 +374,35 @@ def test_value_types_repr_as_they_are_written() -> None:
     assert repr(ts.String) == "ts.String"
     assert repr(ts.Array(ts.Float32)) == "ts.Array(ts.Float32)"
     assert eval(repr(ts.Array(ts.Int64)), {"ts": ts}) == ts.Array(ts.Int64)
+
+
+def test_raw_snapshot_files_given_as_a_typed_table_say_how_to_declare_them(
+    tmp_path: Path,
+) -> None:
+    """A bare path means a typed Parquet table; raw snapshot files there (a JSON document per
+    row) fail naming the missing column and saying how to have them parsed."""
+    pq.write_table(ts.synthetic_snapshots(devices=2, snapshots=3), tmp_path / "snaps.parquet")
+    ws = ts.Workspace.open(tmp_path / "ws")
+    device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+    typed = ts.FeatureView(
+        "basic",
+        entities=[device],
+        source=str(tmp_path / "snaps.parquet"),
+        timestamp_field="time",
+        schema=[ts.Field("meanLf", ts.Float64)],
+    )
+    with pytest.raises(ts.InvalidInputError) as refused:
+        ws.features.apply([device, typed])
+        ws.features.get_historical_features(
+            [{"uuid": "A", "nodeId": "1465", "event_timestamp": T0}], ["basic:meanLf"]
+        )
+    assert "raw snapshot files" in str(refused.value)
+    assert "snapshots:" in str(refused.value) and "ts.FileSource" in str(refused.value)
+    # Declared as snapshot files, the same files are parsed.
+    parsed = ts.FeatureView(
+        "basic",
+        entities=[device],
+        source=ts.FileSource(tmp_path / "snaps.parquet"),
+        schema=[ts.Field("meanLf", ts.Float64)],
+    )
+    ws.features.apply([device, parsed])

@@ -82,11 +82,35 @@ impl SourceColumns {
                     .map(|f| f.name().as_str())
                     .collect();
                 self.bad(format!(
-                    "its {role} {name:?} is not a column of {} (columns: {})",
+                    "its {role} {name:?} is not a column of {} (columns: {}){}",
                     self.source,
-                    columns.join(", ")
+                    columns.join(", "),
+                    self.raw_snapshots_hint()
                 ))
             })
+    }
+
+    /// What to say when the source's columns are raw snapshots read as a typed table (a
+    /// `files` source without `snapshots`): a text column holding each row's JSON document,
+    /// as the design document lays snapshots out.
+    fn raw_snapshots_hint(&self) -> &'static str {
+        let design_doc = trainstore_core::SnapshotSchema::design_doc();
+        let raw = design_doc.document_column().is_some_and(|document| {
+            self.schema.field_with_name(document).is_ok_and(|f| {
+                matches!(
+                    f.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                )
+            })
+        });
+        if raw {
+            "; these look like raw snapshot files (a JSON document per row): give the source \
+             `snapshots:`, the layout to parse them with (docs/definitions.md, \"Snapshot \
+             schemas\"), or in Python ts.FileSource(location), which parses the design \
+             document's layout"
+        } else {
+            ""
+        }
     }
 
     /// Checks that `name` is a time column (a timestamp, or Int64 epoch milliseconds).
