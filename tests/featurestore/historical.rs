@@ -1,7 +1,8 @@
 //! Historical retrieval against Feast's reference rules (`docs/point-in-time.md`), case by case,
 //! over real Parquet and snapshot files.
 
-use arrow::array::{Array, ListArray};
+use arrow::array::{Array, AsArray, ListArray};
+use arrow::datatypes::Float64Type;
 use trainstore_core::Error;
 use trainstore_featurestore::{FeatureRef, FeatureView, HistoricalOptions, SourceSpec, Ttl};
 
@@ -292,23 +293,24 @@ async fn bad_requests_fail_up_front_with_what_is_wrong() {
             .contains("requested twice")
     );
 
-    // Key types must agree: no implicit casts between numbers and strings.
-    let int_nodes = {
+    // Integer keys compare with text keys by their digits (rule 7.3): node 1 finds "1".
+    let nodes = |column: arrow::array::ArrayRef| {
         let mut columns = entities.columns().to_vec();
-        columns[1] = std::sync::Arc::new(arrow::array::Int64Array::from(vec![1]));
         let mut fields: Vec<_> = entities.schema().fields().iter().cloned().collect();
         fields[1] = std::sync::Arc::new(arrow::datatypes::Field::new(
             "nodeId",
-            arrow::datatypes::DataType::Int64,
+            column.data_type().clone(),
             false,
         ));
+        columns[1] = column;
         arrow::array::RecordBatch::try_new(
             std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
             columns,
         )
         .unwrap()
     };
-    let err = f
+    let int_nodes = nodes(std::sync::Arc::new(arrow::array::Int32Array::from(vec![1])));
+    let answer = f
         .store
         .get_historical_features(
             &int_nodes,
@@ -316,9 +318,32 @@ async fn bad_requests_fail_up_front_with_what_is_wrong() {
             &HistoricalOptions::default(),
         )
         .await
+        .unwrap();
+    let x = answer
+        .column_by_name("x")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    assert_eq!((x.len(), x.value(0)), (1, 1.0));
+    assert_eq!(
+        answer.column(1).data_type(),
+        &arrow::datatypes::DataType::Int32
+    );
+    // Other types do not compare: a float key is refused, naming the key and both types.
+    let float_nodes = nodes(std::sync::Arc::new(arrow::array::Float64Array::from(vec![
+        1.0,
+    ])));
+    let err = f
+        .store
+        .get_historical_features(
+            &float_nodes,
+            &refs(&["basic:x"]),
+            &HistoricalOptions::default(),
+        )
+        .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
-    assert!(err.to_string().contains("nodeId"), "{err}");
+    let err = err.to_string();
+    assert!(err.contains("nodeId") && err.contains("Float64"), "{err}");
 }
 
 #[tokio::test]

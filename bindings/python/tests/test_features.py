@@ -281,6 +281,14 @@ def test_pushdown_engine_answers_like_the_in_process_one(tmp_path: Path, mysql_d
     pushed = ws.features.get_historical_features(entity_rows, features, engine="pushdown")
     assert pushed.equals(here)
     assert 0 < here["meanLf"].null_count < here.num_rows
+    # Integer node ids (as a CSV reader or pandas would type them) find the text keys'
+    # rows on both engines (rule 7.3).
+    numbered = dict(entity_rows, nodeId=[int(n) for n in entity_rows["nodeId"]])
+    for answer in (
+        ws.features.get_historical_features(numbered, features),
+        ws.features.get_historical_features(numbered, features, engine="pushdown"),
+    ):
+        assert answer.select(["meanLf", "peakPowers"]).equals(here.select(["meanLf", "peakPowers"]))
 
     files = ts.FeatureView(
         "files", entities=[device], source=write_features(tmp_path), timestamp_field="ts"

@@ -31,7 +31,7 @@ use trainstore_core::{
 use crate::definitions::{Definitions, FeatureRef, FeatureView, Field};
 use crate::join::{
     AsOfJoin, EntityIndex, Retention, STREAM_BUDGET, SourceBatch, Winners, align_keys,
-    check_key_type, epoch_nanos,
+    comparison_type, epoch_nanos,
 };
 use crate::sources::SourceColumns;
 
@@ -487,7 +487,6 @@ pub(crate) enum NeededSpan {
 /// second, which reads every column.
 async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Result<Winners> {
     let view_name = v.selection.view.name.as_str();
-    let index = EntityIndex::new(keys, times)?;
     let columns = SourceColumns::of(&v.selection.view, &v.source.data_source()).await?;
     let feature_types = v
         .selection
@@ -495,9 +494,26 @@ async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Re
         .iter()
         .map(|f| columns.feature(f))
         .collect::<Result<Vec<_>>>()?;
-    for k in &v.selection.join_keys {
-        columns.column(k, "join key")?;
-    }
+    let source_keys = v
+        .selection
+        .join_keys
+        .iter()
+        .map(|k| columns.column(k, "join key"))
+        .collect::<Result<Vec<_>>>()?;
+    // The entity rows' keys in the types they compare with the source's in.
+    let compared = keys
+        .iter()
+        .zip(&source_keys)
+        .zip(&v.selection.join_keys)
+        .map(|((k, source), name)| {
+            let common = comparison_type(view_name, name, source, k.data_type())?;
+            Ok(match k.data_type() == &common {
+                true => k.clone(),
+                false => cast(k, &common)?,
+            })
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let index = EntityIndex::new(&compared, times)?;
     columns.time(&v.selection.view.timestamp_field)?;
     if let Some(c) = &v.selection.view.created_timestamp_field {
         columns.time(c)?;
@@ -535,13 +551,7 @@ async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Re
                     ),
                 });
             };
-            let source_keys = v
-                .selection
-                .join_keys
-                .iter()
-                .map(|k| columns.column(k, "join key"))
-                .collect::<Result<Vec<_>>>()?;
-            let stream = pushdown(v, doris, &request, &index, keys, &source_keys, ttl_ns).await?;
+            let stream = pushdown(v, doris, &request, &index, &compared, ttl_ns).await?;
             feed(v, &index, joined(STREAM_BUDGET), stream)
                 .await?
                 .into_winners()
@@ -559,12 +569,7 @@ async fn feed<'a>(
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let parts = v.selection.split(&batch)?;
-        let keys = align_keys(
-            v.selection.view.name.as_str(),
-            &v.selection.join_keys,
-            parts.keys.to_vec(),
-            index.key_types(),
-        )?;
+        let keys = align_keys(parts.keys.to_vec(), index.key_types())?;
         join.push(&SourceBatch {
             keys: &keys,
             times: &parts.event,
@@ -575,26 +580,23 @@ async fn feed<'a>(
     Ok(join)
 }
 
-/// Asks `doris` for the latest row of each entity slot's window: keys as the source spells
-/// them, times widened to whole milliseconds so that no row the join would take is left out
-/// (the join applies the exact bounds again).
+/// Asks `doris` for the latest row of each entity slot's window: keys (`entity_keys`, in the
+/// types they compare in) as the source spells them, times widened to whole milliseconds so
+/// that no row the join would take is left out (the join applies the exact bounds again).
 async fn pushdown(
     v: &ViewRequest,
     doris: &dyn AsOfScan,
     request: &ScanRequest,
     index: &EntityIndex,
     entity_keys: &[ArrayRef],
-    source_keys: &[DataType],
     ttl_ns: Option<i64>,
 ) -> Result<RecordBatchStream> {
     const MS: i64 = 1_000_000;
     let (times, rows) = index.slot_rows();
     let keys = entity_keys
         .iter()
-        .zip(source_keys)
         .zip(&v.selection.join_keys)
-        .map(|((k, source), name)| {
-            check_key_type(v.selection.view.name.as_str(), name, source, k.data_type())?;
+        .map(|(k, name)| {
             let k = take(k.as_ref(), &rows, None)?;
             Ok(match k.data_type() {
                 DataType::Int64 | DataType::Utf8 => k,

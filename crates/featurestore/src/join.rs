@@ -582,52 +582,52 @@ fn interleave_columns(
         .collect()
 }
 
-/// Casts source key columns to the entity rows' key types where only the string spelling
-/// differs; any other mismatch is an error (rule 7.3 of `docs/point-in-time.md`: no implicit
-/// casts).
-pub(crate) fn align_keys(
-    view: &str,
-    names: &[String],
-    keys: Vec<ArrayRef>,
-    wanted: &[DataType],
-) -> Result<Vec<ArrayRef>> {
+/// Casts source key columns to the types the entity index compares in ([`comparison_type`]
+/// chose them, so each cast keeps every value).
+pub(crate) fn align_keys(keys: Vec<ArrayRef>, wanted: &[DataType]) -> Result<Vec<ArrayRef>> {
     keys.into_iter()
         .zip(wanted)
-        .zip(names)
-        .map(|((k, want), name)| {
-            if check_key_type(view, name, k.data_type(), want)? {
-                Ok(k)
-            } else {
-                Ok(cast(&k, want)?)
-            }
+        .map(|(k, want)| match k.data_type() == want {
+            true => Ok(k),
+            false => Ok(cast(&k, want)?),
         })
         .collect()
 }
 
-/// Whether a join key of type `source` matches entity rows of type `wanted` as it is (`true`)
-/// or after a cast between string spellings (`false`); any other mismatch is an error.
-pub(crate) fn check_key_type(
+/// The type a join key is compared in when the entity rows hold `entity` and the source
+/// `source` (rule 7.3 of `docs/point-in-time.md`): their common type when they have one (the
+/// string encodings are one type, integers of every width compare as `Int64`), text when one
+/// is an integer and the other text (an integer equals its decimal digits, `1465` =
+/// `"1465"`, not `"01465"`); any other pair is an error naming the key and the view.
+pub(crate) fn comparison_type(
     view: &str,
     name: &str,
     source: &DataType,
-    wanted: &DataType,
-) -> Result<bool> {
+    entity: &DataType,
+) -> Result<DataType> {
     let is_string =
         |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
-    if source == wanted {
-        Ok(true)
-    } else if is_string(source) && is_string(wanted) {
-        Ok(false)
-    } else {
-        Err(Error::invalid(
-            "join key",
-            name,
-            format!(
-                "is {wanted} in the entity rows but {source} in the source of view {view}; \
-                 cast one side explicitly"
-            ),
-        ))
-    }
+    let is_integer = |t: &DataType| t.is_integer();
+    Ok(
+        if source == entity || is_string(source) && is_string(entity) {
+            entity.clone()
+        } else if is_integer(source) && is_integer(entity) {
+            DataType::Int64
+        } else if (is_integer(source) || is_string(source))
+            && (is_integer(entity) || is_string(entity))
+        {
+            DataType::Utf8
+        } else {
+            return Err(Error::invalid(
+                "join key",
+                name,
+                format!(
+                    "is {entity} in the entity rows but {source} in the source of view {view}: \
+                 keys compare as text or integers only; cast one side"
+                ),
+            ));
+        },
+    )
 }
 
 #[cfg(test)]
