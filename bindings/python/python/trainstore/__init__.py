@@ -12,14 +12,13 @@ logger of :mod:`logging`; set ``TRAINSTORE_LOG`` (e.g. ``debug``) before import 
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from . import _native
+from . import _html, _native
 from .exceptions import (
     AlreadyExistsError,
     CancelledError,
@@ -176,6 +175,12 @@ class GcReport:
     removed: bool
     """Whether they were deleted (``False`` for a dry run)."""
 
+    def _repr_html_(self) -> str:
+        outcome = "removed" if self.removed else "dry run, nothing removed"
+        return _html.title(
+            "gc", _html.count(len(self.files), "file"), _html.size(self.bytes), outcome
+        ) + _html.table(["file"], [[f] for f in self.files])
+
 
 @dataclass(frozen=True)
 class VerifyReport:
@@ -196,6 +201,19 @@ class VerifyReport:
     def ok(self) -> bool:
         """Whether everything checked out."""
         return not self.problems
+
+    def _repr_html_(self) -> str:
+        verdict = "ok" if self.ok else _html.count(len(self.problems), "problem")
+        head = _html.title(
+            "verify",
+            verdict,
+            _html.count(self.versions, "version"),
+            _html.count(self.files, "file"),
+            _html.size(self.bytes),
+            _html.count(len(self.orphans), "orphan file"),
+        )
+        problems = _html.table(["problem"], [[p] for p in self.problems])
+        return head + problems + _html.table(["orphan file"], [[o] for o in self.orphans])
 
 
 class Workspace:
@@ -315,15 +333,13 @@ class Workspace:
         return repr(self._native)
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{html.escape(name)}</td><td>v{version}</td></tr>"
-            for name, version in sorted(self.items().items())
-        )
-        return (
-            f"<b>trainstore workspace</b> <code>{html.escape(self.url)}</code>"
-            f" (layout {self.layout_version}, created {self.created_at:%Y-%m-%d %H:%M} UTC)"
-            f"<table><tr><th>item</th><th>latest</th></tr>{rows}</table>"
-        )
+        items = sorted(self.items().items())
+        return _html.title(
+            "trainstore workspace",
+            _html.code(self.url),
+            f"layout {self.layout_version}",
+            f"created {_html.iso(self.created_at)}",
+        ) + _html.table(["item", "latest"], [[name, f"v{version}"] for name, version in items])
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -25,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import pyarrow as pa
 
-from . import _native
-from .exceptions import InvalidInputError
+from . import _html, _native
+from .exceptions import ConfigError, InvalidInputError
 from .sources import TimeLike, _Source, _time_text, _utc
 
 if TYPE_CHECKING:
@@ -99,6 +100,11 @@ class Entity:
             out["description"] = self.description
         return out
 
+    def _repr_html_(self) -> str:
+        return _html.title(f"entity {self.name}", self.description) + _html.fields(
+            [("join keys", list(self.join_keys))]
+        )
+
 
 def _ttl_text(ttl: timedelta | None) -> str:
     if ttl is None:
@@ -120,6 +126,17 @@ def _source_spec(source: _Source | str | Mapping[str, Any]) -> dict[str, Any]:
         "source must be a DorisSource, a FileSource, a path to typed Parquet files, "
         f"or a source description, got {type(source).__name__}"
     )
+
+
+def _source_text(spec: Mapping[str, Any]) -> str:
+    """What a source description reads, for people: files' location, or a table and the
+    server's address (never its credentials)."""
+    if "table" in spec:
+        host = urllib.parse.urlsplit(str(spec.get("url", ""))).netloc.rpartition("@")[2]
+        return f"{spec.get('type', 'table')} table {spec['table']}" + (
+            f" on {host}" if host else ""
+        )
+    return f"{spec.get('type', 'files')} {spec.get('location', '')}".strip()
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,27 @@ class FeatureView:
             out["created_timestamp_field"] = self.created_timestamp_field
         return out
 
+    def _repr_html_(self) -> str:
+        features = (
+            _html.count(len(self.schema), "feature") if self.schema else "features from its source"
+        )
+        source = None
+        if isinstance(self.source, (_Source, str, Mapping)):
+            source = _source_text(_source_spec(self.source))
+        online = f"latest {self.online_rows} rows per entity" if self.online else "no"
+        return _html.title(f"feature view {self.name}", features, self.description) + _html.fields(
+            [
+                ("entities", [e.name if isinstance(e, Entity) else e for e in self.entities]),
+                ("source", source),
+                ("features", [f"{f.name} {f.dtype.name}" for f in self.schema]),
+                ("timestamp field", self.timestamp_field),
+                ("created timestamp field", self.created_timestamp_field),
+                ("ttl", self.ttl),
+                ("online", online),
+                ("tags", dict(self.tags)),
+            ]
+        )
+
 
 @dataclass(frozen=True)
 class FeatureService:
@@ -181,6 +219,12 @@ class FeatureService:
             "features": _names(self.features, "features"),
             "description": self.description,
         }
+
+    def _repr_html_(self) -> str:
+        features = [self.features] if isinstance(self.features, str) else list(self.features)
+        return _html.title(
+            f"feature service {self.name}", _html.count(len(features), "feature"), self.description
+        ) + _html.table(["feature"], [[f] for f in features])
 
 
 @dataclass(frozen=True)
@@ -201,6 +245,13 @@ class OnDemandFeatureView:
             "features": [{"name": n, "expression": e} for n, e in self.features.items()],
             "description": self.description,
         }
+
+    def _repr_html_(self) -> str:
+        return _html.title(
+            f"on-demand feature view {self.name}",
+            _html.count(len(self.features), "feature"),
+            self.description,
+        ) + _html.table(["feature", "expression"], list(self.features.items()))
 
 
 Definition = Entity | FeatureView | OnDemandFeatureView | FeatureService
@@ -240,6 +291,8 @@ def _definitions_json(definitions: Sequence[Definition]) -> str:
 
 @dataclass(frozen=True)
 class PlannedChange:
+    """What an apply does to one definition."""
+
     kind: str
     name: str
     change: str  # "add", "update" or "unchanged"
@@ -247,6 +300,9 @@ class PlannedChange:
     def __str__(self) -> str:
         sign = {"add": "+", "update": "~", "unchanged": "="}[self.change]
         return f"{sign} {self.kind} {self.name}"
+
+    def _repr_html_(self) -> str:
+        return _html.title(f"{self.kind} {self.name}", self.change)
 
 
 @dataclass(frozen=True)
@@ -256,13 +312,32 @@ class Applied:
     version: int | None
     changes: list[PlannedChange]
 
+    def _repr_html_(self) -> str:
+        heading = (
+            "apply: nothing changed"
+            if self.version is None
+            else f"applied as registry v{self.version}"
+        )
+        added = sum(c.change == "add" for c in self.changes)
+        updated = sum(c.change == "update" for c in self.changes)
+        return _html.title(heading, f"{added} added", f"{updated} updated") + _html.table(
+            ["change", "kind", "name"], [[c.change, c.kind, c.name] for c in self.changes]
+        )
+
 
 @dataclass(frozen=True)
 class RegistryVersion:
+    """One version of the feature registry: who applied what, when."""
+
     version: int
     author: str
     created_at: datetime
     summary: str
+
+    def _repr_html_(self) -> str:
+        return _html.title(f"registry v{self.version}") + _html.fields(
+            [("author", self.author), ("created", self.created_at), ("changes", self.summary)]
+        )
 
 
 @dataclass(frozen=True)
@@ -274,13 +349,25 @@ class Materialized:
     entities: int
     written: int
 
+    def _repr_html_(self) -> str:
+        return _html.title(f"materialized {self.view}") + _html.fields(
+            [("rows read", self.rows_read), ("entities", self.entities), ("written", self.written)]
+        )
+
 
 @dataclass(frozen=True)
 class Ingested:
+    """One ingest into the offline store: the store's new version, rows and segments."""
+
     view: str
     version: int
     rows: int
     segments: int
+
+    def _repr_html_(self) -> str:
+        return _html.title(
+            f"ingested {self.view}", f"offline store v{self.version}"
+        ) + _html.fields([("rows", self.rows), ("segments", self.segments)])
 
 
 def _changes(raw: list[dict[str, str]]) -> list[PlannedChange]:
@@ -507,6 +594,42 @@ class FeatureStore:
     def __repr__(self) -> str:
         views = [v["name"] for v in self.list()["feature_views"]]
         return f"FeatureStore(views={views})"
+
+    def _repr_html_(self) -> str:
+        listed = self.list()
+        views, services = listed.get("feature_views", []), listed.get("feature_services", [])
+        rows = (
+            [["entity", e["name"], e["join_keys"], ""] for e in listed.get("entities", [])]
+            + [
+                [
+                    "feature view",
+                    v["name"],
+                    [f["name"] for f in v.get("schema", [])],
+                    _source_text(v["source"]),
+                ]
+                for v in views
+            ]
+            + [
+                [
+                    "on-demand feature view",
+                    v["name"],
+                    [f["name"] for f in v.get("features", [])],
+                    "",
+                ]
+                for v in listed.get("on_demand_feature_views", [])
+            ]
+            + [["feature service", s["name"], s["features"], ""] for s in services]
+        )
+        try:
+            online = _html.Html("online store " + _html.code(self.online_store))
+        except ConfigError:  # none configured, and the workspace is not on a local disk
+            online = _html.Html("no online store")
+        return _html.title(
+            "feature store",
+            _html.count(len(views), "feature view"),
+            _html.count(len(services), "feature service"),
+            online,
+        ) + _html.table(["kind", "name", "features or keys", "source"], rows)
 
 
 def _names(names: Sequence[_T], what: str) -> list[_T]:

@@ -7,7 +7,6 @@ aliases such as ``champion`` that can be promoted and rolled back, compared on t
 from __future__ import annotations
 
 import builtins
-import html
 import json
 import numbers
 import os
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _native
+from . import _html, _native
 from .exceptions import InvalidInputError
 from .features import _to_batch
 from .sources import _utc
@@ -172,6 +171,11 @@ class EpochMetrics:
     train_loss: float
     validation_loss: float | None
 
+    def _repr_html_(self) -> str:
+        return _html.title(f"epoch {self.epoch}") + _html.fields(
+            [("train loss", self.train_loss), ("validation loss", self.validation_loss)]
+        )
+
 
 @dataclass(frozen=True)
 class ModelVersion:
@@ -206,17 +210,12 @@ class ModelVersion:
         return lineage
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{m.epoch}</td><td>{m.train_loss:.4g}</td>"
-            f"<td>{'' if m.validation_loss is None else f'{m.validation_loss:.4g}'}</td></tr>"
-            for m in self.metrics
-        )
-        sets = ", ".join(self.lineage["training_sets"])
-        return (
-            f"<b>{html.escape(self.id)}</b> by {html.escape(self.author)}, trained on "
-            f"{html.escape(sets)}<table><tr><th>epoch</th><th>train loss</th>"
-            f"<th>validation loss</th></tr>{rows}</table>"
-        )
+        rows = [[m.epoch, m.train_loss, m.validation_loss] for m in self.metrics]
+        return _html.title(
+            f"model {self.id}",
+            f"by {self.author}",
+            f"trained on {', '.join(self.lineage['training_sets'])}",
+        ) + _html.table(["epoch", "train loss", "validation loss"], rows, limit=None)
 
 
 @dataclass(frozen=True)
@@ -228,6 +227,17 @@ class FeatureErrors:
     mae: float
     rmse: float
     mape: float | None
+
+    def _repr_html_(self) -> str:
+        return _html.title(f"errors of {self.feature}") + self._table([self])
+
+    @staticmethod
+    def _table(errors: Sequence[FeatureErrors]) -> _html.Html:
+        rows = [
+            [e.feature, e.mae, e.rmse, None if e.mape is None else f"{e.mape:.3g} %"]
+            for e in errors
+        ]
+        return _html.table(["feature", "MAE", "RMSE", "MAPE"], rows, limit=None)
 
 
 @dataclass(frozen=True)
@@ -241,6 +251,12 @@ class ScoreDistribution:
     p99: float
     max: float
 
+    def _repr_html_(self) -> str:
+        values = [self.mean, self.p50, self.p90, self.p99, self.max]
+        return _html.title("anomaly scores") + _html.table(
+            ["mean", "p50", "p90", "p99", "max"], [values]
+        )
+
 
 @dataclass(frozen=True)
 class ClassScore:
@@ -251,6 +267,16 @@ class ClassScore:
     recall: float
     f1: float
     support: int
+
+    def _repr_html_(self) -> str:
+        return _html.title(f"class {self.class_}") + _html.fields(
+            [
+                ("precision", self.precision),
+                ("recall", self.recall),
+                ("F1", self.f1),
+                ("windows", self.support),
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -266,6 +292,14 @@ class ClassScores:
     roc_auc: float | None
     classes: builtins.list[ClassScore]
 
+    def _repr_html_(self) -> str:
+        rows = [[k.class_, k.precision, k.recall, k.f1, k.support] for k in self.classes]
+        return _html.title(
+            "class scores",
+            f"accuracy {self.accuracy:.4g}",
+            None if self.roc_auc is None else f"ROC-AUC {self.roc_auc:.4g}",
+        ) + _html.table(["class", "precision", "recall", "F1", "windows"], rows, limit=None)
+
 
 @dataclass(frozen=True)
 class ForecastReport:
@@ -280,28 +314,12 @@ class ForecastReport:
     classification: ClassScores | None = None
 
     def _repr_html_(self) -> str:
-        if self.classification is not None:
-            c = self.classification
-            rows = "".join(
-                f"<tr><td>{html.escape(k.class_)}</td><td>{k.precision:.4g}</td>"
-                f"<td>{k.recall:.4g}</td><td>{k.f1:.4g}</td><td>{k.support}</td></tr>"
-                for k in c.classes
-            )
-            auc = "" if c.roc_auc is None else f", ROC-AUC {c.roc_auc:.4g}"
-            return (
-                f"{self.windows} windows: accuracy {c.accuracy:.4g}{auc}<table><tr>"
-                f"<th>class</th><th>precision</th><th>recall</th><th>F1</th><th>windows</th>"
-                f"</tr>{rows}</table>"
-            )
-        rows = "".join(
-            f"<tr><td>{html.escape(f.feature)}</td><td>{f.mae:.4g}</td><td>{f.rmse:.4g}</td>"
-            f"<td>{'' if f.mape is None else f'{f.mape:.3g} %'}</td></tr>"
-            for f in self.features
+        scores = (
+            FeatureErrors._table(self.features)
+            if self.classification is None
+            else self.classification._repr_html_()
         )
-        return (
-            f"{self.windows} windows<table><tr><th>feature</th><th>MAE</th><th>RMSE</th>"
-            f"<th>MAPE</th></tr>{rows}</table>"
-        )
+        return _html.title("forecast report", _html.count(self.windows, "window")) + scores
 
 
 def _report(raw: dict[str, Any]) -> ForecastReport:
@@ -327,12 +345,6 @@ def _report(raw: dict[str, Any]) -> ForecastReport:
     )
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else html.escape(str(value))
-
-
 @dataclass(frozen=True)
 class Forecast:
     """A model's forecast (:meth:`Models.predict`): what follows each entity's latest window.
@@ -353,19 +365,12 @@ class Forecast:
     def __repr__(self) -> str:
         return f"Forecast(rows={self.table.num_rows}, skipped={self.skipped})"
 
-    def _repr_html_(self, max_rows: int = 20) -> str:
-        shown = self.table.slice(0, max_rows).to_pylist()
-        head = "".join(f"<th>{html.escape(name)}</th>" for name in self.table.column_names)
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row.values()) + "</tr>"
-            for row in shown
-        )
-        more = self.table.num_rows - len(shown)
-        tail = f"<br>… {more} more rows" if more > 0 else ""
-        return (
-            f"<b>forecast</b>: {self.table.num_rows} rows, {self.skipped} entities skipped"
-            f"<table><tr>{head}</tr>{rows}</table>{tail}"
-        )
+    def _repr_html_(self, max_rows: int = _html.ROW_LIMIT) -> str:
+        return _html.title(
+            "forecast",
+            _html.count(self.table.num_rows, "row"),
+            f"{_html.count(self.skipped, 'entity', 'entities')} skipped",
+        ) + _html.arrow(self.table, max_rows)
 
 
 @dataclass(frozen=True)
@@ -420,6 +425,11 @@ class Backtest:
     def __repr__(self) -> str:
         return f"Backtest(rows={self.table.num_rows})"
 
+    def _repr_html_(self, max_rows: int = _html.ROW_LIMIT) -> str:
+        return _html.title("backtest", _html.count(self.table.num_rows, "row")) + _html.arrow(
+            self.table, max_rows
+        )
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -440,14 +450,16 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         verdict = "lower" if self.improvement >= 0 else "higher"
+        side = '<td style="vertical-align:top">'
         return (
-            f"<b>{html.escape(self.challenger)}</b> against <b>{html.escape(self.champion)}</b>"
-            f": errors {abs(self.improvement) * 100:.1f} % {verdict}"
-            f"<table><tr><th>champion {html.escape(self.champion)}</th>"
-            f"<th>challenger {html.escape(self.challenger)}</th></tr>"
-            f'<tr><td style="vertical-align:top">{self.champion_errors._repr_html_()}</td>'
-            f'<td style="vertical-align:top">{self.challenger_errors._repr_html_()}</td>'
-            "</tr></table>"
+            _html.title(
+                f"{self.challenger} against {self.champion}",
+                f"errors {abs(self.improvement) * 100:.1f} % {verdict}",
+            )
+            + f"<table><tr><th>champion {_html.text(self.champion)}</th>"
+            + f"<th>challenger {_html.text(self.challenger)}</th></tr>"
+            + f"<tr>{side}{self.champion_errors._repr_html_()}</td>"
+            + f"{side}{self.challenger_errors._repr_html_()}</td></tr></table>"
         )
 
 
@@ -474,7 +486,7 @@ class Gate:
     def _repr_html_(self) -> str:
         decision = "promoted" if self.promoted else "not promoted"
         compared = "" if self.comparison is None else self.comparison._repr_html_()
-        return f"<b>{decision}</b>: {html.escape(self.reason)}<br>{compared}"
+        return _html.title(decision, self.reason) + compared
 
 
 def _version(raw: str) -> ModelVersion:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import _html
 from .sources import _utc
 
 if TYPE_CHECKING:
@@ -45,6 +46,12 @@ class Access:
     set_by: str | None
     """Who last set the permissions; ``None`` while they are the implicit ones."""
     set_at: datetime | None
+
+    def _repr_html_(self) -> str:
+        set_by = "implicit" if self.set_by is None else f"set by {self.set_by}"
+        return _html.title(
+            "access", f"everyone {self.everyone or 'nothing'}", set_by, self.set_at
+        ) + _html.table(["user", "permission"], sorted(self.users.items()))
 
     @classmethod
     def _from(cls, raw: dict[str, Any]) -> Access:
@@ -68,6 +75,18 @@ class AuditEvent:
     """``False`` for an attempt refused for want of permission."""
     detail: str
 
+    def _repr_html_(self) -> str:
+        return _html.title(
+            f"audit event {self.action}", None if self.allowed else "refused"
+        ) + _html.fields(
+            [
+                ("at", self.at),
+                ("user", self.user),
+                ("version", None if self.version is None else f"v{self.version}"),
+                ("detail", self.detail),
+            ]
+        )
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -83,6 +102,11 @@ class Lease:
     def held(self) -> bool:
         """Whether it still excludes others now."""
         return self.state == "held" and self.expires_at > datetime.now(timezone.utc)
+
+    def _repr_html_(self) -> str:
+        return _html.title(f"lease of {self.owner}", self.state) + _html.fields(
+            [("since", self.since), ("expires", self.expires_at), ("broken by", self.broken_by)]
+        )
 
     @classmethod
     def _from(cls, raw: dict[str, Any]) -> Lease:
@@ -133,9 +157,17 @@ class Draft:
         """Gives the draft up; files only it listed are collected by ``gc``."""
         self._sets._governance.discard_draft(self.name, self.id)
 
+    def _origin(self) -> str:
+        """What the draft started from, in words."""
+        return "from nothing" if self.parent is None else f"from v{self.parent}"
+
     def __repr__(self) -> str:
-        parent = "nothing" if self.parent is None else f"v{self.parent}"
-        return f"Draft({self.name!r}, id={self.id!r}, rows={self.rows}, from {parent})"
+        return f"Draft({self.name!r}, id={self.id!r}, rows={self.rows}, {self._origin()})"
+
+    def _repr_html_(self) -> str:
+        return _html.title(
+            f"draft of {self.name}", _html.count(self.rows, "row"), self._origin()
+        ) + _html.fields([("id", self.id), ("created", self.created_at)])
 
 
 def _events(raw: str) -> builtins.list[AuditEvent]:

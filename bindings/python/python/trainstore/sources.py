@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from . import _native
+from . import _html, _native
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -110,8 +110,15 @@ class SnapshotSchema:
 
 @dataclass(frozen=True)
 class ColumnReport:
+    """One column's values that could not be read (malformed) or were absent (missing)."""
+
     malformed: int
     missing: int
+
+    def _repr_html_(self) -> str:
+        return _html.title(
+            "column report", f"{self.malformed} malformed", f"{self.missing} missing"
+        )
 
 
 @dataclass(frozen=True)
@@ -134,15 +141,14 @@ class ParseReport:
         return cls(rows=raw["rows"], columns=columns, examples=raw["examples"])
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{n}</td><td>{c.malformed}</td><td>{c.missing}</td></tr>"
-            for n, c in self.columns.items()
-            if c.malformed or c.missing
-        )
-        return (
-            f"<b>parse report</b>: {self.rows} rows, {self.malformed} malformed values"
-            f"<table><tr><th>column</th><th>malformed</th><th>missing</th></tr>{rows}</table>"
-        )
+        rows = [
+            [n, c.malformed, c.missing] for n, c in self.columns.items() if c.malformed or c.missing
+        ]
+        return _html.title(
+            "parse report",
+            _html.count(self.rows, "row"),
+            _html.count(self.malformed, "malformed value"),
+        ) + _html.table(["column", "malformed", "missing"], rows)
 
 
 class _Source:
@@ -351,9 +357,21 @@ def parse_snapshots(
 
 @dataclass(frozen=True)
 class WriteOutcome:
+    """What :func:`write_back` did: rows written, whether its label had been written before,
+    and how many attempts it took."""
+
     rows_written: int
     already_written: bool
     attempts: int
+
+    def _repr_html_(self) -> str:
+        outcome = "already written before" if self.already_written else None
+        return _html.title(
+            "write back",
+            f"{_html.count(self.rows_written, 'row')} written",
+            outcome,
+            _html.count(self.attempts, "attempt"),
+        )
 
 
 def write_back(

@@ -17,7 +17,6 @@ complete, and never changes afterwards.
 from __future__ import annotations
 
 import builtins
-import html
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pyarrow as pa
 
-from . import _native
+from . import _html, _native
 from .features import FeatureService, FeatureStore, _feature_names, _to_batch
 from .progress import _bar_if
 from .sharing import Access, AuditEvent, Draft, Lease, Permission, _events, _lease
@@ -82,6 +81,19 @@ class ColumnQuality:
     list item, for list columns); ``None`` for text."""
     list_length: dict[str, Any] | None
     """The same statistics over list lengths, for list columns."""
+
+    def _repr_html_(self) -> str:
+        numeric = self.numeric or {}
+        lengths = self.list_length or {}
+        return _html.title(f"column {self.name}", self.data_type) + _html.fields(
+            [
+                ("count", self.count),
+                ("nulls", self.nulls),
+                ("completeness", self.completeness),
+                *((k, numeric.get(k)) for k in ("min", "mean", "max", "std")),
+                ("mean length", lengths.get("mean")),
+            ]
+        )
 
 
 class Quality:
@@ -151,21 +163,12 @@ class Quality:
         )
 
     def _repr_html_(self) -> str:
-        def cell(v: Any) -> str:
-            if isinstance(v, float):
-                return f"{v:.4g}"
-            return "" if v is None else html.escape(str(v))
-
-        report = self.report().to_pylist()
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in report[0]) if report else ""
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r.values()) + "</tr>" for r in report
-        )
-        return (
-            f"<b>quality {self.overall_score:.3f}</b>: {self.data_size} rows, completeness "
-            f"{self.completeness:.3f}, duplicates {self.duplicate_rows}"
-            f"<table><tr>{head}</tr>{rows}</table>"
-        )
+        return _html.title(
+            f"quality {self.overall_score:.3f}",
+            _html.count(self.data_size, "row"),
+            f"completeness {self.completeness:.3f}",
+            f"duplicates {self.duplicate_rows}",
+        ) + _html.arrow(self.report(), limit=None)
 
 
 class TrainingSetVersion:
@@ -233,16 +236,16 @@ class TrainingSetVersion:
         )
 
     def _repr_html_(self) -> str:
-        lineage = "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>"
-            for k, v in self.lineage.items()
-            if v not in (None, [], {}, "")
-        )
         return (
-            f"<b>training set {html.escape(self.id)}</b> by {html.escape(self.author)}, "
-            f"{self.created_at:%Y-%m-%d %H:%M} UTC, content hash "
-            f"<code>{self.content_hash[:12]}…</code><br>{self.quality._repr_html_()}"
-            f"<b>lineage</b><table>{lineage}</table>"
+            _html.title(
+                f"training set {self.id}",
+                f"by {self.author}",
+                self.created_at,
+                _html.Html("content hash " + _html.code(f"{self.content_hash[:12]}…")),
+            )
+            + self.quality._repr_html_()
+            + _html.title("lineage")
+            + _html.fields(list(self.lineage.items()))
         )
 
 
@@ -263,6 +266,24 @@ class ListedVersion:
     @property
     def id(self) -> str:
         return f"{self.name}@v{self.version}"
+
+    def _repr_html_(self) -> str:
+        return _html.title(
+            f"training set {self.id}", f"by {self.author}", self.created_at
+        ) + _html.fields(
+            [
+                ("rows", self.rows),
+                ("size", _html.size(self.bytes)),
+                ("overall score", self.overall_score),
+                (
+                    "time coverage",
+                    None
+                    if self.time_coverage is None
+                    else " to ".join(_html.iso(t) for t in self.time_coverage),
+                ),
+                ("content hash", _html.code(self.content_hash)),
+            ]
+        )
 
 
 class VersionList(Sequence[ListedVersion]):
@@ -307,6 +328,17 @@ class VersionList(Sequence[ListedVersion]):
         shown = self._rows(0, 5)
         more = f", … {len(self) - len(shown)} more" if len(self) > len(shown) else ""
         return f"VersionList({self._name!r}: {', '.join(v.id for v in shown)}{more})"
+
+    def _repr_html_(self) -> str:
+        rows = [
+            [f"v{v.version}", v.rows, v.overall_score, _html.size(v.bytes), v.author, v.created_at]
+            for v in self._rows(0, _html.ROW_LIMIT)
+        ]
+        return _html.title(
+            f"versions of {self._name}", _html.count(len(self), "version"), "best first"
+        ) + (
+            _html.table(["version", "rows", "score", "size", "author", "created"], rows, len(self))
+        )
 
     def _rows(self, start: int, stop: int) -> builtins.list[ListedVersion]:
         out = []
@@ -362,6 +394,9 @@ class OrphanFile:
     path: str
     size: int
 
+    def _repr_html_(self) -> str:
+        return _html.title(f"orphan file {self.path}", _html.size(self.size))
+
 
 @dataclass(frozen=True)
 class FsckReport:
@@ -379,6 +414,19 @@ class FsckReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def _repr_html_(self) -> str:
+        head = _html.title(
+            "fsck",
+            "ok" if self.ok else _html.count(len(self.problems), "problem"),
+            _html.count(self.versions, "version"),
+            _html.count(self.files, "file"),
+            _html.size(self.bytes),
+            _html.count(len(self.orphans), "orphan file"),
+        )
+        problems = _html.table(["problem"], [[p] for p in self.problems])
+        orphans = [[o.path, _html.size(o.size)] for o in self.orphans]
+        return head + problems + _html.table(["orphan file", "size"], orphans)
 
 
 @dataclass(frozen=True)
@@ -401,6 +449,35 @@ class SetDiff:
     """Per common column, ``completeness``, ``mean``, ``std``, ``min``, ``max`` as
     ``{"before": …, "after": …}``."""
 
+    def _repr_html_(self) -> str:
+        stats = ("completeness", "mean", "std", "min", "max")
+
+        def moved(change: dict[str, Any]) -> _html.Html:
+            before, after = (_html.text(change[k]) or "none" for k in ("before", "after"))
+            return _html.Html(f"{before} → {after}")
+
+        columns = (
+            [[c["name"], "added", c["data_type"]] for c in self.columns_added]
+            + [[c["name"], "removed", c["data_type"]] for c in self.columns_removed]
+            + [[c["column"], "retyped", moved(c)] for c in self.columns_retyped]
+        )
+        changed = [
+            [c["column"], *(moved(c[k]) for k in stats)]
+            for c in self.columns_changed
+            if any(c[k]["before"] != c[k]["after"] for k in stats)
+        ]
+        return (
+            _html.title(
+                f"diff {self.before} → {self.after}",
+                "same content" if self.same_content else None,
+                f"rows {self.rows_before} → {self.rows_after}",
+                f"{_html.count(self.rows_added, 'row')} added",
+                f"{_html.count(self.rows_removed, 'row')} removed",
+            )
+            + _html.table(["column", "change", "type"], columns)
+            + _html.table(["column", *stats], changed)
+        )
+
 
 @dataclass(frozen=True)
 class Reproduction:
@@ -413,6 +490,18 @@ class Reproduction:
     rebuilt_hash: str
     differences: SetDiff | None
     """What differs, when the hashes do not match."""
+
+    def _repr_html_(self) -> str:
+        return (
+            _html.title(f"reproduction of {self.version}", "matches" if self.matches else "differs")
+            + _html.fields(
+                [
+                    ("recorded hash", _html.code(self.recorded_hash)),
+                    ("rebuilt hash", _html.code(self.rebuilt_hash)),
+                ]
+            )
+            + ("" if self.differences is None else self.differences._repr_html_())
+        )
 
 
 def _ref(version: TrainingSetVersion | str) -> tuple[str, str]:
