@@ -381,6 +381,83 @@ impl Workspace {
     }
 }
 
+/// The versioned items of the workspace's catalog (`catalog/`: snapshots committed by the
+/// demo or a pipeline, the feature registry, the offline store's segments), read and deleted
+/// by reference (`NAME`, `NAME@v3`, `NAME@TAG`). Training sets and models have catalogs and
+/// accessors of their own ([`Workspace::training_sets`], [`Workspace::models`]).
+impl Workspace {
+    /// The manifest of the version `reference` names.
+    pub async fn catalog_version(&self, reference: &str) -> Result<trainstore_core::Manifest> {
+        let (item, reference) = trainstore_core::ids::split_reference(reference)?;
+        let version = self.catalog.resolve(&item, &reference).await?;
+        self.catalog.get(&item, version).await
+    }
+
+    /// The rows of the version `reference` names: its data files, each checked against its
+    /// hash, read in order as Parquet or Arrow IPC files (what the catalog's items hold). A
+    /// version of other files is refused, naming the file.
+    pub async fn read_catalog_version(
+        &self,
+        reference: &str,
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>)> {
+        use arrow::array::RecordBatchReader as _;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let manifest = self.catalog_version(reference).await?;
+        let mut schema = None;
+        let mut batches = Vec::new();
+        for entry in &manifest.files {
+            let bytes = self.catalog.read_file(entry).await?;
+            let unreadable = |e: String| Error::Corrupt {
+                path: entry.path.clone(),
+                reason: format!("not a Parquet or Arrow IPC file, so not readable as rows: {e}"),
+            };
+            let reader: Box<dyn arrow::array::RecordBatchReader> = if bytes.starts_with(b"ARROW1") {
+                Box::new(
+                    arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)
+                        .map_err(|e| unreadable(e.to_string()))?,
+                )
+            } else {
+                Box::new(
+                    ParquetRecordBatchReaderBuilder::try_new(bytes)
+                        .and_then(|b| b.build())
+                        .map_err(|e| unreadable(e.to_string()))?,
+                )
+            };
+            schema.get_or_insert_with(|| reader.schema());
+            for batch in reader {
+                batches.push(batch?);
+            }
+        }
+        let schema = schema.ok_or_else(|| {
+            Error::invalid(
+                "catalog version",
+                format!("{}@{}", manifest.item, manifest.version),
+                "has no data files to read",
+            )
+        })?;
+        Ok((schema, batches))
+    }
+
+    /// Deletes the version `reference` names, as this workspace's user. The items the feature
+    /// store keeps for itself are refused: the registry rolls back (`features rollback`), and
+    /// the offline store's segments belong to their view.
+    pub async fn delete_catalog_version(&self, reference: &str) -> Result<Version> {
+        let (item, reference) = trainstore_core::ids::split_reference(reference)?;
+        let name = item.as_str();
+        if name == trainstore_featurestore::REGISTRY_ITEM || name.starts_with("offline-") {
+            return Err(Error::invalid(
+                "catalog item",
+                name,
+                "is the feature store's own: roll the registry back with `features rollback`; \
+                 the offline store's segments belong to their view",
+            ));
+        }
+        let version = self.catalog.resolve(&item, &reference).await?;
+        self.catalog.delete(&item, version, &self.user).await?;
+        Ok(version)
+    }
+}
+
 /// What [`Workspace::gc`] found, and whether it deleted it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GcReport {

@@ -226,3 +226,95 @@ fn cli_prints_completion_scripts_even_with_an_unreadable_settings_file() {
     let (ok, _, err) = cli(&["completions", "tcsh"], &config);
     assert!(!ok && err.contains("invalid value 'tcsh'"), "{err}");
 }
+
+#[tokio::test]
+async fn cli_lists_shows_exports_and_deletes_catalog_versions() {
+    use trainstore::core::{DatasetName, NewVersion, UserName, VersionStore as _};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let ws_dir = dir.path().join("ws");
+    let ws = trainstore::Workspace::open(ws_dir.to_str().unwrap())
+        .await
+        .unwrap();
+    let rows = arrow::array::RecordBatch::try_from_iter([(
+        "x",
+        std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3])) as _,
+    )])
+    .unwrap();
+    let mut parquet = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut parquet, rows.schema(), None).unwrap();
+    writer.write(&rows).unwrap();
+    writer.close().unwrap();
+    let item = DatasetName::new("snapshots").unwrap();
+    for content in [parquet, b"not rows".to_vec()] {
+        let file = ws
+            .catalog()
+            .put_file(&item, "part-0", bytes::Bytes::from(content))
+            .await
+            .unwrap();
+        let mut new = NewVersion::new(UserName::new("ana").unwrap());
+        new.files.push(file);
+        ws.catalog().commit(&item, new).await.unwrap();
+    }
+    let ws_arg = ws_dir.to_str().unwrap();
+
+    let (ok, out, err) = cli(&["catalog", "list", ws_arg], &config);
+    assert!(
+        ok && out.contains("snapshots") && out.contains("v2"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = cli(&["catalog", "list", ws_arg, "snapshots"], &config);
+    assert!(
+        ok && out.contains("snapshots@v1") && out.contains("by ana"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = cli(&["catalog", "show", ws_arg, "snapshots@v1"], &config);
+    assert!(
+        ok && out.contains("author     ana") && out.contains("part-0"),
+        "{out}{err}"
+    );
+
+    let exported = dir.path().join("rows.parquet");
+    let out_arg = exported.to_str().unwrap();
+    let (ok, out, err) = cli(
+        &[
+            "catalog",
+            "export",
+            ws_arg,
+            "snapshots@v1",
+            "--out",
+            out_arg,
+        ],
+        &config,
+    );
+    assert!(ok && out.contains("3 rows"), "{out}{err}");
+    let back = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(std::fs::read(&exported).unwrap()),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap();
+    assert_eq!(back, rows);
+    let (ok, _, err) = cli(
+        &["catalog", "export", ws_arg, "snapshots", "--out", out_arg],
+        &config,
+    );
+    assert!(
+        !ok && err.contains("not a Parquet or Arrow IPC file"),
+        "{err}"
+    );
+
+    let (ok, out, err) = cli(&["catalog", "delete", ws_arg, "snapshots@v1"], &config);
+    assert!(ok && out.contains("deleted snapshots@v1"), "{out}{err}");
+    let (ok, out, _) = cli(&["catalog", "list", ws_arg, "snapshots"], &config);
+    assert!(
+        ok && !out.contains("snapshots@v1 ") && out.contains("snapshots@v2"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&["catalog", "delete", ws_arg, "feature-registry"], &config);
+    assert!(!ok && err.contains("feature store's own"), "{err}");
+}

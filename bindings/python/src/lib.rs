@@ -18,6 +18,7 @@ mod training_sets;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use arrow::pyarrow::IntoPyArrow;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use trainstore::core::{MountTable as CoreMountTable, StorageOptions};
@@ -260,6 +261,54 @@ impl Workspace {
             out.set_item(item.as_str(), version.get())?;
         }
         Ok(out)
+    }
+
+    /// The versions of a catalog item, oldest first, deleted ones left out: manifests as JSON.
+    fn catalog_versions(&self, py: Python<'_>, item: &str) -> PyResult<String> {
+        let item = trainstore::core::DatasetName::new(item).map_err(to_py)?;
+        let ws = self.inner.clone();
+        let manifests = run(py, "Catalog.versions", async move {
+            use trainstore::core::VersionStore as _;
+            let catalog = ws.catalog();
+            let deleted = catalog.deleted(&item).await?;
+            let mut out = Vec::new();
+            for version in catalog.versions_of(&item).await? {
+                if !deleted.contains(&version) {
+                    out.push(catalog.get(&item, version).await?);
+                }
+            }
+            Ok(out)
+        })?;
+        Ok(serde_json::to_string(&manifests).expect("manifests serialize"))
+    }
+
+    /// The manifest of the catalog version `reference` names, as JSON.
+    fn catalog_version(&self, py: Python<'_>, reference: String) -> PyResult<String> {
+        let ws = self.inner.clone();
+        let manifest = run(py, "Catalog.get", async move {
+            ws.catalog_version(&reference).await
+        })?;
+        Ok(serde_json::to_string(&manifest).expect("a manifest serializes"))
+    }
+
+    /// The rows of the catalog version `reference` names (its Parquet data files).
+    fn catalog_read<'py>(&self, py: Python<'py>, reference: String) -> PyResult<Bound<'py, PyAny>> {
+        let ws = self.inner.clone();
+        let (schema, batches) = run(py, "Catalog.read", async move {
+            ws.read_catalog_version(&reference).await
+        })?;
+        arrow::pyarrow::Table::try_new(batches, schema)
+            .map_err(|e| to_py(e.into()))?
+            .into_pyarrow(py)
+    }
+
+    /// Deletes the catalog version `reference` names; returns its number.
+    fn catalog_delete(&self, py: Python<'_>, reference: String) -> PyResult<u64> {
+        let ws = self.inner.clone();
+        let version = run(py, "Catalog.delete", async move {
+            ws.delete_catalog_version(&reference).await
+        })?;
+        Ok(version.get())
     }
 
     /// Checks every version's manifest and data files; the report as JSON.

@@ -414,3 +414,33 @@ def test_raw_snapshot_files_given_as_a_typed_table_say_how_to_declare_them(
         schema=[ts.Field("meanLf", ts.Float64)],
     )
     ws.features.apply([device, parsed])
+
+
+def test_the_catalog_lists_reads_and_deletes_versions(tmp_path: Path) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+    basic = ts.FeatureView(
+        "basic",
+        entities=[device],
+        source=write_features(tmp_path),
+        timestamp_field="ts",
+        schema=[ts.Field("x", ts.Float64)],
+    )
+    ws.features.apply([device, basic])
+    ws.features.ingest("basic", T0, T0 + timedelta(days=30))
+    assert ws.catalog.items() == {"feature-registry": 1, "offline-basic": 1}
+    [segments] = ws.catalog.versions("offline-basic")
+    assert (segments.id, segments.author, segments.files) == ("offline-basic@v1", ws.user, 1)
+    assert segments.bytes > 0 and segments.created_at.tzinfo is not None
+    assert ws.catalog.get("offline-basic@latest") == segments
+    rows = ws.catalog.read("offline-basic")
+    assert rows.num_rows == 4 and sorted(rows["x"].to_pylist()) == [1.0, 2.0, 3.0, 4.0]
+    assert "offline-basic@v1" in segments._repr_html_()
+    # A version without data files has no rows; the feature store's own items stay.
+    with pytest.raises(ts.InvalidInputError, match="no data files"):
+        ws.catalog.read("feature-registry@v1")
+    for own in ("feature-registry@1", "offline-basic"):
+        with pytest.raises(ts.InvalidInputError, match="feature store's own"):
+            ws.catalog.delete(own)
+    with pytest.raises(ts.NotFoundError):
+        ws.catalog.get("nothing@v1")

@@ -95,6 +95,23 @@ validated_name!(
     DatasetName,
     "dataset name"
 );
+/// `NAME` or `NAME@REF` split into the item and its reference (`latest` when absent; a REF is
+/// `latest`, `v3`, `3`, a tag or an alias, as [`VersionStore::resolve`] reads it).
+///
+/// [`VersionStore::resolve`]: crate::VersionStore::resolve
+///
+/// ```
+/// use trainstore_core::ids::split_reference;
+/// let (item, reference) = split_reference("vibration@golden")?;
+/// assert_eq!((item.as_str(), reference.as_str()), ("vibration", "golden"));
+/// assert_eq!(split_reference("vibration")?.1, "latest");
+/// # Ok::<_, trainstore_core::Error>(())
+/// ```
+pub fn split_reference(text: &str) -> crate::Result<(DatasetName, String)> {
+    let (name, reference) = text.split_once('@').unwrap_or((text, "latest"));
+    Ok((DatasetName::new(name)?, reference.to_owned()))
+}
+
 validated_name!(
     /// The name of a namespace: a team's or project's own set of names, kept apart from
     /// others' (two namespaces may each hold a `vibration`).

@@ -1,5 +1,6 @@
 //! The `trainstore` command line: workspaces, mounts, and the end-to-end demo.
 
+mod catalog;
 mod demo;
 mod features;
 mod models;
@@ -62,6 +63,10 @@ enum Command {
     /// Models trained on training sets: train, list, show, promote, roll back, delete
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// The workspace's other versioned items (committed snapshots, the feature registry, the
+    /// offline store): list, show, export, delete
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// Run the main job end to end on an embedded workspace (no servers needed)
     Demo {
         /// Where the demo workspace lives
@@ -326,6 +331,7 @@ async fn run(cli: Cli) -> Result<()> {
             training_sets::run(command, &scope).await
         }
         Command::Models(command) => models::run(command, &mounts, &user).await,
+        Command::Catalog(command) => catalog::run(command, &mounts, &user).await,
         Command::Demo { workspace } => demo::run(&workspace).await,
         Command::Completions { .. } => Ok(()), // printed above
     }

@@ -333,8 +333,7 @@ async fn open(workspace: &str, cx: &Scope<'_>) -> Result<TrainingSets> {
 
 /// `NAME` or `NAME@REF` (REF: `latest`, `v3`, `3`, a tag or an alias).
 pub fn reference(text: &str) -> Result<(DatasetName, String)> {
-    let (name, reference) = text.split_once('@').unwrap_or((text, "latest"));
-    Ok((DatasetName::new(name)?, reference.to_owned()))
+    trainstore::core::ids::split_reference(text)
 }
 
 /// A grace period given in hours.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from . import _html, _native
+from .catalog import Catalog, CatalogVersion
 from .exceptions import (
     AlreadyExistsError,
     CancelledError,
@@ -312,8 +313,13 @@ class Workspace:
         return self._native.namespaces()
 
     def items(self) -> dict[str, int]:
-        """Every versioned item with its newest version number."""
+        """Every versioned item of the catalog with its newest version number."""
         return self._native.items()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The versioned items kept beside training sets and models: list, read, delete."""
+        return Catalog(self._native)
 
     def gc(self, older_than: timedelta = timedelta(hours=6), dry_run: bool = False) -> GcReport:
         """Deletes data files that no version lists (left by failed or killed writers), last
@@ -352,6 +358,8 @@ __all__ = [
     "Backtest",
     "Bool",
     "CancelledError",
+    "Catalog",
+    "CatalogVersion",
     "ClassScore",
     "ClassScores",
     "ColumnQuality",
