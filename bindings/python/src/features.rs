@@ -72,6 +72,21 @@ impl FeatureStore {
         })?))
     }
 
+    fn remove(&self, py: Python<'_>, names: Vec<String>) -> PyResult<u64> {
+        let names = names
+            .iter()
+            .map(Name::new)
+            .collect::<trainstore::core::Result<Vec<_>>>()
+            .map_err(to_py)?;
+        let store = self.inner.clone();
+        let v = run(
+            py,
+            "features.delete",
+            async move { store.remove(&names).await },
+        )?;
+        Ok(v.get())
+    }
+
     fn rollback(&self, py: Python<'_>, version: u64) -> PyResult<u64> {
         let store = self.inner.clone();
         let v = run(py, "features.rollback", async move {

@@ -444,3 +444,25 @@ def test_the_catalog_lists_reads_and_deletes_versions(tmp_path: Path) -> None:
             ws.catalog.delete(own)
     with pytest.raises(ts.NotFoundError):
         ws.catalog.get("nothing@v1")
+
+
+def test_definitions_are_deleted_by_name_unless_something_left_uses_them(
+    store: ts.FeatureStore,
+) -> None:
+    store.apply([ts.FeatureService("svc", ["basic:x"])])
+    before = len(store.history())
+    with pytest.raises(ts.InvalidInputError, match="basic"):
+        store.delete(["basic"])  # the service still reads it
+    with pytest.raises(ts.NotFoundError, match="nothing"):
+        store.delete(["nothing"])
+    with pytest.raises(TypeError, match="list of names"):
+        store.delete("basic")
+    assert len(store.history()) == before
+    version = store.delete(["basic", "svc"])
+    assert version == before + 1
+    assert store.list()["feature_views"] == [] and store.list()["feature_services"] == []
+    assert [e["name"] for e in store.list()["entities"]] == ["device"]
+    with pytest.raises(ts.NotFoundError, match="feature view not found: basic"):
+        store.get_historical_features(
+            [{"uuid": "A", "nodeId": "1", "event_timestamp": T0}], ["basic:x"]
+        )

@@ -229,6 +229,48 @@ impl FeatureStore {
             .await
     }
 
+    /// Removes the definitions named `names` (entities, feature views, on-demand views,
+    /// services) as one new registry version. Refused, changing nothing, when a name is not
+    /// defined or when what is left still refers to a removed definition (a service to a
+    /// view, say: remove both at once). What a removed view materialized stays in the online
+    /// store, unread.
+    pub async fn remove(&self, names: &[Name]) -> Result<Version> {
+        self.registry
+            .catalog()
+            .retry_conflicts(|| async {
+                let (base, mut defs) = self.registry.current().await?;
+                let count = |d: &Definitions| {
+                    d.entities.len()
+                        + d.feature_views.len()
+                        + d.on_demand_feature_views.len()
+                        + d.feature_services.len()
+                };
+                for name in names {
+                    let before = count(&defs);
+                    defs.entities.retain(|d| d.name != *name);
+                    defs.feature_views.retain(|d| d.name != *name);
+                    defs.on_demand_feature_views.retain(|d| d.name != *name);
+                    defs.feature_services.retain(|d| d.name != *name);
+                    if count(&defs) == before {
+                        return Err(Error::NotFound {
+                            what: "definition",
+                            name: name.to_string(),
+                        });
+                    }
+                }
+                defs.validate()?;
+                let summary = names
+                    .iter()
+                    .map(|n| format!("- {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.registry
+                    .commit(base, &defs, summary, &self.author)
+                    .await
+            })
+            .await
+    }
+
     /// The current definitions.
     pub async fn definitions(&self) -> Result<Definitions> {
         Ok(self.registry.current().await?.1)

@@ -46,6 +46,15 @@ pub enum FeaturesCommand {
         /// The workspace: a path, URL (s3://…) or mount://name/path
         workspace: String,
     },
+    /// Remove definitions by name (entities, views, on-demand views, services) as a new
+    /// version; refused while something left refers to one of them
+    Delete {
+        /// The workspace: a path, URL (s3://…) or mount://name/path
+        workspace: String,
+        /// The names of the definitions to remove
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Make the definitions of an earlier version current again
     Rollback {
         /// The workspace: a path, URL (s3://…) or mount://name/path
@@ -167,6 +176,19 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable, user: &UserName)
                     v.version, v.created_at, v.author, v.summary
                 );
             }
+            Ok(())
+        }
+        FeaturesCommand::Delete { workspace, names } => {
+            let names = names.iter().map(Name::new).collect::<Result<Vec<_>>>()?;
+            let v = open(&workspace, mounts, user).await?.remove(&names).await?;
+            println!(
+                "removed {}, as registry version {v}",
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             Ok(())
         }
         FeaturesCommand::Rollback { workspace, to } => {

@@ -436,6 +436,13 @@ class FeatureStore:
             for h in json.loads(self._native.history())
         ]
 
+    def delete(self, names: Sequence[str]) -> int:
+        """Removes the definitions named ``names`` (entities, feature views, on-demand views,
+        services) as one new registry version, which it returns. Refused, changing nothing,
+        when a name is not defined or when what is left still refers to a removed definition
+        (remove a view and the services that use it together)."""
+        return self._native.remove(_names(names, "names"))
+
     def rollback(self, version: int) -> int:
         """Makes the definitions of ``version`` current again; returns the new version."""
         return self._native.rollback(version)
