@@ -177,6 +177,41 @@ impl Workspace {
         })
     }
 
+    /// Deletes the workspace at `location` and everything in it (catalog, training sets,
+    /// models, the embedded online store); returns how many objects were removed. Refused
+    /// when no workspace is there, so a mistyped location deletes nothing. An online store
+    /// elsewhere (Redis) keeps what it holds.
+    pub async fn delete(
+        location: &str,
+        mounts: &MountTable,
+        options: &StorageOptions,
+    ) -> Result<usize> {
+        use futures::TryStreamExt;
+        let ws = Self::open_existing(location, mounts, options).await?;
+        let listed: Vec<_> = ws
+            .store
+            .list(None)
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("list", &ws.url, e))?;
+        // The config last: a delete cut short leaves a workspace that can be deleted again.
+        let (config, rest): (Vec<_>, Vec<_>) = listed
+            .into_iter()
+            .partition(|m| m.location.as_ref() == CONFIG_FILE);
+        for meta in rest.iter().chain(&config) {
+            ws.store
+                .delete(&meta.location)
+                .await
+                .map_err(|e| Error::storage("delete", &meta.location, e))?;
+        }
+        // A local store leaves the emptied directories; only empty ones are removed.
+        if let Some(dir) = trainstore_core::storage::local_dir(&ws.url) {
+            remove_empty_dirs(&dir);
+        }
+        tracing::info!(url = %ws.url, objects = rest.len() + config.len(), "workspace deleted");
+        Ok(rest.len() + config.len())
+    }
+
     /// Where the workspace lives.
     pub fn url(&self) -> &str {
         &self.url
@@ -488,6 +523,19 @@ impl VerifyReport {
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
+}
+
+/// Removes `dir` and the directories under it that hold nothing else (best effort: what is
+/// left is only empty directories, or files someone else put there).
+fn remove_empty_dirs(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_dirs(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 async fn read_config(store: &ObjectStoreRef, url: &str) -> Result<Option<WorkspaceConfig>> {

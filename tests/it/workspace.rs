@@ -318,3 +318,52 @@ async fn cli_lists_shows_exports_and_deletes_catalog_versions() {
     let (ok, _, err) = cli(&["catalog", "delete", ws_arg, "feature-registry"], &config);
     assert!(!ok && err.contains("feature store's own"), "{err}");
 }
+
+#[tokio::test]
+async fn cli_deletes_a_workspace_only_when_confirmed_and_only_a_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let ws_dir = dir.path().join("ws");
+    let ws_arg = ws_dir.to_str().unwrap();
+    let (ok, _, err) = cli(&["workspace", "init", ws_arg], &config);
+    assert!(ok, "{err}");
+    let ws = trainstore::Workspace::open(ws_arg).await.unwrap();
+    ws.training_sets()
+        .create_from_batches(
+            &trainstore::core::DatasetName::new("set").unwrap(),
+            vec![
+                arrow::array::RecordBatch::try_from_iter([(
+                    "x",
+                    std::sync::Arc::new(arrow::array::Int64Array::from(vec![1])) as _,
+                )])
+                .unwrap(),
+            ],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
+    let (ok, _, err) = cli(&["workspace", "delete", ws_arg], &config);
+    assert!(!ok && err.contains("--yes"), "{err}");
+    assert!(ws_dir.join("trainstore.json").exists());
+    // A directory that is not a workspace is left alone.
+    let other = dir.path().join("not-a-workspace");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("keep.txt"), b"mine").unwrap();
+    let (ok, _, err) = cli(
+        &["workspace", "delete", other.to_str().unwrap(), "--yes"],
+        &config,
+    );
+    assert!(!ok && err.contains("not found"), "{err}");
+    assert!(other.join("keep.txt").exists());
+
+    let (ok, out, err) = cli(&["workspace", "delete", ws_arg, "--yes"], &config);
+    assert!(ok && out.contains("objects"), "{out}{err}");
+    assert!(
+        !ws_dir.exists(),
+        "{:?}",
+        std::fs::read_dir(&ws_dir).map(|d| d.count())
+    );
+    let (ok, _, err) = cli(&["workspace", "info", ws_arg], &config);
+    assert!(!ok && err.contains("not found"), "{err}");
+}

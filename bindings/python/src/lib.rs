@@ -179,6 +179,22 @@ impl Workspace {
         Ok(Workspace { inner })
     }
 
+    /// Deletes the workspace at `location` and everything in it; how many objects went.
+    #[staticmethod]
+    #[pyo3(signature = (location, storage_options, mounts))]
+    fn delete(
+        py: Python<'_>,
+        location: String,
+        storage_options: Option<BTreeMap<String, String>>,
+        mounts: Option<PyRef<'_, MountTable>>,
+    ) -> PyResult<usize> {
+        let table = mounts.map(|m| m.table.clone()).unwrap_or_default();
+        let options = options(storage_options);
+        run(py, "delete_workspace", async move {
+            CoreWorkspace::delete(&location, &table, &options).await
+        })
+    }
+
     /// The workspace's feature store.
     fn features(&self) -> features::FeatureStore {
         features::FeatureStore {

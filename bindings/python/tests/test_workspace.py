@@ -119,3 +119,24 @@ def test_arguments_of_the_wrong_type_raise_type_error(tmp_path: Path) -> None:
     for progress in (None, "no", 0):
         with pytest.raises(TypeError, match="progress must be True or False"):
             ws.verify(progress=progress)  # type: ignore[arg-type]
+
+
+def test_a_workspace_is_deleted_whole_and_only_a_workspace(
+    tmp_path: Path, s3_bucket: tuple[str, dict[str, str]]
+) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    ws.training_sets.create("set", {"x": [1, 2]})
+    assert ts.delete_workspace(tmp_path / "ws") >= 3
+    assert not (tmp_path / "ws").exists()
+    with pytest.raises(ts.NotFoundError):
+        ts.delete_workspace(tmp_path / "ws")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("mine")
+    with pytest.raises(ts.NotFoundError):
+        ts.delete_workspace(tmp_path / "mine")
+    assert (tmp_path / "mine" / "keep.txt").exists()
+    url, options = s3_bucket
+    ts.Workspace.open(url, storage_options=options).training_sets.create("set", {"x": [1]})
+    assert ts.delete_workspace(url, storage_options=options) >= 3
+    with pytest.raises(ts.NotFoundError):
+        ts.Workspace.open(url, storage_options=options, create=False)

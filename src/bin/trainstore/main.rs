@@ -123,6 +123,15 @@ enum WorkspaceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a workspace and everything in it (catalog, training sets, models, embedded
+    /// online store); refused where there is no workspace
+    Delete {
+        #[command(flatten)]
+        at: Location,
+        /// Confirm: without it, nothing is deleted
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -252,6 +261,18 @@ async fn run(cli: Cli) -> Result<()> {
                     reason: format!("{n} versions failed verification"),
                 }),
             }
+        }
+        Command::Workspace(WorkspaceCommand::Delete { at, yes }) => {
+            if !yes {
+                return Err(Error::invalid(
+                    "workspace delete",
+                    &at.location,
+                    "deletes everything in the workspace: add --yes to confirm",
+                ));
+            }
+            let removed = Workspace::delete(&at.location, &mounts, &options(&at)?).await?;
+            println!("deleted {} ({removed} objects)", at.location);
+            Ok(())
         }
         Command::Workspace(WorkspaceCommand::Gc {
             at,

@@ -348,6 +348,22 @@ class Workspace:
         ) + _html.table(["item", "latest"], [[name, f"v{version}"] for name, version in items])
 
 
+def delete_workspace(
+    location: str | os.PathLike[str],
+    storage_options: Mapping[str, str] | None = None,
+    mounts: MountTable | None = None,
+) -> int:
+    """Deletes the workspace at ``location`` and everything in it (catalog, training sets,
+    models, the embedded online store); returns how many objects were removed. Raises
+    :class:`NotFoundError`, deleting nothing, where there is no workspace. An online store
+    elsewhere (Redis) keeps what it holds."""
+    return _native.Workspace.delete(
+        os.fspath(location),
+        dict(storage_options) if storage_options else None,
+        None if mounts is None else mounts._native,
+    )
+
+
 __all__ = [
     "LAYOUT_VERSION",
     "Access",
@@ -429,6 +445,7 @@ __all__ = [
     "Workspace",
     "WriteOutcome",
     "__version__",
+    "delete_workspace",
     "load_snapshots",
     "parse_snapshots",
     "synthetic_snapshots",
