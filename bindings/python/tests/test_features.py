@@ -84,6 +84,12 @@ def test_pandas_entity_rows(store: ts.FeatureStore) -> None:
         }
     )
     assert store.get_historical_features(frame, ["basic:x"])["x"].to_pylist() == [3.0]
+    # A join key in the index, as pandas users keep keys, is a key all the same.
+    store.materialize_incremental(T0 + timedelta(days=30))
+    for indexed in (frame.set_index("uuid"), frame.set_index(["uuid", "nodeId"])):
+        assert store.get_historical_features(indexed, ["basic:x"])["x"].to_pylist() == [3.0]
+        online = store.get_online_features(["basic:x"], indexed, ignore_ttl=True)
+        assert online["x"].to_pylist() == [3.0]
 
 
 def test_bad_requests_raise_the_mapped_exceptions(store: ts.FeatureStore) -> None:

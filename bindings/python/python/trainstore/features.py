@@ -388,7 +388,10 @@ def _to_batch(data: Any) -> pa.RecordBatch:
         elif hasattr(data, "to_arrow"):  # polars
             table = data.to_arrow()
         elif type(data).__module__.startswith("pandas"):
-            table = pa.Table.from_pandas(data, preserve_index=False)
+            # A named index (``df.set_index("uuid")``) holds data, a join key perhaps: it
+            # becomes a column; an unnamed one is only row numbers.
+            named = any(name is not None for name in data.index.names)
+            table = pa.Table.from_pandas(data, preserve_index=named)
         else:
             raise TypeError(
                 "entity rows must be a pyarrow Table or RecordBatch, a pandas or polars "
