@@ -267,3 +267,20 @@ async fn names_that_cannot_name_derived_items_and_key_changes_are_checked_at_app
         .to_string();
     assert!(e.contains("sensorId"), "{e}");
 }
+
+#[test]
+fn a_source_given_as_a_bare_path_says_what_a_source_is() {
+    let text = "entities:\n  - name: device\n    join_keys: [uuid]\nfeature_views:\n  - name: v\n    entities: [device]\n    source: ./snaps\n";
+    let e = trainstore_featurestore::Definitions::from_yaml(text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("feature_views[0].source") && e.contains("line 7"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`type: files` and `location`") && e.contains("snapshots:"),
+        "{e}"
+    );
+    assert!(!e.contains("internally tagged"), "{e}");
+}

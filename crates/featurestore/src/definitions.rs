@@ -345,8 +345,16 @@ impl Definitions {
     /// Parses YAML (or JSON) definitions that may refer to ones already applied: names must
     /// be unique, and the rest is checked by `apply` on the merged result.
     pub fn parse(text: &str) -> Result<Self> {
-        let defs: Definitions = trainstore_core::yaml::parse(text)
-            .map_err(|e| Error::invalid("feature definitions", "YAML", e))?;
+        let defs: Definitions = trainstore_core::yaml::parse(text).map_err(|e| {
+            // serde's words for a source that is not a mapping, in the reader's.
+            let e = e.replace(
+                "expected internally tagged enum SourceSpec",
+                "expected a source: a mapping with `type: files` and `location` (with \
+                 `snapshots:` for raw snapshot files) or `type: doris`, `url` and `table` \
+                 (docs/definitions.md, \"Sources\")",
+            );
+            Error::invalid("feature definitions", "YAML", e)
+        })?;
         defs.check_unique()?;
         Ok(defs)
     }
