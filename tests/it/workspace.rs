@@ -179,6 +179,9 @@ fn cli_demo_runs_the_main_job() {
         assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
     }
     assert!(err.contains("100%"), "progress should reach 100%: {err}");
+    // The sliced query says what it found, not the whole read's parse report again.
+    assert_eq!(out.matches("parse report:").count(), 1, "{out}");
+    assert!(out.contains("found among the 6000 rows parsed"), "{out}");
     // Every step once, in order: no number printed twice.
     let steps: Vec<&str> = out
         .lines()

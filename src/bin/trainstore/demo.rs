@@ -90,9 +90,12 @@ pub async fn run(location: &str) -> Result<()> {
         ..ScanRequest::default()
     };
     let first_day = source.scan_all(&request).await?;
+    // Files are parsed whole and then filtered: the parse report is the one above again.
+    let report = source.parse_report();
     println!(
-        "   first day, nodeId 1465: {}",
-        SnapshotSummary::of(&schema, &first_day, source.parse_report())
+        "   first day, nodeId 1465: {} (found among the {} rows parsed)",
+        SnapshotSummary::of(&schema, &first_day, report.clone()).headline(),
+        report.rows
     );
     snapshots::print_rows(
         &first_day
