@@ -421,6 +421,21 @@ impl Workspace {
 /// by reference (`NAME`, `NAME@v3`, `NAME@TAG`). Training sets and models have catalogs and
 /// accessors of their own ([`Workspace::training_sets`], [`Workspace::models`]).
 impl Workspace {
+    /// The manifests of `item`'s versions, oldest first, deleted ones left out.
+    pub async fn catalog_versions(
+        &self,
+        item: &DatasetName,
+    ) -> Result<Vec<trainstore_core::Manifest>> {
+        let deleted = self.catalog.deleted(item).await?;
+        let mut manifests = Vec::new();
+        for version in self.catalog.versions_of(item).await? {
+            if !deleted.contains(&version) {
+                manifests.push(self.catalog.get(item, version).await?);
+            }
+        }
+        Ok(manifests)
+    }
+
     /// The manifest of the version `reference` names.
     pub async fn catalog_version(&self, reference: &str) -> Result<trainstore_core::Manifest> {
         let (item, reference) = trainstore_core::ids::split_reference(reference)?;

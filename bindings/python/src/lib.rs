@@ -284,16 +284,7 @@ impl Workspace {
         let item = trainstore::core::DatasetName::new(item).map_err(to_py)?;
         let ws = self.inner.clone();
         let manifests = run(py, "Catalog.versions", async move {
-            use trainstore::core::VersionStore as _;
-            let catalog = ws.catalog();
-            let deleted = catalog.deleted(&item).await?;
-            let mut out = Vec::new();
-            for version in catalog.versions_of(&item).await? {
-                if !deleted.contains(&version) {
-                    out.push(catalog.get(&item, version).await?);
-                }
-            }
-            Ok(out)
+            ws.catalog_versions(&item).await
         })?;
         Ok(serde_json::to_string(&manifests).expect("manifests serialize"))
     }

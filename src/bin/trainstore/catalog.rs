@@ -4,7 +4,7 @@
 
 use clap::Subcommand;
 use trainstore::Workspace;
-use trainstore::core::{MountTable, Result, StorageOptions, UserName, VersionStore as _};
+use trainstore::core::{MountTable, Result, StorageOptions, UserName};
 
 use crate::features::parquet_bytes;
 use crate::training_sets::{print_json, reference};
@@ -87,16 +87,8 @@ pub async fn run(command: CatalogCommand, mounts: &MountTable, user: &UserName) 
             item: Some(item),
             json,
         } => {
-            let ws = open(workspace).await?;
             let (item, _) = reference(&item)?;
-            let catalog = ws.catalog();
-            let deleted = catalog.deleted(&item).await?;
-            let mut manifests = Vec::new();
-            for version in catalog.versions_of(&item).await? {
-                if !deleted.contains(&version) {
-                    manifests.push(catalog.get(&item, version).await?);
-                }
-            }
+            let manifests = open(workspace).await?.catalog_versions(&item).await?;
             if json {
                 print_json(&manifests);
             } else {
