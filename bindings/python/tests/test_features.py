@@ -472,3 +472,29 @@ def test_definitions_are_deleted_by_name_unless_something_left_uses_them(
         store.get_historical_features(
             [{"uuid": "A", "nodeId": "1", "event_timestamp": T0}], ["basic:x"]
         )
+
+
+def test_a_relative_source_path_is_stored_absolute_and_read_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_features(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    ws = ts.Workspace.open(tmp_path / "ws")
+    device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+    view = ts.FeatureView(
+        "basic",
+        entities=[device],
+        source="basic.parquet",
+        timestamp_field="ts",
+        schema=[ts.Field("x", ts.Float64)],
+    )
+    ws.features.apply([device, view])
+    stored = ws.features.list()["feature_views"][0]["source"]["location"]
+    assert stored == str(tmp_path / "basic.parquet")
+    assert ws.features.plan([device, view])[1].change == "unchanged"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    rows = [{"uuid": "B", "nodeId": "1", "event_timestamp": T0}]
+    answer = ts.Workspace.open(tmp_path / "ws").features.get_historical_features(rows, ["basic:x"])
+    assert answer["x"].to_pylist() == [3.0]

@@ -167,6 +167,10 @@ impl FeatureStore {
     /// whose join keys changed, are checked against their source's real columns, and an empty
     /// schema is filled from the source.
     pub async fn plan(&self, definitions: Vec<Definition>) -> Result<Plan> {
+        let definitions = definitions
+            .into_iter()
+            .map(with_absolute_paths)
+            .collect::<Result<Vec<_>>>()?;
         let (base, current) = self.registry.current().await?;
         let mut plan = Plan::new(base, &current, definitions)?;
         let changed = |kind: &str| -> Vec<Name> {
@@ -675,4 +679,22 @@ impl FeatureStore {
         }
         Ok(())
     }
+}
+
+/// `definition` with a relative local path of a files source made absolute, against this
+/// process's working directory: the registry stores where the files are, so the workspace
+/// reads them from any directory. URLs and `mount://` locations are kept as written.
+fn with_absolute_paths(definition: Definition) -> Result<Definition> {
+    let Definition::FeatureView(mut view) = definition else {
+        return Ok(definition);
+    };
+    if let trainstore_core::SourceSpec::Files { location, .. } = &mut view.source
+        && !location.contains("://")
+        && std::path::Path::new(location.as_str()).is_relative()
+    {
+        let absolute = std::path::absolute(location.as_str())
+            .map_err(|e| Error::invalid("feature view source", location.as_str(), e.to_string()))?;
+        *location = absolute.to_string_lossy().into_owned();
+    }
+    Ok(Definition::FeatureView(view))
 }
