@@ -420,3 +420,76 @@ async fn design_doc_snapshot_files_feed_views_with_inferred_schemas() {
         );
     }
 }
+
+/// Counts what a long operation reports: each begin's label, units advanced, finishes.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<(Vec<String>, u64, usize)>);
+
+impl trainstore_core::Progress for Recorded {
+    fn begin(&self, label: &str, _: Option<u64>) {
+        self.0.lock().unwrap().0.push(label.to_owned());
+    }
+    fn advance(&self, delta: u64) {
+        self.0.lock().unwrap().1 += delta;
+    }
+    fn finish(&self) {
+        self.0.lock().unwrap().2 += 1;
+    }
+}
+
+/// Historical joins, ingest and materialization report the source rows they read, and end
+/// what they begin.
+#[tokio::test]
+async fn long_operations_report_the_rows_they_read() {
+    let f = Fixture::new().await;
+    let rows: Vec<FeatureRow> = (0..50)
+        .map(|i| row("A", "1", T0 + i * 1_000, i as f64))
+        .collect();
+    let table = f.write("basic", feature_table(&rows)).await;
+    f.apply_with_device(vec![view("basic", &table, Ttl::days(30))])
+        .await;
+    let recorded = std::sync::Arc::new(Recorded::default());
+    let store = f
+        .store
+        .clone()
+        .with_online_store(
+            f.dir.path().join("online.redb").to_str().unwrap(),
+            "progress",
+        )
+        .with_progress(recorded.clone());
+    let take = || std::mem::take(&mut *recorded.0.lock().unwrap());
+
+    let entities = entity_rows(&[(Some("A"), "1", T0 + DAY)]);
+    let out = store
+        .get_historical_features(
+            &entities,
+            &refs(&["basic:x"]),
+            &HistoricalOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(floats(&out, "x"), [Some(49.0)]);
+    assert_eq!(
+        take(),
+        (vec!["join 1 views: source rows".to_owned()], 50, 1)
+    );
+
+    let end = trainstore_core::Timestamp::from_millis(T0 + DAY);
+    store
+        .ingest(
+            &"basic".parse().unwrap(),
+            trainstore_core::Timestamp::from_millis(T0),
+            end,
+        )
+        .await
+        .unwrap();
+    assert_eq!(take(), (vec!["ingest basic: rows".to_owned()], 50, 1));
+
+    store
+        .materialize(trainstore_core::Timestamp::from_millis(T0), end, None)
+        .await
+        .unwrap();
+    let (labels, advanced, finished) = take();
+    assert_eq!(labels, ["materialize basic: source rows"]);
+    assert_eq!((advanced, finished), (50, 1));
+}

@@ -495,3 +495,75 @@ async fn embedded_store_says_why_values_are_missing() {
 async fn redis_store_says_why_values_are_missing() {
     statuses(Backend::Redis).await;
 }
+
+/// Rule 7.3 online: an integer key finds a row materialized from text keys (snapshots hold
+/// `nodeId` as text), for latest values and recent rows alike; text that is not exactly an
+/// integer's digits (`"01"`) finds nothing.
+async fn integer_keys(backend: Backend) {
+    let f = Fixture::new().await;
+    let now = Timestamp::now().as_millis();
+    let table = f
+        .write(
+            "basic",
+            feature_table(&[row("A", "1", now - DAY, 1.0), row("B", "2", now - DAY, 2.0)]),
+        )
+        .await;
+    f.apply_with_device(vec![
+        view("basic", &table, Ttl::days(30)).with_online_rows(2),
+    ])
+    .await;
+    let store = with_online(&f, &backend);
+    store
+        .materialize(
+            Timestamp::from_millis(now - 50 * DAY),
+            Timestamp::from_millis(now),
+            None,
+        )
+        .await
+        .unwrap();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("uuid", arrow::datatypes::DataType::Utf8, true),
+        arrow::datatypes::Field::new("nodeId", arrow::datatypes::DataType::Int64, true),
+    ]));
+    let keys = RecordBatch::try_new(
+        schema,
+        vec![
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["B", "A", "A"])),
+            std::sync::Arc::new(arrow::array::Int64Array::from(vec![2, 1, 7])),
+        ],
+    )
+    .unwrap();
+    let options = OnlineOptions {
+        with_status: true,
+        ..Default::default()
+    };
+    let answer = store
+        .get_online_features(&refs(&["basic:x"]), &keys, &options)
+        .await
+        .unwrap();
+    assert_eq!(floats(&answer, "x"), [Some(2.0), Some(1.0), None]);
+    let recent = store
+        .get_online_recent("basic", &keys, TtlPolicy::Enforce)
+        .await
+        .unwrap();
+    assert_eq!(floats(&recent, "x"), [Some(2.0), Some(1.0)]);
+    let padded = store
+        .get_online_features(
+            &refs(&["basic:x"]),
+            &self::keys(&[(Some("A"), "01")]),
+            &options,
+        )
+        .await
+        .unwrap();
+    assert_eq!(floats(&padded, "x"), [None]);
+}
+
+#[tokio::test]
+async fn embedded_store_finds_text_keys_by_integer_value() {
+    integer_keys(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn redis_store_finds_text_keys_by_integer_value() {
+    integer_keys(Backend::Redis).await;
+}

@@ -202,6 +202,7 @@ async fn pushdown_on_mariadb_returns_what_the_in_process_engine_returns() {
     load_design_doc_rows(
         &trainstore_core::Secret::new(db.url()),
         "snapshots",
+        "test",
         batches.clone(),
         trainstore_doris::Timeouts::default(),
     )

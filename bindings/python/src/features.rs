@@ -13,6 +13,7 @@ use trainstore::featurestore::{
 use crate::entities::entity_batch;
 use crate::errors::to_py;
 use crate::export::batch_to_pyarrow;
+use crate::progress::sink;
 use crate::runtime::run;
 
 fn names(views: Option<Vec<String>>) -> Result<Option<Vec<Name>>> {
@@ -95,7 +96,8 @@ impl FeatureStore {
         Ok(v.get())
     }
 
-    #[pyo3(signature = (entity_rows, features, full_feature_names, timestamp_column, engine))]
+    #[pyo3(signature = (entity_rows, features, full_feature_names, timestamp_column, engine, progress))]
+    #[allow(clippy::too_many_arguments)]
     fn get_historical_features<'py>(
         &self,
         py: Python<'py>,
@@ -104,8 +106,9 @@ impl FeatureStore {
         full_feature_names: bool,
         timestamp_column: Option<String>,
         engine: &str,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let store = self.inner.clone();
+        let store = self.inner.clone().with_progress(sink(progress));
         let rows = entity_rows.0;
         let options = HistoricalOptions {
             full_feature_names,
@@ -121,18 +124,19 @@ impl FeatureStore {
 
     /// Materializes `[start, end]` (or incrementally up to `end` without a start; times as
     /// ISO-8601 or epoch-ms text); returns what was done as JSON.
-    #[pyo3(signature = (end, start, views))]
+    #[pyo3(signature = (end, start, views, progress))]
     fn materialize(
         &self,
         py: Python<'_>,
         end: &str,
         start: Option<&str>,
         views: Option<Vec<String>>,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<String> {
         let views = names(views).map_err(to_py)?;
         let end = Timestamp::parse(end).map_err(to_py)?;
         let start = start.map(Timestamp::parse).transpose().map_err(to_py)?;
-        let store = self.inner.clone();
+        let store = self.inner.clone().with_progress(sink(progress));
         let done = run(py, "features.materialize", async move {
             let views = views.as_deref();
             match start {
@@ -145,11 +149,19 @@ impl FeatureStore {
 
     /// Ingests `view`'s rows in `[start, end]` (times as text) into the offline store;
     /// returns what was done as JSON.
-    fn ingest(&self, py: Python<'_>, view: &str, start: &str, end: &str) -> PyResult<String> {
+    #[pyo3(signature = (view, start, end, progress))]
+    fn ingest(
+        &self,
+        py: Python<'_>,
+        view: &str,
+        start: &str,
+        end: &str,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
         let view = Name::new(view).map_err(to_py)?;
         let start = Timestamp::parse(start).map_err(to_py)?;
         let end = Timestamp::parse(end).map_err(to_py)?;
-        let store = self.inner.clone();
+        let store = self.inner.clone().with_progress(sink(progress));
         let done = run(py, "features.ingest", async move {
             store.ingest(&view, start, end).await
         })?;

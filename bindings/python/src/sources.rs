@@ -14,11 +14,11 @@ use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use trainstore::core::{
-    DataSource, Error, Filter, MountTable as CoreMountTable, RecordBatchStream, Scalar,
-    ScanRequest, StorageOptions, TimeRange, Timestamp,
+    DataSource, Error, Filter, MountTable as CoreMountTable, Operation, ProgressRef,
+    RecordBatchStream, Scalar, ScanRequest, StorageOptions, TimeRange, Timestamp,
 };
 use trainstore::doris::flight::{FlightOptions, FlightSource as CoreFlight};
-use trainstore::doris::load::load_design_doc_rows;
+use trainstore::doris::load::{content_label, load_design_doc_rows};
 use trainstore::doris::write::WriteOptions;
 use trainstore::doris::{
     DorisSource as CoreDoris, FileFormat, FileSource as CoreFile, ReadOptions, SnapshotGenerator,
@@ -162,15 +162,24 @@ impl Source {
         serde_json::to_string(&report).expect("reports serialize")
     }
 
-    fn query<'py>(&self, py: Python<'py>, request: ScanRequest) -> PyResult<Bound<'py, PyAny>> {
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        request: ScanRequest,
+        progress: ProgressRef,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let source = self.clone();
         let (batches, schema) = run(py, "query", async move {
             let schema = source.as_dyn().schema().await?;
             let mut stream = source.as_dyn().scan(&request).await?;
+            let rows = Operation::begin(&*progress, "query: snapshots read", None);
             let mut batches = Vec::new();
             while let Some(b) = stream.next().await {
-                batches.push(b?);
+                let b = b?;
+                rows.advance(b.num_rows() as u64);
+                batches.push(b);
             }
+            drop(rows);
             let schema = batches
                 .first()
                 .map(RecordBatch::schema)
@@ -304,7 +313,8 @@ impl SnapshotSource {
         })
     }
 
-    #[pyo3(signature = (start, end, filters, columns, limit))]
+    #[pyo3(signature = (start, end, filters, columns, limit, progress))]
+    #[allow(clippy::too_many_arguments)]
     fn query<'py>(
         &self,
         py: Python<'py>,
@@ -313,9 +323,11 @@ impl SnapshotSource {
         filters: Option<&Bound<'py, PyDict>>,
         columns: Option<Vec<String>>,
         limit: Option<usize>,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let request = request(start, end, filters, columns, limit)?;
         self.source
-            .query(py, request(start, end, filters, columns, limit)?)
+            .query(py, request, crate::progress::sink(progress))
     }
 
     #[pyo3(signature = (start, end, filters, columns, limit))]
@@ -458,24 +470,36 @@ fn timeouts(connect_timeout: f64, read_timeout: f64) -> PyResult<Timeouts> {
     })
 }
 
-/// Appends raw design-document rows (any Arrow stream with `time` and `feature`) to a table,
-/// creating it when absent; returns the rows written.
+/// Appends raw design-document rows (any Arrow stream with `time` and `feature`) to a table
+/// under `label` (by default one naming the rows' content), creating it when absent, exactly
+/// once; returns (rows written, already written, attempts).
 #[pyfunction]
+#[pyo3(signature = (url, table, data, label, connect_timeout, read_timeout))]
 pub fn load_snapshots(
     py: Python<'_>,
     url: String,
     table: String,
     data: &Bound<'_, PyAny>,
+    label: Option<String>,
     connect_timeout: f64,
     read_timeout: f64,
-) -> PyResult<u64> {
+) -> PyResult<(u64, bool, u32)> {
     let timeouts = timeouts(connect_timeout, read_timeout)?;
     let data = Table::from_pyarrow_bound(data)?;
     let (batches, _) = data.into_inner();
     let url = trainstore::sources::database_url(&url).map_err(to_py)?;
-    run(py, "load_snapshots", async move {
-        load_design_doc_rows(&url, &table, batches, timeouts).await
-    })
+    let label = match label {
+        Some(label) => label,
+        None => content_label(&batches).map_err(to_py)?,
+    };
+    let outcome = run(py, "load_snapshots", async move {
+        load_design_doc_rows(&url, &table, &label, batches, timeouts).await
+    })?;
+    Ok((
+        outcome.rows_written,
+        outcome.already_written,
+        outcome.attempts,
+    ))
 }
 
 /// Parses raw snapshot rows (any Arrow stream) on every core; returns the typed table and the

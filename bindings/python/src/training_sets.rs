@@ -146,7 +146,7 @@ impl TrainingSets {
     }
 
     /// Builds a set from a historical request and creates it as a version; JSON.
-    #[pyo3(signature = (features, name, entity_rows, refs, metadata, label, full_feature_names, timestamp_column, engine))]
+    #[pyo3(signature = (features, name, entity_rows, refs, metadata, label, full_feature_names, timestamp_column, engine, progress))]
     #[allow(clippy::too_many_arguments)]
     fn create_from_features(
         &self,
@@ -160,6 +160,7 @@ impl TrainingSets {
         full_feature_names: bool,
         timestamp_column: Option<String>,
         engine: &str,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<String> {
         let name = DatasetName::new(name).map_err(to_py)?;
         let options = CreateOptions {
@@ -172,7 +173,10 @@ impl TrainingSets {
             timestamp_column,
             engine: Engine::parse(engine).map_err(to_py)?,
         };
-        let store = features.inner.clone();
+        let store = features
+            .inner
+            .clone()
+            .with_progress(crate::progress::sink(progress));
         let sets = self.inner.clone();
         let rows = entity_rows.0;
         let v = run(py, "training_sets.create_from_features", async move {

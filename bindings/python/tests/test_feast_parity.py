@@ -306,7 +306,7 @@ def test_online_features_match_feast(tmp_path: Path, full_feature_names: bool) -
     # unless told not to.
     ours = stores.ours.get_online_features(
         FEATURES, rows, full_feature_names=full_feature_names, ignore_ttl=True
-    ).to_pydict()
+    ).to_dict()
     # Feast keeps a view's requested features in a set, so their order within the view changes
     # from one process to the next (string hashing); the keys' and the views' order is stable.
     # Ours is the historical order (rule 8.3 of docs/point-in-time.md).

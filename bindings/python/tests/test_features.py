@@ -92,6 +92,48 @@ def test_pandas_entity_rows(store: ts.FeatureStore) -> None:
         assert online["x"].to_pylist() == [3.0]
 
 
+def test_online_answers_read_like_feasts_and_compare_keys_by_value(
+    store: ts.FeatureStore,
+) -> None:
+    store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=5))
+    # Snapshots hold nodeId as text; an integer (a CSV's, a JSON number) finds it by value.
+    out = store.get_online_features(["basic:x"], [{"uuid": "A", "nodeId": 1}], ignore_ttl=True)
+    assert isinstance(out, ts.OnlineResponse)
+    assert out.to_dict() == {"uuid": ["A"], "nodeId": [1], "x": [1.0]}
+    assert out.to_df()["x"].tolist() == [1.0]
+    assert out.to_arrow().column_names == out.column_names == ["uuid", "nodeId", "x"]
+    assert len(out) == out.num_rows == 1
+    assert "OnlineResponse" in repr(out) and "1 row" in out._repr_html_()
+    padded = store.get_online_features(
+        ["basic:x"], [{"uuid": "A", "nodeId": "01"}], ignore_ttl=True, include_status=True
+    )
+    assert padded.to_dict()["basic__status"] == ["unknown key"]
+
+
+def test_long_calls_show_progress_once_they_take_a_while(
+    store: ts.FeatureStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [{"uuid": "A", "nodeId": "1", "event_timestamp": T0 + timedelta(days=1)}]
+    store.get_historical_features(rows, ["basic:x"])
+    store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=5))
+    assert capsys.readouterr().err == "", "quick calls stay silent"
+    monkeypatch.setattr(ts.progress, "QUICK_CALL_DELAY", 0.0)
+    store.get_historical_features(rows, ["basic:x"])
+    store.materialize(T0 - timedelta(days=1), T0 + timedelta(days=5))
+    store.ingest("basic", T0 - timedelta(days=1), T0 + timedelta(days=20))
+    store.get_historical_features(rows, ["basic:x"], progress=False)
+    lines = capsys.readouterr().err.splitlines()
+    # Plain lines when not on a terminal: one when an operation begins, one when it ends.
+    assert lines == [
+        "join 1 views: source rows: 0 done",
+        "join 1 views: source rows: 3 done",  # those within the entity rows' reach
+        "materialize basic: source rows: 0 done",
+        "materialize basic: source rows: 3 done",  # those in the window
+        "ingest basic: rows: 0% (0/4)",
+        "ingest basic: rows: 100% (4/4)",
+    ]
+
+
 def test_bad_requests_raise_the_mapped_exceptions(store: ts.FeatureStore) -> None:
     rows = [{"uuid": "A", "event_timestamp": T0}]
     with pytest.raises(ts.InvalidInputError, match="nodeId"):
@@ -220,11 +262,11 @@ def test_online_entity_rows_in_every_shape_read_the_same(store: ts.FeatureStore)
     ]
     expected = store.get_online_features(refs, pa.Table.from_pylist(keys), ignore_ttl=True)
     assert expected["x"].to_pylist() == [1.0, None, None, None]
-    assert store.get_online_features(refs, keys, ignore_ttl=True).equals(expected)
+    assert store.get_online_features(refs, keys, ignore_ttl=True) == expected
     # Values the native reader does not take (a float label) go through pyarrow.
     labelled = [{**k, "label": 0.5} for k in keys]
     out = store.get_online_features(refs, labelled, ignore_ttl=True)
-    assert out.equals(expected)
+    assert out == expected
     with pytest.raises(ts.InvalidInputError, match="lack join key"):
         store.get_online_features(refs, [], ignore_ttl=True)
 
@@ -498,3 +540,33 @@ def test_a_relative_source_path_is_stored_absolute_and_read_from_anywhere(
     rows = [{"uuid": "B", "nodeId": "1", "event_timestamp": T0}]
     answer = ts.Workspace.open(tmp_path / "ws").features.get_historical_features(rows, ["basic:x"])
     assert answer["x"].to_pylist() == [3.0]
+
+
+def test_feasts_file_source_names_a_typed_table_and_snapshot_files_have_their_own(
+    tmp_path: Path,
+) -> None:
+    ws = ts.Workspace.open(tmp_path / "ws")
+    path = write_features(tmp_path)
+    typed = ts.FileSource(path=path, timestamp_field="ts")
+    view = ts.FeatureView("basic", entities=["device"], source=typed, ttl=timedelta(days=30))
+    assert view.to_dict()["timestamp_field"] == "ts"
+    ws.features.apply([ts.Entity("device", join_keys=["uuid", "nodeId"]), view])
+    rows = [{"uuid": "A", "nodeId": "1", "event_timestamp": T0 + timedelta(days=1)}]
+    assert ws.features.get_historical_features(rows, ["basic:x"])["x"].to_pylist() == [1.0]
+    assert "typed" not in repr(typed) and "timestamp_field='ts'" in repr(typed)
+
+    # Each shape says which one was meant when used as the other.
+    with pytest.raises(ts.InvalidInputError, match=r"typed table.*ts\.SnapshotFiles"):
+        typed.query()
+    with pytest.raises(ts.InvalidInputError, match="schema, format and strict describe raw"):
+        ts.FileSource(path, timestamp_field="ts", strict=True)
+    with pytest.raises(ts.InvalidInputError, match="timestamp_field='time' but its FileSource"):
+        ts.FeatureView("v", entities=["device"], source=typed, timestamp_field="time").to_dict()
+    with pytest.raises(ts.InvalidInputError, match=r"typed table.*timestamp_field"):
+        ts.FileSource(path).query()
+
+    # Raw snapshot files: SnapshotFiles, or FileSource without a timestamp field, as before.
+    snapshots = tmp_path / "snaps.parquet"
+    pq.write_table(ts.synthetic_snapshots(devices=1, snapshots=3), snapshots)
+    assert ts.SnapshotFiles(snapshots).query().num_rows == 6
+    assert ts.FileSource(snapshots).query().num_rows == 6

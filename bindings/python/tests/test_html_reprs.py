@@ -235,7 +235,7 @@ def test_source_results() -> None:
     hostile = ts.ParseReport(rows=1, columns={HOSTILE: ts.ColumnReport(malformed=1, missing=0)})
     assert ESCAPED in page_of(hostile, "1 row", "1 malformed value")
     page_of(ts.ColumnReport(malformed=2, missing=3), "column report", "2 malformed", "3 missing")
-    page_of(ts.WriteOutcome(10, False, 2), "write back", "10 rows written", "2 attempts")
+    page_of(ts.WriteOutcome(10, False, 2), "write", "10 rows written", "2 attempts")
     page_of(ts.WriteOutcome(0, True, 1), "already written before", "1 attempt")
 
 

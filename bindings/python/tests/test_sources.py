@@ -31,6 +31,21 @@ def snapshot_dir(tmp_path: Path, raw: pa.Table) -> Path:
     return tmp_path
 
 
+def test_a_query_shows_progress_once_it_takes_a_while(
+    snapshot_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = ts.FileSource(snapshot_dir)
+    source.query()
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(ts.progress, "QUICK_CALL_DELAY", 0.0)
+    source.query()
+    source.query(progress=False)
+    assert capsys.readouterr().err.splitlines() == [
+        "query: snapshots read: 0 done",
+        "query: snapshots read: 240 done",
+    ]
+
+
 def test_files_parse_to_typed_arrow_with_a_report(snapshot_dir: Path, raw: pa.Table) -> None:
     source = ts.FileSource(snapshot_dir)
     assert source.files == ["part-0.parquet"]
@@ -93,7 +108,10 @@ def test_flat_schema_from_python(tmp_path: Path) -> None:
 def test_doris_source_reads_what_was_loaded(
     mysql_db: str, mysql_server: str, raw: pa.Table, snapshot_dir: Path
 ) -> None:
-    assert ts.load_snapshots(mysql_db, "feature_snapshots", raw) == raw.num_rows
+    assert ts.load_snapshots(mysql_db, "feature_snapshots", raw).rows_written == raw.num_rows
+    # The same rows again: nothing written, and said so.
+    again = ts.load_snapshots(mysql_db, "feature_snapshots", raw)
+    assert (again.rows_written, again.already_written) == (0, True)
     source = ts.DorisSource(mysql_db, table="feature_snapshots", partitions=3)
     remote = source.query()
     local = ts.FileSource(snapshot_dir).query()
@@ -156,7 +174,7 @@ def test_a_password_reference_is_read_from_the_environment_by_every_doris_entry_
     try:
         monkeypatch.setenv("TS_TEST_DB_PASSWORD", "pw-from-the-env")
         url = mysql_db.replace("mysql://root@", f"mysql://{user}:${{TS_TEST_DB_PASSWORD}}@")
-        assert ts.load_snapshots(url, "snaps", raw) == raw.num_rows
+        assert ts.load_snapshots(url, "snaps", raw).rows_written == raw.num_rows
         source = ts.DorisSource(url, table="snaps")
         assert source.query().num_rows == raw.num_rows
         scores = pa.table({"uuid": ["a"], "score": [0.5]})

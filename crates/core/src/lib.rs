@@ -40,7 +40,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use governance::{Access, AuditEvent, Governance, Lease, LeaseState, Permission};
 pub use ids::{DatasetName, Namespace, TagName, UserName, Version};
-pub use progress::{NoProgress, Progress, ProgressRef};
+pub use progress::{NoProgress, Operation, Progress, ProgressRef};
 pub use snapshot::{FeatureField, FeatureKind, SnapshotSchema};
 pub use source::{
     AsOfScan, AsOfWindows, DataSource, DataSourceRef, Filter, MemorySource, ParseCounts, Predicate,

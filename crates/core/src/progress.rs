@@ -28,3 +28,32 @@ impl Progress for NoProgress {
     fn advance(&self, _: u64) {}
     fn finish(&self) {}
 }
+
+/// One operation reported to a [`Progress`]: begun when made, finished when dropped, so an
+/// operation that fails part-way still ends its bar.
+///
+/// ```
+/// use trainstore_core::{NoProgress, Operation};
+/// let rows = Operation::begin(&NoProgress, "reading rows", None);
+/// rows.advance(1_000);
+/// ```
+pub struct Operation<'a>(&'a dyn Progress);
+
+impl<'a> Operation<'a> {
+    /// Begins `label` on `progress`; `total` as for [`Progress::begin`].
+    pub fn begin(progress: &'a dyn Progress, label: &str, total: Option<u64>) -> Self {
+        progress.begin(label, total);
+        Operation(progress)
+    }
+
+    /// `delta` more units are done.
+    pub fn advance(&self, delta: u64) {
+        self.0.advance(delta);
+    }
+}
+
+impl Drop for Operation<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}

@@ -85,13 +85,7 @@ pub async fn write_batches(
     batches: &[RecordBatch],
     options: &WriteOptions,
 ) -> Result<WriteOutcome> {
-    if label.is_empty() || label.len() > 128 || label.chars().any(|c| c.is_control()) {
-        return Err(Error::invalid(
-            "write label",
-            label,
-            "1 to 128 printable characters",
-        ));
-    }
+    check_label(label)?;
     let Some(schema) = batches.first().map(RecordBatch::schema) else {
         return Err(Error::invalid("write batches", "none", "nothing to write"));
     };
@@ -182,22 +176,11 @@ async fn write_once(
             let mut written = 0u64;
             let mut already = true;
             for (n, statement) in statements(batches, literals).into_iter().enumerate() {
-                let chunk_label = doris_label(label, n)?;
-                let sql = format!(
-                    "INSERT INTO {table} WITH LABEL {chunk_label} ({column_list}) VALUES {}",
-                    statement.values
-                );
-                match link
-                    .step("insert", async { Ok(conn.query_drop(sql).await) })
-                    .await?
-                {
-                    Ok(()) => {
-                        written += statement.rows;
-                        already = false;
-                    }
-                    Err(mysql_async::Error::Server(e))
-                        if e.message.contains("already") && e.message.contains("abel") => {}
-                    Err(e) => return Err(link.error("insert", e)),
+                let head = format!("INSERT INTO {table}");
+                let tail = format!("({column_list}) VALUES {}", statement.values);
+                if insert_labelled(link, &mut conn, &head, &tail, label, n).await? {
+                    written += statement.rows;
+                    already = false;
                 }
             }
             Ok((written, already))
@@ -205,39 +188,11 @@ async fn write_once(
         Dialect::MariaDb | Dialect::MySql => {
             let create = format!("CREATE TABLE IF NOT EXISTS {table} ({definition}) ENGINE=InnoDB");
             link.step("create table", conn.query_drop(create)).await?;
-            let labels = TableRef {
-                database: table.database.clone(),
-                table: Ident::new(LABELS)?,
-            };
-            let create = format!(
-                "CREATE TABLE IF NOT EXISTS {labels} (`label` VARCHAR(255) NOT NULL, `table_name` VARCHAR(200) NOT NULL, \
-                 `rows_written` BIGINT NOT NULL, `written_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
-                 PRIMARY KEY (`label`, `table_name`)) ENGINE=InnoDB"
-            );
-            link.step("create label table", conn.query_drop(create))
-                .await?;
             let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-            let mut tx = link
-                .step("begin", conn.start_transaction(TxOpts::default()))
-                .await?;
-            // The label row first: a concurrent writer with the same label waits on its key,
-            // then finds it taken.
-            let claim = format!(
-                "INSERT INTO {labels} (`label`, `table_name`, `rows_written`) VALUES ({}, {}, {rows})",
-                literals.value(&Value::from(label)),
-                literals.value(&Value::from(table.table.as_str()))
-            );
-            match link
-                .step("claim label", async { Ok(tx.query_drop(claim).await) })
-                .await?
-            {
-                Ok(()) => {}
-                Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
-                    link.step("rollback", tx.rollback()).await?;
-                    return Ok((0, true));
-                }
-                Err(e) => return Err(link.error("claim label", e)),
-            }
+            let Some(mut tx) = claim_label(link, &mut conn, table, label, rows, literals).await?
+            else {
+                return Ok((0, true));
+            };
             for statement in statements(batches, literals) {
                 let insert = format!(
                     "INSERT INTO {table} ({column_list}) VALUES {}",
@@ -248,6 +203,94 @@ async fn write_once(
             link.step("commit", tx.commit()).await?;
             Ok((rows, false))
         }
+    }
+}
+
+/// The label ledger beside `table` (MySQL-compatible servers).
+pub(crate) fn ledger(table: &TableRef) -> Result<TableRef> {
+    Ok(TableRef {
+        database: table.database.clone(),
+        table: Ident::new(LABELS)?,
+    })
+}
+
+/// Refuses a label that is empty, longer than 128 characters or holds control characters.
+pub(crate) fn check_label(label: &str) -> Result<()> {
+    if label.is_empty() || label.len() > 128 || label.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(
+            "write label",
+            label,
+            "1 to 128 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `{head} WITH LABEL <label> {tail}` on Doris, the label being the `chunk`-th of
+/// `label` ([`doris_label`]); `false` when Doris had run that label already (the rows are
+/// there).
+pub(crate) async fn insert_labelled(
+    link: &Link,
+    conn: &mut Conn,
+    head: &str,
+    tail: &str,
+    label: &str,
+    chunk: usize,
+) -> Result<bool> {
+    let sql = format!("{head} WITH LABEL {} {tail}", doris_label(label, chunk)?);
+    match link
+        .step("insert", async { Ok(conn.query_drop(sql).await) })
+        .await?
+    {
+        Ok(()) => Ok(true),
+        Err(mysql_async::Error::Server(e))
+            if e.message.contains("already") && e.message.contains("abel") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(link.error("insert", e)),
+    }
+}
+
+/// On a MySQL-compatible server: starts a transaction holding `label`'s row for `table` in
+/// the label ledger (created when absent), recording `rows`; `None` when the label was
+/// written before. The rows written in the transaction land with their label, or neither.
+pub(crate) async fn claim_label<'c>(
+    link: &Link,
+    conn: &'c mut Conn,
+    table: &TableRef,
+    label: &str,
+    rows: u64,
+    literals: Literals,
+) -> Result<Option<mysql_async::Transaction<'c>>> {
+    let labels = ledger(table)?;
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {labels} (`label` VARCHAR(255) NOT NULL, `table_name` VARCHAR(200) NOT NULL, \
+         `rows_written` BIGINT NOT NULL, `written_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+         PRIMARY KEY (`label`, `table_name`)) ENGINE=InnoDB"
+    );
+    link.step("create label table", conn.query_drop(create))
+        .await?;
+    let mut tx = link
+        .step("begin", conn.start_transaction(TxOpts::default()))
+        .await?;
+    // The label row first: a concurrent writer with the same label waits on its key, then
+    // finds it taken.
+    let claim = format!(
+        "INSERT INTO {labels} (`label`, `table_name`, `rows_written`) VALUES ({}, {}, {rows})",
+        literals.value(&Value::from(label)),
+        literals.value(&Value::from(table.table.as_str()))
+    );
+    match link
+        .step("claim label", async { Ok(tx.query_drop(claim).await) })
+        .await?
+    {
+        Ok(()) => Ok(Some(tx)),
+        Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
+            link.step("rollback", tx.rollback()).await?;
+            Ok(None)
+        }
+        Err(e) => Err(link.error("claim label", e)),
     }
 }
 

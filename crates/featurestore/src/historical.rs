@@ -24,8 +24,8 @@ use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use futures::StreamExt;
 use trainstore_core::{
-    AsOfScan, AsOfWindows, DataSourceRef, Error, RecordBatchStream, Result, ScanRequest, TimeRange,
-    Timestamp, repeated_column,
+    AsOfScan, AsOfWindows, DataSourceRef, Error, NoProgress, Operation, Progress, ProgressRef,
+    RecordBatchStream, Result, ScanRequest, TimeRange, Timestamp, repeated_column,
 };
 
 use crate::definitions::{Definitions, FeatureRef, FeatureView, Field};
@@ -301,7 +301,13 @@ pub async fn get_historical_features(
     views: Vec<ViewRequest>,
     options: &HistoricalOptions,
 ) -> Result<RecordBatch> {
-    let joined = join(entity_rows, views, options).await?;
+    let joined = join(
+        entity_rows,
+        views,
+        options,
+        &(Arc::new(NoProgress) as ProgressRef),
+    )
+    .await?;
     joined.slice(0..joined.rows())
 }
 
@@ -335,11 +341,13 @@ impl Joined {
     }
 }
 
-/// Joins every view of a request; see [`get_historical_features`].
+/// Joins every view of a request; see [`get_historical_features`]. Source rows read are
+/// reported to `progress` as they arrive, of all views together.
 pub async fn join(
     entity_rows: &RecordBatch,
     views: Vec<ViewRequest>,
     options: &HistoricalOptions,
+    progress: &ProgressRef,
 ) -> Result<Joined> {
     let schema = entity_rows.schema();
     require_distinct_columns(&schema)?;
@@ -378,6 +386,11 @@ pub async fn join(
         }
     }
 
+    let rows_read = Operation::begin(
+        &**progress,
+        &format!("join {} views: source rows", views.len()),
+        None,
+    );
     let tasks: Vec<_> = views
         .iter()
         .map(|v| {
@@ -389,11 +402,14 @@ pub async fn join(
                 .collect();
             let times = times.clone();
             let v = v.clone();
+            let progress = progress.clone();
             // The join's loop is CPU work between the source's batches: it runs on a thread
             // of its own, never on one that runs async tasks, and spreads its heavy steps
             // over the compute pool.
             let runtime = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || runtime.block_on(join_view(&v, &keys, &times)))
+            tokio::task::spawn_blocking(move || {
+                runtime.block_on(join_view(&v, &keys, &times, &*progress))
+            })
         })
         .collect();
     let mut fields: Vec<ArrowField> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -417,6 +433,7 @@ pub async fn join(
         }
         winners.push(joined);
     }
+    drop(rows_read);
     Ok(Joined {
         entity_rows: entity_rows.clone(),
         schema: Arc::new(Schema::new(fields)),
@@ -485,7 +502,12 @@ pub(crate) enum NeededSpan {
 ///
 /// A scanned source is read twice; what a parsing source counts is its last scan's, the
 /// second, which reads every column.
-async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Result<Winners> {
+async fn join_view(
+    v: &ViewRequest,
+    keys: &[ArrayRef],
+    times: &Int64Array,
+    progress: &dyn Progress,
+) -> Result<Winners> {
     let view_name = v.selection.view.name.as_str();
     let columns = SourceColumns::of(&v.selection.view, &v.source.data_source()).await?;
     let feature_types = v
@@ -529,15 +551,17 @@ async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Re
     match &v.source {
         JoinSource::Offline(source) => {
             let stream = source.scan(&request).await?;
-            let join = feed(v, &index, joined(Retention::KeepAll), stream).await?;
+            let join = feed(v, &index, joined(Retention::KeepAll), stream, progress).await?;
             join.into_winners()
         }
         JoinSource::Scan(source) => {
             let times_only = v.selection.times_request(time_range);
             let first = AsOfJoin::new(&index, ttl_ns, Vec::new(), Retention::KeepAll);
-            let first = feed(v, &index, first, source.scan(&times_only).await?).await?;
+            // The first pass reads keys and times only: its rows are not counted twice.
+            let times_only = source.scan(&times_only).await?;
+            let first = feed(v, &index, first, times_only, &NoProgress).await?;
             let second = joined(Retention::FinalOnly(first.into_final()));
-            feed(v, &index, second, source.scan(&request).await?)
+            feed(v, &index, second, source.scan(&request).await?, progress)
                 .await?
                 .into_winners()
         }
@@ -552,7 +576,7 @@ async fn join_view(v: &ViewRequest, keys: &[ArrayRef], times: &Int64Array) -> Re
                 });
             };
             let stream = pushdown(v, doris, &request, &index, &compared, ttl_ns).await?;
-            feed(v, &index, joined(STREAM_BUDGET), stream)
+            feed(v, &index, joined(STREAM_BUDGET), stream, progress)
                 .await?
                 .into_winners()
         }
@@ -565,9 +589,11 @@ async fn feed<'a>(
     index: &EntityIndex,
     mut join: AsOfJoin<'a>,
     mut stream: RecordBatchStream,
+    progress: &dyn Progress,
 ) -> Result<AsOfJoin<'a>> {
     while let Some(batch) = stream.next().await {
         let batch = batch?;
+        progress.advance(batch.num_rows() as u64);
         let parts = v.selection.split(&batch)?;
         let keys = align_keys(parts.keys.to_vec(), index.key_types())?;
         join.push(&SourceBatch {

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use trainstore_core::VersionStore as _;
 use trainstore_core::catalog::{CommitMode, FileEntry, NewVersion};
 use trainstore_core::{
-    Catalog, DataSourceRef, DatasetName, Error, Result, TimeRange, Timestamp, UserName, Version,
+    Catalog, DataSourceRef, DatasetName, Error, Progress, Result, TimeRange, Timestamp, UserName,
+    Version,
 };
 
 use crate::definitions::FeatureView;
@@ -117,12 +118,21 @@ impl OfflineStore {
         source: &DataSourceRef,
         range: TimeRange,
         author: &UserName,
+        progress: &dyn Progress,
     ) -> Result<Ingested> {
         let view = &selection.view;
         // Checked before the rows are copied, and again at each commit attempt.
         self.plan_ingest(selection, &[], &range).await?;
-        let parts =
-            write_partitions(&self.catalog, view, selection, source, range, PART_BYTES).await?;
+        let parts = write_partitions(
+            &self.catalog,
+            view,
+            selection,
+            source,
+            range,
+            PART_BYTES,
+            progress,
+        )
+        .await?;
         let rows: u64 = parts.iter().map(|s| s.rows).sum();
         let committed = self
             .catalog
@@ -255,7 +265,7 @@ mod tests {
     use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
     use arrow::buffer::Buffer;
     use arrow::datatypes::{DataType, Field as ArrowField, Schema};
-    use trainstore_core::{MemorySource, MountTable, StorageOptions};
+    use trainstore_core::{MemorySource, MountTable, NoProgress, StorageOptions};
 
     use super::reader::read_ipc;
     use super::*;
@@ -314,9 +324,17 @@ mod tests {
         rows.extend([("C", 60), ("A", 20), ("B", 99), ("A", 5)]);
         let range = TimeRange::new(Timestamp::from_millis(0), Timestamp::from_millis(100)).unwrap();
         // A row is some tens of bytes: this asks for partitions of about two rows.
-        let segments = write_partitions(&catalog, &view, &selection, &source(&rows), range, 64)
-            .await
-            .unwrap();
+        let segments = write_partitions(
+            &catalog,
+            &view,
+            &selection,
+            &source(&rows),
+            range,
+            64,
+            &NoProgress,
+        )
+        .await
+        .unwrap();
 
         assert!(segments.len() > 4, "{} segments", segments.len());
         assert_eq!(segments.first().unwrap().range.start(), range.start());
@@ -367,9 +385,17 @@ mod tests {
         // A range without rows is still recorded, as one empty segment.
         let later =
             TimeRange::new(Timestamp::from_millis(100), Timestamp::from_millis(200)).unwrap();
-        let empty = write_partitions(&catalog, &view, &selection, &source(&rows), later, 64)
-            .await
-            .unwrap();
+        let empty = write_partitions(
+            &catalog,
+            &view,
+            &selection,
+            &source(&rows),
+            later,
+            64,
+            &NoProgress,
+        )
+        .await
+        .unwrap();
         assert_eq!(empty.len(), 1);
         assert_eq!((empty[0].range, empty[0].rows), (later, 0));
     }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use tokio::sync::OnceCell;
 use trainstore_core::{
-    Catalog, DataSourceRef, Error, Result, TimeRange, Timestamp, UserName, Version,
+    Catalog, DataSourceRef, Error, NoProgress, Operation, ProgressRef, Result, TimeRange,
+    Timestamp, UserName, Version,
 };
 
 use crate::definitions::{
@@ -114,6 +115,17 @@ pub struct FeatureStore {
     /// The last online request's views: a serving loop asks for the same features on every
     /// call, and resolving them cost as much as the lookup.
     last_online: Arc<Mutex<Option<CachedOnlinePlan>>>,
+    progress: ProgressSink,
+}
+
+/// Where long operations (historical joins, materialization, ingest) report how far they are.
+#[derive(Clone)]
+struct ProgressSink(ProgressRef);
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
 }
 
 impl FeatureStore {
@@ -126,7 +138,15 @@ impl FeatureStore {
             author,
             online: None,
             last_online: Arc::default(),
+            progress: ProgressSink(Arc::new(NoProgress)),
         }
+    }
+
+    /// Reports the progress of historical joins (source rows read), materialization and
+    /// ingest (source rows read, per view) to `progress`.
+    pub fn with_progress(mut self, progress: ProgressRef) -> Self {
+        self.progress = ProgressSink(progress);
+        self
     }
 
     /// Uses the online store at `url`: `redis://host:port/db` (keys under `namespace`), or a
@@ -397,7 +417,7 @@ impl FeatureStore {
             })
             .collect();
         let read: Vec<DataSourceRef> = views.iter().map(|v| v.source.data_source()).collect();
-        let joined = historical::join(entity_rows, views, options).await?;
+        let joined = historical::join(entity_rows, views, options, &self.progress.0).await?;
         let parsed = read
             .iter()
             .filter_map(|s| s.parse_counts())
@@ -446,7 +466,7 @@ impl FeatureStore {
         let range = TimeRange::new(start, end.next()?)?;
         let source = self.env.open(view).await?;
         self.offline()
-            .ingest(&selection, &source, range, &self.author)
+            .ingest(&selection, &source, range, &self.author, &*self.progress.0)
             .await
     }
 
@@ -521,7 +541,14 @@ impl FeatureStore {
                 features: view.schema.clone(),
             };
             let source = self.env.open(view).await?;
-            let report = online::materialize_view(&selection, &source, &store, Some(range)).await?;
+            let rows = Operation::begin(
+                &*self.progress.0,
+                &format!("materialize {}: source rows", view.name),
+                None,
+            );
+            let report =
+                online::materialize_view(&selection, &source, &store, Some(range), &rows).await?;
+            drop(rows);
             store
                 .set_materialized_until(view.name.as_str(), range.end())
                 .await?;

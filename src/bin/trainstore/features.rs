@@ -16,6 +16,7 @@ use trainstore::featurestore::{
     Definitions, Engine, FeatureStore, HistoricalOptions, Name, OnlineOptions, TtlPolicy,
 };
 
+use crate::progress::{QUICK_CALL_DELAY, TerminalProgress};
 use crate::snapshots::print_rows;
 
 #[derive(Subcommand)]
@@ -205,7 +206,9 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable, user: &UserName)
             start,
             end,
         } => {
-            let store = open(&workspace, mounts, user).await?;
+            let store = open(&workspace, mounts, user)
+                .await?
+                .with_progress(Arc::new(TerminalProgress::after(QUICK_CALL_DELAY)));
             let start = start
                 .as_deref()
                 .map_or(Ok(Timestamp::from_millis(0)), Timestamp::parse)?;
@@ -232,7 +235,9 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable, user: &UserName)
             end,
             views,
         } => {
-            let store = open(&workspace, mounts, user).await?;
+            let store = open(&workspace, mounts, user)
+                .await?
+                .with_progress(Arc::new(TerminalProgress::after(QUICK_CALL_DELAY)));
             let end = match end {
                 Some(t) => Timestamp::parse(&t)?,
                 None => Timestamp::now(),
@@ -269,7 +274,9 @@ pub async fn run(command: FeaturesCommand, mounts: &MountTable, user: &UserName)
         } => {
             // Checked before the workspace opens: a mistyped --entity fails at once.
             let keys = entities.is_none().then(|| key_rows(&entity)).transpose()?;
-            let store = open(&workspace, mounts, user).await?;
+            let store = open(&workspace, mounts, user)
+                .await?
+                .with_progress(Arc::new(TerminalProgress::after(QUICK_CALL_DELAY)));
             let refs = store.resolve_features(&features).await?;
             let started = Instant::now();
             let result = match (entities, keys) {

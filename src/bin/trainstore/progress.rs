@@ -7,8 +7,14 @@ use std::time::{Duration, Instant};
 
 use trainstore::core::Progress;
 
+/// How long a usually quick command (a query, a join, a materialization) runs before its
+/// progress is shown.
+pub const QUICK_CALL_DELAY: Duration = Duration::from_secs(1);
+
 pub struct TerminalProgress {
     tty: bool,
+    /// How long an operation runs before it is shown: quick calls stay silent.
+    delay: Duration,
     state: Mutex<State>,
 }
 
@@ -19,17 +25,31 @@ struct State {
     done: u64,
     last_draw: Option<Instant>,
     last_quarter: u64,
+    started: Option<Instant>,
+    shown: bool,
 }
 
 impl TerminalProgress {
     pub fn new() -> Self {
+        Self::after(Duration::ZERO)
+    }
+
+    /// Shows an operation only once it has run for `delay`.
+    pub fn after(delay: Duration) -> Self {
         TerminalProgress {
             tty: std::io::stderr().is_terminal(),
+            delay,
             state: Mutex::new(State::default()),
         }
     }
 
-    fn draw(&self, s: &State, final_line: bool) {
+    /// Whether the current operation has run long enough to be shown.
+    fn due(&self, s: &State) -> bool {
+        s.started.is_some_and(|t| t.elapsed() >= self.delay)
+    }
+
+    fn draw(&self, s: &mut State, final_line: bool) {
+        s.shown = true;
         let mut err = std::io::stderr().lock();
         let line = match s.total {
             Some(total) if total > 0 => {
@@ -61,32 +81,42 @@ impl Progress for TerminalProgress {
         *s = State {
             label: label.to_owned(),
             total,
+            started: Some(Instant::now()),
             ..State::default()
         };
-        self.draw(&s, false);
+        if self.due(&s) {
+            self.draw(&mut s, false);
+        }
     }
 
     fn advance(&self, delta: u64) {
         let mut s = self.state.lock().expect("progress state");
         s.done += delta;
-        if self.tty {
+        if !s.shown {
+            if self.due(&s) {
+                s.last_draw = Some(Instant::now());
+                self.draw(&mut s, false);
+            }
+        } else if self.tty {
             if s.last_draw
                 .is_none_or(|t| t.elapsed() > Duration::from_millis(100))
             {
                 s.last_draw = Some(Instant::now());
-                self.draw(&s, false);
+                self.draw(&mut s, false);
             }
         } else if let Some(total) = s.total.filter(|t| *t > 0) {
             let quarter = s.done * 4 / total;
             if quarter > s.last_quarter && quarter < 4 {
                 s.last_quarter = quarter;
-                self.draw(&s, false);
+                self.draw(&mut s, false);
             }
         }
     }
 
     fn finish(&self) {
-        let s = self.state.lock().expect("progress state");
-        self.draw(&s, true);
+        let mut s = self.state.lock().expect("progress state");
+        if s.shown || self.due(&s) {
+            self.draw(&mut s, true);
+        }
     }
 }

@@ -4,20 +4,24 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
 use clap::{Args, Subcommand};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use trainstore::SnapshotSummary;
 use trainstore::core::{
-    DataSource, Error, Filter, MountTable, Result, ScanRequest, Secret, StorageOptions, TimeRange,
-    Timestamp,
+    DataSource, Error, Filter, MountTable, Operation, RecordBatchStream, Result, ScanRequest,
+    Secret, StorageOptions, TimeRange, Timestamp,
 };
-use trainstore::doris::load::load_design_doc_rows;
+use trainstore::doris::load::{content_label, load_design_doc_rows, synthetic_label};
+use trainstore::doris::write::WriteOutcome;
 use trainstore::doris::{
     DorisSource, FileFormat, FileSource, ReadOptions, SnapshotGenerator, SnapshotSchema,
     SynthConfig, Timeouts, write_snapshot_file,
 };
 use trainstore::sources::database_url;
+
+use crate::progress::{QUICK_CALL_DELAY, TerminalProgress};
 
 #[derive(Subcommand)]
 pub enum SnapshotsCommand {
@@ -195,10 +199,11 @@ pub async fn run(command: SnapshotsCommand, mounts: &MountTable) -> Result<()> {
                 );
             }
             if let Some((url, table)) = db.target()? {
-                let rows =
-                    load_design_doc_rows(&url, table, generator.batches(8192), db.timeouts())
-                        .await?;
-                println!("loaded {rows} rows into {table}");
+                let label = synthetic_label(&config);
+                let batches = generator.batches(8192);
+                let done =
+                    load_design_doc_rows(&url, table, &label, batches, db.timeouts()).await?;
+                print_load(&done, table, &label, "");
             }
             Ok(())
         }
@@ -216,11 +221,10 @@ pub async fn run(command: SnapshotsCommand, mounts: &MountTable) -> Result<()> {
             )
             .await?;
             let raw: Vec<_> = source.scan_raw().try_collect().await?;
-            let rows = load_design_doc_rows(&url, table, raw, db.timeouts()).await?;
-            println!(
-                "loaded {rows} rows from {} files into {table}",
-                source.files().len()
-            );
+            let label = content_label(&raw)?;
+            let done = load_design_doc_rows(&url, table, &label, raw, db.timeouts()).await?;
+            let files = format!(" from {} files", source.files().len());
+            print_load(&done, table, &label, &files);
             Ok(())
         }
         SnapshotsCommand::Query {
@@ -264,7 +268,7 @@ pub async fn run(command: SnapshotsCommand, mounts: &MountTable) -> Result<()> {
                         ..ReadOptions::default()
                     };
                     let source = DorisSource::connect(&url, table, schema.clone(), options).await?;
-                    let batches: Vec<_> = source.scan(&request).await?.try_collect().await?;
+                    let batches = read_showing_progress(source.scan(&request).await?).await?;
                     (batches, source.parse_report())
                 }
                 (None, Some(location)) => {
@@ -277,7 +281,7 @@ pub async fn run(command: SnapshotsCommand, mounts: &MountTable) -> Result<()> {
                         strict,
                     )
                     .await?;
-                    let batches = source.scan_all(&request).await?;
+                    let batches = read_showing_progress(source.scan(&request).await?).await?;
                     (batches, source.parse_report())
                 }
                 (None, None) => unreachable!("clap requires a location or --table"),
@@ -335,4 +339,25 @@ fn cut_long_values(batch: &arrow::array::RecordBatch) -> Result<arrow::array::Re
         columns.push((field.name().clone(), std::sync::Arc::new(text)));
     }
     Ok(arrow::array::RecordBatch::try_from_iter(columns)?)
+}
+
+/// Reads a whole scan, showing how many snapshots have been read once it takes a while.
+async fn read_showing_progress(mut stream: RecordBatchStream) -> Result<Vec<RecordBatch>> {
+    let progress = TerminalProgress::after(QUICK_CALL_DELAY);
+    let rows = Operation::begin(&progress, "query: snapshots read", None);
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.try_next().await? {
+        rows.advance(batch.num_rows() as u64);
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+/// What a load did: rows loaded, or that the same rows (the same label) were loaded before.
+fn print_load(done: &WriteOutcome, table: &str, label: &str, from: &str) {
+    if done.already_written {
+        println!("these rows were loaded into {table} before (label {label}): nothing written");
+    } else {
+        println!("loaded {} rows{from} into {table}", done.rows_written);
+    }
 }

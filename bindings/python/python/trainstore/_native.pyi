@@ -140,6 +140,7 @@ class SnapshotSource:
         filters: dict[str, Any] | None,
         columns: list[str] | None,
         limit: int | None,
+        progress: _Progress | None,
     ) -> pa.Table: ...
     def stream(
         self,
@@ -169,8 +170,13 @@ def synthetic_snapshots(
     seed: int,
 ) -> pa.Table: ...
 def load_snapshots(
-    url: str, table: str, data: Any, connect_timeout: float, read_timeout: float
-) -> int: ...
+    url: str,
+    table: str,
+    data: Any,
+    label: str | None,
+    connect_timeout: float,
+    read_timeout: float,
+) -> tuple[int, bool, int]: ...
 def parse_snapshots(
     data: Any, schema: SnapshotSchema | None, strict: bool
 ) -> tuple[pa.Table, str]: ...
@@ -199,9 +205,16 @@ class FeatureStore:
         full_feature_names: bool,
         timestamp_column: str | None,
         engine: str,
+        progress: _Progress | None,
     ) -> pa.RecordBatch: ...
-    def materialize(self, end: str, start: str | None, views: list[str] | None) -> str: ...
-    def ingest(self, view: str, start: str, end: str) -> str: ...
+    def materialize(
+        self,
+        end: str,
+        start: str | None,
+        views: list[str] | None,
+        progress: _Progress | None,
+    ) -> str: ...
+    def ingest(self, view: str, start: str, end: str, progress: _Progress | None) -> str: ...
     def get_online_features(
         self,
         features: list[str],
@@ -275,6 +288,7 @@ class TrainingSets:
         full_feature_names: bool,
         timestamp_column: str | None,
         engine: str,
+        progress: _Progress | None,
     ) -> str: ...
     def list(self, name: str) -> Listing: ...
     def names(self) -> builtins.list[str]: ...

@@ -28,12 +28,77 @@ import pyarrow as pa
 
 from . import _html, _native
 from .exceptions import ConfigError, InvalidInputError
-from .sources import TimeLike, _Source, _time_text, _utc
+from .progress import _quick_bar
+from .sources import FileSource, TimeLike, _Source, _time_text, _utc
 
 if TYPE_CHECKING:
     from .training_sets import TrainingSets, TrainingSetVersion
 
 _T = TypeVar("_T")
+
+
+class OnlineResponse:
+    """The answer of :meth:`FeatureStore.get_online_features`: one row per entity row, the join
+    keys first, then each view's features (and its ``<view>__status`` column when asked for).
+
+    Read it as Arrow (:meth:`to_arrow`, no copy), pandas (:meth:`to_df`) or Python values
+    (:meth:`to_dict`), the spellings of Feast's ``OnlineResponse``; a column by name or
+    position (``response["meanLf"]``) as from the table.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+
+    def to_arrow(self) -> pa.Table:
+        """The answer as a pyarrow Table (the one it holds: no copy)."""
+        return self._table
+
+    def to_df(self) -> Any:
+        """The answer as a pandas DataFrame."""
+        return self._table.to_pandas()
+
+    def to_pandas(self) -> Any:
+        """The answer as a pandas DataFrame (the same as :meth:`to_df`)."""
+        return self.to_df()
+
+    def to_dict(self) -> dict[str, builtins.list[Any]]:
+        """``column -> values``, as Feast's ``OnlineResponse.to_dict()`` answers."""
+        values: dict[str, builtins.list[Any]] = self._table.to_pydict()
+        return values
+
+    @property
+    def column_names(self) -> builtins.list[str]:
+        names: builtins.list[str] = self._table.column_names
+        return names
+
+    @property
+    def num_rows(self) -> int:
+        rows: int = self._table.num_rows
+        return rows
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __getitem__(self, column: str | int) -> pa.ChunkedArray:
+        return self._table[column]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, OnlineResponse):
+            same: bool = self._table.equals(other._table)
+            return same
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"OnlineResponse\n{self._table}"
+
+    def _repr_html_(self) -> str:
+        return _html.title("online features", _html.count(self.num_rows, "row")) + _html.arrow(
+            self._table
+        )
 
 
 @dataclass(frozen=True)
@@ -143,8 +208,11 @@ def _source_text(spec: Mapping[str, Any]) -> str:
 class FeatureView:
     """A group of features from one source, keyed by entities, valid for ``ttl``.
 
-    ``source`` is a :class:`DorisSource` or :class:`FileSource` of snapshots, or a path to
-    typed Parquet files (columns read as stored). With an empty ``schema``, every source
+    ``source`` is a :class:`DorisSource` or :class:`SnapshotFiles` of snapshots, or a typed
+    table (columns read as stored): a path to Parquet files, or Feast's
+    ``FileSource(path, timestamp_field=...)``, from which the view takes its timestamp fields.
+    ``timestamp_field`` is ``"time"`` (the snapshots') unless given here or by such a
+    ``FileSource``. With an empty ``schema``, every source
     column besides the join keys and timestamps becomes a feature at apply time. A Doris
     password must be a ``${VARIABLE}`` reference: the registry stores how to reopen the source.
     ``online_rows`` is how many of each entity's latest rows the online store keeps: 1 serves
@@ -157,7 +225,7 @@ class FeatureView:
     source: _Source | str | Mapping[str, Any]
     schema: Sequence[Field] = ()
     ttl: timedelta | None = None
-    timestamp_field: str = "time"
+    timestamp_field: str | None = None
     created_timestamp_field: str | None = None
     online: bool = True
     online_rows: int = 1
@@ -173,15 +241,40 @@ class FeatureView:
             "source": _source_spec(self.source),
             "schema": [f.to_dict() for f in self.schema],
             "ttl": _ttl_text(self.ttl),
-            "timestamp_field": self.timestamp_field,
+            "timestamp_field": self._timestamp_fields()[0],
             "online": self.online,
             "online_rows": self.online_rows,
             "tags": dict(self.tags),
             "description": self.description,
         }
-        if self.created_timestamp_field is not None:
-            out["created_timestamp_field"] = self.created_timestamp_field
+        created = self._timestamp_fields()[1]
+        if created is not None:
+            out["created_timestamp_field"] = created
         return out
+
+    def _timestamp_fields(self) -> tuple[str, str | None]:
+        """The event and created timestamp fields: the view's own, else its typed
+        :class:`FileSource`'s, else ``"time"`` and none."""
+        source = self.source if isinstance(self.source, FileSource) else None
+        pairs = [
+            ("timestamp_field", self.timestamp_field, "timestamp_field", "time"),
+            (
+                "created_timestamp_field",
+                self.created_timestamp_field,
+                "created_timestamp_column",
+                None,
+            ),
+        ]
+        chosen: builtins.list[str | None] = []
+        for mine, own, theirs, default in pairs:
+            from_source = getattr(source, theirs, None) if source is not None else None
+            if own is not None and from_source is not None and own != from_source:
+                raise InvalidInputError(
+                    f"feature view {self.name}: {mine}={own!r} but its FileSource says "
+                    f"{theirs}={from_source!r}; give it in one place"
+                )
+            chosen.append(own if own is not None else from_source if from_source else default)
+        return chosen[0] or "time", chosen[1]
 
     def _repr_html_(self) -> str:
         features = (
@@ -196,8 +289,8 @@ class FeatureView:
                 ("entities", [e.name if isinstance(e, Entity) else e for e in self.entities]),
                 ("source", source),
                 ("features", [f"{f.name} {f.dtype.name}" for f in self.schema]),
-                ("timestamp field", self.timestamp_field),
-                ("created timestamp field", self.created_timestamp_field),
+                ("timestamp field", self._timestamp_fields()[0]),
+                ("created timestamp field", self._timestamp_fields()[1]),
                 ("ttl", self.ttl),
                 ("online", online),
                 ("tags", dict(self.tags)),
@@ -462,6 +555,7 @@ class FeatureStore:
         save_as: None = ...,
         label: str | None = ...,
         metadata: Mapping[str, Any] | None = ...,
+        progress: bool = ...,
     ) -> pa.Table: ...
     @overload
     def get_historical_features(
@@ -475,6 +569,7 @@ class FeatureStore:
         save_as: str,
         label: str | None = ...,
         metadata: Mapping[str, Any] | None = ...,
+        progress: bool = ...,
     ) -> TrainingSetVersion: ...
     def get_historical_features(
         self,
@@ -487,6 +582,7 @@ class FeatureStore:
         save_as: str | None = None,
         label: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        progress: bool = True,
     ) -> pa.Table | TrainingSetVersion:
         """Point-in-time-correct feature values for each entity row.
 
@@ -503,6 +599,9 @@ class FeatureStore:
         instead (never held whole; ``label`` and ``metadata`` as in
         :meth:`TrainingSets.create`), and the version is returned: the same as
         ``ws.training_sets.create_from_features(name, entity_df, features, …)``.
+
+        A join that takes more than a second shows its progress (source rows read) unless
+        ``progress=False``.
         """
         if save_as is not None:
             if self._training_sets is None:
@@ -518,6 +617,7 @@ class FeatureStore:
                 full_feature_names=full_feature_names,
                 timestamp_column=timestamp_column,
                 engine=engine,
+                progress=progress,
             )
         if label is not None or metadata is not None:
             raise InvalidInputError("label and metadata describe a saved set: give save_as too")
@@ -527,6 +627,7 @@ class FeatureStore:
             full_feature_names,
             timestamp_column,
             engine,
+            _quick_bar(progress),
         )
         return pa.Table.from_batches([batch])
 
@@ -539,34 +640,45 @@ class FeatureStore:
         start_date: TimeLike | None = None,
         end_date: TimeLike | None = None,
         feature_views: Sequence[str] | None = None,
+        progress: bool = True,
     ) -> builtins.list[Materialized]:
         """Writes each entity's latest row with event time in ``[start, end]`` (both included)
         into the online store; an older row never replaces a newer one. Feast's spellings
         ``start_date``, ``end_date`` and ``feature_views`` are accepted for the same
-        arguments (one spelling each)."""
+        arguments (one spelling each). A view that takes more than a second shows its
+        progress (source rows read) unless ``progress=False``."""
         start = _one_of("start", start, "start_date", start_date)
         end = _one_of("end", end, "end_date", end_date)
         views = _one_of("views", views, "feature_views", feature_views)
-        raw = self._native.materialize(_required_time(end), _required_time(start), _views(views))
+        raw = self._native.materialize(
+            _required_time(end), _required_time(start), _views(views), _quick_bar(progress)
+        )
         return _materialized(raw)
 
     def materialize_incremental(
-        self, end: TimeLike, views: Sequence[str] | None = None
+        self, end: TimeLike, views: Sequence[str] | None = None, progress: bool = True
     ) -> builtins.list[Materialized]:
         """Materializes each online view from where its last materialization ended."""
-        raw = self._native.materialize(_required_time(end), None, _views(views))
+        raw = self._native.materialize(
+            _required_time(end), None, _views(views), _quick_bar(progress)
+        )
         return _materialized(raw)
 
     def ingest(
-        self, view: str, start: TimeLike | None = None, end: TimeLike | None = None
+        self,
+        view: str,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        progress: bool = True,
     ) -> Ingested:
         """Copies ``view``'s rows with event times in ``[start, end]`` (both included; by
         default from the epoch to now) into the workspace's offline store, sorted for joins.
         Historical requests whose time span the store covers are answered from it, without
-        reading the source; a range already ingested is refused."""
+        reading the source; a range already ingested is refused. Progress (rows copied) shows
+        after a second unless ``progress=False``."""
         first = _required_time(0 if start is None else start)
         last = _required_time(datetime.now(timezone.utc) if end is None else end)
-        raw = json.loads(self._native.ingest(view, first, last))
+        raw = json.loads(self._native.ingest(view, first, last, _quick_bar(progress)))
         return Ingested(
             view=raw["view"],
             version=raw["version"],
@@ -581,20 +693,21 @@ class FeatureStore:
         full_feature_names: bool = False,
         ignore_ttl: bool = False,
         include_status: bool = False,
-    ) -> pa.Table:
+    ) -> OnlineResponse:
         """The latest values for each entity (join keys; a list of dicts works). Values older
         than their view's TTL read as null unless ``ignore_ttl`` (Feast's behaviour).
         ``include_status`` adds a ``<view>__status`` column after each view's features saying
         why its values are what they are: ``present``, ``expired`` (older than the TTL),
         ``unknown key`` (nothing materialized for the key) or ``not materialized`` (the view
-        never was)."""
+        never was). Keys compare by value: an integer ``1465`` finds the rows of the text key
+        ``"1465"``, and the other way round (rule 7.3 of ``docs/point-in-time.md``)."""
         # A list of dicts of keys is read natively: converting it through pyarrow costs more
         # than the lookup.
         rows = entity_rows if isinstance(entity_rows, list) else _to_batch(entity_rows)
         batch = self._native.get_online_features(
             _feature_names(features), rows, full_feature_names, ignore_ttl, include_status
         )
-        return pa.Table.from_batches([batch])
+        return OnlineResponse(pa.Table.from_batches([batch]))
 
     @property
     def online_store(self) -> str:

@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import _html, _native
+from .exceptions import InvalidInputError
+from .progress import _quick_bar
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -163,11 +165,14 @@ class _Source:
         filters: Mapping[str, FilterValue] | None = None,
         columns: Sequence[str] | None = None,
         limit: int | None = None,
+        progress: bool = True,
     ) -> pa.Table:
         """Snapshots with time in ``[start, end)`` passing every filter, as a pyarrow.Table.
 
         ``filters`` maps a column to a value (equality), a list (membership) or None (is
-        null). Filters on table columns run in the database; others after parsing.
+        null). Filters on table columns run in the database; others after parsing. A query
+        that takes more than a second shows its progress (snapshots read) unless
+        ``progress=False``.
         """
         return self._native.query(
             _time_text(start),
@@ -175,6 +180,7 @@ class _Source:
             _filter_dict(filters),
             None if columns is None else list(columns),
             limit,
+            _quick_bar(progress),
         )
 
     def stream(
@@ -278,8 +284,11 @@ class DorisSource(_Source):
         )
 
 
-class FileSource(_Source):
-    """Snapshot files (Parquet, CSV, JSON lines): one file, or a directory of them, on any mount."""
+class SnapshotFiles(_Source):
+    """Raw snapshot files (Parquet, CSV, JSON lines) in the design document's layout, parsed
+    like a snapshot table: one file, or a directory of them, on any mount. For a typed table
+    (columns read as stored), Feast's spelling ``FileSource(path, timestamp_field=...)``
+    applies instead."""
 
     def __init__(
         self,
@@ -316,6 +325,92 @@ class FileSource(_Source):
         return self._native.file_names()
 
 
+class FileSource(SnapshotFiles):
+    """Files on any mount, in one of two shapes, told apart by ``timestamp_field``:
+
+    - ``FileSource(path, timestamp_field="ts")``, Feast's spelling: a typed table (Parquet)
+      whose columns are read as stored, used as a :class:`FeatureView`'s source; the view takes
+      its ``timestamp_field`` and ``created_timestamp_column`` from here.
+    - ``FileSource(location)``: raw snapshot files, parsed; the same as
+      :class:`SnapshotFiles`, which names them without doubt.
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str] | None = None,
+        schema: SnapshotSchema | None = None,
+        format: str | None = None,
+        storage_options: Mapping[str, str] | None = None,
+        mounts: MountTable | None = None,
+        strict: bool = False,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        timestamp_field: str | None = None,
+        created_timestamp_column: str | None = None,
+    ) -> None:
+        if (location is None) == (path is None):
+            raise InvalidInputError(
+                "FileSource: give the files' location once, as location or as path"
+            )
+        where = os.fspath(location if location is not None else path)  # type: ignore[arg-type]
+        self.timestamp_field = timestamp_field
+        self.created_timestamp_column = created_timestamp_column
+        if timestamp_field is None:
+            if created_timestamp_column is not None:
+                raise InvalidInputError(
+                    "FileSource: created_timestamp_column describes a typed table; give its "
+                    "timestamp_field too (raw snapshot files have neither: ts.SnapshotFiles)"
+                )
+            super().__init__(where, schema, format, storage_options, mounts, strict)
+            return
+        if schema is not None or format is not None or strict:
+            raise InvalidInputError(
+                "FileSource: timestamp_field makes this a typed table (Feast's FileSource), "
+                "read as stored; schema, format and strict describe raw snapshot files: use "
+                "ts.SnapshotFiles(location, schema=...) for those"
+            )
+        if storage_options or mounts is not None:
+            raise InvalidInputError(
+                "FileSource: a typed table is read through the workspace's mounts (ws.mounts.add)"
+                ", not options of its own"
+            )
+        self._spec = {"type": "files", "location": where}
+
+    def _raw_snapshots(self) -> None:
+        if self.timestamp_field is not None:
+            raise InvalidInputError(
+                f"FileSource({self._spec['location']!r}, timestamp_field=...) is a typed table, "
+                "read by the feature views that name it (or by pyarrow.parquet.read_table); "
+                "query, stream and parse reports are for raw snapshot files (ts.SnapshotFiles)"
+            )
+
+    def query(self, *args: Any, **kwargs: Any) -> pa.Table:
+        self._raw_snapshots()
+        return super().query(*args, **kwargs)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[pa.RecordBatch]:
+        self._raw_snapshots()
+        return super().stream(*args, **kwargs)
+
+    @property
+    def parse_report(self) -> ParseReport:
+        self._raw_snapshots()
+        return ParseReport._from_json(self._native.parse_report_json())
+
+    @property
+    def files(self) -> list[str]:
+        self._raw_snapshots()
+        return self._native.file_names()
+
+    def __repr__(self) -> str:
+        if self.timestamp_field is not None:
+            return (
+                f"FileSource(path={self._spec['location']!r}, "
+                f"timestamp_field={self.timestamp_field!r})"
+            )
+        return super().__repr__()
+
+
 def synthetic_snapshots(
     devices: int = 10,
     nodes_per_device: int = 2,
@@ -332,16 +427,26 @@ def synthetic_snapshots(
 
 
 def load_snapshots(
-    url: str, table: str, data: Any, connect_timeout: float = 10.0, read_timeout: float = 60.0
-) -> int:
+    url: str,
+    table: str,
+    data: Any,
+    label: str | None = None,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
+) -> WriteOutcome:
     """Appends raw design-document rows (a pyarrow.Table or any Arrow stream with ``time`` and
-    ``feature``) to ``table``, creating it when absent. Returns the rows written.
+    ``feature``) to ``table``, creating it when absent, exactly once per ``label`` as
+    :func:`write_back` writes: by default the label names the rows' content, so loading the
+    same rows again writes nothing and says so (``already_written``).
 
     A table created on MySQL/MariaDB keeps its rows in time order, as Doris keeps a duplicate-key
     table (primary key on ``time`` and an invisible sequence), so a time range reads only its own
     rows; each batch is written in time order, and batches are best given in time order too.
     ``connect_timeout`` and ``read_timeout`` (seconds) bound connecting and each statement."""
-    return _native.load_snapshots(url, table, data, connect_timeout, read_timeout)
+    rows, already, attempts = _native.load_snapshots(
+        url, table, data, label, connect_timeout, read_timeout
+    )
+    return WriteOutcome(rows, already, attempts)
 
 
 def parse_snapshots(
@@ -357,8 +462,8 @@ def parse_snapshots(
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What :func:`write_back` did: rows written, whether its label had been written before,
-    and how many attempts it took."""
+    """What :func:`write_back` or :func:`load_snapshots` did: rows written, whether its label
+    had been written before, and how many attempts it took."""
 
     rows_written: int
     already_written: bool
@@ -367,7 +472,7 @@ class WriteOutcome:
     def _repr_html_(self) -> str:
         outcome = "already written before" if self.already_written else None
         return _html.title(
-            "write back",
+            "write",
             f"{_html.count(self.rows_written, 'row')} written",
             outcome,
             _html.count(self.attempts, "attempt"),

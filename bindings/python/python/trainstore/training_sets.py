@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from . import _html, _native
 from .features import FeatureService, FeatureStore, _feature_names, _to_batch
-from .progress import _bar_if
+from .progress import _bar_if, _quick_bar
 from .sharing import Access, AuditEvent, Draft, Lease, Permission, _events, _lease
 from .sources import TimeLike, _time_text, _utc
 
@@ -552,10 +552,12 @@ class TrainingSets:
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
         engine: Literal["in-process", "pushdown"] = "in-process",
+        progress: bool = True,
     ) -> TrainingSetVersion:
         """Runs ``ws.features.get_historical_features(entity_df, features, …)`` and creates
         its answer as a version of ``name``, recording the request in the lineage (entity
-        rows, feature references, registry version) so :meth:`reproduce` can rebuild it."""
+        rows, feature references, registry version) so :meth:`reproduce` can rebuild it.
+        A join that takes more than a second shows its progress unless ``progress=False``."""
         meta = None if metadata is None else json.dumps(dict(metadata))
         raw = self._native.create_from_features(
             self._features._native,
@@ -567,6 +569,7 @@ class TrainingSets:
             full_feature_names,
             timestamp_column,
             engine,
+            _quick_bar(progress),
         )
         return self._version(raw)
 

@@ -163,7 +163,13 @@ impl SnapshotParser {
                 Error::invalid(
                     "snapshot rows",
                     name,
-                    "the schema's document column is missing from the input",
+                    format!(
+                        "the schema's document column is missing from the input, whose columns \
+                         are {}: if these files are a typed table rather than raw snapshots, \
+                         give a feature view the path itself (with its timestamp_field), or in \
+                         Python ts.FileSource(path, timestamp_field=...)",
+                        column_list(raw)
+                    ),
                 )
             })?),
             None => None,
@@ -505,4 +511,14 @@ fn text_column(raw: &RecordBatch, name: &str) -> Result<Option<StringArray>> {
             .expect("utf8")
             .clone(),
     ))
+}
+
+/// The names of `batch`'s columns, for messages: the first few, then how many more.
+fn column_list(batch: &RecordBatch) -> String {
+    let schema = batch.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    match names.len() {
+        0..=8 => names.join(", "),
+        n => format!("{} and {} more", names[..8].join(", "), n - 8),
+    }
 }

@@ -485,9 +485,15 @@ async fn loaded() -> (TestDb, Vec<RecordBatch>) {
         .unwrap()
         .batches(500)
         .collect();
-    load_design_doc_rows(&db.url(), "snapshots", raw.clone(), Timeouts::default())
-        .await
-        .unwrap();
+    load_design_doc_rows(
+        &db.url(),
+        "snapshots",
+        "test",
+        raw.clone(),
+        Timeouts::default(),
+    )
+    .await
+    .unwrap();
     (db, raw)
 }
 

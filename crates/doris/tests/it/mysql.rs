@@ -10,7 +10,7 @@ use mysql_async::prelude::Queryable;
 use trainstore_core::{
     DataSource, Error, Filter, Scalar, ScanRequest, Secret, TimeRange, Timestamp,
 };
-use trainstore_doris::load::load_design_doc_rows;
+use trainstore_doris::load::{content_label, load_design_doc_rows};
 use trainstore_doris::{
     DorisSource, FeatureKind, ReadOptions, SnapshotGenerator, SnapshotParser, SnapshotSchema,
     SynthConfig, Timeouts,
@@ -73,11 +73,60 @@ async fn loaded_with(config: SynthConfig) -> (TestDb, Vec<RecordBatch>) {
         .unwrap()
         .batches(LOAD_BATCH_ROWS)
         .collect();
-    let written = load_design_doc_rows(&db.url(), "snapshots", raw.clone(), Timeouts::default())
-        .await
-        .unwrap();
-    assert_eq!(written, config.rows() as u64);
+    let label = content_label(&raw).unwrap();
+    let written = load_design_doc_rows(
+        &db.url(),
+        "snapshots",
+        &label,
+        raw.clone(),
+        Timeouts::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(written.rows_written, config.rows() as u64);
     (db, raw)
+}
+
+/// Loading the same rows again (the same content label) writes nothing and says so; other
+/// rows load beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loading_the_same_rows_twice_writes_them_once() {
+    let (db, raw) = loaded().await;
+    let label = content_label(&raw).unwrap();
+    let again = load_design_doc_rows(
+        &db.url(),
+        "snapshots",
+        &label,
+        raw.clone(),
+        Timeouts::default(),
+    )
+    .await
+    .unwrap();
+    assert!(again.already_written);
+    assert_eq!(again.rows_written, 0);
+    let fewer = &raw[..1];
+    let other = content_label(fewer).unwrap();
+    assert_ne!(other, label, "other rows, another label");
+    let more = load_design_doc_rows(
+        &db.url(),
+        "snapshots",
+        &other,
+        fewer.to_vec(),
+        Timeouts::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(more.rows_written, fewer[0].num_rows() as u64);
+    let count: u64 = db
+        .conn()
+        .await
+        .query_first("SELECT COUNT(*) FROM snapshots")
+        .await
+        .unwrap()
+        .unwrap();
+    let total: usize = raw.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(count, (total + fewer[0].num_rows()) as u64);
+    db.drop_db().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -747,7 +796,7 @@ async fn a_server_that_never_answers_fails_the_connect_in_seconds_naming_it() {
     assert_timeout(&err, "handshake", proxy.addr());
 
     let started = Instant::now();
-    let err = load_design_doc_rows(&url, "snapshots", Vec::new(), quick())
+    let err = load_design_doc_rows(&url, "snapshots", "test", Vec::new(), quick())
         .await
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10), "{err}");

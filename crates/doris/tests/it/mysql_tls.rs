@@ -170,7 +170,7 @@ async fn reads_over_tls_from_a_server_whose_certificate_chains_to_the_given_ca()
         &db,
         &format!("{ca}&prefer_socket=false"),
     );
-    load_design_doc_rows(&load, "snapshots", raw.clone(), Timeouts::default())
+    load_design_doc_rows(&load, "snapshots", "test", raw.clone(), Timeouts::default())
         .await
         .unwrap();
 
@@ -196,7 +196,7 @@ async fn certificates_the_url_does_not_trust_are_refused_clearly_unless_told_not
     let server = tls_server();
     let (db, user, raw) = server.loaded().await;
     let root = Secret::new(format!("mysql://root@127.0.0.1:{}/{db}", server.port));
-    load_design_doc_rows(&root, "snapshots", raw, Timeouts::default())
+    load_design_doc_rows(&root, "snapshots", "test", raw, Timeouts::default())
         .await
         .unwrap();
     let endpoint = format!("127.0.0.1:{}", server.port);
@@ -258,9 +258,15 @@ impl TlsServer {
     /// (`VIA ed25519 USING PASSWORD('...')`).
     async fn with_plugin(&self, db: &str, user: &str, raw: &[RecordBatch], identified: &str) {
         let root = Secret::new(format!("mysql://root@127.0.0.1:{}/{db}", self.port));
-        load_design_doc_rows(&root, "snapshots", raw.to_vec(), Timeouts::default())
-            .await
-            .unwrap();
+        load_design_doc_rows(
+            &root,
+            "snapshots",
+            "test",
+            raw.to_vec(),
+            Timeouts::default(),
+        )
+        .await
+        .unwrap();
         let mut admin = self.admin().await;
         admin
             .query_drop(format!("ALTER USER '{user}'@'%' IDENTIFIED {identified}"))

@@ -13,7 +13,9 @@ use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::{FileWriter, StreamWriter};
 use futures::TryStreamExt;
 use trainstore_core::VersionStore as _;
-use trainstore_core::{Catalog, DataSourceRef, Error, Result, ScanRequest, TimeRange, Timestamp};
+use trainstore_core::{
+    Catalog, DataSourceRef, Error, Operation, Progress, Result, ScanRequest, TimeRange, Timestamp,
+};
 
 use super::{SEGMENT_BATCH_ROWS, Segment, item, source_schema};
 use crate::definitions::FeatureView;
@@ -36,8 +38,14 @@ pub(super) async fn write_partitions(
     source: &DataSourceRef,
     range: TimeRange,
     part_bytes: usize,
+    progress: &dyn Progress,
 ) -> Result<Vec<Segment>> {
     let times = event_millis(selection, source, range).await?;
+    let copied = Operation::begin(
+        progress,
+        &format!("ingest {}: rows", view.name),
+        Some(times.len() as u64),
+    );
     remove_dead_spills(&std::env::temp_dir());
     let spill_dir = tempfile::Builder::new()
         .prefix(&format!("{SPILL_PREFIX}{}-", std::process::id()))
@@ -58,6 +66,7 @@ pub(super) async fn write_partitions(
         };
         let event = selection.split(&batch)?.event;
         spill.push(&batch, &event)?;
+        copied.advance(batch.num_rows() as u64);
     }
     drop(stream);
     let parts = match spill {

@@ -145,6 +145,67 @@ pub(crate) fn encode_keys(names: &[String], columns: &[ArrayRef]) -> Result<Vec<
     Ok(out)
 }
 
+/// At most this many other spellings of a request's keys are tried (`other_key_kinds`): a key
+/// of many columns would otherwise try every combination of them.
+const MAX_OTHER_KEY_KINDS: usize = 15;
+
+/// The key columns spelled as the other kind of key, for keys that found nothing as given:
+/// integers as the text of their decimal digits, text of exactly such digits as integers
+/// (rule 7.3 of `docs/point-in-time.md`). One entry per combination that respells at least one
+/// column; values with no other spelling are null there, so they look nothing up.
+pub(crate) fn other_key_kinds(columns: &[ArrayRef]) -> Result<Vec<Vec<ArrayRef>>> {
+    let mut combinations: Vec<(Vec<ArrayRef>, bool)> = vec![(Vec::new(), false)];
+    for column in columns {
+        let other =
+            other_kind(column)?.filter(|_| combinations.len() * 2 <= MAX_OTHER_KEY_KINDS + 1);
+        let mut next = Vec::with_capacity(combinations.len() * 2);
+        for (columns, respelled) in combinations {
+            if let Some(other) = &other {
+                let mut with_other = columns.clone();
+                with_other.push(other.clone());
+                next.push((with_other, true));
+            }
+            let mut as_given = columns;
+            as_given.push(column.clone());
+            next.push((as_given, respelled));
+        }
+        combinations = next;
+    }
+    Ok(combinations
+        .into_iter()
+        .filter_map(|(columns, respelled)| respelled.then_some(columns))
+        .collect())
+}
+
+/// One key column as the other kind of key, or `None` when no value has another spelling.
+fn other_kind(column: &ArrayRef) -> Result<Option<ArrayRef>> {
+    Ok(match column.data_type() {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32 => Some(cast(column, &DataType::Utf8)?),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let text = cast(column, &DataType::Utf8)?;
+            let ints: Int64Array = text
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.and_then(canonical_integer))
+                .collect();
+            (ints.null_count() < ints.len()).then(|| Arc::new(ints) as ArrayRef)
+        }
+        _ => None,
+    })
+}
+
+/// The integer `text` spells, when it is exactly that integer's decimal digits (`"1465"`,
+/// `"-3"`; not `"01465"`, `"+3"` or `" 3"`).
+fn canonical_integer(text: &str) -> Option<i64> {
+    text.parse::<i64>().ok().filter(|n| n.to_string() == text)
+}
+
 /// Value type tags.
 mod tag {
     pub const NULL: u8 = 0;
@@ -658,6 +719,39 @@ mod tests {
     };
 
     use super::*;
+
+    #[test]
+    fn keys_are_respelled_as_the_other_kind_only_where_the_value_allows() {
+        let text: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("1465"),
+            Some("01465"),
+            Some("-3"),
+            Some("+3"),
+            None,
+        ]));
+        let ints: ArrayRef = Arc::new(Int32Array::from(vec![7, -2, 0, 1, 2]));
+        let others = other_key_kinds(&[text.clone(), ints.clone()]).unwrap();
+        // Text respelled, integers respelled, both: three other spellings.
+        assert_eq!(others.len(), 3);
+        let as_ints = others
+            .iter()
+            .find(|c| c[0].data_type() == &DataType::Int64 && Arc::ptr_eq(&c[1], &ints))
+            .unwrap();
+        let respelled: Vec<Option<i64>> = as_ints[0].as_primitive::<Int64Type>().iter().collect();
+        assert_eq!(respelled, [Some(1465), None, Some(-3), None, None]);
+        let as_text = others
+            .iter()
+            .find(|c| Arc::ptr_eq(&c[0], &text) && c[1].data_type() == &DataType::Utf8)
+            .unwrap();
+        let digits: Vec<Option<&str>> = as_text[1].as_string::<i32>().iter().collect();
+        assert_eq!(digits, ["7", "-2", "0", "1", "2"].map(Some));
+        // Text with no integer among it has no other spelling.
+        let names: ArrayRef = Arc::new(StringArray::from(vec!["A", "007"]));
+        assert!(other_key_kinds(&[names]).unwrap().is_empty());
+        // Many key columns try a bounded number of spellings.
+        let many = vec![ints; 40];
+        assert_eq!(other_key_kinds(&many).unwrap().len(), MAX_OTHER_KEY_KINDS);
+    }
 
     fn field(name: &str, dtype: ValueType) -> Field {
         Field {

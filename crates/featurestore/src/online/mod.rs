@@ -20,7 +20,7 @@ use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Serialize;
-use trainstore_core::{DataSourceRef, Error, Result, TimeRange, Timestamp};
+use trainstore_core::{DataSourceRef, Error, Operation, Result, TimeRange, Timestamp};
 
 use crate::historical::{ViewSelection, require_distinct_columns};
 
@@ -75,6 +75,7 @@ pub(crate) async fn materialize_view(
     source: &DataSourceRef,
     store: &OnlineStoreRef,
     range: Option<TimeRange>,
+    rows_read_so_far: &Operation<'_>,
 ) -> Result<Materialized> {
     let view = &selection.view;
     let mut latest: HashMap<Vec<u8>, Vec<u8>, ahash::RandomState> = HashMap::default();
@@ -85,6 +86,7 @@ pub(crate) async fn materialize_view(
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows_read += batch.num_rows();
+        rows_read_so_far.advance(batch.num_rows() as u64);
         let parts = selection.split(&batch)?;
         let (event, created) = (parts.event, parts.created);
         let keys = codec::encode_keys(&selection.join_keys, parts.keys)?;
@@ -139,6 +141,17 @@ pub enum TtlPolicy {
     Enforce,
     /// Values are returned however old, as Feast does (rule 11.2 of `docs/point-in-time.md`).
     Ignore,
+}
+
+impl TtlPolicy {
+    /// How old, in nanoseconds, a row of `selection`'s view may be to be served, if the TTL
+    /// applies.
+    fn limit_ns(self, selection: &ViewSelection) -> Option<i128> {
+        match self {
+            TtlPolicy::Enforce => selection.view.ttl.limit().map(|d| d.as_nanos() as i128),
+            TtlPolicy::Ignore => None,
+        }
+    }
 }
 
 /// The schema of an online answer, and where its key columns are in the entity rows.
@@ -312,41 +325,25 @@ pub(crate) async fn read_recent(
         .iter()
         .map(|k| entity_rows.column_by_name(k).expect("checked").clone())
         .collect();
-    let keys = codec::encode_keys(&selection.join_keys, &key_columns)?;
-    let present: Vec<(u32, Vec<u8>)> = keys
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, k)| k.map(|k| (i as u32, k)))
-        .collect();
-    let (rows_of, lookup): (Vec<u32>, Vec<Vec<u8>>) = present.into_iter().unzip();
-    let limit = match ttl {
-        TtlPolicy::Enforce => selection.view.ttl.limit().map(|d| d.as_nanos() as i128),
-        TtlPolicy::Ignore => None,
-    };
+    let namespace = recent_namespace(selection.view.name.as_str());
+    let values = read_by_value(store, &namespace, &selection.join_keys, &key_columns).await?;
+    let limit = ttl.limit_ns(selection);
     let now_ns = i128::from(now.as_millis()) * 1_000_000;
-    let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut found: Vec<&[u8]> = Vec::new();
     let mut entity_of: Vec<u32> = Vec::new();
     let mut times: Vec<i64> = Vec::new();
-    let mut at = 0;
-    let mut each = |value: Option<&[u8]>| -> Result<()> {
-        for row in value
-            .map(codec::recent_rows)
-            .transpose()?
-            .unwrap_or_default()
-        {
+    for (entity_row, value) in values.iter().enumerate() {
+        let Some(value) = value else { continue };
+        for row in codec::recent_rows(value)? {
             let event = codec::event_time(row)?;
             if limit.is_some_and(|l| now_ns - i128::from(event) > l) {
                 continue;
             }
-            found.push(row.to_vec());
-            entity_of.push(rows_of[at]);
+            found.push(row);
+            entity_of.push(entity_row as u32);
             times.push(event);
         }
-        at += 1;
-        Ok(())
-    };
-    let namespace = recent_namespace(selection.view.name.as_str());
-    store.read(&namespace, &lookup, &mut each).await?;
+    }
     let mut decoder = codec::RowDecoder::new(&selection.features, found.len());
     for row in &found {
         decoder.append(Some(row))?;
@@ -423,52 +420,43 @@ pub(crate) async fn read_features(
             .map(|k| entity_rows.column_by_name(k).expect("checked").clone())
             .collect();
         let keys = codec::encode_keys(&s.join_keys, &key_columns)?;
-        let mut decoder = codec::RowDecoder::new(&s.features, keys.len());
+        let limit = ttl.limit_ns(s);
+        let mut answer = ViewAnswer::new(s, keys.len(), limit, now_ns, with_status);
         let mut has_key = Vec::with_capacity(keys.len());
         let present: Vec<Vec<u8>> = keys
             .into_iter()
             .inspect(|k| has_key.push(k.is_some()))
             .flatten()
             .collect();
-        let limit = match ttl {
-            TtlPolicy::Enforce => s.view.ttl.limit().map(|d| d.as_nanos() as i128),
-            TtlPolicy::Ignore => None,
-        };
         // Rows come for the keys present; an entity row with a null key reads as nulls.
         let mut rows = has_key.into_iter().peekable();
-        // Kept only when asked for: a serving loop's lookup does not pay for it.
-        let mut statuses: Vec<&'static str> = Vec::new();
-        let mut note = |status: &'static str| {
-            if with_status {
-                statuses.push(status);
-            }
-        };
+        let mut missed = false;
         let mut each = |row: Option<&[u8]>| -> Result<()> {
             while rows.next_if_eq(&false).is_some() {
-                decoder.append(None)?;
-                note(status::UNKNOWN_KEY);
+                answer.push(None)?;
             }
             rows.next();
-            let fresh = match (row, limit) {
-                (Some(r), Some(l)) if now_ns - i128::from(codec::event_time(r)?) > l => None,
-                _ => row,
-            };
-            note(match (row, fresh) {
-                (None, _) => status::UNKNOWN_KEY,
-                (Some(_), None) => status::EXPIRED,
-                (Some(_), Some(_)) => status::PRESENT,
-            });
-            decoder.append(fresh)
+            missed |= row.is_none();
+            answer.push(row)
         };
         store
             .read(s.view.name.as_str(), &present, &mut each)
             .await?;
         for _ in rows {
-            decoder.append(None)?;
-            note(status::UNKNOWN_KEY);
+            answer.push(None)?;
         }
-        columns.extend(decoder.finish());
+        // A key that found nothing may have been materialized as the other kind of key.
+        if missed {
+            let found = read_by_value(store, s.view.name.as_str(), &s.join_keys, &key_columns);
+            let found = found.await?;
+            answer = ViewAnswer::new(s, found.len(), limit, now_ns, with_status);
+            for row in &found {
+                answer.push(row.as_deref())?;
+            }
+        }
+        columns.extend(answer.decoder.finish());
         if with_status {
+            let mut statuses = answer.statuses;
             let view = s.view.name.as_str();
             if store.materialized_until(view).await?.is_none() {
                 statuses.fill(status::NOT_MATERIALIZED);
@@ -477,6 +465,91 @@ pub(crate) async fn read_features(
         }
     }
     Ok(RecordBatch::try_new(shape.schema.clone(), columns)?)
+}
+
+/// One view's columns of an online answer, built one entity row at a time.
+struct ViewAnswer<'a> {
+    decoder: codec::RowDecoder<'a>,
+    /// Why each value is what it is; kept only when asked for: a serving loop's lookup does
+    /// not pay for it.
+    statuses: Vec<&'static str>,
+    with_status: bool,
+    /// How old a row may be, in nanoseconds, if the TTL applies.
+    limit: Option<i128>,
+    now_ns: i128,
+}
+
+impl<'a> ViewAnswer<'a> {
+    fn new(
+        selection: &'a ViewSelection,
+        rows: usize,
+        limit: Option<i128>,
+        now_ns: i128,
+        with_status: bool,
+    ) -> Self {
+        ViewAnswer {
+            decoder: codec::RowDecoder::new(&selection.features, rows),
+            statuses: Vec::new(),
+            with_status,
+            limit,
+            now_ns,
+        }
+    }
+
+    /// The next entity row's stored row (`None`: nothing stored for its key, or no key).
+    fn push(&mut self, row: Option<&[u8]>) -> Result<()> {
+        let fresh = match (row, self.limit) {
+            (Some(r), Some(l)) if self.now_ns - i128::from(codec::event_time(r)?) > l => None,
+            _ => row,
+        };
+        if self.with_status {
+            self.statuses.push(match (row, fresh) {
+                (None, _) => status::UNKNOWN_KEY,
+                (Some(_), None) => status::EXPIRED,
+                (Some(_), Some(_)) => status::PRESENT,
+            });
+        }
+        self.decoder.append(fresh)
+    }
+}
+
+/// Each entity row's stored value in `namespace`, looking up the keys that find nothing as
+/// given again as the other kind of key ([`codec::other_key_kinds`]): an integer key finds a
+/// row materialized from text and the other way round, as historical joins compare keys by
+/// value. Values are copied out.
+async fn read_by_value(
+    store: &OnlineStoreRef,
+    namespace: &str,
+    join_keys: &[String],
+    key_columns: &[ArrayRef],
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let len = key_columns.first().map_or(0, |c| c.len());
+    let mut found: Vec<Option<Vec<u8>>> = vec![None; len];
+    let mut spellings = vec![key_columns.to_vec()];
+    let mut respelled = false;
+    while let Some(columns) = spellings.pop() {
+        let keys = codec::encode_keys(join_keys, &columns)?;
+        let (rows, lookup): (Vec<usize>, Vec<Vec<u8>>) = keys
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, k)| k.filter(|_| found[i].is_none()).map(|k| (i, k)))
+            .unzip();
+        if lookup.is_empty() {
+            continue;
+        }
+        let mut at = 0;
+        let mut each = |value: Option<&[u8]>| -> Result<()> {
+            found[rows[at]] = value.map(<[u8]>::to_vec);
+            at += 1;
+            Ok(())
+        };
+        store.read(namespace, &lookup, &mut each).await?;
+        if !respelled && found.iter().any(Option::is_none) {
+            respelled = true;
+            spellings = codec::other_key_kinds(key_columns)?;
+        }
+    }
+    Ok(found)
 }
 
 /// Opens the online store a URL names: `redis://…` for Redis, or a local file path for the
