@@ -169,8 +169,12 @@ impl Workspace {
                 options: options.clone(),
             },
             online_store: std::env::var(ONLINE_STORE_ENV).ok().or_else(|| {
-                let local = url.strip_prefix("file://")?;
-                Some(format!("{local}/online/online.redb"))
+                if let Some(local) = url.strip_prefix("file://") {
+                    return Some(format!("{local}/online/online.redb"));
+                }
+                // In memory as the workspace is, one store per workspace for the process.
+                url.starts_with("memory://")
+                    .then(|| format!("{url}/online"))
             }),
             url,
             user: UserName::current(),
@@ -244,7 +248,8 @@ impl Workspace {
     ///
     /// Its online store is the one set with [`Workspace::with_online_store`], else the one
     /// `$TRAINSTORE_ONLINE_STORE` names, else an embedded file in a local workspace
-    /// (`online/online.redb`); a workspace elsewhere has none until one is set.
+    /// (`online/online.redb`), or an in-memory store beside a `memory://` workspace; a
+    /// workspace elsewhere (S3) has none until one is set.
     pub fn features(&self) -> FeatureStore {
         let store = FeatureStore::new(
             self.catalog.clone(),

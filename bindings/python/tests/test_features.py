@@ -570,3 +570,21 @@ def test_feasts_file_source_names_a_typed_table_and_snapshot_files_have_their_ow
     pq.write_table(ts.synthetic_snapshots(devices=1, snapshots=3), snapshots)
     assert ts.SnapshotFiles(snapshots).query().num_rows == 6
     assert ts.FileSource(snapshots).query().num_rows == 6
+
+
+def test_a_memory_workspace_serves_online_features_from_memory(tmp_path: Path) -> None:
+    name = f"memory://online-{uuid.uuid4().hex[:8]}"
+    ws = ts.Workspace.open(name)
+    assert ws.features.online_store.startswith("embedded online store memory://")
+    device = ts.Entity("device", join_keys=["uuid", "nodeId"])
+    source = ts.FileSource(path=write_features(tmp_path), timestamp_field="ts")
+    ws.features.apply([device, ts.FeatureView("basic", entities=[device], source=source)])
+    ws.features.materialize(T0 - timedelta(days=1), T0 + timedelta(days=20))
+    key = [{"uuid": "A", "nodeId": "1"}]
+    assert ws.features.get_online_features(["basic:x"], key).to_dict()["x"] == [2.0]
+    # The same workspace opened again in this process sees the same store; another does not.
+    again = ts.Workspace.open(name).features.get_online_features(["basic:x"], key)
+    assert again.to_dict()["x"] == [2.0]
+    other = ts.Workspace.open(name + "-other")
+    other.features.apply([device, ts.FeatureView("basic", entities=[device], source=source)])
+    assert other.features.get_online_features(["basic:x"], key).to_dict()["x"] == [None]

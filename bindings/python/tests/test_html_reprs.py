@@ -164,9 +164,14 @@ def test_feature_store_results(tmp_path: Path) -> None:
     page_of(ws.verify(progress=False), "<b>verify</b>: ok", "2 versions", "1 file")
 
 
-def test_a_store_without_an_online_store_still_shows() -> None:
+def test_a_store_without_an_online_store_still_shows(
+    s3_bucket: tuple[str, dict[str, str]],
+) -> None:
+    url, options = s3_bucket
+    # An S3 workspace has no online store until one is set.
+    page_of(ts.Workspace.open(url, storage_options=options).features, "no online store")
     ws = ts.Workspace.open("memory://html-reprs")
-    page_of(ws.features, "0 feature views", "no online store")
+    page_of(ws.features, "0 feature views", "online store <code>embedded online store memory://")
     page_of(ws, "<code>memory://html-reprs</code>", "layout ")
 
 

@@ -121,6 +121,34 @@ impl EmbeddedOnlineStore {
             shared,
         })
     }
+
+    /// The process-wide in-memory store named `name` (`memory://name`), created on first use
+    /// and kept for the life of the process, as `memory://` workspaces are: every handle to a
+    /// name sees the same rows, and nothing outlives the process.
+    pub fn in_memory(name: &str) -> Result<Self> {
+        static MEMORY: OnceLock<Mutex<HashMap<String, Arc<Shared>>>> = OnceLock::new();
+        let path = PathBuf::from(format!("memory://{name}"));
+        let mut held = MEMORY
+            .get_or_init(Default::default)
+            .lock()
+            .expect("in-memory online stores");
+        if let Some(shared) = held.get(name) {
+            return Ok(EmbeddedOnlineStore {
+                path,
+                shared: shared.clone(),
+            });
+        }
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| db_error(&path, "create", e))?;
+        let shared = Arc::new(Shared {
+            db,
+            readers: Mutex::default(),
+            warmed: Once::new(),
+        });
+        held.insert(name.to_owned(), shared.clone());
+        Ok(EmbeddedOnlineStore { path, shared })
+    }
 }
 
 /// At most this many bytes of rows are read into the cache before the first lookup.

@@ -552,11 +552,13 @@ async fn read_by_value(
     Ok(found)
 }
 
-/// Opens the online store a URL names: `redis://…` for Redis, or a local file path for the
-/// embedded store.
+/// Opens the online store a URL names: `redis://…` for Redis, `memory://name` for an
+/// in-memory store of this process, or a local file path for the embedded store.
 pub async fn open_online_store(url: &str, namespace: &str) -> Result<OnlineStoreRef> {
     if url.starts_with("redis://") || url.starts_with("rediss://") {
         Ok(Arc::new(RedisOnlineStore::connect(url, namespace).await?))
+    } else if let Some(name) = url.strip_prefix("memory://") {
+        Ok(Arc::new(EmbeddedOnlineStore::in_memory(name)?))
     } else {
         let path = url.strip_prefix("file://").unwrap_or(url);
         Ok(Arc::new(EmbeddedOnlineStore::open(path)?))
