@@ -1,0 +1,85 @@
+//! The crate's one error type.
+
+use crate::report::Report;
+
+/// What can go wrong reading, validating or running a pipeline. A task that fails is not an
+/// error of the run: the run ends `failed` and the task's state says why.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The document has problems; the report lists every one.
+    #[error("{0}")]
+    Invalid(Report),
+
+    /// A run was asked for with a parameter the document does not declare.
+    #[error("unknown parameter {name:?}; the pipeline declares: {declared}")]
+    UnknownParameter {
+        /// The parameter given.
+        name: String,
+        /// The declared parameters, comma-separated.
+        declared: String,
+    },
+
+    /// Tasks need more than the whole resource budget, so they could never start.
+    #[error("{0}")]
+    OverBudget(String),
+
+    /// A run id or name that cannot name a run (only letters, digits, `-`, `_`, `.`).
+    #[error("{what} {value:?} is not valid: {reason}")]
+    InvalidName {
+        /// What was being named.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+
+    /// No run with this id is stored.
+    #[error("no run {0:?} in the run store")]
+    RunNotFound(String),
+
+    /// A run already exists under this id.
+    #[error("a run {0:?} already exists in the run store")]
+    RunExists(String),
+
+    /// A resumed run was started from a different pipeline definition.
+    #[error(
+        "run {run:?} was started from definition {recorded:?}, not {given:?}; resume it with the definition it ran"
+    )]
+    DefinitionChanged {
+        /// The run.
+        run: String,
+        /// The definition recorded when it started.
+        recorded: String,
+        /// The definition given now.
+        given: String,
+    },
+
+    /// A run's stored state does not read.
+    #[error("run {run:?}: its stored state is damaged: {reason}")]
+    Corrupt {
+        /// The run.
+        run: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Reading or writing the run store failed.
+    #[error("run store: {operation} {path}: {source}")]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// The file or object.
+        path: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+
+    /// The object store behind a run store failed.
+    #[error("run store: {0}")]
+    ObjectStore(#[from] trainstore_core::object_store::Error),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
