@@ -14,6 +14,7 @@
 pub mod allocator;
 pub mod features;
 pub mod models;
+pub mod pipelines;
 pub mod settings;
 pub mod snapshots;
 pub mod sources;

@@ -262,6 +262,17 @@ impl Workspace {
         }
     }
 
+    /// The pipelines: documents versioned in this workspace's catalog, run with the built-in
+    /// task types, their runs kept beside them (`pipelines/runs/`).
+    pub fn pipelines(&self) -> crate::pipelines::Pipelines {
+        crate::pipelines::Pipelines::new(self.clone())
+    }
+
+    /// How sources named in definitions and pipeline tasks are opened here.
+    pub(crate) fn source_env(&self) -> &SourceEnv {
+        &self.sources
+    }
+
     /// Training-set versions of the default namespace, acting as [`Self::user`]: created,
     /// listed best first, selected by criteria, shared under per-set permissions.
     pub fn training_sets(&self) -> TrainingSets {

@@ -6,6 +6,7 @@ mod crash;
 mod golden;
 mod hostile;
 mod models;
+mod pipelines;
 mod snapshots;
 mod training_sets;
 mod workspace;

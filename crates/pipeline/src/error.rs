@@ -76,6 +76,28 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A pipeline cannot be exported to Argo Workflows as asked: an option that is not
+    /// valid, two tasks that would get the same Argo name, a document text that is not the
+    /// pipeline's, a manifest too large for Kubernetes.
+    #[error("cannot export to Argo Workflows: {what}: {reason}")]
+    Export {
+        /// What is wrong (an option, the task names, the document).
+        what: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+
+    /// An export option would write a credential into the manifest: its value is given
+    /// literally where only a reference to a Kubernetes secret may be. The value itself is
+    /// never repeated in the message.
+    #[error(
+        "{what} looks like a secret and is given as a literal value; give it as a reference to a Kubernetes secret (its name and key) so that nothing secret is written into the manifest"
+    )]
+    LiteralSecret {
+        /// The option (`environment variable "AWS_SECRET_ACCESS_KEY"`).
+        what: String,
+    },
+
     /// The object store behind a run store failed.
     #[error("run store: {0}")]
     ObjectStore(#[from] trainstore_core::object_store::Error),

@@ -13,11 +13,14 @@
 //!   cancellation, `when`, resume.
 //! - [`state`]: a run's [`RunState`] and the [`Event`]s that change it.
 //! - [`store`]: the [`RunStore`] runs are persisted in, on a directory or an object store.
+//! - [`argo`]: [`argo::export`] writes a pipeline as an Argo Workflows `Workflow` that runs
+//!   each task in a pod, with [`ArgoOptions`] for the workspace, image, volumes and secrets.
 //!
 //! The format and the executor's rules for users are in `docs/pipelines.md`.
 
 #![warn(missing_docs)]
 
+pub mod argo;
 pub mod budget;
 mod condition;
 pub mod document;
@@ -34,6 +37,7 @@ pub mod state;
 pub mod store;
 mod validate;
 
+pub use argo::{ArgoEnv, ArgoEnvValue, ArgoOptions, ArgoVolume, ImagePullPolicy};
 pub use budget::{Amount, Budget, Oversize};
 pub use document::{
     API_VERSION, Dependency, Edge, EdgeOrigin, Input, KEYS, KIND, MAX_RETRIES, Metadata, Output,

@@ -4,6 +4,7 @@ mod catalog;
 mod demo;
 mod features;
 mod models;
+mod pipeline;
 mod progress;
 mod snapshots;
 mod training_sets;
@@ -67,6 +68,9 @@ enum Command {
     /// offline store): list, show, export, delete
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Pipelines: validate, apply, run and resume documents; list runs and their logs
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
     /// Run the main job end to end on an embedded workspace (no servers needed)
     Demo {
         /// Where the demo workspace lives
@@ -353,6 +357,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Models(command) => models::run(command, &mounts, &user).await,
         Command::Catalog(command) => catalog::run(command, &mounts, &user).await,
+        Command::Pipeline(command) => pipeline::run(command, &mounts, &user).await,
         Command::Demo { workspace } => demo::run(&workspace).await,
         Command::Completions { .. } => Ok(()), // printed above
     }

@@ -1,7 +1,9 @@
 //! Integration tests of trainstore-pipeline, one binary to save link time.
 
+mod argo;
 mod documents;
 mod executor;
+mod json_schema;
 mod schema;
 mod store;
 mod support;

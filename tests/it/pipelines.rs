@@ -1,0 +1,326 @@
+//! Pipelines run by a workspace: the design document's pipeline end to end with its built-in
+//! task types (on snapshot files, and on MariaDB standing in for Doris), an incremental
+//! round, resume re-running only what did not finish, and the CLI's validation report.
+
+use mysql_async::prelude::Queryable;
+use trainstore::Workspace;
+use trainstore::core::object_store::path::Path;
+use trainstore::core::{DatasetName, Secret, Timestamp};
+use trainstore::doris::load::load_design_doc_rows;
+use trainstore::doris::{
+    FileFormat, SnapshotGenerator, SynthConfig, Timeouts, write_snapshot_file,
+};
+use trainstore_pipeline::{CancellationToken, RunState, RunStatus, TaskStatus};
+
+/// The design document's pipeline, adapted only in its paths (see the file's comment).
+const DESIGN_DOC: &str = include_str!("../../examples/pipelines/design-doc-7.1.yaml");
+
+/// Four devices with two nodes each, a snapshot every 10 minutes from 2022-12-07.
+fn config() -> SynthConfig {
+    SynthConfig {
+        devices: 4,
+        nodes_per_device: 2,
+        snapshots: 150,
+        start: Timestamp::parse("2022-12-07T00:00:00Z").unwrap(),
+        // Every snapshot well formed, so the rows are counted exactly.
+        malformed_rate: 0.0,
+        ..SynthConfig::default()
+    }
+}
+
+/// How many generated snapshots lie in `[start, end]` (the generator jitters their times).
+fn snapshots_between(start: &str, end: &str) -> usize {
+    use arrow::array::AsArray;
+    let (start, end) = (
+        Timestamp::parse(start).unwrap().as_millis(),
+        Timestamp::parse(end).unwrap().as_millis(),
+    );
+    SnapshotGenerator::new(config())
+        .unwrap()
+        .batches(4096)
+        .map(|b| {
+            let times = b
+                .column_by_name("time")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            times
+                .values()
+                .iter()
+                .filter(|t| (start..=end).contains(*t))
+                .count()
+        })
+        .sum()
+}
+
+fn parameters(
+    start: &str,
+    end: &str,
+    base: Option<&str>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let json = serde_json::json!({
+        "time_range": {"start": start, "end": end},
+        "entity_list": null,
+        "epochs": 2,
+        "base_model": base,
+    });
+    json.as_object().unwrap().clone()
+}
+
+fn assert_succeeded(state: &RunState) {
+    assert_eq!(state.status, RunStatus::Succeeded, "{state:#?}");
+    assert!(
+        state
+            .tasks
+            .iter()
+            .all(|t| t.status == TaskStatus::Succeeded)
+    );
+}
+
+async fn run(
+    ws: &Workspace,
+    document: &str,
+    params: serde_json::Map<String, serde_json::Value>,
+) -> RunState {
+    ws.pipelines()
+        .run(document, None, params, CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_design_docs_pipeline_runs_end_to_end_then_incrementally() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(dir.path().join("ws").to_str().unwrap())
+        .await
+        .unwrap();
+    let batches = SnapshotGenerator::new(config()).unwrap().batches(4096);
+    let file = Path::from("snapshots/part-0.parquet");
+    write_snapshot_file(ws.store().clone(), &file, FileFormat::Parquet, batches)
+        .await
+        .unwrap();
+
+    let first = run(
+        &ws,
+        DESIGN_DOC,
+        parameters("2022-12-07T00:00:00Z", "2022-12-07T19:59:59Z", None),
+    )
+    .await;
+    assert_succeeded(&first);
+    assert_eq!(
+        first.definition,
+        "pipeline-doris-feast-incremental-pipeline@v1"
+    );
+    let task = |state: &RunState, name: &str| state.task(name).unwrap().outputs.clone();
+    assert_eq!(
+        task(&first, "training-set-versioning")["versioned_training_set"],
+        "training-set@v1"
+    );
+    assert_eq!(task(&first, "model-training")["trained_model"], "model@v1");
+    let sets = ws.training_sets();
+    let v1 = sets
+        .get(&DatasetName::new("training-set").unwrap(), "v1")
+        .await
+        .unwrap();
+    // One row per snapshot in the first 20 hours: of 8 series, about 120 each.
+    let expected = snapshots_between("2022-12-07T00:00:00Z", "2022-12-07T19:59:59Z");
+    assert!((900..=960).contains(&expected), "{expected}");
+    assert_eq!(v1.info.rows as usize, expected);
+
+    // The incremental round: a later time range, trained further from the champion.
+    let second = run(
+        &ws,
+        DESIGN_DOC,
+        parameters(
+            "2022-12-07T20:00:00Z",
+            "2022-12-08T05:00:00Z",
+            Some("model@champion"),
+        ),
+    )
+    .await;
+    assert_succeeded(&second);
+    let models = ws.models();
+    let name = DatasetName::new("model").unwrap();
+    let v2 = models.get(&name, "v2").await.unwrap();
+    assert_eq!(v2.card.lineage.base.as_deref(), Some("model@v1"));
+    assert_eq!(
+        v2.card.lineage.training_sets,
+        ["training-set@v2", "training-set@v1"],
+        "trained on the new set, replaying the base's"
+    );
+    let champion = models.get(&name, "champion").await.unwrap();
+    assert_eq!(
+        task(&second, "model-deployment")["deployed_model"],
+        champion.id(),
+        "the deployed model is the champion, whichever won the gate"
+    );
+    let report =
+        std::fs::read_to_string(dir.path().join("ws/results/evaluation/evaluation.json")).unwrap();
+    assert!(report.contains("\"rmse\""), "{report}");
+
+    let runs = ws.pipelines().runs().await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].run_id, second.run_id, "newest first");
+    // Applying the same document again makes no version; a changed one does.
+    let pipelines = ws.pipelines();
+    assert!(!pipelines.apply(DESIGN_DOC).await.unwrap().changed);
+    let changed = DESIGN_DOC.replace("version: \"1.0.0\"", "version: \"1.0.1\"");
+    assert_eq!(pipelines.apply(&changed).await.unwrap().version.get(), 2);
+    let back = pipelines
+        .rollback(
+            "doris-feast-incremental-pipeline",
+            trainstore::core::Version::new(1).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.version.get(), 3);
+    let (_, text) = pipelines
+        .document("doris-feast-incremental-pipeline", "latest")
+        .await
+        .unwrap();
+    assert_eq!(text, DESIGN_DOC);
+}
+
+/// The same pipeline, its query reading a MariaDB table (the MySQL protocol Doris speaks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_design_docs_pipeline_queries_mariadb_as_doris() {
+    let server = std::env::var("TRAINSTORE_TEST_MYSQL_URL").expect(
+        "TRAINSTORE_TEST_MYSQL_URL is not set: run `eval \"$(scripts/test-services)\"` first",
+    );
+    let db = format!("ts_pipeline_{}", std::process::id());
+    let mut conn = mysql_async::Conn::from_url(server.as_str()).await.unwrap();
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+        .await
+        .unwrap();
+    conn.query_drop(format!("CREATE DATABASE `{db}`"))
+        .await
+        .unwrap();
+    let url = format!("{}/{db}", server.trim_end_matches('/'));
+    let rows = SnapshotGenerator::new(config()).unwrap().batches(4096);
+    load_design_doc_rows(
+        &Secret::new(url.clone()),
+        "feature_snapshots",
+        "test",
+        rows,
+        Timeouts::default(),
+    )
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(dir.path().join("ws").to_str().unwrap())
+        .await
+        .unwrap();
+    let source = format!(
+        "type: data_query\n      config:\n        source: {{type: doris, url: \"{url}\", table: feature_snapshots}}"
+    );
+    let document = DESIGN_DOC.replacen("type: data_query", &source, 1);
+    let state = run(
+        &ws,
+        &document,
+        parameters("2022-12-07T00:00:00Z", "2022-12-07T19:59:59Z", None),
+    )
+    .await;
+    assert_succeeded(&state);
+    let set = ws
+        .training_sets()
+        .get(&DatasetName::new("training-set").unwrap(), "latest")
+        .await
+        .unwrap();
+    let expected = snapshots_between("2022-12-07T00:00:00Z", "2022-12-07T19:59:59Z");
+    assert_eq!(
+        set.info.rows as usize, expected,
+        "every snapshot in the range"
+    );
+    conn.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .unwrap();
+}
+
+/// A run whose second task fails is resumed: the first task, which succeeded, does not run
+/// again (its one log line is still its only one), and the second runs until it succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_runs_only_what_did_not_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(dir.path().join("ws").to_str().unwrap())
+        .await
+        .unwrap();
+    let flag = dir.path().join("ready");
+    let counter = dir.path().join("count");
+    let document = format!(
+        r#"apiVersion: train-platform/v1
+kind: Pipeline
+metadata: {{name: resumable}}
+spec:
+  tasks:
+    - name: first
+      type: command
+      config: {{command: [sh, -c, "echo ran >> {counter}"]}}
+    - name: second
+      type: command
+      config: {{command: [sh, -c, "test -e {flag} || {{ echo not ready; exit 3; }}"]}}
+  dependencies:
+    - {{from: first, to: second}}
+"#,
+        counter = counter.display(),
+        flag = flag.display()
+    );
+    let pipelines = ws.pipelines();
+    let failed = pipelines
+        .run(
+            &document,
+            None,
+            Default::default(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert_eq!(failed.task("second").unwrap().status, TaskStatus::Failed);
+    let log = pipelines.log(&failed.run_id, "second", 1).await.unwrap();
+    assert!(log.contains("not ready"), "{log}");
+
+    std::fs::write(&flag, "").unwrap();
+    let resumed = pipelines
+        .resume(&failed.run_id, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_succeeded(&resumed);
+    assert_eq!(resumed.sessions, 2);
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        "ran\n",
+        "first ran once"
+    );
+    assert_eq!(resumed.task("first").unwrap().attempts, 1);
+    assert_eq!(resumed.task("second").unwrap().attempts, 2);
+}
+
+/// `pipeline validate` reports every problem of a document at once, with paths and lines.
+#[test]
+fn cli_validate_reports_every_problem_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, DESIGN_DOC).unwrap();
+    let (ok, out, err) = crate::cli(&["pipeline", "validate", good.to_str().unwrap()], &config);
+    assert!(ok && out.contains("valid, 6 tasks"), "{out}{err}");
+
+    let bad = dir.path().join("bad.yaml");
+    let broken = DESIGN_DOC
+        .replacen("memory: \"4Gi\"", "memory: \"4 gigs\"", 1)
+        .replace(
+            "source: \"data/test\"",
+            "source: \"{{ tasks.nowhere.outputs.x }}\"",
+        )
+        .replacen(
+            "  dependencies:\n",
+            "  dependencies:\n    - from: model-deployment\n      to: doris-data-query\n",
+            1,
+        );
+    std::fs::write(&bad, broken).unwrap();
+    let (ok, out, err) = crate::cli(&["pipeline", "validate", bad.to_str().unwrap()], &config);
+    assert!(!ok, "{out}");
+    for expected in ["3 problem(s)", "cycle", "nowhere", "4 gigs", "line "] {
+        assert!(err.contains(expected), "{expected:?} missing from: {err}");
+    }
+}
