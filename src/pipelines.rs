@@ -9,12 +9,13 @@ pub mod tasks;
 use std::sync::Arc;
 
 use serde::Serialize;
+use trainstore_core::catalog::hex_sha256;
 use trainstore_core::{
     DatasetName, Error, NewVersion, Result, Timestamp, UserName, Version, VersionStore as _,
 };
 use trainstore_pipeline::{
     CancellationToken, Executor, ExecutorOptions, ObjectRunStore, Oversize, Pipeline, RunRequest,
-    RunState, RunSummary, TaskRunnerRef, TaskTypes,
+    RunState, RunSummary, TaskOutcome, TaskRunnerRef, TaskTypes,
 };
 
 use crate::Workspace;
@@ -239,6 +240,31 @@ impl Pipelines {
             .map_err(from_pipeline)
     }
 
+    /// Runs one attempt of task `task` of run `run_id` of the document `text`, as one pod of
+    /// an exported Argo Workflow does (`trainstore task run`): the run is created by whichever
+    /// task comes first, the task's upstream tasks must have finished, a task that succeeded
+    /// already does not run again. The run records the document by its content
+    /// (`sha256:…`): pods cannot race to apply it as a version.
+    pub async fn run_task(
+        &self,
+        text: &str,
+        run_id: &str,
+        parameters: serde_json::Map<String, serde_json::Value>,
+        task: &str,
+        cancel: CancellationToken,
+    ) -> Result<TaskOutcome> {
+        let pipeline = self.parse(text)?;
+        let request = RunRequest {
+            run_id: Some(run_id.to_owned()),
+            definition: format!("sha256:{}", &hex_sha256(text.as_bytes())[..16]),
+            parameters,
+        };
+        self.executor()?
+            .run_task(&pipeline, request, task, cancel)
+            .await
+            .map_err(from_pipeline)
+    }
+
     /// Every run, newest first.
     pub async fn runs(&self) -> Result<Vec<RunSummary>> {
         self.executor()?.history().await.map_err(from_pipeline)
@@ -320,9 +346,17 @@ pub fn from_pipeline(e: trainstore_pipeline::Error) -> Error {
             operation: "pipeline run store".into(),
             reason: e.to_string(),
         },
-        other => Error::InvalidInput {
-            what: "pipeline run",
-            value: String::new(),
+        P::UnknownParameter { name, declared } => Error::InvalidInput {
+            what: "pipeline parameter",
+            value: name,
+            reason: format!("the pipeline does not declare it; it declares: {declared}"),
+        },
+        e @ (P::Export { .. } | P::LiteralSecret { .. }) => Error::Config {
+            key: "pipeline export".into(),
+            reason: e.to_string(),
+        },
+        other => Error::Config {
+            key: "pipeline run".into(),
             reason: other.to_string(),
         },
     }

@@ -324,3 +324,56 @@ fn cli_validate_reports_every_problem_with_its_line() {
         assert!(err.contains(expected), "{expected:?} missing from: {err}");
     }
 }
+
+/// `task run` (what an exported workflow's pod runs) says by its exit code whether Argo
+/// should retry: 0 done, 3 failed for good (a bad config), 1 failed otherwise.
+#[test]
+fn cli_task_run_tells_argo_whether_to_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let document = dir.path().join("p.yaml");
+    std::fs::write(
+        &document,
+        r#"apiVersion: train-platform/v1
+kind: Pipeline
+metadata: {name: pods}
+spec:
+  tasks:
+    - {name: fine, type: command, config: {command: ["true"]}}
+    - {name: flaky, type: command, config: {command: ["false"]}}
+    - {name: misconfigured, type: command, config: {command: "not a list"}}
+"#,
+    )
+    .unwrap();
+    let ws = dir.path().join("ws");
+    let task = |name: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainstore"))
+            .args(["task", "run", "--workspace", ws.to_str().unwrap()])
+            .args([
+                "--pipeline",
+                document.to_str().unwrap(),
+                "--run",
+                "r1",
+                "--task",
+                name,
+            ])
+            .env("TRAINSTORE_CONFIG", &config)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(task("fine").0, Some(0));
+    assert_eq!(
+        task("fine").0,
+        Some(0),
+        "a task that succeeded exits at once"
+    );
+    let (code, err) = task("flaky");
+    assert_eq!(code, Some(1), "{err}");
+    let (code, err) = task("misconfigured");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("retrying cannot help"), "{err}");
+}

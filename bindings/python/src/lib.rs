@@ -9,6 +9,7 @@ mod export;
 mod features;
 mod logging;
 mod models;
+mod pipelines;
 mod progress;
 mod runtime;
 mod sharing;
@@ -216,6 +217,13 @@ impl Workspace {
         }
     }
 
+    /// The workspace's pipelines.
+    fn pipelines(&self) -> pipelines::Pipelines {
+        pipelines::Pipelines {
+            inner: self.inner.pipelines(),
+        }
+    }
+
     /// The training-set versions of `namespace`.
     fn training_sets_in(
         &self,
@@ -361,6 +369,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<training_sets::TrainingSets>()?;
     m.add_class::<training_sets::Listing>()?;
     m.add_class::<models::Models>()?;
+    m.add_class::<pipelines::Pipelines>()?;
     m.add_class::<sharing::SetGovernance>()?;
     m.add_class::<sources::SnapshotSchema>()?;
     m.add_class::<sources::SnapshotSource>()?;

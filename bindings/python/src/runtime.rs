@@ -71,6 +71,52 @@ where
     }
 }
 
+/// Runs `future` like [`run`], except that a signal (Ctrl-C) does not drop it: `interrupt` is
+/// called (it cancels the work's token) and the work is awaited until it has wound down (a
+/// pipeline run records its tasks cancelled and saves its state); then the signal's exception
+/// is raised, whatever the work returned.
+pub fn run_cancellable<T, F>(
+    py: Python<'_>,
+    operation: &'static str,
+    interrupt: impl FnOnce() + Send,
+    future: F,
+) -> PyResult<T>
+where
+    F: Future<Output = trainstore::Result<T>> + Send,
+    T: Send,
+{
+    let rt = runtime();
+    let (outcome, signal) = py.detach(|| {
+        rt.block_on(async {
+            let mut work = std::pin::pin!(AssertUnwindSafe(future).catch_unwind());
+            let mut interrupt = Some(interrupt);
+            let mut signal = None;
+            loop {
+                tokio::select! {
+                    biased;
+                    result = &mut work => {
+                        let result = result.unwrap_or_else(|panic| {
+                            Err(Error::from_panic(operation, &*panic))
+                        });
+                        return (result, signal);
+                    }
+                    raised = signals(), if signal.is_none() => {
+                        if let Some(interrupt) = interrupt.take() {
+                            interrupt();
+                        }
+                        signal = Some(raised);
+                    }
+                }
+            }
+        })
+    });
+    match (outcome, signal) {
+        (_, Some(signal)) => Err(signal),
+        (Ok(v), None) => Ok(v),
+        (Err(e), None) => Err(to_py(e)),
+    }
+}
+
 /// Checks for pending signals (Ctrl-C) every 100 ms; returns the first one raised.
 async fn signals() -> PyErr {
     loop {

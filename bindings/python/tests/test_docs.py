@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "trainstore",
     "trainstore.features",
+    "trainstore.pipelines",
     "trainstore.sharing",
     "trainstore.sources",
     "trainstore.training_sets",

@@ -27,6 +27,8 @@ INPUTS = {
     "ValueType",  # ts.Float64, ts.Array(...): its repr is how to write it
     "ListFeature",  # part of a TrainConfig
     "TrainConfig",  # what to train; the trained ModelVersion is what is looked at
+    "ArgoVolume",  # an option of a pipeline's export
+    "SecretRef",  # an option of a pipeline's export
 }
 
 
@@ -283,3 +285,17 @@ def test_model_results() -> None:
     assert ESCAPED in page and "… 5 more rows" in page
     assert "more rows" not in forecast._repr_html_(max_rows=30)
     page_of(ts.Backtest(table=rows), "<b>backtest</b>: 25 rows", "… 5 more rows")
+
+
+def test_pipeline_results() -> None:
+    task = ts.TaskRun("train", "failed", 2, timedelta(seconds=3), {"model": "m@v1"}, HOSTILE)
+    run = ts.PipelineRun("r-1", "nightly", "pipeline-nightly@v2", "failed", {}, T0, T0, [task])
+    page_of(run, "pipeline run", "r-1", "failed", "pipeline-nightly@v2", "train", ESCAPED)
+    page_of(task, "pipeline task", "train", "2 attempts", "3.0 s", "m@v1", ESCAPED)
+    summary = ts.RunSummary("r-1", "nightly", "pipeline-nightly@v2", "running", T0, None, None)
+    page_of(summary, "r-1", "running", "2026-11-01T00:00:00Z")
+    page_of(ts.Issue("spec.tasks[0]", 7, "cycle", HOSTILE), "cycle", "line 7", ESCAPED)
+    page_of(ts.AppliedPipeline("nightly", 3, False), "nightly", "v3", "unchanged")
+    page_of(ts.PipelineVersion(2, "ana", T0, "1.0"), "v2", "by ana", "document 1.0")
+    invocation = ts.TaskInvocation("r-1", "train", {"x": HOSTILE}, {}, {}, {}, 1)
+    page_of(invocation, "python task", "train", "attempt 1", "&lt;script&gt;")

@@ -43,9 +43,9 @@ pub enum Error {
     #[error("a run {0:?} already exists in the run store")]
     RunExists(String),
 
-    /// A resumed run was started from a different pipeline definition.
+    /// A run was resumed, or one of its tasks run, with a different pipeline definition.
     #[error(
-        "run {run:?} was started from definition {recorded:?}, not {given:?}; resume it with the definition it ran"
+        "run {run:?} was started from definition {recorded:?}, not {given:?}; resume it, or run its tasks, with the definition it ran"
     )]
     DefinitionChanged {
         /// The run.
@@ -54,6 +54,46 @@ pub enum Error {
         recorded: String,
         /// The definition given now.
         given: String,
+    },
+
+    /// A task of an existing run was run with other parameters than the run's (the
+    /// document's defaults overridden by those given); every pod of a run must be given the
+    /// same.
+    #[error(
+        "run {run:?} was started with other parameters ({differences}); run its tasks with the parameters it started with"
+    )]
+    ParametersChanged {
+        /// The run.
+        run: String,
+        /// Each differing parameter with its recorded and given value, `; `-separated.
+        differences: String,
+    },
+
+    /// A task of a run was asked for without the run's id.
+    #[error("running one task of a run needs the run's id")]
+    RunIdRequired,
+
+    /// The pipeline has no task of this name.
+    #[error("pipeline {pipeline:?} has no task {task:?}")]
+    UnknownTask {
+        /// The pipeline's name.
+        pipeline: String,
+        /// The task asked for.
+        task: String,
+    },
+
+    /// A task was run before the tasks it waits for finished: Argo starts a task's pod only
+    /// after them, so this is a misuse (a pod started by hand, or out of order).
+    #[error(
+        "task {task:?} of run {run:?} cannot run yet: the tasks it waits for must have succeeded or been skipped, and these have not: {upstream}"
+    )]
+    UpstreamUnfinished {
+        /// The run.
+        run: String,
+        /// The task asked for.
+        task: String,
+        /// Each unfinished upstream task with its status (`"b" (running)`), `, `-separated.
+        upstream: String,
     },
 
     /// A run's stored state does not read.

@@ -24,6 +24,10 @@
 //! - **Resume.** Tasks that succeeded keep their recorded outputs; every other task runs
 //!   again. A process killed mid-run leaves its run `running` with the journal up to the
 //!   kill; resume it the same way.
+//! - **One task at a time.** [`Executor::run_task`] runs one attempt of one task of a run,
+//!   as each pod of an Argo workflow does: the orchestrator schedules, retries and bounds
+//!   attempts, pods share only the run store, and the rendering, `when` and recording are
+//!   the ones above.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -44,8 +48,8 @@ use crate::document::{Pipeline, Source};
 use crate::error::{Error, Result};
 use crate::refs::{Scope, Template};
 use crate::runner::{Invocation, LogSink, Outputs, TaskContext, TaskFailure, TaskRunnerRef};
-use crate::state::{Change, Event, RunState, RunStatus, RunSummary, TaskStatus};
-use crate::store::{RunStoreRef, check_name, history, load_run};
+use crate::state::{Change, Event, RunState, RunStatus, RunSummary, TaskState, TaskStatus};
+use crate::store::{RunStore, RunStoreRef, check_name, history, load_run};
 
 /// How the executor runs tasks.
 #[derive(Debug, Clone)]
@@ -129,38 +133,21 @@ impl Executor {
         request: RunRequest,
         cancel: CancellationToken,
     ) -> Result<RunState> {
-        let mut parameters = pipeline.parameters.clone();
-        for (name, value) in request.parameters {
-            if !pipeline.parameters.contains_key(&name) {
-                return Err(Error::UnknownParameter {
-                    name,
-                    declared: pipeline
-                        .parameters
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
-            parameters.insert(name, value);
-        }
+        let parameters = effective_parameters(pipeline, request.parameters)?;
         let requests = self.requests(pipeline)?;
         let run_id = match request.run_id {
             Some(id) => id,
             None => generated_id(&pipeline.metadata.name),
         };
         check_name("run id", &run_id)?;
-        if self.store.get_snapshot(&run_id).await?.is_some() {
+        let state = new_state(pipeline, &run_id, &request.definition, parameters);
+        if !self
+            .store
+            .create_snapshot(&run_id, serialize(&state)?)
+            .await?
+        {
             return Err(Error::RunExists(run_id));
         }
-        let state = RunState::new(
-            &run_id,
-            &pipeline.metadata.name,
-            &request.definition,
-            parameters,
-            pipeline.tasks.iter().map(|t| t.name.as_str()),
-        );
-        self.snapshot(&state).await?;
         tracing::info!(run = %run_id, pipeline = %pipeline.metadata.name, "run started");
         self.drive(pipeline, state, requests, cancel).await
     }
@@ -176,13 +163,7 @@ impl Executor {
         cancel: CancellationToken,
     ) -> Result<RunState> {
         let mut state = load_run(self.store.as_ref(), run_id).await?;
-        if state.definition != definition {
-            return Err(Error::DefinitionChanged {
-                run: run_id.to_string(),
-                recorded: state.definition,
-                given: definition.to_string(),
-            });
-        }
+        check_definition(&state, definition)?;
         let requests = self.requests(pipeline)?;
         // Tasks of the definition the state lacks (it cannot: the definition is the same)
         // would be added pending; tasks are matched by name.
@@ -207,6 +188,246 @@ impl Executor {
         self.snapshot(&fresh).await?;
         tracing::info!(run = %run_id, session = fresh.sessions, "run resumed");
         self.drive(pipeline, fresh, requests, cancel).await
+    }
+
+    /// Runs one attempt of task `task` of run `request.run_id`, as one pod of an Argo
+    /// workflow does ([`crate::argo`]): the orchestrator decides when (after the task's
+    /// upstream tasks), how often and for how long; the run store is all that pods share.
+    ///
+    /// - The run is created when no pod created it yet; of several pods creating it at once
+    ///   one wins and the others read its state. A run recorded with another definition or
+    ///   other parameters (the document's defaults overridden by `request.parameters`) is
+    ///   refused ([`Error::DefinitionChanged`], [`Error::ParametersChanged`]).
+    /// - A task recorded `succeeded` does not run again ([`TaskOutcome::AlreadySucceeded`]),
+    ///   nor does one recorded `skipped`.
+    /// - Every upstream task must be recorded `succeeded` or `skipped`, or this is an
+    ///   [`Error::UpstreamUnfinished`] naming them. A skipped upstream task, or a `when`
+    ///   that is false, skips the task (recorded, [`TaskOutcome::Skipped`]).
+    /// - Otherwise one attempt runs, numbered after the attempts recorded so far, rendered
+    ///   and recorded exactly as [`Executor::run`] does, its log kept per attempt. The
+    ///   task's `timeout` (or [`ExecutorOptions::default_timeout`]) applies as in a local
+    ///   run, so a timed-out attempt is recorded `failed` before the orchestrator's own
+    ///   deadline kills the pod; `retries` do not apply (each retry is a new pod).
+    /// - When the task's event completes the run (every task succeeded or skipped, read
+    ///   again after the event is appended), the run is recorded `succeeded`. A run with a
+    ///   failed task stays `running` in the store: which failures are final is the
+    ///   orchestrator's to say.
+    ///
+    /// Errors are for calls that cannot run the task (no run id, an unknown task, a
+    /// mismatched run, an unfinished upstream task) and for a run store that fails; a task
+    /// that fails is [`TaskOutcome::Failed`].
+    pub async fn run_task(
+        &self,
+        pipeline: &Pipeline,
+        request: RunRequest,
+        task: &str,
+        cancel: CancellationToken,
+    ) -> Result<TaskOutcome> {
+        let run_id = request.run_id.ok_or(Error::RunIdRequired)?;
+        check_name("run id", &run_id)?;
+        let i = pipeline
+            .tasks
+            .iter()
+            .position(|t| t.name == task)
+            .ok_or_else(|| Error::UnknownTask {
+                pipeline: pipeline.metadata.name.clone(),
+                task: task.to_string(),
+            })?;
+        let parameters = effective_parameters(pipeline, request.parameters)?;
+        let mut state = self
+            .open(pipeline, &run_id, &request.definition, parameters)
+            .await?;
+        let recorded = |state: &RunState| {
+            state.task(task).cloned().ok_or_else(|| Error::Corrupt {
+                run: run_id.clone(),
+                reason: format!("its state has no task {task:?}, which its definition has"),
+            })
+        };
+        match recorded(&state)?.status {
+            TaskStatus::Succeeded => return Ok(TaskOutcome::AlreadySucceeded(recorded(&state)?)),
+            TaskStatus::Skipped => return Ok(TaskOutcome::Skipped(recorded(&state)?)),
+            _ => {}
+        }
+        let mut upstream_skipped = false;
+        let mut unfinished = Vec::new();
+        for &u in &pipeline.graph.upstream[i] {
+            let name = &pipeline.tasks[u as usize].name;
+            match state.task(name).map(|t| t.status) {
+                Some(TaskStatus::Succeeded) => {}
+                Some(TaskStatus::Skipped) => upstream_skipped = true,
+                status => unfinished.push(format!(
+                    "{name:?} ({})",
+                    status.map_or("unknown".to_string(), |s| format!("{s:?}").to_lowercase())
+                )),
+            }
+        }
+        if !unfinished.is_empty() {
+            return Err(Error::UpstreamUnfinished {
+                run: run_id,
+                task: task.to_string(),
+                upstream: unfinished.join(", "),
+            });
+        }
+        let outputs = state.outputs();
+        let mut journal = Journal::default();
+        let outcome = match verdict(pipeline, i, upstream_skipped, &state, &outputs) {
+            Verdict::Skip(change) => {
+                journal.record(&mut state, change)?;
+                None
+            }
+            Verdict::Fail(change) => {
+                journal.record(&mut state, change)?;
+                Some(true)
+            }
+            Verdict::Run => match invocation(pipeline, i, &state, &outputs) {
+                Err(error) => {
+                    journal.record(
+                        &mut state,
+                        Change::Failed {
+                            task: task.to_string(),
+                            error,
+                        },
+                    )?;
+                    Some(true)
+                }
+                Ok(invocation) => {
+                    self.attempt_one(pipeline, i, &mut state, &mut journal, invocation, cancel)
+                        .await?
+                }
+            },
+        };
+        journal.flush(self.store.as_ref(), &run_id).await?;
+        let mine = recorded(&state)?;
+        if mine.status == TaskStatus::Succeeded || mine.status == TaskStatus::Skipped {
+            self.finish_if_done(&run_id).await?;
+        }
+        Ok(match (mine.status, outcome) {
+            (TaskStatus::Succeeded, _) => TaskOutcome::Succeeded(mine),
+            (TaskStatus::Skipped, _) => TaskOutcome::Skipped(mine),
+            (TaskStatus::Cancelled, _) => TaskOutcome::Cancelled(mine),
+            (_, permanent) => TaskOutcome::Failed {
+                state: mine,
+                permanent: permanent.unwrap_or(false),
+            },
+        })
+    }
+
+    /// Runs one attempt of task `i`, journalling its progress as it goes; `Some(permanent)`
+    /// when it failed, `None` otherwise.
+    async fn attempt_one(
+        &self,
+        pipeline: &Pipeline,
+        i: usize,
+        state: &mut RunState,
+        journal: &mut Journal,
+        invocation: Invocation,
+        cancel: CancellationToken,
+    ) -> Result<Option<bool>> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let attempts = self.attempts(pipeline, i, state, 1, cancel, tx);
+        let mut work = std::pin::pin!(attempts.run(invocation));
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                Some(progress) = rx.recv() => {
+                    journal.record(state, progress.change(pipeline))?;
+                    journal.flush(self.store.as_ref(), &state.run_id).await?;
+                }
+                outcome = &mut work => break outcome,
+            }
+        };
+        while let Ok(progress) = rx.try_recv() {
+            journal.record(state, progress.change(pipeline))?;
+        }
+        let failed = match &outcome {
+            Outcome::Failed { permanent, .. } => Some(*permanent),
+            _ => None,
+        };
+        let name = pipeline.tasks[i].name.clone();
+        journal.record(state, outcome.change(&state.run_id, name))?;
+        Ok(failed)
+    }
+
+    /// Run `run_id`'s state, the run created first when it does not exist; refused when it
+    /// was recorded with another definition or other parameters.
+    async fn open(
+        &self,
+        pipeline: &Pipeline,
+        run_id: &str,
+        definition: &str,
+        parameters: serde_json::Map<String, Json>,
+    ) -> Result<RunState> {
+        let state = match load_run(self.store.as_ref(), run_id).await {
+            Ok(state) => state,
+            Err(Error::RunNotFound(_)) => {
+                let fresh = new_state(pipeline, run_id, definition, parameters.clone());
+                if self
+                    .store
+                    .create_snapshot(run_id, serialize(&fresh)?)
+                    .await?
+                {
+                    tracing::info!(run = %run_id, pipeline = %pipeline.metadata.name, "run started by a task");
+                    return Ok(fresh);
+                }
+                // Another pod created it first: go on with its state.
+                load_run(self.store.as_ref(), run_id).await?
+            }
+            Err(e) => return Err(e),
+        };
+        check_definition(&state, definition)?;
+        check_parameters(&state, &parameters)?;
+        Ok(state)
+    }
+
+    /// Records run `run_id` `succeeded` if, read now, every task succeeded or was skipped.
+    /// Pods finishing at once each read after their own append, so the last to append
+    /// sees every task done (and two recording it is harmless).
+    async fn finish_if_done(&self, run_id: &str) -> Result<()> {
+        let mut state = load_run(self.store.as_ref(), run_id).await?;
+        let done = state
+            .tasks
+            .iter()
+            .all(|t| matches!(t.status, TaskStatus::Succeeded | TaskStatus::Skipped));
+        if !done || state.status != RunStatus::Running {
+            return Ok(());
+        }
+        let mut journal = Journal::default();
+        journal.record(
+            &mut state,
+            Change::Finished {
+                status: RunStatus::Succeeded,
+            },
+        )?;
+        journal.flush(self.store.as_ref(), run_id).await?;
+        tracing::info!(run = %run_id, "run ended: every task succeeded or was skipped");
+        Ok(())
+    }
+
+    /// Task `i`'s attempt loop: `tries` attempts at most, numbered after those recorded in
+    /// `state`, cancelled with `cancel`, reporting to `progress`.
+    fn attempts(
+        &self,
+        pipeline: &Pipeline,
+        i: usize,
+        state: &RunState,
+        tries: u32,
+        cancel: CancellationToken,
+        progress: mpsc::UnboundedSender<Progress>,
+    ) -> Attempts {
+        let task = &pipeline.tasks[i];
+        Attempts {
+            task: i,
+            runner: self.runner.clone(),
+            store: self.store.clone(),
+            before: state.task(&task.name).map_or(0, |t| t.attempts),
+            tries,
+            timeout: task.timeout.or(self.options.default_timeout),
+            backoff: self.options.backoff,
+            grace: self.options.grace,
+            run_cancel: cancel,
+            progress,
+            declared: task.outputs.iter().map(|o| o.name.clone()).collect(),
+        }
     }
 
     /// A stored run's state.
@@ -263,11 +484,9 @@ impl Executor {
     }
 
     async fn snapshot(&self, state: &RunState) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::Corrupt {
-            run: state.run_id.clone(),
-            reason: e.to_string(),
-        })?;
-        self.store.put_snapshot(&state.run_id, bytes).await
+        self.store
+            .put_snapshot(&state.run_id, serialize(state)?)
+            .await
     }
 
     async fn drive(
@@ -284,6 +503,127 @@ impl Executor {
         self.snapshot(&state).await?;
         tracing::info!(run = %state.run_id, status = ?state.status, "run ended");
         Ok(state)
+    }
+}
+
+/// How [`Executor::run_task`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskOutcome {
+    /// The attempt succeeded; its outputs are recorded.
+    Succeeded(TaskState),
+    /// The task was recorded `succeeded` already: nothing ran.
+    AlreadySucceeded(TaskState),
+    /// The task is skipped (its `when` is false, or an upstream task was skipped), now or
+    /// before.
+    Skipped(TaskState),
+    /// The attempt failed (or the task could not be rendered, or its `when` evaluated).
+    Failed {
+        /// The task's record.
+        state: TaskState,
+        /// Whether no retry can fix it ([`crate::TaskFailure::permanent`], an unrenderable
+        /// task): `trainstore task run` exits with
+        /// [`crate::argo::PERMANENT_FAILURE_EXIT_CODE`] then, so Argo does not retry.
+        permanent: bool,
+    },
+    /// The attempt was stopped by the cancellation token (the pod told to stop).
+    Cancelled(TaskState),
+}
+
+impl TaskOutcome {
+    /// The task's record.
+    pub fn state(&self) -> &TaskState {
+        match self {
+            TaskOutcome::Succeeded(state)
+            | TaskOutcome::AlreadySucceeded(state)
+            | TaskOutcome::Skipped(state)
+            | TaskOutcome::Failed { state, .. }
+            | TaskOutcome::Cancelled(state) => state,
+        }
+    }
+}
+
+/// The document's parameters overridden by `given`, each of which must be declared.
+fn effective_parameters(
+    pipeline: &Pipeline,
+    given: serde_json::Map<String, Json>,
+) -> Result<serde_json::Map<String, Json>> {
+    let mut parameters = pipeline.parameters.clone();
+    for (name, value) in given {
+        if !pipeline.parameters.contains_key(&name) {
+            return Err(Error::UnknownParameter {
+                name,
+                declared: pipeline
+                    .parameters
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        parameters.insert(name, value);
+    }
+    Ok(parameters)
+}
+
+/// A new run of every task of `pipeline`, all pending.
+fn new_state(
+    pipeline: &Pipeline,
+    run_id: &str,
+    definition: &str,
+    parameters: serde_json::Map<String, Json>,
+) -> RunState {
+    RunState::new(
+        run_id,
+        &pipeline.metadata.name,
+        definition,
+        parameters,
+        pipeline.tasks.iter().map(|t| t.name.as_str()),
+    )
+}
+
+/// A snapshot's bytes.
+fn serialize(state: &RunState) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(state).map_err(|e| Error::Corrupt {
+        run: state.run_id.clone(),
+        reason: e.to_string(),
+    })
+}
+
+fn check_definition(state: &RunState, definition: &str) -> Result<()> {
+    if state.definition == definition {
+        Ok(())
+    } else {
+        Err(Error::DefinitionChanged {
+            run: state.run_id.clone(),
+            recorded: state.definition.clone(),
+            given: definition.to_string(),
+        })
+    }
+}
+
+fn check_parameters(state: &RunState, given: &serde_json::Map<String, Json>) -> Result<()> {
+    let mut names: Vec<&String> = state.parameters.keys().chain(given.keys()).collect();
+    names.sort();
+    names.dedup();
+    let show = |v: Option<&Json>| v.map_or("nothing".to_string(), Json::to_string);
+    let differences: Vec<String> = names
+        .into_iter()
+        .filter(|n| state.parameters.get(*n) != given.get(*n))
+        .map(|n| {
+            format!(
+                "{n}: recorded {}, given {}",
+                show(state.parameters.get(n)),
+                show(given.get(n))
+            )
+        })
+        .collect();
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ParametersChanged {
+            run: state.run_id.clone(),
+            differences: differences.join("; "),
+        })
     }
 }
 
@@ -307,11 +647,132 @@ enum Progress {
     Retrying { task: usize, error: String },
 }
 
+impl Progress {
+    /// The change to record.
+    fn change(self, pipeline: &Pipeline) -> Change {
+        let name = |i: usize| pipeline.tasks[i].name.clone();
+        match self {
+            Progress::Started { task, attempt } => Change::Started {
+                task: name(task),
+                attempt,
+            },
+            Progress::Retrying { task, error } => Change::Retrying {
+                task: name(task),
+                error,
+            },
+        }
+    }
+}
+
 /// How a task's attempts ended.
 enum Outcome {
     Succeeded(Outputs),
-    Failed(String),
+    /// The last attempt's error, and whether it was permanent (no retry could fix it).
+    Failed {
+        error: String,
+        permanent: bool,
+    },
     Cancelled,
+}
+
+impl Outcome {
+    /// The change that records it for `task`.
+    fn change(self, run: &str, task: String) -> Change {
+        match self {
+            Outcome::Succeeded(outputs) => Change::Succeeded { task, outputs },
+            Outcome::Failed { error, .. } => {
+                tracing::warn!(run = %run, task = %task, "task failed: {error}");
+                Change::Failed { task, error }
+            }
+            Outcome::Cancelled => Change::Cancelled { task },
+        }
+    }
+}
+
+/// What a task whose upstream tasks are done does next.
+enum Verdict {
+    /// It runs.
+    Run,
+    /// It is skipped: its `when` is false, or an upstream task was skipped.
+    Skip(Change),
+    /// It fails without running: its `when` cannot be evaluated.
+    Fail(Change),
+}
+
+/// Decides task `i`'s fate once its upstream tasks are done, `upstream_skipped` saying
+/// whether one of them was skipped; `outputs` are the recorded outputs of succeeded tasks.
+fn verdict(
+    pipeline: &Pipeline,
+    i: usize,
+    upstream_skipped: bool,
+    state: &RunState,
+    outputs: &HashMap<String, Outputs>,
+) -> Verdict {
+    let task = &pipeline.tasks[i];
+    let skip = |reason: String| {
+        Verdict::Skip(Change::Skipped {
+            task: task.name.clone(),
+            reason,
+        })
+    };
+    if upstream_skipped {
+        return skip("an upstream task was skipped".to_string());
+    }
+    let Some(condition) = &task.condition else {
+        return Verdict::Run;
+    };
+    let scope = Scope {
+        parameters: &state.parameters,
+        outputs,
+    };
+    match condition.evaluate(&scope) {
+        Ok(true) => Verdict::Run,
+        Ok(false) => skip(format!(
+            "`when: {}` is false",
+            task.when.as_deref().unwrap_or_default()
+        )),
+        Err(e) => Verdict::Fail(Change::Failed {
+            task: task.name.clone(),
+            error: format!("`when` could not be evaluated: {e}"),
+        }),
+    }
+}
+
+/// Events applied to a state but not yet journalled.
+#[derive(Default)]
+struct Journal {
+    records: Vec<u8>,
+    first: u64,
+}
+
+impl Journal {
+    /// Applies `change` to `state` now and queues it for the journal.
+    fn record(&mut self, state: &mut RunState, change: Change) -> Result<()> {
+        let event = Event {
+            seq: state.seq + 1,
+            at: Utc::now(),
+            change,
+        };
+        if self.records.is_empty() {
+            self.first = event.seq;
+        }
+        serde_json::to_writer(&mut self.records, &event).map_err(|e| Error::Corrupt {
+            run: state.run_id.clone(),
+            reason: e.to_string(),
+        })?;
+        self.records.push(b'\n');
+        state.apply(&event);
+        Ok(())
+    }
+
+    /// Appends what is queued to run `run`'s journal.
+    async fn flush(&mut self, store: &dyn RunStore, run: &str) -> Result<()> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.records);
+        store.append_journal(run, self.first, records).await
+    }
 }
 
 /// One run being driven.
@@ -329,9 +790,7 @@ struct Drive<'a> {
     in_use: Amount,
     running: usize,
     outputs: HashMap<String, Outputs>,
-    /// Events applied but not yet journalled.
-    pending: Vec<u8>,
-    pending_first: u64,
+    journal: Journal,
     set: JoinSet<Outcome>,
     ids: HashMap<tokio::task::Id, usize>,
     tx: mpsc::UnboundedSender<Progress>,
@@ -382,8 +841,7 @@ impl<'a> Drive<'a> {
             },
             running: 0,
             outputs,
-            pending: Vec::new(),
-            pending_first: 0,
+            journal: Journal::default(),
             set: JoinSet::new(),
             ids: HashMap::new(),
             tx,
@@ -397,31 +855,12 @@ impl<'a> Drive<'a> {
 
     /// Applies a change now and queues it for the journal.
     fn record(&mut self, change: Change) -> Result<()> {
-        let event = Event {
-            seq: self.state.seq + 1,
-            at: Utc::now(),
-            change,
-        };
-        if self.pending.is_empty() {
-            self.pending_first = event.seq;
-        }
-        serde_json::to_writer(&mut self.pending, &event).map_err(|e| Error::Corrupt {
-            run: self.state.run_id.clone(),
-            reason: e.to_string(),
-        })?;
-        self.pending.push(b'\n');
-        self.state.apply(&event);
-        Ok(())
+        self.journal.record(&mut self.state, change)
     }
 
     async fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let records = std::mem::take(&mut self.pending);
-        self.executor
-            .store
-            .append_journal(&self.state.run_id, self.pending_first, records)
+        self.journal
+            .flush(self.executor.store.as_ref(), &self.state.run_id)
             .await
     }
 
@@ -458,7 +897,10 @@ impl<'a> Drive<'a> {
                         Ok((id, outcome)) => (self.ids.remove(&id), outcome),
                         Err(e) => (
                             self.ids.remove(&e.id()),
-                            Outcome::Failed(format!("the task's attempt loop ended abnormally: {e}")),
+                            Outcome::Failed {
+                                error: format!("the task's attempt loop ended abnormally: {e}"),
+                                permanent: false,
+                            },
                         ),
                     };
                     if let Some(task) = task {
@@ -468,15 +910,17 @@ impl<'a> Drive<'a> {
                 _ = self.cancel.cancelled(), if !cancelled => cancelled = true,
             }
         }
-        let status = if cancelled {
-            RunStatus::Cancelled
-        } else if self
+        // The token, not only the flag: a task that stops at once when cancelled can end the
+        // loop before its `select!` sees the cancellation.
+        let status = if self
             .state
             .tasks
             .iter()
             .all(|t| matches!(t.status, TaskStatus::Succeeded | TaskStatus::Skipped))
         {
             RunStatus::Succeeded
+        } else if cancelled || self.cancel.is_cancelled() {
+            RunStatus::Cancelled
         } else {
             RunStatus::Failed
         };
@@ -485,16 +929,7 @@ impl<'a> Drive<'a> {
     }
 
     fn progress(&mut self, progress: Progress) -> Result<()> {
-        match progress {
-            Progress::Started { task, attempt } => self.record(Change::Started {
-                task: self.name(task).to_string(),
-                attempt,
-            }),
-            Progress::Retrying { task, error } => self.record(Change::Retrying {
-                task: self.name(task).to_string(),
-                error,
-            }),
-        }
+        self.record(progress.change(self.pipeline))
     }
 
     /// Tasks whose upstream tasks are all done: skipped, failed (a `when` that cannot be
@@ -502,37 +937,18 @@ impl<'a> Drive<'a> {
     fn settle(&mut self, mut queue: VecDeque<usize>) -> Result<()> {
         while let Some(i) = queue.pop_front() {
             let task = &self.pipeline.tasks[i];
-            let verdict = if self.upstream_skipped[i] {
-                Err("an upstream task was skipped".to_string())
-            } else if let Some(condition) = &task.condition {
-                let scope = Scope {
-                    parameters: &self.state.parameters,
-                    outputs: &self.outputs,
-                };
-                match condition.evaluate(&scope) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(format!(
-                        "`when: {}` is false",
-                        task.when.as_deref().unwrap_or_default()
-                    )),
-                    Err(e) => {
-                        self.record(Change::Failed {
-                            task: task.name.clone(),
-                            error: format!("`when` could not be evaluated: {e}"),
-                        })?;
-                        continue;
-                    }
-                }
-            } else {
-                Ok(())
-            };
+            let verdict = verdict(
+                self.pipeline,
+                i,
+                self.upstream_skipped[i],
+                &self.state,
+                &self.outputs,
+            );
             match verdict {
-                Ok(()) => self.ready.push((task.priority, Reverse(i))),
-                Err(reason) => {
-                    self.record(Change::Skipped {
-                        task: task.name.clone(),
-                        reason,
-                    })?;
+                Verdict::Run => self.ready.push((task.priority, Reverse(i))),
+                Verdict::Fail(change) => self.record(change)?,
+                Verdict::Skip(change) => {
+                    self.record(change)?;
                     for &d in &self.pipeline.graph.downstream[i] {
                         let d = d as usize;
                         self.upstream_skipped[d] = true;
@@ -575,109 +991,107 @@ impl<'a> Drive<'a> {
         self.running -= 1;
         self.in_use = self.in_use.minus(&self.requests[i]);
         let name = self.name(i).to_string();
-        match outcome {
-            Outcome::Succeeded(outputs) => {
-                self.outputs.insert(name.clone(), outputs.clone());
-                self.record(Change::Succeeded {
-                    task: name,
-                    outputs,
-                })?;
-                let mut queue = VecDeque::new();
-                for &d in &self.pipeline.graph.downstream[i] {
-                    let d = d as usize;
-                    self.waiting[d] -= 1;
-                    if self.waiting[d] == 0 {
-                        queue.push_back(d);
-                    }
-                }
-                self.settle(queue)
-            }
-            Outcome::Failed(error) => {
-                tracing::warn!(run = %self.state.run_id, task = %name, "task failed: {error}");
-                self.record(Change::Failed { task: name, error })
-            }
-            Outcome::Cancelled => self.record(Change::Cancelled { task: name }),
+        if let Outcome::Succeeded(outputs) = &outcome {
+            self.outputs.insert(name.clone(), outputs.clone());
         }
+        let succeeded = matches!(outcome, Outcome::Succeeded(_));
+        self.record(outcome.change(&self.state.run_id, name))?;
+        if succeeded {
+            let mut queue = VecDeque::new();
+            for &d in &self.pipeline.graph.downstream[i] {
+                let d = d as usize;
+                self.waiting[d] -= 1;
+                if self.waiting[d] == 0 {
+                    queue.push_back(d);
+                }
+            }
+            self.settle(queue)?;
+        }
+        Ok(())
     }
 
     /// The task with every reference rendered.
     fn invocation(&self, i: usize) -> Result<Invocation, String> {
-        let task = &self.pipeline.tasks[i];
-        let scope = Scope {
-            parameters: &self.state.parameters,
-            outputs: &self.outputs,
-        };
-        let render = |text: &str| Template::parse(text).and_then(|t| t.render(&scope));
-        let mut inputs = BTreeMap::new();
-        for input in &task.inputs {
-            let value = match &input.source {
-                Source::Parameter => self
-                    .state
-                    .parameters
-                    .get(&input.name)
-                    .cloned()
-                    .ok_or_else(|| format!("input {:?}: no parameter of that name", input.name))?,
-                Source::Output { task, output } => {
-                    scope.lookup(&crate::refs::Reference::TaskOutput {
-                        task: task.clone(),
-                        output: output.clone(),
-                    })?
-                }
-                Source::Path(text) => {
-                    render(text).map_err(|e| format!("input {:?}: {e}", input.name))?
-                }
-            };
-            inputs.insert(input.name.clone(), value);
-        }
-        let mut outputs = BTreeMap::new();
-        for output in &task.outputs {
-            if let Some(dest) = &output.destination {
-                let text = Template::parse(dest)
-                    .and_then(|t| t.render_text(&scope))
-                    .map_err(|e| format!("output {:?}: {e}", output.name))?;
-                outputs.insert(output.name.clone(), text);
-            }
-        }
-        let mut config = serde_json::Map::new();
-        for (key, value) in &task.config {
-            config.insert(
-                key.clone(),
-                render_json(value, &scope).map_err(|e| format!("config.{key}: {e}"))?,
-            );
-        }
-        Ok(Invocation {
-            run_id: self.state.run_id.clone(),
-            name: task.name.clone(),
-            task_type: task.task_type.clone(),
-            image: task.image.clone(),
-            resources: task.resources,
-            inputs,
-            outputs,
-            config,
-            parameters: self.state.parameters.clone(),
-            attempt: 0,
-        })
+        invocation(self.pipeline, i, &self.state, &self.outputs)
     }
 
     /// Starts the task's attempt loop.
     fn spawn(&mut self, i: usize, invocation: Invocation) -> tokio::task::Id {
         let task = &self.pipeline.tasks[i];
-        let options = &self.executor.options;
-        let attempts = Attempts {
-            task: i,
-            runner: self.executor.runner.clone(),
-            store: self.executor.store.clone(),
-            before: self.state.task(&task.name).map_or(0, |t| t.attempts),
-            tries: task.retries + 1,
-            timeout: task.timeout.or(options.default_timeout),
-            backoff: options.backoff,
-            grace: options.grace,
-            run_cancel: self.cancel.clone(),
-            progress: self.tx.clone(),
-            declared: task.outputs.iter().map(|o| o.name.clone()).collect(),
-        };
+        let attempts = self.executor.attempts(
+            self.pipeline,
+            i,
+            &self.state,
+            task.retries + 1,
+            self.cancel.clone(),
+            self.tx.clone(),
+        );
         self.set.spawn(attempts.run(invocation)).id()
     }
+}
+
+/// Task `i` of `pipeline` with every reference rendered against the run's parameters and
+/// the recorded `outputs` of the tasks before it.
+fn invocation(
+    pipeline: &Pipeline,
+    i: usize,
+    state: &RunState,
+    recorded: &HashMap<String, Outputs>,
+) -> Result<Invocation, String> {
+    let task = &pipeline.tasks[i];
+    let scope = Scope {
+        parameters: &state.parameters,
+        outputs: recorded,
+    };
+    let render = |text: &str| Template::parse(text).and_then(|t| t.render(&scope));
+    let mut inputs = BTreeMap::new();
+    for input in &task.inputs {
+        let value = match &input.source {
+            Source::Parameter => state
+                .parameters
+                .get(&input.name)
+                .cloned()
+                .ok_or_else(|| format!("input {:?}: no parameter of that name", input.name))?,
+            Source::Output { task, output } => {
+                scope.lookup(&crate::refs::Reference::TaskOutput {
+                    task: task.clone(),
+                    output: output.clone(),
+                })?
+            }
+            Source::Path(text) => {
+                render(text).map_err(|e| format!("input {:?}: {e}", input.name))?
+            }
+        };
+        inputs.insert(input.name.clone(), value);
+    }
+    let mut outputs = BTreeMap::new();
+    for output in &task.outputs {
+        if let Some(dest) = &output.destination {
+            let text = Template::parse(dest)
+                .and_then(|t| t.render_text(&scope))
+                .map_err(|e| format!("output {:?}: {e}", output.name))?;
+            outputs.insert(output.name.clone(), text);
+        }
+    }
+    let mut config = serde_json::Map::new();
+    for (key, value) in &task.config {
+        config.insert(
+            key.clone(),
+            render_json(value, &scope).map_err(|e| format!("config.{key}: {e}"))?,
+        );
+    }
+    Ok(Invocation {
+        run_id: state.run_id.clone(),
+        name: task.name.clone(),
+        task_type: task.task_type.clone(),
+        image: task.image.clone(),
+        resources: task.resources,
+        inputs,
+        outputs,
+        config,
+        parameters: state.parameters.clone(),
+        attempt: 0,
+    })
 }
 
 /// Renders the strings inside a config value.
@@ -724,6 +1138,7 @@ enum Attempt {
 impl Attempts {
     async fn run(self, invocation: Invocation) -> Outcome {
         let mut last_error = String::new();
+        let mut permanent = false;
         for n in 1..=self.tries {
             let attempt = self.before.saturating_add(n);
             let _ = self.progress.send(Progress::Started {
@@ -778,7 +1193,8 @@ impl Attempts {
                 return Outcome::Cancelled;
             }
             last_error = format!("attempt {attempt}: {}", failure.message);
-            if !failure.retryable || n == self.tries {
+            permanent = !failure.retryable;
+            if permanent || n == self.tries {
                 break;
             }
             let _ = self.progress.send(Progress::Retrying {
@@ -790,7 +1206,10 @@ impl Attempts {
                 _ = self.run_cancel.cancelled() => return Outcome::Cancelled,
             }
         }
-        Outcome::Failed(last_error)
+        Outcome::Failed {
+            error: last_error,
+            permanent,
+        }
     }
 
     async fn attempt(

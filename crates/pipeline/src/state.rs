@@ -232,7 +232,15 @@ impl RunState {
         if event.seq <= self.seq {
             return;
         }
-        self.seq = event.seq;
+        self.replay(event);
+    }
+
+    /// Applies one event whatever its number (the state's number becomes the larger of
+    /// the two). Reading a journal uses it for every event after the snapshot's: processes
+    /// running tasks of one run at once each number their events from the state they read,
+    /// so two events of the journal may carry one number, or come out of order.
+    pub(crate) fn replay(&mut self, event: &Event) {
+        self.seq = self.seq.max(event.seq);
         let at = event.at;
         let finish = |state: &mut RunState, task: &str, status: TaskStatus| {
             let &i = state.index.get(task)?;

@@ -16,6 +16,18 @@
 //! named by its first sequence number (`journal/00000000000000000042.jsonl`,
 //! `logs/<task>/<attempt>/00000000000000000007.log`), listed in order when read.
 //!
+//! Several processes may write one run at once: the pods of an Argo workflow each run one
+//! task ([`crate::Executor::run_task`]) and share nothing but the store. So a run's first
+//! snapshot is created only if absent ([`RunStore::create_snapshot`]: a hard link on a
+//! directory, `PutMode::Create` on an object store), and of several pods creating it exactly
+//! one wins. Journal objects are created only if absent too: a pod that numbered its events
+//! from a state another pod has appended to since finds its number taken and takes the next
+//! free one, so no append replaces another. Appends to the local journal file are single
+//! `O_APPEND` writes, which do not overwrite each other on one machine's file system (pods on
+//! several machines sharing an NFS volume should use an object store instead: NFS does not
+//! make `O_APPEND` atomic across clients). Two events may then carry one number or come out
+//! of order; [`load_run`] applies every event after the snapshot's number in journal order.
+//!
 //! A process killed mid-append leaves at most a torn last journal line, which reading
 //! ignores: the change it described is then simply not recorded, and the task it concerned
 //! runs again on resume.
@@ -28,7 +40,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use trainstore_core::object_store::{
-    ObjectStore, ObjectStoreExt, PutPayload, path::Path as ObjectPath,
+    ObjectStore, ObjectStoreExt, PutMode, PutPayload, path::Path as ObjectPath,
 };
 
 use crate::error::{Error, Result};
@@ -41,11 +53,19 @@ pub trait RunStore: Send + Sync + Debug {
     /// Replaces the run's snapshot, atomically: a reader sees the old one or the new one.
     async fn put_snapshot(&self, run: &str, bytes: Vec<u8>) -> Result<()>;
 
+    /// Writes the run's first snapshot unless it has one, atomically: of several processes
+    /// creating one run at once exactly one gets `true`, every other `false` (and may read
+    /// the winner's with [`RunStore::get_snapshot`]); a reader never sees a partial snapshot.
+    async fn create_snapshot(&self, run: &str, bytes: Vec<u8>) -> Result<bool>;
+
     /// The run's snapshot, `None` when the run does not exist.
     async fn get_snapshot(&self, run: &str) -> Result<Option<Vec<u8>>>;
 
     /// Appends `records` (whole lines) to the run's journal; `first_seq` is the sequence
-    /// number of the first, for stores that name appended pieces by it.
+    /// number of the first, for stores that name appended pieces by it. Processes may append
+    /// to one run at once, so an append must never replace another: a store that names
+    /// pieces by number creates them only if absent and, finding `first_seq` taken, takes
+    /// the next free number.
     async fn append_journal(&self, run: &str, first_seq: u64, records: Vec<u8>) -> Result<()>;
 
     /// The run's journal, every appended piece in order (empty when none).
@@ -105,6 +125,9 @@ pub async fn load_run(store: &dyn RunStore, run: &str) -> Result<RunState> {
     let mut state: RunState =
         serde_json::from_slice(&snapshot).map_err(|e| corrupt(format!("state.json: {e}")))?;
     state.reindex();
+    // Events up to the snapshot's number are in it; every later one applies, in journal
+    // order, even when pods writing at once gave two of them one number.
+    let base = state.seq;
     let journal = store.read_journal(run).await?;
     let mut lines = journal
         .split(|&b| b == b'\n')
@@ -112,7 +135,8 @@ pub async fn load_run(store: &dyn RunStore, run: &str) -> Result<RunState> {
         .peekable();
     while let Some(line) = lines.next() {
         match serde_json::from_slice::<Event>(line) {
-            Ok(event) => state.apply(&event),
+            Ok(event) if event.seq > base => state.replay(&event),
+            Ok(_) => {}
             // The last line may be torn by a killed process: the change it described did
             // not happen as far as the run knows.
             Err(_) if lines.peek().is_none() => break,
@@ -217,6 +241,40 @@ impl LocalRunStore {
     }
 }
 
+fn io_error(operation: &'static str, path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        operation,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn join_error(run: &str, e: tokio::task::JoinError) -> Error {
+    Error::Io {
+        operation: "writing",
+        path: run.to_string(),
+        source: std::io::Error::other(e),
+    }
+}
+
+/// Writes `bytes` to a new temporary file in `dir` (created when needed), named uniquely
+/// so that writers in one process or several never share one.
+fn write_temp(dir: &Path, bytes: &[u8], sync: bool) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error("creating", dir, e))?;
+    let temp = dir.join(format!(
+        ".state.json.{}.{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let mut file = std::fs::File::create(&temp).map_err(|e| io_error("creating", &temp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| io_error("writing", &temp, e))?;
+    if sync {
+        file.sync_all().map_err(|e| io_error("syncing", &temp, e))?;
+    }
+    Ok(temp)
+}
+
 fn read_or_empty(path: &Path) -> Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
@@ -236,29 +294,32 @@ impl RunStore for LocalRunStore {
         let sync = self.sync;
         // A snapshot of a large run is megabytes: written off the async threads.
         tokio::task::spawn_blocking(move || {
+            let temp = write_temp(&dir, &bytes, sync)?;
             let target = dir.join("state.json");
-            let temp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
-            let io = |operation, path: &Path, e| Error::Io {
-                operation,
-                path: path.display().to_string(),
-                source: e,
-            };
-            std::fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
-            let mut file = std::fs::File::create(&temp).map_err(|e| io("creating", &temp, e))?;
-            file.write_all(&bytes)
-                .map_err(|e| io("writing", &temp, e))?;
-            if sync {
-                file.sync_all().map_err(|e| io("syncing", &temp, e))?;
-            }
-            drop(file);
-            std::fs::rename(&temp, &target).map_err(|e| io("renaming", &target, e))
+            std::fs::rename(&temp, &target).map_err(|e| io_error("renaming", &target, e))
         })
         .await
-        .map_err(|e| Error::Io {
-            operation: "writing",
-            path: run.to_string(),
-            source: std::io::Error::other(e),
-        })?
+        .map_err(|e| join_error(run, e))?
+    }
+
+    async fn create_snapshot(&self, run: &str, bytes: Vec<u8>) -> Result<bool> {
+        let dir = self.run_dir(run);
+        let sync = self.sync;
+        tokio::task::spawn_blocking(move || {
+            let temp = write_temp(&dir, &bytes, sync)?;
+            let target = dir.join("state.json");
+            // A hard link is created whole or not at all, and fails if the target exists
+            // (on NFS too): the complete snapshot appears at once, and only one wins.
+            let linked = std::fs::hard_link(&temp, &target);
+            let _ = std::fs::remove_file(&temp);
+            match linked {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(io_error("creating", &target, e)),
+            }
+        })
+        .await
+        .map_err(|e| join_error(run, e))?
     }
 
     async fn get_snapshot(&self, run: &str) -> Result<Option<Vec<u8>>> {
@@ -342,6 +403,19 @@ impl ObjectRunStore {
         }
     }
 
+    /// Creates the object at `path` unless one exists: `false` when one did.
+    async fn create(&self, path: &ObjectPath, payload: PutPayload) -> Result<bool> {
+        match self
+            .store
+            .put_opts(path, payload, PutMode::Create.into())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(trainstore_core::object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Every object under `dir`, concatenated in name order.
     async fn concat(&self, dir: &ObjectPath) -> Result<Vec<u8>> {
         let mut metas: Vec<_> = self.store.list(Some(dir)).try_collect().await?;
@@ -365,19 +439,29 @@ impl RunStore for ObjectRunStore {
         Ok(())
     }
 
+    async fn create_snapshot(&self, run: &str, bytes: Vec<u8>) -> Result<bool> {
+        self.create(&self.path(&[run, "state.json"]), PutPayload::from(bytes))
+            .await
+    }
+
     async fn get_snapshot(&self, run: &str) -> Result<Option<Vec<u8>>> {
         self.get(&self.path(&[run, "state.json"])).await
     }
 
     async fn append_journal(&self, run: &str, first_seq: u64, records: Vec<u8>) -> Result<()> {
-        let name = format!("{first_seq:020}.jsonl");
-        self.store
-            .put(
-                &self.path(&[run, "journal", &name]),
-                PutPayload::from(records),
-            )
-            .await?;
-        Ok(())
+        let payload = PutPayload::from(records);
+        // Each number taken is an object another append created: the loop ends.
+        let mut seq = first_seq;
+        loop {
+            let name = format!("{seq:020}.jsonl");
+            if self
+                .create(&self.path(&[run, "journal", &name]), payload.clone())
+                .await?
+            {
+                return Ok(());
+            }
+            seq += 1;
+        }
     }
 
     async fn read_journal(&self, run: &str) -> Result<Vec<u8>> {

@@ -71,6 +71,9 @@ enum Command {
     /// Pipelines: validate, apply, run and resume documents; list runs and their logs
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
+    /// Run one task of a pipeline run (what each pod of an exported Argo Workflow runs)
+    #[command(subcommand)]
+    Task(pipeline::TaskCommand),
     /// Run the main job end to end on an embedded workspace (no servers needed)
     Demo {
         /// Where the demo workspace lives
@@ -358,6 +361,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Models(command) => models::run(command, &mounts, &user).await,
         Command::Catalog(command) => catalog::run(command, &mounts, &user).await,
         Command::Pipeline(command) => pipeline::run(command, &mounts, &user).await,
+        Command::Task(command) => pipeline::run_task(command, &mounts, &user).await,
         Command::Demo { workspace } => demo::run(&workspace).await,
         Command::Completions { .. } => Ok(()), // printed above
     }

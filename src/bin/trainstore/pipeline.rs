@@ -9,7 +9,10 @@ use clap::Subcommand;
 use trainstore::Workspace;
 use trainstore::core::{Error, MountTable, Result, StorageOptions, UserName, Version};
 use trainstore::pipelines::Pipelines;
-use trainstore_pipeline::{CancellationToken, RunState, RunStatus, TaskStatus};
+use trainstore_pipeline::{
+    ArgoEnv, ArgoOptions, ArgoVolume, CancellationToken, RunState, RunStatus, TaskOutcome,
+    TaskStatus,
+};
 
 #[derive(Subcommand)]
 pub enum PipelineCommand {
@@ -74,6 +77,43 @@ pub enum PipelineCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write the document as an Argo Workflows manifest: a DAG with one container per task
+    /// running `trainstore task run`, for the same document to run on Kubernetes
+    Export {
+        /// The pipeline document
+        file: PathBuf,
+        /// The format to write (argo is the one there is)
+        #[arg(long, default_value = "argo")]
+        format: String,
+        /// The workspace every pod opens, on storage they all share (s3://bucket/prefix, or a
+        /// path on a mounted volume)
+        #[arg(long, value_name = "URL")]
+        workspace: String,
+        /// The image of tasks whose document names none [default: trainstore:<version>]
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
+        /// A persistent volume claim mounted into every task, as NAME=CLAIM:/MOUNT/PATH;
+        /// repeatable
+        #[arg(long = "volume", value_name = "NAME=CLAIM:PATH")]
+        volumes: Vec<String>,
+        /// An environment variable of every task, as NAME=VALUE (refused when NAME looks like
+        /// a credential: use --secret-env); repeatable
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
+        /// An environment variable read from a Kubernetes secret, as NAME=SECRET:KEY;
+        /// repeatable
+        #[arg(long = "secret-env", value_name = "NAME=SECRET:KEY")]
+        secret_env: Vec<String>,
+        /// The service account the pods run as
+        #[arg(long, value_name = "NAME")]
+        service_account: Option<String>,
+        /// Write JSON instead of YAML
+        #[arg(long)]
+        json: bool,
+        /// Where to write the manifest [default: standard output]
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Print what a run's tasks logged (every attempt, or one task's)
     Logs {
         /// The workspace: a path, URL (s3://…) or mount://name/path
@@ -83,6 +123,82 @@ pub enum PipelineCommand {
         /// Only this task
         task: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    /// Run one task of a pipeline run, once: what each pod of an exported Argo Workflow runs.
+    /// Exits 0 when the task succeeded, had already, or was skipped; 3 when it failed for
+    /// good (bad input: retrying cannot help); 1 otherwise
+    Run {
+        /// The workspace, on storage every pod shares (its run state is there)
+        #[arg(long)]
+        workspace: String,
+        /// The pipeline document
+        #[arg(long, value_name = "FILE")]
+        pipeline: PathBuf,
+        /// The task's name in the document
+        #[arg(long)]
+        task: String,
+        /// The run's id, the same for every task of the run (Argo's workflow name)
+        #[arg(long, value_name = "ID")]
+        run: String,
+        /// A parameter as NAME=VALUE (read as text where the document's default is text, as
+        /// JSON otherwise); repeatable
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+    },
+}
+
+pub async fn run_task(command: TaskCommand, mounts: &MountTable, user: &UserName) -> Result<()> {
+    let TaskCommand::Run {
+        workspace,
+        pipeline,
+        task,
+        run,
+        params,
+    } = command;
+    let pipelines = Workspace::open_with(&workspace, mounts, &StorageOptions::new())
+        .await?
+        .with_user(user.clone())
+        .pipelines();
+    let text = read(&pipeline)?;
+    let defaults = pipelines.parse(&text)?.parameters;
+    let mut parameters = serde_json::Map::new();
+    for (name, value) in parse_params(&params)? {
+        // Argo passes every value as text: a default that is text keeps it text.
+        let value = match (defaults.get(&name), value) {
+            (Some(serde_json::Value::String(_)), v) if !v.is_string() => {
+                serde_json::Value::String(v.to_string())
+            }
+            (_, v) => v,
+        };
+        parameters.insert(name, value);
+    }
+    let outcome = pipelines
+        .run_task(&text, &run, parameters, &task, cancel_on_ctrl_c())
+        .await?;
+    println!("{}", task_line(outcome.state()));
+    match outcome {
+        TaskOutcome::Succeeded(_) | TaskOutcome::AlreadySucceeded(_) | TaskOutcome::Skipped(_) => {
+            Ok(())
+        }
+        TaskOutcome::Failed {
+            permanent: true, ..
+        } => {
+            eprintln!("task {task} failed for good: retrying cannot help");
+            std::process::exit(trainstore_pipeline::argo::PERMANENT_FAILURE_EXIT_CODE);
+        }
+        TaskOutcome::Failed { state, .. } | TaskOutcome::Cancelled(state) => Err(Error::Remote {
+            service: format!("pipeline run {run}"),
+            operation: "task",
+            reason: format!(
+                "{task} did not succeed: {}",
+                state.error.as_deref().unwrap_or("cancelled")
+            ),
+            transient: true,
+        }),
+    }
 }
 
 pub async fn run(command: PipelineCommand, mounts: &MountTable, user: &UserName) -> Result<()> {
@@ -221,6 +337,83 @@ pub async fn run(command: PipelineCommand, mounts: &MountTable, user: &UserName)
                 );
             } else {
                 print_tasks(&state);
+            }
+            Ok(())
+        }
+        PipelineCommand::Export {
+            file,
+            format,
+            workspace,
+            image,
+            volumes,
+            env,
+            secret_env,
+            service_account,
+            json,
+            out,
+        } => {
+            if format != "argo" {
+                return Err(Error::invalid(
+                    "--format",
+                    &format,
+                    "argo is the format there is",
+                ));
+            }
+            let text = read(&file)?;
+            let types = trainstore_pipeline::TaskTypes::new(
+                trainstore::pipelines::BUILTIN_TASK_TYPES.iter().copied(),
+            );
+            let pipeline = trainstore_pipeline::Pipeline::parse(&text, &types)
+                .map_err(trainstore::pipelines::from_pipeline)?;
+            let mut options = ArgoOptions::new(workspace);
+            if let Some(image) = image {
+                options.default_image = image;
+            }
+            options.service_account = service_account;
+            for volume in &volumes {
+                let parsed = volume
+                    .split_once('=')
+                    .and_then(|(name, rest)| Some((name, rest.split_once(':')?)));
+                let Some((name, (claim, path))) = parsed else {
+                    return Err(Error::invalid("--volume", volume, "NAME=CLAIM:/MOUNT/PATH"));
+                };
+                options.volumes.push(ArgoVolume::new(name, claim, path));
+            }
+            for pair in &env {
+                let (name, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| Error::invalid("--env", pair, "NAME=VALUE"))?;
+                options.env.push(ArgoEnv::plain(name, value));
+            }
+            for pair in &secret_env {
+                let parsed = pair
+                    .split_once('=')
+                    .and_then(|(name, rest)| Some((name, rest.split_once(':')?)));
+                let Some((name, (secret, key))) = parsed else {
+                    return Err(Error::invalid("--secret-env", pair, "NAME=SECRET:KEY"));
+                };
+                options.env.push(ArgoEnv::secret(name, secret, key));
+            }
+            let manifest = trainstore_pipeline::argo::export(&pipeline, &text, &options)
+                .map_err(trainstore::pipelines::from_pipeline)?;
+            let written = if json {
+                serde_json::to_string_pretty(&manifest).expect("manifests serialize") + "\n"
+            } else {
+                serde_yaml_ng::to_string(&manifest).expect("manifests serialize")
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, written).map_err(|e| Error::Config {
+                        key: path.display().to_string(),
+                        reason: format!("cannot write the manifest: {e}"),
+                    })?;
+                    eprintln!(
+                        "wrote an Argo Workflow of {} tasks to {}",
+                        pipeline.tasks.len(),
+                        path.display()
+                    );
+                }
+                None => print!("{written}"),
             }
             Ok(())
         }

@@ -78,6 +78,18 @@ from .models import (
     ScoreDistribution,
     TrainConfig,
 )
+from .pipelines import (
+    AppliedPipeline,
+    ArgoVolume,
+    Issue,
+    PipelineRun,
+    Pipelines,
+    PipelineVersion,
+    RunSummary,
+    SecretRef,
+    TaskInvocation,
+    TaskRun,
+)
 from .progress import ProgressBar, _bar_if
 from .sharing import Access, AuditEvent, Draft, Lease
 from .sources import (
@@ -227,6 +239,7 @@ class Workspace:
         self._features: FeatureStore | None = None
         self._training_sets: TrainingSets | None = None
         self._models: Models | None = None
+        self._pipelines: Pipelines | None = None
 
     @classmethod
     def open(
@@ -305,6 +318,14 @@ class Workspace:
             self._models = Models(self._native.models())
         return self._models
 
+    @property
+    def pipelines(self) -> Pipelines:
+        """Pipelines: documents validated, versioned and run here, with ``python`` tasks
+        calling Python functions; their runs kept beside them, to be resumed."""
+        if self._pipelines is None:
+            self._pipelines = Pipelines(self._native.pipelines(), self.url)
+        return self._pipelines
+
     def training_sets_in(self, namespace: str) -> TrainingSets:
         """The training sets of ``namespace``: a team's or project's own sets, whose names
         never meet those of the default namespace (:attr:`training_sets`) or of others."""
@@ -371,6 +392,8 @@ __all__ = [
     "Access",
     "AlreadyExistsError",
     "Applied",
+    "AppliedPipeline",
+    "ArgoVolume",
     "Array",
     "AuditEvent",
     "Backtest",
@@ -406,6 +429,7 @@ __all__ = [
     "Int32",
     "Int64",
     "InvalidInputError",
+    "Issue",
     "Lease",
     "LeasedError",
     "ListFeature",
@@ -422,18 +446,25 @@ __all__ = [
     "OrphanFile",
     "ParseReport",
     "PermissionDeniedError",
+    "PipelineRun",
+    "PipelineVersion",
+    "Pipelines",
     "PlannedChange",
     "ProgressBar",
     "Quality",
     "RegistryVersion",
     "RemoteError",
     "Reproduction",
+    "RunSummary",
     "ScoreDistribution",
+    "SecretRef",
     "SetDiff",
     "SnapshotFiles",
     "SnapshotSchema",
     "StorageError",
     "String",
+    "TaskInvocation",
+    "TaskRun",
     "TimeoutError",
     "Timestamp",
     "TrainConfig",

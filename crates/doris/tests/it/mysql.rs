@@ -11,6 +11,7 @@ use trainstore_core::{
     DataSource, Error, Filter, Scalar, ScanRequest, Secret, TimeRange, Timestamp,
 };
 use trainstore_doris::load::{content_label, load_design_doc_rows};
+use trainstore_doris::write::WriteOutcome;
 use trainstore_doris::{
     DorisSource, FeatureKind, ReadOptions, SnapshotGenerator, SnapshotParser, SnapshotSchema,
     SynthConfig, Timeouts,
@@ -73,18 +74,23 @@ async fn loaded_with(config: SynthConfig) -> (TestDb, Vec<RecordBatch>) {
         .unwrap()
         .batches(LOAD_BATCH_ROWS)
         .collect();
-    let label = content_label(&raw).unwrap();
-    let written = load_design_doc_rows(
+    let written = load(&db, &raw).await;
+    assert_eq!(written.rows_written, config.rows() as u64);
+    (db, raw)
+}
+
+/// Loads `raw` into the test table under the label naming its content.
+async fn load(db: &TestDb, raw: &[RecordBatch]) -> WriteOutcome {
+    let label = content_label(raw).unwrap();
+    load_design_doc_rows(
         &db.url(),
         "snapshots",
         &label,
-        raw.clone(),
+        raw.to_vec(),
         Timeouts::default(),
     )
     .await
-    .unwrap();
-    assert_eq!(written.rows_written, config.rows() as u64);
-    (db, raw)
+    .unwrap()
 }
 
 /// Loading the same rows again (the same content label) writes nothing and says so; other
@@ -92,30 +98,12 @@ async fn loaded_with(config: SynthConfig) -> (TestDb, Vec<RecordBatch>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loading_the_same_rows_twice_writes_them_once() {
     let (db, raw) = loaded().await;
-    let label = content_label(&raw).unwrap();
-    let again = load_design_doc_rows(
-        &db.url(),
-        "snapshots",
-        &label,
-        raw.clone(),
-        Timeouts::default(),
-    )
-    .await
-    .unwrap();
+    let again = load(&db, &raw).await;
     assert!(again.already_written);
     assert_eq!(again.rows_written, 0);
     let fewer = &raw[..1];
-    let other = content_label(fewer).unwrap();
-    assert_ne!(other, label, "other rows, another label");
-    let more = load_design_doc_rows(
-        &db.url(),
-        "snapshots",
-        &other,
-        fewer.to_vec(),
-        Timeouts::default(),
-    )
-    .await
-    .unwrap();
+    assert_ne!(content_label(fewer).unwrap(), content_label(&raw).unwrap());
+    let more = load(&db, fewer).await;
     assert_eq!(more.rows_written, fewer[0].num_rows() as u64);
     let count: u64 = db
         .conn()

@@ -4,6 +4,7 @@ mod argo;
 mod documents;
 mod executor;
 mod json_schema;
+mod pods;
 mod schema;
 mod store;
 mod support;

@@ -30,6 +30,12 @@ async fn conformance(store: &dyn RunStore) {
         .await
         .unwrap();
     assert_eq!(store.read_journal("r1").await.unwrap(), b"a\nb\nc\n");
+    // A second process that numbered its events from the same state: nothing is replaced.
+    store
+        .append_journal("r1", 3, b"d\n".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(store.read_journal("r1").await.unwrap(), b"a\nb\nc\nd\n");
     store.append_log("r1", "task", 1, 0, "first").await.unwrap();
     store
         .append_log("r1", "task", 1, 1, "second")
@@ -44,7 +50,13 @@ async fn conformance(store: &dyn RunStore) {
         "first\nsecond\n"
     );
     assert_eq!(store.read_log("r1", "task", 3).await.unwrap(), "");
-    store.put_snapshot("r2", b"{}".to_vec()).await.unwrap();
+    assert!(store.create_snapshot("r2", b"{}".to_vec()).await.unwrap());
+    assert!(!store.create_snapshot("r2", b"lost".to_vec()).await.unwrap());
+    assert!(!store.create_snapshot("r1", b"lost".to_vec()).await.unwrap());
+    assert_eq!(
+        store.get_snapshot("r2").await.unwrap().as_deref(),
+        Some(&b"{}"[..])
+    );
     let mut runs = store.list_runs().await.unwrap();
     runs.sort();
     assert_eq!(runs, ["r1", "r2"]);
