@@ -377,3 +377,74 @@ spec:
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("retrying cannot help"), "{err}");
 }
+
+/// `pipeline run` killed (SIGKILL) while a task runs, then `pipeline resume`: the task that
+/// had finished does not run again, the one cut off runs again and the run succeeds.
+#[test]
+fn a_killed_run_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let ws = dir.path().join("ws");
+    let (count, started, flag) = (
+        dir.path().join("count"),
+        dir.path().join("started"),
+        dir.path().join("go"),
+    );
+    let document = dir.path().join("p.yaml");
+    // `second` waits (at most a minute) for the flag the test sets once the run is killed.
+    let wait = format!(
+        "echo started >> {}; for i in $(seq 600); do test -e {} && exit 0; sleep 0.1; done; exit 1",
+        started.display(),
+        flag.display()
+    );
+    let text = format!(
+        r#"apiVersion: train-platform/v1
+kind: Pipeline
+metadata: {{name: killed}}
+spec:
+  tasks:
+    - {{name: first, type: command, config: {{command: [sh, -c, "echo ran >> {}"]}}}}
+    - {{name: second, type: command, config: {{command: [sh, -c, "{wait}"]}}}}
+  dependencies:
+    - {{from: first, to: second}}
+"#,
+        count.display()
+    );
+    std::fs::write(&document, text).unwrap();
+    let (ws_arg, doc_arg) = (ws.to_str().unwrap(), document.to_str().unwrap());
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_trainstore"))
+        .args(["pipeline", "run", ws_arg, doc_arg, "--run-id", "cut"])
+        .env("TRAINSTORE_CONFIG", &config)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second task never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    std::fs::write(&flag, "").unwrap();
+
+    let (ok, out, err) = crate::cli(&["pipeline", "resume", ws_arg, "cut"], &config);
+    assert!(ok && out.contains("run cut succeeded"), "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(&count).unwrap(),
+        "ran\n",
+        "first ran once"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&started).unwrap().lines().count(),
+        2
+    );
+    let (ok, out, _) = crate::cli(&["pipeline", "runs", ws_arg, "cut", "--json"], &config);
+    let state: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && state["status"] == "succeeded", "{out}");
+    assert_eq!(state["sessions"], 2);
+    assert_eq!(state["tasks"][0]["attempts"], 1);
+    assert_eq!(state["tasks"][1]["attempts"], 2);
+}
