@@ -42,6 +42,18 @@ fn with_online(f: &Fixture, backend: &Backend) -> FeatureStore {
     f.store.clone().with_online_store(url, namespace())
 }
 
+/// Materializes the last `days` days up to `now` (ms).
+async fn materialize_last_days(store: &FeatureStore, now: i64, days: i64) {
+    store
+        .materialize(
+            Timestamp::from_millis(now - days * DAY),
+            Timestamp::from_millis(now),
+            None,
+        )
+        .await
+        .unwrap();
+}
+
 fn refs(list: &[&str]) -> Vec<FeatureRef> {
     list.iter().map(|r| r.parse().unwrap()).collect()
 }
@@ -278,14 +290,7 @@ async fn a_corrupt_row_in_redis_reads_as_corrupt_data_not_a_panic() {
         .store
         .clone()
         .with_online_store(url.clone(), namespace.clone());
-    store
-        .materialize(
-            Timestamp::from_millis(now - 2 * DAY),
-            Timestamp::from_millis(now),
-            None,
-        )
-        .await
-        .unwrap();
+    materialize_last_days(&store, now, 2).await;
     // Another writer (or a broken one) left a value too short to hold its times.
     let mut redis = redis::Client::open(url)
         .unwrap()
@@ -473,14 +478,7 @@ async fn statuses(backend: Backend) {
     };
     let (_, before) = read(store.clone()).await;
     assert_eq!(before, ["not materialized"; 4]);
-    store
-        .materialize(
-            Timestamp::from_millis(now - 50 * DAY),
-            Timestamp::from_millis(now),
-            None,
-        )
-        .await
-        .unwrap();
+    materialize_last_days(&store, now, 50).await;
     let (x, after) = read(store).await;
     assert_eq!(after, ["present", "expired", "unknown key", "unknown key"]);
     assert_eq!(x, [Some(1.0), None, None, None]);
@@ -513,14 +511,7 @@ async fn integer_keys(backend: Backend) {
     ])
     .await;
     let store = with_online(&f, &backend);
-    store
-        .materialize(
-            Timestamp::from_millis(now - 50 * DAY),
-            Timestamp::from_millis(now),
-            None,
-        )
-        .await
-        .unwrap();
+    materialize_last_days(&store, now, 50).await;
     let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
         arrow::datatypes::Field::new("uuid", arrow::datatypes::DataType::Utf8, true),
         arrow::datatypes::Field::new("nodeId", arrow::datatypes::DataType::Int64, true),

@@ -114,13 +114,7 @@ pub(crate) fn encode_keys(names: &[String], columns: &[ArrayRef]) -> Result<Vec<
                     }
                 }
             }
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32 => {
+            t if integer_key(t) => {
                 let ints = cast(column, &DataType::Int64)?;
                 let ints = ints.as_any().downcast_ref::<Int64Array>().expect("int64");
                 for (slot, v) in out.iter_mut().zip(ints.iter()) {
@@ -177,16 +171,24 @@ pub(crate) fn other_key_kinds(columns: &[ArrayRef]) -> Result<Vec<Vec<ArrayRef>>
         .collect())
 }
 
+/// The integer types a key may have: every width that fits an `i64` (keys are stored as one).
+fn integer_key(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+    )
+}
+
 /// One key column as the other kind of key, or `None` when no value has another spelling.
 fn other_kind(column: &ArrayRef) -> Result<Option<ArrayRef>> {
     Ok(match column.data_type() {
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32 => Some(cast(column, &DataType::Utf8)?),
+        t if integer_key(t) => Some(cast(column, &DataType::Utf8)?),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let text = cast(column, &DataType::Utf8)?;
             let ints: Int64Array = text
