@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
-use trainstore_core::{DatasetName, Error, ProgressRef, Result, TagName};
+use trainstore_core::{DatasetName, Error, ProgressRef, RecordBatchStream, Result, TagName};
 use trainstore_featurestore::training::{TrainingSetVersion, TrainingSets};
 use trainstore_featurestore::{FeatureStore, TtlPolicy};
 use trainstore_train::{
@@ -82,6 +83,92 @@ impl TrainRequest {
             checkpoints: None,
         }
     }
+}
+
+/// Rows a streamed forecast holds before it keeps only each entity's latest window.
+const STREAM_HOLD_ROWS: usize = 1 << 20;
+
+/// The columns of `batch` a forecast reads (the layout's keys, time and features), with
+/// `time_column` renamed to the layout's time column.
+fn model_columns(
+    batch: &RecordBatch,
+    layout: &Layout,
+    time_column: Option<&str>,
+) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let wanted = layout
+        .keys
+        .iter()
+        .map(|k| (k.as_str(), k.as_str()))
+        .chain(std::iter::once((
+            time_column.unwrap_or(&layout.time),
+            layout.time.as_str(),
+        )))
+        .chain(
+            layout
+                .features
+                .iter()
+                .map(|f| (f.name.as_str(), f.name.as_str())),
+        );
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (from, to) in wanted {
+        let index = schema.index_of(from).map_err(|_| {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            Error::invalid(
+                "forecast rows",
+                from,
+                format!(
+                    "a column the model reads is missing; the rows have: {}",
+                    names.join(", ")
+                ),
+            )
+        })?;
+        let field = schema.field(index);
+        fields.push(field.clone().with_name(to));
+        columns.push(batch.column(index).clone());
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// Each entity's `keep` latest rows of `batches` (all of the same schema), by the layout's
+/// keys and time.
+fn latest_rows(batches: &[RecordBatch], layout: &Layout, keep: usize) -> Result<RecordBatch> {
+    use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+    let schema = batches[0].schema();
+    let all = arrow::compute::concat_batches(&schema, batches)?;
+    let column = |name: &str| all.column(schema.index_of(name).expect("projected"));
+    let sort: Vec<SortColumn> = layout
+        .keys
+        .iter()
+        .chain(std::iter::once(&layout.time))
+        .map(|name| SortColumn {
+            values: column(name).clone(),
+            options: None,
+        })
+        .collect();
+    let sorted = take_record_batch(&all, &lexsort_to_indices(&sort, None)?)?;
+    let keys: Vec<_> = layout
+        .keys
+        .iter()
+        .map(|k| {
+            sorted
+                .column(schema.index_of(k).expect("projected"))
+                .clone()
+        })
+        .collect();
+    let mut latest: Vec<u32> = Vec::new();
+    for range in arrow::compute::partition(&keys)?.ranges() {
+        let first = range.end.saturating_sub(keep).max(range.start);
+        latest.extend((first..range.end).map(|i| i as u32));
+    }
+    Ok(take_record_batch(
+        &sorted,
+        &arrow::array::UInt32Array::from(latest),
+    )?)
 }
 
 /// Two models' forecast errors on the same windows.
@@ -671,6 +758,39 @@ impl Models {
             })?
     }
 
+    /// [`Self::predict`] over rows arriving as a stream (a source's query, a table read a
+    /// batch at a time): only each entity's latest window of rows is held, so the stream may
+    /// be larger than memory. With `time_column`, that column of the rows is read as the
+    /// model's time column (a snapshot source's `time`, for a model trained on a training
+    /// set's `event_timestamp`).
+    pub async fn predict_stream(
+        &self,
+        model: &ModelVersion,
+        mut rows: RecordBatchStream,
+        time_column: Option<&str>,
+    ) -> Result<Forecast> {
+        let layout = &model.card.layout;
+        let keep = model.card.windows.length;
+        let (mut held, mut count) = (Vec::new(), 0);
+        while let Some(batch) = rows.try_next().await? {
+            let batch = model_columns(&batch, layout, time_column)?;
+            count += batch.num_rows();
+            held.push(batch);
+            if count > STREAM_HOLD_ROWS {
+                let (full, layout) = (std::mem::take(&mut held), layout.clone());
+                let latest = tokio::task::spawn_blocking(move || latest_rows(&full, &layout, keep))
+                    .await
+                    .map_err(|e| Error::Internal {
+                        operation: "keep each entity's latest rows".into(),
+                        reason: e.to_string(),
+                    })??;
+                count = latest.num_rows();
+                held.push(latest);
+            }
+        }
+        self.predict(model, held).await
+    }
+
     /// [`Self::predict`] over the rows of training-set version `data`.
     pub async fn predict_version(
         &self,
@@ -710,5 +830,60 @@ impl Models {
         }
         let weights = self.registry.weights(&base).await?;
         Ok((base, weights))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        AsArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    };
+    use arrow::datatypes::{Float64Type, TimestampMillisecondType};
+    use trainstore_train::{FeatureShape, Layout, Task, WindowFeature};
+
+    use super::latest_rows;
+
+    /// Each entity's latest rows, in time order, whatever order and batches they came in.
+    #[test]
+    fn latest_rows_keeps_each_entitys_newest_in_time_order() {
+        let layout = Layout {
+            keys: vec!["uuid".into()],
+            time: "t".into(),
+            features: vec![WindowFeature {
+                name: "x".into(),
+                shape: FeatureShape::Scalar,
+            }],
+            task: Task::Forecast,
+        };
+        let batch = |uuids: Vec<&str>, times: Vec<i64>| {
+            let x: Vec<f64> = times.iter().map(|&t| t as f64).collect();
+            RecordBatch::try_from_iter([
+                ("uuid", Arc::new(StringArray::from(uuids)) as _),
+                ("t", Arc::new(TimestampMillisecondArray::from(times)) as _),
+                ("x", Arc::new(Float64Array::from(x)) as _),
+            ])
+            .unwrap()
+        };
+        let batches = [
+            batch(vec!["b", "a", "a"], vec![5, 3, 1]),
+            batch(vec!["a", "b", "a"], vec![4, 2, 2]),
+        ];
+        let latest = latest_rows(&batches, &layout, 2).unwrap();
+        let uuids: Vec<&str> = latest
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .collect();
+        let times: Vec<i64> = latest
+            .column(1)
+            .as_primitive::<TimestampMillisecondType>()
+            .values()
+            .to_vec();
+        assert_eq!(uuids, ["a", "a", "b", "b"]);
+        assert_eq!(times, [3, 4, 2, 5]);
+        assert_eq!(latest.column(2).as_primitive::<Float64Type>().value(0), 3.0);
     }
 }

@@ -642,6 +642,42 @@ async fn the_gate_promotes_a_better_challenger_only_and_the_champion_forecasts_n
     let first_load = models.predictor(&held).await.expect("loaded");
     let again = models.predictor(&held).await.expect("loaded");
     assert!(Arc::ptr_eq(&first_load, &again));
+
+    // The same forecast from rows streamed a row at a time in reverse order, their time
+    // column named as a snapshot source names it.
+    let rows = waves();
+    let renamed = Schema::new(
+        rows.schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "event_timestamp" => f.as_ref().clone().with_name("time"),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let rows = RecordBatch::try_new(Arc::new(renamed), rows.columns().to_vec()).expect("rows");
+    let singles: Vec<trainstore::Result<RecordBatch>> = (0..rows.num_rows())
+        .rev()
+        .map(|i| Ok(rows.slice(i, 1)))
+        .collect();
+    let streamed = models
+        .predict_stream(
+            &held,
+            Box::pin(futures::stream::iter(singles)),
+            Some("time"),
+        )
+        .await
+        .expect("a streamed forecast");
+    assert_eq!(streamed.rows, forecast.rows);
+    let missing = models
+        .predict_stream(&held, Box::pin(futures::stream::iter(vec![Ok(rows)])), None)
+        .await
+        .expect_err("no event_timestamp");
+    assert!(
+        missing.to_string().contains("rows have: uuid, time"),
+        "{missing}"
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@
 
 use arrow::ffi_stream::RecordBatchStreamReader;
 use arrow::pyarrow::PyArrowType;
-use futures::TryStreamExt;
 use pyo3::prelude::*;
 use trainstore::core::{DatasetName, Error, TagName};
 use trainstore::models::{Models as CoreModels, TrainRequest};
@@ -152,14 +151,16 @@ impl Models {
         name: &str,
         reference: &str,
         rows: PyArrowType<RecordBatchStreamReader>,
+        time_column: Option<String>,
     ) -> PyResult<(Bound<'py, PyAny>, usize)> {
         let name = DatasetName::new(name).map_err(to_py)?;
         let (models, reference) = (self.inner.clone(), reference.to_owned());
         let forecast = run(py, "models.predict", async move {
             let model = models.get(&name, &reference).await?;
             let (_, stream) = stream_of(rows.0);
-            let batches = stream.try_collect().await?;
-            models.predict(&model, batches).await
+            models
+                .predict_stream(&model, stream, time_column.as_deref())
+                .await
         })?;
         forecast_to_py(py, &forecast)
     }

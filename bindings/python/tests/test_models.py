@@ -191,6 +191,13 @@ def test_a_model_forecasts_one_row_per_entity(tmp_path: Path) -> None:
     assert from_pandas.skipped == 1 and from_pandas.table.num_rows == 2
     with pytest.raises(ts.InvalidInputError, match="meanLf"):
         ws.models.predict(model, rows.drop_columns(["meanLf"]))
+    # Streamed a batch at a time, as a source's stream() yields them, its time column named
+    # as snapshots name it.
+    renamed = with_few.rename_columns(
+        ["time" if n == "event_timestamp" else n for n in with_few.column_names]
+    )
+    streamed = ws.models.predict(model, iter(renamed.to_batches(max_chunksize=7)), "time")
+    assert streamed.table.equals(forecast.table) and streamed.skipped == 1
 
 
 def test_a_challenger_is_promoted_only_when_it_forecasts_better(tmp_path: Path) -> None:

@@ -568,19 +568,28 @@ class Models:
         raw = json.loads(self._native.evaluate(*_model_ref(model), data.name, str(data.version)))
         return _report(raw)
 
-    def predict(self, model: ModelVersion | str, data: Any) -> Forecast:
+    def predict(
+        self, model: ModelVersion | str, data: Any, time_column: str | None = None
+    ) -> Forecast:
         """``model``'s forecast of what follows each entity's latest window in ``data``: a
         :class:`TrainingSetVersion`, or rows holding the model's key, time and feature
-        columns (in any order) as a pyarrow Table, RecordBatch or RecordBatchReader, or a
-        pandas or polars DataFrame. One row per entity and forecast step, in the features'
-        units. The model is loaded once and kept for the next calls (the last few used)."""
+        columns (in any order) as a pyarrow Table, RecordBatch or RecordBatchReader, a
+        pandas or polars DataFrame, or an iterator of RecordBatches such as a source's
+        ``stream(start, end)``. Rows are streamed: only each entity's latest window is held,
+        so they may be more than memory holds. ``time_column`` names the rows' time column
+        when it is not the model's (a snapshot source's ``"time"`` for a model trained on a
+        training set's ``event_timestamp``). One row per entity and forecast step, in the
+        features' units. The model is loaded once and kept for the next calls (the last few
+        used)."""
         name, reference = _model_ref(model)
         if isinstance(data, TrainingSetVersion):
+            if time_column is not None:
+                raise InvalidInputError("time_column is for rows; a training set has its own")
             batch, skipped = self._native.predict_version(
                 name, reference, data.name, str(data.version)
             )
         else:
-            batch, skipped = self._native.predict(name, reference, _reader(data))
+            batch, skipped = self._native.predict(name, reference, _reader(data), time_column)
         return Forecast(table=pa.Table.from_batches([batch]), skipped=skipped)
 
     def predict_online(self, model: ModelVersion | str, entity_rows: Any) -> Forecast:
