@@ -95,6 +95,11 @@ impl Pipelines {
         self
     }
 
+    /// The options runs get (this machine's budget by default).
+    pub fn options(&self) -> &ExecutorOptions {
+        &self.options
+    }
+
     /// The task types documents may use: the built-in ones and those added.
     pub fn task_types(&self) -> TaskTypes {
         TaskTypes::new(

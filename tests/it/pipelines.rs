@@ -430,7 +430,13 @@ spec:
     run.wait().unwrap();
     std::fs::write(&flag, "").unwrap();
 
-    let (ok, out, err) = crate::cli(&["pipeline", "resume", ws_arg, "cut"], &config);
+    // A budget of its own: one core and a gibibyte, the tasks one at a time.
+    let resume = [
+        "pipeline", "resume", ws_arg, "cut", "--cpu", "1", "--memory", "1Gi",
+    ];
+    let (ok, _, err) = crate::cli(&[&resume[..4], &["--cpu", "lots"]].concat(), &config);
+    assert!(!ok && err.contains("expected a CPU quantity"), "{err}");
+    let (ok, out, err) = crate::cli(&resume, &config);
     assert!(ok && out.contains("run cut succeeded"), "{out}{err}");
     assert_eq!(
         std::fs::read_to_string(&count).unwrap(),

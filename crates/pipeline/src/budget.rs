@@ -5,7 +5,7 @@
 //! `resources` still runs as many tasks at once as there are cores.
 
 use crate::document::Resources;
-use crate::quantity::{format_cpu, format_memory};
+use crate::quantity::{Unit, format_cpu, format_memory, parse_quantity};
 
 /// An amount of CPU, memory and GPUs (zero by default).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -105,6 +105,33 @@ impl Budget {
             memory_bytes: machine_memory().unwrap_or(u64::MAX),
             gpu: machine_gpus(),
         })
+    }
+
+    /// This budget with what `cpu`, `memory` and `gpu` say in place of its own (Kubernetes
+    /// quantities, as in documents: `"2"`, `"1500m"`, `"8Gi"`); `None` keeps a dimension.
+    ///
+    /// ```
+    /// use trainstore_pipeline::Budget;
+    /// let budget = Budget::from_machine().limited(Some("1.5"), Some("2Gi"), Some("0")).unwrap();
+    /// assert_eq!((budget.total.cpu_millis, budget.total.memory_bytes), (1500, 2 << 30));
+    /// assert!(Budget::from_machine().limited(Some("lots"), None, None).is_err());
+    /// ```
+    pub fn limited(
+        mut self,
+        cpu: Option<&str>,
+        memory: Option<&str>,
+        gpu: Option<&str>,
+    ) -> Result<Budget, String> {
+        if let Some(cpu) = cpu {
+            self.total.cpu_millis = parse_quantity(cpu, Unit::Millicores)?;
+        }
+        if let Some(memory) = memory {
+            self.total.memory_bytes = parse_quantity(memory, Unit::Bytes)?;
+        }
+        if let Some(gpu) = gpu {
+            self.total.gpu = parse_quantity(gpu, Unit::Devices)?;
+        }
+        Ok(self)
     }
 
     /// A budget of `total`, the default request, oversized tasks rejected.

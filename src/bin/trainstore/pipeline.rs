@@ -59,6 +59,8 @@ pub enum PipelineCommand {
         /// The run's id [default: <pipeline>-<UTC time>-<random>]
         #[arg(long, value_name = "ID")]
         run_id: Option<String>,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
     /// Resume a run that failed, was cancelled or killed: only unfinished tasks run again
     Resume {
@@ -66,6 +68,8 @@ pub enum PipelineCommand {
         workspace: String,
         /// The run's id
         run: String,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
     /// List runs, newest first, or show one run's tasks
     Runs {
@@ -201,6 +205,36 @@ pub async fn run_task(command: TaskCommand, mounts: &MountTable, user: &UserName
     }
 }
 
+/// What a run may use at once, in place of what this machine has.
+#[derive(clap::Args)]
+pub struct BudgetArgs {
+    /// CPU the run's tasks may use at once, as a quantity ("2", "1500m") [default: this
+    /// machine's cores]
+    #[arg(long, value_name = "QUANTITY")]
+    cpu: Option<String>,
+    /// Memory the run's tasks may use at once ("8Gi") [default: this machine's]
+    #[arg(long, value_name = "QUANTITY")]
+    memory: Option<String>,
+    /// GPUs the run's tasks may use at once [default: this machine's]
+    #[arg(long, value_name = "N")]
+    gpu: Option<String>,
+}
+
+impl BudgetArgs {
+    fn apply(&self, pipelines: Pipelines) -> Result<Pipelines> {
+        let mut options = pipelines.options().clone();
+        options.budget = options
+            .budget
+            .limited(
+                self.cpu.as_deref(),
+                self.memory.as_deref(),
+                self.gpu.as_deref(),
+            )
+            .map_err(|reason| Error::invalid("pipeline budget", "--cpu/--memory/--gpu", reason))?;
+        Ok(pipelines.with_options(options))
+    }
+}
+
 pub async fn run(command: PipelineCommand, mounts: &MountTable, user: &UserName) -> Result<()> {
     let open = |workspace: String| async move {
         Ok::<_, Error>(
@@ -283,8 +317,9 @@ pub async fn run(command: PipelineCommand, mounts: &MountTable, user: &UserName)
             file,
             params,
             run_id,
+            budget,
         } => {
-            let pipelines = open(workspace).await?;
+            let pipelines = budget.apply(open(workspace).await?)?;
             let text = read(&file)?;
             let name = pipelines.parse(&text)?.metadata.name;
             let run_id = run_id.unwrap_or_else(|| generated_id(&name));
@@ -293,8 +328,12 @@ pub async fn run(command: PipelineCommand, mounts: &MountTable, user: &UserName)
             let state = watching(&pipelines, &run_id, run).await?;
             finish(&state)
         }
-        PipelineCommand::Resume { workspace, run } => {
-            let pipelines = open(workspace).await?;
+        PipelineCommand::Resume {
+            workspace,
+            run,
+            budget,
+        } => {
+            let pipelines = budget.apply(open(workspace).await?)?;
             let resumed = pipelines.resume(&run, cancel_on_ctrl_c());
             let state = watching(&pipelines, &run, resumed).await?;
             finish(&state)
