@@ -19,7 +19,7 @@ use trainstore_pipeline::{
 };
 
 use crate::Workspace;
-pub use tasks::{BUILTIN_TASK_TYPES, SdkTasks};
+pub use tasks::{BUILTIN_TASK_TYPES, SdkTasks, check_sources};
 
 /// Where runs are kept, under the workspace's root.
 const RUNS: &str = "pipelines/runs";
@@ -113,7 +113,9 @@ impl Pipelines {
     /// Reads and checks a document (YAML or JSON); every problem is reported at once, each
     /// with its path and line.
     pub fn parse(&self, text: &str) -> Result<Pipeline> {
-        Pipeline::parse(text, &self.task_types()).map_err(from_pipeline)
+        let pipeline = Pipeline::parse(text, &self.task_types()).map_err(from_pipeline)?;
+        tasks::check_sources(&pipeline)?;
+        Ok(pipeline)
     }
 
     /// Stores `text` as the next version of its pipeline (named by `metadata.name`), unless
@@ -300,6 +302,15 @@ impl Pipelines {
             self.options.clone(),
         ))
     }
+}
+
+/// Reads and checks a document against the built-in task types, with no workspace: what
+/// `pipeline validate` and `pipeline export` check.
+pub fn parse_builtin(text: &str) -> Result<Pipeline> {
+    let types = TaskTypes::new(BUILTIN_TASK_TYPES.iter().copied());
+    let pipeline = Pipeline::parse(text, &types).map_err(from_pipeline)?;
+    check_sources(&pipeline)?;
+    Ok(pipeline)
 }
 
 /// The catalog item holding pipeline `name`'s versions.

@@ -115,6 +115,37 @@ impl TaskRunner for SdkTasks {
     }
 }
 
+/// Refuses a document whose `data_query` tasks name a source that cannot be read (checked
+/// before anything runs) or hold a literal Doris password, which every stored version of the
+/// document and every exported manifest would carry.
+pub fn check_sources(pipeline: &trainstore_pipeline::Pipeline) -> Result<()> {
+    for task in pipeline
+        .tasks
+        .iter()
+        .filter(|t| t.task_type == "data_query")
+    {
+        let Some(spec) = task.config.get("source") else {
+            continue;
+        };
+        let spec: SourceSpec = serde_json::from_value(spec.clone()).map_err(|e| {
+            Error::invalid(
+                "data_query config.source",
+                task.name.as_str(),
+                e.to_string(),
+            )
+        })?;
+        if spec.validate(&task.name).is_err() {
+            return Err(Error::invalid(
+                "data_query config.source",
+                task.name.as_str(),
+                "the pipeline's stored versions would hold the Doris password; write it as a \
+                 reference such as mysql://user:${DORIS_PASSWORD}@host:9030/db",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Mistakes in what a task was given are not retried; everything else may be transient.
 fn failure(e: Error) -> TaskFailure {
     match e {

@@ -454,3 +454,39 @@ spec:
     assert_eq!(state["tasks"][0]["attempts"], 1);
     assert_eq!(state["tasks"][1]["attempts"], 2);
 }
+
+/// A query's source with a literal Doris password is refused before anything is stored (the
+/// document's versions would keep it), and the message does not repeat it; a malformed source
+/// is refused before anything runs.
+#[tokio::test]
+async fn a_literal_password_in_a_query_source_is_refused() {
+    let ws = Workspace::open("memory://pipeline-secrets").await.unwrap();
+    let with = |source: &str| {
+        DESIGN_DOC.replacen(
+            "type: data_query",
+            &format!("type: data_query\n      config:\n        source: {source}"),
+            1,
+        )
+    };
+    let literal = with("{type: doris, url: \"mysql://ana:hunter2@fe:9030/db\", table: t}");
+    let err = ws
+        .pipelines()
+        .apply(&literal)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("${DORIS_PASSWORD}") && !err.contains("hunter2"),
+        "{err}"
+    );
+    let reference = with("{type: doris, url: \"mysql://ana:${PW}@fe:9030/db\", table: t}");
+    assert!(ws.pipelines().apply(&reference).await.is_ok());
+    let malformed = with("{type: doris, table: t}");
+    let err = ws
+        .pipelines()
+        .apply(&malformed)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("url"), "{err}");
+}

@@ -251,22 +251,21 @@ pub async fn run(command: PipelineCommand, mounts: &MountTable, user: &UserName)
                 trainstore::pipelines::BUILTIN_TASK_TYPES.iter().copied(),
             );
             let report = trainstore_pipeline::Pipeline::validate(&text, &types);
-            if report.is_empty() {
-                let pipeline = trainstore_pipeline::Pipeline::parse(&text, &types)
-                    .map_err(trainstore::pipelines::from_pipeline)?;
-                println!(
-                    "{}: valid, {} tasks, {} edges",
-                    file.display(),
-                    pipeline.tasks.len(),
-                    pipeline.edges().len()
-                );
-                return Ok(());
+            if !report.is_empty() {
+                return Err(Error::InvalidInput {
+                    what: "pipeline document",
+                    value: file.display().to_string(),
+                    reason: format!("{} problem(s)\n{report}", report.issues.len()),
+                });
             }
-            Err(Error::InvalidInput {
-                what: "pipeline document",
-                value: file.display().to_string(),
-                reason: format!("{} problem(s)\n{report}", report.issues.len()),
-            })
+            let pipeline = trainstore::pipelines::parse_builtin(&text)?;
+            println!(
+                "{}: valid, {} tasks, {} edges",
+                file.display(),
+                pipeline.tasks.len(),
+                pipeline.edges().len()
+            );
+            Ok(())
         }
         PipelineCommand::Apply { workspace, file } => {
             let applied = open(workspace).await?.apply(&read(&file)?).await?;
@@ -399,11 +398,7 @@ pub async fn run(command: PipelineCommand, mounts: &MountTable, user: &UserName)
                 ));
             }
             let text = read(&file)?;
-            let types = trainstore_pipeline::TaskTypes::new(
-                trainstore::pipelines::BUILTIN_TASK_TYPES.iter().copied(),
-            );
-            let pipeline = trainstore_pipeline::Pipeline::parse(&text, &types)
-                .map_err(trainstore::pipelines::from_pipeline)?;
+            let pipeline = trainstore::pipelines::parse_builtin(&text)?;
             let mut options = ArgoOptions::new(workspace);
             if let Some(image) = image {
                 options.default_image = image;
