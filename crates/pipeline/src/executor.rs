@@ -627,7 +627,9 @@ fn check_parameters(state: &RunState, given: &serde_json::Map<String, Json>) -> 
     }
 }
 
-fn generated_id(pipeline: &str) -> String {
+/// A new run id for `pipeline`: `<pipeline>-<UTC time>-<random>`, what a run gets when its
+/// request names none (a caller that must know the id before the run starts makes it here).
+pub fn generated_id(pipeline: &str) -> String {
     let prefix: String = pipeline.chars().take(40).collect();
     let prefix = if prefix.is_empty() {
         "run".to_string()

@@ -44,7 +44,7 @@ pub use document::{
     Pipeline, Resources, Source, Task, TaskTypes,
 };
 pub use error::{Error, Result};
-pub use executor::{Executor, ExecutorOptions, RunRequest, TaskOutcome};
+pub use executor::{Executor, ExecutorOptions, RunRequest, TaskOutcome, generated_id};
 pub use quantity::{format_cpu, format_memory};
 pub use refs::Reference;
 pub use report::{Issue, IssueKind, Report};

@@ -321,7 +321,8 @@ pub async fn run(command: PipelineCommand, mounts: &MountTable, user: &UserName)
             let pipelines = budget.apply(open(workspace).await?)?;
             let text = read(&file)?;
             let name = pipelines.parse(&text)?.metadata.name;
-            let run_id = run_id.unwrap_or_else(|| generated_id(&name));
+            // Known before the run starts, so that it can be watched.
+            let run_id = run_id.unwrap_or_else(|| trainstore_pipeline::generated_id(&name));
             let parameters = parse_params(&params)?;
             let run = pipelines.run(&text, Some(run_id.clone()), parameters, cancel_on_ctrl_c());
             let state = watching(&pipelines, &run_id, run).await?;
@@ -501,12 +502,6 @@ fn parse_params(params: &[String]) -> Result<serde_json::Map<String, serde_json:
             Ok((name.to_owned(), value))
         })
         .collect()
-}
-
-/// A run id known before the run starts (so it can be watched): `<pipeline>-<epoch ms>-<pid>`.
-fn generated_id(name: &str) -> String {
-    let now = trainstore::core::Timestamp::now().as_millis();
-    format!("{name}-{now}-{}", std::process::id())
 }
 
 /// A token cancelled by the first Ctrl-C (a second one ends the process as usual).
