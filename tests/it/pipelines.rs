@@ -490,3 +490,39 @@ async fn a_literal_password_in_a_query_source_is_refused() {
         .to_string();
     assert!(err.contains("url"), "{err}");
 }
+
+/// The CLI keeps a pipeline's versions: apply (nothing new for the same text), history,
+/// rollback as a new version.
+#[test]
+fn cli_applies_lists_and_rolls_back_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let ws = dir.path().join("ws");
+    let ws = ws.to_str().unwrap();
+    let file = dir.path().join("p.yaml");
+    let apply = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        crate::cli(&["pipeline", "apply", ws, file.to_str().unwrap()], &config)
+    };
+    let name = "doris-feast-incremental-pipeline";
+    let (ok, out, err) = apply(DESIGN_DOC);
+    assert!(
+        ok && out.contains(&format!("pipeline {name} applied as version v1")),
+        "{out}{err}"
+    );
+    let (_, out, _) = apply(DESIGN_DOC);
+    assert!(out.contains("unchanged, still version v1"), "{out}");
+    let (_, out, _) = apply(&DESIGN_DOC.replace("\"1.0.0\"", "\"1.1.0\""));
+    assert!(out.contains("applied as version v2"), "{out}");
+    let (ok, out, err) = crate::cli(&["pipeline", "rollback", ws, name, "v1"], &config);
+    assert!(
+        ok && out.contains("back to version v1, as version v3"),
+        "{out}{err}"
+    );
+    let (ok, out, _) = crate::cli(&["pipeline", "history", ws, name], &config);
+    let versions: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
+    assert!(ok && versions == ["1.0.0", "1.1.0", "1.0.0"], "{out}");
+}

@@ -43,7 +43,8 @@ pub enum PipelineCommand {
         /// The pipeline's name (its metadata.name)
         name: String,
         /// The version to go back to (3 or v3)
-        version: String,
+        #[arg(value_name = "VERSION")]
+        to: String,
     },
     /// Apply a document and run it, showing each task as it starts and ends; Ctrl-C stops
     /// cleanly (the run can be resumed)
@@ -295,7 +296,7 @@ pub async fn run(command: PipelineCommand, mounts: &MountTable, user: &UserName)
         PipelineCommand::Rollback {
             workspace,
             name,
-            version,
+            to: version,
         } => {
             let n = version.strip_prefix('v').unwrap_or(&version);
             let n = n.parse().map_err(|_| {
