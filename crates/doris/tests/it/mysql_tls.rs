@@ -22,15 +22,20 @@ use crate::support::scan_all;
 /// Creates the data directory, starts the server in the background, and waits until the test
 /// binary's end of stdin closes (it has exited) to stop it and delete the directory. PAM
 /// accounts ask clients for `mysql_clear_password`, as Doris with LDAP does (the in-process
-/// `auth_pam_v1`: the other needs a setuid helper).
+/// `auth_pam_v1`: the other needs a setuid helper). The server and its bootstrap get a temporary
+/// directory of their own: a MariaDB starting up deletes the `#sql*` files it finds in its
+/// temporary directory, which in a shared `/tmp` are the other server's tables in use.
 const SERVE: &str = r#"
 set -eu
 PATH="$PATH:/usr/sbin:/usr/bin"
 dir=$1 port=$2 user=$(id -un)
+export TMPDIR="$dir/tmp"
+mkdir -p "$TMPDIR"
 mariadb-install-db --no-defaults --user="$user" --datadir="$dir/data" \
     --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1
 mariadbd --no-defaults --user="$user" --datadir="$dir/data" --bind-address=127.0.0.1 \
     --port="$port" --socket="$dir/mariadb.sock" --pid-file="$dir/mariadb.pid" --skip-log-bin \
+    --tmpdir="$TMPDIR" \
     --innodb-buffer-pool-size=16M --ssl-ca="$dir/ca.pem" --ssl-cert="$dir/server.pem" \
     --ssl-key="$dir/server-key.pem" --plugin-load-add=auth_pam_v1 \
     --loose-pam-use-cleartext-plugin=ON >"$dir/server.log" 2>&1 &
