@@ -452,7 +452,9 @@ spec:
     assert!(ok && state["status"] == "succeeded", "{out}");
     assert_eq!(state["sessions"], 2);
     assert_eq!(state["tasks"][0]["attempts"], 1);
-    assert_eq!(state["tasks"][1]["attempts"], 2);
+    // The cut-off attempt counts when its start reached the journal before the kill.
+    let second = state["tasks"][1]["attempts"].as_u64().unwrap();
+    assert!((1..=2).contains(&second), "{out}");
 }
 
 /// A query's source with a literal Doris password is refused before anything is stored (the

@@ -881,10 +881,12 @@ impl<'a> Drive<'a> {
         self.settle(settle)?;
         let mut cancelled = self.cancel.is_cancelled();
         loop {
+            // What finished is journalled before what depends on it starts: a process killed
+            // after a task began never leaves that task's upstream unrecorded.
+            self.flush().await?;
             if !cancelled {
                 self.start_ready()?;
             }
-            self.flush().await?;
             if self.running == 0 {
                 break;
             }
