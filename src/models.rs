@@ -21,69 +21,25 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
-use trainstore_core::{DatasetName, Error, ProgressRef, RecordBatchStream, Result, TagName};
+use serde::Serialize;
+use trainstore_core::{
+    DatasetName, Error, ProgressRef, RecordBatchStream, Result, TagName, Trainer, TrainingRows,
+    TrainingRun,
+};
 use trainstore_featurestore::training::{TrainingSetVersion, TrainingSets};
 use trainstore_featurestore::{FeatureStore, TtlPolicy};
+pub use trainstore_train::TrainRequest;
 use trainstore_train::{
-    Checkpoints, Cpu, Dataset, Forecast, ForecastReport, Layout, ModelCard, ModelConfig,
-    ModelLineage, ModelRegistry, ModelVersion, Predictor, RunOptions, SeriesTransformer, SplitSpec,
-    TrainConfig, Weights, WindowSpec, backtest, evaluate, train_on_cpu,
+    Cpu, Dataset, Forecast, ForecastReport, Layout, ModelRegistry, ModelVersion, Predictor,
+    SeriesTrainer, SeriesTransformer, SplitSpec, Weights, WindowRows, WindowSpec, backtest,
+    evaluate,
 };
-
-/// What to train: which columns make the windows, how they are cut and split, the model's
-/// size and how long to train.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainRequest {
-    pub layout: Layout,
-    pub windows: WindowSpec,
-    pub split: SplitSpec,
-    pub model: ModelConfig,
-    pub training: TrainConfig,
-    /// The registered model (`name@ref`) to train further, instead of starting afresh.
-    #[serde(default)]
-    pub base: Option<String>,
-    /// With a base: windows replayed from the base's training sets per new training window.
-    #[serde(default)]
-    pub incremental_ratio: f64,
-    /// A directory for a checkpoint after every epoch: the same request run again resumes
-    /// there (after a crash, or with more epochs) and ends as an uninterrupted run would.
-    #[serde(default)]
-    pub checkpoints: Option<PathBuf>,
-}
-
-impl TrainRequest {
-    /// Forecasting the next step from windows of 64 steps (every 8; a gap of more than an
-    /// hour breaks a window), the last 20 % of the time range held out (10 % validates, 10 %
-    /// tests), the benchmark's model size and 10 epochs.
-    pub fn new(layout: Layout) -> Self {
-        TrainRequest {
-            layout,
-            windows: WindowSpec {
-                length: 64,
-                stride: 8,
-                horizon: 1,
-                max_gap_ms: 3_600_000,
-            },
-            split: SplitSpec {
-                validation: 0.1,
-                test: 0.1,
-            },
-            model: ModelConfig::default(),
-            training: TrainConfig::default(),
-            base: None,
-            incremental_ratio: 0.0,
-            checkpoints: None,
-        }
-    }
-}
 
 /// Rows a streamed forecast holds before it keeps only each entity's latest window.
 const STREAM_HOLD_ROWS: usize = 1 << 20;
@@ -242,6 +198,9 @@ pub struct Models {
     registry: ModelRegistry,
     training_sets: TrainingSets,
     features: FeatureStore,
+    /// What [`Self::train`] trains with: a [`SeriesTrainer`] on the CPU unless
+    /// [`Self::with_trainer`] says otherwise.
+    trainer: Arc<dyn Trainer>,
     progress: Option<ProgressRef>,
     /// The models loaded for forecasts, most recently used last.
     loaded: Arc<Mutex<Vec<Loaded>>>,
@@ -293,10 +252,17 @@ impl Models {
             registry,
             training_sets,
             features,
+            trainer: Arc::new(SeriesTrainer::cpu()),
             progress: None,
             loaded: Arc::default(),
             resolved: Arc::default(),
         }
+    }
+
+    /// These models, trained by `trainer` (a [`SeriesTrainer`] on a CUDA GPU, say).
+    pub fn with_trainer(mut self, trainer: Arc<dyn Trainer>) -> Self {
+        self.trainer = trainer;
+        self
     }
 
     /// These models, telling `progress` of every training epoch.
@@ -325,86 +291,45 @@ impl Models {
         request: &TrainRequest,
     ) -> Result<ModelVersion> {
         // Settings no run can have are refused before any row is read.
-        request.model.validate()?;
-        request.training.validate()?;
-        if !(0.0..=100.0).contains(&request.incremental_ratio) {
-            return Err(Error::invalid(
-                "incremental ratio",
-                request.incremental_ratio.to_string(),
-                "replayed windows per new one: a number from 0 to 100",
-            ));
-        }
+        request.validate()?;
         let base = match &request.base {
             Some(reference) => Some(self.base(reference, request).await?),
-            None if request.incremental_ratio != 0.0 => {
-                return Err(Error::invalid(
-                    "incremental ratio",
-                    request.incremental_ratio.to_string(),
-                    "replays a base model's training sets: name the base model too",
-                ));
-            }
             None => None,
         };
-        let (_, batches) = self.training_sets.read(data).await?;
-        let mut earlier = Vec::new();
+        let columns = Some(request.layout.columns());
+        let rows = TrainingRows {
+            id: data.id(),
+            rows: self.training_sets.scan(data, columns.clone()).await?,
+        };
+        let mut replay = Vec::new();
         for id in base.iter().flat_map(|(b, _)| &b.card.lineage.training_sets) {
             let (set, reference) = id.split_once('@').unwrap_or((id, "latest"));
             let version = self
                 .training_sets
                 .get(&DatasetName::new(set)?, reference)
                 .await?;
-            earlier.push(self.training_sets.read(&version).await?.1);
+            replay.push(TrainingRows {
+                id: id.clone(),
+                rows: self.training_sets.scan(&version, columns.clone()).await?,
+            });
         }
-        let request = request.clone();
-        let progress = self.progress.clone();
-        let fitted = base
-            .as_ref()
-            .map(|(b, w)| (b.card.normaliser.clone(), w.clone()));
-        let (dataset, trained, request) = tokio::task::spawn_blocking(move || {
-            let (layout, windows, split) = (&request.layout, request.windows, request.split);
-            let dataset = match &fitted {
-                Some((normaliser, _)) => {
-                    let new = Dataset::build_scaled(&batches, layout, windows, split, normaliser)?;
-                    let replay = (new.train.len() as f64 * request.incremental_ratio).ceil();
-                    let each = (replay as usize).div_ceil(earlier.len().max(1));
-                    let mut dataset = new;
-                    for (i, rows) in earlier.iter().enumerate() {
-                        let old = Dataset::build_scaled(rows, layout, windows, split, normaliser)?;
-                        let seed = request.training.seed.wrapping_add(i as u64);
-                        dataset = dataset.with_replay(&old, each, seed)?;
-                    }
-                    dataset
-                }
-                None => Dataset::build(&batches, layout, windows, split)?,
-            };
-            let checkpoints = request.checkpoints.as_ref().map(Checkpoints::new);
-            let checkpoints = checkpoints.transpose()?;
-            let options = RunOptions {
-                checkpoints: checkpoints.as_ref(),
-                base: fitted.as_ref().map(|(_, weights)| weights),
-                progress: progress.as_deref(),
-            };
-            let trained = train_on_cpu(&dataset, &request.model, &request.training, options)?;
-            Ok::<_, Error>((dataset, trained, request))
-        })
-        .await
-        .map_err(|e| Error::Internal {
-            operation: "train a model".into(),
-            reason: e.to_string(),
-        })??;
-        let mut training_sets = vec![data.id()];
-        for id in base.iter().flat_map(|(b, _)| &b.card.lineage.training_sets) {
-            if !training_sets.contains(id) {
-                training_sets.push(id.clone());
-            }
-        }
-        let lineage = ModelLineage {
-            training_sets,
-            base: base.map(|(b, _)| b.id()),
-            library: format!("trainstore {}", env!("CARGO_PKG_VERSION")),
+        let base = match base {
+            Some((version, weights)) => Some((version.id(), version.card.into_artifact(&weights)?)),
+            None => None,
         };
-        let card = ModelCard::new(&dataset, request.model, request.training, &trained, lineage);
-        self.registry.register(name, &trained, card).await
+        let settings = serde_json::to_value(request).map_err(|e| Error::Internal {
+            operation: "describe a training request".into(),
+            reason: e.to_string(),
+        })?;
+        let run = TrainingRun {
+            data: rows,
+            replay,
+            base,
+            settings,
+            progress: self.progress.clone(),
+        };
+        let artifact = self.trainer.train(run).await?;
+        self.registry.register(name, &artifact).await
     }
 
     /// How well `model` forecasts every window of training-set version `data` (cut and scaled
@@ -414,18 +339,17 @@ impl Models {
         model: &ModelVersion,
         data: &TrainingSetVersion,
     ) -> Result<ForecastReport> {
-        let (_, rows) = self.training_sets.read(data).await?;
-        self.evaluate_rows(model, Arc::new(rows), model.card.windows)
-            .await
+        self.evaluate_rows(model, data, model.card.windows).await
     }
 
-    /// [`Self::evaluate`] on `rows`, cut into windows as `windows` says.
+    /// [`Self::evaluate`] on `data`, cut into windows as `windows` says.
     async fn evaluate_rows(
         &self,
         model: &ModelVersion,
-        rows: Arc<Vec<RecordBatch>>,
+        data: &TrainingSetVersion,
         windows: WindowSpec,
     ) -> Result<ForecastReport> {
+        let rows = self.window_rows(data, &model.card.layout).await?;
         self.on_every_window(model, rows, windows, |model, windows, batch| {
             Ok(evaluate(model, windows, &windows.train, batch))
         })
@@ -441,12 +365,29 @@ impl Models {
         model: &ModelVersion,
         data: &TrainingSetVersion,
     ) -> Result<RecordBatch> {
-        let (_, rows) = self.training_sets.read(data).await?;
+        let rows = self.window_rows(data, &model.card.layout).await?;
         let windows = model.card.windows;
-        self.on_every_window(model, Arc::new(rows), windows, |model, windows, batch| {
+        self.on_every_window(model, rows, windows, |model, windows, batch| {
             backtest(model, windows, &windows.train, batch)
         })
         .await
+    }
+
+    /// The rows of training-set version `data` that windows of `layout` are made of,
+    /// streamed from its files and gathered off the async workers: what is held is the
+    /// windows' channels, not the version.
+    async fn window_rows(&self, data: &TrainingSetVersion, layout: &Layout) -> Result<WindowRows> {
+        let stream = self
+            .training_sets
+            .scan(data, Some(layout.columns()))
+            .await?;
+        let layout = layout.clone();
+        tokio::task::spawn_blocking(move || WindowRows::gather(&layout, stream))
+            .await
+            .map_err(|e| Error::Internal {
+                operation: "read a training set's rows".into(),
+                reason: e.to_string(),
+            })?
     }
 
     /// `work` on every window of `rows` (cut as `windows` says, scaled as `model`'s training
@@ -454,7 +395,7 @@ impl Models {
     async fn on_every_window<T: Send + 'static>(
         &self,
         model: &ModelVersion,
-        rows: Arc<Vec<RecordBatch>>,
+        rows: WindowRows,
         windows: WindowSpec,
         work: impl FnOnce(&SeriesTransformer<Cpu>, &Dataset, usize) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -465,13 +406,7 @@ impl Models {
                 validation: 0.0,
                 test: 0.0,
             };
-            let windows = Dataset::build_scaled(
-                &rows,
-                &card.layout,
-                windows,
-                every_window,
-                &card.normaliser,
-            )?;
+            let windows = Dataset::from_rows(rows, windows, every_window, Some(&card.normaliser))?;
             work(&weights, &windows, card.training.batch_size)
         })
         .await
@@ -508,11 +443,9 @@ impl Models {
                  windows: their errors would not be measured on the same windows",
             ));
         }
-        let (_, rows) = self.training_sets.read(data).await?;
-        let rows = Arc::new(rows);
         let windows = champion.card.windows;
-        let champion_report = self.evaluate_rows(champion, rows.clone(), windows).await?;
-        let challenger_report = self.evaluate_rows(challenger, rows, windows).await?;
+        let champion_report = self.evaluate_rows(champion, data, windows).await?;
+        let challenger_report = self.evaluate_rows(challenger, data, windows).await?;
         Ok(Comparison::new(
             champion.id(),
             challenger.id(),
@@ -797,8 +730,9 @@ impl Models {
         model: &ModelVersion,
         data: &TrainingSetVersion,
     ) -> Result<Forecast> {
-        let (_, rows) = self.training_sets.read(data).await?;
-        self.predict(model, rows).await
+        let columns = model.card.layout.columns();
+        let rows = self.training_sets.scan(data, Some(columns)).await?;
+        self.predict_stream(model, rows, None).await
     }
 
     /// The model `reference` (`name@ref`) names and its weights, refused unless it reads the

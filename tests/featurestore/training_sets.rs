@@ -136,6 +136,36 @@ async fn a_set_larger_than_a_file_is_stored_in_several_and_read_in_order() {
         .collect();
     assert_eq!(times.len(), 12 * 70_000);
     assert!(times.windows(2).all(|w| w[0] < w[1]));
+
+    // Streamed: the same rows in the same order, a few thousand at a time, only the columns
+    // asked for.
+    let columns = Some(vec!["event_timestamp".to_owned(), "x".to_owned()]);
+    let mut stream = sets.scan(&v, columns).await.unwrap();
+    let mut streamed = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.unwrap();
+        assert!(batch.num_rows() <= trainstore_featurestore::training::SCAN_BATCH_ROWS);
+        let names: Vec<String> = (batch.schema().fields().iter())
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            ["x", "event_timestamp"],
+            "the file's order, nothing else"
+        );
+        let column = batch.column(1).as_any().downcast_ref::<Int64Array>();
+        streamed.extend_from_slice(column.unwrap().values());
+    }
+    assert_eq!(streamed, times);
+
+    let unknown = Some(vec!["x".to_owned(), "nodeId".to_owned()]);
+    let mut stream = sets.scan(&v, unknown).await.unwrap();
+    let e = stream.next().await.unwrap().unwrap_err().to_string();
+    assert!(
+        e.contains("nodeId") && e.contains(&v.id()) && e.contains("x, label, event_timestamp"),
+        "{e}"
+    );
+    assert!(stream.next().await.is_none(), "an error ends the stream");
 }
 
 #[tokio::test]
@@ -160,6 +190,17 @@ async fn a_set_whose_file_was_edited_is_refused_when_read_naming_the_file() {
     assert!(
         matches!(&e, Error::Corrupt { path, reason }
             if path.ends_with(&v.files[0].path) && reason.contains("xxh3")),
+        "{e}"
+    );
+    // A stream of it ends in the same error, whatever it handed on before.
+    let mut stream = sets.scan(&v, None).await.unwrap();
+    let mut last = None;
+    while let Some(item) = stream.next().await {
+        last = Some(item);
+    }
+    let e = last.expect("the stream ends in an error").unwrap_err();
+    assert!(
+        matches!(&e, Error::Corrupt { path, .. } if path.ends_with(&v.files[0].path)),
         "{e}"
     );
 }

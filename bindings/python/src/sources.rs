@@ -198,9 +198,7 @@ impl Source {
             "stream",
             async move { source.as_dyn().scan(&request).await },
         )?;
-        Ok(BatchIterator {
-            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
-        })
+        Ok(BatchIterator::new(stream))
     }
 }
 
@@ -226,6 +224,14 @@ fn project(schema: &SchemaRef, request: &ScanRequest) -> trainstore::Result<Sche
 #[pyclass(module = "trainstore._native")]
 pub struct BatchIterator {
     stream: Arc<tokio::sync::Mutex<Option<RecordBatchStream>>>,
+}
+
+impl BatchIterator {
+    pub(crate) fn new(stream: RecordBatchStream) -> Self {
+        BatchIterator {
+            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+        }
+    }
 }
 
 #[pymethods]

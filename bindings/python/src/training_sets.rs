@@ -19,6 +19,7 @@ use crate::errors::to_py;
 use crate::export::batch_to_pyarrow;
 use crate::features::FeatureStore;
 use crate::runtime::run;
+use crate::sources::BatchIterator;
 
 /// Batches waiting between the thread reading the Python stream and the writer.
 const STREAM_QUEUE: usize = 2;
@@ -274,6 +275,23 @@ impl TrainingSets {
             list.append(batch_to_pyarrow(py, b)?)?;
         }
         Ok((schema.as_ref().to_pyarrow(py)?, list))
+    }
+
+    /// A version's rows streamed a few thousand at a time, only `columns` (all when `None`).
+    fn scan(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        version: u64,
+        columns: Option<Vec<String>>,
+    ) -> PyResult<BatchIterator> {
+        let name = DatasetName::new(name).map_err(to_py)?;
+        let sets = self.inner.clone();
+        let stream = run(py, "training_sets.scan", async move {
+            let v = sets.get(&name, &version.to_string()).await?;
+            sets.scan(&v, columns).await
+        })?;
+        Ok(BatchIterator::new(stream))
     }
 
     /// What differs between two versions (of possibly different sets), as JSON.

@@ -70,6 +70,31 @@ def test_a_version_reads_back_as_arrow_pandas_polars_and_a_dataset(ws: ts.Worksp
     assert "<table>" in back.quality._repr_html_()
 
 
+def test_a_version_streams_a_few_thousand_rows_at_a_time(ws: ts.Workspace, tmp_path: Path) -> None:
+    # A file changed on disk before anything read it fails the streamed read, naming it.
+    damaged = ws.training_sets.create("damaged", rows(5_000, JAN))
+    (data,) = (tmp_path / "ws").rglob("*.parquet")
+    content = bytearray(data.read_bytes())
+    content[len(content) // 2] ^= 1
+    data.chmod(0o644)
+    data.write_bytes(bytes(content))
+    with pytest.raises(ts.CorruptDataError, match=data.name):
+        damaged.to_reader().read_all()
+
+    table = rows(30_000, JAN)
+    v = ws.training_sets.create("long", table)
+    sizes = []
+    streamed = []
+    for batch in v.to_reader(columns=["event_timestamp", "x"]):
+        sizes.append(batch.num_rows)
+        streamed.append(batch)
+    assert len(sizes) > 1 and max(sizes) <= 8192
+    # The file's column order, only the columns asked for, every row in order.
+    assert pa.Table.from_batches(streamed).equals(table.select(["x", "event_timestamp"]))
+    with pytest.raises(ts.InvalidInputError, match=r"nodeId.*long@v1"):
+        v.to_reader(columns=["nodeId"])
+
+
 def test_frames_and_streamed_batches_become_the_same_content(ws: ts.Workspace) -> None:
     table = rows(500, JAN)
     from_pandas = ws.training_sets.create("frames", table.to_pandas())

@@ -14,6 +14,8 @@
 //!   [`VersionStore`].
 //! - [`progress`]: the one interface long operations report progress through.
 //! - [`parallel`]: CPU-bound work spread over the cores.
+//! - [`training`]: the [`Trainer`] models are trained through: training-set rows in, a
+//!   [`ModelArtifact`] (weights and card) out.
 //! - [`yaml`]: user YAML documents, parsed with bounds on size and nesting.
 
 pub mod catalog;
@@ -29,6 +31,7 @@ pub mod source;
 pub mod source_spec;
 pub mod storage;
 pub mod time;
+pub mod training;
 pub mod versions;
 pub mod yaml;
 
@@ -54,6 +57,7 @@ pub use storage::{
     StorageProviderRef, check_store, local_dir, probe_create_if_absent,
 };
 pub use time::{TimeRange, Timestamp};
+pub use training::{ModelArtifact, Trainer, TrainingRows, TrainingRun};
 pub use versions::{FsckReport, VersionIndex, VersionStore, VersionSummary};
 
 /// Re-exported so dependants use the same versions.

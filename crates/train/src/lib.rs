@@ -12,6 +12,9 @@
 //!   forecast head, built with `burn`.
 //! - [`registry`]: [`ModelRegistry`], trained models as versions of a versioned catalog with
 //!   aliases (`champion`), promotion and rollback, permissions and an audit log.
+//! - [`series_trainer`]: [`SeriesTrainer`], the core `Trainer` of these models: a
+//!   [`TrainRequest`] and streamed training-set rows in, a registry's artifact out, on the
+//!   CPU or a CUDA GPU.
 //! - [`trainer`]: [`train`], Adam on the forecast's squared error on the CPU, deterministic
 //!   under a seed, with each epoch's training and validation loss; [`train_with`] adds
 //!   [`Checkpoints`] (resume where a stopped run left off) and a per-epoch hook (early stopping).
@@ -21,6 +24,7 @@ pub mod evaluate;
 pub mod model;
 pub mod predict;
 pub mod registry;
+pub mod series_trainer;
 pub mod trainer;
 pub mod windows;
 
@@ -34,6 +38,7 @@ pub use evaluate::{
 pub use model::{ModelConfig, SeriesTransformer, Shapes};
 pub use predict::{Forecast, Predictor};
 pub use registry::{CARD_FORMAT, ModelCard, ModelLineage, ModelRegistry, ModelVersion};
+pub use series_trainer::{SeriesTrainer, TrainRequest};
 #[cfg(feature = "cuda")]
 pub use trainer::Cuda;
 pub use trainer::{
@@ -42,5 +47,5 @@ pub use trainer::{
 };
 pub use windows::{
     Dataset, FeatureShape, LabelEncoding, LatestWindows, Layout, ListFit, MAX_CLASSES, Normaliser,
-    SplitSpec, Task, WindowFeature, WindowSpec,
+    SplitSpec, Task, WindowFeature, WindowRows, WindowSpec,
 };

@@ -11,12 +11,13 @@ use std::sync::Arc;
 
 use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::tensor::backend::Backend;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use trainstore_core::catalog::AliasEntry;
 use trainstore_core::{
-    DatasetName, Error, NewVersion, Permission, Result, TagName, Timestamp, UserName, Version,
-    VersionStore,
+    DatasetName, Error, ModelArtifact, NewVersion, Permission, Result, TagName, Timestamp,
+    UserName, Version, VersionStore,
 };
 
 use crate::model::{ModelConfig, SeriesTransformer, Shapes};
@@ -54,11 +55,11 @@ pub struct ModelCard {
 
 impl ModelCard {
     /// The card of `trained`, a model of `model`'s size trained by `training` on `dataset`.
-    pub fn new(
+    pub fn new<B: Backend>(
         dataset: &Dataset,
         model: ModelConfig,
         training: TrainConfig,
-        trained: &Trained,
+        trained: &Trained<B>,
         lineage: ModelLineage,
     ) -> Self {
         ModelCard {
@@ -72,6 +73,37 @@ impl ModelCard {
             metrics: trained.epochs.clone(),
             lineage,
         }
+    }
+
+    /// What a registry stores: `weights` and this card.
+    pub fn into_artifact(self, weights: &Weights) -> Result<ModelArtifact> {
+        let card = serde_json::to_value(&self).map_err(|e| Error::Internal {
+            operation: "describe a model".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(ModelArtifact {
+            weights: Bytes::from(weights.0.clone()),
+            card,
+        })
+    }
+
+    /// The card of `artifact`, refused if it is not one (or of a later format), naming why.
+    pub fn from_artifact(artifact: &ModelArtifact) -> Result<Self> {
+        let card: ModelCard = serde_json::from_value(artifact.card.clone()).map_err(|e| {
+            Error::invalid(
+                "model card",
+                artifact.card.to_string(),
+                format!("not a model card: {e}"),
+            )
+        })?;
+        if card.format > CARD_FORMAT {
+            return Err(Error::invalid(
+                "model card",
+                format!("format {}", card.format),
+                format!("this trainstore reads model cards up to format {CARD_FORMAT}: upgrade"),
+            ));
+        }
+        Ok(card)
     }
 
     /// The last epoch's validation loss, by which versions are compared.
@@ -111,20 +143,20 @@ impl ModelRegistry {
         ModelRegistry { store, user }
     }
 
-    /// Stores `trained` as a new version of `name`, described by `card`.
+    /// Stores `artifact` (a trainer's: weights and a [`ModelCard`]) as a new version of
+    /// `name`.
     pub async fn register(
         &self,
         name: &DatasetName,
-        trained: &Trained,
-        card: ModelCard,
+        artifact: &ModelArtifact,
     ) -> Result<ModelVersion> {
+        let card = ModelCard::from_artifact(artifact)?;
         self.store
             .authorize_write(name, &self.user, "register")
             .await?;
-        let weights = Weights::of(&trained.model)?;
         let file = self
             .store
-            .put_file(name, WEIGHTS, Bytes::from(weights.0))
+            .put_file(name, WEIGHTS, artifact.weights.clone())
             .await?;
         let mut new = NewVersion::new(self.user.clone());
         new.files.push(file.clone());

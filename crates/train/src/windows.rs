@@ -22,12 +22,13 @@
 //! channel]`).
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::{SortColumn, cast, concat_batches, lexsort_to_indices, take};
+use arrow::compute::{SortColumn, cast, lexsort_to_indices, take};
 use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, TimeUnit};
 use arrow::row::{RowConverter, SortField};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use trainstore_core::{Error, Result};
+use trainstore_core::{Error, RecordBatchStream, Result};
 
 /// How a series is cut into windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +200,16 @@ pub enum LabelEncoding {
 }
 
 impl Layout {
+    /// The columns windows are made of: the keys, the time, the features and the task's
+    /// label.
+    pub fn columns(&self) -> Vec<String> {
+        let mut columns = self.keys.clone();
+        columns.push(self.time.clone());
+        columns.extend(self.features.iter().map(|f| f.name.clone()));
+        columns.extend(self.task.label().map(str::to_owned));
+        columns
+    }
+
     /// The features a model forecasts (the scalar ones), each with its channel.
     pub fn forecast_channels(&self) -> Vec<(String, usize)> {
         let mut first = 0;
@@ -213,58 +224,171 @@ impl Layout {
     }
 }
 
-/// Rows grouped by entity and in time order within each, as channels (not yet scaled).
-struct SortedRows {
-    /// All the rows, unsorted, and the order that sorts them.
-    all: RecordBatch,
-    order: arrow::array::UInt32Array,
-    /// The key columns, in the rows' sorted order.
-    key_columns: Vec<ArrayRef>,
-    /// The rows' times, epoch milliseconds.
-    times: Vec<i64>,
-    /// Rows × channels.
-    values: Vec<f32>,
+/// A training set's rows gathered batch by batch, reduced to what windows are made of: the
+/// key columns, each row's time, its features as channels (not yet scaled) and its label.
+/// A batch's other columns, and a list feature's values beyond its channels, are dropped as
+/// it arrives, so rows read from a stream take about `4 × channels + 8` bytes each, plus
+/// their keys, whatever the batches held: how a version larger than memory trains.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow::array::{Float64Array, Int64Array, RecordBatch, TimestampMillisecondArray};
+/// use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+/// use trainstore_train::{FeatureShape, Layout, Task, WindowFeature, WindowRows};
+///
+/// let layout = Layout {
+///     keys: vec!["device".into()],
+///     time: "time".into(),
+///     features: vec![WindowFeature { name: "x".into(), shape: FeatureShape::Scalar }],
+///     task: Task::Forecast,
+/// };
+/// let schema = Arc::new(Schema::new(vec![
+///     Field::new("device", DataType::Int64, false),
+///     Field::new("time", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+///     Field::new("x", DataType::Float64, true),
+/// ]));
+/// let mut rows = WindowRows::new(&layout)?;
+/// for part in 0..3i64 {
+///     let batch = RecordBatch::try_new(schema.clone(), vec![
+///         Arc::new(Int64Array::from(vec![1, 2])),
+///         Arc::new(TimestampMillisecondArray::from(vec![part * 1000, part * 1000])),
+///         Arc::new(Float64Array::from(vec![part as f64, -(part as f64)])),
+///     ])?;
+///     rows.push(&batch)?;
+/// }
+/// assert_eq!(rows.len(), 6);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct WindowRows {
+    layout: Layout,
+    /// Whether the task's label is read (a forecast of new rows needs none).
+    with_label: bool,
     channels: usize,
-    /// The scalar features' channels.
-    target_channels: Vec<usize>,
-    /// The first row of each entity.
-    entity_starts: Vec<usize>,
+    /// Each batch's key columns.
+    keys: Vec<Vec<ArrayRef>>,
+    /// Each row's time, epoch milliseconds.
+    times: Vec<i64>,
+    /// Rows × channels, in arrival order.
+    values: Vec<f32>,
+    /// Each batch's label column.
+    labels: Vec<ArrayRef>,
 }
 
-impl SortedRows {
-    /// `batches`' rows, told apart by the `keys` columns, ordered by the `time` column, with
-    /// `features` as channels.
-    fn read(
-        batches: &[RecordBatch],
-        keys: &[&str],
-        time: &str,
-        features: &[WindowFeature],
-    ) -> Result<Self> {
-        let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| {
-            Error::invalid("rows", "no batches", "there is nothing to cut into windows")
-        })?;
-        let all = concat_batches(&schema, batches)?;
-        if all.num_rows() == 0 {
+impl WindowRows {
+    /// No rows yet, to be cut as `layout` says (its keys, time, features and the task's
+    /// label are the columns each batch must have).
+    pub fn new(layout: &Layout) -> Result<Self> {
+        validate_layout(layout)?;
+        Ok(WindowRows {
+            layout: layout.clone(),
+            with_label: layout.task.label().is_some(),
+            channels: layout.features.iter().map(|f| f.shape.channels()).sum(),
+            keys: Vec::new(),
+            times: Vec::new(),
+            values: Vec::new(),
+            labels: Vec::new(),
+        })
+    }
+
+    /// `batches`' rows, to be cut as `layout` says.
+    fn of(layout: &Layout, batches: &[RecordBatch]) -> Result<Self> {
+        let mut rows = Self::new(layout)?;
+        for batch in batches {
+            rows.push(batch)?;
+        }
+        Ok(rows)
+    }
+
+    /// `rows` gathered as they stream in. Blocks the thread until the stream ends: call it
+    /// off the async workers. A stream that ends in an error fails the whole gathering.
+    pub fn gather(layout: &Layout, mut rows: RecordBatchStream) -> Result<Self> {
+        let mut gathered = Self::new(layout)?;
+        while let Some(batch) = futures::executor::block_on(rows.next()) {
+            gathered.push(&batch?)?;
+        }
+        Ok(gathered)
+    }
+
+    /// [`Self::new`], reading no label: rows to forecast from.
+    fn inputs_only(layout: &Layout) -> Result<Self> {
+        let mut rows = Self::new(layout)?;
+        rows.with_label = false;
+        Ok(rows)
+    }
+
+    /// Adds `batch`'s rows (in any order, of any entities); of its columns only the layout's
+    /// are read.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        let column = |name: &str, what: &'static str| {
+            batch.column_by_name(name).cloned().ok_or_else(|| {
+                Error::invalid(
+                    what,
+                    name,
+                    format!(
+                        "not a column of the rows (they have {})",
+                        column_names(batch)
+                    ),
+                )
+            })
+        };
+        let layout = &self.layout;
+        let keys = (layout.keys.iter())
+            .map(|k| column(k, "window column"))
+            .collect::<Result<Vec<_>>>()?;
+        let times = milliseconds(&layout.time, &column(&layout.time, "window column")?)?;
+        let label = match layout.task.label() {
+            Some(label) if self.with_label => Some(column(label, "label column")?),
+            _ => None,
+        };
+        let features = (layout.features.iter())
+            .map(|f| column(&f.name, "window column"))
+            .collect::<Result<Vec<_>>>()?;
+        let first_row = self.values.len();
+        self.values
+            .resize(first_row + batch.num_rows() * self.channels, f32::NAN);
+        let values = &mut self.values[first_row..];
+        let mut first = 0;
+        for (feature, feature_column) in layout.features.iter().zip(&features) {
+            let filled = fill_channels(feature, feature_column, values, self.channels, first);
+            if let Err(e) = filled {
+                // A refused batch leaves no row behind.
+                self.values.truncate(first_row);
+                return Err(e);
+            }
+            first += feature.shape.channels();
+        }
+        self.times
+            .extend_from_slice(times.as_primitive::<Int64Type>().values());
+        self.keys.push(keys);
+        self.labels.extend(label);
+        Ok(())
+    }
+
+    /// How many rows have been added.
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    /// Whether no row has been added.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// The rows grouped by entity, in time order within each.
+    fn sort(self) -> Result<SortedRows> {
+        if self.times.is_empty() {
             return Err(Error::invalid(
                 "rows",
                 "0 rows",
                 "there is nothing to cut into windows",
             ));
         }
-        let column = |name: &str| {
-            all.column_by_name(name).cloned().ok_or_else(|| {
-                Error::invalid(
-                    "window column",
-                    name,
-                    format!(
-                        "not a column of the rows (they have {})",
-                        column_names(&all)
-                    ),
-                )
-            })
-        };
-        let key_columns = keys.iter().map(|k| column(k)).collect::<Result<Vec<_>>>()?;
-        let time_column = milliseconds(time, &column(time)?)?;
+        let concatenated = |parts: Vec<&dyn Array>| arrow::compute::concat(&parts);
+        let key_columns = (0..self.layout.keys.len())
+            .map(|k| concatenated(self.keys.iter().map(|batch| batch[k].as_ref()).collect()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let time_column: ArrayRef = Arc::new(arrow::array::Int64Array::from(self.times));
         // Entity, then time: each entity's rows together, in time order.
         let mut sort: Vec<SortColumn> = key_columns
             .iter()
@@ -278,55 +402,64 @@ impl SortedRows {
             options: None,
         });
         let order = lexsort_to_indices(&sort, None)?;
-        let times: Vec<i64> = take(&time_column, &order, None)?
+        let sorted = |column: &ArrayRef| take(column, &order, None);
+        let times = sorted(&time_column)?
             .as_primitive::<Int64Type>()
             .values()
             .to_vec();
         let key_columns = key_columns
             .iter()
-            .map(|k| take(k, &order, None))
+            .map(sorted)
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let entity_starts = entity_starts(&key_columns)?;
-
-        let channels = features.iter().map(|f| f.shape.channels()).sum();
-        let mut values = vec![f32::NAN; times.len() * channels];
-        let mut target_channels = Vec::new();
-        let mut first = 0;
-        for feature in features {
-            let sorted = take(&column(&feature.name)?, &order, None)?;
-            if feature.shape == FeatureShape::Scalar {
-                target_channels.push(first);
-            }
-            fill_channels(feature, &sorted, &mut values, channels, first)?;
-            first += feature.shape.channels();
+        let label = match self.labels.is_empty() {
+            true => None,
+            false => Some(sorted(&concatenated(
+                self.labels.iter().map(AsRef::as_ref).collect(),
+            )?)?),
+        };
+        let channels = self.channels;
+        let mut values = Vec::with_capacity(self.values.len());
+        for &row in order.values() {
+            let row = row as usize;
+            values.extend_from_slice(&self.values[row * channels..(row + 1) * channels]);
         }
+        drop(self.values);
+        let entity_starts = entity_starts(&key_columns)?;
         Ok(SortedRows {
-            all,
-            order,
+            target_channels: self
+                .layout
+                .forecast_channels()
+                .into_iter()
+                .map(|(_, c)| c)
+                .collect(),
             key_columns,
             times,
             values,
             channels,
-            target_channels,
+            label,
             entity_starts,
         })
     }
+}
 
-    /// Column `name`, in the rows' sorted order.
-    fn column(&self, name: &str) -> Result<ArrayRef> {
-        let column = self.all.column_by_name(name).ok_or_else(|| {
-            Error::invalid(
-                "label column",
-                name,
-                format!(
-                    "not a column of the rows (they have {})",
-                    column_names(&self.all)
-                ),
-            )
-        })?;
-        Ok(take(column, &self.order, None)?)
-    }
+/// Rows grouped by entity and in time order within each, as channels (not yet scaled).
+struct SortedRows {
+    /// The key columns, in the rows' sorted order.
+    key_columns: Vec<ArrayRef>,
+    /// The rows' times, epoch milliseconds.
+    times: Vec<i64>,
+    /// Rows × channels.
+    values: Vec<f32>,
+    channels: usize,
+    /// The scalar features' channels.
+    target_channels: Vec<usize>,
+    /// The label column, in the rows' sorted order, when read.
+    label: Option<ArrayRef>,
+    /// The first row of each entity.
+    entity_starts: Vec<usize>,
+}
 
+impl SortedRows {
     /// Where each entity's rows end (exclusive), beside where they start.
     fn entities(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let ends = self
@@ -364,13 +497,12 @@ impl LatestWindows {
         spec: WindowSpec,
         normaliser: &Normaliser,
     ) -> Result<Self> {
-        let keys: Vec<&str> = layout.keys.iter().map(String::as_str).collect();
-        let every_row = SplitSpec {
-            validation: 0.0,
-            test: 0.0,
-        };
-        validate(&keys, &layout.features, spec, every_row)?;
-        let mut rows = SortedRows::read(batches, &keys, &layout.time, &layout.features)?;
+        validate_cut(spec, None)?;
+        let mut rows = WindowRows::inputs_only(layout)?;
+        for batch in batches {
+            rows.push(batch)?;
+        }
+        let mut rows = rows.sort()?;
         check_normaliser(normaliser, rows.channels)?;
         normaliser.apply(&mut rows.values);
         let (length, channels) = (spec.length, rows.channels);
@@ -475,7 +607,7 @@ impl Dataset {
         spec: WindowSpec,
         split: SplitSpec,
     ) -> Result<Self> {
-        Self::build_inner(batches, layout, spec, split, None)
+        Self::from_rows(WindowRows::of(layout, batches)?, spec, split, None)
     }
 
     /// [`Self::build`], scaled by `normaliser` (a model's, when it trains further on new
@@ -487,39 +619,34 @@ impl Dataset {
         split: SplitSpec,
         normaliser: &Normaliser,
     ) -> Result<Self> {
-        Self::build_inner(batches, layout, spec, split, Some(normaliser))
+        Self::from_rows(
+            WindowRows::of(layout, batches)?,
+            spec,
+            split,
+            Some(normaliser),
+        )
     }
 
-    fn build_inner(
-        batches: &[RecordBatch],
-        layout: &Layout,
+    /// [`Self::build`] on rows gathered batch by batch (a stream of a version larger than
+    /// memory), scaled by `fixed` if given (a model's normaliser), else fitted on the
+    /// training rows.
+    pub fn from_rows(
+        rows: WindowRows,
         spec: WindowSpec,
         split: SplitSpec,
         fixed: Option<&Normaliser>,
     ) -> Result<Self> {
-        let keys: Vec<&str> = layout.keys.iter().map(String::as_str).collect();
-        validate(&keys, &layout.features, spec, split)?;
-        if let Some(label) = layout.task.label()
-            && (layout.features.iter().any(|f| f.name == label) || keys.contains(&label))
-        {
-            return Err(Error::invalid(
-                "label column",
-                label,
-                "is also a feature or a key: a model would read the answer it is to give",
-            ));
-        }
-        let rows = SortedRows::read(batches, &keys, &layout.time, &layout.features)?;
+        validate_cut(spec, Some(split))?;
+        let layout = rows.layout.clone();
+        let rows = rows.sort()?;
         let entities: Vec<(usize, usize)> = rows.entities().collect();
-        let label_column = match layout.task.label() {
-            Some(label) => Some(rows.column(label)?),
-            None => None,
-        };
         let SortedRows {
             times,
             mut values,
             channels,
             target_channels,
             key_columns,
+            label: label_column,
             ..
         } = rows;
         let (first_cut, second_cut) = cuts(&times, split);
@@ -558,7 +685,7 @@ impl Dataset {
         };
 
         let mut dataset = Dataset {
-            layout: layout.clone(),
+            layout,
             spec,
             channels,
             target_channels,
@@ -714,29 +841,10 @@ impl Dataset {
     }
 }
 
-fn validate(
-    keys: &[&str],
-    features: &[WindowFeature],
-    spec: WindowSpec,
-    split: SplitSpec,
-) -> Result<()> {
-    let positive = |what: &'static str, value: usize| {
-        if value == 0 {
-            Err(Error::invalid(what, "0", "must be at least 1"))
-        } else {
-            Ok(())
-        }
-    };
-    positive("window length", spec.length)?;
-    positive("window stride", spec.stride)?;
-    if spec.max_gap_ms <= 0 {
-        return Err(Error::invalid(
-            "window max gap",
-            format!("{} ms", spec.max_gap_ms),
-            "must be positive",
-        ));
-    }
-    if keys.is_empty() {
+/// Refuses a layout no rows can be cut by, naming what is wrong.
+fn validate_layout(layout: &Layout) -> Result<()> {
+    let features = &layout.features;
+    if layout.keys.is_empty() {
         return Err(Error::invalid(
             "entity keys",
             "none",
@@ -758,14 +866,49 @@ fn validate(
                 "named more than once",
             ));
         }
-        if let FeatureShape::List { len, .. } = f.shape {
-            positive("list feature length", len).map_err(|_| {
-                Error::invalid("list feature length", &f.name, "must be at least 1")
-            })?;
+        if let FeatureShape::List { len: 0, .. } = f.shape {
+            return Err(Error::invalid(
+                "list feature length",
+                &f.name,
+                "must be at least 1",
+            ));
         }
     }
+    if let Some(label) = layout.task.label()
+        && (features.iter().any(|f| f.name == label) || layout.keys.iter().any(|k| k == label))
+    {
+        return Err(Error::invalid(
+            "label column",
+            label,
+            "is also a feature or a key: a model would read the answer it is to give",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a window spec (and a split, when the rows are split) no rows can be cut by.
+fn validate_cut(spec: WindowSpec, split: Option<SplitSpec>) -> Result<()> {
+    let positive = |what: &'static str, value: usize| {
+        if value == 0 {
+            Err(Error::invalid(what, "0", "must be at least 1"))
+        } else {
+            Ok(())
+        }
+    };
+    positive("window length", spec.length)?;
+    positive("window stride", spec.stride)?;
+    if spec.max_gap_ms <= 0 {
+        return Err(Error::invalid(
+            "window max gap",
+            format!("{} ms", spec.max_gap_ms),
+            "must be positive",
+        ));
+    }
     let fraction = |f: f64| (0.0..1.0).contains(&f);
-    if !fraction(split.validation) || !fraction(split.test) || split.validation + split.test >= 1.0
+    if let Some(split) = split
+        && (!fraction(split.validation)
+            || !fraction(split.test)
+            || split.validation + split.test >= 1.0)
     {
         return Err(Error::invalid(
             "split",

@@ -17,6 +17,7 @@ complete, and never changes afterwards.
 from __future__ import annotations
 
 import builtins
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -205,10 +206,19 @@ class TrainingSetVersion:
         schema, batches = self._native.read(self.name, self.version)
         return pa.Table.from_batches(batches, schema=schema)
 
-    def to_reader(self) -> pa.RecordBatchReader:
-        """The rows as a RecordBatchReader."""
-        schema, batches = self._native.read(self.name, self.version)
-        return pa.RecordBatchReader.from_batches(schema, batches)
+    def to_reader(self, columns: Sequence[str] | None = None) -> pa.RecordBatchReader:
+        """The rows streamed, a few thousand at a time, in the order they were written,
+        with only ``columns`` (every column when ``None``): for versions larger than
+        memory. Each file is checked against its hash as it is read; a file that does not
+        match raises ``CorruptDataError`` when the reader reaches its end, so keep nothing
+        of a read that raised."""
+        chosen = None if columns is None else list(columns)
+        batches = iter(self._native.scan(self.name, self.version, chosen))
+        first = next(batches, None)
+        if first is None:
+            table = self.to_arrow()
+            return (table if chosen is None else table.select(chosen)).to_reader()
+        return pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
 
     def to_pandas(self) -> pandas.DataFrame:
         """The rows as a pandas DataFrame."""

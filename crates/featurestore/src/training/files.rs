@@ -495,6 +495,120 @@ pub(crate) fn decode_checked(
     })
 }
 
+/// Rows a streamed read hands on at a time: a row group's rows can be many megabytes once
+/// list columns are wide, and a stream is for what does not fit in memory.
+pub const SCAN_BATCH_ROWS: usize = 8 * 1024;
+
+/// `files`' rows, file after file, [`SCAN_BATCH_ROWS`] at a time, with only the columns
+/// `columns` names (every column when `None`), decoded on a blocking thread a few batches
+/// ahead of the reader. Each file is checked against its recorded hash while it is decoded:
+/// one that does not match ends the stream with an error after the rows read from it, so
+/// whoever reads a stream keeps nothing of one that ends in an error. `described` names the
+/// rows in errors (`name@vN`).
+pub(crate) fn scan(
+    store: Arc<dyn VersionStore>,
+    files: Vec<FileEntry>,
+    columns: Option<Vec<String>>,
+    described: String,
+) -> RecordBatchStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+    tokio::spawn(async move {
+        for entry in files {
+            let bytes = match open_file(store.clone(), entry.clone()).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let (store, tx, columns) = (store.clone(), tx.clone(), columns.clone());
+            let described = described.clone();
+            let scanned = tokio::task::spawn_blocking(move || {
+                let columns = columns.as_deref().map(|c| (c, described.as_str()));
+                let sent = scan_file(store.as_ref(), &entry, bytes, columns, &tx);
+                sent.map_err(|e| {
+                    let _ = tx.blocking_send(Err(e));
+                })
+            })
+            .await;
+            if !matches!(scanned, Ok(Ok(true))) {
+                return;
+            }
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// Sends `entry`'s rows (`bytes`) down `tx` while its hash is checked beside; answers
+/// whether the reader still listens. `columns`: the ones to read, and the rows' name.
+fn scan_file(
+    store: &dyn VersionStore,
+    entry: &FileEntry,
+    bytes: Bytes,
+    columns: Option<(&[String], &str)>,
+    tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+) -> Result<bool> {
+    std::thread::scope(|scope| {
+        let check = scope.spawn(|| store.check_content(entry, &bytes));
+        let sent = send_rows(entry, bytes.clone(), columns, tx);
+        let checked = check.join().map_err(|_| Error::Internal {
+            operation: "check a training set's file".into(),
+            reason: "the check panicked".into(),
+        })?;
+        checked?;
+        sent
+    })
+}
+
+/// Decodes `bytes` (the Parquet file `entry`) batch by batch into `tx`; answers whether the
+/// reader still listens.
+fn send_rows(
+    entry: &FileEntry,
+    bytes: Bytes,
+    columns: Option<(&[String], &str)>,
+    tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+) -> Result<bool> {
+    let corrupt = |e: parquet::errors::ParquetError| Error::Corrupt {
+        path: entry.path.clone(),
+        reason: format!("not a readable Parquet file: {e}"),
+    };
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(corrupt)?;
+    if let Some((columns, described)) = columns {
+        let schema = builder.schema().clone();
+        let roots = columns
+            .iter()
+            .map(|name| {
+                schema.index_of(name).map_err(|_| {
+                    let names: Vec<&str> =
+                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    Error::invalid(
+                        "column",
+                        name,
+                        format!(
+                            "not a column of training set {described} (it has {})",
+                            names.join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        builder = builder.with_projection(mask);
+    }
+    let reader = builder
+        .with_batch_size(SCAN_BATCH_ROWS)
+        .build()
+        .map_err(corrupt)?;
+    for batch in reader {
+        if tx.blocking_send(Ok(batch?)).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// SHA-256 over the schema and the files' hashes in order: equal for equal rows written by
 /// the same format version, whichever way the files came together (one create, or a draft
 /// adding to its parent's).

@@ -15,7 +15,8 @@
 //! - [`lifecycle`]: deleting versions, by hand or by a retention policy.
 //! - [`sharing`]: who may do what with a set, the audit log, leases.
 //! - [`drift`]: how far each feature's distribution moved between two sets (PSI, KS).
-//! - `files`: how the rows lie in Parquet files, written and read on every core.
+//! - `files`: how the rows lie in Parquet files, written and read on every core, or streamed
+//!   a few thousand rows at a time.
 
 pub mod compare;
 pub mod drafts;
@@ -25,6 +26,8 @@ pub mod lifecycle;
 pub mod quality;
 pub mod select;
 pub mod sharing;
+
+pub use files::SCAN_BATCH_ROWS;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -621,6 +624,25 @@ impl TrainingSets {
                 operation: "decode a training set".into(),
                 reason: e.to_string(),
             })?
+    }
+
+    /// The rows of `version` as a stream, in the order they were written, a few thousand at
+    /// a time and with only `columns` (every column when `None`): how a version larger than
+    /// memory is read. Files are checked against their hashes as they are decoded; a stream
+    /// that ends in an error (a file that does not match among them) is to be discarded
+    /// whole.
+    pub async fn scan(
+        &self,
+        version: &TrainingSetVersion,
+        columns: Option<Vec<String>>,
+    ) -> Result<RecordBatchStream> {
+        self.authorize_read(&version.name).await?;
+        Ok(files::scan(
+            self.store.clone(),
+            version.files.clone(),
+            columns,
+            version.id(),
+        ))
     }
 
     /// Tags `reference` of `name` as `tag`, once and for all.

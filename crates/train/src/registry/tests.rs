@@ -45,12 +45,43 @@ fn one_epoch() -> (Dataset, Trained, ModelCard) {
     (data, trained, card)
 }
 
+/// What a trainer answers for `trained`, described by `card`.
+fn artifact(trained: &Trained, card: &ModelCard) -> ModelArtifact {
+    let weights = Weights::of(&trained.model).expect("weights");
+    card.clone().into_artifact(&weights).expect("an artifact")
+}
+
+#[tokio::test]
+async fn an_artifact_without_a_readable_card_is_refused_and_stores_nothing() {
+    let (_, trained, card) = one_epoch();
+    let models = registry("alice").await;
+    let mut later = artifact(&trained, &card);
+    later.card["format"] = serde_json::json!(CARD_FORMAT + 1);
+    let mut garbled = artifact(&trained, &card);
+    garbled.card["normaliser"] = serde_json::json!("mean 0");
+    for (bad, says) in [(later, "upgrade"), (garbled, "normaliser")] {
+        let text = models
+            .register(&name("waves"), &bad)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(text.contains("model card") && text.contains(says), "{text}");
+    }
+    assert!(
+        models
+            .list(&name("waves"))
+            .await
+            .expect("a listing")
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn a_registered_model_loads_back_with_the_same_weights_and_card() {
     let (data, trained, card) = one_epoch();
     let models = registry("alice").await;
     let stored = models
-        .register(&name("waves"), &trained, card.clone())
+        .register(&name("waves"), &artifact(&trained, &card))
         .await
         .expect("registered");
     assert_eq!(stored.id(), "waves@v1");
@@ -68,7 +99,7 @@ async fn promotion_moves_an_alias_and_rollback_moves_it_back() {
     let item = name("waves");
     for _ in 0..2 {
         models
-            .register(&item, &trained, card.clone())
+            .register(&item, &artifact(&trained, &card))
             .await
             .expect("registered");
     }
@@ -123,7 +154,7 @@ async fn a_reader_cannot_register_or_promote() {
     let alice = registry("alice").await;
     let item = name("waves");
     alice
-        .register(&item, &trained, card.clone())
+        .register(&item, &artifact(&trained, &card))
         .await
         .expect("registered");
     let access = trainstore_core::Access {
@@ -140,7 +171,7 @@ async fn a_reader_cannot_register_or_promote() {
     let bob = ModelRegistry::new(alice.store.clone(), user("bob"));
     assert!(bob.get(&item, "latest").await.is_ok());
     let refused = bob
-        .register(&item, &trained, card)
+        .register(&item, &artifact(&trained, &card))
         .await
         .expect_err("refused");
     assert!(
@@ -201,7 +232,7 @@ async fn a_model_versions_files_match_their_golden_copy_and_golden_files_read_ba
     let models = open(dir.path().to_path_buf()).await;
     let item = name("waves");
     models
-        .register(&item, &trained, card.clone())
+        .register(&item, &artifact(&trained, &card))
         .await
         .expect("registered");
     let champion = TagName::new("champion").expect("an alias");

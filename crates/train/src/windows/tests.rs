@@ -102,6 +102,115 @@ fn rows_in_any_order_are_grouped_by_entity_and_put_in_time_order() {
 }
 
 #[test]
+fn rows_pushed_batch_by_batch_cut_as_one_batch_does() {
+    // Three entities, a list feature, rows shuffled, then split into uneven batches.
+    let mut data: Vec<Row<'_>> = Vec::new();
+    for (i, entity) in ["a", "b", "c"].into_iter().enumerate() {
+        for t in 0..40 {
+            let x = (t as f64 * 0.3 + i as f64).sin();
+            let list = (t % 7 != 0).then(|| vec![Some(x as f32), None, Some(t as f32)]);
+            data.push((entity, t, (t % 5 != 0).then_some(x), list));
+        }
+    }
+    data.sort_by_key(|r| (r.1 * 7919 + r.2.map_or(0, |x| (x * 1e3) as i64)) % 97);
+    let features = [
+        scalar("x"),
+        WindowFeature {
+            name: "spectrum".into(),
+            shape: FeatureShape::List {
+                len: 2,
+                fit: ListFit::MeanPool,
+            },
+        },
+    ];
+    let layout = layout(&["entity"], "time", &features);
+    let split = SplitSpec {
+        validation: 0.2,
+        test: 0.2,
+    };
+    let whole = Dataset::build(&[rows(&data)], &layout, spec(4, 2, 2), split).expect("windows");
+    let mut gathered = WindowRows::new(&layout).expect("a layout");
+    for part in [&data[..1], &data[1..50], &data[50..51], &data[51..]] {
+        gathered.push(&rows(part)).expect("a batch");
+    }
+    assert_eq!(gathered.len(), data.len());
+    let streamed = Dataset::from_rows(gathered, spec(4, 2, 2), split, None).expect("windows");
+    assert_eq!(streamed.normaliser, whole.normaliser);
+    for (a, b) in [
+        (&streamed.train, &whole.train),
+        (&streamed.validation, &whole.validation),
+        (&streamed.test, &whole.test),
+    ] {
+        assert_eq!(a, b);
+        assert!(!a.is_empty());
+        let filled = |set: &Dataset| {
+            let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+            set.fill(a, &mut inputs, &mut targets);
+            (inputs, targets, set.window_keys(a).expect("keys"))
+        };
+        let (got, want) = (filled(&streamed), filled(&whole));
+        assert_eq!(got.0.len(), want.0.len());
+        assert!(
+            got.0
+                .iter()
+                .zip(&want.0)
+                .all(|(g, w)| g.to_bits() == w.to_bits())
+        );
+        assert_eq!((got.1, got.2), (want.1, want.2));
+    }
+}
+
+#[test]
+fn a_batch_without_a_layout_column_is_refused_naming_it() {
+    let two = layout(&["entity"], "time", &[scalar("x"), scalar("missing")]);
+    let mut gathered = WindowRows::new(&two).expect("a layout");
+    let text = gathered
+        .push(&rows(&[("a", 0, Some(1.0), None)]))
+        .expect_err("no column `missing`")
+        .to_string();
+    assert!(
+        text.contains("missing") && text.contains("entity, time, x, spectrum"),
+        "{text}"
+    );
+    assert!(gathered.is_empty(), "a refused batch adds no row");
+    // A batch refused half-way through its features leaves no channel behind either.
+    let x_then_y = layout(&["entity"], "time", &[scalar("x"), scalar("spectrum")]);
+    let mut gathered = WindowRows::new(&x_then_y).expect("a layout");
+    let text = gathered
+        .push(&rows(&[("a", 0, Some(1.0), None)]))
+        .expect_err("`spectrum` holds lists")
+        .to_string();
+    assert!(
+        text.contains("spectrum") && text.contains("not numbers"),
+        "{text}"
+    );
+    // The same rows with numbers in `spectrum` then cut as if the refused batch never came.
+    let data: Vec<_> = (0..6).map(|t| ("a", t, Some(t as f64), None)).collect();
+    let numbers = rows(&data);
+    let numbers = RecordBatch::try_from_iter([
+        ("entity", numbers.column(0).clone()),
+        ("time", numbers.column(1).clone()),
+        ("x", numbers.column(2).clone()),
+        ("spectrum", numbers.column(2).clone()),
+    ])
+    .expect("a batch");
+    gathered.push(&numbers).expect("a batch");
+    let set = Dataset::from_rows(gathered, spec(2, 1, 1), ALL_TRAIN, None).expect("windows");
+    let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+    set.fill(&set.train[..1], &mut inputs, &mut targets);
+    let n = &set.normaliser;
+    let raw: Vec<f32> = (inputs.iter().enumerate())
+        .map(|(i, v)| v * n.std[i % 2] + n.mean[i % 2])
+        .collect();
+    assert!(
+        raw.iter()
+            .zip([0.0, 0.0, 1.0, 1.0])
+            .all(|(g, w)| (g - w).abs() < 1e-4),
+        "{raw:?}"
+    );
+}
+
+#[test]
 fn no_window_spans_a_gap_longer_than_allowed() {
     // Rows every minute, then a 10-minute gap between minute 4 and 14.
     let mut data: Vec<_> = (0..5).map(|t| ("a", t, Some(1.0), None)).collect();
