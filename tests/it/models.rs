@@ -454,6 +454,7 @@ async fn training_further_with_replay_learns_the_new_regime_and_forgets_less_of_
     // base that is nearly exact), while the other forgets more of it.
     assert!(replay_a <= 2.0 * base_a + 0.05, "{report}");
     assert!(forget_a > replay_a, "{report}");
+    eprintln!("{report}");
 }
 
 /// How many epochs the checkpoint in `dir` holds (0 before the first).

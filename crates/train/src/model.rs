@@ -5,13 +5,16 @@
 //! `horizon` steps of the target channels.
 
 use burn::module::Module;
-use burn::nn::attention::MhaInput;
+use burn::nn::attention::MultiHeadAttention;
 use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderLayer,
+    PositionWiseFeedForward, TransformerEncoder, TransformerEncoderConfig, TransformerEncoderLayer,
 };
-use burn::nn::{Linear, LinearConfig, PositionalEncoding, PositionalEncodingConfig};
-use burn::tensor::Tensor;
+use burn::nn::{Dropout, Linear, LinearConfig, PositionalEncoding, PositionalEncodingConfig};
+use burn::tensor::activation::{quiet_softmax, softmax};
 use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use trainstore_core::{Error, Result};
 
@@ -121,8 +124,21 @@ impl<B: Backend> SeriesTransformer<B> {
         self.shapes
     }
 
-    /// `[batch, length, channels]` → `[batch, horizon, targets]`.
+    /// `[batch, length, channels]` → `[batch, horizon, targets]`, dropout off.
     pub fn forward(&self, windows: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.forward_with(windows, &mut None)
+    }
+
+    /// [`Self::forward`] while training: dropout masks drawn from `masks`.
+    pub(crate) fn forward_training(
+        &self,
+        windows: Tensor<B, 3>,
+        masks: &mut Masks,
+    ) -> Tensor<B, 3> {
+        self.forward_with(windows, &mut Some(masks))
+    }
+
+    fn forward_with(&self, windows: Tensor<B, 3>, masks: &mut Option<&mut Masks>) -> Tensor<B, 3> {
         let [batch, _, _] = windows.dims();
         let mut steps = self.position.forward(self.input.forward(windows));
         let (last_layer, earlier) = self
@@ -131,14 +147,82 @@ impl<B: Backend> SeriesTransformer<B> {
             .split_last()
             .expect("a model has at least one layer");
         for layer in earlier {
-            steps = layer.forward(steps, None, None);
+            steps = encoder_layer(layer, steps, masks);
         }
-        self.head.forward(last_step(last_layer, steps)).reshape([
-            batch,
-            self.shapes.horizon,
-            self.shapes.targets,
-        ])
+        self.head
+            .forward(last_step(last_layer, steps, masks))
+            .reshape([batch, self.shapes.horizon, self.shapes.targets])
     }
+}
+
+/// Where a training forward pass draws its dropout masks: a generator of its own, so that
+/// the shards of a batch run forward at once (burn's dropout draws from the backend's one
+/// generator per process, in whatever order the threads reach it) and a seed still means
+/// one run.
+pub(crate) struct Masks(StdRng);
+
+impl Masks {
+    /// Masks drawn by `seed`.
+    pub(crate) fn new(seed: u64) -> Self {
+        Masks(StdRng::seed_from_u64(seed))
+    }
+
+    /// `x` with each value kept with probability `1 - dropout.prob` and scaled by its
+    /// inverse (so the expectation is `x`), or zeroed.
+    fn apply<B: Backend, const D: usize>(
+        &mut self,
+        dropout: &Dropout,
+        x: Tensor<B, D>,
+    ) -> Tensor<B, D> {
+        if dropout.prob == 0.0 {
+            return x;
+        }
+        let keep = 1.0 - dropout.prob;
+        // A value is kept when a uniform 32-bit draw falls below `keep` of the range.
+        let threshold = (keep * 4_294_967_296.0) as u64;
+        let scale = (1.0 / keep) as f32;
+        let shape = x.shape();
+        let mask: Vec<f32> = (0..shape.num_elements())
+            .map(|_| {
+                if u64::from(self.0.next_u32()) < threshold {
+                    scale
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), &x.device());
+        x * mask
+    }
+}
+
+/// `x` through `dropout`: as it is, unless a training pass draws masks.
+fn dropout<B: Backend, const D: usize>(
+    dropout: &Dropout,
+    x: Tensor<B, D>,
+    masks: &mut Option<&mut Masks>,
+) -> Tensor<B, D> {
+    match masks {
+        Some(masks) => masks.apply(dropout, x),
+        None => x,
+    }
+}
+
+/// A pre-norm encoder `layer` over every step (`[batch, length, d_model]`), as burn's
+/// `TransformerEncoderLayer::forward` with `norm_first`, its dropout drawn from `masks`.
+fn encoder_layer<B: Backend>(
+    layer: &TransformerEncoderLayer<B>,
+    steps: Tensor<B, 3>,
+    masks: &mut Option<&mut Masks>,
+) -> Tensor<B, 3> {
+    debug_assert!(layer.norm_first, "models are built pre-norm");
+    // burn's pre-norm layer normalises with `norm_2` before attention, `norm_1` before the
+    // feed-forward.
+    let normed = layer.norm_2.forward(steps.clone());
+    let attended = attention(&layer.mha, normed.clone(), normed, masks);
+    let x = steps + dropout(&layer.dropout, attended, masks);
+    let fed = feed_forward(&layer.pwff, layer.norm_1.forward(x.clone()), masks);
+    x + dropout(&layer.dropout, fed, masks)
 }
 
 /// What the (pre-norm) encoder `layer` makes of the last of `steps` (`[batch, length,
@@ -146,20 +230,66 @@ impl<B: Backend> SeriesTransformer<B> {
 /// step's keys and values but only the last step's query, and its feed-forward only the last
 /// step, so this is the whole layer's output at that step for less than half the layer's
 /// work (with the default size, 0.6 of 2.6 million multiply-adds per window).
-fn last_step<B: Backend>(layer: &TransformerEncoderLayer<B>, steps: Tensor<B, 3>) -> Tensor<B, 2> {
+fn last_step<B: Backend>(
+    layer: &TransformerEncoderLayer<B>,
+    steps: Tensor<B, 3>,
+    masks: &mut Option<&mut Masks>,
+) -> Tensor<B, 2> {
     debug_assert!(layer.norm_first, "models are built pre-norm");
     let [_, length, _] = steps.dims();
-    // burn's pre-norm layer normalises with `norm_2` before attention, `norm_1` before the
-    // feed-forward.
     let normed = layer.norm_2.forward(steps.clone());
     let query = normed.clone().narrow(1, length - 1, 1);
-    let attended = layer
-        .mha
-        .forward(MhaInput::new(query, normed.clone(), normed))
-        .context;
-    let x = steps.narrow(1, length - 1, 1) + layer.dropout.forward(attended);
-    let fed = layer.pwff.forward(layer.norm_1.forward(x.clone()));
-    (x + layer.dropout.forward(fed)).squeeze_dim::<2>(1)
+    let attended = attention(&layer.mha, query, normed, masks);
+    let x = steps.narrow(1, length - 1, 1) + dropout(&layer.dropout, attended, masks);
+    let fed = feed_forward(&layer.pwff, layer.norm_1.forward(x.clone()), masks);
+    (x + dropout(&layer.dropout, fed, masks)).squeeze_dim::<2>(1)
+}
+
+/// `mha`'s attention of `queries` (`[batch, queries, d_model]`) over `keys` (which are also
+/// the values), as burn's `MultiHeadAttention::forward`, but for where dropout applies: to
+/// the attention weights after the softmax (as PyTorch's does), not to the scores before it.
+fn attention<B: Backend>(
+    mha: &MultiHeadAttention<B>,
+    queries: Tensor<B, 3>,
+    keys: Tensor<B, 3>,
+    masks: &mut Option<&mut Masks>,
+) -> Tensor<B, 3> {
+    let [batch, length, d_model] = queries.dims();
+    let heads = |x: Tensor<B, 3>, linear: &Linear<B>| {
+        let [batch, length, _] = x.dims();
+        linear
+            .forward(x)
+            .reshape([batch, length, mha.n_heads, mha.d_k])
+            .swap_dims(1, 2)
+    };
+    let query = heads(queries, &mha.query);
+    let key = heads(keys.clone(), &mha.key);
+    let value = heads(keys, &mha.value);
+    let scores = query
+        .matmul(key.transpose())
+        .div_scalar((mha.d_k as f32).sqrt());
+    let weights = if mha.quiet_softmax {
+        quiet_softmax(scores, 3)
+    } else {
+        softmax(scores, 3)
+    };
+    let context = dropout(&mha.dropout, weights, masks)
+        .matmul(value)
+        .swap_dims(1, 2)
+        .reshape([batch, length, d_model]);
+    mha.output.forward(context)
+}
+
+/// `pwff` over `x`, as burn's `PositionWiseFeedForward::forward`, its dropout drawn from
+/// `masks`.
+fn feed_forward<B: Backend>(
+    pwff: &PositionWiseFeedForward<B>,
+    x: Tensor<B, 3>,
+    masks: &mut Option<&mut Masks>,
+) -> Tensor<B, 3> {
+    let inner = pwff.activation.forward(pwff.linear_inner.forward(x));
+    pwff.linear_outer
+        .forward(dropout(&pwff.dropout, inner, masks))
 }
 
 #[cfg(test)]
@@ -197,5 +327,43 @@ mod tests {
         let scale = expected.abs().max().into_scalar();
         assert!(scale > 0.1, "{scale}");
         assert!(largest < 1e-5, "{largest} apart");
+    }
+
+    #[test]
+    fn training_passes_draw_dropout_masks_from_their_own_seed() {
+        let device = Default::default();
+        let dropout = Dropout { prob: 0.3 };
+        let ones = Tensor::<Cpu, 2>::ones([100, 1000], &device);
+        let masked = Masks::new(9).apply(&dropout, ones);
+        let values = masked.into_data().to_vec::<f32>().expect("floats");
+        let dropped = values.iter().filter(|v| **v == 0.0).count() as f64 / 1e5;
+        assert!((dropped - 0.3).abs() < 0.01, "{dropped} dropped");
+        let mean = values.iter().map(|v| f64::from(*v)).sum::<f64>() / 1e5;
+        assert!((mean - 1.0).abs() < 0.02, "mean {mean}");
+
+        let config = ModelConfig {
+            dropout: 0.3,
+            ..ModelConfig::default()
+        };
+        let shapes = Shapes {
+            length: 8,
+            channels: 3,
+            horizon: 1,
+            targets: 3,
+        };
+        let model = SeriesTransformer::<Cpu>::new(&config, shapes, &device).expect("a model");
+        let windows = Tensor::<Cpu, 3>::random([4, 8, 3], Distribution::Normal(0.0, 1.0), &device);
+        let run = |seed| {
+            let out = model.forward_training(windows.clone(), &mut Masks::new(seed));
+            out.into_data().to_vec::<f32>().expect("floats")
+        };
+        let plain = model
+            .forward(windows.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .expect("floats");
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1), run(2));
+        assert_ne!(run(1), plain);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
@@ -20,7 +20,7 @@ use trainstore_core::catalog::hex_sha256;
 use trainstore_core::{Error, NoProgress, Progress, Result};
 
 use crate::checkpoint::Checkpoints;
-use crate::model::{ModelConfig, SeriesTransformer, Shapes};
+use crate::model::{Masks, ModelConfig, SeriesTransformer, Shapes};
 use crate::windows::{Dataset, Task};
 
 /// The CPU backend a trained model runs on.
@@ -196,7 +196,9 @@ pub fn train_with<B: AutodiffBackend>(
     };
     let run = run_fingerprint(dataset, model, config, shapes, options.base);
     B::seed(device, config.seed);
-    let mut learner = SeriesTransformer::<B>::new(model, shapes, device)?;
+    // burn draws a parameter's first value when it is first read, separately for every
+    // clone that reads it: drawn here, once, every shard's fork reads the same weights.
+    let mut learner = SeriesTransformer::<B>::new(model, shapes, device)?.fork(device);
     if let Some(base) = options.base {
         learner = learner.load_record(decode::<B, _>(base.0.clone(), device, "the base model")?);
     }
@@ -215,8 +217,7 @@ pub fn train_with<B: AutodiffBackend>(
         let epoch = epochs.len() + 1;
         // Every epoch draws from seeds of its own, so a resumed epoch draws what it would
         // have drawn in an uninterrupted run.
-        let epoch_seed = config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        B::seed(device, epoch_seed);
+        let epoch_seed = mix(config.seed, epoch as u64 - 1);
         let mut order = dataset.train.clone();
         order.shuffle(&mut StdRng::seed_from_u64(epoch_seed));
         let mut total = 0.0;
@@ -225,11 +226,10 @@ pub fn train_with<B: AutodiffBackend>(
             Some(batches as u64),
         );
         for (i, starts) in order.chunks(config.batch_size).enumerate() {
-            let (inputs, targets) = batch::<B>(dataset, starts, device);
-            let loss = loss(dataset, learner.forward(inputs), targets);
-            total += loss.clone().into_scalar().elem::<f64>() * starts.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &learner);
             let step = (epoch - 1) * batches + i;
+            let masks = mix(epoch_seed, i as u64);
+            let (batch_loss, grads) = gradients(&learner, dataset, starts, masks, device);
+            total += batch_loss * starts.len() as f64;
             let rate = (config.schedule).rate(config.learning_rate, step, config.epochs * batches);
             learner = optimizer.step(rate, learner, grads);
             progress.advance(1);
@@ -268,8 +268,70 @@ pub fn train_with<B: AutodiffBackend>(
     })
 }
 
-/// burn's CPU backend draws weights and dropout masks from one generator per process: runs
-/// take turns, so that each draws only its own numbers and a seed means one run.
+/// Shards a batch is cut into, each run forward and backward on a thread of its own: two,
+/// whatever the machine, so that a seed trains the same model on every machine.
+const SHARDS: usize = 2;
+
+/// The mean loss of `learner` over the windows at `starts`, and its gradients; `seed` draws
+/// the batch's dropout masks.
+///
+/// The batch is cut into [`SHARDS`] shards, each run forward and backward on a thread of its
+/// own on a fork of the model, its dropout masks drawn from a generator of its own (seeded by
+/// `seed` and the shard). Each shard's loss is weighted by its share of the windows, so that
+/// the gradients, summed in shard order, are those of the whole batch's mean loss.
+fn gradients<B: AutodiffBackend>(
+    learner: &SeriesTransformer<B>,
+    dataset: &Dataset,
+    starts: &[usize],
+    seed: u64,
+    device: &B::Device,
+) -> (f64, GradientsParams) {
+    let shard_len = starts.len().div_ceil(SHARDS);
+    let whole = starts.len() as f64;
+    let results: Vec<(f64, GradientsParams)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (starts.chunks(shard_len).enumerate())
+            .map(|(i, shard)| {
+                let replica = learner.clone().fork(device);
+                let mut masks = Masks::new(mix(seed, i as u64));
+                scope.spawn(move || {
+                    let (inputs, targets) = batch::<B>(dataset, shard, device);
+                    let outputs = replica.forward_training(inputs, &mut masks);
+                    let share = shard.len() as f64 / whole;
+                    let shard_loss = loss(dataset, outputs, targets).mul_scalar(share);
+                    let value = shard_loss.clone().into_scalar().elem::<f64>();
+                    let grads = GradientsParams::from_grads(shard_loss.backward(), &replica);
+                    (value, grads)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut accumulated = GradientsAccumulator::new();
+    let mut mean = 0.0;
+    for (value, grads) in results {
+        mean += value;
+        accumulated.accumulate(learner, grads);
+    }
+    (mean, accumulated.grads())
+}
+
+/// A seed of its own for part `part` of what `seed` draws (SplitMix64's finaliser over both:
+/// parts of parts, an epoch's batch's shard, never meet another's).
+fn mix(seed: u64, part: u64) -> u64 {
+    let mut z = seed ^ part.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// burn's CPU backend draws a new model's weights from one generator per process: runs take
+/// turns, so that each draws only its own numbers and a seed means one run.
 pub(crate) fn take_turn() -> MutexGuard<'static, ()> {
     static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
     ONE_RUN_AT_A_TIME

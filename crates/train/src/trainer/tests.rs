@@ -315,3 +315,53 @@ fn a_label_that_is_a_feature_a_key_not_a_number_or_no_column_is_refused() {
         "{text}"
     );
 }
+
+#[test]
+fn a_batch_cut_into_shards_has_the_gradients_of_the_whole_batch() {
+    let data = sine_waves(60);
+    let _turn = take_turn();
+    let device = cpu();
+    Learning::seed(&device, 5);
+    let shapes = Shapes {
+        length: data.spec().length,
+        channels: data.channels(),
+        horizon: 1,
+        targets: 1,
+    };
+    let learner = SeriesTransformer::<Learning>::new(&small(), shapes, &device)
+        .expect("a model")
+        .fork(&device);
+    // Seven windows: shards of four and three, weighted unequally.
+    let starts = &data.train[..7];
+    let (sharded_loss, sharded) = gradients(&learner, &data, starts, 0, &device);
+    let (inputs, targets) = batch::<Learning>(&data, starts, &device);
+    let whole = loss(&data, learner.forward(inputs), targets);
+    let whole_loss = whole.clone().into_scalar().elem::<f64>();
+    let whole = GradientsParams::from_grads(whole.backward(), &learner);
+    assert!(
+        (sharded_loss - whole_loss).abs() < 1e-6,
+        "{sharded_loss} against {whole_loss}"
+    );
+    // One plain gradient step with each: the same model, to rounding.
+    let stepped = |grads| {
+        let mut sgd = burn::optim::SgdConfig::new().init();
+        let model = sgd.step(1.0, learner.clone(), grads).valid();
+        forecasts(
+            &model,
+            batch::<Cpu>(&data, &data.validation, &Default::default()).0,
+        )
+    };
+    let (a, b) = (stepped(sharded), stepped(whole));
+    assert_eq!(a.len(), b.len());
+    let moved = stepped(GradientsParams::new());
+    assert!(
+        a.iter().zip(&moved).any(|(x, y)| (x - y).abs() > 1e-3),
+        "the step moved the model"
+    );
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-4, "forecasts differ by up to {worst}");
+}
