@@ -34,9 +34,10 @@
 //! cycling through the entities, with the same warm-up and call counts: `online_p50_us`,
 //! `online_p99_us`.
 //!
-//! Threads: this workspace builds burn with default features off (`std`, `flex`, `autodiff`,
-//! `simd`), and burn forwards burn-flex's `rayon` feature only through its `default`, so flex
-//! is built without rayon: every op runs on the calling thread (gemm with
+//! Threads: the trainer runs each batch's two shards on two threads of its own
+//! (`trainer.rs::gradients`). This workspace builds burn with default features off (`std`,
+//! `flex`, `autodiff`, `simd`), and burn forwards burn-flex's `rayon` feature only through its
+//! `default`, so flex is built without rayon: every op runs on the calling thread (gemm with
 //! `Parallelism::None`). Were `rayon` on, flex would use rayon's global pool
 //! (`Parallelism::Rayon(0)`, batch-parallel matmuls), whose size `RAYON_NUM_THREADS` sets; the
 //! peer script sets it to 2 so that the comparison stays at two threads either way. The

@@ -26,8 +26,9 @@ the inner backend, no autodiff) forecasts one window per call (batch 1), input b
 window's values and the forecast read back, --forward-warmup calls and then --forward-calls
 timed ones: p50 and p99.
 
-Threads: PyTorch runs with `torch.set_num_threads(--threads)` (2). trainstore's flex backend, as
-this workspace builds it, has no thread pool at all: burn's `flex` feature leaves burn-flex's
+Threads: PyTorch runs with `torch.set_num_threads(--threads)` (2). trainstore's trainer runs each
+batch's two shards forward and backward on two threads of its own; its flex backend, as this
+workspace builds it, has no thread pool at all: burn's `flex` feature leaves burn-flex's
 `rayon` feature off (burn forwards it only through its default features, which the workspace
 turns off), so every op runs on the calling thread; with `rayon` on, flex would use rayon's
 global pool, sized by RAYON_NUM_THREADS, which the script sets to --threads for the bench so
