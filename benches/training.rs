@@ -4,7 +4,15 @@
 //! in one run.
 //!
 //! `cargo bench --bench training -- [--windows N] [--epochs E] [--batch B]
-//! [--forward-calls N] [--forward-warmup N] [--seed S]`
+//! [--forward-calls N] [--forward-warmup N] [--seed S] [--d-model D] [--heads H] [--layers L]
+//! [--d-ff F] [--no-online]`
+//!
+//! On an NVIDIA GPU (built with `--features cuda`): `--device cuda [--precision bf16]` trains
+//! on burn's CUDA backend (fp32, or bf16), the whole batch at once on the device
+//! (`Stepping::Device`); the first epoch, not counted, is when kernels are compiled and
+//! autotuned for each shape, so `warmup_seconds` is the first use's cost. Forecast latency
+//! and real-time forecasts are measured on the CPU only. `benches/peers/train_gpu_peers.py`
+//! runs it beside PyTorch on CUDA.
 //!
 //! Data: 8 entities, each `N/8 + 64` rows a minute apart of 12 channels (`c00`..`c11`), each a
 //! sum of two sines with periods and phases set by the channel and the entity
@@ -51,11 +59,12 @@ use std::time::Instant;
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use burn::backend::Autodiff;
 use burn::module::Module;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use serde_json::json;
 use trainstore_train::{
-    Cpu, Dataset, EpochMetrics, FeatureShape, Layout, ModelConfig, RunOptions, SplitSpec, Task,
-    TrainConfig, WindowFeature, WindowSpec, train_with,
+    Cpu, Dataset, EpochMetrics, FeatureShape, Layout, ModelConfig, RunOptions, SeriesTransformer,
+    SplitSpec, Stepping, Task, TrainConfig, WindowFeature, WindowSpec, train_with,
 };
 
 // The allocator the `trainstore` CLI and the Python extension ship with, configured as they do.
@@ -76,6 +85,10 @@ struct Args {
     forward_calls: usize,
     forward_warmup: usize,
     seed: u64,
+    model: ModelConfig,
+    device: String,
+    precision: String,
+    online: bool,
 }
 
 fn parse_args() -> Args {
@@ -86,6 +99,10 @@ fn parse_args() -> Args {
         forward_calls: 1000,
         forward_warmup: 100,
         seed: 0,
+        model: ModelConfig::default(),
+        device: "cpu".into(),
+        precision: "f32".into(),
+        online: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -102,6 +119,13 @@ fn parse_args() -> Args {
             "--forward-calls" => parsed.forward_calls = count(),
             "--forward-warmup" => parsed.forward_warmup = count(),
             "--seed" => parsed.seed = count() as u64,
+            "--d-model" => parsed.model.d_model = count(),
+            "--heads" => parsed.model.heads = count(),
+            "--layers" => parsed.model.layers = count(),
+            "--d-ff" => parsed.model.d_ff = count(),
+            "--device" => parsed.device = value(),
+            "--precision" => parsed.precision = value(),
+            "--no-online" => parsed.online = false,
             // `cargo bench` passes `--bench` to every bench binary.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -112,6 +136,16 @@ fn parse_args() -> Args {
         "--windows must be a positive multiple of {ENTITIES} (the entities)"
     );
     assert!(parsed.epochs > 0 && parsed.batch > 0 && parsed.forward_calls > 0);
+    assert!(
+        matches!(parsed.device.as_str(), "cpu" | "cuda"),
+        "--device is cpu or cuda"
+    );
+    assert!(
+        matches!(parsed.precision.as_str(), "f32" | "bf16")
+            && (parsed.precision == "f32" || parsed.device == "cuda"),
+        "--precision is f32, or bf16 on cuda"
+    );
+    parsed.model.validate().expect("a model size");
     parsed
 }
 
@@ -229,7 +263,6 @@ fn main() {
         .sum();
     drop((inputs, targets));
 
-    let model = ModelConfig::default();
     let config = TrainConfig {
         epochs: 1 + args.epochs,
         batch_size: args.batch,
@@ -237,21 +270,17 @@ fn main() {
         seed: args.seed,
         ..TrainConfig::default()
     };
-    // (end of the epoch, its mean training loss, process CPU seconds then)
-    let mut marks: Vec<(Instant, f64, f64)> = Vec::with_capacity(config.epochs);
-    let started = Instant::now();
-    let trained = train_with::<Autodiff<Cpu>>(
-        &Default::default(),
-        &data,
-        &model,
-        &config,
-        RunOptions::default(),
-        |m: &EpochMetrics| {
-            marks.push((Instant::now(), m.train_loss, cpu_seconds()));
-            ControlFlow::Continue(())
-        },
-    )
-    .expect("training");
+    let (timing, trained) = match args.device.as_str() {
+        "cuda" => (on_cuda(&data, &args, &config), None),
+        _ => {
+            let cpu = Default::default();
+            let stepping = Stepping::HostShards;
+            let (timing, trained) =
+                timed::<Autodiff<Cpu>>(&cpu, &data, &args.model, &config, stepping);
+            (timing, Some(trained))
+        }
+    };
+    let Timing { marks, started } = timing;
     assert_eq!(marks.len(), config.epochs, "every epoch ran");
     let warmup_seconds = (marks[0].0 - started).as_secs_f64();
     let (first, last) = (marks[0], marks[marks.len() - 1]);
@@ -262,10 +291,35 @@ fn main() {
         .collect();
     let timed_windows = args.epochs * args.windows;
     let threads_training = threads();
+    let mut report = json!({
+        "backend": match args.device.as_str() {
+            "cuda" => format!("burn CUDA {} (Autodiff<Cuda> for training)", args.precision),
+            _ => "burn flex (Autodiff<Flex> for training)".to_owned(),
+        },
+        "model": args.model,
+        "windows": args.windows,
+        "epochs": args.epochs,
+        "batch_size": args.batch,
+        "warmup_seconds": warmup_seconds,
+        "train_seconds": train_seconds,
+        "epoch_seconds": epoch_seconds,
+        "windows_per_s": timed_windows as f64 / train_seconds,
+        "cpu_per_wall": (last.2 - first.2) / train_seconds,
+        "threads": threads_training,
+        "rayon_num_threads": std::env::var("RAYON_NUM_THREADS").ok(),
+        "first_train_loss": first.1,
+        "final_train_loss": last.1,
+        "targets_sum": targets_sum,
+        "targets_abs_sum": targets_abs_sum,
+        "first_window_sum": first_window_sum,
+    });
+    let Some(net) = trained else {
+        println!("{report}");
+        return;
+    };
+    report["params"] = json!(net.num_params());
 
     // Forecasts, one window a call, on the trained (inference) model.
-    let net = trained.model;
-    let params = net.num_params();
     let device = Default::default();
     let windows: Vec<Vec<f32>> = data.train[..FORWARD_WINDOWS.min(data.train.len())]
         .iter()
@@ -297,37 +351,67 @@ fn main() {
         forecast_sum += out.iter().map(|&v| f64::from(v)).sum::<f64>();
     }
     micros.sort_by(f64::total_cmp);
-    let online = tokio::runtime::Runtime::new()
-        .expect("a runtime")
-        .block_on(online_forecasts(&args));
-
-    let report = json!({
-        "backend": "burn flex (Autodiff<Flex> for training)",
-        "params": params,
-        "windows": args.windows,
-        "epochs": args.epochs,
-        "batch_size": args.batch,
-        "warmup_seconds": warmup_seconds,
-        "train_seconds": train_seconds,
-        "epoch_seconds": epoch_seconds,
-        "windows_per_s": timed_windows as f64 / train_seconds,
-        "cpu_per_wall": (last.2 - first.2) / train_seconds,
-        "threads": threads_training,
-        "rayon_num_threads": std::env::var("RAYON_NUM_THREADS").ok(),
-        "first_train_loss": first.1,
-        "final_train_loss": last.1,
-        "forward_calls": args.forward_calls,
-        "forward_p50_us": percentile(&micros, 0.50),
-        "forward_p99_us": percentile(&micros, 0.99),
-        "forward_mean_us": micros.iter().sum::<f64>() / micros.len() as f64,
-        "forecast_sum": forecast_sum,
-        "online_p50_us": percentile(&online, 0.50),
-        "online_p99_us": percentile(&online, 0.99),
-        "targets_sum": targets_sum,
-        "targets_abs_sum": targets_abs_sum,
-        "first_window_sum": first_window_sum,
-    });
+    report["forward_calls"] = json!(args.forward_calls);
+    report["forward_p50_us"] = json!(percentile(&micros, 0.50));
+    report["forward_p99_us"] = json!(percentile(&micros, 0.99));
+    report["forward_mean_us"] = json!(micros.iter().sum::<f64>() / micros.len() as f64);
+    report["forecast_sum"] = json!(forecast_sum);
+    if args.online {
+        let online = tokio::runtime::Runtime::new()
+            .expect("a runtime")
+            .block_on(online_forecasts(&args));
+        report["online_p50_us"] = json!(percentile(&online, 0.50));
+        report["online_p99_us"] = json!(percentile(&online, 0.99));
+    }
     println!("{report}");
+}
+
+/// When each epoch ended, its mean training loss and the process's CPU seconds then, and
+/// when training started.
+struct Timing {
+    marks: Vec<(Instant, f64, f64)>,
+    started: Instant,
+}
+
+/// Trains on backend `B`'s `device` as `config` says, timing every epoch.
+fn timed<B: AutodiffBackend>(
+    device: &B::Device,
+    data: &Dataset,
+    model: &ModelConfig,
+    config: &TrainConfig,
+    stepping: Stepping,
+) -> (Timing, SeriesTransformer<B::InnerBackend>) {
+    let mut marks: Vec<(Instant, f64, f64)> = Vec::with_capacity(config.epochs);
+    let started = Instant::now();
+    let options = RunOptions {
+        stepping,
+        ..RunOptions::default()
+    };
+    let trained = train_with::<B>(device, data, model, config, options, |m: &EpochMetrics| {
+        marks.push((Instant::now(), m.train_loss, cpu_seconds()));
+        ControlFlow::Continue(())
+    })
+    .expect("training");
+    (Timing { marks, started }, trained.model)
+}
+
+/// Trains on CUDA GPU 0 in `--precision`, the whole batch at once on the device.
+#[cfg(feature = "cuda")]
+fn on_cuda(data: &Dataset, args: &Args, config: &TrainConfig) -> Timing {
+    use burn::backend::Cuda;
+    let device = burn::backend::cuda::CudaDevice::new(0);
+    let (model, stepping) = (&args.model, Stepping::Device);
+    match args.precision.as_str() {
+        "bf16" => {
+            timed::<Autodiff<Cuda<burn::tensor::bf16>>>(&device, data, model, config, stepping).0
+        }
+        _ => timed::<Autodiff<Cuda>>(&device, data, model, config, stepping).0,
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn on_cuda(_: &Dataset, _: &Args, _: &TrainConfig) -> Timing {
+    panic!("--device cuda needs the bench built with `--features cuda`")
 }
 
 /// Microseconds of each timed real-time forecast of one entity (see the module's notes),

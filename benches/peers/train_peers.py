@@ -142,14 +142,16 @@ def burn_sinusoids(length: int, d_model: int, max_timescale: int) -> torch.Tenso
 
 
 class SeriesTransformer(nn.Module):
-    def __init__(self) -> None:
+    def __init__(
+        self, d_model: int = D_MODEL, heads: int = HEADS, layers: int = LAYERS, d_ff: int = D_FF
+    ) -> None:
         super().__init__()
-        self.input = nn.Linear(CHANNELS, D_MODEL)
-        self.register_buffer("sinusoids", burn_sinusoids(LENGTH, D_MODEL, MAX_TIMESCALE))
+        self.input = nn.Linear(CHANNELS, d_model)
+        self.register_buffer("sinusoids", burn_sinusoids(LENGTH, d_model, MAX_TIMESCALE))
         layer = nn.TransformerEncoderLayer(
-            D_MODEL,
-            HEADS,
-            dim_feedforward=D_FF,
+            d_model,
+            heads,
+            dim_feedforward=d_ff,
             dropout=DROPOUT,
             activation="gelu",
             layer_norm_eps=1e-5,
@@ -157,8 +159,8 @@ class SeriesTransformer(nn.Module):
             norm_first=True,
         )
         # No final norm (burn's encoder has none); nested tensors only serve padding masks.
-        self.encoder = nn.TransformerEncoder(layer, LAYERS, enable_nested_tensor=False)
-        self.head = nn.Linear(D_MODEL, HORIZON * CHANNELS)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d_model, HORIZON * CHANNELS)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         batch, length, _ = windows.shape

@@ -42,8 +42,8 @@ pub use series_trainer::{SeriesTrainer, TrainRequest};
 #[cfg(feature = "cuda")]
 pub use trainer::Cuda;
 pub use trainer::{
-    Cpu, EpochMetrics, RunOptions, Schedule, TrainConfig, Trained, Weights, train, train_on_cpu,
-    train_with,
+    Cpu, EpochMetrics, RunOptions, Schedule, Stepping, TrainConfig, Trained, Weights, train,
+    train_on_cpu, train_with,
 };
 pub use windows::{
     Dataset, FeatureShape, LabelEncoding, LatestWindows, Layout, ListFit, MAX_CLASSES, Normaliser,

@@ -155,16 +155,21 @@ impl<B: Backend> SeriesTransformer<B> {
     }
 }
 
-/// Where a training forward pass draws its dropout masks: a generator of its own, so that
-/// the shards of a batch run forward at once (burn's dropout draws from the backend's one
-/// generator per process, in whatever order the threads reach it) and a seed still means
-/// one run.
-pub(crate) struct Masks(StdRng);
+/// Where a training forward pass draws its dropout masks.
+pub(crate) enum Masks {
+    /// From a generator of its own, on the host: so that the shards of a batch run forward
+    /// at once on CPU threads (burn's dropout draws from the backend's one generator per
+    /// process, in whatever order the threads reach it) and a seed still means one run.
+    Host(Box<StdRng>),
+    /// From the backend's own generator, on its device (a GPU's: masks of a batch of
+    /// thousands of windows are not drawn on the host and copied over).
+    Backend,
+}
 
 impl Masks {
-    /// Masks drawn by `seed`.
-    pub(crate) fn new(seed: u64) -> Self {
-        Masks(StdRng::seed_from_u64(seed))
+    /// Masks drawn on the host by `seed`.
+    pub(crate) fn host(seed: u64) -> Self {
+        Masks::Host(Box::new(StdRng::seed_from_u64(seed)))
     }
 
     /// `x` with each value kept with probability `1 - dropout.prob` and scaled by its
@@ -174,6 +179,10 @@ impl Masks {
         dropout: &Dropout,
         x: Tensor<B, D>,
     ) -> Tensor<B, D> {
+        let rng = match self {
+            Masks::Backend => return dropout.forward(x),
+            Masks::Host(rng) => rng,
+        };
         if dropout.prob == 0.0 {
             return x;
         }
@@ -184,7 +193,7 @@ impl Masks {
         let shape = x.shape();
         let mask: Vec<f32> = (0..shape.num_elements())
             .map(|_| {
-                if u64::from(self.0.next_u32()) < threshold {
+                if u64::from(rng.next_u32()) < threshold {
                     scale
                 } else {
                     0.0
@@ -334,7 +343,7 @@ mod tests {
         let device = Default::default();
         let dropout = Dropout { prob: 0.3 };
         let ones = Tensor::<Cpu, 2>::ones([100, 1000], &device);
-        let masked = Masks::new(9).apply(&dropout, ones);
+        let masked = Masks::host(9).apply(&dropout, ones);
         let values = masked.into_data().to_vec::<f32>().expect("floats");
         let dropped = values.iter().filter(|v| **v == 0.0).count() as f64 / 1e5;
         assert!((dropped - 0.3).abs() < 0.01, "{dropped} dropped");
@@ -354,7 +363,7 @@ mod tests {
         let model = SeriesTransformer::<Cpu>::new(&config, shapes, &device).expect("a model");
         let windows = Tensor::<Cpu, 3>::random([4, 8, 3], Distribution::Normal(0.0, 1.0), &device);
         let run = |seed| {
-            let out = model.forward_training(windows.clone(), &mut Masks::new(seed));
+            let out = model.forward_training(windows.clone(), &mut Masks::host(seed));
             out.into_data().to_vec::<f32>().expect("floats")
         };
         let plain = model

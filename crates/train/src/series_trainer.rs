@@ -17,7 +17,7 @@ use trainstore_core::{Error, ModelArtifact, Progress, Result, Trainer, TrainingR
 use crate::checkpoint::Checkpoints;
 use crate::model::ModelConfig;
 use crate::registry::{ModelCard, ModelLineage};
-use crate::trainer::{RunOptions, TrainConfig, Trained, Weights, train_with};
+use crate::trainer::{RunOptions, Stepping, TrainConfig, Trained, Weights, train_with};
 use crate::windows::{Dataset, Layout, SplitSpec, WindowRows, WindowSpec};
 
 /// What to train: which columns make the windows, how they are cut and split, the model's
@@ -173,10 +173,16 @@ impl SeriesTrainer {
         let weights = run.base.as_ref().map(|(_, a)| Weights(a.weights.to_vec()));
         let checkpoints = request.checkpoints.as_ref().map(Checkpoints::new);
         let checkpoints = checkpoints.transpose()?;
+        let stepping = match self.device {
+            Device::Cpu => Stepping::HostShards,
+            #[cfg(feature = "cuda")]
+            Device::Cuda(_) => Stepping::Device,
+        };
         let options = RunOptions {
             checkpoints: checkpoints.as_ref(),
             base: weights.as_ref(),
             progress: run.progress.as_deref().map(|p| p as &dyn Progress),
+            stepping,
         };
         let lineage = ModelLineage {
             training_sets,

@@ -144,6 +144,20 @@ pub struct RunOptions<'a> {
     pub base: Option<&'a Weights>,
     /// Told of every epoch (one unit per batch).
     pub progress: Option<&'a dyn Progress>,
+    /// How each batch runs forward and backward.
+    pub stepping: Stepping,
+}
+
+/// How a batch runs forward and backward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stepping {
+    /// Cut into two shards run at once on two threads, dropout masks drawn on the host by a
+    /// generator per shard: the CPU's way, the same model from a seed on every machine.
+    #[default]
+    HostShards,
+    /// Whole, on the backend's device, dropout masks drawn by the backend's generator: a
+    /// GPU's way (one kernel launch for thousands of windows; masks never cross the bus).
+    Device,
 }
 
 impl std::fmt::Debug for RunOptions<'_> {
@@ -152,6 +166,7 @@ impl std::fmt::Debug for RunOptions<'_> {
             .field("checkpoints", &self.checkpoints)
             .field("base", &self.base.map(|w| w.0.len()))
             .field("progress", &self.progress.is_some())
+            .field("stepping", &self.stepping)
             .finish()
     }
 }
@@ -228,7 +243,10 @@ pub fn train_with<B: AutodiffBackend>(
         for (i, starts) in order.chunks(config.batch_size).enumerate() {
             let step = (epoch - 1) * batches + i;
             let masks = mix(epoch_seed, i as u64);
-            let (batch_loss, grads) = gradients(&learner, dataset, starts, masks, device);
+            let (batch_loss, grads) = match options.stepping {
+                Stepping::HostShards => gradients(&learner, dataset, starts, masks, device),
+                Stepping::Device => whole_batch_gradients(&learner, dataset, starts, device),
+            };
             total += batch_loss * starts.len() as f64;
             let rate = (config.schedule).rate(config.learning_rate, step, config.epochs * batches);
             learner = optimizer.step(rate, learner, grads);
@@ -292,7 +310,7 @@ fn gradients<B: AutodiffBackend>(
         let handles: Vec<_> = (starts.chunks(shard_len).enumerate())
             .map(|(i, shard)| {
                 let replica = learner.clone().fork(device);
-                let mut masks = Masks::new(mix(seed, i as u64));
+                let mut masks = Masks::host(mix(seed, i as u64));
                 scope.spawn(move || {
                     let (inputs, targets) = batch::<B>(dataset, shard, device);
                     let outputs = replica.forward_training(inputs, &mut masks);
@@ -319,6 +337,24 @@ fn gradients<B: AutodiffBackend>(
         accumulated.accumulate(learner, grads);
     }
     (mean, accumulated.grads())
+}
+
+/// The mean loss of `learner` over the windows at `starts`, and its gradients, in one pass on
+/// the backend's device, dropout masks drawn by the backend.
+fn whole_batch_gradients<B: AutodiffBackend>(
+    learner: &SeriesTransformer<B>,
+    dataset: &Dataset,
+    starts: &[usize],
+    device: &B::Device,
+) -> (f64, GradientsParams) {
+    let (inputs, targets) = batch::<B>(dataset, starts, device);
+    let outputs = learner.forward_training(inputs, &mut Masks::Backend);
+    let batch_loss = loss(dataset, outputs, targets);
+    let value = batch_loss.clone().into_scalar().elem::<f64>();
+    (
+        value,
+        GradientsParams::from_grads(batch_loss.backward(), learner),
+    )
 }
 
 /// A seed of its own for part `part` of what `seed` draws (SplitMix64's finaliser over both:

@@ -11,8 +11,7 @@ fn cpu() -> burn::tensor::Device<Learning> {
 fn run_in(checkpoints: &Checkpoints) -> RunOptions<'_> {
     RunOptions {
         checkpoints: Some(checkpoints),
-        base: None,
-        progress: None,
+        ..RunOptions::default()
     }
 }
 
@@ -364,4 +363,37 @@ fn a_batch_cut_into_shards_has_the_gradients_of_the_whole_batch() {
         .map(|(x, y)| (x - y).abs())
         .fold(0f32, f32::max);
     assert!(worst < 1e-4, "forecasts differ by up to {worst}");
+}
+
+#[test]
+fn a_whole_batch_on_the_device_learns_as_the_shards_do() {
+    let data = sine_waves(240);
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 16,
+        learning_rate: 3e-3,
+        seed: 7,
+        ..TrainConfig::default()
+    };
+    let model = ModelConfig {
+        dropout: 0.1,
+        ..small()
+    };
+    let go = |_: &EpochMetrics| ControlFlow::Continue(());
+    let device = RunOptions {
+        stepping: Stepping::Device,
+        ..RunOptions::default()
+    };
+    let whole =
+        train_with::<Learning>(&cpu(), &data, &model, &config, device, go).expect("trained");
+    let shards = train(&data, &model, &config).expect("trained");
+    let last = |t: &Trained| t.epochs[2].validation_loss.expect("validation windows");
+    // Both learn the wave (a mean forecast scores about 1); their dropout masks differ.
+    assert!(
+        last(&whole) < 0.1 && last(&shards) < 0.1,
+        "{:?} / {:?}",
+        whole.epochs,
+        shards.epochs
+    );
+    assert_ne!(whole.epochs, shards.epochs);
 }
