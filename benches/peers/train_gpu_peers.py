@@ -5,8 +5,10 @@ backend), at batch 2048, for a small and a medium model, in fp32 and bf16.
 The binary is built where the Rust toolchain is, with the CUDA backend compiled in (no GPU
 needed to build), and copied beside the repository on the GPU machine:
 
-    scripts/gpu-bench-build                                      # -> target/gpu/training
-    python3 benches/peers/train_gpu_peers.py --rust-binary target/gpu/training
+    scripts/gpu-bench-build                                  # -> target/gpu/training.xz
+    python3 benches/peers/train_gpu_peers.py --rust-binary target/gpu/training.xz
+
+(A binary ending in `.xz` is decompressed into a temporary directory first.)
 
 The data and the model are `train_peers.py`'s (the same sines, windows of 64 steps of 12
 channels, forecasting all 12 one step ahead; Linear -> sinusoidal positions -> pre-norm
@@ -30,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import lzma
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -118,8 +122,14 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the figures there")
     args = parser.parse_args()
-    if not Path(args.rust_binary).is_file():
-        raise SystemExit(f"{args.rust_binary}: no such bench binary (see scripts/gpu-bench-build)")
+    binary = Path(args.rust_binary)
+    if not binary.is_file():
+        raise SystemExit(f"{binary}: no such bench binary (see scripts/gpu-bench-build)")
+    if binary.suffix == ".xz":
+        unpacked = Path(tempfile.mkdtemp()) / binary.stem
+        unpacked.write_bytes(lzma.decompress(binary.read_bytes()))
+        unpacked.chmod(0o755)
+        args.rust_binary = str(unpacked)
     if not torch.cuda.is_available():
         raise SystemExit("PyTorch sees no CUDA device")
 

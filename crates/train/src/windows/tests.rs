@@ -162,27 +162,26 @@ fn rows_pushed_batch_by_batch_cut_as_one_batch_does() {
 
 #[test]
 fn a_batch_without_a_layout_column_is_refused_naming_it() {
-    let two = layout(&["entity"], "time", &[scalar("x"), scalar("missing")]);
-    let mut gathered = WindowRows::new(&two).expect("a layout");
-    let text = gathered
-        .push(&rows(&[("a", 0, Some(1.0), None)]))
-        .expect_err("no column `missing`")
-        .to_string();
-    assert!(
-        text.contains("missing") && text.contains("entity, time, x, spectrum"),
-        "{text}"
+    // One row whose `spectrum` holds a list, gathered for `features`: refused, saying `says`.
+    let refused = |features: &[WindowFeature], says: &[&str]| {
+        let mut gathered =
+            WindowRows::new(&layout(&["entity"], "time", features)).expect("a layout");
+        let text = gathered
+            .push(&rows(&[("a", 0, Some(1.0), None)]))
+            .expect_err("refused")
+            .to_string();
+        assert!(says.iter().all(|s| text.contains(s)), "{text}");
+        assert!(gathered.is_empty(), "a refused batch adds no row");
+        gathered
+    };
+    refused(
+        &[scalar("x"), scalar("missing")],
+        &["missing", "entity, time, x, spectrum"],
     );
-    assert!(gathered.is_empty(), "a refused batch adds no row");
     // A batch refused half-way through its features leaves no channel behind either.
-    let x_then_y = layout(&["entity"], "time", &[scalar("x"), scalar("spectrum")]);
-    let mut gathered = WindowRows::new(&x_then_y).expect("a layout");
-    let text = gathered
-        .push(&rows(&[("a", 0, Some(1.0), None)]))
-        .expect_err("`spectrum` holds lists")
-        .to_string();
-    assert!(
-        text.contains("spectrum") && text.contains("not numbers"),
-        "{text}"
+    let mut gathered = refused(
+        &[scalar("x"), scalar("spectrum")],
+        &["spectrum", "not numbers"],
     );
     // The same rows with numbers in `spectrum` then cut as if the refused batch never came.
     let data: Vec<_> = (0..6).map(|t| ("a", t, Some(t as f64), None)).collect();
