@@ -22,7 +22,10 @@ its loss read back (as trainstore's trainer does); bf16 runs under `torch.autoca
 `--device cuda --precision f32|bf16`, the whole batch on the device. The warm-up epoch is
 reported beside the timed ones: on burn's CUDA backend it is when each shape's kernels are
 compiled (NVRTC) and autotuned, the first use's cost; the bench binary runs under --timeout
-seconds, and a run that gives no result in that time is reported as such.
+seconds, and a run that gives no result in that time is reported as such. It runs in
+`target/gpu/`, beside a `cubecl.toml` that keeps compiled kernels (PTX) under the repository's
+`target/` as CubeCL keeps autotune results there by default: run the script again on the same
+machine and the first epoch shows what a warm cache leaves of that cost.
 
 The bar: burn's CUDA training throughput >= 0.8x PyTorch's in the steady state (the timed
 epochs). The figures go to stdout, and with --json PATH to a file.
@@ -42,13 +45,24 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from train_peers import ADAM_EPSILON, LEARNING_RATE, SeriesTransformer, params, series, windows_of
+from train_peers import (
+    ADAM_EPSILON,
+    LEARNING_RATE,
+    REPO,
+    SeriesTransformer,
+    params,
+    series,
+    windows_of,
+)
 
 SIZES = {
     "small": {"d_model": 64, "heads": 4, "layers": 2, "d_ff": 128},
     "medium": {"d_model": 256, "heads": 8, "layers": 4, "d_ff": 1024},
 }
-PRECISIONS = ("f32", "bf16")
+# Where the bench runs: CubeCL reads `cubecl.toml` from its working directory (or a parent),
+# and caches under the `target/` of the Cargo project it is in.
+BENCH_DIR = REPO / "target" / "gpu"
+CUBECL_TOML = '[compilation]\ncache = "target"\n'
 
 
 def pytorch_side(
@@ -95,9 +109,13 @@ def trainstore_side(size: dict[str, int], precision: str, args: Any) -> dict[str
         *("--d-model", str(size["d_model"]), "--heads", str(size["heads"])),
         *("--layers", str(size["layers"]), "--d-ff", str(size["d_ff"])),
     ]
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    (BENCH_DIR / "cubecl.toml").write_text(CUBECL_TOML)
     began = time.perf_counter()
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+        done = subprocess.run(
+            command, cwd=BENCH_DIR, capture_output=True, text=True, timeout=args.timeout
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"no result within {args.timeout} s"}
     if done.returncode != 0:
