@@ -45,6 +45,14 @@ fn scalar(name: &str) -> WindowFeature {
     }
 }
 
+/// The list feature `spectrum` as `len` channels fitted by `fit`.
+fn spectrum(len: usize, fit: ListFit) -> WindowFeature {
+    WindowFeature {
+        name: "spectrum".into(),
+        shape: FeatureShape::List { len, fit },
+    }
+}
+
 fn spec(length: usize, stride: usize, horizon: usize) -> WindowSpec {
     WindowSpec {
         length,
@@ -113,16 +121,7 @@ fn rows_pushed_batch_by_batch_cut_as_one_batch_does() {
         }
     }
     data.sort_by_key(|r| (r.1 * 7919 + r.2.map_or(0, |x| (x * 1e3) as i64)) % 97);
-    let features = [
-        scalar("x"),
-        WindowFeature {
-            name: "spectrum".into(),
-            shape: FeatureShape::List {
-                len: 2,
-                fit: ListFit::MeanPool,
-            },
-        },
-    ];
+    let features = [scalar("x"), spectrum(2, ListFit::MeanPool)];
     let layout = layout(&["entity"], "time", &features);
     let split = SplitSpec {
         validation: 0.2,
@@ -246,16 +245,7 @@ fn a_list_feature_gives_its_channels_and_missing_values_read_as_the_mean() {
         ("a", 1, None, Some(vec![Some(3.0)])),
         ("a", 2, Some(3.0), None),
     ];
-    let features = [
-        scalar("x"),
-        WindowFeature {
-            name: "spectrum".into(),
-            shape: FeatureShape::List {
-                len: 2,
-                fit: ListFit::TruncateOrPad,
-            },
-        },
-    ];
+    let features = [scalar("x"), spectrum(2, ListFit::TruncateOrPad)];
     let set = build(&rows(&data), &features, spec(3, 1, 0)).expect("windows");
     assert_eq!((set.channels(), set.target_shape().1), (3, 1));
     assert_eq!(set.normaliser.mean, vec![2.0, 2.0, 3.0]);
