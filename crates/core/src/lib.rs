@@ -46,8 +46,9 @@ pub use ids::{DatasetName, Namespace, TagName, UserName, Version};
 pub use progress::{NoProgress, Operation, Progress, ProgressRef};
 pub use snapshot::{FeatureField, FeatureKind, SnapshotSchema};
 pub use source::{
-    AsOfScan, AsOfWindows, DataSource, DataSourceRef, Filter, MemorySource, ParseCounts, Predicate,
-    RecordBatchStream, Scalar, ScanRequest, apply_filters, repeated_column,
+    AsOfScan, AsOfWindows, DataSource, DataSourceRef, Filter, MemorySource, POSITION_COLUMN,
+    ParseCounts, PositionedScan, Predicate, RecordBatchStream, Scalar, ScanRequest, apply_filters,
+    repeated_column,
 };
 pub use source_spec::{
     OpenContext, SourceFactories, SourceFactory, SourceFactoryRef, SourceKind, SourceSpec,

@@ -69,6 +69,34 @@ pub trait DataSource: Send + Sync + fmt::Debug {
     fn as_of(&self) -> Option<&dyn AsOfScan> {
         None
     }
+
+    /// Scans by row position, for a source whose rows keep their places between scans
+    /// (files); `None` for one whose rows come in no fixed order (a database).
+    fn positioned(&self) -> Option<&dyn PositionedScan> {
+        None
+    }
+}
+
+/// The name of the column [`PositionedScan::scan_with_positions`] adds.
+pub const POSITION_COLUMN: &str = "__position";
+
+/// A source whose rows have fixed positions, so that a wide read can skip every row a narrow
+/// first scan did not pick: the scanned point-in-time join reads keys and times, finds the
+/// winners, then decodes the features of the winners' rows alone.
+#[async_trait]
+pub trait PositionedScan: Send + Sync {
+    /// The rows of [`DataSource::scan`], in the source's order, with one more column at the
+    /// end, [`POSITION_COLUMN`] (`UInt64`): each row's position in the source.
+    async fn scan_with_positions(&self, request: &ScanRequest) -> Result<RecordBatchStream>;
+
+    /// Of the rows `request` selects, those at `positions` (ascending, distinct; a position
+    /// past the end selects nothing), in the source's order, as [`DataSource::scan`] returns
+    /// them.
+    async fn scan_positions(
+        &self,
+        request: &ScanRequest,
+        positions: &[u64],
+    ) -> Result<RecordBatchStream>;
 }
 
 /// A source that answers a point-in-time join itself: of the rows a scan would return, only

@@ -6,6 +6,10 @@
 //! per core, yet batches come out in file and row order (callers such as the point-in-time
 //! join break ties by source order): each row group streams into its own small buffer, drained
 //! in turn, so memory is bounded by the cores and the buffer, never by the file.
+//!
+//! Rows have fixed positions (files in order, rows in file order), so the source is a
+//! [`PositionedScan`]: a second scan decodes only the rows a first one picked, skipping the
+//! rest of each page without assembling it.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
@@ -13,18 +17,21 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use futures::StreamExt;
 use object_store::path::Path;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection, RowSelectionPolicy,
+    RowSelector,
+};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use tokio::sync::mpsc;
 use trainstore_core::{
-    DataSource, Error, Filter, MountTable, ObjectStoreRef, RecordBatchStream, Result, Scalar,
-    ScanRequest, StorageOptions, apply_filters, local_dir,
+    DataSource, Error, Filter, MountTable, ObjectStoreRef, POSITION_COLUMN, PositionedScan,
+    RecordBatchStream, Result, Scalar, ScanRequest, StorageOptions, apply_filters, local_dir,
 };
 
 use crate::file::{FileFormat, StoreReader, list_files, parquet_error, require_distinct_columns};
@@ -138,6 +145,7 @@ impl ParquetSource {
     /// Each file's row groups, in order, with the file's metadata read once.
     async fn row_groups(&self) -> Result<Vec<RowGroup>> {
         let mut units = Vec::new();
+        let mut first = 0u64;
         for (path, size) in self.files.iter() {
             let mut reader = StoreReader {
                 store: self.store.clone(),
@@ -160,6 +168,7 @@ impl ParquetSource {
             }
             let local = local_dir(&self.url).map(|dir| dir.join(path.as_ref()));
             for index in 0..metadata.metadata().num_row_groups() {
+                let rows = metadata.metadata().row_group(index).num_rows() as u64;
                 units.push(RowGroup {
                     local: local.clone(),
                     reader: StoreReader {
@@ -169,7 +178,10 @@ impl ParquetSource {
                     },
                     metadata: metadata.clone(),
                     index,
+                    first,
+                    rows,
                 });
+                first += rows;
             }
         }
         Ok(units)
@@ -183,6 +195,9 @@ struct RowGroup {
     reader: StoreReader,
     metadata: ArrowReaderMetadata,
     index: usize,
+    /// The position of its first row in the source.
+    first: u64,
+    rows: u64,
 }
 
 impl RowGroup {
@@ -193,12 +208,28 @@ impl RowGroup {
         job: Arc<Job>,
         tx: mpsc::Sender<Result<RecordBatch>>,
     ) {
+        let span = Span {
+            first: self.first,
+            rows: self.rows,
+        };
+        let selection = match job.rows.selection(span) {
+            Selection::Nothing => return,
+            Selection::All => None,
+            Selection::Rows(selection) => Some(selection),
+        };
         if let Some(file) = self.local {
-            let metadata = self.metadata;
-            let index = self.index;
+            let (metadata, index) = (self.metadata, self.index);
             // Blocking on purpose: see `read_local`.
             let _ = tokio::task::spawn_blocking(move || {
-                if let Err(e) = read_local(&file, metadata, index, &columns, &job, &tx) {
+                let read = read_local(
+                    &file,
+                    metadata,
+                    (index, span, selection),
+                    &columns,
+                    &job,
+                    &tx,
+                );
+                if let Err(e) = read {
                     let _ = tx.blocking_send(Err(e));
                 }
             })
@@ -210,15 +241,20 @@ impl RowGroup {
             let builder =
                 ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader, self.metadata);
             let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
-            let mut stream = builder
+            let mut builder = builder
                 .with_projection(mask)
                 .with_row_groups(vec![self.index])
-                .with_batch_size(BATCH_ROWS)
-                .build()
-                .map_err(|e| parquet_error(&path, e))?;
+                .with_batch_size(BATCH_ROWS);
+            if let Some(selection) = selection {
+                builder = builder
+                    .with_row_selection(selection)
+                    .with_row_selection_policy(RowSelectionPolicy::Selectors);
+            }
+            let mut stream = builder.build().map_err(|e| parquet_error(&path, e))?;
+            let mut next = span.first;
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|e| parquet_error(&path, e))?;
-                let batch = job.apply(&batch)?;
+                let batch = job.apply(batch, &mut next)?;
                 if batch.num_rows() > 0 && tx.send(Ok(batch)).await.is_err() {
                     break;
                 }
@@ -240,7 +276,7 @@ impl RowGroup {
 fn read_local(
     file: &std::path::Path,
     metadata: ArrowReaderMetadata,
-    index: usize,
+    (index, span, selection): (usize, Span, Option<RowSelection>),
     columns: &[usize],
     job: &Job,
     tx: &mpsc::Sender<Result<RecordBatch>>,
@@ -252,15 +288,20 @@ fn read_local(
     })?;
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, metadata);
     let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
-    let reader = builder
+    let mut builder = builder
         .with_projection(mask)
         .with_row_groups(vec![index])
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(|e| parquet_error(&shown, e))?;
+        .with_batch_size(BATCH_ROWS);
+    if let Some(selection) = selection {
+        builder = builder
+            .with_row_selection(selection)
+            .with_row_selection_policy(RowSelectionPolicy::Selectors);
+    }
+    let reader = builder.build().map_err(|e| parquet_error(&shown, e))?;
+    let mut next = span.first;
     for batch in reader {
         let batch = batch.map_err(|e| parquet_error(&shown, e.into()))?;
-        let batch = job.apply(&batch)?;
+        let batch = job.apply(batch, &mut next)?;
         if batch.num_rows() > 0 && tx.blocking_send(Ok(batch)).is_err() {
             break;
         }
@@ -269,15 +310,93 @@ fn read_local(
 }
 
 /// What a scan does to each decoded batch: filter, then pick the output columns (indices into
-/// the decoded columns).
+/// the decoded columns, where the positions, when asked for, follow the decoded columns).
 struct Job {
     filters: Vec<Filter>,
     output: Vec<usize>,
+    rows: RowChoice,
 }
 
 impl Job {
-    fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        Ok(apply_filters(batch, &self.filters)?.project(&self.output)?)
+    /// `batch` filtered and projected; `next` is the position of its first row, moved past
+    /// it (only a scan that decodes every row needs it).
+    fn apply(&self, batch: RecordBatch, next: &mut u64) -> Result<RecordBatch> {
+        let batch = match self.rows {
+            RowChoice::AllWithPositions => {
+                let n = batch.num_rows() as u64;
+                let positions: ArrayRef = Arc::new(UInt64Array::from_iter_values(*next..*next + n));
+                *next += n;
+                let mut fields = batch.schema().fields().to_vec();
+                fields.push(Arc::new(Field::new(
+                    POSITION_COLUMN,
+                    DataType::UInt64,
+                    false,
+                )));
+                let mut columns = batch.columns().to_vec();
+                columns.push(positions);
+                RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?
+            }
+            _ => batch,
+        };
+        Ok(apply_filters(&batch, &self.filters)?.project(&self.output)?)
+    }
+}
+
+/// Which of the source's rows a scan decodes.
+enum RowChoice {
+    All,
+    /// Every row, each with its position.
+    AllWithPositions,
+    /// The rows at these positions (ascending, distinct).
+    Picked(Vec<u64>),
+}
+
+/// The rows of a row group: positions `first..first + rows`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    first: u64,
+    rows: u64,
+}
+
+/// What to decode of a row group.
+enum Selection {
+    Nothing,
+    All,
+    Rows(RowSelection),
+}
+
+impl RowChoice {
+    fn selection(&self, span: Span) -> Selection {
+        let RowChoice::Picked(positions) = self else {
+            return Selection::All;
+        };
+        let end = span.first + span.rows;
+        let picked = &positions[positions.partition_point(|&p| p < span.first)..];
+        let picked = &picked[..picked.partition_point(|&p| p < end)];
+        if picked.is_empty() {
+            return Selection::Nothing;
+        }
+        // Runs of picked rows, each after the run of rows skipped before it; the rows after
+        // the last pick are never read.
+        let mut selectors = Vec::new();
+        let mut next = span.first;
+        for &p in picked {
+            let skipped = (p - next) as usize;
+            match selectors.last_mut() {
+                Some(RowSelector {
+                    row_count,
+                    skip: false,
+                }) if skipped == 0 => *row_count += 1,
+                _ => {
+                    if skipped > 0 {
+                        selectors.push(RowSelector::skip(skipped));
+                    }
+                    selectors.push(RowSelector::select(1));
+                }
+            }
+            next = p + 1;
+        }
+        Selection::Rows(RowSelection::from(selectors))
     }
 }
 
@@ -292,6 +411,41 @@ impl DataSource for ParquetSource {
     }
 
     async fn scan(&self, request: &ScanRequest) -> Result<RecordBatchStream> {
+        self.scan_rows(request, RowChoice::All).await
+    }
+
+    fn positioned(&self) -> Option<&dyn PositionedScan> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl PositionedScan for ParquetSource {
+    async fn scan_with_positions(&self, request: &ScanRequest) -> Result<RecordBatchStream> {
+        self.scan_rows(request, RowChoice::AllWithPositions).await
+    }
+
+    async fn scan_positions(
+        &self,
+        request: &ScanRequest,
+        positions: &[u64],
+    ) -> Result<RecordBatchStream> {
+        if let Some(at) = positions.windows(2).position(|w| w[0] >= w[1]) {
+            return Err(Error::invalid(
+                "row positions",
+                positions[at + 1].to_string(),
+                format!("follows {}: positions must ascend", positions[at]),
+            ));
+        }
+        self.scan_rows(request, RowChoice::Picked(positions.to_vec()))
+            .await
+    }
+}
+
+impl ParquetSource {
+    /// The rows of `request` that `rows` chooses, row groups decoded in parallel and handed
+    /// out in order.
+    async fn scan_rows(&self, request: &ScanRequest, rows: RowChoice) -> Result<RecordBatchStream> {
         let mut filters = request.filters.clone();
         if let Some(range) = &request.time_range {
             let column = self
@@ -321,9 +475,14 @@ impl DataSource for ParquetSource {
         }
         let decoded: Vec<usize> = decoded.into_iter().collect();
         let position = |i: usize| decoded.binary_search(&i).expect("decoded");
+        let mut output: Vec<usize> = wanted.iter().map(|&i| position(i)).collect();
+        if let RowChoice::AllWithPositions = rows {
+            output.push(decoded.len());
+        }
         let job = Job {
             filters,
-            output: wanted.iter().map(|&i| position(i)).collect(),
+            output,
+            rows,
         };
         let units = self.row_groups().await?;
         let (columns, job) = (Arc::new(decoded), Arc::new(job));

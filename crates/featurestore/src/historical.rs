@@ -19,9 +19,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, Field as ArrowField, Schema};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema, UInt64Type};
 use futures::StreamExt;
 use trainstore_core::{
     AsOfScan, AsOfWindows, DataSourceRef, Error, NoProgress, Operation, Progress, ProgressRef,
@@ -551,19 +551,40 @@ async fn join_view(
     match &v.source {
         JoinSource::Offline(source) => {
             let stream = source.scan(&request).await?;
+            let stream = (stream, Positions::Untold);
             let join = feed(v, &index, joined(Retention::KeepAll), stream, progress).await?;
             join.into_winners()
         }
         JoinSource::Scan(source) => {
             let times_only = v.selection.times_request(time_range);
             let first = AsOfJoin::new(&index, ttl_ns, Vec::new(), Retention::KeepAll);
+            if let Some(positioned) = source.positioned() {
+                // The first pass reads every row's keys and times, and where it lies; the
+                // second decodes the features of the winners' rows alone.
+                let times_only = positioned.scan_with_positions(&times_only).await?;
+                let first = feed(v, &index, first, (times_only, Positions::Last), progress).await?;
+                let last = first.into_final();
+                let picked = positioned
+                    .scan_positions(&request, last.positions().unwrap_or_default())
+                    .await?;
+                let second = joined(Retention::FinalOnly(last));
+                return feed(v, &index, second, (picked, Positions::Untold), &NoProgress)
+                    .await?
+                    .into_winners();
+            }
             // The first pass reads keys and times only: its rows are not counted twice.
             let times_only = source.scan(&times_only).await?;
-            let first = feed(v, &index, first, times_only, &NoProgress).await?;
+            let first = feed(
+                v,
+                &index,
+                first,
+                (times_only, Positions::Untold),
+                &NoProgress,
+            )
+            .await?;
             let second = joined(Retention::FinalOnly(first.into_final()));
-            feed(v, &index, second, source.scan(&request).await?, progress)
-                .await?
-                .into_winners()
+            let all = (source.scan(&request).await?, Positions::Untold);
+            feed(v, &index, second, all, progress).await?.into_winners()
         }
         JoinSource::Pushdown(source) => {
             let Some(doris) = source.as_of() else {
@@ -576,6 +597,7 @@ async fn join_view(
                 });
             };
             let stream = pushdown(v, doris, &request, &index, &compared, ttl_ns).await?;
+            let stream = (stream, Positions::Untold);
             feed(v, &index, joined(STREAM_BUDGET), stream, progress)
                 .await?
                 .into_winners()
@@ -583,17 +605,33 @@ async fn join_view(
     }
 }
 
+/// Whether a stream's batches end with each row's position in the source.
+#[derive(Clone, Copy)]
+enum Positions {
+    Last,
+    Untold,
+}
+
 /// Streams `stream` (batches of one of the selection's requests) through `join`.
 async fn feed<'a>(
     v: &ViewRequest,
     index: &EntityIndex,
     mut join: AsOfJoin<'a>,
-    mut stream: RecordBatchStream,
+    (mut stream, told): (RecordBatchStream, Positions),
     progress: &dyn Progress,
 ) -> Result<AsOfJoin<'a>> {
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
+        let mut batch = batch?;
         progress.advance(batch.num_rows() as u64);
+        let positions = match told {
+            Positions::Last => {
+                let last = batch.num_columns() - 1;
+                let positions = batch.column(last).as_primitive::<UInt64Type>().clone();
+                batch.remove_column(last);
+                Some(positions)
+            }
+            Positions::Untold => None,
+        };
         let parts = v.selection.split(&batch)?;
         let keys = align_keys(parts.keys.to_vec(), index.key_types())?;
         join.push(&SourceBatch {
@@ -601,6 +639,7 @@ async fn feed<'a>(
             times: &parts.event,
             created: parts.created.as_ref(),
             features: parts.features,
+            positions: positions.as_ref(),
         })?;
     }
     Ok(join)

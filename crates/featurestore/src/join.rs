@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array, new_null_array};
+use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array, UInt64Array, new_null_array};
 use arrow::compute::{cast, interleave, partition, take};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::row::{RowConverter, Rows, SortField};
@@ -201,6 +201,7 @@ impl EntityIndex {
 }
 
 /// A source batch as the join reads it.
+#[derive(Clone, Copy)]
 pub(crate) struct SourceBatch<'a> {
     /// The join-key columns, of the entity rows' key types.
     pub keys: &'a [ArrayRef],
@@ -210,6 +211,9 @@ pub(crate) struct SourceBatch<'a> {
     pub created: Option<&'a Int64Array>,
     /// The requested feature columns.
     pub features: &'a [ArrayRef],
+    /// Each row's position in the source, when the source tells it: a first pass then
+    /// records the winners' positions, for a second pass that reads only those rows.
+    pub positions: Option<&'a UInt64Array>,
 }
 
 /// The running as-of join of one view: feed source batches in source order, then finish.
@@ -234,6 +238,8 @@ pub(crate) struct AsOfJoin<'a> {
     retention: Retention,
     /// Slots won in the batch being taken in, with [`Retention::FinalOnly`].
     won: Vec<u32>,
+    /// Each slot's winner's position in the source, once a batch has told positions.
+    best_position: Vec<u64>,
 }
 
 /// How much of the source the join may keep.
@@ -256,6 +262,16 @@ pub(crate) struct FinalWinners {
     time: Vec<i64>,
     created: Vec<i64>,
     found: Vec<bool>,
+    /// The winners' positions in the source, ascending, each once; `None` when the source
+    /// did not tell positions.
+    positions: Option<Vec<u64>>,
+}
+
+impl FinalWinners {
+    /// Where the winning rows lie in the source, when the first pass was told.
+    pub(crate) fn positions(&self) -> Option<&[u64]> {
+        self.positions.as_deref()
+    }
 }
 
 /// The budget for streamed sources.
@@ -283,6 +299,7 @@ impl<'a> AsOfJoin<'a> {
             compacted_bytes: 0,
             retention,
             won: Vec::new(),
+            best_position: Vec::new(),
         }
     }
 
@@ -292,6 +309,9 @@ impl<'a> AsOfJoin<'a> {
         let len = batch.times.len();
         if len == 0 || index.slots() == 0 {
             return Ok(());
+        }
+        if batch.positions.is_some() && self.best_position.is_empty() {
+            self.best_position = vec![0; index.slots()];
         }
         let chunk = self.chunks.len() as u32;
         let times = batch.times.values();
@@ -413,6 +433,9 @@ impl<'a> AsOfJoin<'a> {
             self.best_created[slot] = created;
             self.best_chunk[slot] = chunk;
             self.best_row[slot] = row as u32;
+            if let Some(positions) = batch.positions {
+                self.best_position[slot] = positions.value(row);
+            }
         }
         beats
     }
@@ -452,10 +475,21 @@ impl<'a> AsOfJoin<'a> {
 
     /// What this pass found, for a second pass that keeps only the final winners' rows.
     pub(crate) fn into_final(self) -> FinalWinners {
+        let found: Vec<bool> = self.best_chunk.iter().map(|&c| c != NONE).collect();
+        let positions = (!self.best_position.is_empty()).then(|| {
+            let mut won: Vec<u64> = (0..found.len())
+                .filter(|&s| found[s])
+                .map(|s| self.best_position[s])
+                .collect();
+            won.sort_unstable();
+            won.dedup();
+            won
+        });
         FinalWinners {
-            found: self.best_chunk.iter().map(|&c| c != NONE).collect(),
+            found,
             time: self.best_time,
             created: self.best_created,
+            positions,
         }
     }
 
@@ -728,8 +762,44 @@ mod tests {
             let last = Retention::FinalOnly(first.into_final());
             let second = AsOfJoin::new(&index, ttl, vec![DataType::Float64], last);
             let two_pass = feed(second, &source, batch).into_winners().unwrap();
-            prop_assert_eq!(values(&two_pass, times.len()), expected);
+            prop_assert_eq!(values(&two_pass, times.len()), expected.clone());
+
+            // Two passes over a source that tells positions: the second reads only the rows
+            // the first found winning.
+            let first = AsOfJoin::new(&index, ttl, vec![], Retention::KeepAll);
+            let first = feed_positioned(first, &source, batch);
+            let last = first.into_final();
+            let picked: Vec<Row> = last
+                .positions()
+                .unwrap_or_default()
+                .iter()
+                .map(|&p| source[p as usize].clone())
+                .collect();
+            let second = AsOfJoin::new(&index, ttl, vec![DataType::Float64], Retention::FinalOnly(last));
+            let picked_pass = feed(second, &picked, batch).into_winners().unwrap();
+            prop_assert_eq!(values(&picked_pass, times.len()), expected);
         }
+    }
+
+    /// Pushes `source`'s keys and times in batches of `batch` rows, each row's index in
+    /// `source` as its position.
+    fn feed_positioned<'a>(mut join: AsOfJoin<'a>, source: &[Row], batch: usize) -> AsOfJoin<'a> {
+        for (i, part) in source.chunks(batch).enumerate() {
+            let keys = key_columns(part);
+            let times: Int64Array = part.iter().map(|r| r.time).collect();
+            let created: Int64Array = part.iter().map(|r| r.created).collect();
+            let first = (i * batch) as u64;
+            let positions = UInt64Array::from_iter_values(first..first + part.len() as u64);
+            join.push(&SourceBatch {
+                keys: &keys,
+                times: &times,
+                created: Some(&created),
+                features: &[],
+                positions: Some(&positions),
+            })
+            .unwrap();
+        }
+        join
     }
 
     /// Pushes `source` in batches of `batch` rows, its values as the one feature when the
@@ -750,6 +820,7 @@ mod tests {
                 times: &times,
                 created: Some(&created),
                 features: &features,
+                positions: None,
             })
             .unwrap();
         }

@@ -1,17 +1,21 @@
 //! Typed Parquet files read as stored: row groups decode in parallel, yet rows come out in
 //! file and row order, filtered and projected as asked, from local files (read page by page)
-//! and from object stores (read a row group at a time) alike.
+//! and from object stores (read a row group at a time) alike; by position, a scan reads only
+//! the rows asked for.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit, UInt64Type};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
-use trainstore_core::{DataSource, MountTable, ScanRequest, StorageOptions, TimeRange, Timestamp};
+use trainstore_core::{
+    DataSource, Error, MountTable, POSITION_COLUMN, ScanRequest, StorageOptions, TimeRange,
+    Timestamp,
+};
 use trainstore_doris::ParquetSource;
 
 use crate::support::scan_all;
@@ -116,6 +120,57 @@ async fn reads_in_order(location: &str) {
     assert_eq!(some[0].num_columns(), 1);
     assert!(some.iter().all(|b| b.column(0).null_count() == 0));
     assert_eq!(ids(some), (2_500..4_100).collect::<Vec<_>>());
+
+    // A row's position is its place in the files read in order: here, its id.
+    let positioned = source.positioned().expect("files have fixed positions");
+    let told: Vec<RecordBatch> = positioned
+        .scan_with_positions(&request)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(told[0].schema().field(1).name(), POSITION_COLUMN);
+    let positions: Vec<i64> = told
+        .iter()
+        .flat_map(|b| b.column(1).as_primitive::<UInt64Type>().values().to_vec())
+        .map(|p| p as i64)
+        .collect();
+    assert_eq!(positions, ids(told));
+
+    // Picks in both files, in row groups before and inside the time range, next to each
+    // other, at a file's last row and past the end: only those in range come back.
+    let picks = [
+        5, 96, 97, 2_499, 2_500, 2_501, 2_999, 3_000, 3_001, 3_777, 4_099, 4_100, 9_999,
+    ];
+    let picked: Vec<RecordBatch> = positioned
+        .scan_positions(&request, &picks)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(picked),
+        vec![2_500, 2_501, 2_999, 3_000, 3_001, 3_777, 4_099]
+    );
+    let none: Vec<RecordBatch> = positioned
+        .scan_positions(&request, &[])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(ids(none), Vec::<i64>::new());
+    let err = positioned
+        .scan_positions(&request, &[3, 2])
+        .await
+        .err()
+        .expect("positions out of order are refused");
+    assert!(
+        matches!(err, Error::InvalidInput { .. }) && err.to_string().contains("ascend"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
