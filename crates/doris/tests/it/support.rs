@@ -3,7 +3,7 @@
 use arrow::array::RecordBatch;
 use futures::TryStreamExt;
 use mysql_async::prelude::Queryable;
-use trainstore_core::{DataSource, ScanRequest, Secret};
+use trainstore_core::{DataSource, RecordBatchStream, Result, ScanRequest, Secret};
 
 pub fn server_url() -> String {
     std::env::var("TRAINSTORE_TEST_MYSQL_URL").expect(
@@ -13,13 +13,12 @@ pub fn server_url() -> String {
 
 /// Everything `source` returns for an unfiltered scan (panics on any error).
 pub async fn scan_all(source: &impl DataSource) -> Vec<RecordBatch> {
-    source
-        .scan(&ScanRequest::default())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
+    collect(source.scan(&ScanRequest::default()).await).await
+}
+
+/// Every batch of a scan that must start and end well (panics on any error).
+pub async fn collect(stream: Result<RecordBatchStream>) -> Vec<RecordBatch> {
+    stream.unwrap().try_collect().await.unwrap()
 }
 
 /// A database created for one test and dropped by [`TestDb::drop_db`].

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit, UInt64Type};
-use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
@@ -18,7 +17,7 @@ use trainstore_core::{
 };
 use trainstore_doris::ParquetSource;
 
-use crate::support::scan_all;
+use crate::support::{collect, scan_all};
 
 /// A Parquet file of `rows` rows with ids from `first` and times `id * 10` ms, in row groups
 /// of 97 rows.
@@ -110,26 +109,14 @@ async fn reads_in_order(location: &str) {
         projection: Some(vec!["id".into()]),
         ..Default::default()
     };
-    let some: Vec<RecordBatch> = source
-        .scan(&request)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let some: Vec<RecordBatch> = collect(source.scan(&request).await).await;
     assert_eq!(some[0].num_columns(), 1);
     assert!(some.iter().all(|b| b.column(0).null_count() == 0));
     assert_eq!(ids(some), (2_500..4_100).collect::<Vec<_>>());
 
     // A row's position is its place in the files read in order: here, its id.
     let positioned = source.positioned().expect("files have fixed positions");
-    let told: Vec<RecordBatch> = positioned
-        .scan_with_positions(&request)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let told: Vec<RecordBatch> = collect(positioned.scan_with_positions(&request).await).await;
     assert_eq!(told[0].schema().field(1).name(), POSITION_COLUMN);
     let positions: Vec<i64> = told
         .iter()
@@ -143,24 +130,12 @@ async fn reads_in_order(location: &str) {
     let picks = [
         5, 96, 97, 2_499, 2_500, 2_501, 2_999, 3_000, 3_001, 3_777, 4_099, 4_100, 9_999,
     ];
-    let picked: Vec<RecordBatch> = positioned
-        .scan_positions(&request, &picks)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let picked: Vec<RecordBatch> = collect(positioned.scan_positions(&request, &picks).await).await;
     assert_eq!(
         ids(picked),
         vec![2_500, 2_501, 2_999, 3_000, 3_001, 3_777, 4_099]
     );
-    let none: Vec<RecordBatch> = positioned
-        .scan_positions(&request, &[])
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let none: Vec<RecordBatch> = collect(positioned.scan_positions(&request, &[]).await).await;
     assert_eq!(ids(none), Vec::<i64>::new());
     let err = positioned
         .scan_positions(&request, &[3, 2])
