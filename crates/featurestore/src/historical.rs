@@ -22,10 +22,10 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema, UInt64Type};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use trainstore_core::{
     AsOfScan, AsOfWindows, DataSourceRef, Error, NoProgress, Operation, Progress, ProgressRef,
-    RecordBatchStream, Result, ScanRequest, TimeRange, Timestamp, repeated_column,
+    RecordBatchStream, Result, ScanRequest, TimeRange, Timestamp, parallel, repeated_column,
 };
 
 use crate::definitions::{Definitions, FeatureRef, FeatureView, Field};
@@ -550,10 +550,19 @@ async fn join_view(
         |retention: Retention| AsOfJoin::new(&index, ttl_ns, feature_types.clone(), retention);
     match &v.source {
         JoinSource::Offline(source) => {
-            let stream = source.scan(&request).await?;
-            let stream = (stream, Positions::Untold);
-            let join = feed(v, &index, joined(Retention::KeepAll), stream, progress).await?;
-            join.into_winners()
+            // The segments are mapped, so holding all their batches costs nothing: they are
+            // taken in on every core, each thread a share of them, and the joins merged.
+            let batches: Vec<RecordBatch> = source.scan(&request).await?.try_collect().await?;
+            let parts = parallel::threads().min(batches.len()).max(1);
+            let joins = parallel::map_indexed(parts, |part| {
+                let mut join = joined(Retention::KeepAll);
+                for batch in batches.iter().skip(part).step_by(parts) {
+                    progress.advance(batch.num_rows() as u64);
+                    take_in(v, &index, &mut join, batch.clone(), Positions::Untold)?;
+                }
+                Ok(join)
+            });
+            AsOfJoin::merge(joins.into_iter().collect::<Result<_>>()?)?.into_winners()
         }
         JoinSource::Scan(source) => {
             let times_only = v.selection.times_request(time_range);
@@ -621,28 +630,39 @@ async fn feed<'a>(
     progress: &dyn Progress,
 ) -> Result<AsOfJoin<'a>> {
     while let Some(batch) = stream.next().await {
-        let mut batch = batch?;
+        let batch = batch?;
         progress.advance(batch.num_rows() as u64);
-        let positions = match told {
-            Positions::Last => {
-                let last = batch.num_columns() - 1;
-                let positions = batch.column(last).as_primitive::<UInt64Type>().clone();
-                batch.remove_column(last);
-                Some(positions)
-            }
-            Positions::Untold => None,
-        };
-        let parts = v.selection.split(&batch)?;
-        let keys = align_keys(parts.keys.to_vec(), index.key_types())?;
-        join.push(&SourceBatch {
-            keys: &keys,
-            times: &parts.event,
-            created: parts.created.as_ref(),
-            features: parts.features,
-            positions: positions.as_ref(),
-        })?;
+        take_in(v, index, &mut join, batch, told)?;
     }
     Ok(join)
+}
+
+/// Takes one batch of one of the selection's requests into `join`.
+fn take_in(
+    v: &ViewRequest,
+    index: &EntityIndex,
+    join: &mut AsOfJoin<'_>,
+    mut batch: RecordBatch,
+    told: Positions,
+) -> Result<()> {
+    let positions = match told {
+        Positions::Last => {
+            let last = batch.num_columns() - 1;
+            let positions = batch.column(last).as_primitive::<UInt64Type>().clone();
+            batch.remove_column(last);
+            Some(positions)
+        }
+        Positions::Untold => None,
+    };
+    let parts = v.selection.split(&batch)?;
+    let keys = align_keys(parts.keys.to_vec(), index.key_types())?;
+    join.push(&SourceBatch {
+        keys: &keys,
+        times: &parts.event,
+        created: parts.created.as_ref(),
+        features: parts.features,
+        positions: positions.as_ref(),
+    })
 }
 
 /// Asks `doris` for the latest row of each entity slot's window: keys (`entity_keys`, in the

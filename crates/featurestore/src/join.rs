@@ -13,7 +13,8 @@
 //! reads keys and times alone and finds each slot's final winner, the second copies out of
 //! each batch only the rows that win in the end, so memory holds the answer once. Batches
 //! that sit in memory anyway (a mapped offline-store segment) are all kept and only the final
-//! winners copied, once, at the end. The few rows a pushdown returns are kept up to a budget,
+//! winners copied, once, at the end; they are also taken in on every core, each thread's join
+//! a share of the batches, merged by [`AsOfJoin::merge`]. The few rows a pushdown returns are kept up to a budget,
 //! then the current winners are compacted.
 //!
 //! Duplicate entity rows (same keys and time) share one slot and one answer (rule 6.1 of
@@ -242,6 +243,11 @@ pub(crate) struct AsOfJoin<'a> {
     won: Vec<u32>,
     /// Each slot's winner's position in the source, once a batch has told positions.
     best_position: Vec<u64>,
+    /// Batches taken in so far, and (with [`Retention::KeepAll`]) the number of the batch each
+    /// chunk came from: what [`AsOfJoin::merge`] orders the winners of a source split across
+    /// threads by.
+    pushed: usize,
+    chunk_batch: Vec<usize>,
 }
 
 /// How much of the source the join may keep.
@@ -302,11 +308,71 @@ impl<'a> AsOfJoin<'a> {
             retention,
             won: Vec::new(),
             best_position: Vec::new(),
+            pushed: 0,
+            chunk_batch: Vec::new(),
         }
+    }
+
+    /// The join of a whole source from joins of its parts, taken in on threads of their own:
+    /// batch `b` of the source went to `joins[b % joins.len()]`. Each slot's winner is the
+    /// latest of the parts' winners by (event time, created time), then source order, as one
+    /// join over every batch would have chosen. Only joins that keep every batch
+    /// ([`Retention::KeepAll`]) merge: a compaction forgets which batch a row came from.
+    pub(crate) fn merge(joins: Vec<AsOfJoin<'a>>) -> Result<AsOfJoin<'a>> {
+        let parts = joins.len();
+        let Some(first) = joins.first() else {
+            return Err(Error::Internal {
+                operation: "merging joins".into(),
+                reason: "no joins to merge".into(),
+            });
+        };
+        if joins.iter().any(|j| j.retention != Retention::KeepAll) {
+            return Err(Error::Internal {
+                operation: "merging joins".into(),
+                reason: "only joins that keep every batch merge".into(),
+            });
+        }
+        let mut out = AsOfJoin::new(
+            first.index,
+            first.ttl_ns,
+            first.feature_types.clone(),
+            Retention::KeepAll,
+        );
+        for (part, join) in joins.into_iter().enumerate() {
+            let offset = out.chunks.len() as u32;
+            let source_batch = |chunk: u32| part + join.chunk_batch[chunk as usize] * parts;
+            for slot in 0..join.best_chunk.len() {
+                let chunk = join.best_chunk[slot];
+                if chunk == NONE {
+                    continue;
+                }
+                let latest = |j: &AsOfJoin, batch: usize| {
+                    (
+                        j.best_time[slot],
+                        j.best_created[slot],
+                        batch,
+                        j.best_row[slot],
+                    )
+                };
+                let candidate = latest(&join, source_batch(chunk));
+                let held = out.best_chunk[slot];
+                if held == NONE || candidate > latest(&out, out.chunk_batch[held as usize]) {
+                    out.best_time[slot] = join.best_time[slot];
+                    out.best_created[slot] = join.best_created[slot];
+                    out.best_row[slot] = join.best_row[slot];
+                    out.best_chunk[slot] = offset + chunk;
+                }
+            }
+            out.chunk_batch
+                .extend((0..join.chunks.len() as u32).map(source_batch));
+            out.chunks.extend(join.chunks);
+        }
+        Ok(out)
     }
 
     /// Takes in one batch of source rows.
     pub(crate) fn push(&mut self, batch: &SourceBatch<'_>) -> Result<()> {
+        self.pushed += 1;
         let index = self.index;
         let len = batch.times.len();
         if len == 0 || index.slots() == 0 {
@@ -361,6 +427,9 @@ impl<'a> AsOfJoin<'a> {
             .map(|c| c.get_array_memory_size())
             .sum::<usize>();
         self.chunks.push(batch.features.to_vec());
+        if self.retention == Retention::KeepAll {
+            self.chunk_batch.push(self.pushed - 1);
+        }
         if let Retention::Budget(budget) = self.retention
             && self.kept_bytes > self.compacted_bytes + budget.max(self.compacted_bytes)
         {
@@ -743,6 +812,7 @@ mod tests {
             batch in 1usize..20,
             ttl in proptest::option::of(0i64..15),
             budget in proptest::option::of(0usize..2_000),
+            parts in 1usize..4,
         ) {
             match layout {
                 // Long runs of one key, times in any order.
@@ -758,6 +828,17 @@ mod tests {
             let one_pass = AsOfJoin::new(&index, ttl, vec![DataType::Float64], retention);
             let one_pass = feed(one_pass, &source, batch).into_winners().unwrap();
             prop_assert_eq!(values(&one_pass, times.len()), expected.clone());
+
+            // The batches dealt out to `parts` joins in turn, then merged.
+            let mut joins: Vec<AsOfJoin> = (0..parts)
+                .map(|_| AsOfJoin::new(&index, ttl, vec![DataType::Float64], Retention::KeepAll))
+                .collect();
+            for (b, part) in source.chunks(batch).enumerate() {
+                let join = joins.remove(b % parts);
+                joins.insert(b % parts, feed(join, part, batch));
+            }
+            let merged = AsOfJoin::merge(joins).unwrap().into_winners().unwrap();
+            prop_assert_eq!(values(&merged, times.len()), expected.clone());
 
             // Two passes: times only, then only the final winners' values kept.
             let first = feed(AsOfJoin::new(&index, ttl, vec![], Retention::KeepAll), &source, batch);
