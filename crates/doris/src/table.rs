@@ -168,7 +168,12 @@ impl ParquetSource {
             }
             let local = local_dir(&self.url).map(|dir| dir.join(path.as_ref()));
             for index in 0..metadata.metadata().num_row_groups() {
-                let rows = metadata.metadata().row_group(index).num_rows() as u64;
+                let rows = u64::try_from(metadata.metadata().row_group(index).num_rows()).map_err(
+                    |_| Error::Corrupt {
+                        path: path.to_string(),
+                        reason: format!("row group {index} has a negative number of rows"),
+                    },
+                )?;
                 units.push(RowGroup {
                     local: local.clone(),
                     reader: StoreReader {
@@ -181,7 +186,10 @@ impl ParquetSource {
                     first,
                     rows,
                 });
-                first += rows;
+                first = first.checked_add(rows).ok_or_else(|| Error::Corrupt {
+                    path: path.to_string(),
+                    reason: "more rows than positions can count".into(),
+                })?;
             }
         }
         Ok(units)
@@ -256,10 +264,10 @@ impl RowGroup {
                 let batch = batch.map_err(|e| parquet_error(&path, e))?;
                 let batch = job.apply(batch, &mut next)?;
                 if batch.num_rows() > 0 && tx.send(Ok(batch)).await.is_err() {
-                    break;
+                    return Ok(());
                 }
             }
-            Ok(())
+            job.rows.check_count(span, next, &path)
         }
         .await;
         if let Err(e) = result {
@@ -303,10 +311,10 @@ fn read_local(
         let batch = batch.map_err(|e| parquet_error(&shown, e.into()))?;
         let batch = job.apply(batch, &mut next)?;
         if batch.num_rows() > 0 && tx.blocking_send(Ok(batch)).is_err() {
-            break;
+            return Ok(());
         }
     }
-    Ok(())
+    job.rows.check_count(span, next, &shown)
 }
 
 /// What a scan does to each decoded batch: filter, then pick the output columns (indices into
@@ -318,14 +326,15 @@ struct Job {
 }
 
 impl Job {
-    /// `batch` filtered and projected; `next` is the position of its first row, moved past
-    /// it (only a scan that decodes every row needs it).
+    /// `batch` filtered and projected; `next` is the position of its first row (when every
+    /// row is decoded), moved past it.
     fn apply(&self, batch: RecordBatch, next: &mut u64) -> Result<RecordBatch> {
+        let n = batch.num_rows() as u64;
+        let first = *next;
+        *next += n;
         let batch = match self.rows {
             RowChoice::AllWithPositions => {
-                let n = batch.num_rows() as u64;
-                let positions: ArrayRef = Arc::new(UInt64Array::from_iter_values(*next..*next + n));
-                *next += n;
+                let positions: ArrayRef = Arc::new(UInt64Array::from_iter_values(first..first + n));
                 let mut fields = batch.schema().fields().to_vec();
                 fields.push(Arc::new(Field::new(
                     POSITION_COLUMN,
@@ -366,6 +375,23 @@ enum Selection {
 }
 
 impl RowChoice {
+    /// Refuses a row group that decoded to another number of rows than its footer says:
+    /// positions counted from the footer would name other rows.
+    fn check_count(&self, span: Span, next: u64, path: &Path) -> Result<()> {
+        let decoded = next - span.first;
+        match self {
+            RowChoice::Picked(_) => Ok(()),
+            _ if decoded == span.rows => Ok(()),
+            _ => Err(Error::Corrupt {
+                path: path.to_string(),
+                reason: format!(
+                    "a row group of {} rows by the footer decoded to {decoded}",
+                    span.rows
+                ),
+            }),
+        }
+    }
+
     fn selection(&self, span: Span) -> Selection {
         let RowChoice::Picked(positions) = self else {
             return Selection::All;
@@ -509,5 +535,59 @@ impl ParquetSource {
             }
         });
         Ok(limited(rx, request.limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selectors(choice: &RowChoice, span: Span) -> Option<Vec<(bool, usize)>> {
+        match choice.selection(span) {
+            Selection::Rows(rows) => Some(rows.iter().map(|s| (s.skip, s.row_count)).collect()),
+            Selection::Nothing => Some(Vec::new()),
+            Selection::All => None,
+        }
+    }
+
+    #[test]
+    fn picks_become_runs_of_selected_rows_between_skips() {
+        let span = Span {
+            first: 100,
+            rows: 50,
+        };
+        let picked = RowChoice::Picked(vec![5, 100, 101, 103, 149, 150]);
+        assert_eq!(
+            selectors(&picked, span),
+            Some(vec![
+                (false, 2),
+                (true, 1),
+                (false, 1),
+                (true, 45),
+                (false, 1)
+            ])
+        );
+        let elsewhere = RowChoice::Picked(vec![5, 150]);
+        assert_eq!(selectors(&elsewhere, span), Some(Vec::new()));
+        assert_eq!(selectors(&RowChoice::All, span), None);
+        assert_eq!(selectors(&RowChoice::AllWithPositions, span), None);
+    }
+
+    #[test]
+    fn a_row_group_decoded_to_another_count_than_its_footer_is_corrupt() {
+        let span = Span { first: 10, rows: 5 };
+        let path = Path::from("f.parquet");
+        RowChoice::All.check_count(span, 15, &path).unwrap();
+        let err = RowChoice::AllWithPositions
+            .check_count(span, 17, &path)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt { .. }) && err.to_string().contains("decoded to 7"),
+            "{err}"
+        );
+        // A scan of picked rows decodes only those.
+        RowChoice::Picked(vec![11])
+            .check_count(span, 11, &path)
+            .unwrap();
     }
 }
