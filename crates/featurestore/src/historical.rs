@@ -647,8 +647,16 @@ fn take_in(
 ) -> Result<()> {
     let positions = match told {
         Positions::Last => {
-            let last = batch.num_columns() - 1;
-            let positions = batch.column(last).as_primitive::<UInt64Type>().clone();
+            let last = batch.num_columns().saturating_sub(1);
+            let positions = batch
+                .columns()
+                .get(last)
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+                .ok_or_else(|| Error::Internal {
+                    operation: "the join's first pass".into(),
+                    reason: "the source's batch does not end with row positions".into(),
+                })?
+                .clone();
             batch.remove_column(last);
             Some(positions)
         }
